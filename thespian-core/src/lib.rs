@@ -1,0 +1,39 @@
+//! The shared vocabulary of thespian-rs.
+//!
+//! Every other crate speaks these types: [`ActorAddress`], [`Message`] / [`Payload`] /
+//! [`Envelope`], [`Capabilities`], Thespian's system messages, the [`Actor`] trait and its
+//! [`Context`], the type [`dispatch`]er, and the two sans-IO machines every base drives: the
+//! per-actor [`ActorCell`] and the per-system [`Registry`]. Nothing here opens a socket, spawns a
+//! thread or reads the clock; system bases are drivers around these machines.
+
+#![warn(missing_docs)]
+
+pub mod actor;
+pub mod address;
+pub mod base;
+pub mod capabilities;
+pub mod context;
+pub mod dispatch;
+pub mod error;
+pub mod lifecycle;
+pub mod message;
+pub mod registry;
+pub mod system_messages;
+
+pub use actor::{Actor, ActorError, ActorResult, ActorSpec, CreateRequest, NewActor};
+pub use address::{ActorAddress, SystemId};
+pub use base::BaseDriver;
+pub use capabilities::{
+    keys, Capabilities, CapabilityError, CapabilityValue, RequireCapability, Requirements,
+};
+pub use context::{Context, Created, RemoteSystem, Services};
+pub use dispatch::{dispatch, Dispatch, Flow};
+pub use error::{Result, ThespianError};
+pub use lifecycle::{ActorCell, CellState};
+pub use message::{Envelope, IntoMessage, Message, MessageError, Payload, TakeError};
+pub use registry::Registry;
+pub use system_messages::{
+    ActorExitRequest, ActorStatus, ActorSystemConventionUpdate, ChildActorExited, DeadEnvelope,
+    LoadedSource, PoisonMessage, StatusRequest, SystemStatus, UnloadedSource, ValidateSource,
+    ValidatedSource, WakeupMessage, WatchMessage,
+};

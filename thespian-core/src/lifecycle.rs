@@ -1,0 +1,308 @@
+//! The sans-IO actor-lifecycle machine: what happens to one actor when a message arrives.
+//!
+//! Every base drives this one machine, so each rule is written once: one message at a time;
+//! a failure (an `Err` or a caught panic) is retried once at once, then returned to the sender
+//! as a `PoisonMessage` (never poison of poison); `ActorExitRequest` runs the handler, then the
+//! children exit first, bottom-up, each ancestor getting `ChildActorExited`; while exiting only
+//! exit traffic is handled and the rest becomes dead letters; status requests are answered by
+//! the framework. The machine performs no IO: every effect goes through [`Services`].
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use crate::actor::{panic_text, Actor, ActorSpec};
+use crate::address::ActorAddress;
+use crate::capabilities::Requirements;
+use crate::context::{Context, Services};
+use crate::message::{Envelope, Payload};
+use crate::system_messages::{
+    ActorExitRequest, ActorStatus, ChildActorExited, PoisonMessage, StatusRequest, WakeupMessage,
+};
+
+/// Where an actor is in its life.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CellState {
+    /// Handling messages.
+    Running,
+    /// Handled its exit request; waiting for its children to exit.
+    Exiting,
+    /// Gone: the driver drops the actor and dead-letters what is still queued for it.
+    Exited,
+}
+
+/// The framework's state for one actor, next to the user's actor value.
+#[derive(Debug)]
+pub struct ActorCell {
+    address: ActorAddress,
+    parent: ActorAddress,
+    spec: ActorSpec,
+    requirements: Requirements,
+    global_name: Option<String>,
+    children: Vec<ActorAddress>,
+    pending_wakeups: Vec<Duration>,
+    state: CellState,
+    received: u64,
+}
+
+impl ActorCell {
+    /// The state of a newly constructed actor. `parent` is the admin for top-level actors.
+    pub fn new(
+        address: ActorAddress,
+        parent: ActorAddress,
+        spec: ActorSpec,
+        requirements: Requirements,
+        global_name: Option<String>,
+    ) -> ActorCell {
+        ActorCell {
+            address,
+            parent,
+            spec,
+            requirements,
+            global_name,
+            children: Vec::new(),
+            pending_wakeups: Vec::new(),
+            state: CellState::Running,
+            received: 0,
+        }
+    }
+
+    /// The actor's address.
+    pub fn address(&self) -> &ActorAddress {
+        &self.address
+    }
+
+    /// The actor's parent (the admin for top-level actors).
+    pub fn parent(&self) -> &ActorAddress {
+        &self.parent
+    }
+
+    /// Where the actor is in its life.
+    pub fn state(&self) -> CellState {
+        self.state
+    }
+
+    /// The actor's live children.
+    pub fn children(&self) -> &[ActorAddress] {
+        &self.children
+    }
+
+    /// The actor's type description.
+    pub fn spec(&self) -> &ActorSpec {
+        &self.spec
+    }
+
+    /// The requirements the actor was created with.
+    pub fn requirements(&self) -> &Requirements {
+        &self.requirements
+    }
+
+    /// Handles one message for this actor. Returns the state afterwards; on `Exited` the driver
+    /// drops the actor (the machine has already told the parent and called `actor_exited`).
+    pub fn handle(
+        &mut self,
+        actor: &mut dyn Actor,
+        envelope: Envelope,
+        services: &mut dyn Services,
+    ) -> CellState {
+        let payload = envelope.payload();
+        if payload.has_type::<StatusRequest>() {
+            self.reply_status(envelope.sender(), services);
+            return self.state;
+        }
+        match self.state {
+            CellState::Exited => services.dead_letter(&self.address.clone(), envelope),
+            CellState::Exiting => self.handle_while_exiting(actor, envelope, services),
+            CellState::Running => self.handle_running(actor, envelope, services),
+        }
+        self.state
+    }
+
+    /// Starts this actor's exit without running its handler (used when its process or host is
+    /// lost). Children are asked to exit as for a recursive request.
+    pub fn begin_exit(&mut self, services: &mut dyn Services) -> CellState {
+        if self.state == CellState::Running {
+            self.start_exit(true, services);
+        }
+        self.state
+    }
+
+    fn handle_running(
+        &mut self,
+        actor: &mut dyn Actor,
+        envelope: Envelope,
+        services: &mut dyn Services,
+    ) {
+        self.received += 1;
+        let payload = envelope.payload();
+        if let Ok(exit) = payload.get::<ActorExitRequest>() {
+            // The handler runs once; a failing exit handler still exits.
+            if let Err(details) = self.attempt(actor, &envelope, services) {
+                log::warn!(
+                    "{}: exit handler failed (exiting anyway): {details}",
+                    self.address
+                );
+            }
+            let recursive = exit.is_recursive();
+            self.start_exit(recursive, services);
+            return;
+        }
+        if let Ok(exited) = payload.get::<ChildActorExited>() {
+            let child = exited.child_address.clone();
+            self.children.retain(|c| *c != child);
+        } else if payload.has_type::<WakeupMessage>() {
+            if let Ok(w) = payload.get::<WakeupMessage>() {
+                if let Some(i) = self
+                    .pending_wakeups
+                    .iter()
+                    .position(|d| *d == w.delay_period)
+                {
+                    self.pending_wakeups.remove(i);
+                }
+            }
+        }
+        self.deliver_with_retry(actor, envelope, services);
+    }
+
+    fn handle_while_exiting(
+        &mut self,
+        actor: &mut dyn Actor,
+        envelope: Envelope,
+        services: &mut dyn Services,
+    ) {
+        let payload = envelope.payload();
+        if let Ok(exited) = payload.get::<ChildActorExited>() {
+            let child = exited.child_address.clone();
+            self.children.retain(|c| *c != child);
+            if let Err(details) = self.attempt(actor, &envelope, services) {
+                log::warn!(
+                    "{}: ChildActorExited handler failed while exiting: {details}",
+                    self.address
+                );
+            }
+            if self.children.is_empty() {
+                self.finish_exit(services);
+            }
+        } else if payload.has_type::<ActorExitRequest>() {
+            // Already exiting: a repeated request changes nothing.
+        } else {
+            let me = self.address.clone();
+            services.dead_letter(&me, envelope);
+        }
+    }
+
+    /// Runs `receive` once, catching panics. The error text on failure.
+    fn attempt(
+        &mut self,
+        actor: &mut dyn Actor,
+        envelope: &Envelope,
+        services: &mut dyn Services,
+    ) -> Result<(), String> {
+        let mut ctx = Context::new(
+            &self.address,
+            self.global_name.as_deref(),
+            &mut self.children,
+            &mut self.pending_wakeups,
+            services,
+        );
+        match catch_unwind(AssertUnwindSafe(|| actor.receive(envelope, &mut ctx))) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(panic) => Err(format!("panic: {}", panic_text(&*panic))),
+        }
+    }
+
+    fn deliver_with_retry(
+        &mut self,
+        actor: &mut dyn Actor,
+        envelope: Envelope,
+        services: &mut dyn Services,
+    ) {
+        let first = match self.attempt(actor, &envelope, services) {
+            Ok(()) => return,
+            Err(details) => details,
+        };
+        log::warn!(
+            "{} ({}) failed on {:?}, retrying once: {first}",
+            self.address,
+            self.spec.type_name(),
+            envelope.type_name()
+        );
+        let details = match self.attempt(actor, &envelope, services) {
+            Ok(()) => return,
+            Err(details) => details,
+        };
+        log::error!(
+            "{} ({}) failed twice on {:?}: {details}",
+            self.address,
+            self.spec.type_name(),
+            envelope.type_name()
+        );
+        let (sender, payload) = envelope.into_parts();
+        if payload.has_type::<PoisonMessage>() {
+            return; // Poison never wraps poison.
+        }
+        let poison = Payload::new(PoisonMessage::new(payload, details));
+        if let Err(e) = services.send(&self.address, &sender, poison) {
+            log::error!(
+                "{}: could not return PoisonMessage to {sender}: {e}",
+                self.address
+            );
+        }
+    }
+
+    fn start_exit(&mut self, recursive: bool, services: &mut dyn Services) {
+        self.state = CellState::Exiting;
+        self.pending_wakeups.clear();
+        if !recursive {
+            self.children.clear(); // Orphaned: they keep running.
+        }
+        if self.children.is_empty() {
+            self.finish_exit(services);
+            return;
+        }
+        for child in self.children.clone() {
+            if let Err(e) =
+                services.send(&self.address, &child, Payload::new(ActorExitRequest::new()))
+            {
+                log::warn!(
+                    "{}: exit request to child {child} failed ({e}); treating it as exited",
+                    self.address
+                );
+                self.children.retain(|c| *c != child);
+            }
+        }
+        if self.children.is_empty() {
+            self.finish_exit(services);
+        }
+    }
+
+    fn finish_exit(&mut self, services: &mut dyn Services) {
+        self.state = CellState::Exited;
+        let me = self.address.clone();
+        services.actor_exited(&me);
+        if !self.parent.is_admin() {
+            let notice = Payload::new(ChildActorExited::new(me.clone()));
+            if let Err(e) = services.send(&me, &self.parent.clone(), notice) {
+                log::debug!("{me}: ChildActorExited to parent failed: {e}");
+            }
+        }
+    }
+
+    fn reply_status(&self, to: &ActorAddress, services: &mut dyn Services) {
+        let status = ActorStatus {
+            actor_address: self.address.clone(),
+            actor_type: self.spec.type_name().to_owned(),
+            admin_address: services.admin_address(),
+            parent_address: self.parent.clone(),
+            global_name: self.global_name.clone(),
+            exiting: self.state != CellState::Running,
+            child_actors: self.children.clone(),
+            pending_messages: services.mailbox_len(&self.address),
+            received_messages: self.received,
+            pending_wakeups: self.pending_wakeups.clone(),
+        };
+        if let Err(e) = services.send(&self.address, to, Payload::new(status)) {
+            log::debug!("{}: status reply to {to} failed: {e}", self.address);
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The sans-IO system registry: what an admin knows about its actors.
+//!
+//! One per actor system. It decides creates (global names first, then the capability check),
+//! keeps the parent of every live actor, the global names, the dead-letter handler and the
+//! system capabilities, and says which actors must exit after a capability update. Drivers own
+//! it (behind a lock when several threads share it) and carry out its decisions.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::actor::{ActorSpec, CreateRequest};
+use crate::address::{ActorAddress, AddressAllocator, SystemId};
+use crate::capabilities::{keys, Capabilities, CapabilityValue, Requirements};
+use crate::error::{Result, ThespianError};
+use crate::message::{Envelope, Payload};
+use crate::system_messages::{is_never_dead_lettered, DeadEnvelope, PoisonMessage, SystemStatus};
+
+/// What the registry remembers about a live actor.
+#[derive(Clone, Debug)]
+pub struct ActorRecord {
+    /// Its parent (the admin for top-level actors).
+    pub parent: ActorAddress,
+    /// Its type.
+    pub spec: ActorSpec,
+    /// The requirements it was created with (re-checked on capability updates).
+    pub requirements: Requirements,
+    /// Its global name, if any.
+    pub global_name: Option<String>,
+}
+
+/// The registry's decision on a create request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreatePlan {
+    /// The global name already names this live (or being created) actor.
+    Existing(ActorAddress),
+    /// Construct a new actor at this address, then call [`Registry::register`] or
+    /// [`Registry::abort`].
+    New(ActorAddress),
+}
+
+/// Where an undeliverable message goes.
+#[derive(Debug)]
+pub enum DeadLetterRoute {
+    /// To the dead-letter handler, wrapped in a `DeadEnvelope`.
+    Handler {
+        /// The handler.
+        handler: ActorAddress,
+        /// The `DeadEnvelope`.
+        payload: Payload,
+    },
+    /// Back to the sender as `PoisonMessage(message, "Child Aborted")`: the target never started.
+    ChildAborted {
+        /// The original sender.
+        sender: ActorAddress,
+        /// The `PoisonMessage`.
+        payload: Payload,
+    },
+    /// Nowhere: logged and dropped.
+    Drop,
+}
+
+/// The registry of one actor system.
+#[derive(Debug)]
+pub struct Registry {
+    base_name: &'static str,
+    addresses: AddressAllocator,
+    capabilities: Capabilities,
+    actors: HashMap<ActorAddress, ActorRecord>,
+    global_names: HashMap<String, ActorAddress>,
+    dead_letter_handler: Option<ActorAddress>,
+    aborted: HashSet<ActorAddress>,
+    in_shutdown: bool,
+}
+
+impl Registry {
+    /// A registry for system `system` of base `base_name`, with its capabilities (the caller
+    /// has added the base's own keys).
+    pub fn new(system: SystemId, base_name: &'static str, capabilities: Capabilities) -> Registry {
+        Registry {
+            base_name,
+            addresses: AddressAllocator::new(system),
+            capabilities,
+            actors: HashMap::new(),
+            global_names: HashMap::new(),
+            dead_letter_handler: None,
+            aborted: HashSet::new(),
+            in_shutdown: false,
+        }
+    }
+
+    /// The base's Thespian name.
+    pub fn base_name(&self) -> &'static str {
+        self.base_name
+    }
+
+    /// The system's admin address.
+    pub fn admin_address(&self) -> ActorAddress {
+        ActorAddress::admin(self.addresses.system())
+    }
+
+    /// A fresh address (for actors and external endpoints).
+    pub fn allocate(&self) -> ActorAddress {
+        self.addresses.allocate()
+    }
+
+    /// The system's capabilities.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    /// True once shutdown has begun.
+    pub fn in_shutdown(&self) -> bool {
+        self.in_shutdown
+    }
+
+    /// Marks the system as shutting down: later creates fail.
+    pub fn begin_shutdown(&mut self) {
+        self.in_shutdown = true;
+    }
+
+    /// True when `address` is a live (registered) actor.
+    pub fn is_alive(&self, address: &ActorAddress) -> bool {
+        self.actors.contains_key(address)
+    }
+
+    /// The record of a live actor.
+    pub fn record(&self, address: &ActorAddress) -> Option<&ActorRecord> {
+        self.actors.get(address)
+    }
+
+    /// Number of live actors.
+    pub fn live_count(&self) -> usize {
+        self.actors.len()
+    }
+
+    /// Decides a create: an existing actor for a known global name (checked before the type),
+    /// an error when the system is shutting down or the capabilities do not fit, else a new
+    /// address (with the global name reserved for it).
+    pub fn plan_create(&mut self, request: &CreateRequest) -> Result<CreatePlan> {
+        if self.in_shutdown {
+            return Err(ThespianError::SystemFailure(
+                "the actor system is shutting down".into(),
+            ));
+        }
+        if let Some(name) = &request.global_name {
+            if let Some(existing) = self.global_names.get(name) {
+                return Ok(CreatePlan::Existing(existing.clone()));
+            }
+        }
+        if let Some(hash) = &request.source_hash {
+            return Err(ThespianError::InvalidSourceHash(hash.clone()));
+        }
+        request
+            .spec
+            .check(&self.capabilities, &request.requirements)
+            .map_err(|unmet| ThespianError::NoCompatibleSystem {
+                actor_type: request.spec.type_name().to_owned(),
+                unmet,
+            })?;
+        let address = self.allocate();
+        if let Some(name) = &request.global_name {
+            self.global_names.insert(name.clone(), address.clone());
+        }
+        Ok(CreatePlan::New(address))
+    }
+
+    /// Records a constructed actor.
+    pub fn register(&mut self, address: ActorAddress, record: ActorRecord) {
+        self.actors.insert(address, record);
+    }
+
+    /// Records that the actor planned at `address` could not be constructed: its name is freed
+    /// and messages sent to it return to their senders as `Child Aborted` poison.
+    pub fn abort(&mut self, address: &ActorAddress) {
+        self.global_names.retain(|_, a| a != address);
+        self.aborted.insert(address.clone());
+    }
+
+    /// Forgets an exited actor: frees its name; a dead-letter handler that exits is unregistered.
+    pub fn exited(&mut self, address: &ActorAddress) -> Option<ActorRecord> {
+        let record = self.actors.remove(address);
+        if let Some(name) = record.as_ref().and_then(|r| r.global_name.as_ref()) {
+            if self.global_names.get(name) == Some(address) {
+                self.global_names.remove(name);
+            }
+        }
+        if self.dead_letter_handler.as_ref() == Some(address) {
+            self.dead_letter_handler = None;
+        }
+        record
+    }
+
+    /// Registers (`enable`) `actor` as the dead-letter handler (latest wins), or unregisters it
+    /// if it is the current one.
+    pub fn handle_dead_letters(&mut self, actor: &ActorAddress, enable: bool) {
+        if enable {
+            self.dead_letter_handler = Some(actor.clone());
+        } else if self.dead_letter_handler.as_ref() == Some(actor) {
+            self.dead_letter_handler = None;
+        }
+    }
+
+    /// The current dead-letter handler.
+    pub fn dead_letter_handler(&self) -> Option<&ActorAddress> {
+        self.dead_letter_handler.as_ref()
+    }
+
+    /// Decides where a message for the dead `target` goes.
+    pub fn route_dead_letter(&self, target: &ActorAddress, envelope: Envelope) -> DeadLetterRoute {
+        let (sender, payload) = envelope.into_parts();
+        if self.aborted.contains(target)
+            && !payload.has_type::<PoisonMessage>()
+            && !is_never_dead_lettered(&payload)
+        {
+            let poison = Payload::new(PoisonMessage::new(payload, "Child Aborted"));
+            return DeadLetterRoute::ChildAborted {
+                sender,
+                payload: poison,
+            };
+        }
+        if is_never_dead_lettered(&payload) {
+            log::debug!("discarding {} to dead {target}", payload.type_name());
+            return DeadLetterRoute::Drop;
+        }
+        match &self.dead_letter_handler {
+            Some(handler) if handler != target => DeadLetterRoute::Handler {
+                handler: handler.clone(),
+                payload: Payload::new(DeadEnvelope::new(target.clone(), payload)),
+            },
+            _ => {
+                log::debug!("dead letter to {target} dropped (no handler): {payload:?}");
+                DeadLetterRoute::Drop
+            }
+        }
+    }
+
+    /// Sets or removes a capability. When the capabilities changed, returns the live actors
+    /// that no longer fit and whose ancestors still do (their exit takes their subtrees along).
+    pub fn update_capability(
+        &mut self,
+        name: &str,
+        value: Option<CapabilityValue>,
+    ) -> Vec<ActorAddress> {
+        if !self.capabilities.update(name, value) {
+            return Vec::new();
+        }
+        let misfits: HashSet<&ActorAddress> = self
+            .actors
+            .iter()
+            .filter(|(_, r)| r.spec.check(&self.capabilities, &r.requirements).is_err())
+            .map(|(a, _)| a)
+            .collect();
+        let mut out: Vec<ActorAddress> = misfits
+            .iter()
+            .filter(|a| !self.has_ancestor_in(a, &misfits))
+            .map(|a| (*a).clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn has_ancestor_in(&self, address: &ActorAddress, set: &HashSet<&ActorAddress>) -> bool {
+        let mut current = self.actors.get(address).map(|r| &r.parent);
+        let mut hops = 0;
+        while let Some(parent) = current {
+            if set.contains(parent) {
+                return true;
+            }
+            hops += 1;
+            if hops > self.actors.len() {
+                break;
+            }
+            current = self.actors.get(parent).map(|r| &r.parent);
+        }
+        false
+    }
+
+    /// Live actors whose parent is the admin or no longer alive (orphans): the roots that a
+    /// system shutdown asks to exit.
+    pub fn roots(&self) -> Vec<ActorAddress> {
+        let mut roots: Vec<ActorAddress> = self
+            .actors
+            .iter()
+            .filter(|(_, r)| r.parent.is_admin() || !self.actors.contains_key(&r.parent))
+            .map(|(a, _)| a.clone())
+            .collect();
+        roots.sort();
+        roots
+    }
+
+    /// The system's status report.
+    pub fn status(&self) -> SystemStatus {
+        let mut global_actors: Vec<(String, ActorAddress)> = self
+            .global_names
+            .iter()
+            .map(|(n, a)| (n.clone(), a.clone()))
+            .collect();
+        global_actors.sort();
+        let mut child_actors: Vec<ActorAddress> = self
+            .actors
+            .iter()
+            .filter(|(_, r)| r.parent.is_admin())
+            .map(|(a, _)| a.clone())
+            .collect();
+        child_actors.sort();
+        SystemStatus {
+            admin_address: self.admin_address(),
+            capabilities: self.capabilities.clone(),
+            in_shutdown: self.in_shutdown,
+            dead_letter_handler: self.dead_letter_handler.clone(),
+            global_actors,
+            child_actors,
+            live_actors: self.actors.len(),
+        }
+    }
+}
+
+/// Adds the keys every base sets (reference §4.2) to user capabilities.
+pub fn with_common_capabilities(
+    mut capabilities: Capabilities,
+    base_name: &'static str,
+    base_version: i64,
+) -> Capabilities {
+    capabilities.set(keys::ACTOR_SYSTEM_NAME, base_name);
+    capabilities.set(keys::ACTOR_SYSTEM_VERSION, base_version);
+    capabilities.set(keys::THESPIAN_VERSION, env!("CARGO_PKG_VERSION"));
+    let (major, minor) = crate::capabilities::THESPIAN_GENERATION;
+    capabilities.set(
+        keys::THESPIAN_GENERATION,
+        CapabilityValue::List(vec![
+            CapabilityValue::Int(major),
+            CapabilityValue::Int(minor),
+        ]),
+    );
+    capabilities
+}

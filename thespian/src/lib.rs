@@ -1,0 +1,69 @@
+//! Thespian actor systems in Rust.
+//!
+//! Actors only exchange messages, and the same actor code runs unchanged on different system
+//! bases, chosen at start-up:
+//!
+//! ```
+//! use std::time::Duration;
+//! use thespian::prelude::*;
+//!
+//! #[derive(Default)]
+//! struct Hello;
+//!
+//! impl Actor for Hello {
+//!     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+//!         if let Ok(name) = env.get::<String>() {
+//!             ctx.send(env.sender(), format!("Hello, {name}!"))?;
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! fn main() -> thespian::Result<()> {
+//!     thespian::init();
+//!     let sys = ActorSystem::builder().base(SystemBase::Simple).transient_unique(true).start()?;
+//!     let hello = sys.create_actor::<Hello>()?;
+//!     let reply = sys.ask(&hello, "world", Duration::from_secs(1))?.expect("a reply");
+//!     assert_eq!(reply.get::<String>()?, "Hello, world!");
+//!     sys.shutdown()
+//! }
+//! ```
+//!
+//! The vocabulary (addresses, messages, capabilities, system messages, the [`Actor`] trait and
+//! its [`Context`]) comes from `thespian-core` and is re-exported here. This crate adds the
+//! [`ActorSystem`] handle, the choice of [`SystemBase`], [`init`], and the `Simple` base.
+
+#![warn(missing_docs)]
+
+mod simple;
+mod system;
+
+pub use system::{ActorSystem, ActorSystemBuilder, CreateOptions, LogConfig, SystemBase};
+pub use thespian_core::{
+    self as core, dispatch, keys, message, Actor, ActorAddress, ActorError, ActorExitRequest,
+    ActorResult, ActorStatus, ActorSystemConventionUpdate, Capabilities, CapabilityError,
+    CapabilityValue, ChildActorExited, Context, CreateRequest, DeadEnvelope, Envelope, Flow,
+    IntoMessage, LoadedSource, Message, MessageError, NewActor, Payload, PoisonMessage,
+    RemoteSystem, RequireCapability, Requirements, StatusRequest, SystemStatus, ThespianError,
+    UnloadedSource, ValidateSource, ValidatedSource, WakeupMessage, WatchMessage,
+};
+
+/// `thespian`'s error type: one enum mapping Thespian's exceptions.
+pub type Error = ThespianError;
+
+/// Result of the public API.
+pub type Result<T, E = ThespianError> = std::result::Result<T, E>;
+
+/// The items most programs need: `use thespian::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        dispatch, message, Actor, ActorAddress, ActorExitRequest, ActorResult, ActorSystem,
+        Capabilities, CapabilityValue, ChildActorExited, Context, CreateOptions, DeadEnvelope,
+        Envelope, Flow, Message, PoisonMessage, Requirements, SystemBase, WakeupMessage,
+    };
+}
+
+/// Call first in `main()`. Multi-process bases re-execute the program as an admin or actor
+/// process, and `init()` is where such a process takes its role and never returns; in an
+/// ordinary run it returns at once. With only the `Simple` base built in, it does nothing.
+pub fn init() {}

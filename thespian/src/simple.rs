@@ -1,0 +1,559 @@
+//! The `Simple` base (Thespian's `simpleSystemBase`): every actor runs in the caller's thread,
+//! during `tell`, `ask` and `listen`, in one global FIFO order, deterministically.
+//!
+//! It is the synchronous driver of `thespian-core`'s machines: [`ActorCell`] decides what one
+//! message does to one actor, [`Registry`] decides creates, names, dead letters and capability
+//! updates; this module only queues messages, keeps timers and calls them. A processing limit
+//! per call (and the `ask`/`listen` deadline) keeps a message loop from hanging the caller.
+
+use std::cell::Cell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use thespian_core::capabilities::validate;
+use thespian_core::context::Created;
+use thespian_core::registry::{ActorRecord, CreatePlan, DeadLetterRoute};
+use thespian_core::system_messages::passes_to_external;
+use thespian_core::{
+    Actor, ActorAddress, ActorCell, ActorExitRequest, BaseDriver, Capabilities, CapabilityValue,
+    CellState, ChildActorExited, CreateRequest, Envelope, Payload, Registry, Result, Services,
+    StatusRequest, SystemId, ThespianError, WakeupMessage,
+};
+
+/// Thespian's name of this base.
+pub(crate) const BASE_NAME: &str = "simpleSystemBase";
+/// `Thespian ActorSystem Version` of this base.
+pub(crate) const BASE_VERSION: i64 = 2;
+/// Default processing limit: messages delivered per `tell`/`ask`/`listen` call.
+pub(crate) const DEFAULT_PROCESSING_LIMIT: usize = 1_000_000;
+
+thread_local! {
+    /// Set while this thread runs actors of a simple base: a re-entrant call would deadlock.
+    static DRIVING: Cell<bool> = const { Cell::new(false) };
+}
+
+struct Slot {
+    cell: ActorCell,
+    actor: Box<dyn Actor>,
+}
+
+struct Timer {
+    due: Instant,
+    seq: u64,
+    target: ActorAddress,
+    message: WakeupMessage,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Timer) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl Eq for Timer {}
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Timer) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timer {
+    fn cmp(&self, other: &Timer) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
+}
+
+/// Everything but the actors themselves: the `Services` the lifecycle machine acts through.
+struct World {
+    registry: Registry,
+    queue: VecDeque<(ActorAddress, Envelope)>,
+    endpoints: HashMap<ActorAddress, VecDeque<Envelope>>,
+    timers: BinaryHeap<Reverse<Timer>>,
+    timer_seq: u64,
+    now: Instant,
+    spawned: Vec<(ActorAddress, Slot)>,
+    shutdown_requested: bool,
+}
+
+impl World {
+    fn enqueue(&mut self, from: &ActorAddress, to: &ActorAddress, payload: Payload) {
+        let envelope = Envelope::new(from.clone(), payload);
+        if let Some(inbox) = self.endpoints.get_mut(to) {
+            inbox.push_back(envelope);
+        } else {
+            self.queue.push_back((to.clone(), envelope));
+        }
+    }
+
+    fn construct(
+        &mut self,
+        parent: &ActorAddress,
+        address: ActorAddress,
+        request: CreateRequest,
+    ) -> Result<Slot> {
+        let caps = self.registry.capabilities().clone();
+        match request.spec.construct(&caps, &request.requirements) {
+            Ok(actor) => {
+                self.registry.register(
+                    address.clone(),
+                    ActorRecord {
+                        parent: parent.clone(),
+                        spec: request.spec,
+                        requirements: request.requirements.clone(),
+                        global_name: request.global_name.clone(),
+                    },
+                );
+                let cell = ActorCell::new(
+                    address,
+                    parent.clone(),
+                    request.spec,
+                    request.requirements,
+                    request.global_name,
+                );
+                Ok(Slot { cell, actor })
+            }
+            Err(reason) => {
+                log::warn!(
+                    "actor {} ({address}) failed to start: {reason}",
+                    request.spec.type_name()
+                );
+                self.registry.abort(&address);
+                Err(ThespianError::ActorCreationFailed {
+                    actor_type: request.spec.type_name().to_owned(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    fn update_capability(&mut self, name: &str, value: Option<CapabilityValue>) -> Result<()> {
+        if let Some(v) = &value {
+            validate(name, v)?;
+        }
+        let admin = self.registry.admin_address();
+        for misfit in self.registry.update_capability(name, value) {
+            log::info!("{misfit} no longer fits the capabilities after updating {name:?}; asking it to exit");
+            self.enqueue(&admin, &misfit, Payload::new(ActorExitRequest::new()));
+        }
+        Ok(())
+    }
+}
+
+impl Services for World {
+    fn base_name(&self) -> &'static str {
+        BASE_NAME
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        self.registry.capabilities()
+    }
+
+    fn admin_address(&self) -> ActorAddress {
+        self.registry.admin_address()
+    }
+
+    fn send(&mut self, from: &ActorAddress, to: &ActorAddress, payload: Payload) -> Result<()> {
+        self.enqueue(from, to, payload);
+        Ok(())
+    }
+
+    fn create_actor(&mut self, parent: &ActorAddress, request: CreateRequest) -> Result<Created> {
+        match self.registry.plan_create(&request)? {
+            CreatePlan::Existing(address) => Ok(Created {
+                address,
+                is_child: false,
+            }),
+            CreatePlan::New(address) => {
+                match self.construct(parent, address.clone(), request) {
+                    Ok(slot) => self.spawned.push((address.clone(), slot)),
+                    // The child never started: its parent hears of it as of any child's exit.
+                    Err(_) => {
+                        let notice = Payload::new(ChildActorExited::new(address.clone()));
+                        self.enqueue(&address, parent, notice);
+                    }
+                }
+                Ok(Created {
+                    address,
+                    is_child: true,
+                })
+            }
+        }
+    }
+
+    fn wakeup_after(&mut self, actor: &ActorAddress, delay: Duration, payload: Option<Payload>) {
+        self.timer_seq += 1;
+        self.timers.push(Reverse(Timer {
+            due: self.now + delay,
+            seq: self.timer_seq,
+            target: actor.clone(),
+            message: WakeupMessage::new(delay, payload),
+        }));
+    }
+
+    fn handle_dead_letters(&mut self, actor: &ActorAddress, enable: bool) {
+        self.registry.handle_dead_letters(actor, enable);
+    }
+
+    fn update_capability(
+        &mut self,
+        _actor: &ActorAddress,
+        name: &str,
+        value: Option<CapabilityValue>,
+    ) -> Result<()> {
+        World::update_capability(self, name, value)
+    }
+
+    fn actor_system_shutdown(&mut self, actor: &ActorAddress) {
+        log::info!("{actor} asked for the actor system to shut down");
+        self.shutdown_requested = true;
+    }
+
+    fn dead_letter(&mut self, target: &ActorAddress, envelope: Envelope) {
+        match self.registry.route_dead_letter(target, envelope) {
+            DeadLetterRoute::Handler { handler, payload } => {
+                let admin = self.registry.admin_address();
+                self.enqueue(&admin, &handler, payload);
+            }
+            DeadLetterRoute::ChildAborted { sender, payload } => {
+                self.enqueue(target, &sender, payload)
+            }
+            DeadLetterRoute::Drop => {}
+        }
+    }
+
+    fn actor_exited(&mut self, actor: &ActorAddress) {
+        self.registry.exited(actor);
+    }
+
+    fn mailbox_len(&self, actor: &ActorAddress) -> usize {
+        self.queue.iter().filter(|(t, _)| t == actor).count()
+    }
+}
+
+struct Core {
+    world: World,
+    actors: HashMap<ActorAddress, Slot>,
+    processing_limit: usize,
+    shut_down: bool,
+}
+
+impl Core {
+    fn deliver(&mut self, target: ActorAddress, envelope: Envelope) {
+        self.world.now = Instant::now();
+        if target.is_admin() && target == self.world.registry.admin_address() {
+            self.admin_receive(envelope);
+            return;
+        }
+        match self.actors.get_mut(&target) {
+            Some(slot) => {
+                let state = slot
+                    .cell
+                    .handle(&mut *slot.actor, envelope, &mut self.world);
+                if state == CellState::Exited {
+                    self.actors.remove(&target);
+                }
+            }
+            None => self.world.dead_letter(&target, envelope),
+        }
+        for (address, slot) in self.world.spawned.drain(..) {
+            self.actors.insert(address, slot);
+        }
+    }
+
+    /// Messages to the admin: status requests are answered; anything else is discarded.
+    fn admin_receive(&mut self, envelope: Envelope) {
+        let admin = self.world.registry.admin_address();
+        if envelope.payload().has_type::<StatusRequest>() {
+            let status = self.world.registry.status();
+            self.world
+                .enqueue(&admin, envelope.sender(), Payload::new(status));
+        } else {
+            log::warn!(
+                "ADMIN DISCARD: {} from {}",
+                envelope.type_name(),
+                envelope.sender()
+            );
+        }
+    }
+
+    fn fire_due_timers(&mut self, now: Instant) {
+        while let Some(Reverse(timer)) = self.world.timers.peek() {
+            if timer.due > now {
+                break;
+            }
+            let Reverse(timer) = self.world.timers.pop().expect("peeked");
+            let alive = self
+                .actors
+                .get(&timer.target)
+                .is_some_and(|s| s.cell.state() == CellState::Running);
+            if alive {
+                self.world.queue.push_back((
+                    timer.target.clone(),
+                    Envelope::new(timer.target, Payload::new(timer.message)),
+                ));
+            }
+        }
+    }
+
+    fn has_reply(&self, endpoint: &ActorAddress) -> bool {
+        self.world
+            .endpoints
+            .get(endpoint)
+            .is_some_and(|inbox| inbox.iter().any(|e| passes_to_external(e.payload())))
+    }
+
+    /// Runs actors until quiescent, until `endpoint` has a reply (if given), until the
+    /// deadline, or until the processing limit.
+    fn run(&mut self, endpoint: Option<&ActorAddress>, deadline: Option<Instant>) {
+        let mut processed = 0usize;
+        loop {
+            if endpoint.is_some_and(|e| self.has_reply(e)) {
+                return;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return;
+            }
+            self.fire_due_timers(now);
+            if let Some((target, envelope)) = self.world.queue.pop_front() {
+                if processed >= self.processing_limit {
+                    self.world.queue.push_front((target, envelope));
+                    log::warn!(
+                        "simple base: processing limit of {} messages reached for this call",
+                        self.processing_limit
+                    );
+                    return;
+                }
+                processed += 1;
+                self.deliver(target, envelope);
+                continue;
+            }
+            if self.world.shutdown_requested {
+                self.begin_shutdown();
+                continue;
+            }
+            if self.world.registry.in_shutdown() {
+                self.finish_shutdown();
+                return;
+            }
+            // Quiescent: wait for a wakeup due before the deadline, if any.
+            let next_due = self.world.timers.peek().map(|Reverse(t)| t.due);
+            match (deadline, next_due) {
+                (Some(deadline), Some(due)) if due <= deadline => {
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        self.world.shutdown_requested = false;
+        if self.world.registry.in_shutdown() {
+            return;
+        }
+        self.world.registry.begin_shutdown();
+        self.world.timers.clear();
+        let admin = self.world.registry.admin_address();
+        for root in self.world.registry.roots() {
+            self.world
+                .enqueue(&admin, &root, Payload::new(ActorExitRequest::new()));
+        }
+    }
+
+    fn finish_shutdown(&mut self) {
+        self.actors.clear();
+        self.world.queue.clear();
+        self.world.timers.clear();
+        self.shut_down = true;
+    }
+
+    fn pop_reply(&mut self, endpoint: &ActorAddress) -> Option<Envelope> {
+        let inbox = self.world.endpoints.get_mut(endpoint)?;
+        while let Some(envelope) = inbox.pop_front() {
+            if passes_to_external(envelope.payload()) {
+                return Some(envelope);
+            }
+            log::debug!(
+                "external endpoint {endpoint} skips internal {}",
+                envelope.type_name()
+            );
+        }
+        None
+    }
+}
+
+/// The simple base: one [`Core`] behind a lock; whichever thread calls drives it.
+pub(crate) struct SimpleBase {
+    core: Mutex<Core>,
+    shut_down: AtomicBool,
+}
+
+impl SimpleBase {
+    pub(crate) fn new(
+        system: SystemId,
+        capabilities: Capabilities,
+        processing_limit: usize,
+    ) -> SimpleBase {
+        let world = World {
+            registry: Registry::new(system, BASE_NAME, capabilities),
+            queue: VecDeque::new(),
+            endpoints: HashMap::new(),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            now: Instant::now(),
+            spawned: Vec::new(),
+            shutdown_requested: false,
+        };
+        SimpleBase {
+            core: Mutex::new(Core {
+                world,
+                actors: HashMap::new(),
+                processing_limit,
+                shut_down: false,
+            }),
+            shut_down: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs `f` on the core, refusing re-entrant calls from inside an actor and calls after
+    /// shutdown.
+    fn with_core<T>(&self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
+        if DRIVING.with(Cell::get) {
+            return Err(ThespianError::SystemFailure(
+                "the simple base cannot be called from inside one of its actors".into(),
+            ));
+        }
+        let mut core = self
+            .core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if core.shut_down {
+            return Err(ThespianError::SystemShutDown);
+        }
+        DRIVING.with(|d| d.set(true));
+        let result = f(&mut core);
+        DRIVING.with(|d| d.set(false));
+        if core.shut_down {
+            self.shut_down.store(true, Ordering::Release);
+        }
+        result
+    }
+}
+
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or(now + Duration::from_secs(86_400 * 365))
+}
+
+impl BaseDriver for SimpleBase {
+    fn base_name(&self) -> &'static str {
+        BASE_NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let core = self.core.lock().unwrap_or_else(|p| p.into_inner());
+        core.world.registry.capabilities().clone()
+    }
+
+    fn admin_address(&self) -> ActorAddress {
+        let core = self.core.lock().unwrap_or_else(|p| p.into_inner());
+        core.world.registry.admin_address()
+    }
+
+    fn open_endpoint(&self) -> Result<ActorAddress> {
+        self.with_core(|core| {
+            let address = core.world.registry.allocate();
+            core.world
+                .endpoints
+                .insert(address.clone(), VecDeque::new());
+            Ok(address)
+        })
+    }
+
+    fn close_endpoint(&self, endpoint: &ActorAddress) {
+        let _ = self.with_core(|core| {
+            core.world.endpoints.remove(endpoint);
+            Ok(())
+        });
+    }
+
+    fn create_actor(
+        &self,
+        endpoint: &ActorAddress,
+        request: CreateRequest,
+    ) -> Result<ActorAddress> {
+        self.with_core(|core| {
+            let admin = core.world.registry.admin_address();
+            match core.world.registry.plan_create(&request)? {
+                CreatePlan::Existing(address) => Ok(address),
+                CreatePlan::New(address) => {
+                    let slot = core.world.construct(&admin, address.clone(), request)?;
+                    core.actors.insert(address.clone(), slot);
+                    log::debug!("{endpoint} created top-level actor {address}");
+                    Ok(address)
+                }
+            }
+        })
+    }
+
+    fn tell(&self, endpoint: &ActorAddress, to: &ActorAddress, payload: Payload) -> Result<()> {
+        self.with_core(|core| {
+            core.world.enqueue(endpoint, to, payload);
+            core.run(None, None);
+            Ok(())
+        })
+    }
+
+    fn ask(
+        &self,
+        endpoint: &ActorAddress,
+        to: &ActorAddress,
+        payload: Payload,
+        timeout: Duration,
+    ) -> Result<Option<Envelope>> {
+        let deadline = deadline_after(timeout);
+        self.with_core(|core| {
+            core.world.enqueue(endpoint, to, payload);
+            core.run(Some(endpoint), Some(deadline));
+            Ok(core.pop_reply(endpoint))
+        })
+    }
+
+    fn listen(&self, endpoint: &ActorAddress, timeout: Duration) -> Result<Option<Envelope>> {
+        let deadline = deadline_after(timeout);
+        self.with_core(|core| {
+            core.run(Some(endpoint), Some(deadline));
+            Ok(core.pop_reply(endpoint))
+        })
+    }
+
+    fn update_capability(&self, name: &str, value: Option<CapabilityValue>) -> Result<()> {
+        self.with_core(|core| {
+            core.world.update_capability(name, value)?;
+            core.run(None, None);
+            Ok(())
+        })
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        match self.with_core(|core| {
+            core.world.shutdown_requested = true;
+            core.run(None, None);
+            if !core.shut_down {
+                // The processing limit stopped the orderly exit: drop what is left.
+                core.finish_shutdown();
+            }
+            Ok(())
+        }) {
+            Ok(()) | Err(ThespianError::SystemShutDown) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,509 @@
+//! `ActorSystem`: the handle external code uses to create actors and exchange messages with
+//! them, and its builder.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use thespian_core::capabilities::validate_all;
+use thespian_core::registry::with_common_capabilities;
+use thespian_core::{
+    keys, Actor, ActorAddress, ActorSpec, BaseDriver, Capabilities, CapabilityValue, CreateRequest,
+    Envelope, IntoMessage, NewActor, Payload, Requirements, Result, SystemId, ThespianError,
+};
+
+use crate::simple::{self, SimpleBase};
+
+/// Which system base runs the actors. Thespian's base names are accepted by [`FromStr`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub enum SystemBase {
+    /// `simpleSystemBase`: every actor in the caller's thread, deterministically (tests).
+    #[default]
+    Simple,
+    /// `multiprocQueueBase`: many actors on a pool of threads in one process.
+    Queue,
+    /// `multiprocTCPBase`: an admin daemon and actors in their own processes, over TCP.
+    Tcp,
+    /// `multiprocUDPBase`: as `Tcp`, over UDP datagrams.
+    Udp,
+}
+
+impl SystemBase {
+    /// Thespian's name for the base.
+    pub fn thespian_name(self) -> &'static str {
+        match self {
+            SystemBase::Simple => "simpleSystemBase",
+            SystemBase::Queue => "multiprocQueueBase",
+            SystemBase::Tcp => "multiprocTCPBase",
+            SystemBase::Udp => "multiprocUDPBase",
+        }
+    }
+}
+
+impl fmt::Display for SystemBase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.thespian_name())
+    }
+}
+
+impl FromStr for SystemBase {
+    type Err = ThespianError;
+
+    /// Accepts Thespian's names (`simpleSystemBase`, …) and the short ones (`simple`, `queue`,
+    /// `tcp`, `udp`), case-insensitively.
+    fn from_str(s: &str) -> Result<SystemBase> {
+        match s.to_ascii_lowercase().as_str() {
+            "simple" | "simplesystembase" => Ok(SystemBase::Simple),
+            "queue" | "multiprocqueuebase" => Ok(SystemBase::Queue),
+            "tcp" | "multiproctcpbase" => Ok(SystemBase::Tcp),
+            "udp" | "multiprocudpbase" => Ok(SystemBase::Udp),
+            _ => Err(ThespianError::StartupFailure(format!(
+                "unknown system base {s:?}: expected simpleSystemBase, multiprocQueueBase, multiprocTCPBase or multiprocUDPBase"
+            ))),
+        }
+    }
+}
+
+/// How the system sets up logging (Thespian's `logDefs`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum LogConfig {
+    /// Install an `env_logger` on stderr honouring `RUST_LOG` (default filter `warn`), unless a
+    /// logger is already installed.
+    #[default]
+    Default,
+    /// Install an `env_logger` with this filter (env_logger syntax, e.g. `"info,my_crate=debug"`).
+    Filter(String),
+    /// Leave logging alone (Thespian's `logDefs=False`): the program installs its own logger.
+    Untouched,
+}
+
+impl LogConfig {
+    fn apply(&self) {
+        let filter = match self {
+            LogConfig::Untouched => return,
+            LogConfig::Default => std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            LogConfig::Filter(f) => f.clone(),
+        };
+        // A logger installed earlier (by the program or an earlier system) stays.
+        let _ = env_logger::Builder::new()
+            .parse_filters(&filter)
+            .format_timestamp_millis()
+            .try_init();
+    }
+}
+
+/// Options of a create request: requirements and global name.
+#[derive(Clone, Debug, Default)]
+pub struct CreateOptions {
+    requirements: Requirements,
+    global_name: Option<String>,
+    source_hash: Option<String>,
+}
+
+impl CreateOptions {
+    /// No options.
+    pub fn new() -> CreateOptions {
+        CreateOptions::default()
+    }
+
+    /// Requirements the hosting system must meet (given to the capability check and the
+    /// constructor).
+    pub fn requirements(mut self, requirements: Requirements) -> Self {
+        self.requirements = requirements;
+        self
+    }
+
+    /// One requirement.
+    pub fn requirement(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<CapabilityValue>,
+    ) -> Self {
+        self.requirements.set(key, value);
+        self
+    }
+
+    /// A system-wide name: if a live actor has it, that actor is returned instead.
+    pub fn global_name(mut self, name: impl Into<String>) -> Self {
+        self.global_name = Some(name.into());
+        self
+    }
+
+    /// Take the actor type from this loaded source.
+    pub fn source_hash(mut self, hash: impl Into<String>) -> Self {
+        self.source_hash = Some(hash.into());
+        self
+    }
+
+    fn into_request(self, spec: ActorSpec) -> CreateRequest {
+        CreateRequest {
+            spec,
+            requirements: self.requirements,
+            global_name: self.global_name,
+            source_hash: self.source_hash,
+        }
+    }
+}
+
+/// Builds and starts an [`ActorSystem`].
+#[derive(Debug)]
+pub struct ActorSystemBuilder {
+    base: SystemBase,
+    capabilities: Capabilities,
+    log: LogConfig,
+    transient_unique: bool,
+    processing_limit: usize,
+    types: HashMap<&'static str, ActorSpec>,
+}
+
+impl Default for ActorSystemBuilder {
+    fn default() -> Self {
+        ActorSystemBuilder {
+            base: SystemBase::Simple,
+            capabilities: Capabilities::new(),
+            log: LogConfig::Default,
+            transient_unique: false,
+            processing_limit: simple::DEFAULT_PROCESSING_LIMIT,
+            types: HashMap::new(),
+        }
+    }
+}
+
+impl ActorSystemBuilder {
+    /// Selects the system base (default `Simple`).
+    pub fn base(mut self, base: SystemBase) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// Sets one capability (Thespian's names, verbatim).
+    pub fn capability(mut self, key: impl Into<String>, value: impl Into<CapabilityValue>) -> Self {
+        self.capabilities.set(key, value);
+        self
+    }
+
+    /// Adds several capabilities.
+    pub fn capabilities(mut self, capabilities: Capabilities) -> Self {
+        for (k, v) in capabilities.iter() {
+            self.capabilities.set(k, v.clone());
+        }
+        self
+    }
+
+    /// Sets up logging (default: [`LogConfig::Default`]).
+    pub fn log(mut self, log: LogConfig) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// Always start a new system, never reuse the process's current one (Thespian's
+    /// `transientUnique`); the new system does not become the process's current one.
+    pub fn transient_unique(mut self, transient: bool) -> Self {
+        self.transient_unique = transient;
+        self
+    }
+
+    /// Simple base only: at most this many messages are delivered per `tell`/`ask`/`listen`
+    /// call (Thespian's `setProcessingLimit`); the rest wait for the next call.
+    pub fn processing_limit(mut self, limit: usize) -> Self {
+        self.processing_limit = limit.max(1);
+        self
+    }
+
+    /// Registers actor type `A` so it can be created by name ([`ActorSystem::create_actor_named`])
+    /// here and, on multi-process bases, in any process of the same program.
+    pub fn register<A: Actor + NewActor>(mut self) -> Self {
+        let spec = ActorSpec::of::<A>();
+        self.types.insert(spec.type_name(), spec);
+        self
+    }
+
+    /// Starts the system, or returns the process's current system of the same base (all other
+    /// settings are then ignored, as in Thespian) unless `transient_unique` is set.
+    pub fn start(self) -> Result<ActorSystem> {
+        validate_all(&self.capabilities)?;
+        if !self.transient_unique {
+            let current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(existing) = current.as_ref() {
+                if existing.base == self.base && !existing.driver.is_shut_down() {
+                    return ActorSystem::attach(existing.clone());
+                }
+            }
+        }
+        self.log.apply();
+        let driver: Arc<dyn BaseDriver> = match self.base {
+            SystemBase::Simple => {
+                let caps = with_common_capabilities(
+                    self.capabilities,
+                    simple::BASE_NAME,
+                    simple::BASE_VERSION,
+                );
+                let caps = caps
+                    .with(keys::WATCH_SUPPORTED, false)
+                    .with(keys::ALLOW_REMOTE_ACTOR_SOURCES, "No");
+                Arc::new(SimpleBase::new(
+                    new_system_id(),
+                    caps,
+                    self.processing_limit,
+                ))
+            }
+            other => {
+                return Err(ThespianError::StartupFailure(format!(
+                    "the {other} base is not available in this build; use SystemBase::Simple"
+                )))
+            }
+        };
+        let shared = Arc::new(Shared {
+            base: self.base,
+            driver,
+            types: self.types,
+        });
+        if !self.transient_unique {
+            *CURRENT.lock().unwrap_or_else(|p| p.into_inner()) = Some(shared.clone());
+        }
+        ActorSystem::attach(shared)
+    }
+}
+
+/// A random identity for a new system incarnation.
+fn new_system_id() -> SystemId {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    SystemId::from_raw(hasher.finish() >> 16)
+}
+
+/// What all handles of one system share.
+struct Shared {
+    base: SystemBase,
+    driver: Arc<dyn BaseDriver>,
+    types: HashMap<&'static str, ActorSpec>,
+}
+
+/// The process's current (non-transient) system: `ActorSystem::builder().start()` of the same
+/// base returns it.
+static CURRENT: Mutex<Option<Arc<Shared>>> = Mutex::new(None);
+
+/// One external endpoint: closed when its last handle goes.
+struct Endpoint {
+    address: ActorAddress,
+    driver: Arc<dyn BaseDriver>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        if !self.driver.is_shut_down() {
+            self.driver.close_endpoint(&self.address);
+        }
+    }
+}
+
+/// A handle on a running actor system, for code outside the actors.
+///
+/// Clones share the same external endpoint (replies go to whichever clone listens first); use
+/// [`ActorSystem::private`] for an endpoint of one's own, e.g. one per thread.
+#[derive(Clone)]
+pub struct ActorSystem {
+    shared: Arc<Shared>,
+    endpoint: Arc<Endpoint>,
+}
+
+impl fmt::Debug for ActorSystem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorSystem")
+            .field("base", &self.shared.base)
+            .field("endpoint", &self.endpoint.address)
+            .finish()
+    }
+}
+
+impl ActorSystem {
+    /// Starts configuring a system.
+    pub fn builder() -> ActorSystemBuilder {
+        ActorSystemBuilder::default()
+    }
+
+    /// The process's current system of any base, or a new `Simple` one (Thespian's
+    /// `ActorSystem()`).
+    pub fn current_or_simple() -> Result<ActorSystem> {
+        let current = CURRENT.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match current {
+            Some(shared) if !shared.driver.is_shut_down() => ActorSystem::attach(shared),
+            _ => ActorSystem::builder().start(),
+        }
+    }
+
+    fn attach(shared: Arc<Shared>) -> Result<ActorSystem> {
+        let address = shared.driver.open_endpoint()?;
+        let endpoint = Arc::new(Endpoint {
+            address,
+            driver: shared.driver.clone(),
+        });
+        Ok(ActorSystem { shared, endpoint })
+    }
+
+    /// The base this system runs on.
+    pub fn base(&self) -> SystemBase {
+        self.shared.base
+    }
+
+    /// The system's capabilities, including the keys the base adds.
+    pub fn capabilities(&self) -> Capabilities {
+        self.shared.driver.capabilities()
+    }
+
+    /// The address of this handle's external endpoint (the `sender` actors see).
+    pub fn my_address(&self) -> &ActorAddress {
+        &self.endpoint.address
+    }
+
+    /// The system's admin address: send it a `StatusRequest` for a `SystemStatus`.
+    pub fn admin_address(&self) -> ActorAddress {
+        self.shared.driver.admin_address()
+    }
+
+    /// A handle with its own external endpoint, so its replies never reach other handles.
+    /// The endpoint closes when the handle (and its clones) are dropped.
+    pub fn private(&self) -> Result<ActorSystem> {
+        ActorSystem::attach(self.shared.clone())
+    }
+
+    /// Creates a top-level actor of type `A`.
+    pub fn create_actor<A: Actor + NewActor>(&self) -> Result<ActorAddress> {
+        self.create_actor_with::<A>(CreateOptions::new())
+    }
+
+    /// Creates a top-level actor of type `A` with requirements and/or a global name.
+    pub fn create_actor_with<A: Actor + NewActor>(
+        &self,
+        options: CreateOptions,
+    ) -> Result<ActorAddress> {
+        let request = options.into_request(ActorSpec::of::<A>());
+        self.shared
+            .driver
+            .create_actor(&self.endpoint.address, request)
+    }
+
+    /// Creates a top-level actor of a type registered with [`ActorSystemBuilder::register`],
+    /// by its type name. An unknown name is `InvalidActorSpecification`, unless a global name
+    /// in `options` already names a live actor (the name is checked before the type).
+    pub fn create_actor_named(
+        &self,
+        type_name: &str,
+        options: CreateOptions,
+    ) -> Result<ActorAddress> {
+        let spec = match self.shared.types.get(type_name) {
+            Some(spec) => *spec,
+            None => {
+                let unknown = ThespianError::InvalidActorSpecification {
+                    spec: type_name.to_owned(),
+                    reason: "no actor type is registered under this name".to_owned(),
+                };
+                if options.global_name.is_none() {
+                    return Err(unknown);
+                }
+                // A placeholder spec that cannot be constructed: only the name lookup can succeed.
+                ActorSpec::of::<UnknownType>()
+            }
+        };
+        let unknown_type = spec.type_name() == ActorSpec::of::<UnknownType>().type_name();
+        match self
+            .shared
+            .driver
+            .create_actor(&self.endpoint.address, options.into_request(spec))
+        {
+            Err(ThespianError::ActorCreationFailed { .. }) if unknown_type => {
+                Err(ThespianError::InvalidActorSpecification {
+                    spec: type_name.to_owned(),
+                    reason: "no actor type is registered under this name".to_owned(),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// The registered actor type names.
+    pub fn registered_types(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.shared.types.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Sends a message. Errors only for what is known at once (shut-down system, oversized
+    /// message, full queue); later failures become dead letters or `PoisonMessage`s.
+    pub fn tell(&self, to: &ActorAddress, message: impl IntoMessage) -> Result<()> {
+        self.shared
+            .driver
+            .tell(&self.endpoint.address, to, Payload::new(message))
+    }
+
+    /// Sends a message and waits up to `timeout` for the first message to this endpoint from
+    /// anyone (internal system messages are skipped). `None` on timeout.
+    pub fn ask(
+        &self,
+        to: &ActorAddress,
+        message: impl IntoMessage,
+        timeout: Duration,
+    ) -> Result<Option<Envelope>> {
+        self.shared
+            .driver
+            .ask(&self.endpoint.address, to, Payload::new(message), timeout)
+    }
+
+    /// Waits up to `timeout` for the next message to this endpoint. `None` on timeout.
+    pub fn listen(&self, timeout: Duration) -> Result<Option<Envelope>> {
+        self.shared.driver.listen(&self.endpoint.address, timeout)
+    }
+
+    /// Sets (`Some`) or removes (`None`) a system capability. Live actors that no longer fit
+    /// are asked to exit; nothing happens when the value is unchanged.
+    pub fn update_capability(&self, name: &str, value: Option<CapabilityValue>) -> Result<()> {
+        self.shared.driver.update_capability(name, value)
+    }
+
+    /// Shuts the system down: every actor exits (children first). Idempotent.
+    pub fn shutdown(&self) -> Result<()> {
+        let result = self.shared.driver.shutdown();
+        let mut current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
+        if current
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, &self.shared))
+        {
+            *current = None;
+        }
+        result
+    }
+
+    /// True once the system has been shut down.
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.driver.is_shut_down()
+    }
+}
+
+/// Stands for an unregistered type name when only a global-name lookup can succeed.
+struct UnknownType;
+
+impl Actor for UnknownType {
+    fn receive(
+        &mut self,
+        _: &Envelope,
+        _: &mut thespian_core::Context<'_>,
+    ) -> thespian_core::ActorResult {
+        Ok(())
+    }
+    fn type_name() -> &'static str {
+        "thespian.UnregisteredActorType"
+    }
+}
+
+impl NewActor for UnknownType {
+    fn new_actor(
+        _: &Capabilities,
+        _: &Requirements,
+    ) -> std::result::Result<Self, thespian_core::ActorError> {
+        Err("no actor type is registered under this name".into())
+    }
+}
