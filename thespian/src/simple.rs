@@ -71,7 +71,6 @@ struct World {
     endpoints: HashMap<ActorAddress, VecDeque<Envelope>>,
     timers: BinaryHeap<Reverse<Timer>>,
     timer_seq: u64,
-    now: Instant,
     spawned: Vec<(ActorAddress, Slot)>,
     shutdown_requested: bool,
 }
@@ -184,7 +183,8 @@ impl Services for World {
     fn wakeup_after(&mut self, actor: &ActorAddress, delay: Duration, payload: Option<Payload>) {
         self.timer_seq += 1;
         self.timers.push(Reverse(Timer {
-            due: self.now + delay,
+            // Due `delay` after the call itself, not after the delivery began.
+            due: Instant::now() + delay,
             seq: self.timer_seq,
             target: actor.clone(),
             message: WakeupMessage::new(delay, payload),
@@ -240,7 +240,6 @@ struct Core {
 
 impl Core {
     fn deliver(&mut self, target: ActorAddress, envelope: Envelope) {
-        self.world.now = Instant::now();
         if target.is_admin() && target == self.world.registry.admin_address() {
             self.admin_receive(envelope);
             return;
@@ -402,7 +401,6 @@ impl SimpleBase {
             endpoints: HashMap::new(),
             timers: BinaryHeap::new(),
             timer_seq: 0,
-            now: Instant::now(),
             spawned: Vec::new(),
             shutdown_requested: false,
         };

@@ -1,0 +1,136 @@
+//! Thespian's `test_createActor.py`: creating by (registered) name, an unknown name being an
+//! invalid specification, children created by actors, and 100 child creations answered.
+//! (Rust has no import step, so Thespian's `ImportError` case has no equivalent.)
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use thespian::prelude::*;
+use thespian::ThespianError;
+
+use crate::helpers::{
+    ask, ask_env, builder, expect_type, listen_env, listen_none, spawn, start, start_with, Addrs,
+    ChildrenQuery, Echo, Parent, Spawn,
+};
+
+pub(crate) fn unknown_registered_name_is_invalid_specification(base: SystemBase) {
+    let sys = start_with(builder(base).register::<Echo>());
+    // Unknown names, and a real actor type that was not registered.
+    for name in [
+        "no.such.Actor",
+        "BarActor",
+        <Parent<Echo> as Actor>::type_name(),
+    ] {
+        match sys.create_actor_named(name, CreateOptions::new()) {
+            Err(ThespianError::InvalidActorSpecification { spec, .. }) => assert_eq!(spec, name),
+            other => panic!(
+                "creating unregistered {name:?}: expected InvalidActorSpecification, got {other:?}"
+            ),
+        }
+    }
+}
+
+pub(crate) fn registered_name_creates_the_actor(base: SystemBase) {
+    let sys = start_with(builder(base).register::<Echo>());
+    let name = <Echo as Actor>::type_name();
+    assert!(sys.registered_types().contains(&name));
+    let echo = sys
+        .create_actor_named(name, CreateOptions::new())
+        .expect("a registered type is created by name");
+    assert_eq!(ask::<String>(&sys, &echo, "by name"), "by name");
+    let other = sys
+        .create_actor_named(name, CreateOptions::new())
+        .expect("create again");
+    assert_ne!(echo, other, "each create by name makes a new actor");
+}
+
+pub(crate) fn children_created_by_actors(base: SystemBase) {
+    let sys = start(base);
+    let parent = sys.create_actor::<Parent<Echo>>().expect("create");
+    let children: Vec<ActorAddress> = (0..3)
+        .map(|_| spawn(&sys, &parent, Spawn::child()))
+        .collect();
+    let unique: HashSet<&ActorAddress> = children.iter().collect();
+    assert_eq!(unique.len(), 3);
+    assert!(!unique.contains(&parent));
+    for (i, child) in children.iter().enumerate() {
+        let reply = ask_env(&sys, child, format!("child {i}"));
+        assert_eq!(reply.sender(), child);
+        assert_eq!(expect_type::<String>(reply), format!("child {i}"));
+    }
+    let mut listed = ask::<Addrs>(&sys, &parent, ChildrenQuery).0;
+    listed.sort();
+    let mut expected = children.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+
+/// Asks a [`Spawner`] to create `count` children, each answering `reply_to` with its index.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SpawnAndGreet {
+    count: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Greet {
+    index: u32,
+    reply_to: ActorAddress,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+struct Greeted(u32);
+
+message!(
+    SpawnAndGreet = "conformance.create.SpawnAndGreet",
+    Greet = "conformance.create.Greet",
+    Greeted = "conformance.create.Greeted",
+);
+
+#[derive(Default)]
+struct Spawner;
+
+impl Actor for Spawner {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        if let Ok(spawn) = env.get::<SpawnAndGreet>() {
+            for index in 0..spawn.count {
+                let child = ctx.create_actor::<GreetedChild>()?;
+                let greet = Greet {
+                    index,
+                    reply_to: env.sender().clone(),
+                };
+                ctx.send(&child, greet)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct GreetedChild;
+
+impl Actor for GreetedChild {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        if let Ok(greet) = env.get::<Greet>() {
+            ctx.send(&greet.reply_to, Greeted(greet.index))?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn hundred_child_creations_are_answered(base: SystemBase) {
+    let sys = start(base);
+    let spawner = sys.create_actor::<Spawner>().expect("create");
+    let mut envelopes = vec![ask_env(&sys, &spawner, SpawnAndGreet { count: 100 })];
+    for _ in 1..100 {
+        envelopes.push(listen_env(&sys));
+    }
+    let senders: HashSet<ActorAddress> = envelopes.iter().map(|e| e.sender().clone()).collect();
+    assert_eq!(senders.len(), 100, "100 distinct children answered");
+    assert!(!senders.contains(&spawner));
+    let indices: HashSet<u32> = envelopes
+        .into_iter()
+        .map(|e| expect_type::<Greeted>(e).0)
+        .collect();
+    assert_eq!(indices, (0..100).collect());
+    listen_none(&sys);
+}

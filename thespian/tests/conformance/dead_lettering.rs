@@ -1,0 +1,148 @@
+//! Thespian's `test_deadLettering.py` (and SPEC §8.4): messages to an exited actor reach the
+//! registered handler as `DeadEnvelope(dead_address, dead_message)`; registering twice is
+//! harmless; the newest handler wins; only the current handler can unregister; when it exits,
+//! dead letters are dropped (no fallback to an older handler). Run with top-level handlers and
+//! with handlers that are children of another actor.
+
+use serde::{Deserialize, Serialize};
+use thespian::prelude::*;
+
+use crate::helpers::{
+    ask, ask_none, assert_alive, assert_gone, expect_child_gone, listen, listen_none, spawn, start,
+    Echo, Parent, Spawn,
+};
+
+/// What a handler got: which handler, for which address, which message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct DeadReport {
+    handler: ActorAddress,
+    dead_address: ActorAddress,
+    message: String,
+}
+
+message!(DeadReport = "conformance.dead.DeadReport");
+
+/// `register` / `unregister` as the dead-letter handler (replying when done); reports every
+/// `DeadEnvelope` to whoever registered it.
+#[derive(Default)]
+struct Handler {
+    reporter: Option<ActorAddress>,
+}
+
+impl Actor for Handler {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        if let Ok(dead) = env.get::<DeadEnvelope>() {
+            let report = DeadReport {
+                handler: ctx.my_address().clone(),
+                dead_address: dead.dead_address.clone(),
+                message: dead.dead_message.get::<String>()?.clone(),
+            };
+            ctx.send(self.reporter.as_ref().ok_or("no reporter")?, report)?;
+            return Ok(());
+        }
+        match env.get::<String>().map(String::as_str) {
+            Ok("register") => {
+                self.reporter = Some(env.sender().clone());
+                ctx.handle_dead_letters(true);
+                ctx.send(env.sender(), "registered")?;
+            }
+            Ok("unregister") => {
+                ctx.handle_dead_letters(false);
+                ctx.send(env.sender(), "unregistered")?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Sends `text` to the dead `target` and checks that exactly `handler` reports it.
+fn expect_dead_letter(
+    sys: &ActorSystem,
+    target: &ActorAddress,
+    text: &str,
+    handler: &ActorAddress,
+) {
+    sys.tell(target, text.to_owned())
+        .expect("tell to a dead actor is accepted");
+    let report: DeadReport = listen(sys);
+    assert_eq!(
+        report,
+        DeadReport {
+            handler: handler.clone(),
+            dead_address: target.clone(),
+            message: text.to_owned(),
+        }
+    );
+    listen_none(sys);
+}
+
+fn dead_letters(base: SystemBase, handlers_are_children: bool) {
+    let sys = start(base);
+    let handler_parent = sys.create_actor::<Parent<Handler>>().expect("create");
+    let make_handler = || {
+        if handlers_are_children {
+            spawn(&sys, &handler_parent, Spawn::child())
+        } else {
+            sys.create_actor::<Handler>().expect("create")
+        }
+    };
+    let watcher = sys.create_actor::<Parent<Echo>>().expect("create");
+
+    let first = make_handler();
+    assert_eq!(ask::<String>(&sys, &first, "register"), "registered");
+
+    let target = spawn(&sys, &watcher, Spawn::child());
+    assert_eq!(ask::<String>(&sys, &target, "alive"), "alive");
+    sys.tell(&target, ActorExitRequest::new()).expect("tell");
+    expect_child_gone(&sys, &watcher, &target);
+
+    expect_dead_letter(&sys, &target, "lost 1", &first);
+
+    // A second registration by the same actor is harmless: still one report per letter.
+    assert_eq!(ask::<String>(&sys, &first, "register"), "registered");
+    expect_dead_letter(&sys, &target, "lost 2", &first);
+
+    // A newer handler supersedes the older one.
+    let second = make_handler();
+    assert_eq!(ask::<String>(&sys, &second, "register"), "registered");
+    expect_dead_letter(&sys, &target, "lost 3", &second);
+
+    // Unregistering from a handler that is not the current one has no effect.
+    assert_eq!(ask::<String>(&sys, &first, "unregister"), "unregistered");
+    expect_dead_letter(&sys, &target, "lost 4", &second);
+
+    // When the current handler exits, dead letters are dropped: no fallback to the first.
+    sys.tell(&second, ActorExitRequest::new()).expect("tell");
+    if handlers_are_children {
+        expect_child_gone(&sys, &handler_parent, &second);
+    }
+    assert_gone(&sys, &second);
+    sys.tell(&target, "lost 5").expect("tell");
+    listen_none(&sys);
+    assert_alive(&sys, &first);
+
+    // The first handler can take over again.
+    assert_eq!(ask::<String>(&sys, &first, "register"), "registered");
+    expect_dead_letter(&sys, &target, "lost 6", &first);
+}
+
+pub(crate) fn dead_letters_with_top_level_handlers(base: SystemBase) {
+    dead_letters(base, false);
+}
+
+pub(crate) fn dead_letters_with_child_handlers(base: SystemBase) {
+    dead_letters(base, true);
+}
+
+pub(crate) fn no_handler_drops_dead_letters(base: SystemBase) {
+    let sys = start(base);
+    let watcher = sys.create_actor::<Parent<Echo>>().expect("create");
+    let target = spawn(&sys, &watcher, Spawn::child());
+    sys.tell(&target, ActorExitRequest::new()).expect("tell");
+    expect_child_gone(&sys, &watcher, &target);
+    sys.tell(&target, "nobody hears this").expect("tell");
+    ask_none(&sys, &target, "nor this");
+    listen_none(&sys);
+    assert_eq!(ask::<String>(&sys, &watcher, "still fine"), "still fine");
+}
