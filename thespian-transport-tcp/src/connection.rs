@@ -1,0 +1,1431 @@
+//! The sans-IO connection machine: everything the TCP transport decides, with no I/O.
+//!
+//! This module exists so that handshakes, acknowledgements, retransmission, back-off, ordering,
+//! queue bounds and time-outs are written once, deterministically, and tested without sockets
+//! (in the style of `quinn-proto`, reference anchors §4.1). A driver (the [`endpoint`] module,
+//! or a test harness) feeds it bytes and time and carries out what it asks for.
+//!
+//! Two machines:
+//! - [`Connection`] is the *session* with one peer. It outlives TCP connections ("links"): its
+//!   outbound queue, sequence numbers and what it has delivered survive a reconnect, so
+//!   unacknowledged messages are retransmitted in order on the next link and duplicates are
+//!   dropped by the receiver. At most one link is current at a time.
+//! - [`Incoming`] is an accepted socket before its handshake: it reads the peer's `Hello` (and
+//!   nothing else), so the driver can find the peer's session and [`Connection::attach`] the
+//!   link to it, or it rejects the socket with an explanation.
+//!
+//! Time always comes in as `now: Instant`; the machines never read the clock, open sockets or
+//! spawn threads.
+//!
+//! # The session, step by step
+//! - **Connect.** A session with messages to send and no link asks for one
+//!   ([`Connection::poll_connect`]); the driver opens a TCP connection and reports
+//!   [`Connection::connected`] or [`Connection::connect_failed`]. A refused connection fails
+//!   every queued message as a dead target.
+//! - **Handshake.** The initiator sends `Hello` (magic, version, incarnation, session, listening
+//!   address, maximum frame); the acceptor answers `Welcome` or `Reject`. Both must arrive within
+//!   [`Config::handshake_timeout`]. A version or magic mismatch is reported on both sides.
+//! - **Data.** Every message gets a sequence number when queued; frames go out in order, at most
+//!   [`Config::max_batch`] bytes per transmit. The receiver delivers each sequence number once,
+//!   in order, and answers with a cumulative `Ack` after each batch of input.
+//! - **Loss.** When a link ends with messages unacknowledged, the session reconnects after a
+//!   back-off (20 ms × 1.7 per attempt, up to 7.329 s, Thespian's values) and retransmits them
+//!   first. A message not acknowledged within [`Config::transmit_timeout`] fails.
+//! - **Restart.** A handshake from a new incarnation of the peer is a new peer: messages that
+//!   were transmitted to the old incarnation and not acknowledged fail as dead; messages never
+//!   transmitted go to the new incarnation.
+//! - **Idle.** A link with nothing to send or acknowledge for [`Config::idle_timeout`] says
+//!   `Goodbye` and closes; the session reconnects when there is something to send again.
+//!
+//! [`endpoint`]: crate::endpoint
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thespian_core::SystemId;
+
+use crate::frame::{self, FrameDecoder, FrameError, HEADER_LEN};
+use crate::wire::{
+    self, Control, Frame, GoodbyeReason, Handshake, HandshakeKind, PeerInfo, WireError,
+    WireMessage, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION,
+};
+
+/// Tunables of the transport; the defaults are Thespian's where Thespian has one.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest frame body sent or accepted (default 64 MiB). A larger message fails at the
+    /// sender; a peer announcing a larger frame is disconnected.
+    pub max_frame: usize,
+    /// Most messages queued or unacknowledged per peer (default 1024; Thespian: 950).
+    pub max_queued_messages: usize,
+    /// Most bytes queued or unacknowledged per peer (default 256 MiB). One message is always
+    /// accepted into an empty queue, so a message up to `max_frame` can always be sent.
+    pub max_queued_bytes: usize,
+    /// A link with no traffic for this long is closed (default 20 min, Thespian's
+    /// `MAX_IDLE_SOCKET_PERIOD`).
+    pub idle_timeout: Duration,
+    /// Time allowed for a TCP connect plus the handshake (default 10 s).
+    pub handshake_timeout: Duration,
+    /// A message not acknowledged within this time fails (default 5 min, Thespian's
+    /// `DEFAULT_MAX_TRANSMIT_PERIOD`).
+    pub transmit_timeout: Duration,
+    /// First reconnect delay (default 20 ms).
+    pub backoff_min: Duration,
+    /// Longest reconnect delay (default 7.329 s).
+    pub backoff_max: Duration,
+    /// Growth of the reconnect delay per attempt (default 1.7).
+    pub backoff_factor: f64,
+    /// Data bytes gathered into one transmit (default 256 KiB; one frame is always allowed).
+    pub max_batch: usize,
+    /// The protocol version announced in handshakes. Leave it at [`PROTOCOL_VERSION`]; it is
+    /// configurable so tests can play an older or newer peer.
+    pub protocol_version: u16,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_frame: frame::DEFAULT_MAX_FRAME,
+            max_queued_messages: 1024,
+            max_queued_bytes: 256 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(20 * 60),
+            handshake_timeout: Duration::from_secs(10),
+            transmit_timeout: Duration::from_secs(5 * 60),
+            backoff_min: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(7329),
+            backoff_factor: 1.7,
+            max_batch: 256 * 1024,
+            protocol_version: PROTOCOL_VERSION,
+        }
+    }
+}
+
+impl Config {
+    /// The maximum frame as announced on the wire.
+    fn announced_max_frame(&self) -> u32 {
+        self.max_frame.min(frame::ABSOLUTE_MAX_FRAME) as u32
+    }
+}
+
+/// Who we are: the same for every session of one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalIdentity {
+    /// This system's incarnation id (new at every start).
+    pub incarnation: SystemId,
+    /// Our listening address, announced so peers can reuse connections and reconnect to us;
+    /// `None` for an endpoint that accepts no connections.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Names a message for [`Event::Acked`] and [`Event::Failed`]; chosen by the caller of
+/// [`Connection::send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub u64);
+
+/// Names one link (one TCP connection, or one attempt to open one) of a session, so the driver
+/// can tell which socket an [`Event::Closed`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkId(pub u64);
+
+/// Why [`Connection::send`] refused a message at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The message's frame would exceed the maximum frame size (ours or the peer's).
+    TooLarge {
+        /// The frame body size (an upper bound).
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The outbound queue to this peer is full; retry after some messages are acknowledged.
+    QueueFull {
+        /// Messages queued or unacknowledged.
+        messages: usize,
+        /// Bytes queued or unacknowledged.
+        bytes: usize,
+    },
+    /// The peer cannot be reached: it accepts no connections and its connection is gone.
+    Unreachable,
+    /// The session (or endpoint) was closed.
+    Closed,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::TooLarge { size, limit } => write!(
+                f,
+                "message of {size} bytes exceeds the maximum frame size of {limit} bytes"
+            ),
+            SendError::QueueFull { messages, bytes } => write!(
+                f,
+                "outbound queue full ({messages} messages, {bytes} bytes waiting for acknowledgement)"
+            ),
+            SendError::Unreachable => {
+                f.write_str("peer unreachable: it accepts no connections and is disconnected")
+            }
+            SendError::Closed => f.write_str("transport closed"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// Why messages failed (see [`Event::Failed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailReason {
+    /// The peer refused the connection: nobody listens there (a dead target).
+    Refused,
+    /// The peer restarted (new incarnation) before acknowledging them; they may or may not have
+    /// reached the old incarnation, which is gone.
+    PeerRestarted,
+    /// Not acknowledged within [`Config::transmit_timeout`].
+    TimedOut,
+    /// Larger than the peer's maximum frame (learnt in the handshake).
+    TooLarge {
+        /// Frame body size.
+        size: usize,
+        /// The peer's limit.
+        limit: usize,
+    },
+    /// The peer speaks another protocol version.
+    VersionMismatch {
+        /// Our version.
+        ours: u16,
+        /// The peer's.
+        theirs: u16,
+    },
+    /// The peer rejected the handshake.
+    Rejected(String),
+    /// The peer is not a thespian peer or broke the protocol during the handshake.
+    Protocol(String),
+    /// The peer accepts no connections and its connection is gone.
+    Unreachable,
+    /// Our session was closed.
+    Shutdown,
+    /// The outbound queue was full when the driver handed the message over (a driver that
+    /// checks the bound before handing over never sees this).
+    QueueFull,
+}
+
+impl FailReason {
+    /// True when the target is gone (refused, restarted, unreachable): the base turns these
+    /// messages into dead letters.
+    pub fn is_dead_target(&self) -> bool {
+        matches!(
+            self,
+            FailReason::Refused | FailReason::PeerRestarted | FailReason::Unreachable
+        )
+    }
+}
+
+impl fmt::Display for FailReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailReason::Refused => f.write_str("connection refused: dead target"),
+            FailReason::PeerRestarted => {
+                f.write_str("peer restarted before acknowledging: dead target")
+            }
+            FailReason::TimedOut => f.write_str("not acknowledged in time"),
+            FailReason::TooLarge { size, limit } => write!(
+                f,
+                "message of {size} bytes exceeds the peer's maximum frame of {limit} bytes"
+            ),
+            FailReason::VersionMismatch { ours, theirs } => write!(
+                f,
+                "protocol version mismatch: we speak {ours}, the peer speaks {theirs}"
+            ),
+            FailReason::Rejected(reason) => write!(f, "peer rejected the connection: {reason}"),
+            FailReason::Protocol(reason) => write!(f, "protocol error: {reason}"),
+            FailReason::Unreachable => f.write_str("peer unreachable"),
+            FailReason::Shutdown => f.write_str("transport shut down"),
+            FailReason::QueueFull => f.write_str("outbound queue full"),
+        }
+    }
+}
+
+/// Why a link ended (see [`Event::Closed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// No traffic for the idle timeout; we said goodbye.
+    Idle,
+    /// The connect or the handshake took longer than [`Config::handshake_timeout`].
+    HandshakeTimeout,
+    /// The TCP connect was refused.
+    ConnectRefused,
+    /// The TCP connect failed otherwise.
+    ConnectFailed(String),
+    /// The driver reported the socket closed or broken.
+    Lost(String),
+    /// The peer said goodbye.
+    PeerGoodbye(GoodbyeReason),
+    /// The peer reported a protocol error.
+    PeerError(String),
+    /// We found a protocol error (and told the peer).
+    Protocol(String),
+    /// The peer speaks another protocol version.
+    VersionMismatch {
+        /// Our version.
+        ours: u16,
+        /// The peer's.
+        theirs: u16,
+    },
+    /// The peer rejected our handshake.
+    Rejected(String),
+    /// A newer link from the same peer replaced this one.
+    Replaced,
+    /// We closed the session.
+    Shutdown,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Idle => f.write_str("idle"),
+            CloseReason::HandshakeTimeout => f.write_str("handshake timed out"),
+            CloseReason::ConnectRefused => f.write_str("connection refused"),
+            CloseReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
+            CloseReason::Lost(e) => write!(f, "connection lost: {e}"),
+            CloseReason::PeerGoodbye(r) => write!(f, "peer said goodbye ({r})"),
+            CloseReason::PeerError(e) => write!(f, "peer reported an error: {e}"),
+            CloseReason::Protocol(e) => write!(f, "protocol error: {e}"),
+            CloseReason::VersionMismatch { ours, theirs } => write!(
+                f,
+                "protocol version mismatch: we speak {ours}, the peer speaks {theirs}"
+            ),
+            CloseReason::Rejected(r) => write!(f, "rejected by peer: {r}"),
+            CloseReason::Replaced => f.write_str("replaced by a newer connection"),
+            CloseReason::Shutdown => f.write_str("shut down"),
+        }
+    }
+}
+
+/// What a session reports to its driver and, through it, to the system base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A link completed its handshake with this peer.
+    HandshakeDone {
+        /// What the peer said about itself.
+        peer: PeerInfo,
+    },
+    /// A message arrived (each sequence number once, in order).
+    Delivered(WireMessage),
+    /// The peer acknowledged these messages.
+    Acked(Vec<MessageId>),
+    /// These messages will not be delivered (or their delivery is unknown and the target gone).
+    Failed {
+        /// The messages.
+        ids: Vec<MessageId>,
+        /// Why.
+        reason: FailReason,
+    },
+    /// The peer answered with a new incarnation: it is a new peer.
+    PeerRestarted {
+        /// The incarnation we knew.
+        old: SystemId,
+        /// The one that answered.
+        new: SystemId,
+    },
+    /// A link ended. The driver closes that link's socket, after writing what
+    /// [`Connection::poll_transmit`] returned.
+    Closed {
+        /// Which link.
+        link: LinkId,
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// Why the driver reports a failed connect (see [`Connection::connect_failed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// `ECONNREFUSED` (or a reset before the handshake): nobody listens; a dead target.
+    Refused,
+    /// Any other error; retried with back-off.
+    Other(String),
+}
+
+/// A message waiting to be sent or acknowledged.
+#[derive(Debug)]
+struct Outgoing {
+    id: MessageId,
+    seq: u64,
+    /// The whole frame, prefix included.
+    frame: Vec<u8>,
+    deadline: Instant,
+    /// The incarnation it was (last) transmitted to.
+    sent_to: Option<SystemId>,
+}
+
+#[derive(Debug)]
+enum LinkState {
+    /// The driver is opening the TCP connection.
+    Connecting { deadline: Instant },
+    /// We sent `Hello` and wait for `Welcome`.
+    AwaitWelcome { deadline: Instant },
+    /// Handshake done; data flows.
+    Established,
+}
+
+#[derive(Debug)]
+struct Link {
+    id: LinkId,
+    /// True when we opened it.
+    initiator: bool,
+    state: LinkState,
+    decoder: FrameDecoder,
+    /// Control frames (handshake, acks) waiting for `poll_transmit`.
+    out: Vec<u8>,
+}
+
+/// Reconnect delays: Thespian's back-off.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(config: &Config) -> Backoff {
+        Backoff {
+            next: config.backoff_min,
+        }
+    }
+
+    fn reset(&mut self, config: &Config) {
+        self.next = config.backoff_min;
+    }
+
+    fn step(&mut self, config: &Config) -> Duration {
+        let delay = self.next;
+        self.next = delay
+            .mul_f64(config.backoff_factor.max(1.0))
+            .min(config.backoff_max)
+            .max(config.backoff_min);
+        delay
+    }
+}
+
+/// The session with one peer: a sans-IO machine driven by [`Connection::handle_input`],
+/// [`Connection::handle_timeout`] and [`Connection::send`], and polled for transmits, events,
+/// connect requests and timers.
+///
+/// # Driver contract
+/// After *any* call that takes `now` (input, timeout, send, connect results, attach), the driver:
+/// 1. writes everything [`poll_transmit`](Self::poll_transmit) returns to the current link's
+///    socket;
+/// 2. handles every [`poll_event`](Self::poll_event) (closing the socket of a
+///    [`Event::Closed`] link);
+/// 3. opens a connection if [`poll_connect`](Self::poll_connect) asks for one;
+/// 4. arms a timer for [`poll_timeout`](Self::poll_timeout) and calls
+///    [`handle_timeout`](Self::handle_timeout) when it fires.
+#[derive(Debug)]
+pub struct Connection {
+    config: Arc<Config>,
+    local: LocalIdentity,
+    session: u64,
+    /// Where the peer listens: where we (re)connect.
+    peer_addr: Option<SocketAddr>,
+    /// The peer as of the last handshake.
+    peer: Option<PeerInfo>,
+    link: Option<Link>,
+    next_link: u64,
+    /// True once `poll_connect` must hand out the current `Connecting` link.
+    connect_requested: bool,
+    /// Bytes to write before the previous link's socket is closed (goodbye, reject, error).
+    farewell: Vec<u8>,
+    outbox: VecDeque<Outgoing>,
+    outbox_bytes: usize,
+    /// `outbox[..sent]` were transmitted on the current link.
+    sent: usize,
+    next_seq: u64,
+    /// Highest sequence number delivered from the peer's current session.
+    delivered: Option<u64>,
+    backoff: Backoff,
+    reconnect_at: Option<Instant>,
+    last_activity: Instant,
+    events: VecDeque<Event>,
+    closed: bool,
+}
+
+impl Connection {
+    /// A session with the peer listening at `peer_addr` (`None`: a peer that accepts no
+    /// connections, known only through a link it opened). `session` must be unique among the
+    /// sessions of this incarnation (a counter will do). No link exists yet: one is requested
+    /// when there is something to send, or attached by [`attach`](Self::attach).
+    pub fn new(
+        config: Arc<Config>,
+        local: LocalIdentity,
+        session: u64,
+        peer_addr: Option<SocketAddr>,
+        now: Instant,
+    ) -> Connection {
+        let backoff = Backoff::new(&config);
+        Connection {
+            config,
+            local,
+            session,
+            peer_addr,
+            peer: None,
+            link: None,
+            next_link: 1,
+            connect_requested: false,
+            farewell: Vec::new(),
+            outbox: VecDeque::new(),
+            outbox_bytes: 0,
+            sent: 0,
+            next_seq: 1,
+            delivered: None,
+            backoff,
+            reconnect_at: None,
+            last_activity: now,
+            events: VecDeque::new(),
+            closed: false,
+        }
+    }
+
+    /// Where the peer listens, if known.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer_addr
+    }
+
+    /// The peer as of the last completed handshake.
+    pub fn peer(&self) -> Option<&PeerInfo> {
+        self.peer.as_ref()
+    }
+
+    /// The current link, if any (connecting, handshaking or established).
+    pub fn link(&self) -> Option<LinkId> {
+        self.link.as_ref().map(|l| l.id)
+    }
+
+    /// True when the current link has completed its handshake.
+    pub fn is_established(&self) -> bool {
+        matches!(
+            self.link,
+            Some(Link {
+                state: LinkState::Established,
+                ..
+            })
+        )
+    }
+
+    /// Messages queued or unacknowledged.
+    pub fn queued(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Frame bytes queued or unacknowledged.
+    pub fn queued_bytes(&self) -> usize {
+        self.outbox_bytes
+    }
+
+    /// True when the session holds nothing: no link, no message, no pending event or transmit.
+    /// A driver may then forget it (a later session with the peer starts a new stream).
+    pub fn is_quiescent(&self) -> bool {
+        self.link.is_none()
+            && self.outbox.is_empty()
+            && self.events.is_empty()
+            && self.farewell.is_empty()
+    }
+
+    /// When the session last sent, received or queued anything.
+    pub fn last_activity(&self) -> Instant {
+        self.last_activity
+    }
+
+    /// True after [`close`](Self::close).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Queues `message` for the peer under the caller's `id`.
+    ///
+    /// Fails at once when the frame would be too large (for us or, once known, for the peer),
+    /// when the queue is full, or when the peer cannot be reached. Call it whenever the base has
+    /// a message for this peer; then follow the driver contract (a connect may be requested).
+    pub fn send(
+        &mut self,
+        now: Instant,
+        id: MessageId,
+        message: &WireMessage,
+    ) -> Result<(), SendError> {
+        if self.closed {
+            return Err(SendError::Closed);
+        }
+        let limit = self.frame_limit();
+        let size = message.frame_body_bound();
+        if size > limit {
+            return Err(SendError::TooLarge { size, limit });
+        }
+        if self.link.is_none() && self.peer_addr.is_none() {
+            return Err(SendError::Unreachable);
+        }
+        let frame_len = size + HEADER_LEN;
+        if !self.outbox.is_empty()
+            && (self.outbox.len() >= self.config.max_queued_messages
+                || self.outbox_bytes + frame_len > self.config.max_queued_bytes)
+        {
+            return Err(SendError::QueueFull {
+                messages: self.outbox.len(),
+                bytes: self.outbox_bytes,
+            });
+        }
+        let seq = self.next_seq;
+        let frame = wire::encode_data(seq, message, limit).map_err(|e| match e {
+            FrameError::TooLarge { len, max } => SendError::TooLarge {
+                size: len as usize,
+                limit: max,
+            },
+        })?;
+        self.next_seq += 1;
+        self.outbox_bytes += frame.len();
+        self.outbox.push_back(Outgoing {
+            id,
+            seq,
+            frame,
+            deadline: now + self.config.transmit_timeout,
+            sent_to: None,
+        });
+        self.last_activity = now;
+        self.maybe_connect(now);
+        Ok(())
+    }
+
+    /// The largest frame body we may send now.
+    fn frame_limit(&self) -> usize {
+        let ours = self.config.max_frame.min(frame::ABSOLUTE_MAX_FRAME);
+        match &self.peer {
+            Some(peer) => ours.min(peer.max_frame as usize),
+            None => ours,
+        }
+    }
+
+    /// Requests a link when there is something to send, none exists and no back-off is running.
+    fn maybe_connect(&mut self, now: Instant) {
+        if self.closed || self.link.is_some() || self.outbox.is_empty() {
+            return;
+        }
+        if self.peer_addr.is_none() {
+            let ids = self.drain_outbox(|_| true);
+            self.fail(ids, FailReason::Unreachable);
+            return;
+        }
+        if self.reconnect_at.is_some_and(|at| at > now) {
+            return;
+        }
+        self.reconnect_at = None;
+        self.start_link();
+        let id = self.new_link_id();
+        self.link = Some(Link {
+            id,
+            initiator: true,
+            state: LinkState::Connecting {
+                deadline: now + self.config.handshake_timeout,
+            },
+            decoder: FrameDecoder::new(MAX_HANDSHAKE_FRAME),
+            out: Vec::new(),
+        });
+        self.connect_requested = true;
+    }
+
+    /// Before a new link starts: a farewell for an earlier link that the driver never polled
+    /// is dropped, so it can never be written on the new link's socket.
+    fn start_link(&mut self) {
+        if !self.farewell.is_empty() {
+            log::debug!("dropping an unsent farewell for a previous link");
+            self.farewell.clear();
+        }
+    }
+
+    fn new_link_id(&mut self) -> LinkId {
+        let id = LinkId(self.next_link);
+        self.next_link += 1;
+        id
+    }
+
+    /// Asks the driver to open a TCP connection to [`peer_addr`](Self::peer_addr) for the
+    /// returned link; then call [`connected`](Self::connected) or
+    /// [`connect_failed`](Self::connect_failed) with that id.
+    ///
+    /// Call it after every call that takes `now` (step 3 of the driver contract).
+    #[must_use]
+    pub fn poll_connect(&mut self) -> Option<LinkId> {
+        if !std::mem::take(&mut self.connect_requested) {
+            return None;
+        }
+        match &self.link {
+            Some(Link {
+                id,
+                state: LinkState::Connecting { .. },
+                ..
+            }) => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// The driver's TCP connect for `link` completed: the `Hello` is queued.
+    pub fn connected(&mut self, now: Instant, link: LinkId) {
+        let hello = Handshake {
+            magic: wire::MAGIC,
+            version: self.config.protocol_version,
+            kind: HandshakeKind::Hello(self.info()),
+        };
+        let Some(l) = self.link.as_mut().filter(|l| l.id == link) else {
+            return;
+        };
+        if !matches!(l.state, LinkState::Connecting { .. }) {
+            return;
+        }
+        l.out.extend_from_slice(&wire::encode_handshake(&hello));
+        l.state = LinkState::AwaitWelcome {
+            deadline: now + self.config.handshake_timeout,
+        };
+        self.last_activity = now;
+    }
+
+    /// The driver's TCP connect for `link` failed. A refusal fails every queued message as a
+    /// dead target; other errors retry after the back-off.
+    pub fn connect_failed(&mut self, now: Instant, link: LinkId, failure: ConnectFailure) {
+        if self.link.as_ref().is_none_or(|l| l.id != link) {
+            return;
+        }
+        match failure {
+            ConnectFailure::Refused => {
+                self.end_link(now, CloseReason::ConnectRefused, false);
+                let ids = self.drain_outbox(|_| true);
+                self.fail(ids, FailReason::Refused);
+                self.reconnect_at = None;
+                self.backoff.reset(&self.config);
+            }
+            ConnectFailure::Other(error) => {
+                self.end_link(now, CloseReason::ConnectFailed(error), true);
+            }
+        }
+    }
+
+    /// The driver found `link`'s socket closed or broken (end of file, reset, write error).
+    /// Unacknowledged messages are retransmitted on the next link, after the back-off.
+    pub fn link_lost(&mut self, now: Instant, link: LinkId, error: &str) {
+        if self.link.as_ref().is_none_or(|l| l.id != link) {
+            return;
+        }
+        let reason = CloseReason::Lost(error.to_owned());
+        // A connection reset before the handshake completed means nobody (thespian) is there.
+        self.end_link(now, reason, true);
+    }
+
+    /// Attaches an accepted link whose `Hello` the [`Incoming`] machine read.
+    ///
+    /// Returns the new link's id, and the id of a link it replaced (the driver closes that
+    /// socket at once), or a rejection to write to the new socket before closing it. A second
+    /// link from the same peer incarnation (both sides connected at once) is resolved the same
+    /// way on both sides: the link opened by the side with the smaller incarnation id wins.
+    pub fn attach(&mut self, now: Instant, accepted: Accepted) -> Attach {
+        let hello = accepted.hello;
+        let answer = |kind| {
+            wire::encode_handshake(&Handshake {
+                magic: wire::MAGIC,
+                version: self.config.protocol_version,
+                kind,
+            })
+        };
+        if self.closed {
+            return Attach::Rejected {
+                reply: answer(HandshakeKind::Reject {
+                    reason: "shutting down".into(),
+                }),
+            };
+        }
+        if hello.incarnation == self.local.incarnation {
+            return Attach::Rejected {
+                reply: answer(HandshakeKind::Reject {
+                    reason: "connected to ourselves".into(),
+                }),
+            };
+        }
+        if let Some(link) = &self.link {
+            let same_peer = self
+                .peer
+                .as_ref()
+                .is_none_or(|p| p.incarnation == hello.incarnation);
+            if same_peer && link.initiator && self.local.incarnation < hello.incarnation {
+                log::debug!(
+                    "keeping our connection to {:?}, rejecting its duplicate",
+                    self.peer_addr
+                );
+                return Attach::Rejected {
+                    reply: answer(HandshakeKind::Duplicate),
+                };
+            }
+        }
+        self.start_link();
+        let replaced = self.link.take().map(|old| {
+            self.sent = 0;
+            self.events.push_back(Event::Closed {
+                link: old.id,
+                reason: CloseReason::Replaced,
+            });
+            old.id
+        });
+        let id = self.new_link_id();
+        let mut link = Link {
+            id,
+            initiator: false,
+            state: LinkState::Established,
+            decoder: FrameDecoder::new(self.config.max_frame),
+            out: Vec::new(),
+        };
+        let welcome = Handshake {
+            magic: wire::MAGIC,
+            version: self.config.protocol_version,
+            kind: HandshakeKind::Welcome(self.info()),
+        };
+        link.out
+            .extend_from_slice(&wire::encode_handshake(&welcome));
+        self.link = Some(link);
+        self.connect_requested = false;
+        self.established(now, hello);
+        if !accepted.rest.is_empty() {
+            self.handle_input(now, &accepted.rest);
+        }
+        Attach::Attached { link: id, replaced }
+    }
+
+    /// What we announce in `Hello` / `Welcome`.
+    fn info(&self) -> PeerInfo {
+        PeerInfo {
+            incarnation: self.local.incarnation,
+            session: self.session,
+            listen: self.local.listen,
+            max_frame: self.config.announced_max_frame(),
+        }
+    }
+
+    /// Bookkeeping when a link's handshake completes (either role).
+    fn established(&mut self, now: Instant, peer: PeerInfo) {
+        if let Some(old) = self.peer.take() {
+            if old.incarnation != peer.incarnation {
+                self.events.push_back(Event::PeerRestarted {
+                    old: old.incarnation,
+                    new: peer.incarnation,
+                });
+                let gone = old.incarnation;
+                let ids = self.drain_outbox(|o| o.sent_to == Some(gone));
+                self.fail(ids, FailReason::PeerRestarted);
+            }
+            if old.incarnation != peer.incarnation || old.session != peer.session {
+                self.delivered = None;
+            }
+        }
+        if self.peer_addr.is_none() {
+            self.peer_addr = peer.listen;
+        }
+        let limit = self
+            .config
+            .max_frame
+            .min(frame::ABSOLUTE_MAX_FRAME)
+            .min(peer.max_frame as usize);
+        let mut too_large = Vec::new();
+        self.outbox.retain(|o| {
+            let size = o.frame.len() - HEADER_LEN;
+            if size > limit {
+                too_large.push((o.id, size));
+                false
+            } else {
+                true
+            }
+        });
+        for (id, size) in too_large {
+            self.outbox_bytes -= size + HEADER_LEN;
+            self.events.push_back(Event::Failed {
+                ids: vec![id],
+                reason: FailReason::TooLarge { size, limit },
+            });
+        }
+        self.sent = 0;
+        self.reconnect_at = None;
+        self.backoff.reset(&self.config);
+        self.last_activity = now;
+        if let Some(link) = &mut self.link {
+            link.state = LinkState::Established;
+            link.decoder.set_max_frame(self.config.max_frame);
+            // Tell a returning peer at once what we already have, so it can skip retransmits.
+            if let Some(seq) = self.delivered {
+                link.out
+                    .extend_from_slice(&wire::encode_control(&Control::Ack { seq }));
+            }
+        }
+        self.events
+            .push_back(Event::HandshakeDone { peer: peer.clone() });
+        self.peer = Some(peer);
+    }
+
+    /// Feeds bytes read from the current link's socket.
+    ///
+    /// Call it with every chunk read, in order; then follow the driver contract.
+    pub fn handle_input(&mut self, now: Instant, mut input: &[u8]) {
+        let mut ack_due = false;
+        while !input.is_empty() {
+            let Some(link) = self.link.as_mut() else {
+                return;
+            };
+            if matches!(link.state, LinkState::Connecting { .. }) {
+                log::debug!("input before the connect completed ignored");
+                return;
+            }
+            let body = match link.decoder.decode(&mut input) {
+                Ok(Some(body)) => body,
+                Ok(None) => break,
+                Err(e) => {
+                    self.protocol_error(now, e.to_string());
+                    return;
+                }
+            };
+            self.last_activity = now;
+            let awaiting = matches!(link.state, LinkState::AwaitWelcome { .. });
+            if awaiting {
+                if !self.handle_welcome(now, &body) {
+                    return;
+                }
+            } else if !self.handle_frame(now, &body, &mut ack_due) {
+                return;
+            }
+        }
+        if ack_due {
+            if let (Some(link), Some(seq)) = (self.link.as_mut(), self.delivered) {
+                link.out
+                    .extend_from_slice(&wire::encode_control(&Control::Ack { seq }));
+            }
+        }
+    }
+
+    /// Handles the acceptor's answer to our `Hello`; false when the link ended.
+    fn handle_welcome(&mut self, now: Instant, body: &[u8]) -> bool {
+        match wire::decode_handshake(body, self.config.protocol_version) {
+            Ok(Handshake {
+                kind: HandshakeKind::Welcome(info),
+                ..
+            }) => {
+                if info.incarnation == self.local.incarnation {
+                    self.handshake_failed(
+                        now,
+                        "connected to ourselves".into(),
+                        FailReason::Protocol("connected to ourselves".into()),
+                        true,
+                    );
+                    return false;
+                }
+                self.established(now, info);
+                true
+            }
+            Ok(Handshake {
+                kind: HandshakeKind::Reject { reason },
+                ..
+            }) => {
+                log::warn!("peer {:?} rejected our handshake: {reason}", self.peer_addr);
+                self.end_link(now, CloseReason::Rejected(reason.clone()), false);
+                let ids = self.drain_outbox(|_| true);
+                self.fail(ids, FailReason::Rejected(reason));
+                false
+            }
+            Ok(Handshake {
+                kind: HandshakeKind::Duplicate,
+                ..
+            }) => {
+                log::debug!("peer {:?} keeps its own connection with us", self.peer_addr);
+                self.end_link(
+                    now,
+                    CloseReason::PeerGoodbye(GoodbyeReason::Duplicate),
+                    true,
+                );
+                false
+            }
+            Ok(Handshake {
+                kind: HandshakeKind::Hello(_),
+                ..
+            }) => {
+                let reason = "expected Welcome, got Hello".to_owned();
+                self.handshake_failed(now, reason.clone(), FailReason::Protocol(reason), true);
+                false
+            }
+            Err(WireError::VersionMismatch { ours, theirs }) => {
+                log::warn!(
+                    "peer {:?} speaks protocol version {theirs}, we speak {ours}",
+                    self.peer_addr
+                );
+                self.end_link(now, CloseReason::VersionMismatch { ours, theirs }, false);
+                let ids = self.drain_outbox(|_| true);
+                self.fail(ids, FailReason::VersionMismatch { ours, theirs });
+                false
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                self.handshake_failed(now, reason.clone(), FailReason::Protocol(reason), true);
+                false
+            }
+        }
+    }
+
+    /// Rejects the peer's handshake answer: tells it why, closes, fails the queue.
+    fn handshake_failed(&mut self, now: Instant, reason: String, fail: FailReason, tell: bool) {
+        log::warn!("handshake with {:?} failed: {reason}", self.peer_addr);
+        if tell {
+            self.farewell_handshake(HandshakeKind::Reject {
+                reason: reason.clone(),
+            });
+        }
+        self.end_link(now, CloseReason::Protocol(reason), false);
+        let ids = self.drain_outbox(|_| true);
+        self.fail(ids, fail);
+    }
+
+    fn farewell_handshake(&mut self, kind: HandshakeKind) {
+        let hs = Handshake {
+            magic: wire::MAGIC,
+            version: self.config.protocol_version,
+            kind,
+        };
+        self.farewell_bytes(&wire::encode_handshake(&hs));
+    }
+
+    /// Queues `bytes` after whatever the current link still has to send, to be written before
+    /// its socket closes.
+    fn farewell_bytes(&mut self, bytes: &[u8]) {
+        if let Some(link) = &mut self.link {
+            self.farewell.append(&mut link.out);
+        }
+        self.farewell.extend_from_slice(bytes);
+    }
+
+    /// Handles one post-handshake frame; false when the link ended.
+    fn handle_frame(&mut self, now: Instant, body: &[u8], ack_due: &mut bool) -> bool {
+        match wire::decode_frame(body) {
+            Ok(Frame::Data { header, payload }) => {
+                let fresh = self.delivered.is_none_or(|d| header.seq > d);
+                if fresh {
+                    if let Some(d) = self.delivered {
+                        if header.seq != d + 1 {
+                            log::debug!(
+                                "sequence gap from {:?}: {} after {d} (messages failed at the sender)",
+                                self.peer_addr,
+                                header.seq
+                            );
+                        }
+                    }
+                    self.delivered = Some(header.seq);
+                    self.events.push_back(Event::Delivered(WireMessage {
+                        sender: header.sender,
+                        target: header.target,
+                        type_name: Arc::from(header.type_name),
+                        payload: Arc::from(payload),
+                    }));
+                }
+                *ack_due = true;
+                true
+            }
+            Ok(Frame::Ack { seq }) => self.handle_ack(now, seq),
+            Ok(Frame::Goodbye { reason }) => {
+                log::debug!("peer {:?} said goodbye: {reason}", self.peer_addr);
+                self.end_link(now, CloseReason::PeerGoodbye(reason), true);
+                false
+            }
+            Ok(Frame::Error { reason }) => {
+                log::warn!("peer {:?} reported an error: {reason}", self.peer_addr);
+                self.end_link(now, CloseReason::PeerError(reason), true);
+                false
+            }
+            Err(e) => {
+                self.protocol_error(now, e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Removes the acknowledged messages; false (and the link closed) for a bogus ack.
+    fn handle_ack(&mut self, now: Instant, seq: u64) -> bool {
+        let mut ids = Vec::new();
+        while let Some(front) = self.outbox.front() {
+            if front.seq > seq {
+                break;
+            }
+            if front.sent_to.is_none() {
+                self.protocol_error(now, format!("ack {seq} for a message never sent"));
+                if !ids.is_empty() {
+                    self.events.push_back(Event::Acked(ids));
+                }
+                return false;
+            }
+            let done = self.outbox.pop_front().expect("front exists");
+            self.outbox_bytes -= done.frame.len();
+            self.sent = self.sent.saturating_sub(1);
+            ids.push(done.id);
+        }
+        if !ids.is_empty() {
+            self.events.push_back(Event::Acked(ids));
+        }
+        true
+    }
+
+    /// We broke with the peer: tell it why, close, and retry later if needed.
+    fn protocol_error(&mut self, now: Instant, reason: String) {
+        log::warn!("protocol error from {:?}: {reason}", self.peer_addr);
+        let awaiting = matches!(
+            self.link.as_ref().map(|l| &l.state),
+            Some(LinkState::AwaitWelcome { .. })
+        );
+        if awaiting {
+            self.handshake_failed(now, reason.clone(), FailReason::Protocol(reason), true);
+            return;
+        }
+        self.farewell_bytes(&wire::encode_control(&Control::Error {
+            reason: reason.clone(),
+        }));
+        self.end_link(now, CloseReason::Protocol(reason), true);
+    }
+
+    /// Ends the current link: reports it, and schedules a reconnect if wanted and needed.
+    fn end_link(&mut self, now: Instant, reason: CloseReason, retry: bool) {
+        let Some(link) = self.link.take() else {
+            return;
+        };
+        self.connect_requested = false;
+        self.sent = 0;
+        self.events.push_back(Event::Closed {
+            link: link.id,
+            reason,
+        });
+        if retry && !self.outbox.is_empty() && !self.closed {
+            if self.peer_addr.is_some() {
+                self.reconnect_at = Some(now + self.backoff.step(&self.config));
+            } else {
+                let ids = self.drain_outbox(|_| true);
+                self.fail(ids, FailReason::Unreachable);
+            }
+        }
+    }
+
+    /// Removes matching messages from the queue and returns their ids.
+    fn drain_outbox(&mut self, mut which: impl FnMut(&Outgoing) -> bool) -> Vec<MessageId> {
+        let mut ids = Vec::new();
+        let mut bytes = 0;
+        let mut removed_sent = 0;
+        let mut index = 0;
+        let sent = self.sent;
+        self.outbox.retain(|o| {
+            let remove = which(o);
+            if remove {
+                ids.push(o.id);
+                bytes += o.frame.len();
+                if index < sent {
+                    removed_sent += 1;
+                }
+            }
+            index += 1;
+            !remove
+        });
+        self.outbox_bytes -= bytes;
+        self.sent -= removed_sent;
+        ids
+    }
+
+    fn fail(&mut self, ids: Vec<MessageId>, reason: FailReason) {
+        if !ids.is_empty() {
+            self.events.push_back(Event::Failed { ids, reason });
+        }
+    }
+
+    /// The next bytes to write to the current link's socket (or, after an
+    /// [`Event::Closed`], the last bytes for the closed link's socket).
+    ///
+    /// Call it until it returns `None` after every call that takes `now` (step 1 of the driver
+    /// contract). A driver that cannot write everything keeps the rest and calls this again only
+    /// when its socket buffer has drained: unsent messages stay queued here, where the queue
+    /// bound applies.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        let mut buf = std::mem::take(&mut self.farewell);
+        if let Some(link) = &mut self.link {
+            if buf.is_empty() {
+                buf = std::mem::take(&mut link.out);
+            } else {
+                buf.append(&mut link.out);
+            }
+            if matches!(link.state, LinkState::Established) {
+                let incarnation = self.peer.as_ref().map(|p| p.incarnation);
+                while self.sent < self.outbox.len()
+                    && (buf.is_empty() || buf.len() < self.config.max_batch)
+                {
+                    let o = &mut self.outbox[self.sent];
+                    buf.extend_from_slice(&o.frame);
+                    o.sent_to = incarnation;
+                    self.sent += 1;
+                }
+            }
+        }
+        if buf.is_empty() {
+            None
+        } else {
+            Some(buf)
+        }
+    }
+
+    /// The next event for the driver or the base.
+    ///
+    /// Call it until it returns `None` after every call that takes `now` (step 2 of the driver
+    /// contract).
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next, if ever.
+    ///
+    /// Call it after every call that takes `now` (step 4 of the driver contract) and re-arm the
+    /// timer; the answer changes as the session changes.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if let Some(front) = self.outbox.front() {
+            consider(front.deadline);
+        }
+        match &self.link {
+            Some(Link {
+                state: LinkState::Connecting { deadline } | LinkState::AwaitWelcome { deadline },
+                ..
+            }) => consider(*deadline),
+            Some(Link {
+                state: LinkState::Established,
+                ..
+            }) => {
+                if self.outbox.is_empty() {
+                    consider(self.last_activity + self.config.idle_timeout);
+                }
+            }
+            None => {
+                if let Some(at) = self.reconnect_at {
+                    if !self.outbox.is_empty() {
+                        consider(at);
+                    }
+                }
+            }
+        }
+        next
+    }
+
+    /// Lets time pass: handshake deadlines, message deadlines, reconnects, idle close.
+    ///
+    /// Call it when the time from [`poll_timeout`](Self::poll_timeout) has come (calling it
+    /// early or often is harmless); then follow the driver contract.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // Messages past their deadline fail, oldest first.
+        let mut expired = Vec::new();
+        while let Some(front) = self.outbox.front() {
+            if front.deadline > now {
+                break;
+            }
+            let o = self.outbox.pop_front().expect("front exists");
+            self.outbox_bytes -= o.frame.len();
+            self.sent = self.sent.saturating_sub(1);
+            expired.push(o.id);
+        }
+        self.fail(expired, FailReason::TimedOut);
+
+        match self.link.as_ref().map(|l| &l.state) {
+            Some(LinkState::Connecting { deadline } | LinkState::AwaitWelcome { deadline })
+                if *deadline <= now =>
+            {
+                log::debug!("handshake with {:?} timed out", self.peer_addr);
+                self.end_link(now, CloseReason::HandshakeTimeout, true);
+            }
+            Some(LinkState::Established)
+                if self.outbox.is_empty()
+                    && self.last_activity + self.config.idle_timeout <= now =>
+            {
+                log::debug!("closing idle connection to {:?}", self.peer_addr);
+                self.farewell_bytes(&wire::encode_control(&Control::Goodbye {
+                    reason: GoodbyeReason::Idle,
+                }));
+                self.end_link(now, CloseReason::Idle, false);
+            }
+            _ => {}
+        }
+        self.maybe_connect(now);
+    }
+
+    /// Closes the current link if it is established and has nothing queued (saying goodbye, as
+    /// on the idle timeout); returns whether it did. The driver uses it to free file
+    /// descriptors when the process runs out of them. Follow the driver contract after it.
+    pub fn close_idle(&mut self, now: Instant) -> bool {
+        if !self.is_established() || !self.outbox.is_empty() {
+            return false;
+        }
+        self.farewell_bytes(&wire::encode_control(&Control::Goodbye {
+            reason: GoodbyeReason::Idle,
+        }));
+        self.end_link(now, CloseReason::Idle, false);
+        true
+    }
+
+    /// Closes the session: says goodbye on the link, fails every queued message with
+    /// [`FailReason::Shutdown`], and refuses later sends. Follow the driver contract after it.
+    pub fn close(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        if self.is_established() {
+            self.farewell_bytes(&wire::encode_control(&Control::Goodbye {
+                reason: GoodbyeReason::Shutdown,
+            }));
+        }
+        self.end_link(now, CloseReason::Shutdown, false);
+        let ids = self.drain_outbox(|_| true);
+        self.fail(ids, FailReason::Shutdown);
+    }
+}
+
+/// What [`Connection::attach`] did with an accepted link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attach {
+    /// The link is the session's current one now.
+    Attached {
+        /// Its id, used in later calls and events.
+        link: LinkId,
+        /// The link it replaced: close that socket now.
+        replaced: Option<LinkId>,
+    },
+    /// The session keeps its existing link (or is closed): write `reply` (a handshake answer)
+    /// to the new socket and close it.
+    Rejected {
+        /// The bytes to write.
+        reply: Vec<u8>,
+    },
+}
+
+/// A handshake read by [`Incoming`]: who the peer is, and any bytes that followed its `Hello`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The peer's `Hello`.
+    pub hello: PeerInfo,
+    /// Bytes received after the `Hello` (normally none: the peer waits for `Welcome`).
+    pub rest: Vec<u8>,
+}
+
+/// What [`Incoming`] concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncomingOutcome {
+    /// A valid `Hello`: find or create the peer's session and [`Connection::attach`] this.
+    Hello(Accepted),
+    /// The socket is rejected: write [`Incoming::poll_transmit`] (an explanation), close it,
+    /// and log the reason.
+    Rejected(String),
+}
+
+/// An accepted socket before its handshake: reads one `Hello`, or rejects the socket (bad
+/// magic, version mismatch, oversized or malformed first frame, or no `Hello` within the
+/// handshake timeout) with a `Reject` explaining why.
+///
+/// Driver contract: feed [`handle_input`](Self::handle_input) and
+/// [`handle_timeout`](Self::handle_timeout); after each, write
+/// [`poll_transmit`](Self::poll_transmit) and act on [`poll_outcome`](Self::poll_outcome).
+#[derive(Debug)]
+pub struct Incoming {
+    protocol_version: u16,
+    decoder: FrameDecoder,
+    deadline: Instant,
+    out: Vec<u8>,
+    outcome: Option<IncomingOutcome>,
+    done: bool,
+}
+
+impl Incoming {
+    /// A freshly accepted socket.
+    pub fn new(config: &Config, now: Instant) -> Incoming {
+        Incoming {
+            protocol_version: config.protocol_version,
+            decoder: FrameDecoder::new(MAX_HANDSHAKE_FRAME),
+            deadline: now + config.handshake_timeout,
+            out: Vec::new(),
+            outcome: None,
+            done: false,
+        }
+    }
+
+    /// Feeds bytes read from the socket. Input after the outcome is known is ignored (the
+    /// bytes after a `Hello` in the same chunk travel in [`Accepted::rest`]).
+    pub fn handle_input(&mut self, _now: Instant, mut input: &[u8]) {
+        if self.done {
+            return;
+        }
+        let body = match self.decoder.decode(&mut input) {
+            Ok(Some(body)) => body,
+            Ok(None) => return,
+            Err(e) => {
+                self.reject(format!("bad first frame: {e}"));
+                return;
+            }
+        };
+        match wire::decode_handshake(&body, self.protocol_version) {
+            Ok(Handshake {
+                kind: HandshakeKind::Hello(hello),
+                ..
+            }) => {
+                self.done = true;
+                self.outcome = Some(IncomingOutcome::Hello(Accepted {
+                    hello,
+                    rest: input.to_vec(),
+                }));
+            }
+            Ok(_) => self.reject("expected Hello as the first frame".into()),
+            Err(WireError::VersionMismatch { ours, theirs }) => self.reject(format!(
+                "protocol version mismatch: this endpoint speaks version {ours}, you speak version {theirs}"
+            )),
+            Err(e) => self.reject(format!("bad handshake: {e}")),
+        }
+    }
+
+    fn reject(&mut self, reason: String) {
+        self.done = true;
+        let hs = Handshake {
+            magic: wire::MAGIC,
+            version: self.protocol_version,
+            kind: HandshakeKind::Reject {
+                reason: reason.clone(),
+            },
+        };
+        self.out.extend_from_slice(&wire::encode_handshake(&hs));
+        self.outcome = Some(IncomingOutcome::Rejected(reason));
+    }
+
+    /// Rejects the socket if no `Hello` arrived in time.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.done && now >= self.deadline {
+            self.reject("no handshake within the handshake timeout".into());
+        }
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (!self.done).then_some(self.deadline)
+    }
+
+    /// Bytes to write to the socket (a `Reject`). Call after each input or timeout.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))
+    }
+
+    /// The conclusion, once. Call after each input or timeout.
+    #[must_use]
+    pub fn poll_outcome(&mut self) -> Option<IncomingOutcome> {
+        self.outcome.take()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1123 @@
+//! The mio driver: sockets, readiness and the clock around the sans-IO machines.
+//!
+//! This module exists to do the I/O the [`connection`](crate::connection) machines ask for, and
+//! nothing else: it owns one listening socket, one session ([`Connection`]) per peer keyed by the
+//! peer's listening address, the TCP socket of each session's current link, and the accepted
+//! sockets still in their handshake ([`Incoming`]). Protocol decisions stay in the machines.
+//!
+//! What the driver adds:
+//! - **Reuse.** One connection per peer, used in both directions: a peer that connected to us
+//!   announced its listening address, and our sends to that address use its connection.
+//! - **Self-sends** never touch the network (Thespian's rule): they are delivered and
+//!   acknowledged at once.
+//! - **Dead targets.** `ECONNREFUSED` on connect fails the queued messages with
+//!   [`FailReason::Refused`], so the base can dead-letter them.
+//! - **`EMFILE`/`ENFILE`** on accept or connect: the three longest-idle connections are closed
+//!   (with a goodbye) and the operation is retried; if that is not enough, accepting pauses for
+//!   100 ms and a connect is retried after the back-off.
+//! - **Other threads** send through an [`EndpointSender`] (cloneable, `Send`): it checks the frame
+//!   size and the per-peer queue bound at once (so a full queue is an error at the caller, not
+//!   memory growth), then hands the message over a channel and wakes the poll loop.
+//! - **Forgetting.** A session with no link and nothing queued is forgotten once no retransmit
+//!   from the peer can still arrive (after the transmit timeout plus the handshake timeout).
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use thespian_core::SystemId;
+
+use crate::connection::{
+    Attach, Config, ConnectFailure, Connection, Event, FailReason, Incoming, IncomingOutcome,
+    LinkId, LocalIdentity, MessageId, SendError,
+};
+use crate::frame::HEADER_LEN;
+use crate::wire::WireMessage;
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const FIRST_SOCKET: usize = 2;
+
+/// Bytes read from one socket per readiness event before other sockets get a turn.
+const READ_BUDGET: usize = 4 * 1024 * 1024;
+/// Size of one `read` call.
+const READ_CHUNK: usize = 256 * 1024;
+/// Idle connections closed on `EMFILE` (Thespian closes its 3 oldest idle sockets).
+const EMFILE_CLOSE: usize = 3;
+/// Pause before accepting again when `EMFILE` persists.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// How often forgotten sessions are swept.
+const SWEEP_PERIOD: Duration = Duration::from_secs(1);
+
+/// How to set up a [`TcpEndpoint`].
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// The machines' tunables.
+    pub transport: Config,
+    /// This system's incarnation id (pick a new random one at every start).
+    pub incarnation: SystemId,
+    /// Where to listen (default `127.0.0.1:0`: loopback, an ephemeral port).
+    pub bind: SocketAddr,
+    /// The listening address announced to peers (default: the bound address). A peer that
+    /// receives an unspecified IP (`0.0.0.0`) uses the IP it sees the connection coming from.
+    pub advertise: Option<SocketAddr>,
+}
+
+impl EndpointConfig {
+    /// Defaults for the given incarnation: loopback, ephemeral port, default transport config.
+    pub fn new(incarnation: SystemId) -> EndpointConfig {
+        EndpointConfig {
+            transport: Config::default(),
+            incarnation,
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            advertise: None,
+        }
+    }
+}
+
+/// What the endpoint reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointEvent {
+    /// An event of the session with `peer` (keyed by the peer's listening address, or by its
+    /// socket address for a peer that does not listen).
+    Peer {
+        /// The peer.
+        peer: SocketAddr,
+        /// What happened.
+        event: Event,
+    },
+    /// An accepted connection was closed before its handshake completed (garbage, a bad
+    /// handshake, an oversized first frame, a version mismatch, or silence). Also logged.
+    Rejected {
+        /// Where it came from.
+        from: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+enum Command {
+    Send {
+        peer: SocketAddr,
+        id: MessageId,
+        message: WireMessage,
+    },
+}
+
+#[derive(Default, Clone, Copy)]
+struct Usage {
+    messages: usize,
+    bytes: usize,
+}
+
+/// State shared by the endpoint and its senders.
+struct Shared {
+    waker: Waker,
+    /// Set by a sender that woke the loop; cleared by the loop before draining commands.
+    woken: AtomicBool,
+    closed: AtomicBool,
+    next_id: AtomicU64,
+    /// Messages handed over and not yet acknowledged or failed, per peer.
+    usage: Mutex<HashMap<SocketAddr, Usage>>,
+    max_frame: usize,
+    max_messages: usize,
+    max_bytes: usize,
+}
+
+impl Shared {
+    fn release(&self, peer: SocketAddr, bytes: usize) {
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(u) = usage.get_mut(&peer) {
+            u.messages = u.messages.saturating_sub(1);
+            u.bytes = u.bytes.saturating_sub(bytes);
+            if u.messages == 0 {
+                usage.remove(&peer);
+            }
+        }
+    }
+}
+
+/// Sends messages through a [`TcpEndpoint`] from any thread. Cheap to clone.
+#[derive(Clone)]
+pub struct EndpointSender {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for EndpointSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointSender").finish_non_exhaustive()
+    }
+}
+
+impl EndpointSender {
+    /// Queues `message` for the endpoint listening at `peer`.
+    ///
+    /// Returns the id later reported in [`Event::Acked`] or [`Event::Failed`]. Fails at once
+    /// when the message exceeds the maximum frame, when the queue to `peer` is full (messages
+    /// handed over and not yet acknowledged), or when the endpoint is closed.
+    pub fn send(&self, peer: SocketAddr, message: WireMessage) -> Result<MessageId, SendError> {
+        let shared = &*self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let size = message.frame_body_bound();
+        if size > shared.max_frame {
+            return Err(SendError::TooLarge {
+                size,
+                limit: shared.max_frame,
+            });
+        }
+        let bytes = size + HEADER_LEN;
+        {
+            let mut usage = shared.usage.lock().unwrap_or_else(|e| e.into_inner());
+            let u = usage.entry(peer).or_default();
+            if u.messages > 0
+                && (u.messages >= shared.max_messages || u.bytes + bytes > shared.max_bytes)
+            {
+                return Err(SendError::QueueFull {
+                    messages: u.messages,
+                    bytes: u.bytes,
+                });
+            }
+            u.messages += 1;
+            u.bytes += bytes;
+        }
+        let id = MessageId(shared.next_id.fetch_add(1, Ordering::Relaxed));
+        if self.tx.send(Command::Send { peer, id, message }).is_err() {
+            shared.release(peer, bytes);
+            return Err(SendError::Closed);
+        }
+        if !shared.woken.swap(true, Ordering::AcqRel) {
+            if let Err(e) = shared.waker.wake() {
+                log::warn!("cannot wake the TCP endpoint: {e}");
+            }
+        }
+        Ok(id)
+    }
+}
+
+enum Role {
+    /// Accepted, handshake not read yet.
+    Incoming(Incoming),
+    /// The current link of the session `key`.
+    Link { key: SocketAddr, link: LinkId },
+}
+
+struct Socket {
+    stream: TcpStream,
+    role: Role,
+    /// An outgoing connect not confirmed yet.
+    connecting: bool,
+    remote: SocketAddr,
+    write_buf: Vec<u8>,
+    write_pos: usize,
+}
+
+impl Socket {
+    fn has_pending_write(&self) -> bool {
+        self.write_pos < self.write_buf.len()
+    }
+
+    /// Appends bytes to write (without copying when nothing is pending).
+    fn queue(&mut self, bytes: Vec<u8>) {
+        if !self.has_pending_write() {
+            self.write_buf = bytes;
+            self.write_pos = 0;
+        } else {
+            self.write_buf.extend_from_slice(&bytes);
+        }
+    }
+
+    /// Writes as much as the socket takes. `Ok(true)` when everything was written.
+    fn flush(&mut self) -> io::Result<bool> {
+        while self.has_pending_write() {
+            match self.stream.write(&self.write_buf[self.write_pos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.write_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.write_buf.clear();
+        self.write_pos = 0;
+        Ok(true)
+    }
+}
+
+struct Session {
+    conn: Connection,
+    socket: Option<Token>,
+}
+
+/// A TCP transport endpoint: a listening socket, sessions with peers, and a mio poll loop.
+///
+/// Drive it from one thread with [`poll_events`](Self::poll_events); send from any thread with
+/// an [`EndpointSender`] from [`sender`](Self::sender).
+pub struct TcpEndpoint {
+    poll: Poll,
+    mio_events: Events,
+    /// `None` after [`close`](Self::close), so the port is free again.
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    identity: LocalIdentity,
+    config: Arc<Config>,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Command>,
+    rx: mpsc::Receiver<Command>,
+    sessions: HashMap<SocketAddr, Session>,
+    sockets: HashMap<Token, Socket>,
+    next_token: usize,
+    next_session: u64,
+    /// Bytes per message handed over by senders, released on `Acked` / `Failed`.
+    in_flight: HashMap<MessageId, (SocketAddr, usize)>,
+    dirty: HashSet<SocketAddr>,
+    read_again: Vec<Token>,
+    read_buf: Vec<u8>,
+    accept_paused_until: Option<Instant>,
+    last_sweep: Instant,
+    out: Vec<EndpointEvent>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for TcpEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpEndpoint")
+            .field("local_addr", &self.local_addr)
+            .field("incarnation", &self.identity.incarnation)
+            .field("sessions", &self.sessions.len())
+            .field("sockets", &self.sockets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    // EMFILE and ENFILE have these numbers on Linux, the BSDs and macOS.
+    cfg!(unix) && matches!(e.raw_os_error(), Some(23 | 24))
+}
+
+impl TcpEndpoint {
+    /// Binds the listening socket and returns the endpoint with its bound address.
+    pub fn bind(config: EndpointConfig) -> io::Result<(TcpEndpoint, SocketAddr)> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.bind)?;
+        let local_addr = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let transport = Arc::new(config.transport);
+        let shared = Arc::new(Shared {
+            waker,
+            woken: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            usage: Mutex::new(HashMap::new()),
+            max_frame: transport.max_frame.min(crate::frame::ABSOLUTE_MAX_FRAME),
+            max_messages: transport.max_queued_messages,
+            max_bytes: transport.max_queued_bytes,
+        });
+        let (tx, rx) = mpsc::channel();
+        let identity = LocalIdentity {
+            incarnation: config.incarnation,
+            listen: Some(config.advertise.unwrap_or(local_addr)),
+        };
+        let now = Instant::now();
+        let endpoint = TcpEndpoint {
+            poll,
+            mio_events: Events::with_capacity(256),
+            listener: Some(listener),
+            local_addr,
+            identity,
+            config: transport,
+            shared,
+            tx,
+            rx,
+            sessions: HashMap::new(),
+            sockets: HashMap::new(),
+            next_token: FIRST_SOCKET,
+            next_session: 1,
+            in_flight: HashMap::new(),
+            dirty: HashSet::new(),
+            read_again: Vec::new(),
+            read_buf: vec![0; READ_CHUNK],
+            accept_paused_until: None,
+            last_sweep: now,
+            out: Vec::new(),
+            closed: false,
+        };
+        log::debug!(
+            "TCP endpoint {:?} listening on {local_addr}",
+            endpoint.identity.incarnation
+        );
+        Ok((endpoint, local_addr))
+    }
+
+    /// The bound listening address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This endpoint's incarnation id.
+    pub fn incarnation(&self) -> SystemId {
+        self.identity.incarnation
+    }
+
+    /// A handle for sending from any thread.
+    pub fn sender(&self) -> EndpointSender {
+        EndpointSender {
+            shared: self.shared.clone(),
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// Open TCP sockets (links and accepted sockets in their handshake), not counting the
+    /// listener.
+    pub fn open_sockets(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// Sessions currently remembered.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Runs the poll loop until at least one event is ready or `timeout` has passed (`None`:
+    /// until an event), and returns the events.
+    pub fn poll_events(&mut self, timeout: Option<Duration>) -> io::Result<Vec<EndpointEvent>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            self.turn(wait)?;
+            if !self.out.is_empty() {
+                return Ok(std::mem::take(&mut self.out));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// Closes every session (goodbye to each peer; queued messages fail with
+    /// [`FailReason::Shutdown`]), closes the listening socket, refuses further sends, and
+    /// returns the last events.
+    pub fn close(&mut self) -> Vec<EndpointEvent> {
+        if !self.closed {
+            self.closed = true;
+            self.shared.closed.store(true, Ordering::Release);
+            let now = Instant::now();
+            self.drain_commands(now);
+            let keys: Vec<SocketAddr> = self.sessions.keys().copied().collect();
+            for key in keys {
+                if let Some(s) = self.sessions.get_mut(&key) {
+                    s.conn.close(now);
+                    self.dirty.insert(key);
+                }
+            }
+            self.service_dirty(now);
+            let tokens: Vec<Token> = self.sockets.keys().copied().collect();
+            for token in tokens {
+                self.close_socket(token);
+            }
+            if let Some(mut listener) = self.listener.take() {
+                let _ = self.poll.registry().deregister(&mut listener);
+            }
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// One iteration: wait for readiness or a timer, then do all the work that became due.
+    fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let now = Instant::now();
+        let mut wait = timeout;
+        if !self.read_again.is_empty() || !self.dirty.is_empty() {
+            wait = Some(Duration::ZERO);
+        }
+        if let Some(at) = self.next_timer() {
+            let until = at.saturating_duration_since(now);
+            wait = Some(wait.map_or(until, |w| w.min(until)));
+        }
+        if let Err(e) = self.poll.poll(&mut self.mio_events, wait) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        let now = Instant::now();
+        let ready: Vec<(Token, bool, bool)> = self
+            .mio_events
+            .iter()
+            .map(|e| {
+                (
+                    e.token(),
+                    e.is_readable() || e.is_read_closed() || e.is_error(),
+                    e.is_writable() || e.is_write_closed() || e.is_error(),
+                )
+            })
+            .collect();
+        for (token, readable, writable) in ready {
+            match token {
+                LISTENER => self.accept_all(now),
+                WAKER => {}
+                token => self.socket_ready(now, token, readable, writable),
+            }
+        }
+        self.drain_commands(now);
+        for token in std::mem::take(&mut self.read_again) {
+            self.socket_ready(now, token, true, false);
+        }
+        self.run_timers(now);
+        self.service_dirty(now);
+        if now.saturating_duration_since(self.last_sweep) >= SWEEP_PERIOD {
+            self.sweep(now);
+        }
+        Ok(())
+    }
+
+    /// The earliest machine timer.
+    fn next_timer(&self) -> Option<Instant> {
+        let sessions = self.sessions.values().filter_map(|s| s.conn.poll_timeout());
+        let incoming = self.sockets.values().filter_map(|s| match &s.role {
+            Role::Incoming(i) => i.poll_timeout(),
+            Role::Link { .. } => None,
+        });
+        let sweep = (!self.sessions.is_empty()).then_some(self.last_sweep + SWEEP_PERIOD);
+        sessions
+            .chain(incoming)
+            .chain(self.accept_paused_until)
+            .chain(sweep)
+            .min()
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        for (key, session) in self.sessions.iter_mut() {
+            if session.conn.poll_timeout().is_some_and(|t| t <= now) {
+                session.conn.handle_timeout(now);
+                self.dirty.insert(*key);
+            }
+        }
+        let due: Vec<Token> = self
+            .sockets
+            .iter()
+            .filter_map(|(token, s)| match &s.role {
+                Role::Incoming(i) if i.poll_timeout().is_some_and(|t| t <= now) => Some(*token),
+                _ => None,
+            })
+            .collect();
+        for token in due {
+            if let Some(Socket {
+                role: Role::Incoming(i),
+                ..
+            }) = self.sockets.get_mut(&token)
+            {
+                i.handle_timeout(now);
+            }
+            self.service_incoming(now, token);
+        }
+        if self.accept_paused_until.is_some_and(|t| t <= now) {
+            self.accept_paused_until = None;
+            self.accept_all(now);
+        }
+    }
+
+    fn drain_commands(&mut self, now: Instant) {
+        self.shared.woken.store(false, Ordering::Release);
+        while let Ok(command) = self.rx.try_recv() {
+            match command {
+                Command::Send { peer, id, message } => self.send_now(now, peer, id, message),
+            }
+        }
+    }
+
+    fn send_now(&mut self, now: Instant, peer: SocketAddr, id: MessageId, message: WireMessage) {
+        let bytes = message.frame_body_bound() + HEADER_LEN;
+        if self.identity.listen == Some(peer) || self.local_addr == peer {
+            // Sends to self never touch the network.
+            self.shared.release(peer, bytes);
+            self.out.push(EndpointEvent::Peer {
+                peer,
+                event: Event::Delivered(message),
+            });
+            self.out.push(EndpointEvent::Peer {
+                peer,
+                event: Event::Acked(vec![id]),
+            });
+            return;
+        }
+        if self.closed {
+            self.shared.release(peer, bytes);
+            self.fail_now(peer, id, FailReason::Shutdown);
+            return;
+        }
+        let session = self.session_for(now, peer);
+        match session.conn.send(now, id, &message) {
+            Ok(()) => {
+                self.in_flight.insert(id, (peer, bytes));
+            }
+            Err(e) => {
+                self.shared.release(peer, bytes);
+                let reason = match e {
+                    SendError::TooLarge { size, limit } => FailReason::TooLarge { size, limit },
+                    SendError::QueueFull { .. } => FailReason::QueueFull,
+                    SendError::Unreachable => FailReason::Unreachable,
+                    SendError::Closed => FailReason::Shutdown,
+                };
+                self.fail_now(peer, id, reason);
+            }
+        }
+        self.dirty.insert(peer);
+    }
+
+    fn fail_now(&mut self, peer: SocketAddr, id: MessageId, reason: FailReason) {
+        self.out.push(EndpointEvent::Peer {
+            peer,
+            event: Event::Failed {
+                ids: vec![id],
+                reason,
+            },
+        });
+    }
+
+    /// The session for a peer listening at `key`, created if needed.
+    fn session_for(&mut self, now: Instant, key: SocketAddr) -> &mut Session {
+        let config = &self.config;
+        let identity = &self.identity;
+        let next_session = &mut self.next_session;
+        self.sessions.entry(key).or_insert_with(|| {
+            let id = *next_session;
+            *next_session += 1;
+            Session {
+                conn: Connection::new(config.clone(), identity.clone(), id, Some(key), now),
+                socket: None,
+            }
+        })
+    }
+
+    fn new_token(&mut self) -> Token {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        token
+    }
+
+    fn accept_all(&mut self, now: Instant) {
+        if self.closed || self.accept_paused_until.is_some() {
+            return;
+        }
+        let mut retried = false;
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((mut stream, remote)) => {
+                    let _ = stream.set_nodelay(true);
+                    let token = self.new_token();
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        log::warn!("cannot register a connection from {remote}: {e}");
+                        continue;
+                    }
+                    log::trace!("accepted a connection from {remote}");
+                    self.sockets.insert(
+                        token,
+                        Socket {
+                            stream,
+                            role: Role::Incoming(Incoming::new(&self.config, now)),
+                            connecting: false,
+                            remote,
+                            write_buf: Vec::new(),
+                            write_pos: 0,
+                        },
+                    );
+                    // Bytes may already be waiting (edge-triggered readiness).
+                    self.read_again.push(token);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_fd_exhaustion(&e) => {
+                    if !retried && self.close_idle(now, EMFILE_CLOSE) > 0 {
+                        log::warn!("out of file descriptors accepting; closed idle connections");
+                        retried = true;
+                        continue;
+                    }
+                    log::warn!("out of file descriptors accepting; pausing accepts");
+                    self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                    break;
+                }
+                Err(e) => {
+                    log::warn!("accept failed: {e}");
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+                    ) {
+                        continue;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Says goodbye on up to `count` established connections with nothing queued, longest idle
+    /// first, and closes their sockets. Returns how many were closed.
+    fn close_idle(&mut self, now: Instant, count: usize) -> usize {
+        let mut idle: Vec<(Instant, SocketAddr)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.socket.is_some() && s.conn.is_established() && s.conn.queued() == 0)
+            .map(|(k, s)| (s.conn.last_activity(), *k))
+            .collect();
+        idle.sort();
+        let mut closed = 0;
+        for (_, key) in idle.into_iter().take(count) {
+            if let Some(s) = self.sessions.get_mut(&key) {
+                if s.conn.close_idle(now) {
+                    closed += 1;
+                }
+            }
+            self.service(now, key);
+        }
+        closed
+    }
+
+    /// Readiness on a socket.
+    fn socket_ready(&mut self, now: Instant, token: Token, readable: bool, writable: bool) {
+        let Some(socket) = self.sockets.get_mut(&token) else {
+            return;
+        };
+        if socket.connecting {
+            match connect_result(&socket.stream) {
+                ConnectState::Pending => return,
+                ConnectState::Done => {
+                    socket.connecting = false;
+                    let _ = socket.stream.set_nodelay(true);
+                    if let Role::Link { key, link } = socket.role {
+                        if let Some(s) = self.sessions.get_mut(&key) {
+                            s.conn.connected(now, link);
+                        }
+                        self.dirty.insert(key);
+                    }
+                }
+                ConnectState::Failed(e) => {
+                    if let Role::Link { key, link } = socket.role {
+                        let failure = if e.kind() == io::ErrorKind::ConnectionRefused {
+                            ConnectFailure::Refused
+                        } else {
+                            ConnectFailure::Other(e.to_string())
+                        };
+                        log::debug!("connect to {key} failed: {e}");
+                        self.drop_socket(token);
+                        if let Some(s) = self.sessions.get_mut(&key) {
+                            s.conn.connect_failed(now, link, failure);
+                            if s.socket == Some(token) {
+                                s.socket = None;
+                            }
+                        }
+                        self.dirty.insert(key);
+                    }
+                    return;
+                }
+            }
+        }
+        if writable {
+            let Some(socket) = self.sockets.get_mut(&token) else {
+                return;
+            };
+            match socket.flush() {
+                Ok(true) => {
+                    if let Role::Link { key, .. } = socket.role {
+                        self.dirty.insert(key);
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.socket_failed(now, token, &e.to_string());
+                    return;
+                }
+            }
+        }
+        if readable {
+            self.read_socket(now, token);
+        }
+    }
+
+    /// Reads what the socket has (up to the per-event budget) into its machine.
+    fn read_socket(&mut self, now: Instant, token: Token) {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let mut budget = READ_BUDGET;
+        while let Some(socket) = self.sockets.get_mut(&token) {
+            if socket.connecting {
+                break;
+            }
+            if budget == 0 {
+                self.read_again.push(token);
+                break;
+            }
+            match socket.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.socket_failed(now, token, "closed by peer");
+                    break;
+                }
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    match socket.role {
+                        Role::Incoming(ref mut incoming) => {
+                            incoming.handle_input(now, &buf[..n]);
+                            if !self.service_incoming(now, token) {
+                                // Now a session's link (or closed): read the rest, if any,
+                                // on the next turn (readiness is edge-triggered).
+                                if self.sockets.contains_key(&token) {
+                                    self.read_again.push(token);
+                                }
+                                break;
+                            }
+                        }
+                        Role::Link { key, .. } => {
+                            if let Some(s) = self.sessions.get_mut(&key) {
+                                s.conn.handle_input(now, &buf[..n]);
+                            }
+                            self.dirty.insert(key);
+                            // Keep reading only while this socket is still the session's link.
+                            self.service(now, key);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.socket_failed(now, token, &e.to_string());
+                    break;
+                }
+            }
+        }
+        self.read_buf = buf;
+    }
+
+    /// Acts on an accepted socket's handshake machine. Returns false when the socket is gone or
+    /// is no longer an incoming socket's.
+    fn service_incoming(&mut self, now: Instant, token: Token) -> bool {
+        let Some(socket) = self.sockets.get_mut(&token) else {
+            return false;
+        };
+        let Role::Incoming(incoming) = &mut socket.role else {
+            return false;
+        };
+        let reply = incoming.poll_transmit();
+        let outcome = incoming.poll_outcome();
+        if let Some(bytes) = reply {
+            socket.queue(bytes);
+        }
+        match outcome {
+            None => true,
+            Some(IncomingOutcome::Rejected(reason)) => {
+                let from = socket.remote;
+                log::warn!("closing connection from {from}: {reason}");
+                self.out.push(EndpointEvent::Rejected { from, reason });
+                self.close_socket(token);
+                false
+            }
+            Some(IncomingOutcome::Hello(accepted)) => {
+                let remote = socket.remote;
+                let has_listen = accepted.hello.listen.is_some();
+                let key = match accepted.hello.listen {
+                    Some(a) if a.ip().is_unspecified() => SocketAddr::new(remote.ip(), a.port()),
+                    Some(a) => a,
+                    None => remote,
+                };
+                // Settle the session's pending output first, so a farewell for an ended link
+                // goes to that link's socket.
+                if self.sessions.contains_key(&key) {
+                    self.service(now, key);
+                }
+                let config = &self.config;
+                let identity = &self.identity;
+                let next_session = &mut self.next_session;
+                let session = self.sessions.entry(key).or_insert_with(|| {
+                    let id = *next_session;
+                    *next_session += 1;
+                    Session {
+                        conn: Connection::new(
+                            config.clone(),
+                            identity.clone(),
+                            id,
+                            has_listen.then_some(key),
+                            now,
+                        ),
+                        socket: None,
+                    }
+                });
+                match session.conn.attach(now, accepted) {
+                    Attach::Attached { link, .. } => {
+                        let old = session.socket.replace(token);
+                        if let Some(socket) = self.sockets.get_mut(&token) {
+                            socket.role = Role::Link { key, link };
+                        }
+                        // The session has one link now: any other socket of it is obsolete.
+                        if let Some(old) = old.filter(|old| *old != token) {
+                            self.drop_socket(old);
+                        }
+                        self.dirty.insert(key);
+                        self.service(now, key);
+                        false
+                    }
+                    Attach::Rejected { reply } => {
+                        if let Some(socket) = self.sockets.get_mut(&token) {
+                            socket.queue(reply);
+                        }
+                        self.close_socket(token);
+                        false
+                    }
+                }
+            }
+        }
+    }
+
+    fn service_dirty(&mut self, now: Instant) {
+        // Servicing can dirty other sessions (closing idle ones); loop until quiet.
+        for _ in 0..4 {
+            if self.dirty.is_empty() {
+                break;
+            }
+            let keys: Vec<SocketAddr> = self.dirty.drain().collect();
+            for key in keys {
+                self.service(now, key);
+            }
+        }
+    }
+
+    /// Follows the driver contract for one session: transmit, events, connect.
+    fn service(&mut self, now: Instant, key: SocketAddr) {
+        self.dirty.remove(&key);
+        for _ in 0..16 {
+            let Some(session) = self.sessions.get_mut(&key) else {
+                return;
+            };
+            let mut progress = false;
+            // 1. Transmit while the socket keeps up.
+            loop {
+                let socket = session.socket.and_then(|t| self.sockets.get_mut(&t));
+                match socket {
+                    Some(socket) if socket.connecting => break,
+                    Some(socket) => {
+                        if socket.has_pending_write() {
+                            break;
+                        }
+                        let Some(bytes) = session.conn.poll_transmit() else {
+                            break;
+                        };
+                        socket.queue(bytes);
+                        if let Err(e) = socket.flush() {
+                            let token = session.socket.expect("socket exists");
+                            self.socket_failed(now, token, &e.to_string());
+                            progress = true;
+                            break;
+                        }
+                    }
+                    None => {
+                        // No socket: only a farewell for a socket already gone can be here.
+                        if session.conn.poll_transmit().is_none() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let Some(session) = self.sessions.get_mut(&key) else {
+                return;
+            };
+            // 2. Events.
+            let mut to_close = Vec::new();
+            while let Some(event) = session.conn.poll_event() {
+                progress = true;
+                match &event {
+                    Event::Closed { link, .. } => {
+                        let token = session.socket.filter(|t| {
+                            matches!(
+                                self.sockets.get(t).map(|s| &s.role),
+                                Some(Role::Link { link: l, .. }) if l == link
+                            )
+                        });
+                        if let Some(token) = token {
+                            session.socket = None;
+                            if let Some(socket) = self.sockets.get_mut(&token) {
+                                // The farewell (goodbye, error) for this link.
+                                while let Some(bytes) = session.conn.poll_transmit() {
+                                    socket.queue(bytes);
+                                }
+                            }
+                            to_close.push(token);
+                        }
+                    }
+                    Event::Acked(ids) | Event::Failed { ids, .. } => {
+                        for id in ids {
+                            if let Some((peer, bytes)) = self.in_flight.remove(id) {
+                                self.shared.release(peer, bytes);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                self.out.push(EndpointEvent::Peer { peer: key, event });
+            }
+            // 3. Connect.
+            let connect = session.conn.poll_connect();
+            for token in to_close {
+                self.close_socket(token);
+            }
+            if let Some(link) = connect {
+                progress = true;
+                self.connect(now, key, link);
+            }
+            if !progress {
+                return;
+            }
+        }
+        // Still busy: finish on the next turn.
+        self.dirty.insert(key);
+    }
+
+    /// Opens a TCP connection for a session's link.
+    fn connect(&mut self, now: Instant, key: SocketAddr, link: LinkId) {
+        let mut result = TcpStream::connect(key);
+        if let Err(e) = &result {
+            if is_fd_exhaustion(e) && self.close_idle(now, EMFILE_CLOSE) > 0 {
+                log::warn!("out of file descriptors connecting to {key}; closed idle connections");
+                result = TcpStream::connect(key);
+            }
+        }
+        let registered = result.and_then(|mut stream| {
+            let token = self.new_token();
+            self.poll.registry().register(
+                &mut stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            Ok((token, stream))
+        });
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        match registered {
+            Ok((token, stream)) => {
+                if let Some(old) = session.socket.replace(token) {
+                    self.drop_socket(old);
+                }
+                self.sockets.insert(
+                    token,
+                    Socket {
+                        stream,
+                        role: Role::Link { key, link },
+                        connecting: true,
+                        remote: key,
+                        write_buf: Vec::new(),
+                        write_pos: 0,
+                    },
+                );
+            }
+            Err(e) => {
+                log::debug!("connect to {key} failed at once: {e}");
+                let failure = if e.kind() == io::ErrorKind::ConnectionRefused {
+                    ConnectFailure::Refused
+                } else {
+                    ConnectFailure::Other(e.to_string())
+                };
+                session.conn.connect_failed(now, link, failure);
+            }
+        }
+        self.dirty.insert(key);
+    }
+
+    /// A socket broke (end of file, reset, write error): tell its machine and close it.
+    fn socket_failed(&mut self, now: Instant, token: Token, error: &str) {
+        let Some(socket) = self.sockets.get(&token) else {
+            return;
+        };
+        match socket.role {
+            Role::Incoming(_) => {
+                let from = socket.remote;
+                let reason = format!("connection closed before the handshake: {error}");
+                log::debug!("connection from {from}: {reason}");
+                self.out.push(EndpointEvent::Rejected { from, reason });
+                self.drop_socket(token);
+            }
+            Role::Link { key, link } => {
+                log::debug!("connection with {key} lost: {error}");
+                self.drop_socket(token);
+                if let Some(s) = self.sessions.get_mut(&key) {
+                    if s.socket == Some(token) {
+                        s.socket = None;
+                    }
+                    s.conn.link_lost(now, link, error);
+                }
+                self.dirty.insert(key);
+            }
+        }
+    }
+
+    /// Writes what is pending (best effort) and closes the socket.
+    fn close_socket(&mut self, token: Token) {
+        if let Some(socket) = self.sockets.get_mut(&token) {
+            let _ = socket.flush();
+            let _ = socket.stream.shutdown(std::net::Shutdown::Write);
+        }
+        self.drop_socket(token);
+    }
+
+    /// Closes the socket without writing anything more.
+    fn drop_socket(&mut self, token: Token) {
+        if let Some(mut socket) = self.sockets.remove(&token) {
+            let _ = self.poll.registry().deregister(&mut socket.stream);
+            if let Role::Link { key, .. } = socket.role {
+                if let Some(s) = self.sessions.get_mut(&key) {
+                    if s.socket == Some(token) {
+                        s.socket = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets sessions that hold nothing and can no longer receive a retransmit.
+    fn sweep(&mut self, now: Instant) {
+        self.last_sweep = now;
+        let linger = self.config.transmit_timeout + self.config.handshake_timeout;
+        self.sessions.retain(|key, s| {
+            let keep = s.socket.is_some()
+                || !s.conn.is_quiescent()
+                || now.saturating_duration_since(s.conn.last_activity()) < linger;
+            if !keep {
+                log::trace!("forgetting the session with {key}");
+            }
+            keep
+        });
+    }
+}
+
+enum ConnectState {
+    Pending,
+    Done,
+    Failed(io::Error),
+}
+
+/// Whether a non-blocking connect has completed (mio's recommended check).
+fn connect_result(stream: &TcpStream) -> ConnectState {
+    match stream.take_error() {
+        Ok(Some(e)) | Err(e) => return ConnectState::Failed(e),
+        Ok(None) => {}
+    }
+    match stream.peer_addr() {
+        Ok(_) => ConnectState::Done,
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => ConnectState::Pending,
+        Err(e) if e.raw_os_error() == Some(115) /* EINPROGRESS (Linux) */ => {
+            ConnectState::Pending
+        }
+        Err(e) => ConnectState::Failed(e),
+    }
+}

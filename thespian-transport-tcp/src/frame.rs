@@ -1,0 +1,383 @@
+//! Length-prefixed frames: the byte-level boundary of the TCP transport.
+//!
+//! TCP is a byte stream; the transport needs message boundaries. This module exists so that
+//! exactly one place turns arbitrary chunks of bytes (however the kernel happens to split them)
+//! into whole frames, and so that a hostile or broken peer can never make us allocate what it
+//! claims: a frame is a `u32` big-endian body length followed by the body, and a length above
+//! the configured maximum is an error before any body byte is buffered.
+//!
+//! Thespian used an ASCII decimal length and `'>'` (reference §5.1.2); a fixed 4-byte prefix is
+//! simpler to bound and to parse.
+
+use std::fmt;
+
+/// Bytes in the length prefix of every frame.
+pub const HEADER_LEN: usize = 4;
+
+/// Default maximum frame body size: 64 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
+
+/// The largest body a `u32` prefix can describe.
+pub const ABSOLUTE_MAX_FRAME: usize = u32::MAX as usize;
+
+/// How much body buffer is reserved up front; the rest grows as bytes actually arrive, so a
+/// peer that announces a large (but allowed) frame and then stalls costs little memory.
+const INITIAL_RESERVE: usize = 64 * 1024;
+
+/// Why a byte stream could not be framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameError {
+    /// A length prefix announced a body larger than the maximum.
+    TooLarge {
+        /// The announced (or attempted) body length.
+        len: u64,
+        /// The maximum in force.
+        max: usize,
+    },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::TooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the maximum of {max} bytes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Appends one frame (prefix + `body`) to `out`.
+///
+/// Fails, leaving `out` untouched, when `body` is longer than `max`.
+pub fn encode_frame(out: &mut Vec<u8>, body: &[u8], max: usize) -> Result<(), FrameError> {
+    let max = max.min(ABSOLUTE_MAX_FRAME);
+    if body.len() > max {
+        return Err(FrameError::TooLarge {
+            len: body.len() as u64,
+            max,
+        });
+    }
+    out.reserve(HEADER_LEN + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    Ok(())
+}
+
+/// Writes the length prefix of a frame whose body was built in place.
+///
+/// `frame` must start with [`HEADER_LEN`] placeholder bytes followed by the body; the prefix is
+/// filled in. Fails when the body is longer than `max`.
+pub fn finish_frame(frame: &mut [u8], max: usize) -> Result<(), FrameError> {
+    let max = max.min(ABSOLUTE_MAX_FRAME);
+    let body = frame.len().saturating_sub(HEADER_LEN);
+    if body > max {
+        return Err(FrameError::TooLarge {
+            len: body as u64,
+            max,
+        });
+    }
+    frame[..HEADER_LEN].copy_from_slice(&(body as u32).to_be_bytes());
+    Ok(())
+}
+
+/// A streaming frame decoder: feed it chunks, take out whole frame bodies.
+///
+/// ```
+/// use thespian_transport_tcp::frame::{encode_frame, FrameDecoder};
+/// let mut wire = Vec::new();
+/// encode_frame(&mut wire, b"hello", 1024).unwrap();
+/// let mut decoder = FrameDecoder::new(1024);
+/// let (first, second) = wire.split_at(3);
+/// let mut input = first;
+/// assert_eq!(decoder.decode(&mut input).unwrap(), None);
+/// let mut input = second;
+/// assert_eq!(decoder.decode(&mut input).unwrap().as_deref(), Some(&b"hello"[..]));
+/// ```
+///
+/// After an error the decoder is poisoned: every later call returns the same error, because the
+/// stream has lost its frame boundaries and the connection must be closed.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    max: usize,
+    header: [u8; HEADER_LEN],
+    header_len: usize,
+    /// Body length of the frame being read, once its prefix is complete.
+    body_len: Option<usize>,
+    body: Vec<u8>,
+    error: Option<FrameError>,
+}
+
+impl FrameDecoder {
+    /// A decoder that rejects bodies longer than `max` bytes (capped at `u32::MAX`).
+    pub fn new(max: usize) -> FrameDecoder {
+        FrameDecoder {
+            max: max.min(ABSOLUTE_MAX_FRAME),
+            header: [0; HEADER_LEN],
+            header_len: 0,
+            body_len: None,
+            body: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The maximum body length accepted.
+    pub fn max_frame(&self) -> usize {
+        self.max
+    }
+
+    /// Changes the maximum for frames whose prefix has not been read yet.
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.max = max.min(ABSOLUTE_MAX_FRAME);
+    }
+
+    /// True when no partial frame is buffered (a clean frame boundary).
+    pub fn is_empty(&self) -> bool {
+        self.header_len == 0 && self.body_len.is_none()
+    }
+
+    /// Bytes of the partial frame buffered so far (prefix and body).
+    pub fn buffered(&self) -> usize {
+        self.header_len + self.body.len()
+    }
+
+    /// Consumes bytes from the front of `input` and returns the next whole frame body, if one
+    /// completed.
+    ///
+    /// Call it in a loop until it returns `Ok(None)`: then `input` is empty and every byte is
+    /// either in a returned frame or buffered for the next call. On `Err` the stream is
+    /// unusable; close the connection.
+    pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Vec<u8>>, FrameError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        loop {
+            let len = match self.body_len {
+                Some(len) => len,
+                None => {
+                    let want = HEADER_LEN - self.header_len;
+                    let take = want.min(input.len());
+                    self.header[self.header_len..self.header_len + take]
+                        .copy_from_slice(&input[..take]);
+                    self.header_len += take;
+                    *input = &input[take..];
+                    if self.header_len < HEADER_LEN {
+                        return Ok(None);
+                    }
+                    let len = u32::from_be_bytes(self.header) as usize;
+                    if len > self.max {
+                        let error = FrameError::TooLarge {
+                            len: len as u64,
+                            max: self.max,
+                        };
+                        self.error = Some(error);
+                        return Err(error);
+                    }
+                    self.body_len = Some(len);
+                    if len == 0 {
+                        return Ok(Some(self.finish()));
+                    }
+                    // Fast path: the whole body is already in `input`.
+                    if input.len() >= len {
+                        let body = input[..len].to_vec();
+                        *input = &input[len..];
+                        self.finish();
+                        return Ok(Some(body));
+                    }
+                    self.body = Vec::with_capacity(len.min(INITIAL_RESERVE).max(input.len()));
+                    len
+                }
+            };
+            let want = len - self.body.len();
+            let take = want.min(input.len());
+            self.body.extend_from_slice(&input[..take]);
+            *input = &input[take..];
+            if self.body.len() == len {
+                return Ok(Some(self.finish()));
+            }
+            if input.is_empty() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Resets to a frame boundary and hands out the finished body.
+    fn finish(&mut self) -> Vec<u8> {
+        self.header_len = 0;
+        self.body_len = None;
+        std::mem::take(&mut self.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode_all(frames: &[Vec<u8>], max: usize) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for f in frames {
+            encode_frame(&mut wire, f, max).unwrap();
+        }
+        wire
+    }
+
+    /// Feeds `wire` split at `cuts` and returns the frames and the buffered remainder size.
+    fn decode_split(wire: &[u8], cuts: &[usize], max: usize) -> (Vec<Vec<u8>>, usize) {
+        let mut decoder = FrameDecoder::new(max);
+        let mut frames = Vec::new();
+        let mut start = 0;
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+        points.push(wire.len());
+        points.sort_unstable();
+        for end in points {
+            let mut input = &wire[start..end];
+            while let Some(frame) = decoder.decode(&mut input).unwrap() {
+                frames.push(frame);
+            }
+            assert!(input.is_empty());
+            start = end;
+        }
+        (frames, decoder.buffered())
+    }
+
+    #[test]
+    fn every_split_point_of_two_frames() {
+        let frames = vec![b"first frame".to_vec(), b"second".to_vec()];
+        let wire = encode_all(&frames, 1024);
+        for cut in 0..=wire.len() {
+            let (got, rest) = decode_split(&wire, &[cut], 1024);
+            assert_eq!(got, frames, "split at {cut}");
+            assert_eq!(rest, 0);
+        }
+    }
+
+    #[test]
+    fn byte_at_a_time() {
+        let frames = vec![vec![], b"a".to_vec(), vec![7; 300], b"tail".to_vec()];
+        let wire = encode_all(&frames, 1024);
+        let mut decoder = FrameDecoder::new(1024);
+        let mut got = Vec::new();
+        for b in &wire {
+            let mut input = std::slice::from_ref(b);
+            while let Some(f) = decoder.decode(&mut input).unwrap() {
+                got.push(f);
+            }
+        }
+        assert_eq!(got, frames);
+        assert!(decoder.is_empty());
+    }
+
+    #[test]
+    fn large_frame_in_chunks() {
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
+        let frames = vec![big, b"after".to_vec()];
+        let wire = encode_all(&frames, DEFAULT_MAX_FRAME);
+        let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME);
+        let mut got = Vec::new();
+        for chunk in wire.chunks(8192) {
+            let mut input = chunk;
+            while let Some(f) = decoder.decode(&mut input).unwrap() {
+                got.push(f);
+            }
+        }
+        assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn incomplete_frame_is_kept_and_trailing_data_stays_buffered() {
+        let mut wire = encode_all(&[b"complete".to_vec()], 64);
+        wire.extend_from_slice(&10u32.to_be_bytes());
+        wire.extend_from_slice(b"part");
+        let (got, rest) = decode_split(&wire, &[], 64);
+        assert_eq!(got, vec![b"complete".to_vec()]);
+        assert_eq!(rest, 4 + 4);
+    }
+
+    #[test]
+    fn oversized_length_is_an_error_without_allocation() {
+        let mut decoder = FrameDecoder::new(1024);
+        let mut input = &[0xff, 0xff, 0xff, 0xff, 1, 2, 3][..];
+        let err = decoder.decode(&mut input).unwrap_err();
+        assert_eq!(
+            err,
+            FrameError::TooLarge {
+                len: u32::MAX as u64,
+                max: 1024
+            }
+        );
+        assert!(decoder.body.capacity() == 0);
+        // Poisoned: the same error again.
+        let mut more = &b"x"[..];
+        assert_eq!(decoder.decode(&mut more).unwrap_err(), err);
+    }
+
+    #[test]
+    fn oversized_body_is_refused_at_the_sender() {
+        let mut out = Vec::new();
+        let err = encode_frame(&mut out, &[0; 11], 10).unwrap_err();
+        assert_eq!(err, FrameError::TooLarge { len: 11, max: 10 });
+        assert!(out.is_empty());
+        let mut frame = vec![0u8; HEADER_LEN + 11];
+        assert!(finish_frame(&mut frame, 10).is_err());
+        assert!(finish_frame(&mut frame, 11).is_ok());
+        assert_eq!(&frame[..4], &11u32.to_be_bytes());
+    }
+
+    #[test]
+    fn announced_large_frame_reserves_little() {
+        let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME);
+        let mut input = &(DEFAULT_MAX_FRAME as u32).to_be_bytes()[..];
+        assert_eq!(decoder.decode(&mut input).unwrap(), None);
+        let mut input = &[1u8, 2, 3][..];
+        assert_eq!(decoder.decode(&mut input).unwrap(), None);
+        assert!(decoder.body.capacity() <= INITIAL_RESERVE);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Thespian's test_streamBuffer: any split of the stream decodes to the same frames,
+        /// including a trailing incomplete frame that stays buffered.
+        #[test]
+        fn any_split_decodes_the_same(
+            frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..12),
+            cuts in proptest::collection::vec(any::<usize>(), 0..20),
+            trailing in proptest::collection::vec(any::<u8>(), 0..3),
+        ) {
+            let mut wire = encode_all(&frames, 1024);
+            let whole = wire.len();
+            wire.extend_from_slice(&trailing);
+            let (got, rest) = decode_split(&wire, &cuts, 1024);
+            prop_assert_eq!(got, frames);
+            prop_assert_eq!(rest, wire.len() - whole);
+        }
+
+        /// Arbitrary bytes never panic the decoder, and it never buffers more than the max.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..2000),
+            cuts in proptest::collection::vec(any::<usize>(), 0..10),
+            max in 0usize..600,
+        ) {
+            let mut decoder = FrameDecoder::new(max);
+            let mut start = 0;
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            points.push(bytes.len());
+            points.sort_unstable();
+            'outer: for end in points {
+                let mut input = &bytes[start..end];
+                loop {
+                    match decoder.decode(&mut input) {
+                        Ok(Some(f)) => prop_assert!(f.len() <= max),
+                        Ok(None) => break,
+                        Err(_) => break 'outer,
+                    }
+                }
+                prop_assert!(decoder.buffered() <= max + HEADER_LEN);
+                start = end;
+            }
+        }
+    }
+}

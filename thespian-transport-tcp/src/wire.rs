@@ -1,0 +1,596 @@
+//! The frame bodies: what the TCP transport says to its peer, in postcard.
+//!
+//! This module exists because the wire is the only serialisation boundary of the transport
+//! (SPEC §4): every byte a peer sends is decoded here, into types that cannot be misread, and
+//! every decoding failure is a [`WireError`] value, never a panic.
+//!
+//! A connection carries, in each direction:
+//! 1. one [`Handshake`] frame (the initiator's `Hello`, the acceptor's `Welcome` or `Reject`);
+//! 2. then [`Control`] frames: `Data` (a postcard [`DataHeader`] followed by the raw payload
+//!    bytes, so a large payload is never walked by the decoder), `Ack`, `Goodbye`, `Error`.
+//!
+//! The handshake starts with the magic `THSP` and the protocol version, and postcard encodes a
+//! struct as its fields in order, so *any* version can read those two fields of *any* other
+//! version's handshake: a version mismatch is always detected and reported, never a hang or a
+//! confusing decode error.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use thespian_core::{ActorAddress, Envelope, MessageError, Payload, SystemId};
+
+use crate::frame::{self, FrameError, HEADER_LEN};
+
+/// The four bytes every handshake starts with.
+pub const MAGIC: [u8; 4] = *b"THSP";
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The largest handshake frame accepted: a first frame announcing more is rejected at once,
+/// whatever the configured maximum frame size.
+pub const MAX_HANDSHAKE_FRAME: usize = 4096;
+
+/// Upper bound of the postcard encoding of a `u64` (a varint).
+const MAX_VARINT_U64: usize = 10;
+
+/// The first frame of each direction of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handshake {
+    /// Always [`MAGIC`]; anything else is not a thespian peer.
+    pub magic: [u8; 4],
+    /// The sender's [`PROTOCOL_VERSION`].
+    pub version: u16,
+    /// What this handshake says.
+    pub kind: HandshakeKind,
+}
+
+/// The three handshakes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HandshakeKind {
+    /// The initiator introduces itself.
+    Hello(PeerInfo),
+    /// The acceptor's answer: it accepts and introduces itself.
+    Welcome(PeerInfo),
+    /// Either side refuses the connection (bad version, bad magic, protocol error) and closes.
+    Reject {
+        /// Human-readable explanation, logged by the receiver.
+        reason: String,
+    },
+    /// The acceptor already has a connection with this peer (both connected at once) and keeps
+    /// that one; the initiator closes this one without failing anything.
+    Duplicate,
+}
+
+/// Who a peer is: sent in `Hello` and `Welcome`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// The peer system's incarnation: a restarted peer has a new one and is a new peer.
+    pub incarnation: SystemId,
+    /// The sending session's id, unique within the incarnation. A new session means a new
+    /// sequence-number stream, so the receiver forgets what it delivered from the old one.
+    pub session: u64,
+    /// The peer's listening address (its endpoint id), if it accepts connections; connections
+    /// are reused per peer by this key.
+    pub listen: Option<SocketAddr>,
+    /// The largest frame body the peer accepts; larger messages fail at the sender.
+    pub max_frame: u32,
+}
+
+impl Handshake {
+    /// A handshake of this crate's magic and version.
+    pub fn new(kind: HandshakeKind) -> Handshake {
+        Handshake {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            kind,
+        }
+    }
+}
+
+/// Frames after the handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Control {
+    /// A message; the payload bytes follow the header in the frame body.
+    Data(DataHeader),
+    /// Cumulative acknowledgement: every data frame up to and including `seq` was received.
+    Ack {
+        /// The highest sequence number received.
+        seq: u64,
+    },
+    /// The sender closes the connection on purpose.
+    Goodbye {
+        /// Why.
+        reason: GoodbyeReason,
+    },
+    /// The sender found a protocol error and closes the connection.
+    Error {
+        /// Human-readable explanation, logged by the receiver.
+        reason: String,
+    },
+}
+
+/// The header of a data frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataHeader {
+    /// Sequence number within the sender's session (never reused, never reordered).
+    pub seq: u64,
+    /// The sending actor.
+    pub sender: ActorAddress,
+    /// The receiving actor.
+    pub target: ActorAddress,
+    /// The message's wire name.
+    pub type_name: String,
+}
+
+/// Why a peer closes a connection on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GoodbyeReason {
+    /// Nothing was exchanged for the idle timeout.
+    Idle,
+    /// The peer's endpoint is shutting down.
+    Shutdown,
+    /// The peer already has a connection with us and keeps that one.
+    Duplicate,
+}
+
+impl fmt::Display for GoodbyeReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GoodbyeReason::Idle => "idle",
+            GoodbyeReason::Shutdown => "shutting down",
+            GoodbyeReason::Duplicate => "duplicate connection",
+        })
+    }
+}
+
+/// A decoded post-handshake frame; a data payload borrows from the frame body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// A message.
+    Data {
+        /// Its header.
+        header: DataHeader,
+        /// Its postcard payload bytes.
+        payload: &'a [u8],
+    },
+    /// A cumulative acknowledgement.
+    Ack {
+        /// The highest sequence number received.
+        seq: u64,
+    },
+    /// The peer closes on purpose.
+    Goodbye {
+        /// Why.
+        reason: GoodbyeReason,
+    },
+    /// The peer found a protocol error.
+    Error {
+        /// Its explanation.
+        reason: String,
+    },
+}
+
+/// Why bytes from the wire could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireError {
+    /// The handshake does not start with [`MAGIC`]: not a thespian peer.
+    BadMagic {
+        /// The four bytes found instead.
+        found: [u8; 4],
+    },
+    /// The peer speaks another protocol version.
+    VersionMismatch {
+        /// Our version.
+        ours: u16,
+        /// The peer's version.
+        theirs: u16,
+    },
+    /// The body is not valid postcard for the expected frame.
+    Malformed(String),
+    /// Bytes left over after a frame that has no trailing payload.
+    TrailingBytes(usize),
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::BadMagic { found } => write!(
+                f,
+                "not a thespian peer: handshake magic {:?} instead of {:?}",
+                String::from_utf8_lossy(found),
+                String::from_utf8_lossy(&MAGIC)
+            ),
+            WireError::VersionMismatch { ours, theirs } => write!(
+                f,
+                "protocol version mismatch: we speak version {ours}, the peer speaks version {theirs}"
+            ),
+            WireError::Malformed(reason) => write!(f, "malformed frame: {reason}"),
+            WireError::TrailingBytes(n) => write!(f, "{n} unexpected bytes after a frame"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// Decodes a handshake frame body, checking magic and version (`ours`, normally
+/// [`PROTOCOL_VERSION`]) before anything else.
+pub fn decode_handshake(body: &[u8], ours: u16) -> Result<Handshake, WireError> {
+    let ((magic, version), _): (([u8; 4], u16), _) =
+        postcard::take_from_bytes(body).map_err(|e| {
+            // Fewer than four bytes, or not even a version: report the magic if we can.
+            if body.len() >= 4 && body[..4] != MAGIC {
+                let mut found = [0; 4];
+                found.copy_from_slice(&body[..4]);
+                WireError::BadMagic { found }
+            } else {
+                WireError::Malformed(format!("handshake: {e}"))
+            }
+        })?;
+    if magic != MAGIC {
+        return Err(WireError::BadMagic { found: magic });
+    }
+    if version != ours {
+        return Err(WireError::VersionMismatch {
+            ours,
+            theirs: version,
+        });
+    }
+    let (handshake, rest): (Handshake, _) = postcard::take_from_bytes(body)
+        .map_err(|e| WireError::Malformed(format!("handshake: {e}")))?;
+    if !rest.is_empty() {
+        return Err(WireError::TrailingBytes(rest.len()));
+    }
+    Ok(handshake)
+}
+
+/// Encodes a handshake as a whole frame (prefix included).
+pub fn encode_handshake(handshake: &Handshake) -> Vec<u8> {
+    let mut out = vec![0; HEADER_LEN];
+    out = postcard::to_extend(handshake, out).expect("a Vec never runs out of room");
+    // A handshake is a few dozen bytes plus a reason we write ourselves; cap the reason so the
+    // frame always fits the handshake limit.
+    if out.len() - HEADER_LEN > MAX_HANDSHAKE_FRAME {
+        let short = Handshake {
+            kind: HandshakeKind::Reject {
+                reason: "rejected (reason too long to send)".into(),
+            },
+            ..handshake.clone()
+        };
+        return encode_handshake(&short);
+    }
+    frame::finish_frame(&mut out, MAX_HANDSHAKE_FRAME).expect("length checked above");
+    out
+}
+
+/// Decodes a post-handshake frame body.
+pub fn decode_frame(body: &[u8]) -> Result<Frame<'_>, WireError> {
+    let (control, rest): (Control, &[u8]) =
+        postcard::take_from_bytes(body).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let frame = match control {
+        Control::Data(header) => {
+            return Ok(Frame::Data {
+                header,
+                payload: rest,
+            })
+        }
+        Control::Ack { seq } => Frame::Ack { seq },
+        Control::Goodbye { reason } => Frame::Goodbye { reason },
+        Control::Error { reason } => Frame::Error { reason },
+    };
+    if !rest.is_empty() {
+        return Err(WireError::TrailingBytes(rest.len()));
+    }
+    Ok(frame)
+}
+
+/// Encodes a control frame without payload (`Ack`, `Goodbye`, `Error`) as a whole frame.
+///
+/// Panics only for `Control::Data`, which needs [`encode_data`].
+pub fn encode_control(control: &Control) -> Vec<u8> {
+    assert!(
+        !matches!(control, Control::Data(_)),
+        "data frames are encoded by encode_data"
+    );
+    let mut out = vec![0; HEADER_LEN];
+    out = postcard::to_extend(control, out).expect("a Vec never runs out of room");
+    if let Control::Error { reason } = control {
+        if out.len() - HEADER_LEN > MAX_HANDSHAKE_FRAME {
+            let short: String = reason.chars().take(MAX_HANDSHAKE_FRAME / 8).collect();
+            return encode_control(&Control::Error { reason: short });
+        }
+    }
+    frame::finish_frame(&mut out, frame::ABSOLUTE_MAX_FRAME).expect("control frames are small");
+    out
+}
+
+/// A message as the transport carries it: addresses, wire name and postcard payload bytes.
+///
+/// Cheap to clone (the name and payload are shared).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WireMessage {
+    /// The sending actor.
+    pub sender: ActorAddress,
+    /// The receiving actor.
+    pub target: ActorAddress,
+    /// The message's wire name ([`thespian_core::Message::wire_name`]).
+    pub type_name: Arc<str>,
+    /// The message's postcard bytes.
+    pub payload: Arc<[u8]>,
+}
+
+impl WireMessage {
+    /// Builds a wire message from a payload (encoding it if it is a local value).
+    pub fn from_payload(
+        sender: ActorAddress,
+        target: ActorAddress,
+        payload: &Payload,
+    ) -> Result<WireMessage, MessageError> {
+        let (type_name, payload) = payload.to_wire()?;
+        Ok(WireMessage {
+            sender,
+            target,
+            type_name,
+            payload,
+        })
+    }
+
+    /// Splits into the target and an envelope whose payload is decoded lazily.
+    pub fn into_envelope(self) -> (ActorAddress, Envelope) {
+        let payload = Payload::from_wire(self.type_name, self.payload);
+        (self.target, Envelope::new(self.sender, payload))
+    }
+
+    /// An upper bound of this message's data-frame body size (exact up to the width of the
+    /// sequence number). The transport compares this with the maximum frame size, so a message
+    /// is accepted or refused the same way whichever sequence number it gets.
+    pub fn frame_body_bound(&self) -> usize {
+        let header = DataHeaderRef {
+            seq: 0,
+            sender: &self.sender,
+            target: &self.target,
+            type_name: &self.type_name,
+        };
+        // Data variant tag (1 byte) is included by serialising the enum form.
+        let size = postcard::experimental::serialized_size(&ControlRef::Data(header))
+            .expect("sizing never fails for these types");
+        // seq 0 is one varint byte; reserve the widest.
+        size - 1 + MAX_VARINT_U64 + self.payload.len()
+    }
+}
+
+impl fmt::Debug for WireMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WireMessage")
+            .field("sender", &self.sender)
+            .field("target", &self.target)
+            .field("type_name", &self.type_name)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
+}
+
+/// Borrowed mirror of [`DataHeader`] (same encoding) to avoid copying the name when sending.
+#[derive(Serialize)]
+struct DataHeaderRef<'a> {
+    seq: u64,
+    sender: &'a ActorAddress,
+    target: &'a ActorAddress,
+    type_name: &'a str,
+}
+
+/// Borrowed mirror of [`Control`]'s `Data` variant: same variant index, same encoding.
+#[derive(Serialize)]
+enum ControlRef<'a> {
+    Data(DataHeaderRef<'a>),
+}
+
+/// Encodes a data frame (prefix, header, payload) for `message` with sequence number `seq`.
+///
+/// Fails with [`FrameError::TooLarge`] when [`WireMessage::frame_body_bound`] exceeds `max`.
+pub fn encode_data(seq: u64, message: &WireMessage, max: usize) -> Result<Vec<u8>, FrameError> {
+    let bound = message.frame_body_bound();
+    if bound > max.min(frame::ABSOLUTE_MAX_FRAME) {
+        return Err(FrameError::TooLarge {
+            len: bound as u64,
+            max: max.min(frame::ABSOLUTE_MAX_FRAME),
+        });
+    }
+    let mut out = Vec::with_capacity(HEADER_LEN + bound);
+    out.resize(HEADER_LEN, 0);
+    let header = ControlRef::Data(DataHeaderRef {
+        seq,
+        sender: &message.sender,
+        target: &message.target,
+        type_name: &message.type_name,
+    });
+    out = postcard::to_extend(&header, out).expect("a Vec never runs out of room");
+    out.extend_from_slice(&message.payload);
+    frame::finish_frame(&mut out, max)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::FrameDecoder;
+    use proptest::prelude::*;
+
+    fn addr(sys: u64, id: u64) -> ActorAddress {
+        ActorAddress::new(SystemId::from_raw(sys), id)
+    }
+
+    fn message(payload: &[u8]) -> WireMessage {
+        WireMessage {
+            sender: addr(1, 2),
+            target: addr(3, 4),
+            type_name: Arc::from("test.Msg"),
+            payload: Arc::from(payload),
+        }
+    }
+
+    fn body_of(frame: &[u8]) -> Vec<u8> {
+        let mut decoder = FrameDecoder::new(usize::MAX);
+        let mut input = frame;
+        let body = decoder.decode(&mut input).unwrap().unwrap();
+        assert!(input.is_empty());
+        body
+    }
+
+    #[test]
+    fn data_round_trip_and_ref_encoding_matches() {
+        let m = message(b"payload bytes");
+        for seq in [0, 1, 300, u64::MAX] {
+            let frame = encode_data(seq, &m, 1 << 20).unwrap();
+            let body = body_of(&frame);
+            assert!(body.len() <= m.frame_body_bound());
+            match decode_frame(&body).unwrap() {
+                Frame::Data { header, payload } => {
+                    assert_eq!(header.seq, seq);
+                    assert_eq!(header.sender, m.sender);
+                    assert_eq!(header.target, m.target);
+                    assert_eq!(header.type_name, "test.Msg");
+                    assert_eq!(payload, b"payload bytes");
+                }
+                other => panic!("{other:?}"),
+            }
+            // The borrowed mirror encodes exactly like the owned type.
+            let owned = Control::Data(DataHeader {
+                seq,
+                sender: m.sender.clone(),
+                target: m.target.clone(),
+                type_name: "test.Msg".into(),
+            });
+            let owned = postcard::to_allocvec(&owned).unwrap();
+            assert_eq!(&body[..owned.len()], &owned[..]);
+        }
+        let widest = encode_data(u64::MAX, &m, 1 << 20).unwrap();
+        assert_eq!(widest.len() - HEADER_LEN, m.frame_body_bound());
+    }
+
+    #[test]
+    fn oversized_data_is_refused() {
+        let m = message(&[0; 100]);
+        let bound = m.frame_body_bound();
+        assert!(encode_data(1, &m, bound).is_ok());
+        assert_eq!(
+            encode_data(1, &m, bound - 1).unwrap_err(),
+            FrameError::TooLarge {
+                len: bound as u64,
+                max: bound - 1
+            }
+        );
+    }
+
+    #[test]
+    fn control_round_trip() {
+        for control in [
+            Control::Ack { seq: 42 },
+            Control::Goodbye {
+                reason: GoodbyeReason::Idle,
+            },
+            Control::Error {
+                reason: "bad".into(),
+            },
+        ] {
+            let body = body_of(&encode_control(&control));
+            let decoded = decode_frame(&body).unwrap();
+            let back = match decoded {
+                Frame::Ack { seq } => Control::Ack { seq },
+                Frame::Goodbye { reason } => Control::Goodbye { reason },
+                Frame::Error { reason } => Control::Error { reason },
+                Frame::Data { .. } => unreachable!(),
+            };
+            assert_eq!(back, control);
+        }
+        let long = Control::Error {
+            reason: "x".repeat(100_000),
+        };
+        assert!(encode_control(&long).len() <= MAX_HANDSHAKE_FRAME + HEADER_LEN);
+    }
+
+    #[test]
+    fn handshake_round_trip() {
+        let info = PeerInfo {
+            incarnation: SystemId::from_raw(77),
+            session: 3,
+            listen: Some("127.0.0.1:1900".parse().unwrap()),
+            max_frame: 1 << 20,
+        };
+        for kind in [
+            HandshakeKind::Hello(info.clone()),
+            HandshakeKind::Welcome(info.clone()),
+            HandshakeKind::Reject {
+                reason: "no".into(),
+            },
+            HandshakeKind::Duplicate,
+        ] {
+            let hs = Handshake::new(kind);
+            let body = body_of(&encode_handshake(&hs));
+            assert_eq!(decode_handshake(&body, PROTOCOL_VERSION).unwrap(), hs);
+        }
+    }
+
+    #[test]
+    fn version_and_magic_are_checked_first() {
+        // A future version whose body we cannot parse still reports the version.
+        #[derive(Serialize)]
+        struct Future {
+            magic: [u8; 4],
+            version: u16,
+            whatever: Vec<u32>,
+        }
+        let body = postcard::to_allocvec(&Future {
+            magic: MAGIC,
+            version: 9,
+            whatever: vec![1, 2, 3],
+        })
+        .unwrap();
+        assert_eq!(
+            decode_handshake(&body, PROTOCOL_VERSION).unwrap_err(),
+            WireError::VersionMismatch {
+                ours: PROTOCOL_VERSION,
+                theirs: 9
+            }
+        );
+        assert_eq!(
+            decode_handshake(b"GET / HTTP/1.1", PROTOCOL_VERSION).unwrap_err(),
+            WireError::BadMagic { found: *b"GET " }
+        );
+        assert!(matches!(
+            decode_handshake(b"TH", PROTOCOL_VERSION).unwrap_err(),
+            WireError::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let mut body = body_of(&encode_control(&Control::Ack { seq: 1 }));
+        body.push(0);
+        assert_eq!(
+            decode_frame(&body).unwrap_err(),
+            WireError::TrailingBytes(1)
+        );
+    }
+
+    #[test]
+    fn envelope_conversion() {
+        let payload = Payload::new(String::from("hi"));
+        let m = WireMessage::from_payload(addr(1, 1), addr(2, 2), &payload).unwrap();
+        assert_eq!(&*m.type_name, "String");
+        let (target, env) = m.into_envelope();
+        assert_eq!(target, addr(2, 2));
+        assert_eq!(env.get::<String>().unwrap(), "hi");
+        assert_eq!(env.sender(), &addr(1, 1));
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_frame(&bytes);
+            let _ = decode_handshake(&bytes, PROTOCOL_VERSION);
+        }
+    }
+}
