@@ -1,0 +1,477 @@
+//! The mio driver: one UDP socket, the clock and a waker around the sans-IO [`Machine`].
+//!
+//! This module exists to do the I/O the [`machine`](crate::machine) asks for, and nothing
+//! else: it owns the socket, reads datagrams in batches (so one acknowledgement covers a
+//! batch), sends what the machine returns, sleeps until the machine's next timer, and lets
+//! other threads send through a cloneable [`UdpSender`]. Protocol decisions stay in the
+//! machine.
+//!
+//! Two details of real sockets are handled here:
+//! - **ICMP port unreachable.** On Linux, a datagram sent to a port where nothing listens
+//!   comes back as an `ECONNREFUSED` error on a *later* `recv_from` or `send_to` of the same
+//!   (unconnected) socket, without saying which destination it was about. The driver logs and
+//!   skips it (retrying that `send_to` once); the machine's retransmission limit then reports
+//!   the messages to that address undeliverable.
+//! - **Send errors** (`EAGAIN` aside) drop the datagram: it counts as lost and is
+//!   retransmitted. `EAGAIN` keeps it until the socket is writable again.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use thespian_core::SystemId;
+
+use crate::machine::{Config, Event, Machine, MessageId, SendError, UndeliverableReason};
+use crate::wire::WireMessage;
+
+const SOCKET: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Receive buffer: larger than any UDP datagram over IPv4, so nothing is truncated.
+const RECV_BUFFER: usize = 65_536;
+/// Datagrams read per turn before the machine's transmits and timers get a turn.
+const READ_BUDGET: usize = 512;
+
+/// How to set up a [`UdpEndpoint`].
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// The machine's tunables.
+    pub transport: Config,
+    /// This endpoint's incarnation id (pick a new random one at every start).
+    pub incarnation: SystemId,
+    /// Where to bind (default `127.0.0.1:0`: loopback, an ephemeral port).
+    pub bind: SocketAddr,
+}
+
+impl EndpointConfig {
+    /// Defaults for the given incarnation: loopback, ephemeral port, default transport config.
+    pub fn new(incarnation: SystemId) -> EndpointConfig {
+        EndpointConfig {
+            transport: Config::default(),
+            incarnation,
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+        }
+    }
+}
+
+enum Command {
+    Send {
+        to: SocketAddr,
+        id: MessageId,
+        size: usize,
+        message: WireMessage,
+    },
+    MarkDead(SocketAddr),
+}
+
+#[derive(Default, Clone, Copy)]
+struct Usage {
+    messages: usize,
+    bytes: usize,
+}
+
+/// State shared by the endpoint and its senders.
+struct Shared {
+    waker: Waker,
+    /// Set by a sender that woke the loop; cleared by the loop before draining commands.
+    woken: AtomicBool,
+    closed: AtomicBool,
+    next_id: AtomicU64,
+    /// Messages handed over and not yet acknowledged or reported, per peer: the send window
+    /// as senders see it (never smaller than the machine's, so the machine never refuses).
+    usage: Mutex<HashMap<SocketAddr, Usage>>,
+    config: Config,
+}
+
+impl Shared {
+    fn wake(&self) {
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            if let Err(e) = self.waker.wake() {
+                log::warn!("cannot wake the UDP endpoint: {e}");
+            }
+        }
+    }
+
+    fn release(&self, peer: SocketAddr, bytes: usize) {
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(u) = usage.get_mut(&peer) {
+            u.messages = u.messages.saturating_sub(1);
+            u.bytes = u.bytes.saturating_sub(bytes);
+            if u.messages == 0 {
+                usage.remove(&peer);
+            }
+        }
+    }
+}
+
+/// Sends messages through a [`UdpEndpoint`] from any thread. Cheap to clone.
+#[derive(Clone)]
+pub struct UdpSender {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for UdpSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpSender").finish_non_exhaustive()
+    }
+}
+
+impl UdpSender {
+    /// Queues `message` for the endpoint at `to`; returns the id later reported in
+    /// [`Event::Acked`] or [`Event::Undeliverable`] by [`UdpEndpoint::poll_events`].
+    ///
+    /// Fails at once when the message does not fit in a datagram
+    /// ([`SendError::TooLarge`], naming the limit), when the window to `to` is full
+    /// ([`SendError::WindowFull`]: messages handed over and not yet acknowledged or reported),
+    /// or when the endpoint is closed. Messages sent from one thread to one peer keep their
+    /// order.
+    pub fn send(&self, to: SocketAddr, message: WireMessage) -> Result<MessageId, SendError> {
+        let shared = &*self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let size = shared.config.check_size(&message)?;
+        {
+            let mut usage = shared.usage.lock().unwrap_or_else(|e| e.into_inner());
+            let u = usage.entry(to).or_default();
+            if u.messages > 0
+                && (u.messages >= shared.config.max_unacked
+                    || u.bytes + size > shared.config.max_unacked_bytes)
+            {
+                return Err(SendError::WindowFull {
+                    messages: u.messages,
+                    bytes: u.bytes,
+                });
+            }
+            u.messages += 1;
+            u.bytes += size;
+        }
+        let id = MessageId(shared.next_id.fetch_add(1, Ordering::Relaxed));
+        let command = Command::Send {
+            to,
+            id,
+            size,
+            message,
+        };
+        if self.tx.send(command).is_err() {
+            shared.release(to, size);
+            return Err(SendError::Closed);
+        }
+        shared.wake();
+        Ok(id)
+    }
+
+    /// Declares the endpoint at `peer` dead (see [`Machine::mark_dead`]): its unacknowledged
+    /// messages are reported undeliverable and sends to it fail fast for a while.
+    pub fn mark_dead(&self, peer: SocketAddr) -> Result<(), SendError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        self.tx
+            .send(Command::MarkDead(peer))
+            .map_err(|_| SendError::Closed)?;
+        self.shared.wake();
+        Ok(())
+    }
+}
+
+/// A UDP transport endpoint: one socket, the [`Machine`], and a mio poll loop.
+///
+/// Drive it from one thread with [`poll_events`](Self::poll_events); send from any thread
+/// with a [`UdpSender`] from [`sender`](Self::sender).
+pub struct UdpEndpoint {
+    poll: Poll,
+    mio_events: Events,
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    machine: Machine,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Command>,
+    rx: mpsc::Receiver<Command>,
+    /// Messages handed over by senders: peer and datagram size, released on their outcome.
+    in_flight: HashMap<MessageId, (SocketAddr, usize)>,
+    /// A datagram the socket refused with `EAGAIN`, sent first when it is writable again.
+    unsent: Option<(SocketAddr, Vec<u8>)>,
+    read_again: bool,
+    buf: Vec<u8>,
+    out: Vec<Event>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for UdpEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpEndpoint")
+            .field("local_addr", &self.local_addr)
+            .field("incarnation", &self.machine.incarnation())
+            .field("peers", &self.machine.peers())
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_icmp_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+    )
+}
+
+impl UdpEndpoint {
+    /// Binds the socket and returns the endpoint with its bound address.
+    pub fn bind(config: EndpointConfig) -> io::Result<(UdpEndpoint, SocketAddr)> {
+        let poll = Poll::new()?;
+        let mut socket = UdpSocket::bind(config.bind)?;
+        let local_addr = socket.local_addr()?;
+        poll.registry()
+            .register(&mut socket, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let shared = Arc::new(Shared {
+            waker,
+            woken: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            usage: Mutex::new(HashMap::new()),
+            config: config.transport.clone(),
+        });
+        let (tx, rx) = mpsc::channel();
+        let machine = Machine::new(config.transport, config.incarnation);
+        log::debug!(
+            "UDP endpoint {:?} bound to {local_addr}",
+            config.incarnation
+        );
+        let endpoint = UdpEndpoint {
+            poll,
+            mio_events: Events::with_capacity(64),
+            socket,
+            local_addr,
+            machine,
+            shared,
+            tx,
+            rx,
+            in_flight: HashMap::new(),
+            unsent: None,
+            read_again: true,
+            buf: vec![0; RECV_BUFFER],
+            out: Vec::new(),
+            closed: false,
+        };
+        Ok((endpoint, local_addr))
+    }
+
+    /// The bound address: where peers send to reach this endpoint.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This endpoint's incarnation id.
+    pub fn incarnation(&self) -> SystemId {
+        self.machine.incarnation()
+    }
+
+    /// A handle for sending from any thread.
+    pub fn sender(&self) -> UdpSender {
+        UdpSender {
+            shared: self.shared.clone(),
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// The machine, for inspection (window occupancy, peers, dead addresses).
+    pub fn machine(&self) -> &Machine {
+        &self.machine
+    }
+
+    /// Runs the poll loop until at least one event is ready or `timeout` has passed (`None`:
+    /// until an event), and returns the events. After [`close`](Self::close) it returns at
+    /// once.
+    pub fn poll_events(&mut self, timeout: Option<Duration>) -> io::Result<Vec<Event>> {
+        if self.closed {
+            return Ok(std::mem::take(&mut self.out));
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            self.turn(wait)?;
+            if !self.out.is_empty() {
+                return Ok(std::mem::take(&mut self.out));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// Closes the endpoint: unacknowledged messages (and those still queued by senders) are
+    /// reported [`UndeliverableReason::Shutdown`], further sends fail with
+    /// [`SendError::Closed`], and the last events are returned. The socket is closed when the
+    /// endpoint is dropped.
+    pub fn close(&mut self) -> Vec<Event> {
+        if !self.closed {
+            self.shared.closed.store(true, Ordering::Release);
+            let now = Instant::now();
+            self.drain_commands(now);
+            self.machine.close(now);
+            self.flush();
+            self.collect_events();
+            if let Err(e) = self.poll.registry().deregister(&mut self.socket) {
+                log::debug!("UDP endpoint {}: deregister: {e}", self.local_addr);
+            }
+            self.closed = true;
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// One iteration: wait for readiness or a timer, then do all the work that became due.
+    fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let now = Instant::now();
+        let mut wait = timeout;
+        if self.read_again {
+            wait = Some(Duration::ZERO);
+        }
+        if let Some(at) = self.machine.poll_timeout() {
+            let until = at.saturating_duration_since(now);
+            wait = Some(wait.map_or(until, |w| w.min(until)));
+        }
+        if let Err(e) = self.poll.poll(&mut self.mio_events, wait) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        let mut readable = self.read_again;
+        for event in self.mio_events.iter() {
+            if event.token() == SOCKET {
+                readable |= event.is_readable() || event.is_error();
+            }
+        }
+        let now = Instant::now();
+        self.drain_commands(now);
+        if readable {
+            self.read(now);
+        }
+        if self.machine.poll_timeout().is_some_and(|t| t <= now) {
+            self.machine.handle_timeout(now);
+        }
+        self.flush();
+        self.collect_events();
+        Ok(())
+    }
+
+    /// Hands queued sends and commands to the machine.
+    fn drain_commands(&mut self, now: Instant) {
+        // Cleared first: a sender that queues after the drain wakes the loop again.
+        self.shared.woken.store(false, Ordering::Release);
+        while let Ok(command) = self.rx.try_recv() {
+            match command {
+                Command::Send {
+                    to,
+                    id,
+                    size,
+                    message,
+                } => {
+                    self.in_flight.insert(id, (to, size));
+                    if let Err(e) = self.machine.send_with_id(now, to, id, message.clone()) {
+                        // Senders check size and window first; this is a closed machine.
+                        self.out.push(Event::Undeliverable {
+                            peer: to,
+                            id,
+                            message,
+                            reason: UndeliverableReason::Refused(e),
+                        });
+                        self.release(id);
+                    }
+                }
+                Command::MarkDead(peer) => self.machine.mark_dead(now, peer),
+            }
+        }
+    }
+
+    /// Reads up to [`READ_BUDGET`] datagrams into the machine.
+    fn read(&mut self, now: Instant) {
+        for _ in 0..READ_BUDGET {
+            match self.socket.recv_from(&mut self.buf) {
+                Ok((len, from)) => self.machine.handle_datagram(now, from, &self.buf[..len]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.read_again = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_icmp_error(&e) => {
+                    log::debug!(
+                        "UDP endpoint {}: an earlier datagram was refused ({e}); its messages \
+                         are retransmitted until given up",
+                        self.local_addr
+                    );
+                }
+                Err(e) => {
+                    // Not expected; the next readiness event or timer reads again.
+                    log::warn!("UDP endpoint {}: recv_from failed: {e}", self.local_addr);
+                    self.read_again = false;
+                    return;
+                }
+            }
+        }
+        self.read_again = true;
+    }
+
+    /// Sends what the machine asks for, until it has nothing more or the socket is full.
+    fn flush(&mut self) {
+        loop {
+            let Some((to, datagram)) = self.unsent.take().or_else(|| self.machine.poll_transmit())
+            else {
+                return;
+            };
+            let mut result = self.socket.send_to(&datagram, to);
+            if result.as_ref().is_err_and(is_icmp_error) {
+                // The socket reported an ICMP error of an earlier datagram instead of sending
+                // this one; the error is consumed now, so try once more.
+                result = self.socket.send_to(&datagram, to);
+            }
+            match result {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.unsent = Some((to, datagram));
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    self.unsent = Some((to, datagram));
+                }
+                Err(e) => log::debug!(
+                    "UDP endpoint {}: send_to {to} failed: {e}; counted as lost",
+                    self.local_addr
+                ),
+            }
+        }
+    }
+
+    /// Moves the machine's events out, releasing the senders' window for settled messages.
+    fn collect_events(&mut self) {
+        while let Some(event) = self.machine.poll_event() {
+            match &event {
+                Event::Acked { ids, .. } => {
+                    for &id in ids {
+                        self.release(id);
+                    }
+                }
+                Event::Undeliverable { id, .. } => self.release(*id),
+                Event::Delivered { .. } | Event::PeerRestarted { .. } => {}
+            }
+            self.out.push(event);
+        }
+    }
+
+    fn release(&mut self, id: MessageId) {
+        if let Some((peer, size)) = self.in_flight.remove(&id) {
+            self.shared.release(peer, size);
+        }
+    }
+}
+
+impl Drop for UdpEndpoint {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+    }
+}

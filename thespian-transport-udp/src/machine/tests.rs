@@ -1,0 +1,1141 @@
+//! Machine tests with a simulated clock: hand-carried datagrams for the protocol's corners, and
+//! a seeded in-memory lossy network (drop, duplicate, reorder) for the loss promise.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use thespian_core::ActorAddress;
+
+use super::*;
+
+fn addr(i: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i], 9000))
+}
+
+fn inc(n: u64) -> SystemId {
+    SystemId::from_raw(0x1000 + n)
+}
+
+/// A message numbered `n` of flow `flow`.
+fn msg(flow: u32, n: u64) -> WireMessage {
+    let mut payload = flow.to_be_bytes().to_vec();
+    payload.extend_from_slice(&n.to_be_bytes());
+    WireMessage {
+        sender: ActorAddress::new(SystemId::from_raw(1), u64::from(flow)),
+        target: ActorAddress::new(SystemId::from_raw(2), 1),
+        type_name: Arc::from("test.Numbered"),
+        payload: Arc::from(payload),
+    }
+}
+
+fn flow_and_number(m: &WireMessage) -> (u32, u64) {
+    (
+        u32::from_be_bytes(m.payload[..4].try_into().unwrap()),
+        u64::from_be_bytes(m.payload[4..12].try_into().unwrap()),
+    )
+}
+
+fn number(m: &WireMessage) -> u64 {
+    flow_and_number(m).1
+}
+
+fn transmits(m: &mut Machine) -> Vec<(SocketAddr, Vec<u8>)> {
+    std::iter::from_fn(|| m.poll_transmit()).collect()
+}
+
+fn events(m: &mut Machine) -> Vec<Event> {
+    std::iter::from_fn(|| m.poll_event()).collect()
+}
+
+fn delivered(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Delivered { message, .. } => Some(number(message)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn acked(events: &[Event]) -> Vec<MessageId> {
+    events
+        .iter()
+        .flat_map(|e| match e {
+            Event::Acked { ids, .. } => ids.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+fn undeliverable(events: &[Event]) -> Vec<(MessageId, u64, UndeliverableReason)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Undeliverable {
+                id,
+                message,
+                reason,
+                ..
+            } => Some((*id, number(message), reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Two machines and hand-carried datagrams.
+struct Pair {
+    now: Instant,
+    a: Machine,
+    b: Machine,
+}
+
+const A: u8 = 1;
+const B: u8 = 2;
+
+impl Pair {
+    fn new(config: Config) -> Pair {
+        Pair {
+            now: Instant::now(),
+            a: Machine::new(config.clone(), inc(1)),
+            b: Machine::new(config, inc(2)),
+        }
+    }
+
+    /// Carries every datagram both ways until both are quiet; returns how many were carried.
+    fn exchange(&mut self) -> usize {
+        let mut carried = 0;
+        loop {
+            let from_a = transmits(&mut self.a);
+            let from_b = transmits(&mut self.b);
+            if from_a.is_empty() && from_b.is_empty() {
+                return carried;
+            }
+            carried += from_a.len() + from_b.len();
+            for (to, bytes) in from_a {
+                assert_eq!(to, addr(B));
+                self.b.handle_datagram(self.now, addr(A), &bytes);
+            }
+            for (to, bytes) in from_b {
+                assert_eq!(to, addr(A));
+                self.a.handle_datagram(self.now, addr(B), &bytes);
+            }
+        }
+    }
+
+    /// Advances the clock to the earliest timer of either machine and handles it.
+    fn advance(&mut self) {
+        let next = [self.a.poll_timeout(), self.b.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .expect("a timer is set");
+        self.now = self.now.max(next);
+        self.a.handle_timeout(self.now);
+        self.b.handle_timeout(self.now);
+    }
+
+    /// Exchanges and advances until neither machine has a timer other than peer forgetting.
+    fn settle(&mut self) {
+        for _ in 0..1000 {
+            self.exchange();
+            let busy = |m: &Machine| m.peers.values().any(|p| p.next_timer().is_some());
+            if !busy(&self.a) && !busy(&self.b) {
+                return;
+            }
+            self.advance();
+        }
+        panic!("the pair did not settle");
+    }
+}
+
+#[test]
+fn clean_exchange_delivers_in_order_and_acknowledges() {
+    let mut p = Pair::new(Config::default());
+    let ids: Vec<MessageId> = (1..=100)
+        .map(|n| p.a.send(p.now, addr(B), msg(0, n)).unwrap())
+        .collect();
+    p.settle();
+    let at_b = events(&mut p.b);
+    assert_eq!(delivered(&at_b), (1..=100).collect::<Vec<_>>());
+    let at_a = events(&mut p.a);
+    assert_eq!(acked(&at_a), ids);
+    assert_eq!(p.a.unacked(addr(B)), 0);
+    assert!(undeliverable(&at_a).is_empty());
+}
+
+#[test]
+fn acknowledgements_ride_on_replies() {
+    let mut p = Pair::new(Config::default());
+    // Ping-pong: each side answers at once, so no pure acknowledgement is needed.
+    let mut carried = 0;
+    for n in 1..=50 {
+        p.a.send(p.now, addr(B), msg(0, n)).unwrap();
+        carried += p.exchange();
+        assert_eq!(delivered(&events(&mut p.b)), vec![n]);
+        p.b.send(p.now, addr(A), msg(1, n)).unwrap();
+        carried += p.exchange();
+        let at_a = events(&mut p.a);
+        assert_eq!(delivered(&at_a), vec![n]);
+        assert_eq!(acked(&at_a).len(), 1, "the reply acknowledged ping {n}");
+    }
+    assert_eq!(
+        carried, 100,
+        "one datagram per message, acknowledgements piggy-backed"
+    );
+    // The last reply is acknowledged on its own after the delay.
+    assert_eq!(p.a.poll_timeout(), Some(p.now + p.a.config().ack_delay));
+    p.advance();
+    assert_eq!(p.exchange(), 1);
+    assert_eq!(acked(&events(&mut p.b)).len(), 1, "the last reply");
+}
+
+#[test]
+fn a_batch_is_acknowledged_once() {
+    let mut p = Pair::new(Config::default());
+    for n in 1..=10 {
+        p.a.send(p.now, addr(B), msg(0, n)).unwrap();
+    }
+    for (_, bytes) in transmits(&mut p.a) {
+        p.b.handle_datagram(p.now, addr(A), &bytes);
+    }
+    // Fewer than `ack_every`: the acknowledgement waits for the delay, then covers all ten.
+    assert!(transmits(&mut p.b).is_empty());
+    p.advance();
+    let acks = transmits(&mut p.b);
+    assert_eq!(acks.len(), 1);
+    p.a.handle_datagram(p.now, addr(B), &acks[0].1);
+    assert_eq!(acked(&events(&mut p.a)).len(), 10);
+}
+
+#[test]
+fn out_of_order_datagrams_are_held_and_delivered_in_order() {
+    let mut p = Pair::new(Config::default());
+    for n in 1..=6 {
+        p.a.send(p.now, addr(B), msg(0, n)).unwrap();
+    }
+    let mut datagrams = transmits(&mut p.a);
+    let first = datagrams.remove(0);
+    datagrams.reverse();
+    for (_, bytes) in &datagrams {
+        p.b.handle_datagram(p.now, addr(A), bytes);
+    }
+    assert!(delivered(&events(&mut p.b)).is_empty());
+    // The selective acknowledgement spares 2..=6 from retransmission.
+    for (_, bytes) in transmits(&mut p.b) {
+        p.a.handle_datagram(p.now, addr(B), &bytes);
+    }
+    p.now += p.a.config().initial_rto;
+    p.a.handle_timeout(p.now);
+    let resent = transmits(&mut p.a);
+    assert_eq!(resent.len(), 1, "only the missing message is retransmitted");
+    let seq = |bytes: &[u8]| match wire::decode(bytes, PROTOCOL_VERSION) {
+        Ok(Datagram::Data { header, .. }) => header.seq,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(seq(&resent[0].1), 1);
+    assert_eq!(seq(&first.1), 1);
+    p.b.handle_datagram(p.now, addr(A), &first.1);
+    assert_eq!(delivered(&events(&mut p.b)), vec![1, 2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn duplicates_are_delivered_once() {
+    let mut p = Pair::new(Config::default());
+    let mut all = Vec::new();
+    for n in 1..=20 {
+        p.a.send(p.now, addr(B), msg(0, n)).unwrap();
+    }
+    for (_, bytes) in transmits(&mut p.a) {
+        p.b.handle_datagram(p.now, addr(A), &bytes);
+        p.b.handle_datagram(p.now, addr(A), &bytes);
+        all.push(bytes);
+    }
+    p.settle();
+    // Replays long after, of everything.
+    for bytes in all.iter().rev() {
+        p.b.handle_datagram(p.now, addr(A), bytes);
+    }
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), (1..=20).collect::<Vec<_>>());
+    assert_eq!(acked(&events(&mut p.a)).len(), 20);
+}
+
+#[test]
+fn datagrams_beyond_the_receive_window_are_dropped_and_retransmitted() {
+    let config = Config {
+        recv_window: 4,
+        max_unacked: 10,
+        ..Config::default()
+    };
+    let mut p = Pair::new(config);
+    for n in 1..=10 {
+        p.a.send(p.now, addr(B), msg(0, n)).unwrap();
+    }
+    let datagrams = transmits(&mut p.a);
+    // The first is lost; 2..=4 are held; 5..=10 are too far ahead.
+    for (_, bytes) in &datagrams[1..] {
+        p.b.handle_datagram(p.now, addr(A), bytes);
+    }
+    assert_eq!(p.b.peers[&addr(A)].inb.as_ref().unwrap().held.len(), 3);
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), (1..=10).collect::<Vec<_>>());
+    assert_eq!(acked(&events(&mut p.a)).len(), 10);
+}
+
+#[test]
+fn oversized_messages_fail_at_the_sender_naming_the_limit() {
+    let mut p = Pair::new(Config::default());
+    let mut big = msg(0, 1);
+    big.payload = Arc::from(vec![0u8; MAX_DATAGRAM]);
+    let err = p.a.send(p.now, addr(B), big.clone()).unwrap_err();
+    let SendError::TooLarge { size, limit } = err.clone() else {
+        panic!("{err:?}")
+    };
+    assert_eq!(limit, MAX_DATAGRAM);
+    assert_eq!(size, big.datagram_bound());
+    let text = err.to_string();
+    assert!(text.contains("65000"), "{text}");
+    assert!(transmits(&mut p.a).is_empty());
+    // The largest message that fits is sent whole, and still fits with an acknowledgement
+    // owed (which then travels on its own).
+    let header = big.datagram_bound() - big.payload.len();
+    big.payload = Arc::from(vec![7u8; MAX_DATAGRAM - header]);
+    assert_eq!(big.datagram_bound(), MAX_DATAGRAM);
+    p.b.send(p.now, addr(A), msg(1, 1)).unwrap();
+    p.exchange();
+    p.a.send(p.now, addr(B), big).unwrap();
+    let out = transmits(&mut p.a);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].1.len() <= MAX_DATAGRAM);
+    let Ok(Datagram::Data { header, .. }) = wire::decode(&out[0].1, PROTOCOL_VERSION) else {
+        panic!("not a data datagram")
+    };
+    assert_eq!(header.ack, None, "no room to piggy-back");
+    assert_eq!(p.a.poll_timeout(), Some(p.now + p.a.config().ack_delay));
+    p.advance();
+    assert_eq!(
+        transmits(&mut p.a).len(),
+        1,
+        "the acknowledgement, on its own"
+    );
+    // A lower configured limit is named instead.
+    let mut small = Pair::new(Config {
+        max_datagram: 100,
+        ..Config::default()
+    });
+    let mut m = msg(0, 1);
+    m.payload = Arc::from(vec![0u8; 100]);
+    assert!(matches!(
+        small.a.send(small.now, addr(B), m),
+        Err(SendError::TooLarge { limit: 100, .. })
+    ));
+}
+
+#[test]
+fn a_full_window_fails_the_send_at_once() {
+    let config = Config {
+        max_unacked: 3,
+        ..Config::default()
+    };
+    let mut p = Pair::new(config);
+    for n in 1..=3 {
+        p.a.send(p.now, addr(B), msg(0, n)).unwrap();
+    }
+    let err = p.a.send(p.now, addr(B), msg(0, 4)).unwrap_err();
+    assert!(matches!(err, SendError::WindowFull { messages: 3, .. }));
+    // Another peer has its own window.
+    p.a.send(p.now, addr(3), msg(0, 1)).unwrap();
+    let to_b: Vec<_> = transmits(&mut p.a)
+        .into_iter()
+        .filter(|(to, _)| *to == addr(B))
+        .collect();
+    for (_, bytes) in to_b {
+        p.b.handle_datagram(p.now, addr(A), &bytes);
+    }
+    p.advance();
+    p.exchange();
+    p.a.send(p.now, addr(B), msg(0, 4)).unwrap();
+    // A byte bound too; one message is always accepted into an empty window.
+    let mut q = Pair::new(Config {
+        max_unacked_bytes: 10,
+        ..Config::default()
+    });
+    q.a.send(q.now, addr(B), msg(0, 1)).unwrap();
+    assert!(matches!(
+        q.a.send(q.now, addr(B), msg(0, 2)),
+        Err(SendError::WindowFull { messages: 1, .. })
+    ));
+}
+
+fn fast_config() -> Config {
+    Config {
+        initial_rto: Duration::from_millis(10),
+        min_rto: Duration::from_millis(10),
+        max_rto: Duration::from_millis(100),
+        backoff_factor: 2.0,
+        max_retransmits: 4,
+        dead_address_memory: Duration::from_secs(15),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn a_silent_peer_is_given_up_with_back_off_then_remembered_as_dead() {
+    let config = fast_config();
+    let mut p = Pair::new(config.clone());
+    let start = p.now;
+    let ids: Vec<MessageId> = (1..=5)
+        .map(|n| p.a.send(p.now, addr(B), msg(0, n)).unwrap())
+        .collect();
+    let mut sent_at = vec![p.now; transmits(&mut p.a).len()];
+    let mut steps = 0;
+    let failed = loop {
+        steps += 1;
+        assert!(steps < 100, "never gave up");
+        p.now = p.a.poll_timeout().unwrap();
+        p.a.handle_timeout(p.now);
+        sent_at.extend(transmits(&mut p.a).iter().map(|_| p.now));
+        let failed = undeliverable(&events(&mut p.a));
+        if !failed.is_empty() {
+            break failed;
+        }
+    };
+    // 1 transmission + 4 retransmissions each, 10, 20, 40, 80, 100 ms apart.
+    assert_eq!(sent_at.len(), 5 * 5);
+    assert_eq!(
+        p.now - start,
+        Duration::from_millis(10 + 20 + 40 + 80 + 100)
+    );
+    assert_eq!(
+        failed.iter().map(|f| f.0).collect::<Vec<_>>(),
+        ids,
+        "every unacknowledged message is reported, in order"
+    );
+    assert!(failed
+        .iter()
+        .all(|f| f.2 == UndeliverableReason::RetriesExhausted { transmissions: 5 }));
+    assert!(!failed[0].2.is_dead_target());
+    // Now a flood to it fails at once, without a datagram.
+    assert!(p.a.is_dead(p.now, addr(B)));
+    for n in 6..=1000 {
+        p.a.send(p.now, addr(B), msg(0, n)).unwrap();
+    }
+    assert!(transmits(&mut p.a).is_empty());
+    let flood = undeliverable(&events(&mut p.a));
+    assert_eq!(flood.len(), 995);
+    assert!(flood
+        .iter()
+        .all(|f| f.2 == UndeliverableReason::DeadAddress && f.2.is_dead_target()));
+    // After the memory, sends go out again, and the receiver (never having seen 1..=5)
+    // starts at the sender's base.
+    p.now += config.dead_address_memory;
+    assert!(!p.a.is_dead(p.now, addr(B)));
+    p.a.send(p.now, addr(B), msg(0, 1001)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![1001]);
+}
+
+#[test]
+fn given_up_messages_held_by_the_receiver_are_skipped() {
+    let mut p = Pair::new(fast_config());
+    for n in 1..=4 {
+        p.a.send(p.now, addr(B), msg(0, n)).unwrap();
+    }
+    let datagrams = transmits(&mut p.a);
+    // B holds 3 and 4 but never sees 1 and 2; its acknowledgements are lost too.
+    for (_, bytes) in &datagrams[2..] {
+        p.b.handle_datagram(p.now, addr(A), bytes);
+    }
+    let _ = transmits(&mut p.b);
+    loop {
+        p.now = p.a.poll_timeout().unwrap();
+        p.a.handle_timeout(p.now);
+        let _ = transmits(&mut p.a);
+        if !undeliverable(&events(&mut p.a)).is_empty() {
+            break;
+        }
+    }
+    // The peer was given up; after the dead memory, the next message skips the gap, and B
+    // drops what it held of the given-up messages.
+    p.now += p.a.config().dead_address_memory;
+    p.a.send(p.now, addr(B), msg(0, 5)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![5]);
+    assert!(p.b.peers[&addr(A)].inb.as_ref().unwrap().held.is_empty());
+}
+
+#[test]
+fn a_datagram_from_a_dead_address_revives_it() {
+    let mut p = Pair::new(fast_config());
+    p.a.mark_dead(p.now, addr(B));
+    assert!(p.a.is_dead(p.now, addr(B)));
+    p.b.send(p.now, addr(A), msg(0, 1)).unwrap();
+    p.exchange();
+    assert!(!p.a.is_dead(p.now, addr(B)));
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![1]);
+}
+
+#[test]
+fn mark_dead_reports_unacknowledged_messages() {
+    let mut p = Pair::new(Config::default());
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.a.send(p.now, addr(B), msg(0, 2)).unwrap();
+    let _ = transmits(&mut p.a);
+    p.a.mark_dead(p.now, addr(B));
+    let failed = undeliverable(&events(&mut p.a));
+    assert_eq!(failed.len(), 2);
+    assert!(failed
+        .iter()
+        .all(|f| f.2 == UndeliverableReason::MarkedDead));
+    assert_eq!(p.a.unacked(addr(B)), 0);
+    p.a.send(p.now, addr(B), msg(0, 3)).unwrap();
+    assert_eq!(
+        undeliverable(&events(&mut p.a))[0].2,
+        UndeliverableReason::DeadAddress
+    );
+}
+
+#[test]
+fn a_restarted_receiver_is_a_new_peer() {
+    let mut p = Pair::new(Config::default());
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![1]);
+    let _ = events(&mut p.a);
+    // 2 and 3 are lost, then B restarts at the same address.
+    p.a.send(p.now, addr(B), msg(0, 2)).unwrap();
+    p.a.send(p.now, addr(B), msg(0, 3)).unwrap();
+    let _ = transmits(&mut p.a);
+    p.b = Machine::new(Config::default(), inc(22));
+    // The retransmissions reach the new incarnation, which refuses them naming itself.
+    p.advance();
+    p.exchange();
+    assert!(delivered(&events(&mut p.b)).is_empty());
+    let at_a = events(&mut p.a);
+    assert!(at_a.contains(&Event::PeerRestarted {
+        peer: addr(B),
+        old: inc(2),
+        new: inc(22)
+    }));
+    let failed = undeliverable(&at_a);
+    assert_eq!(failed.iter().map(|f| f.1).collect::<Vec<_>>(), vec![2, 3]);
+    assert!(failed.iter().all(|f| f.2
+        == UndeliverableReason::PeerRestarted {
+            old: inc(2),
+            new: inc(22)
+        }
+        && f.2.is_dead_target()));
+    // New messages go to the new incarnation.
+    p.a.send(p.now, addr(B), msg(0, 4)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![4]);
+}
+
+#[test]
+fn a_restarted_sender_is_a_new_peer_and_its_old_datagrams_are_ignored() {
+    let mut p = Pair::new(Config::default());
+    for n in 1..=3 {
+        p.a.send(p.now, addr(B), msg(0, n)).unwrap();
+    }
+    let old = transmits(&mut p.a);
+    for (_, bytes) in &old {
+        p.b.handle_datagram(p.now, addr(A), bytes);
+    }
+    // B has something for A too, unacknowledged when A restarts.
+    p.b.send(p.now, addr(A), msg(9, 1)).unwrap();
+    let _ = transmits(&mut p.b);
+    assert_eq!(delivered(&events(&mut p.b)), vec![1, 2, 3]);
+    p.a = Machine::new(Config::default(), inc(11));
+    p.a.send(p.now, addr(B), msg(0, 100)).unwrap();
+    p.exchange();
+    let at_b = events(&mut p.b);
+    assert!(at_b.contains(&Event::PeerRestarted {
+        peer: addr(A),
+        old: inc(1),
+        new: inc(11)
+    }));
+    assert_eq!(delivered(&at_b), vec![100]);
+    assert_eq!(undeliverable(&at_b).len(), 1, "B's message to the old A");
+    // Late datagrams of the old incarnation change nothing.
+    for (_, bytes) in &old {
+        p.b.handle_datagram(p.now, addr(A), bytes);
+    }
+    p.settle();
+    assert!(delivered(&events(&mut p.b)).is_empty());
+    assert_eq!(p.b.peers[&addr(A)].incarnation, Some(inc(11)));
+}
+
+#[test]
+fn a_version_mismatch_is_reported_to_the_sender_at_once() {
+    let mut p = Pair::new(Config::default());
+    p.b = Machine::new(
+        Config {
+            protocol_version: PROTOCOL_VERSION + 1,
+            ..Config::default()
+        },
+        inc(2),
+    );
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.exchange();
+    assert!(delivered(&events(&mut p.b)).is_empty());
+    let failed = undeliverable(&events(&mut p.a));
+    assert_eq!(
+        failed[0].2,
+        UndeliverableReason::VersionMismatch {
+            ours: PROTOCOL_VERSION,
+            theirs: PROTOCOL_VERSION + 1
+        }
+    );
+    assert!(p.a.is_dead(p.now, addr(B)));
+}
+
+#[test]
+fn garbage_is_dropped_without_a_reply() {
+    let mut p = Pair::new(Config::default());
+    for bytes in [
+        &b""[..],
+        b"x",
+        b"GET / HTTP/1.1\r\n",
+        &wire::MAGIC[..],
+        &[0xff; 100][..],
+    ] {
+        p.b.handle_datagram(p.now, addr(A), bytes);
+    }
+    assert!(transmits(&mut p.b).is_empty());
+    assert!(events(&mut p.b).is_empty());
+    assert_eq!(p.b.peers(), 0);
+    // An acknowledgement from a stranger, or for another incarnation, is ignored.
+    let ack = Ack {
+        stream: 1,
+        cumulative: 5,
+        ranges: Vec::new(),
+    };
+    let route = Route {
+        version: PROTOCOL_VERSION,
+        from: inc(1),
+        to: Some(inc(2)),
+    };
+    p.b.handle_datagram(p.now, addr(A), &wire::encode_ack(route, &ack));
+    assert_eq!(p.b.peers(), 0);
+    // An acknowledgement of messages never sent is ignored whole.
+    p.b.send(p.now, addr(A), msg(0, 1)).unwrap();
+    let _ = transmits(&mut p.b);
+    p.b.handle_datagram(p.now, addr(A), &wire::encode_ack(route, &ack));
+    assert!(events(&mut p.b).is_empty());
+    assert_eq!(p.b.unacked(addr(A)), 1);
+}
+
+#[test]
+fn an_acknowledgement_claiming_the_missing_message_is_ignored() {
+    let mut p = Pair::new(Config::default());
+    for n in 1..=3 {
+        p.a.send(p.now, addr(B), msg(0, n)).unwrap();
+    }
+    let _ = transmits(&mut p.a);
+    // "Nothing delivered, but I hold 1..=3": would leave nothing to retransmit.
+    let ack = Ack {
+        stream: p.a.peers[&addr(B)].out.as_ref().unwrap().stream,
+        cumulative: 0,
+        ranges: vec![wire::SeqRange { first: 1, last: 3 }],
+    };
+    let route = Route {
+        version: PROTOCOL_VERSION,
+        from: inc(2),
+        to: Some(inc(1)),
+    };
+    p.a.handle_datagram(p.now, addr(B), &wire::encode_ack(route, &ack));
+    assert!(p
+        .a
+        .poll_timeout()
+        .is_some_and(|t| t <= p.now + p.a.config().initial_rto));
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![1, 2, 3]);
+}
+
+#[test]
+fn the_peer_table_is_bounded() {
+    let mut p = Pair::new(Config {
+        max_peers: 1,
+        ..Config::default()
+    });
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    let datagrams = transmits(&mut p.a);
+    p.b.handle_datagram(p.now, addr(A), &datagrams[0].1);
+    p.b.handle_datagram(p.now, addr(3), &datagrams[0].1);
+    assert_eq!(p.b.peers(), 1);
+    assert_eq!(delivered(&events(&mut p.b)), vec![1]);
+}
+
+#[test]
+fn idle_peers_are_forgotten_and_streams_resume_safely() {
+    let config = Config {
+        peer_idle_timeout: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let mut p = Pair::new(config.clone());
+    for n in 1..=3 {
+        p.a.send(p.now, addr(B), msg(0, n)).unwrap();
+    }
+    p.settle();
+    p.now += Duration::from_secs(2);
+    p.a.handle_timeout(p.now);
+    p.b.handle_timeout(p.now);
+    assert_eq!((p.a.peers(), p.b.peers()), (0, 0));
+    assert_eq!(p.a.poll_timeout(), None, "nothing left to time");
+    p.a.send(p.now, addr(B), msg(0, 4)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![1, 2, 3, 4]);
+
+    // Only the receiver forgets: the sender's next message carries its base.
+    p.b = Machine::new(config.clone(), inc(2));
+    p.a = Machine::new(
+        Config {
+            peer_idle_timeout: Duration::from_secs(3600),
+            ..config.clone()
+        },
+        inc(1),
+    );
+    for n in 1..=3 {
+        p.a.send(p.now, addr(B), msg(0, n)).unwrap();
+    }
+    p.settle();
+    p.now += Duration::from_secs(2);
+    p.b.handle_timeout(p.now);
+    assert_eq!((p.a.peers(), p.b.peers()), (1, 0));
+    p.a.send(p.now, addr(B), msg(0, 4)).unwrap();
+    p.settle();
+
+    // Only the sender forgets: its new stream restarts the receiver's window.
+    p.a.peers.clear();
+    p.a.send(p.now, addr(B), msg(0, 5)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn close_reports_unacknowledged_messages_and_refuses_sends() {
+    let mut p = Pair::new(Config::default());
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.a.send(p.now, addr(3), msg(0, 2)).unwrap();
+    p.a.close(p.now);
+    let failed = undeliverable(&events(&mut p.a));
+    assert_eq!(failed.len(), 2);
+    assert!(failed.iter().all(|f| f.2 == UndeliverableReason::Shutdown));
+    assert_eq!(p.a.send(p.now, addr(B), msg(0, 3)), Err(SendError::Closed));
+    assert_eq!(p.a.poll_timeout(), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A seeded, lossy, in-memory network.
+
+/// splitmix64: small, seeded, good enough to pick faults.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p && p > 0.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Faults {
+    drop: f64,
+    duplicate: f64,
+    reorder: f64,
+}
+
+struct Node {
+    addr: SocketAddr,
+    machine: Machine,
+    /// What this node sent: message id to (flow, number).
+    sent: HashMap<MessageId, (u32, u64)>,
+    acked: HashSet<MessageId>,
+    failed: HashMap<MessageId, UndeliverableReason>,
+    /// Delivered (flow, number) from each sender address, in delivery order.
+    delivered: Vec<(SocketAddr, u32, u64)>,
+}
+
+/// One flow of numbered messages from node `from` to node `to`.
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    from: usize,
+    to: usize,
+    count: u64,
+}
+
+struct Sim {
+    now: Instant,
+    rng: Rng,
+    faults: Faults,
+    latency: Duration,
+    nodes: Vec<Node>,
+    /// In flight: (arrival, order) -> (from, to, bytes).
+    net: BinaryHeap<Reverse<(Instant, u64)>>,
+    payloads: HashMap<u64, (SocketAddr, SocketAddr, Vec<u8>)>,
+    order: u64,
+    flows: Vec<Flow>,
+    next_number: Vec<u64>,
+    datagrams: u64,
+    dropped: u64,
+    duplicated: u64,
+    reordered: u64,
+}
+
+impl Sim {
+    fn new(seed: u64, faults: Faults, config: &Config, nodes: usize, flows: Vec<Flow>) -> Sim {
+        let now = Instant::now();
+        let nodes = (0..nodes)
+            .map(|i| Node {
+                addr: addr(i as u8 + 1),
+                machine: Machine::new(config.clone(), inc(i as u64 + 1)),
+                sent: HashMap::new(),
+                acked: HashSet::new(),
+                failed: HashMap::new(),
+                delivered: Vec::new(),
+            })
+            .collect();
+        let next_number = vec![1; flows.len()];
+        Sim {
+            now,
+            rng: Rng(seed),
+            faults,
+            latency: Duration::from_micros(500),
+            nodes,
+            net: BinaryHeap::new(),
+            payloads: HashMap::new(),
+            order: 0,
+            flows,
+            next_number,
+            datagrams: 0,
+            dropped: 0,
+            duplicated: 0,
+            reordered: 0,
+        }
+    }
+
+    /// Puts a datagram on the wire, with the network's faults.
+    fn transmit(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        self.datagrams += 1;
+        if self.rng.chance(self.faults.drop) {
+            self.dropped += 1;
+            return;
+        }
+        let copies = if self.rng.chance(self.faults.duplicate) {
+            self.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let mut delay = self.latency;
+            if self.rng.chance(self.faults.reorder) {
+                self.reordered += 1;
+                // Late by up to 8 one-way latencies: overtaken by later datagrams.
+                delay += Duration::from_micros(self.rng.below(4000));
+            }
+            self.order += 1;
+            self.net.push(Reverse((self.now + delay, self.order)));
+            self.payloads.insert(self.order, (from, to, bytes.clone()));
+        }
+    }
+
+    fn offer_traffic(&mut self) {
+        for (f, flow) in self.flows.clone().into_iter().enumerate() {
+            while self.next_number[f] <= flow.count {
+                let n = self.next_number[f];
+                let to = self.nodes[flow.to].addr;
+                let node = &mut self.nodes[flow.from];
+                match node.machine.send(self.now, to, msg(f as u32, n)) {
+                    Ok(id) => {
+                        node.sent.insert(id, (f as u32, n));
+                        self.next_number[f] += 1;
+                    }
+                    Err(SendError::WindowFull { .. }) => break,
+                    Err(e) => panic!("unexpected send error {e}"),
+                }
+            }
+        }
+    }
+
+    /// Moves transmits to the wire and events to the nodes' records.
+    fn collect(&mut self) {
+        for i in 0..self.nodes.len() {
+            let from = self.nodes[i].addr;
+            while let Some((to, bytes)) = self.nodes[i].machine.poll_transmit() {
+                self.transmit(from, to, bytes);
+            }
+            let node = &mut self.nodes[i];
+            while let Some(event) = node.machine.poll_event() {
+                match event {
+                    Event::Delivered { from, message } => {
+                        let (flow, n) = flow_and_number(&message);
+                        node.delivered.push((from, flow, n));
+                    }
+                    Event::Acked { ids, .. } => {
+                        for id in ids {
+                            assert!(node.sent.contains_key(&id), "acked an unknown id");
+                            assert!(node.acked.insert(id), "acked twice");
+                            assert!(!node.failed.contains_key(&id), "acked after failed");
+                        }
+                    }
+                    Event::Undeliverable { id, reason, .. } => {
+                        assert!(!node.acked.contains(&id), "failed after acked");
+                        assert!(node.failed.insert(id, reason).is_none(), "failed twice");
+                    }
+                    Event::PeerRestarted { .. } => panic!("no restarts in this network"),
+                }
+            }
+        }
+    }
+
+    fn settled(&self) -> bool {
+        self.flows
+            .iter()
+            .enumerate()
+            .all(|(f, flow)| self.next_number[f] > flow.count)
+            && self
+                .nodes
+                .iter()
+                .all(|n| n.acked.len() + n.failed.len() == n.sent.len())
+    }
+
+    /// Runs until every message is acknowledged or reported; panics after `max_steps`.
+    fn run(&mut self, max_steps: usize) {
+        for _ in 0..max_steps {
+            self.offer_traffic();
+            self.collect();
+            if self.settled() {
+                return;
+            }
+            let wire = self.net.peek().map(|Reverse((at, _))| *at);
+            let timers = self.nodes.iter().filter_map(|n| n.machine.poll_timeout());
+            let next = wire
+                .into_iter()
+                .chain(timers)
+                .min()
+                .expect("something is pending");
+            self.now = self.now.max(next);
+            while let Some(Reverse((at, order))) = self.net.peek().copied() {
+                if at > self.now {
+                    break;
+                }
+                self.net.pop();
+                let (from, to, bytes) = self.payloads.remove(&order).expect("payload");
+                if let Some(node) = self.nodes.iter_mut().find(|n| n.addr == to) {
+                    node.machine.handle_datagram(self.now, from, &bytes);
+                }
+            }
+            for node in &mut self.nodes {
+                if node.machine.poll_timeout().is_some_and(|t| t <= self.now) {
+                    node.machine.handle_timeout(self.now);
+                }
+            }
+        }
+        panic!("the network did not settle within {max_steps} steps");
+    }
+
+    /// The promise: per flow, deliveries are in order without duplicates; every message is
+    /// either acknowledged (and then delivered) or reported undeliverable, not both.
+    /// Returns how many were reported undeliverable.
+    fn check(&self) -> usize {
+        let mut failed_total = 0;
+        for (f, flow) in self.flows.iter().enumerate() {
+            let sender = &self.nodes[flow.from];
+            let receiver = &self.nodes[flow.to];
+            let got: Vec<u64> = receiver
+                .delivered
+                .iter()
+                .filter(|(from, fl, _)| *from == sender.addr && *fl == f as u32)
+                .map(|(_, _, n)| *n)
+                .collect();
+            assert!(
+                got.windows(2).all(|w| w[0] < w[1]),
+                "flow {f}: delivered out of order or twice: {got:?}"
+            );
+            let got: HashSet<u64> = got.into_iter().collect();
+            let mut outcome: BTreeMap<u64, bool> = BTreeMap::new();
+            for (id, &(fl, n)) in &sender.sent {
+                if fl != f as u32 {
+                    continue;
+                }
+                let acked = sender.acked.contains(id);
+                let failed = sender.failed.contains_key(id);
+                assert!(
+                    acked != failed,
+                    "flow {f} #{n}: acked {acked}, failed {failed}"
+                );
+                if acked {
+                    assert!(
+                        got.contains(&n),
+                        "flow {f} #{n} acknowledged, never delivered"
+                    );
+                } else {
+                    failed_total += 1;
+                }
+                outcome.insert(n, acked);
+            }
+            assert_eq!(outcome.len() as u64, flow.count, "flow {f}: all sent");
+        }
+        failed_total
+    }
+}
+
+const TEN_PERCENT: Faults = Faults {
+    drop: 0.10,
+    duplicate: 0.10,
+    reorder: 0.10,
+};
+
+#[test]
+fn ten_percent_loss_duplication_and_reordering_lose_nothing() {
+    let flows = vec![
+        Flow {
+            from: 0,
+            to: 1,
+            count: 3000,
+        },
+        Flow {
+            from: 1,
+            to: 0,
+            count: 1000,
+        },
+        Flow {
+            from: 2,
+            to: 1,
+            count: 2000,
+        },
+    ];
+    for seed in [1, 2, 3, 0xdead_beef] {
+        let mut sim = Sim::new(seed, TEN_PERCENT, &Config::default(), 3, flows.clone());
+        sim.run(1_000_000);
+        assert_eq!(
+            sim.check(),
+            0,
+            "seed {seed}: nothing given up at 10 % faults"
+        );
+        // The faults were real: about 10 % of the datagrams each.
+        let tenth = sim.datagrams / 10;
+        for (what, n) in [
+            ("dropped", sim.dropped),
+            ("duplicated", sim.duplicated),
+            ("reordered", sim.reordered),
+        ] {
+            assert!(
+                n > tenth * 8 / 10 && n < tenth * 12 / 10,
+                "seed {seed}: {n} of {} datagrams {what}",
+                sim.datagrams
+            );
+        }
+        for node in &sim.nodes {
+            // In order and complete: exactly 1..=count per flow.
+            for (f, flow) in flows.iter().enumerate() {
+                if sim.nodes[flow.to].addr != node.addr {
+                    continue;
+                }
+                let got: Vec<u64> = node
+                    .delivered
+                    .iter()
+                    .filter(|d| d.1 == f as u32)
+                    .map(|d| d.2)
+                    .collect();
+                assert_eq!(got, (1..=flow.count).collect::<Vec<_>>());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_partitioned_peer_gets_every_message_reported() {
+    let config = fast_config();
+    let flows = vec![Flow {
+        from: 0,
+        to: 1,
+        count: 500,
+    }];
+    // Everything is dropped: nothing delivered, everything reported, in bounded time.
+    let mut sim = Sim::new(
+        7,
+        Faults {
+            drop: 1.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+        },
+        &config,
+        2,
+        flows,
+    );
+    sim.run(100_000);
+    assert_eq!(sim.check(), 500);
+    assert!(sim.nodes[1].delivered.is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Whatever the seed and fault rates: exactly once and in order, or reported; never a hang.
+    #[test]
+    fn any_lossy_network_keeps_the_promise(
+        seed in any::<u64>(),
+        drop in 0.0f64..0.5,
+        duplicate in 0.0f64..0.3,
+        reorder in 0.0f64..0.5,
+        count in 1u64..150,
+        window in 1usize..64,
+    ) {
+        let config = Config {
+            max_unacked: window,
+            max_retransmits: 8,
+            ..fast_config()
+        };
+        let flows = vec![
+            Flow { from: 0, to: 1, count },
+            Flow { from: 1, to: 0, count: count / 2 + 1 },
+        ];
+        let mut sim = Sim::new(seed, Faults { drop, duplicate, reorder }, &config, 2, flows);
+        sim.run(500_000);
+        sim.check();
+    }
+
+    /// Any bytes handed to a machine, fresh or mid-conversation, are handled without a panic.
+    #[test]
+    fn any_datagram_is_handled_without_panic(
+        garbage in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 1..8),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+    ) {
+        let mut p = Pair::new(Config::default());
+        p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+        p.b.send(p.now, addr(A), msg(1, 1)).unwrap();
+        let mut valid: Vec<Vec<u8>> = transmits(&mut p.a).into_iter().map(|t| t.1).collect();
+        p.exchange();
+        for bytes in &mut valid {
+            for (at, value) in &flips {
+                let len = bytes.len();
+                bytes[at % len] = *value;
+            }
+        }
+        for bytes in garbage.iter().chain(&valid) {
+            p.b.handle_datagram(p.now, addr(A), bytes);
+            p.a.handle_datagram(p.now, addr(B), bytes);
+        }
+        p.now += Duration::from_secs(1);
+        p.a.handle_timeout(p.now);
+        p.b.handle_timeout(p.now);
+        let _ = (transmits(&mut p.a), transmits(&mut p.b), events(&mut p.a), events(&mut p.b));
+    }
+}

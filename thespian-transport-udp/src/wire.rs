@@ -1,0 +1,735 @@
+//! The datagrams: what the UDP transport says to its peers, in postcard.
+//!
+//! This module exists because the wire is the only serialisation boundary of the transport
+//! (SPEC §4): every byte a peer sends is decoded here, into types that cannot be misread, and
+//! every decoding failure is a [`WireError`] value, never a panic.
+//!
+//! One datagram carries one [`Header`] and, for a data datagram, the message's payload bytes
+//! after it (so a large payload is never walked by the decoder):
+//! - `Data`: a message with its stream, sequence number, window base, envelope header (sender,
+//!   target, wire name) and optionally a piggy-backed acknowledgement of the reverse direction;
+//! - `Ack`: a cumulative acknowledgement plus up to [`MAX_ACK_RANGES`] selective ranges;
+//! - a *version notice*: only the magic and a protocol version, sent in answer to a datagram of
+//!   another protocol version so its sender learns of the mismatch at once.
+//!
+//! Every datagram starts with the magic `THSU` and the protocol version, and postcard encodes a
+//! struct as its fields in order, so *any* version can read those two fields of *any* other
+//! version's datagram: a version mismatch is always detected and reported, never a hang.
+//!
+//! A datagram is at most [`MAX_DATAGRAM`] bytes; a message that does not fit fails at the
+//! sender ([`crate::SendError::TooLarge`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use thespian_core::{ActorAddress, Envelope, MessageError, Payload, SystemId};
+
+/// The four bytes every datagram starts with ("thespian UDP"; the TCP transport uses `THSP`).
+pub const MAGIC: [u8; 4] = *b"THSU";
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The largest datagram the transport sends, in bytes, header included: 65,000.
+///
+/// One message travels in one datagram, so this bounds the size of a message: its payload plus
+/// the envelope header (two actor addresses, the wire name and a few sequence numbers, at most
+/// about 90 bytes plus the wire name). A larger message fails *at the sender*, at once, with
+/// [`SendError::TooLarge`](crate::SendError::TooLarge) naming this limit.
+///
+/// Why 65,000: an IPv4 UDP datagram carries at most 65,507 bytes (65,535 less the IP and UDP
+/// headers) and Thespian's UDP transport reads 65,535 bytes at most; the round figure leaves
+/// room for IP options and IPv6. Large messages belong on the TCP base.
+pub const MAX_DATAGRAM: usize = 65_000;
+
+/// Most selective-acknowledgement ranges in one acknowledgement; a datagram with more is
+/// malformed.
+pub const MAX_ACK_RANGES: usize = 32;
+
+/// The start of every datagram (all but version notices, which stop after `version`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Always [`MAGIC`]; anything else is not a thespian peer.
+    pub magic: [u8; 4],
+    /// The sender's [`PROTOCOL_VERSION`].
+    pub version: u16,
+    /// The sending endpoint's incarnation id: a restarted endpoint has a new one and is a new
+    /// peer.
+    pub from: SystemId,
+    /// The incarnation of the receiving endpoint as the sender knows it (`None` until the
+    /// sender has heard from it). A receiver of another incarnation refuses the datagram.
+    pub to: Option<SystemId>,
+    /// What the datagram says.
+    pub kind: Kind,
+}
+
+/// The two kinds of datagram (after the common header).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// A message; its payload bytes follow the header.
+    Data(DataHeader),
+    /// An acknowledgement.
+    Ack(Ack),
+}
+
+/// The header of a data datagram.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataHeader {
+    /// The sender's stream to this peer. A stream id is never reused by one incarnation; a
+    /// larger one tells the receiver that the sender started afresh.
+    pub stream: u64,
+    /// Sequence number within the stream (from 1, one per message, never reused).
+    pub seq: u64,
+    /// The sender's window base: every sequence number below it is settled (acknowledged or
+    /// reported undeliverable) and will never be sent again, so the receiver may skip to it.
+    pub base: u64,
+    /// The sending actor.
+    pub sender: ActorAddress,
+    /// The receiving actor.
+    pub target: ActorAddress,
+    /// The message's wire name.
+    pub type_name: String,
+    /// A piggy-backed acknowledgement of the peer's stream to us.
+    pub ack: Option<Ack>,
+}
+
+/// An acknowledgement of one stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The stream acknowledged.
+    pub stream: u64,
+    /// Every sequence number up to and including this one was delivered.
+    pub cumulative: u64,
+    /// Sequence numbers above `cumulative` received and held (not yet delivered, because an
+    /// earlier one is missing): the sender need not retransmit them.
+    pub ranges: Vec<SeqRange>,
+}
+
+/// An inclusive range of sequence numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqRange {
+    /// The first sequence number.
+    pub first: u64,
+    /// The last sequence number (`>= first`).
+    pub last: u64,
+}
+
+/// A decoded datagram; a data payload borrows from the datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Datagram<'a> {
+    /// A message.
+    Data {
+        /// The sender's incarnation.
+        from: SystemId,
+        /// Our incarnation as the sender knows it.
+        to: Option<SystemId>,
+        /// The header.
+        header: DataHeader,
+        /// The postcard payload bytes.
+        payload: &'a [u8],
+    },
+    /// An acknowledgement.
+    Ack {
+        /// The acknowledger's incarnation.
+        from: SystemId,
+        /// The incarnation whose stream it acknowledges.
+        to: Option<SystemId>,
+        /// What it acknowledges.
+        ack: Ack,
+    },
+    /// A peer of another protocol version says it cannot read our datagrams.
+    VersionNotice {
+        /// The peer's protocol version.
+        version: u16,
+    },
+}
+
+/// Why bytes from the network are not a datagram we can read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireError {
+    /// The datagram does not start with [`MAGIC`]: not a thespian peer.
+    BadMagic {
+        /// The four bytes found instead.
+        found: [u8; 4],
+    },
+    /// The datagram is of another protocol version (and not a version notice).
+    VersionMismatch {
+        /// Our version.
+        ours: u16,
+        /// The sender's version.
+        theirs: u16,
+    },
+    /// The bytes are not a valid datagram.
+    Malformed(String),
+    /// Bytes left over after an acknowledgement.
+    TrailingBytes(usize),
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::BadMagic { found } => write!(
+                f,
+                "not a thespian datagram: magic {:?} instead of {:?}",
+                String::from_utf8_lossy(found),
+                String::from_utf8_lossy(&MAGIC)
+            ),
+            WireError::VersionMismatch { ours, theirs } => write!(
+                f,
+                "protocol version mismatch: we speak version {ours}, the sender speaks version {theirs}"
+            ),
+            WireError::Malformed(reason) => write!(f, "malformed datagram: {reason}"),
+            WireError::TrailingBytes(n) => {
+                write!(f, "{n} unexpected bytes after an acknowledgement")
+            }
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// Decodes a datagram, checking the magic and the protocol version (`ours`, normally
+/// [`PROTOCOL_VERSION`]) before anything else. Never panics, whatever the bytes.
+pub fn decode(bytes: &[u8], ours: u16) -> Result<Datagram<'_>, WireError> {
+    if bytes.len() < MAGIC.len() {
+        return Err(WireError::Malformed(format!(
+            "{} bytes is too short for a datagram",
+            bytes.len()
+        )));
+    }
+    if bytes[..4] != MAGIC {
+        let mut found = [0; 4];
+        found.copy_from_slice(&bytes[..4]);
+        return Err(WireError::BadMagic { found });
+    }
+    let (version, rest): (u16, &[u8]) = postcard::take_from_bytes(&bytes[4..])
+        .map_err(|e| WireError::Malformed(format!("protocol version: {e}")))?;
+    if version != ours {
+        if rest.is_empty() {
+            return Ok(Datagram::VersionNotice { version });
+        }
+        return Err(WireError::VersionMismatch {
+            ours,
+            theirs: version,
+        });
+    }
+    if rest.is_empty() {
+        return Err(WireError::Malformed(
+            "a version notice of our own version".into(),
+        ));
+    }
+    let (header, rest): (Header, &[u8]) =
+        postcard::take_from_bytes(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
+    match header.kind {
+        Kind::Data(data) => {
+            if let Some(ack) = &data.ack {
+                check_ack(ack)?;
+            }
+            Ok(Datagram::Data {
+                from: header.from,
+                to: header.to,
+                header: data,
+                payload: rest,
+            })
+        }
+        Kind::Ack(ack) => {
+            if !rest.is_empty() {
+                return Err(WireError::TrailingBytes(rest.len()));
+            }
+            check_ack(&ack)?;
+            Ok(Datagram::Ack {
+                from: header.from,
+                to: header.to,
+                ack,
+            })
+        }
+    }
+}
+
+fn check_ack(ack: &Ack) -> Result<(), WireError> {
+    if ack.ranges.len() > MAX_ACK_RANGES {
+        return Err(WireError::Malformed(format!(
+            "{} acknowledgement ranges, more than {MAX_ACK_RANGES}",
+            ack.ranges.len()
+        )));
+    }
+    if let Some(r) = ack.ranges.iter().find(|r| r.first > r.last) {
+        return Err(WireError::Malformed(format!(
+            "acknowledgement range {}..={} is reversed",
+            r.first, r.last
+        )));
+    }
+    Ok(())
+}
+
+/// Who a datagram is from and for: the fields every datagram header starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The protocol version to announce (normally [`PROTOCOL_VERSION`]).
+    pub version: u16,
+    /// The sending endpoint's incarnation.
+    pub from: SystemId,
+    /// The receiving endpoint's incarnation, if known.
+    pub to: Option<SystemId>,
+}
+
+/// Borrowed mirror of [`Header`] (same encoding), so sending never copies the wire name.
+#[derive(Serialize)]
+struct HeaderRef<'a> {
+    magic: [u8; 4],
+    version: u16,
+    from: SystemId,
+    to: Option<SystemId>,
+    kind: KindRef<'a>,
+}
+
+/// Borrowed mirror of [`Kind`]: same variants in the same order, same encoding.
+#[derive(Serialize)]
+enum KindRef<'a> {
+    Data(DataHeaderRef<'a>),
+    Ack(&'a Ack),
+}
+
+/// Borrowed mirror of [`DataHeader`] (same encoding).
+#[derive(Serialize)]
+struct DataHeaderRef<'a> {
+    stream: u64,
+    seq: u64,
+    base: u64,
+    sender: &'a ActorAddress,
+    target: &'a ActorAddress,
+    type_name: &'a str,
+    ack: Option<&'a Ack>,
+}
+
+/// Where a message sits in its stream: the numbers of a data datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The stream.
+    pub stream: u64,
+    /// The message's sequence number.
+    pub seq: u64,
+    /// The sender's window base.
+    pub base: u64,
+}
+
+/// Encodes a data datagram: header (with `ack` piggy-backed, if any) and payload.
+///
+/// The caller checks the size first ([`WireMessage::datagram_bound`] plus
+/// [`ack_size`] for the acknowledgement); this function does not refuse anything.
+pub fn encode_data(
+    route: Route,
+    position: Position,
+    message: &WireMessage,
+    ack: Option<&Ack>,
+) -> Vec<u8> {
+    let header = HeaderRef {
+        magic: MAGIC,
+        version: route.version,
+        from: route.from,
+        to: route.to,
+        kind: KindRef::Data(DataHeaderRef {
+            stream: position.stream,
+            seq: position.seq,
+            base: position.base,
+            sender: &message.sender,
+            target: &message.target,
+            type_name: &message.type_name,
+            ack,
+        }),
+    };
+    let out = Vec::with_capacity(message.datagram_bound() + ack.map_or(0, ack_size));
+    let mut out = postcard::to_extend(&header, out).expect("a Vec never runs out of room");
+    out.extend_from_slice(&message.payload);
+    out
+}
+
+/// Encodes an acknowledgement datagram.
+pub fn encode_ack(route: Route, ack: &Ack) -> Vec<u8> {
+    let header = HeaderRef {
+        magic: MAGIC,
+        version: route.version,
+        from: route.from,
+        to: route.to,
+        kind: KindRef::Ack(ack),
+    };
+    postcard::to_allocvec(&header).expect("a Vec never runs out of room")
+}
+
+/// Encodes a version notice: the magic and `version`, nothing else.
+pub fn encode_version_notice(version: u16) -> Vec<u8> {
+    postcard::to_allocvec(&(MAGIC, version)).expect("a Vec never runs out of room")
+}
+
+/// The encoded size of `ack` (what piggy-backing it adds to a data datagram).
+pub fn ack_size(ack: &Ack) -> usize {
+    postcard::experimental::serialized_size(ack).expect("sizing never fails for an Ack")
+}
+
+/// A message as the transport carries it: addresses, wire name and postcard payload bytes.
+///
+/// Cheap to clone (the name and payload are shared).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WireMessage {
+    /// The sending actor.
+    pub sender: ActorAddress,
+    /// The receiving actor.
+    pub target: ActorAddress,
+    /// The message's wire name ([`thespian_core::Message::wire_name`]).
+    pub type_name: Arc<str>,
+    /// The message's postcard bytes.
+    pub payload: Arc<[u8]>,
+}
+
+impl WireMessage {
+    /// Builds a wire message from a payload (encoding it if it is a local value).
+    pub fn from_payload(
+        sender: ActorAddress,
+        target: ActorAddress,
+        payload: &Payload,
+    ) -> Result<WireMessage, MessageError> {
+        let (type_name, payload) = payload.to_wire()?;
+        Ok(WireMessage {
+            sender,
+            target,
+            type_name,
+            payload,
+        })
+    }
+
+    /// Splits into the target and an envelope whose payload is decoded lazily.
+    pub fn into_envelope(self) -> (ActorAddress, Envelope) {
+        let payload = Payload::from_wire(self.type_name, self.payload);
+        (self.target, Envelope::new(self.sender, payload))
+    }
+
+    /// The largest size of this message's data datagram (without a piggy-backed
+    /// acknowledgement), whatever its stream, sequence numbers and incarnations: the figure
+    /// compared with [`MAX_DATAGRAM`], so a message is accepted or refused the same way
+    /// whichever numbers it gets.
+    pub fn datagram_bound(&self) -> usize {
+        let widest = SystemId::from_raw(u64::MAX);
+        let header = HeaderRef {
+            magic: MAGIC,
+            version: u16::MAX,
+            from: widest,
+            to: Some(widest),
+            kind: KindRef::Data(DataHeaderRef {
+                stream: u64::MAX,
+                seq: u64::MAX,
+                base: u64::MAX,
+                sender: &self.sender,
+                target: &self.target,
+                type_name: &self.type_name,
+                ack: None,
+            }),
+        };
+        postcard::experimental::serialized_size(&header).expect("sizing never fails")
+            + self.payload.len()
+    }
+}
+
+impl fmt::Debug for WireMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WireMessage")
+            .field("sender", &self.sender)
+            .field("target", &self.target)
+            .field("type_name", &self.type_name)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn addr(sys: u64, id: u64) -> ActorAddress {
+        ActorAddress::new(SystemId::from_raw(sys), id)
+    }
+
+    fn message(payload: &[u8]) -> WireMessage {
+        WireMessage {
+            sender: addr(1, 2),
+            target: addr(3, 4),
+            type_name: Arc::from("test.Msg"),
+            payload: Arc::from(payload),
+        }
+    }
+
+    fn route() -> Route {
+        Route {
+            version: PROTOCOL_VERSION,
+            from: SystemId::from_raw(10),
+            to: Some(SystemId::from_raw(20)),
+        }
+    }
+
+    fn sample_ack() -> Ack {
+        Ack {
+            stream: 3,
+            cumulative: 41,
+            ranges: vec![
+                SeqRange {
+                    first: 43,
+                    last: 45,
+                },
+                SeqRange {
+                    first: 50,
+                    last: 50,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn data_round_trip_matches_the_owned_encoding() {
+        let m = message(b"payload bytes");
+        let ack = sample_ack();
+        for (position, ack) in [
+            (
+                Position {
+                    stream: 1,
+                    seq: 1,
+                    base: 1,
+                },
+                None,
+            ),
+            (
+                Position {
+                    stream: 7,
+                    seq: 300,
+                    base: 290,
+                },
+                Some(&ack),
+            ),
+            (
+                Position {
+                    stream: u64::MAX,
+                    seq: u64::MAX,
+                    base: u64::MAX,
+                },
+                None,
+            ),
+        ] {
+            let bytes = encode_data(route(), position, &m, ack);
+            assert!(bytes.len() <= m.datagram_bound() + ack.map_or(0, ack_size));
+            let header = DataHeader {
+                stream: position.stream,
+                seq: position.seq,
+                base: position.base,
+                sender: m.sender.clone(),
+                target: m.target.clone(),
+                type_name: "test.Msg".into(),
+                ack: ack.cloned(),
+            };
+            // The borrowed mirror encodes exactly like the owned type.
+            let owned = postcard::to_allocvec(&Header {
+                magic: MAGIC,
+                version: PROTOCOL_VERSION,
+                from: route().from,
+                to: route().to,
+                kind: Kind::Data(header.clone()),
+            })
+            .unwrap();
+            assert_eq!(&bytes[..owned.len()], &owned[..]);
+            assert_eq!(
+                decode(&bytes, PROTOCOL_VERSION).unwrap(),
+                Datagram::Data {
+                    from: route().from,
+                    to: route().to,
+                    header,
+                    payload: b"payload bytes",
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn the_bound_is_exact_for_the_widest_numbers() {
+        let m = message(&[7; 1000]);
+        let widest = Route {
+            version: u16::MAX,
+            from: SystemId::from_raw(u64::MAX),
+            to: Some(SystemId::from_raw(u64::MAX)),
+        };
+        let position = Position {
+            stream: u64::MAX,
+            seq: u64::MAX,
+            base: u64::MAX,
+        };
+        assert_eq!(
+            encode_data(widest, position, &m, None).len(),
+            m.datagram_bound()
+        );
+        let ack = sample_ack();
+        assert_eq!(
+            encode_data(widest, position, &m, Some(&ack)).len(),
+            m.datagram_bound() + ack_size(&ack)
+        );
+    }
+
+    #[test]
+    fn ack_round_trip() {
+        let ack = sample_ack();
+        let bytes = encode_ack(route(), &ack);
+        assert_eq!(
+            decode(&bytes, PROTOCOL_VERSION).unwrap(),
+            Datagram::Ack {
+                from: route().from,
+                to: route().to,
+                ack,
+            }
+        );
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(
+            decode(&longer, PROTOCOL_VERSION).unwrap_err(),
+            WireError::TrailingBytes(1)
+        );
+    }
+
+    #[test]
+    fn magic_and_version_are_checked_first() {
+        assert_eq!(
+            decode(b"GET / HTTP/1.1", PROTOCOL_VERSION).unwrap_err(),
+            WireError::BadMagic { found: *b"GET " }
+        );
+        assert!(matches!(
+            decode(b"TH", PROTOCOL_VERSION).unwrap_err(),
+            WireError::Malformed(_)
+        ));
+        // A future version whose body we cannot parse still reports its version.
+        #[derive(Serialize)]
+        struct Future {
+            magic: [u8; 4],
+            version: u16,
+            whatever: Vec<u32>,
+        }
+        let future = postcard::to_allocvec(&Future {
+            magic: MAGIC,
+            version: 9,
+            whatever: vec![1, 2, 3],
+        })
+        .unwrap();
+        assert_eq!(
+            decode(&future, PROTOCOL_VERSION).unwrap_err(),
+            WireError::VersionMismatch {
+                ours: PROTOCOL_VERSION,
+                theirs: 9
+            }
+        );
+        // Our own datagrams, read by a peer of version 9.
+        let ours = encode_ack(route(), &sample_ack());
+        assert_eq!(
+            decode(&ours, 9).unwrap_err(),
+            WireError::VersionMismatch {
+                ours: 9,
+                theirs: PROTOCOL_VERSION
+            }
+        );
+    }
+
+    #[test]
+    fn version_notices() {
+        let notice = encode_version_notice(9);
+        assert_eq!(
+            decode(&notice, PROTOCOL_VERSION).unwrap(),
+            Datagram::VersionNotice { version: 9 }
+        );
+        // A notice of our own version makes no sense.
+        let own = encode_version_notice(PROTOCOL_VERSION);
+        assert!(matches!(
+            decode(&own, PROTOCOL_VERSION).unwrap_err(),
+            WireError::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn acknowledgements_are_validated() {
+        let mut ack = sample_ack();
+        ack.ranges = vec![SeqRange { first: 5, last: 4 }];
+        assert!(matches!(
+            decode(&encode_ack(route(), &ack), PROTOCOL_VERSION).unwrap_err(),
+            WireError::Malformed(_)
+        ));
+        ack.ranges = vec![SeqRange { first: 5, last: 5 }; MAX_ACK_RANGES + 1];
+        assert!(matches!(
+            decode(&encode_ack(route(), &ack), PROTOCOL_VERSION).unwrap_err(),
+            WireError::Malformed(_)
+        ));
+        // Also when piggy-backed.
+        let bytes = encode_data(
+            route(),
+            Position {
+                stream: 1,
+                seq: 1,
+                base: 1,
+            },
+            &message(b""),
+            Some(&ack),
+        );
+        assert!(matches!(
+            decode(&bytes, PROTOCOL_VERSION).unwrap_err(),
+            WireError::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn envelope_conversion() {
+        let payload = Payload::new(String::from("hi"));
+        let m = WireMessage::from_payload(addr(1, 1), addr(2, 2), &payload).unwrap();
+        assert_eq!(&*m.type_name, "String");
+        let (target, env) = m.into_envelope();
+        assert_eq!(target, addr(2, 2));
+        assert_eq!(env.get::<String>().unwrap(), "hi");
+        assert_eq!(env.sender(), &addr(1, 1));
+    }
+
+    proptest! {
+        /// Any bytes decode to a datagram or an error, never a panic.
+        #[test]
+        fn any_bytes_decode_or_fail(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode(&bytes, PROTOCOL_VERSION);
+        }
+
+        /// Bytes that start like a datagram (magic, version) reach the deeper decoders.
+        #[test]
+        fn any_body_after_a_valid_prelude_decodes_or_fails(
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut bytes = MAGIC.to_vec();
+            bytes.push(PROTOCOL_VERSION as u8);
+            bytes.extend_from_slice(&body);
+            let _ = decode(&bytes, PROTOCOL_VERSION);
+        }
+
+        /// Valid datagrams with random bytes changed decode or fail, never panic.
+        #[test]
+        fn mutated_datagrams_decode_or_fail(
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+            cut in any::<usize>(),
+        ) {
+            let ack = sample_ack();
+            for mut bytes in [
+                encode_data(
+                    route(),
+                    Position { stream: 2, seq: 9, base: 3 },
+                    &message(b"abc"),
+                    Some(&ack),
+                ),
+                encode_ack(route(), &ack),
+            ] {
+                for (at, value) in &flips {
+                    let len = bytes.len();
+                    bytes[at % len] = *value;
+                }
+                let _ = decode(&bytes, PROTOCOL_VERSION);
+                let keep = cut % (bytes.len() + 1);
+                let _ = decode(&bytes[..keep], PROTOCOL_VERSION);
+            }
+        }
+    }
+}

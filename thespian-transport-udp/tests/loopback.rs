@@ -1,0 +1,666 @@
+//! The mio driver over real loopback sockets (127.0.0.1, ephemeral ports), including a lossy
+//! relay thread that drops, duplicates and reorders datagrams.
+//!
+//! Every wait is a poll loop with a deadline; nothing sleeps to synchronise (the relay delays
+//! datagrams on purpose, to reorder them).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use thespian_core::{ActorAddress, SystemId};
+use thespian_transport_udp::{
+    Config, EndpointConfig, Event, MessageId, SendError, UdpEndpoint, UdpSender,
+    UndeliverableReason, WireMessage, MAX_DATAGRAM, PROTOCOL_VERSION,
+};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn incarnation() -> SystemId {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    SystemId::from_raw(0x7e57_0000 + NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn endpoint(tweak: impl FnOnce(&mut EndpointConfig)) -> (UdpEndpoint, SocketAddr) {
+    let mut config = EndpointConfig::new(incarnation());
+    tweak(&mut config);
+    UdpEndpoint::bind(config).expect("bind 127.0.0.1:0")
+}
+
+/// Retry settings short enough for tests: a silent peer is given up after 10+20+40+50+50 ms.
+fn fast(config: &mut EndpointConfig) {
+    config.transport = Config {
+        initial_rto: Duration::from_millis(10),
+        min_rto: Duration::from_millis(10),
+        max_rto: Duration::from_millis(50),
+        backoff_factor: 2.0,
+        max_retransmits: 4,
+        ..Config::default()
+    };
+}
+
+fn message(flow: u32, n: u64, payload_len: usize) -> WireMessage {
+    let mut payload = flow.to_be_bytes().to_vec();
+    payload.extend_from_slice(&n.to_be_bytes());
+    payload.resize(payload_len.max(12), 0xa5);
+    WireMessage {
+        sender: ActorAddress::new(SystemId::from_raw(1), u64::from(flow)),
+        target: ActorAddress::new(SystemId::from_raw(2), 1),
+        type_name: Arc::from("test.Numbered"),
+        payload: Arc::from(payload),
+    }
+}
+
+fn numbered(flow: u32, n: u64) -> WireMessage {
+    message(flow, n, 12)
+}
+
+fn flow_and_number(m: &WireMessage) -> (u32, u64) {
+    (
+        u32::from_be_bytes(m.payload[..4].try_into().unwrap()),
+        u64::from_be_bytes(m.payload[4..12].try_into().unwrap()),
+    )
+}
+
+/// Several endpoints driven from this thread, with their events collected.
+struct Net {
+    endpoints: Vec<UdpEndpoint>,
+    events: Vec<Vec<Event>>,
+}
+
+impl Net {
+    fn new(endpoints: Vec<UdpEndpoint>) -> Net {
+        let events = endpoints.iter().map(|_| Vec::new()).collect();
+        Net { endpoints, events }
+    }
+
+    /// One short turn of every endpoint.
+    fn pump(&mut self) {
+        for (ep, events) in self.endpoints.iter_mut().zip(&mut self.events) {
+            events.extend(ep.poll_events(Some(Duration::from_millis(1))).unwrap());
+        }
+    }
+
+    /// Pumps until `done` holds; panics after the deadline.
+    fn until(&mut self, what: &str, deadline: Duration, mut done: impl FnMut(&Net) -> bool) {
+        let deadline = Instant::now() + deadline;
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            self.pump();
+        }
+    }
+
+    fn delivered(&self, ep: usize) -> Vec<(SocketAddr, u32, u64)> {
+        self.events[ep]
+            .iter()
+            .filter_map(|e| match e {
+                Event::Delivered { from, message } => {
+                    let (flow, n) = flow_and_number(message);
+                    Some((*from, flow, n))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn acked(&self, ep: usize) -> HashSet<MessageId> {
+        self.events[ep]
+            .iter()
+            .flat_map(|e| match e {
+                Event::Acked { ids, .. } => ids.clone(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    fn failed(&self, ep: usize) -> HashMap<MessageId, UndeliverableReason> {
+        self.events[ep]
+            .iter()
+            .filter_map(|e| match e {
+                Event::Undeliverable { id, reason, .. } => Some((*id, reason.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Sends `count` numbered messages of `flow` through `sender`, pumping `net` while the window
+/// is full; returns the ids in order.
+fn send_all(
+    net: &mut Net,
+    sender: &UdpSender,
+    to: SocketAddr,
+    flow: u32,
+    count: u64,
+) -> Vec<MessageId> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut ids = Vec::new();
+    let mut n = 1;
+    while n <= count {
+        match sender.send(to, numbered(flow, n)) {
+            Ok(id) => {
+                ids.push(id);
+                n += 1;
+            }
+            Err(SendError::WindowFull { .. }) => {
+                assert!(Instant::now() < deadline, "window never opened");
+                net.pump();
+            }
+            Err(e) => panic!("send failed: {e}"),
+        }
+    }
+    ids
+}
+
+#[test]
+fn the_sender_handle_is_cloneable_and_thread_safe() {
+    fn check<T: Clone + Send + Sync + 'static>() {}
+    check::<UdpSender>();
+    fn send<T: Send>() {}
+    send::<UdpEndpoint>();
+}
+
+#[test]
+fn ten_thousand_messages_arrive_in_order() {
+    let (a, _) = endpoint(|_| {});
+    let (b, b_addr) = endpoint(|_| {});
+    let sender = a.sender();
+    let mut net = Net::new(vec![a, b]);
+    let total = 10_000;
+    let ids = send_all(&mut net, &sender, b_addr, 0, total);
+    net.until("10,000 acknowledgements", DEADLINE, |net| {
+        net.acked(0).len() + net.failed(0).len() == total as usize
+    });
+    assert!(net.failed(0).is_empty(), "{:?}", net.failed(0));
+    assert_eq!(net.acked(0), ids.into_iter().collect());
+    let got: Vec<u64> = net.delivered(1).iter().map(|d| d.2).collect();
+    assert_eq!(got, (1..=total).collect::<Vec<_>>());
+}
+
+#[test]
+fn an_oversized_message_fails_at_the_sender_naming_the_limit() {
+    let (a, _) = endpoint(|_| {});
+    let (b, b_addr) = endpoint(|_| {});
+    let sender = a.sender();
+    let mut net = Net::new(vec![a, b]);
+    let err = sender
+        .send(b_addr, message(0, 1, MAX_DATAGRAM))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SendError::TooLarge {
+                limit: MAX_DATAGRAM,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("65000"), "{err}");
+    // The largest message that fits crosses real loopback whole.
+    let probe = message(0, 1, 1000);
+    let header = probe.datagram_bound() - probe.payload.len();
+    let largest = message(0, 1, MAX_DATAGRAM - header);
+    assert_eq!(largest.datagram_bound(), MAX_DATAGRAM);
+    sender.send(b_addr, largest.clone()).unwrap();
+    net.until("the largest message", DEADLINE, |net| {
+        net.acked(0).len() == 1
+    });
+    let got: Vec<&WireMessage> = net.events[1]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Delivered { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, vec![&largest]);
+}
+
+#[test]
+fn a_port_where_nothing_listens_ends_as_undeliverable() {
+    let (a, a_addr) = endpoint(fast);
+    let (b, b_addr) = endpoint(|_| {});
+    // A port that was bound a moment ago and is now closed: ICMP port unreachable.
+    let nobody = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap();
+    let sender = a.sender();
+    let mut net = Net::new(vec![a, b]);
+    let started = Instant::now();
+    let ids: Vec<MessageId> = (1..=3)
+        .map(|n| sender.send(nobody, numbered(0, n)).unwrap())
+        .collect();
+    net.until(
+        "the messages to be given up",
+        Duration::from_secs(5),
+        |net| net.failed(0).len() == 3,
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let failed = net.failed(0);
+    for id in &ids {
+        assert!(matches!(
+            failed[id],
+            UndeliverableReason::RetriesExhausted { transmissions: 5 }
+        ));
+    }
+    // A flood to it now fails at once.
+    for n in 4..=100 {
+        sender.send(nobody, numbered(0, n)).unwrap();
+    }
+    net.until("the flood to be refused", Duration::from_secs(1), |net| {
+        net.failed(0).len() == 100
+    });
+    assert!(
+        net.failed(0)
+            .values()
+            .filter(|r| **r == UndeliverableReason::DeadAddress)
+            .count()
+            == 97
+    );
+    // The ICMP errors did not disturb the endpoint: it still talks to a live peer, both ways.
+    sender.send(b_addr, numbered(1, 1)).unwrap();
+    net.endpoints[1]
+        .sender()
+        .send(a_addr, numbered(2, 1))
+        .unwrap();
+    net.until("live traffic", DEADLINE, |net| {
+        net.delivered(0).len() == 1 && net.delivered(1).len() == 1
+    });
+}
+
+#[test]
+fn senders_on_other_threads_keep_their_order() {
+    let (a, _) = endpoint(|_| {});
+    let (b, b_addr) = endpoint(|_| {});
+    let per_thread = 500;
+    let threads = 4;
+    let done = Arc::new(AtomicU64::new(0));
+    let handles: Vec<JoinHandle<()>> = (0..threads)
+        .map(|flow| {
+            let sender = a.sender();
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + DEADLINE;
+                let mut n = 1;
+                while n <= per_thread {
+                    match sender.send(b_addr, numbered(flow, n)) {
+                        Ok(_) => n += 1,
+                        Err(SendError::WindowFull { .. }) => {
+                            assert!(Instant::now() < deadline, "window never opened");
+                            std::thread::yield_now();
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                done.fetch_add(1, Ordering::Release);
+            })
+        })
+        .collect();
+    let mut net = Net::new(vec![a, b]);
+    let total = (per_thread * u64::from(threads)) as usize;
+    net.until("every thread's messages", DEADLINE, |net| {
+        net.acked(0).len() == total
+    });
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    assert_eq!(done.load(Ordering::Acquire), u64::from(threads));
+    let delivered = net.delivered(1);
+    for flow in 0..threads {
+        let got: Vec<u64> = delivered
+            .iter()
+            .filter(|d| d.1 == flow)
+            .map(|d| d.2)
+            .collect();
+        assert_eq!(got, (1..=per_thread).collect::<Vec<_>>(), "thread {flow}");
+    }
+}
+
+#[test]
+fn a_version_mismatch_is_reported_at_once() {
+    let (a, _) = endpoint(|_| {});
+    let (b, b_addr) = endpoint(|c| c.transport.protocol_version = PROTOCOL_VERSION + 1);
+    let sender = a.sender();
+    let mut net = Net::new(vec![a, b]);
+    let id = sender.send(b_addr, numbered(0, 1)).unwrap();
+    net.until("the mismatch", Duration::from_secs(2), |net| {
+        !net.failed(0).is_empty()
+    });
+    assert_eq!(
+        net.failed(0)[&id],
+        UndeliverableReason::VersionMismatch {
+            ours: PROTOCOL_VERSION,
+            theirs: PROTOCOL_VERSION + 1
+        }
+    );
+    assert!(net.delivered(1).is_empty());
+}
+
+#[test]
+fn a_restarted_peer_at_the_same_port_is_a_new_peer() {
+    let (a, _) = endpoint(|_| {});
+    let (b, b_addr) = endpoint(|_| {});
+    let sender = a.sender();
+    let mut net = Net::new(vec![a, b]);
+    sender.send(b_addr, numbered(0, 1)).unwrap();
+    net.until("the first message", DEADLINE, |net| net.acked(0).len() == 1);
+    // B goes away; a message is sent while nobody listens, then B restarts on its port.
+    let mut old_b = net.endpoints.pop().unwrap();
+    let old_incarnation = old_b.incarnation();
+    let _ = old_b.close();
+    drop(old_b);
+    let lost = sender.send(b_addr, numbered(0, 2)).unwrap();
+    net.pump();
+    let (new_b, _) = endpoint(|c| c.bind = b_addr);
+    let new_incarnation = new_b.incarnation();
+    net.endpoints.push(new_b);
+    net.events[1].clear();
+    net.until("the restart to be noticed", DEADLINE, |net| {
+        net.failed(0).contains_key(&lost)
+    });
+    assert_eq!(
+        net.failed(0)[&lost],
+        UndeliverableReason::PeerRestarted {
+            old: old_incarnation,
+            new: new_incarnation
+        }
+    );
+    assert!(net.events[0].contains(&Event::PeerRestarted {
+        peer: b_addr,
+        old: old_incarnation,
+        new: new_incarnation
+    }));
+    sender.send(b_addr, numbered(0, 3)).unwrap();
+    net.until("delivery to the new incarnation", DEADLINE, |net| {
+        !net.delivered(1).is_empty()
+    });
+    assert_eq!(
+        net.delivered(1).iter().map(|d| d.2).collect::<Vec<_>>(),
+        vec![3]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lossy relay.
+
+/// splitmix64, seeded.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `percent` / 100.
+    fn percent(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct RelayStats {
+    forwarded: u64,
+    dropped: u64,
+    duplicated: u64,
+    reordered: u64,
+}
+
+/// A UDP forwarder between endpoint `a` and endpoint `b`: `a` talks to `front`, `b` to `back`.
+/// It drops, duplicates and delays (reorders) `percent` % of datagrams each, with a fixed seed.
+/// Dropping it stops and joins its thread.
+struct Relay {
+    front: SocketAddr,
+    back: SocketAddr,
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    thread: Option<JoinHandle<RelayStats>>,
+}
+
+const FRONT: Token = Token(0);
+const BACK: Token = Token(1);
+const STOP: Token = Token(2);
+
+impl Relay {
+    fn start(seed: u64, percent: u64, a: SocketAddr, b: SocketAddr) -> Relay {
+        let poll = Poll::new().unwrap();
+        let mut front = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut back = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        poll.registry()
+            .register(&mut front, FRONT, Interest::READABLE)
+            .unwrap();
+        poll.registry()
+            .register(&mut back, BACK, Interest::READABLE)
+            .unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), STOP).unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (front_addr, back_addr) = (front.local_addr().unwrap(), back.local_addr().unwrap());
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                relay_loop(poll, front, back, a, b, Rng(seed), percent, &stop)
+            })
+        };
+        Relay {
+            front: front_addr,
+            back: back_addr,
+            stop,
+            waker,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> RelayStats {
+        self.stop_and_join().expect("relay thread")
+    }
+
+    fn stop_and_join(&mut self) -> Option<RelayStats> {
+        self.stop.store(true, Ordering::Release);
+        self.waker.wake().unwrap();
+        self.thread
+            .take()
+            .map(|t| t.join().expect("relay thread panicked"))
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.stop_and_join();
+        } else {
+            self.stop.store(true, Ordering::Release);
+            let _ = self.waker.wake();
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn relay_loop(
+    mut poll: Poll,
+    front: UdpSocket,
+    back: UdpSocket,
+    a: SocketAddr,
+    b: SocketAddr,
+    mut rng: Rng,
+    percent: u64,
+    stop: &AtomicBool,
+) -> RelayStats {
+    let mut stats = RelayStats::default();
+    let mut events = Events::with_capacity(16);
+    let mut buf = vec![0u8; 65_536];
+    // Delayed datagrams: (release time, order) -> (to b?, bytes).
+    let mut delayed: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
+    let mut held: HashMap<u64, (bool, Vec<u8>)> = HashMap::new();
+    let mut order = 0u64;
+    let send = |to_b: bool, bytes: &[u8]| {
+        // A full socket buffer loses the datagram, like a real network.
+        let _ = if to_b {
+            back.send_to(bytes, b)
+        } else {
+            front.send_to(bytes, a)
+        };
+    };
+    while !stop.load(Ordering::Acquire) {
+        let now = Instant::now();
+        let wait = delayed
+            .peek()
+            .map(|Reverse((at, _))| at.saturating_duration_since(now))
+            .unwrap_or(Duration::from_millis(100));
+        match poll.poll(&mut events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("relay poll: {e}"),
+        }
+        for (socket, to_b, expected_from) in [(&front, true, a), (&back, false, b)] {
+            loop {
+                let (len, from) = match socket.recv_from(&mut buf) {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => continue,
+                };
+                if from != expected_from {
+                    continue;
+                }
+                stats.forwarded += 1;
+                if rng.percent(percent) {
+                    stats.dropped += 1;
+                    continue;
+                }
+                let copies = if rng.percent(percent) {
+                    stats.duplicated += 1;
+                    2
+                } else {
+                    1
+                };
+                for _ in 0..copies {
+                    if rng.percent(percent) {
+                        stats.reordered += 1;
+                        order += 1;
+                        let delay = Duration::from_micros(500 + rng.next() % 2500);
+                        delayed.push(Reverse((Instant::now() + delay, order)));
+                        held.insert(order, (to_b, buf[..len].to_vec()));
+                    } else {
+                        send(to_b, &buf[..len]);
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        while let Some(Reverse((at, key))) = delayed.peek().copied() {
+            if at > now {
+                break;
+            }
+            delayed.pop();
+            let (to_b, bytes) = held.remove(&key).expect("held datagram");
+            send(to_b, &bytes);
+        }
+    }
+    stats
+}
+
+#[test]
+fn a_lossy_relay_loses_nothing_silently() {
+    let (a, a_addr) = endpoint(|_| {});
+    let (b, b_addr) = endpoint(|_| {});
+    let relay = Relay::start(0x5eed, 10, a_addr, b_addr);
+    // `a` reaches `b` at the relay's front, `b` reaches `a` at its back.
+    let (to_b, to_a) = (relay.front, relay.back);
+    let (a_sender, b_sender) = (a.sender(), b.sender());
+    let mut net = Net::new(vec![a, b]);
+    let (a_count, b_count) = (2_000u64, 1_000u64);
+    // Both directions at once: a's flow 0 and b's flow 1, interleaved.
+    let deadline = Instant::now() + DEADLINE;
+    let mut a_ids = Vec::new();
+    let mut b_ids = Vec::new();
+    let (mut next_a, mut next_b) = (1, 1);
+    while next_a <= a_count || next_b <= b_count {
+        assert!(Instant::now() < deadline, "sending took too long");
+        let mut progressed = false;
+        if next_a <= a_count {
+            if let Ok(id) = a_sender.send(to_b, numbered(0, next_a)) {
+                a_ids.push(id);
+                next_a += 1;
+                progressed = true;
+            }
+        }
+        if next_b <= b_count {
+            if let Ok(id) = b_sender.send(to_a, numbered(1, next_b)) {
+                b_ids.push(id);
+                next_b += 1;
+                progressed = true;
+            }
+        }
+        if !progressed {
+            net.pump();
+        }
+    }
+    net.until("every message settled", DEADLINE, |net| {
+        net.acked(0).len() + net.failed(0).len() == a_ids.len()
+            && net.acked(1).len() + net.failed(1).len() == b_ids.len()
+    });
+    let stats = relay.finish();
+
+    for (sender, receiver, flow, ids, from) in
+        [(0, 1, 0u32, &a_ids, to_a), (1, 0, 1u32, &b_ids, to_b)]
+    {
+        let acked = net.acked(sender);
+        let failed = net.failed(sender);
+        // Exactly once and in order...
+        let got: Vec<u64> = net
+            .delivered(receiver)
+            .iter()
+            .filter(|d| d.1 == flow)
+            .map(|d| {
+                assert_eq!(d.0, from, "delivered from the relay's address");
+                d.2
+            })
+            .collect();
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "flow {flow} out of order"
+        );
+        // ...or reported, never both and never neither.
+        for (n, id) in (1..).zip(ids.iter()) {
+            assert!(
+                acked.contains(id) != failed.contains_key(id),
+                "flow {flow} #{n}"
+            );
+            if acked.contains(id) {
+                assert!(
+                    got.binary_search(&n).is_ok(),
+                    "flow {flow} #{n} acked, not delivered"
+                );
+            }
+        }
+        // At 10 % faults, with Thespian's 20 retries, nothing needs to be given up.
+        assert!(failed.is_empty(), "flow {flow}: {failed:?}");
+        assert_eq!(got.len(), ids.len());
+    }
+    // The relay really was lossy.
+    assert!(
+        stats.dropped > 0 && stats.duplicated > 0 && stats.reordered > 0,
+        "{stats:?}"
+    );
+    let tenth = stats.forwarded / 10;
+    assert!(
+        stats.dropped > tenth / 2 && stats.dropped < tenth * 2,
+        "{stats:?}"
+    );
+}
