@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::actor::{Actor, CreateRequest, NewActor};
 use crate::address::ActorAddress;
 use crate::capabilities::{Capabilities, CapabilityValue};
+use crate::children::Children;
 use crate::error::{Result, ThespianError};
 use crate::message::{Envelope, IntoMessage, Payload};
 use crate::system_messages::Fd;
@@ -137,7 +138,7 @@ pub trait Services {
 pub struct Context<'a> {
     me: &'a ActorAddress,
     global_name: Option<&'a str>,
-    children: &'a mut Vec<ActorAddress>,
+    children: &'a mut Children,
     pending_wakeups: &'a mut Vec<Duration>,
     services: &'a mut dyn Services,
 }
@@ -146,7 +147,7 @@ impl<'a> Context<'a> {
     pub(crate) fn new(
         me: &'a ActorAddress,
         global_name: Option<&'a str>,
-        children: &'a mut Vec<ActorAddress>,
+        children: &'a mut Children,
         pending_wakeups: &'a mut Vec<Duration>,
         services: &'a mut dyn Services,
     ) -> Context<'a> {
@@ -186,7 +187,7 @@ impl<'a> Context<'a> {
 
     /// This actor's live children.
     pub fn children(&self) -> &[ActorAddress] {
-        self.children
+        self.children.as_slice()
     }
 
     /// Sends a message. Returns an error only for what is known at once (a message too large
@@ -216,7 +217,9 @@ impl<'a> Context<'a> {
     /// not become its parent).
     pub fn create(&mut self, request: CreateRequest) -> Result<ActorAddress> {
         let created = self.services.create_actor(self.me, request)?;
-        if created.is_child && !self.children.contains(&created.address) {
+        // A child's address is freshly allocated, so it is never listed yet: no `contains`
+        // scan (it made an actor creating n children O(n²)).
+        if created.is_child {
             self.children.push(created.address.clone());
         }
         Ok(created.address)

@@ -117,7 +117,14 @@ impl<'e, 'c, 'x, A> Dispatch<'e, 'c, 'x, A> {
         F: FnOnce(&mut A, &M, &Envelope, &mut Context<'c>) -> R,
     {
         if self.outcome.is_none() {
-            if let Ok(message) = self.envelope.get::<M>() {
+            // `has_type` first: a mismatch costs a type comparison, not an error value.
+            if let Some(message) = self
+                .envelope
+                .payload()
+                .has_type::<M>()
+                .then(|| self.envelope.get::<M>().ok())
+                .flatten()
+            {
                 let flow = handler(self.actor, message, self.envelope, self.ctx).into_flow();
                 self.record(flow);
             }

@@ -12,6 +12,7 @@ pub mod actor;
 pub mod address;
 pub mod base;
 pub mod capabilities;
+mod children;
 pub mod context;
 pub mod dispatch;
 pub mod error;

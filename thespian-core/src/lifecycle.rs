@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::actor::{panic_text, Actor, ActorSpec};
 use crate::address::ActorAddress;
 use crate::capabilities::Requirements;
+use crate::children::Children;
 use crate::context::{Context, Services};
 use crate::message::{Envelope, Payload};
 use crate::system_messages::{
@@ -38,7 +39,7 @@ pub struct ActorCell {
     spec: ActorSpec,
     requirements: Requirements,
     global_name: Option<String>,
-    children: Vec<ActorAddress>,
+    children: Children,
     pending_wakeups: Vec<Duration>,
     state: CellState,
     received: u64,
@@ -59,7 +60,7 @@ impl ActorCell {
             spec,
             requirements,
             global_name,
-            children: Vec::new(),
+            children: Children::default(),
             pending_wakeups: Vec::new(),
             state: CellState::Running,
             received: 0,
@@ -83,7 +84,7 @@ impl ActorCell {
 
     /// The actor's live children.
     pub fn children(&self) -> &[ActorAddress] {
-        &self.children
+        self.children.as_slice()
     }
 
     /// The actor's type description.
@@ -134,7 +135,13 @@ impl ActorCell {
     ) {
         self.received += 1;
         let payload = envelope.payload();
-        if let Ok(exit) = payload.get::<ActorExitRequest>() {
+        // `has_type` before `get` on this per-message path: a failed `get` builds an error
+        // value (two strings), a type comparison does not.
+        if let Some(exit) = payload
+            .has_type::<ActorExitRequest>()
+            .then(|| payload.get::<ActorExitRequest>().ok())
+            .flatten()
+        {
             // The handler runs once; a failing exit handler still exits.
             if let Err(details) = self.attempt(actor, &envelope, services) {
                 log::warn!(
@@ -146,9 +153,13 @@ impl ActorCell {
             self.start_exit(recursive, services);
             return;
         }
-        if let Ok(exited) = payload.get::<ChildActorExited>() {
+        if let Some(exited) = payload
+            .has_type::<ChildActorExited>()
+            .then(|| payload.get::<ChildActorExited>().ok())
+            .flatten()
+        {
             let child = exited.child_address.clone();
-            self.children.retain(|c| *c != child);
+            self.forget_child(&child);
         } else if payload.has_type::<WakeupMessage>() {
             if let Ok(w) = payload.get::<WakeupMessage>() {
                 if let Some(i) = self
@@ -170,9 +181,13 @@ impl ActorCell {
         services: &mut dyn Services,
     ) {
         let payload = envelope.payload();
-        if let Ok(exited) = payload.get::<ChildActorExited>() {
+        if let Some(exited) = payload
+            .has_type::<ChildActorExited>()
+            .then(|| payload.get::<ChildActorExited>().ok())
+            .flatten()
+        {
             let child = exited.child_address.clone();
-            self.children.retain(|c| *c != child);
+            self.forget_child(&child);
             if let Err(details) = self.attempt(actor, &envelope, services) {
                 log::warn!(
                     "{}: ChildActorExited handler failed while exiting: {details}",
@@ -260,7 +275,7 @@ impl ActorCell {
             self.finish_exit(services);
             return;
         }
-        for child in self.children.clone() {
+        for child in self.children.as_slice().to_vec() {
             if let Err(e) =
                 services.send(&self.address, &child, Payload::new(ActorExitRequest::new()))
             {
@@ -268,12 +283,17 @@ impl ActorCell {
                     "{}: exit request to child {child} failed ({e}); treating it as exited",
                     self.address
                 );
-                self.children.retain(|c| *c != child);
+                self.forget_child(&child);
             }
         }
         if self.children.is_empty() {
             self.finish_exit(services);
         }
+    }
+
+    /// Drops `child` from the live children.
+    fn forget_child(&mut self, child: &ActorAddress) {
+        self.children.remove(child);
     }
 
     fn finish_exit(&mut self, services: &mut dyn Services) {
@@ -296,7 +316,7 @@ impl ActorCell {
             parent_address: self.parent.clone(),
             global_name: self.global_name.clone(),
             exiting: self.state != CellState::Running,
-            child_actors: self.children.clone(),
+            child_actors: self.children.as_slice().to_vec(),
             pending_messages: services.mailbox_len(&self.address),
             received_messages: self.received,
             pending_wakeups: self.pending_wakeups.clone(),

@@ -129,12 +129,14 @@ impl IntoMessage for &'static str {
 /// Why a message could not be read, written or delivered as asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageError {
-    /// The payload holds another type than the one asked for.
+    /// The payload holds another type than the one asked for. (The names are `Cow`s so that
+    /// probing a payload for a type, `if let Ok(m) = env.get::<M>()`, allocates nothing on a
+    /// mismatch when the wire names are static, as they usually are.)
     WrongType {
         /// Wire name of the type asked for.
-        expected: String,
+        expected: Cow<'static, str>,
         /// Wire name of the type the payload holds.
-        actual: String,
+        actual: Cow<'static, str>,
     },
     /// The bytes do not decode as the type asked for.
     Decode {
@@ -297,7 +299,8 @@ impl Payload {
 
     /// True when the payload holds an `M` (decoding a wire payload if needed).
     pub fn is<M: Message>(&self) -> bool {
-        self.get::<M>().is_ok()
+        // `has_type` first: a mismatch is a type comparison, not an error value with strings.
+        self.has_type::<M>() && self.get::<M>().is_ok()
     }
 
     /// True when the payload's wire name is `M`'s, without decoding anything.
@@ -318,8 +321,8 @@ impl Payload {
             Repr::Wire(w) => {
                 if *w.name != *M::wire_name() {
                     return Err(MessageError::WrongType {
-                        expected: M::wire_name().into_owned(),
-                        actual: w.name.to_string(),
+                        expected: M::wire_name(),
+                        actual: Cow::Owned(w.name.to_string()),
                     });
                 }
                 if w.decoded.get().is_none() {
@@ -373,8 +376,8 @@ impl Payload {
 
 fn wrong_type<M: Message>(actual: &dyn ErasedMessage) -> MessageError {
     MessageError::WrongType {
-        expected: M::wire_name().into_owned(),
-        actual: actual.wire_name().into_owned(),
+        expected: M::wire_name(),
+        actual: actual.wire_name(),
     }
 }
 

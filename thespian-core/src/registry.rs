@@ -6,6 +6,7 @@
 //! it (behind a lock when several threads share it) and carry out its decisions.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::actor::{ActorSpec, CreateRequest};
 use crate::address::{ActorAddress, AddressAllocator, SystemId};
@@ -58,13 +59,37 @@ pub enum DeadLetterRoute {
     Drop,
 }
 
+/// Hashes addresses (two integers handed out by this crate, never chosen by a peer) with a
+/// multiply-rotate step instead of SipHash: the registry is looked up on every create and exit,
+/// usually under a lock shared by all of a base's threads.
+#[derive(Default)]
+pub(crate) struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
 /// The registry of one actor system.
 #[derive(Debug)]
 pub struct Registry {
     base_name: &'static str,
     addresses: AddressAllocator,
     capabilities: Capabilities,
-    actors: HashMap<ActorAddress, ActorRecord>,
+    /// Boxed records keep the table's buckets small (24 bytes): with a million actors the
+    /// table has two million buckets, and rehashing moves only the buckets.
+    actors: HashMap<ActorAddress, Box<ActorRecord>, BuildHasherDefault<AddressHasher>>,
     global_names: HashMap<String, ActorAddress>,
     dead_letter_handler: Option<ActorAddress>,
     aborted: HashSet<ActorAddress>,
@@ -79,7 +104,7 @@ impl Registry {
             base_name,
             addresses: AddressAllocator::new(system),
             capabilities,
-            actors: HashMap::new(),
+            actors: HashMap::default(),
             global_names: HashMap::new(),
             dead_letter_handler: None,
             aborted: HashSet::new(),
@@ -124,7 +149,7 @@ impl Registry {
 
     /// The record of a live actor.
     pub fn record(&self, address: &ActorAddress) -> Option<&ActorRecord> {
-        self.actors.get(address)
+        self.actors.get(address).map(|r| &**r)
     }
 
     /// Number of live actors.
@@ -163,9 +188,10 @@ impl Registry {
         Ok(CreatePlan::New(address))
     }
 
-    /// Records a constructed actor.
-    pub fn register(&mut self, address: ActorAddress, record: ActorRecord) {
-        self.actors.insert(address, record);
+    /// Records a constructed actor. A caller holding the registry behind a lock may box the
+    /// record before taking the lock.
+    pub fn register(&mut self, address: ActorAddress, record: impl Into<Box<ActorRecord>>) {
+        self.actors.insert(address, record.into());
     }
 
     /// Records that the actor planned at `address` could not be constructed: its name is freed
@@ -177,7 +203,7 @@ impl Registry {
 
     /// Forgets an exited actor: frees its name; a dead-letter handler that exits is unregistered.
     pub fn exited(&mut self, address: &ActorAddress) -> Option<ActorRecord> {
-        let record = self.actors.remove(address);
+        let record = self.actors.remove(address).map(|r| *r);
         if let Some(name) = record.as_ref().and_then(|r| r.global_name.as_ref()) {
             if self.global_names.get(name) == Some(address) {
                 self.global_names.remove(name);

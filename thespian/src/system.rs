@@ -251,9 +251,13 @@ impl ActorSystemBuilder {
                     self.processing_limit,
                 ))
             }
+            SystemBase::Queue => Arc::new(thespian_transport_queue::QueueBase::start(
+                new_system_id(),
+                self.capabilities,
+            )?),
             other => {
                 return Err(ThespianError::StartupFailure(format!(
-                    "the {other} base is not available in this build; use SystemBase::Simple"
+                    "the {other} base is not available in this build; use SystemBase::Simple or SystemBase::Queue"
                 )))
             }
         };

@@ -7,7 +7,7 @@ use thespian::SystemBase;
 
 conformance_suite! {
     simple => SystemBase::Simple,
-    // queue => SystemBase::Queue,
+    queue => SystemBase::Queue,
     // tcp => SystemBase::Tcp,
     // udp => SystemBase::Udp,
 }
