@@ -5,7 +5,7 @@
 //! names the external endpoint it acts for (the system's own, or a `private()` one), so threads
 //! never receive each other's replies.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::actor::CreateRequest;
 use crate::address::ActorAddress;
@@ -46,4 +46,35 @@ pub trait BaseDriver: Send + Sync {
     fn shutdown(&self) -> Result<()>;
     /// True once the system is shut down.
     fn is_shut_down(&self) -> bool;
+}
+
+/// How far ahead [`deadline`] puts a deadline it cannot represent: a year, as good as never.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365);
+
+/// The instant `timeout` after `now`: when a driver's `ask` or `listen` stops waiting.
+///
+/// A timeout too long to represent (`Duration::MAX`, say) saturates to a year after `now`
+/// instead of overflowing. Pure: the driver reads the clock and passes `now`, since
+/// thespian-core never reads it.
+pub fn deadline(now: Instant, timeout: Duration) -> Instant {
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_adds_the_timeout_and_saturates_instead_of_overflowing() {
+        // Only the test reads the clock, to get some instant to start from.
+        let now = Instant::now();
+        assert_eq!(deadline(now, Duration::ZERO), now);
+        assert_eq!(
+            deadline(now, Duration::from_millis(1500)),
+            now + Duration::from_millis(1500)
+        );
+        assert_eq!(deadline(now, Duration::MAX), now + FAR_FUTURE);
+    }
 }

@@ -2,9 +2,10 @@
 //!
 //! Every other crate speaks these types: [`ActorAddress`], [`Message`] / [`Payload`] /
 //! [`Envelope`], [`Capabilities`], Thespian's system messages, the [`Actor`] trait and its
-//! [`Context`], the type [`dispatch`]er, and the two sans-IO machines every base drives: the
-//! per-actor [`ActorCell`] and the per-system [`Registry`]. Nothing here opens a socket, spawns a
-//! thread or reads the clock; system bases are drivers around these machines.
+//! [`Context`], the type [`dispatch`](mod@dispatch)er, the [`WireMessage`] every transport
+//! carries, and the two sans-IO machines every base drives: the per-actor [`ActorCell`] and the
+//! per-system [`Registry`]. Nothing here opens a socket, spawns a thread or reads the clock;
+//! system bases are drivers around these machines.
 
 #![warn(missing_docs)]
 
@@ -20,6 +21,7 @@ pub mod lifecycle;
 pub mod message;
 pub mod registry;
 pub mod system_messages;
+pub mod wire;
 
 pub use actor::{Actor, ActorError, ActorResult, ActorSpec, CreateRequest, NewActor};
 pub use address::{ActorAddress, SystemId};
@@ -38,3 +40,4 @@ pub use system_messages::{
     LoadedSource, PoisonMessage, StatusRequest, SystemStatus, UnloadedSource, ValidateSource,
     ValidatedSource, WakeupMessage, WatchMessage,
 };
+pub use wire::{MessageId, WireMessage};

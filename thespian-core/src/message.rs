@@ -254,7 +254,7 @@ impl<M: Message> ErasedMessage for M {
 }
 
 /// A message received from another process: its wire name and postcard bytes, decoded on demand.
-struct WireMessage {
+struct WireBytes {
     name: Arc<str>,
     bytes: Arc<[u8]>,
     decoded: OnceLock<Box<dyn ErasedMessage>>,
@@ -262,7 +262,7 @@ struct WireMessage {
 
 enum Repr {
     Local(Box<dyn ErasedMessage>),
-    Wire(WireMessage),
+    Wire(WireBytes),
 }
 
 /// A message of any type: the value itself in-process, or a wire name and bytes from another
@@ -277,7 +277,7 @@ impl Payload {
 
     /// A payload that arrived from the wire: decoded lazily by [`Payload::get`].
     pub fn from_wire(name: impl Into<Arc<str>>, bytes: impl Into<Arc<[u8]>>) -> Payload {
-        Payload(Repr::Wire(WireMessage {
+        Payload(Repr::Wire(WireBytes {
             name: name.into(),
             bytes: bytes.into(),
             decoded: OnceLock::new(),

@@ -32,6 +32,7 @@ mod watch;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use thespian_core::base;
 use thespian_core::registry::with_common_capabilities;
 use thespian_core::{
     keys, ActorAddress, BaseDriver, Capabilities, CapabilityValue, CreateRequest, Envelope,
@@ -98,12 +99,6 @@ impl QueueBase {
     }
 }
 
-fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or(now + Duration::from_secs(86_400 * 365))
-}
-
 impl BaseDriver for QueueBase {
     fn base_name(&self) -> &'static str {
         BASE_NAME
@@ -144,13 +139,13 @@ impl BaseDriver for QueueBase {
         payload: Payload,
         timeout: Duration,
     ) -> Result<Option<Envelope>> {
-        let deadline = deadline_after(timeout);
+        let deadline = base::deadline(Instant::now(), timeout);
         self.inner.tell(endpoint, to, payload)?;
         self.inner.receive(endpoint, deadline)
     }
 
     fn listen(&self, endpoint: &ActorAddress, timeout: Duration) -> Result<Option<Envelope>> {
-        let deadline = deadline_after(timeout);
+        let deadline = base::deadline(Instant::now(), timeout);
         self.inner.check_running()?;
         self.inner.receive(endpoint, deadline)
     }

@@ -47,6 +47,11 @@ use std::time::{Duration, Instant};
 
 use thespian_core::SystemId;
 
+// Names a message for `Event::Acked` and `Event::Failed`; chosen by the caller of
+// `Connection::send`. The same type on every transport: it lives in thespian-core and keeps its
+// path here.
+pub use thespian_core::wire::MessageId;
+
 use crate::frame::{self, FrameDecoder, FrameError, HEADER_LEN};
 use crate::wire::{
     self, Control, Frame, GoodbyeReason, Handshake, HandshakeKind, PeerInfo, WireError,
@@ -119,11 +124,6 @@ pub struct LocalIdentity {
     /// `None` for an endpoint that accepts no connections.
     pub listen: Option<SocketAddr>,
 }
-
-/// Names a message for [`Event::Acked`] and [`Event::Failed`]; chosen by the caller of
-/// [`Connection::send`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MessageId(pub u64);
 
 /// Names one link (one TCP connection, or one attempt to open one) of a session, so the driver
 /// can tell which socket an [`Event::Closed`] is about.
@@ -556,7 +556,7 @@ impl Connection {
             return Err(SendError::Closed);
         }
         let limit = self.frame_limit();
-        let size = message.frame_body_bound();
+        let size = wire::frame_body_bound(message);
         if size > limit {
             return Err(SendError::TooLarge { size, limit });
         }

@@ -38,7 +38,7 @@ use crate::connection::{
     LinkId, LocalIdentity, MessageId, SendError,
 };
 use crate::frame::HEADER_LEN;
-use crate::wire::WireMessage;
+use crate::wire::{self, WireMessage};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -167,7 +167,7 @@ impl EndpointSender {
         if shared.closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
-        let size = message.frame_body_bound();
+        let size = wire::frame_body_bound(&message);
         if size > shared.max_frame {
             return Err(SendError::TooLarge {
                 size,
@@ -535,7 +535,7 @@ impl TcpEndpoint {
     }
 
     fn send_now(&mut self, now: Instant, peer: SocketAddr, id: MessageId, message: WireMessage) {
-        let bytes = message.frame_body_bound() + HEADER_LEN;
+        let bytes = wire::frame_body_bound(&message) + HEADER_LEN;
         if self.identity.listen == Some(peer) || self.local_addr == peer {
             // Sends to self never touch the network.
             self.shared.release(peer, bytes);

@@ -50,8 +50,9 @@ pub mod wire;
 
 pub use connection::{
     Accepted, Attach, CloseReason, Config, ConnectFailure, Connection, Event, FailReason, Incoming,
-    IncomingOutcome, LinkId, LocalIdentity, MessageId, SendError,
+    IncomingOutcome, LinkId, LocalIdentity, SendError,
 };
 pub use endpoint::{EndpointConfig, EndpointEvent, EndpointSender, TcpEndpoint};
 pub use frame::{FrameDecoder, FrameError, DEFAULT_MAX_FRAME};
-pub use wire::{PeerInfo, WireError, WireMessage, MAGIC, PROTOCOL_VERSION};
+pub use thespian_core::wire::{MessageId, WireMessage};
+pub use wire::{PeerInfo, WireError, MAGIC, PROTOCOL_VERSION};

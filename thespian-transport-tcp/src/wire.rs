@@ -16,10 +16,13 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use thespian_core::{ActorAddress, Envelope, MessageError, Payload, SystemId};
+use thespian_core::{ActorAddress, SystemId};
+
+// The message a data frame carries is the same on every transport; it lives in thespian-core and
+// keeps its path here.
+pub use thespian_core::wire::WireMessage;
 
 use crate::frame::{self, FrameError, HEADER_LEN};
 
@@ -306,70 +309,21 @@ pub fn encode_control(control: &Control) -> Vec<u8> {
     out
 }
 
-/// A message as the transport carries it: addresses, wire name and postcard payload bytes.
-///
-/// Cheap to clone (the name and payload are shared).
-#[derive(Clone, PartialEq, Eq)]
-pub struct WireMessage {
-    /// The sending actor.
-    pub sender: ActorAddress,
-    /// The receiving actor.
-    pub target: ActorAddress,
-    /// The message's wire name ([`thespian_core::Message::wire_name`]).
-    pub type_name: Arc<str>,
-    /// The message's postcard bytes.
-    pub payload: Arc<[u8]>,
-}
-
-impl WireMessage {
-    /// Builds a wire message from a payload (encoding it if it is a local value).
-    pub fn from_payload(
-        sender: ActorAddress,
-        target: ActorAddress,
-        payload: &Payload,
-    ) -> Result<WireMessage, MessageError> {
-        let (type_name, payload) = payload.to_wire()?;
-        Ok(WireMessage {
-            sender,
-            target,
-            type_name,
-            payload,
-        })
-    }
-
-    /// Splits into the target and an envelope whose payload is decoded lazily.
-    pub fn into_envelope(self) -> (ActorAddress, Envelope) {
-        let payload = Payload::from_wire(self.type_name, self.payload);
-        (self.target, Envelope::new(self.sender, payload))
-    }
-
-    /// An upper bound of this message's data-frame body size (exact up to the width of the
-    /// sequence number). The transport compares this with the maximum frame size, so a message
-    /// is accepted or refused the same way whichever sequence number it gets.
-    pub fn frame_body_bound(&self) -> usize {
-        let header = DataHeaderRef {
-            seq: 0,
-            sender: &self.sender,
-            target: &self.target,
-            type_name: &self.type_name,
-        };
-        // Data variant tag (1 byte) is included by serialising the enum form.
-        let size = postcard::experimental::serialized_size(&ControlRef::Data(header))
-            .expect("sizing never fails for these types");
-        // seq 0 is one varint byte; reserve the widest.
-        size - 1 + MAX_VARINT_U64 + self.payload.len()
-    }
-}
-
-impl fmt::Debug for WireMessage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WireMessage")
-            .field("sender", &self.sender)
-            .field("target", &self.target)
-            .field("type_name", &self.type_name)
-            .field("payload_len", &self.payload.len())
-            .finish()
-    }
+/// An upper bound of `message`'s data-frame body size (exact up to the width of the sequence
+/// number). The transport compares this with the maximum frame size, so a message is accepted or
+/// refused the same way whichever sequence number it gets.
+pub fn frame_body_bound(message: &WireMessage) -> usize {
+    let header = DataHeaderRef {
+        seq: 0,
+        sender: &message.sender,
+        target: &message.target,
+        type_name: &message.type_name,
+    };
+    // Data variant tag (1 byte) is included by serialising the enum form.
+    let size = postcard::experimental::serialized_size(&ControlRef::Data(header))
+        .expect("sizing never fails for these types");
+    // seq 0 is one varint byte; reserve the widest.
+    size - 1 + MAX_VARINT_U64 + message.payload.len()
 }
 
 /// Borrowed mirror of [`DataHeader`] (same encoding) to avoid copying the name when sending.
@@ -389,9 +343,9 @@ enum ControlRef<'a> {
 
 /// Encodes a data frame (prefix, header, payload) for `message` with sequence number `seq`.
 ///
-/// Fails with [`FrameError::TooLarge`] when [`WireMessage::frame_body_bound`] exceeds `max`.
+/// Fails with [`FrameError::TooLarge`] when [`frame_body_bound`] exceeds `max`.
 pub fn encode_data(seq: u64, message: &WireMessage, max: usize) -> Result<Vec<u8>, FrameError> {
-    let bound = message.frame_body_bound();
+    let bound = frame_body_bound(message);
     if bound > max.min(frame::ABSOLUTE_MAX_FRAME) {
         return Err(FrameError::TooLarge {
             len: bound as u64,
@@ -417,6 +371,7 @@ mod tests {
     use super::*;
     use crate::frame::FrameDecoder;
     use proptest::prelude::*;
+    use std::sync::Arc;
 
     fn addr(sys: u64, id: u64) -> ActorAddress {
         ActorAddress::new(SystemId::from_raw(sys), id)
@@ -445,7 +400,7 @@ mod tests {
         for seq in [0, 1, 300, u64::MAX] {
             let frame = encode_data(seq, &m, 1 << 20).unwrap();
             let body = body_of(&frame);
-            assert!(body.len() <= m.frame_body_bound());
+            assert!(body.len() <= frame_body_bound(&m));
             match decode_frame(&body).unwrap() {
                 Frame::Data { header, payload } => {
                     assert_eq!(header.seq, seq);
@@ -467,13 +422,13 @@ mod tests {
             assert_eq!(&body[..owned.len()], &owned[..]);
         }
         let widest = encode_data(u64::MAX, &m, 1 << 20).unwrap();
-        assert_eq!(widest.len() - HEADER_LEN, m.frame_body_bound());
+        assert_eq!(widest.len() - HEADER_LEN, frame_body_bound(&m));
     }
 
     #[test]
     fn oversized_data_is_refused() {
         let m = message(&[0; 100]);
-        let bound = m.frame_body_bound();
+        let bound = frame_body_bound(&m);
         assert!(encode_data(1, &m, bound).is_ok());
         assert_eq!(
             encode_data(1, &m, bound - 1).unwrap_err(),
@@ -573,17 +528,6 @@ mod tests {
             decode_frame(&body).unwrap_err(),
             WireError::TrailingBytes(1)
         );
-    }
-
-    #[test]
-    fn envelope_conversion() {
-        let payload = Payload::new(String::from("hi"));
-        let m = WireMessage::from_payload(addr(1, 1), addr(2, 2), &payload).unwrap();
-        assert_eq!(&*m.type_name, "String");
-        let (target, env) = m.into_envelope();
-        assert_eq!(target, addr(2, 2));
-        assert_eq!(env.get::<String>().unwrap(), "hi");
-        assert_eq!(env.sender(), &addr(1, 1));
     }
 
     proptest! {

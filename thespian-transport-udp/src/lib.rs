@@ -68,5 +68,6 @@ mod peer;
 pub mod wire;
 
 pub use driver::{EndpointConfig, UdpEndpoint, UdpSender};
-pub use machine::{Config, Event, Machine, MessageId, SendError, UndeliverableReason};
-pub use wire::{WireError, WireMessage, MAGIC, MAX_DATAGRAM, PROTOCOL_VERSION};
+pub use machine::{Config, Event, Machine, SendError, UndeliverableReason};
+pub use thespian_core::wire::{MessageId, WireMessage};
+pub use wire::{WireError, MAGIC, MAX_DATAGRAM, PROTOCOL_VERSION};

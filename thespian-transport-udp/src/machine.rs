@@ -59,6 +59,11 @@ use std::time::{Duration, Instant};
 
 use thespian_core::SystemId;
 
+// Names a message for `Event::Acked` and `Event::Undeliverable`; chosen by `Machine::send` (or by
+// the caller of `Machine::send_with_id`). The same type on every transport: it lives in
+// thespian-core and keeps its path here.
+pub use thespian_core::wire::MessageId;
+
 use crate::peer::{backoff, Inbound, Outbound, Outgoing, Peer, Receipt, Seen};
 use crate::wire::{
     self, Ack, Datagram, Position, Route, WireError, WireMessage, MAX_DATAGRAM, PROTOCOL_VERSION,
@@ -141,7 +146,7 @@ impl Config {
 
     /// Checks that `message` fits in one datagram; the same check [`Machine::send`] makes.
     pub fn check_size(&self, message: &WireMessage) -> Result<usize, SendError> {
-        let size = message.datagram_bound();
+        let size = wire::datagram_bound(message);
         let limit = self.datagram_limit();
         if size > limit {
             return Err(SendError::TooLarge { size, limit });
@@ -153,10 +158,6 @@ impl Config {
         (self.peer_idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(60))
     }
 }
-
-/// Names a message for [`Event::Acked`] and [`Event::Undeliverable`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MessageId(pub u64);
 
 /// Why a send was refused at once.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -105,7 +105,7 @@ pub(crate) struct Outgoing {
     pub(crate) seq: u64,
     pub(crate) id: MessageId,
     pub(crate) message: WireMessage,
-    /// Its datagram bound ([`WireMessage::datagram_bound`]).
+    /// Its datagram bound ([`crate::wire::datagram_bound`]).
     pub(crate) size: usize,
     pub(crate) first_sent: Instant,
     /// When it is retransmitted next (or given up, after the last transmission).

@@ -20,10 +20,13 @@
 //! sender ([`crate::SendError::TooLarge`]).
 
 use std::fmt;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use thespian_core::{ActorAddress, Envelope, MessageError, Payload, SystemId};
+use thespian_core::{ActorAddress, SystemId};
+
+// The message a data datagram carries is the same on every transport; it lives in thespian-core
+// and keeps its path here.
+pub use thespian_core::wire::WireMessage;
 
 /// The four bytes every datagram starts with ("thespian UDP"; the TCP transport uses `THSP`).
 pub const MAGIC: [u8; 4] = *b"THSU";
@@ -316,8 +319,8 @@ pub struct Position {
 
 /// Encodes a data datagram: header (with `ack` piggy-backed, if any) and payload.
 ///
-/// The caller checks the size first ([`WireMessage::datagram_bound`] plus
-/// [`ack_size`] for the acknowledgement); this function does not refuse anything.
+/// The caller checks the size first ([`datagram_bound`] plus [`ack_size`] for the
+/// acknowledgement); this function does not refuse anything.
 pub fn encode_data(
     route: Route,
     position: Position,
@@ -339,7 +342,7 @@ pub fn encode_data(
             ack,
         }),
     };
-    let out = Vec::with_capacity(message.datagram_bound() + ack.map_or(0, ack_size));
+    let out = Vec::with_capacity(datagram_bound(message) + ack.map_or(0, ack_size));
     let mut out = postcard::to_extend(&header, out).expect("a Vec never runs out of room");
     out.extend_from_slice(&message.payload);
     out
@@ -367,84 +370,35 @@ pub fn ack_size(ack: &Ack) -> usize {
     postcard::experimental::serialized_size(ack).expect("sizing never fails for an Ack")
 }
 
-/// A message as the transport carries it: addresses, wire name and postcard payload bytes.
-///
-/// Cheap to clone (the name and payload are shared).
-#[derive(Clone, PartialEq, Eq)]
-pub struct WireMessage {
-    /// The sending actor.
-    pub sender: ActorAddress,
-    /// The receiving actor.
-    pub target: ActorAddress,
-    /// The message's wire name ([`thespian_core::Message::wire_name`]).
-    pub type_name: Arc<str>,
-    /// The message's postcard bytes.
-    pub payload: Arc<[u8]>,
-}
-
-impl WireMessage {
-    /// Builds a wire message from a payload (encoding it if it is a local value).
-    pub fn from_payload(
-        sender: ActorAddress,
-        target: ActorAddress,
-        payload: &Payload,
-    ) -> Result<WireMessage, MessageError> {
-        let (type_name, payload) = payload.to_wire()?;
-        Ok(WireMessage {
-            sender,
-            target,
-            type_name,
-            payload,
-        })
-    }
-
-    /// Splits into the target and an envelope whose payload is decoded lazily.
-    pub fn into_envelope(self) -> (ActorAddress, Envelope) {
-        let payload = Payload::from_wire(self.type_name, self.payload);
-        (self.target, Envelope::new(self.sender, payload))
-    }
-
-    /// The largest size of this message's data datagram (without a piggy-backed
-    /// acknowledgement), whatever its stream, sequence numbers and incarnations: the figure
-    /// compared with [`MAX_DATAGRAM`], so a message is accepted or refused the same way
-    /// whichever numbers it gets.
-    pub fn datagram_bound(&self) -> usize {
-        let widest = SystemId::from_raw(u64::MAX);
-        let header = HeaderRef {
-            magic: MAGIC,
-            version: u16::MAX,
-            from: widest,
-            to: Some(widest),
-            kind: KindRef::Data(DataHeaderRef {
-                stream: u64::MAX,
-                seq: u64::MAX,
-                base: u64::MAX,
-                sender: &self.sender,
-                target: &self.target,
-                type_name: &self.type_name,
-                ack: None,
-            }),
-        };
-        postcard::experimental::serialized_size(&header).expect("sizing never fails")
-            + self.payload.len()
-    }
-}
-
-impl fmt::Debug for WireMessage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WireMessage")
-            .field("sender", &self.sender)
-            .field("target", &self.target)
-            .field("type_name", &self.type_name)
-            .field("payload_len", &self.payload.len())
-            .finish()
-    }
+/// The largest size of `message`'s data datagram (without a piggy-backed acknowledgement),
+/// whatever its stream, sequence numbers and incarnations: the figure compared with
+/// [`MAX_DATAGRAM`], so a message is accepted or refused the same way whichever numbers it gets.
+pub fn datagram_bound(message: &WireMessage) -> usize {
+    let widest = SystemId::from_raw(u64::MAX);
+    let header = HeaderRef {
+        magic: MAGIC,
+        version: u16::MAX,
+        from: widest,
+        to: Some(widest),
+        kind: KindRef::Data(DataHeaderRef {
+            stream: u64::MAX,
+            seq: u64::MAX,
+            base: u64::MAX,
+            sender: &message.sender,
+            target: &message.target,
+            type_name: &message.type_name,
+            ack: None,
+        }),
+    };
+    postcard::experimental::serialized_size(&header).expect("sizing never fails")
+        + message.payload.len()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::sync::Arc;
 
     fn addr(sys: u64, id: u64) -> ActorAddress {
         ActorAddress::new(SystemId::from_raw(sys), id)
@@ -515,7 +469,7 @@ mod tests {
             ),
         ] {
             let bytes = encode_data(route(), position, &m, ack);
-            assert!(bytes.len() <= m.datagram_bound() + ack.map_or(0, ack_size));
+            assert!(bytes.len() <= datagram_bound(&m) + ack.map_or(0, ack_size));
             let header = DataHeader {
                 stream: position.stream,
                 seq: position.seq,
@@ -562,12 +516,12 @@ mod tests {
         };
         assert_eq!(
             encode_data(widest, position, &m, None).len(),
-            m.datagram_bound()
+            datagram_bound(&m)
         );
         let ack = sample_ack();
         assert_eq!(
             encode_data(widest, position, &m, Some(&ack)).len(),
-            m.datagram_bound() + ack_size(&ack)
+            datagram_bound(&m) + ack_size(&ack)
         );
     }
 
@@ -675,17 +629,6 @@ mod tests {
             decode(&bytes, PROTOCOL_VERSION).unwrap_err(),
             WireError::Malformed(_)
         ));
-    }
-
-    #[test]
-    fn envelope_conversion() {
-        let payload = Payload::new(String::from("hi"));
-        let m = WireMessage::from_payload(addr(1, 1), addr(2, 2), &payload).unwrap();
-        assert_eq!(&*m.type_name, "String");
-        let (target, env) = m.into_envelope();
-        assert_eq!(target, addr(2, 2));
-        assert_eq!(env.get::<String>().unwrap(), "hi");
-        assert_eq!(env.sender(), &addr(1, 1));
     }
 
     proptest! {

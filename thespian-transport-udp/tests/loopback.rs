@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use thespian_core::{ActorAddress, SystemId};
+use thespian_transport_udp::wire::datagram_bound;
 use thespian_transport_udp::{
     Config, EndpointConfig, Event, MessageId, SendError, UdpEndpoint, UdpSender,
     UndeliverableReason, WireMessage, MAX_DATAGRAM, PROTOCOL_VERSION,
@@ -206,9 +207,9 @@ fn an_oversized_message_fails_at_the_sender_naming_the_limit() {
     assert!(err.to_string().contains("65000"), "{err}");
     // The largest message that fits crosses real loopback whole.
     let probe = message(0, 1, 1000);
-    let header = probe.datagram_bound() - probe.payload.len();
+    let header = datagram_bound(&probe) - probe.payload.len();
     let largest = message(0, 1, MAX_DATAGRAM - header);
-    assert_eq!(largest.datagram_bound(), MAX_DATAGRAM);
+    assert_eq!(datagram_bound(&largest), MAX_DATAGRAM);
     sender.send(b_addr, largest.clone()).unwrap();
     net.until("the largest message", DEADLINE, |net| {
         net.acked(0).len() == 1

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use thespian_core::base;
 use thespian_core::capabilities::validate;
 use thespian_core::context::Created;
 use thespian_core::registry::{ActorRecord, CreatePlan, DeadLetterRoute};
@@ -440,12 +441,6 @@ impl SimpleBase {
     }
 }
 
-fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or(now + Duration::from_secs(86_400 * 365))
-}
-
 impl BaseDriver for SimpleBase {
     fn base_name(&self) -> &'static str {
         BASE_NAME
@@ -512,7 +507,7 @@ impl BaseDriver for SimpleBase {
         payload: Payload,
         timeout: Duration,
     ) -> Result<Option<Envelope>> {
-        let deadline = deadline_after(timeout);
+        let deadline = base::deadline(Instant::now(), timeout);
         self.with_core(|core| {
             core.world.enqueue(endpoint, to, payload);
             core.run(Some(endpoint), Some(deadline));
@@ -521,7 +516,7 @@ impl BaseDriver for SimpleBase {
     }
 
     fn listen(&self, endpoint: &ActorAddress, timeout: Duration) -> Result<Option<Envelope>> {
-        let deadline = deadline_after(timeout);
+        let deadline = base::deadline(Instant::now(), timeout);
         self.with_core(|core| {
             core.run(Some(endpoint), Some(deadline));
             Ok(core.pop_reply(endpoint))

@@ -294,15 +294,15 @@ fn oversized_messages_fail_at_the_sender_naming_the_limit() {
         panic!("{err:?}")
     };
     assert_eq!(limit, MAX_DATAGRAM);
-    assert_eq!(size, big.datagram_bound());
+    assert_eq!(size, wire::datagram_bound(&big));
     let text = err.to_string();
     assert!(text.contains("65000"), "{text}");
     assert!(transmits(&mut p.a).is_empty());
     // The largest message that fits is sent whole, and still fits with an acknowledgement
     // owed (which then travels on its own).
-    let header = big.datagram_bound() - big.payload.len();
+    let header = wire::datagram_bound(&big) - big.payload.len();
     big.payload = Arc::from(vec![7u8; MAX_DATAGRAM - header]);
-    assert_eq!(big.datagram_bound(), MAX_DATAGRAM);
+    assert_eq!(wire::datagram_bound(&big), MAX_DATAGRAM);
     p.b.send(p.now, addr(A), msg(1, 1)).unwrap();
     p.exchange();
     p.a.send(p.now, addr(B), big).unwrap();

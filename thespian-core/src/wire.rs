@@ -1,0 +1,106 @@
+//! The one form a message takes on any transport.
+//!
+//! This module exists because every transport crosses the same serialisation boundary
+//! (SPEC §4): a message leaves its process as addresses, a wire name and postcard bytes, and
+//! arrives as an [`Envelope`] whose payload is decoded only when an actor asks for it. Each
+//! transport frames a [`WireMessage`] its own way (a TCP data frame, a UDP datagram) and bounds
+//! its size by its own rules, but the message itself, how it is built from a [`Payload`] and how
+//! it becomes an envelope again are the same everywhere, so they live here once.
+//!
+//! Nothing here touches a socket or the clock; the framing and its size limits stay in the
+//! transport crates.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::address::ActorAddress;
+use crate::message::{Envelope, MessageError, Payload};
+
+/// A message as a transport carries it: addresses, wire name and postcard payload bytes.
+///
+/// Cheap to clone (the name and payload are shared).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WireMessage {
+    /// The sending actor.
+    pub sender: ActorAddress,
+    /// The receiving actor.
+    pub target: ActorAddress,
+    /// The message's wire name ([`Message::wire_name`](crate::Message::wire_name)).
+    pub type_name: Arc<str>,
+    /// The message's postcard bytes.
+    pub payload: Arc<[u8]>,
+}
+
+impl WireMessage {
+    /// Builds a wire message from a payload (encoding it if it is a local value).
+    pub fn from_payload(
+        sender: ActorAddress,
+        target: ActorAddress,
+        payload: &Payload,
+    ) -> Result<WireMessage, MessageError> {
+        let (type_name, payload) = payload.to_wire()?;
+        Ok(WireMessage {
+            sender,
+            target,
+            type_name,
+            payload,
+        })
+    }
+
+    /// Splits into the target and an envelope whose payload is decoded lazily.
+    pub fn into_envelope(self) -> (ActorAddress, Envelope) {
+        let payload = Payload::from_wire(self.type_name, self.payload);
+        (self.target, Envelope::new(self.sender, payload))
+    }
+}
+
+impl fmt::Debug for WireMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WireMessage")
+            .field("sender", &self.sender)
+            .field("target", &self.target)
+            .field("type_name", &self.type_name)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
+}
+
+/// Names a message handed to a transport, so the transport can later report what became of it
+/// (acknowledged, failed, undeliverable). Who picks the number is up to the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub u64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::SystemId;
+
+    fn addr(sys: u64, id: u64) -> ActorAddress {
+        ActorAddress::new(SystemId::from_raw(sys), id)
+    }
+
+    #[test]
+    fn envelope_conversion() {
+        let payload = Payload::new(String::from("hi"));
+        let m = WireMessage::from_payload(addr(1, 1), addr(2, 2), &payload).unwrap();
+        assert_eq!(&*m.type_name, "String");
+        let (target, env) = m.into_envelope();
+        assert_eq!(target, addr(2, 2));
+        assert_eq!(env.get::<String>().unwrap(), "hi");
+        assert_eq!(env.sender(), &addr(1, 1));
+    }
+
+    #[test]
+    fn debug_shows_the_payload_length_not_the_bytes() {
+        let m = WireMessage {
+            sender: addr(1, 2),
+            target: addr(3, 4),
+            type_name: Arc::from("test.Msg"),
+            payload: Arc::from(&[0xab; 300][..]),
+        };
+        let shown = format!("{m:?}");
+        assert!(shown.contains("payload_len: 300"), "{shown}");
+        assert!(shown.contains("test.Msg"), "{shown}");
+        assert!(!shown.contains("171"), "{shown}");
+    }
+}
