@@ -173,8 +173,8 @@ pub struct Capabilities(BTreeMap<String, CapabilityValue>);
 
 impl Capabilities {
     /// An empty map.
-    pub fn new() -> Capabilities {
-        Capabilities::default()
+    pub const fn new() -> Capabilities {
+        Capabilities(BTreeMap::new())
     }
 
     /// Builder-style insert.

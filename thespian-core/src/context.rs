@@ -12,6 +12,7 @@ use crate::address::ActorAddress;
 use crate::capabilities::{Capabilities, CapabilityValue};
 use crate::children::Children;
 use crate::error::{Result, ThespianError};
+use crate::lifecycle::CellExtra;
 use crate::message::{Envelope, IntoMessage, Payload};
 use crate::system_messages::Fd;
 
@@ -137,27 +138,28 @@ pub trait Services {
 /// What an actor can do while handling a message.
 pub struct Context<'a> {
     me: &'a ActorAddress,
-    global_name: Option<&'a str>,
     children: &'a mut Children,
-    pending_wakeups: &'a mut Vec<Duration>,
+    extra: &'a mut Option<Box<CellExtra>>,
     services: &'a mut dyn Services,
 }
 
 impl<'a> Context<'a> {
     pub(crate) fn new(
         me: &'a ActorAddress,
-        global_name: Option<&'a str>,
         children: &'a mut Children,
-        pending_wakeups: &'a mut Vec<Duration>,
+        extra: &'a mut Option<Box<CellExtra>>,
         services: &'a mut dyn Services,
     ) -> Context<'a> {
         Context {
             me,
-            global_name,
             children,
-            pending_wakeups,
+            extra,
             services,
         }
+    }
+
+    fn pending_wakeups(&mut self) -> &mut Vec<Duration> {
+        &mut self.extra.get_or_insert_with(Box::default).pending_wakeups
     }
 
     /// This actor's address.
@@ -167,7 +169,7 @@ impl<'a> Context<'a> {
 
     /// The global name this actor was created with, if any.
     pub fn global_name(&self) -> Option<&str> {
-        self.global_name
+        self.extra.as_ref().and_then(|e| e.global_name.as_deref())
     }
 
     /// The hosting system's capabilities.
@@ -227,14 +229,14 @@ impl<'a> Context<'a> {
 
     /// Schedules a `WakeupMessage` (without payload) to this actor after `delay`.
     pub fn wakeup_after(&mut self, delay: Duration) {
-        self.pending_wakeups.push(delay);
+        self.pending_wakeups().push(delay);
         self.services.wakeup_after(self.me, delay, None);
     }
 
     /// Schedules a `WakeupMessage` carrying `payload` to this actor after `delay`. Several may
     /// be pending; none can be cancelled.
     pub fn wakeup_after_with(&mut self, delay: Duration, payload: impl IntoMessage) {
-        self.pending_wakeups.push(delay);
+        self.pending_wakeups().push(delay);
         self.services
             .wakeup_after(self.me, delay, Some(Payload::new(payload)));
     }

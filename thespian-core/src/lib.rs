@@ -17,6 +17,7 @@ mod children;
 pub mod context;
 pub mod dispatch;
 pub mod error;
+pub mod id_table;
 pub mod lifecycle;
 pub mod message;
 pub mod registry;

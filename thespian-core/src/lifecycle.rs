@@ -31,18 +31,30 @@ pub enum CellState {
     Exited,
 }
 
+/// The rarely used part of an actor's state, allocated only for actors that have any of it
+/// (requirements, a global name, a pending wakeup): most actors have none, and a million idle
+/// actors should not carry 72 bytes each of empty fields.
+#[derive(Debug, Default)]
+pub(crate) struct CellExtra {
+    pub(crate) requirements: Requirements,
+    pub(crate) global_name: Option<String>,
+    pub(crate) pending_wakeups: Vec<Duration>,
+}
+
+/// Requirements of an actor created without any.
+static NO_REQUIREMENTS: Requirements = Requirements::new();
+
 /// The framework's state for one actor, next to the user's actor value.
 #[derive(Debug)]
 pub struct ActorCell {
     address: ActorAddress,
     parent: ActorAddress,
     spec: ActorSpec,
-    requirements: Requirements,
-    global_name: Option<String>,
     children: Children,
-    pending_wakeups: Vec<Duration>,
-    state: CellState,
+    /// Requirements, global name and pending wakeups, when the actor has any.
+    extra: Option<Box<CellExtra>>,
     received: u64,
+    state: CellState,
 }
 
 impl ActorCell {
@@ -54,16 +66,21 @@ impl ActorCell {
         requirements: Requirements,
         global_name: Option<String>,
     ) -> ActorCell {
+        let extra = (!requirements.is_empty() || global_name.is_some()).then(|| {
+            Box::new(CellExtra {
+                requirements,
+                global_name,
+                pending_wakeups: Vec::new(),
+            })
+        });
         ActorCell {
             address,
             parent,
             spec,
-            requirements,
-            global_name,
             children: Children::default(),
-            pending_wakeups: Vec::new(),
-            state: CellState::Running,
+            extra,
             received: 0,
+            state: CellState::Running,
         }
     }
 
@@ -94,7 +111,14 @@ impl ActorCell {
 
     /// The requirements the actor was created with.
     pub fn requirements(&self) -> &Requirements {
-        &self.requirements
+        self.extra
+            .as_ref()
+            .map_or(&NO_REQUIREMENTS, |e| &e.requirements)
+    }
+
+    /// The global name the actor was created with, if any.
+    pub fn global_name(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.global_name.as_deref())
     }
 
     /// Handles one message for this actor. Returns the state afterwards; on `Exited` the driver
@@ -161,13 +185,10 @@ impl ActorCell {
             let child = exited.child_address.clone();
             self.forget_child(&child);
         } else if payload.has_type::<WakeupMessage>() {
-            if let Ok(w) = payload.get::<WakeupMessage>() {
-                if let Some(i) = self
-                    .pending_wakeups
-                    .iter()
-                    .position(|d| *d == w.delay_period)
-                {
-                    self.pending_wakeups.remove(i);
+            if let (Ok(w), Some(extra)) = (payload.get::<WakeupMessage>(), &mut self.extra) {
+                let pending = &mut extra.pending_wakeups;
+                if let Some(i) = pending.iter().position(|d| *d == w.delay_period) {
+                    pending.remove(i);
                 }
             }
         }
@@ -212,13 +233,7 @@ impl ActorCell {
         envelope: &Envelope,
         services: &mut dyn Services,
     ) -> Result<(), String> {
-        let mut ctx = Context::new(
-            &self.address,
-            self.global_name.as_deref(),
-            &mut self.children,
-            &mut self.pending_wakeups,
-            services,
-        );
+        let mut ctx = Context::new(&self.address, &mut self.children, &mut self.extra, services);
         match catch_unwind(AssertUnwindSafe(|| actor.receive(envelope, &mut ctx))) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
@@ -267,7 +282,9 @@ impl ActorCell {
 
     fn start_exit(&mut self, recursive: bool, services: &mut dyn Services) {
         self.state = CellState::Exiting;
-        self.pending_wakeups.clear();
+        if let Some(extra) = &mut self.extra {
+            extra.pending_wakeups = Vec::new();
+        }
         if !recursive {
             self.children.clear(); // Orphaned: they keep running.
         }
@@ -314,12 +331,16 @@ impl ActorCell {
             actor_type: self.spec.type_name().to_owned(),
             admin_address: services.admin_address(),
             parent_address: self.parent.clone(),
-            global_name: self.global_name.clone(),
+            global_name: self.global_name().map(str::to_owned),
             exiting: self.state != CellState::Running,
             child_actors: self.children.as_slice().to_vec(),
             pending_messages: services.mailbox_len(&self.address),
             received_messages: self.received,
-            pending_wakeups: self.pending_wakeups.clone(),
+            pending_wakeups: self
+                .extra
+                .as_ref()
+                .map(|e| e.pending_wakeups.clone())
+                .unwrap_or_default(),
         };
         if let Err(e) = services.send(&self.address, to, Payload::new(status)) {
             log::debug!("{}: status reply to {to} failed: {e}", self.address);

@@ -12,6 +12,7 @@ use crate::actor::{ActorSpec, CreateRequest};
 use crate::address::{ActorAddress, AddressAllocator, SystemId};
 use crate::capabilities::{keys, Capabilities, CapabilityValue, Requirements};
 use crate::error::{Result, ThespianError};
+use crate::id_table::IdTable;
 use crate::message::{Envelope, Payload};
 use crate::system_messages::{is_never_dead_lettered, DeadEnvelope, PoisonMessage, SystemStatus};
 
@@ -26,6 +27,16 @@ pub struct ActorRecord {
     pub requirements: Requirements,
     /// Its global name, if any.
     pub global_name: Option<String>,
+}
+
+/// What the registry keeps per live actor: what capability re-checks and shutdown need, stored
+/// inline in the id table (no allocation unless the actor has requirements). Global names are
+/// kept apart, in a reverse map of the named actors only.
+#[derive(Debug)]
+struct Record {
+    parent: ActorAddress,
+    spec: ActorSpec,
+    requirements: Option<Box<Requirements>>,
 }
 
 /// The registry's decision on a create request.
@@ -87,10 +98,11 @@ pub struct Registry {
     base_name: &'static str,
     addresses: AddressAllocator,
     capabilities: Capabilities,
-    /// Boxed records keep the table's buckets small (24 bytes): with a million actors the
-    /// table has two million buckets, and rehashing moves only the buckets.
-    actors: HashMap<ActorAddress, Box<ActorRecord>, BuildHasherDefault<AddressHasher>>,
+    /// Live actors by id (all of this system): pages of consecutive ids, records inline.
+    actors: IdTable<Record>,
     global_names: HashMap<String, ActorAddress>,
+    /// The global name of each named live actor, by id.
+    names_of: HashMap<u64, String, BuildHasherDefault<AddressHasher>>,
     dead_letter_handler: Option<ActorAddress>,
     aborted: HashSet<ActorAddress>,
     in_shutdown: bool,
@@ -104,8 +116,9 @@ impl Registry {
             base_name,
             addresses: AddressAllocator::new(system),
             capabilities,
-            actors: HashMap::default(),
+            actors: IdTable::new(),
             global_names: HashMap::new(),
+            names_of: HashMap::default(),
             dead_letter_handler: None,
             aborted: HashSet::new(),
             in_shutdown: false,
@@ -142,14 +155,28 @@ impl Registry {
         self.in_shutdown = true;
     }
 
-    /// True when `address` is a live (registered) actor.
-    pub fn is_alive(&self, address: &ActorAddress) -> bool {
-        self.actors.contains_key(address)
+    /// The record of `address` if it is a live actor of this system.
+    fn get(&self, address: &ActorAddress) -> Option<&Record> {
+        if address.system() != self.addresses.system() {
+            return None;
+        }
+        self.actors.get(address.id())
     }
 
-    /// The record of a live actor.
-    pub fn record(&self, address: &ActorAddress) -> Option<&ActorRecord> {
-        self.actors.get(address).map(|r| &**r)
+    /// True when `address` is a live (registered) actor.
+    pub fn is_alive(&self, address: &ActorAddress) -> bool {
+        self.get(address).is_some()
+    }
+
+    /// The record of a live actor (a copy).
+    pub fn record(&self, address: &ActorAddress) -> Option<ActorRecord> {
+        let r = self.get(address)?;
+        Some(ActorRecord {
+            parent: r.parent.clone(),
+            spec: r.spec,
+            requirements: r.requirements.as_deref().cloned().unwrap_or_default(),
+            global_name: self.names_of.get(&address.id()).cloned(),
+        })
     }
 
     /// Number of live actors.
@@ -188,10 +215,27 @@ impl Registry {
         Ok(CreatePlan::New(address))
     }
 
-    /// Records a constructed actor. A caller holding the registry behind a lock may box the
-    /// record before taking the lock.
-    pub fn register(&mut self, address: ActorAddress, record: impl Into<Box<ActorRecord>>) {
-        self.actors.insert(address, record.into());
+    /// Records a constructed actor (an address this registry planned).
+    pub fn register(&mut self, address: ActorAddress, record: ActorRecord) {
+        debug_assert_eq!(address.system(), self.addresses.system());
+        let ActorRecord {
+            parent,
+            spec,
+            requirements,
+            global_name,
+        } = record;
+        if let Some(name) = global_name {
+            self.names_of.insert(address.id(), name);
+        }
+        let requirements = (!requirements.is_empty()).then(|| Box::new(requirements));
+        self.actors.insert(
+            address.id(),
+            Record {
+                parent,
+                spec,
+                requirements,
+            },
+        );
     }
 
     /// Records that the actor planned at `address` could not be constructed: its name is freed
@@ -203,8 +247,12 @@ impl Registry {
 
     /// Forgets an exited actor: frees its name; a dead-letter handler that exits is unregistered.
     pub fn exited(&mut self, address: &ActorAddress) -> Option<ActorRecord> {
-        let record = self.actors.remove(address).map(|r| *r);
-        if let Some(name) = record.as_ref().and_then(|r| r.global_name.as_ref()) {
+        if address.system() != self.addresses.system() {
+            return None;
+        }
+        let record = self.actors.remove(address.id())?;
+        let global_name = self.names_of.remove(&address.id());
+        if let Some(name) = &global_name {
             if self.global_names.get(name) == Some(address) {
                 self.global_names.remove(name);
             }
@@ -212,7 +260,12 @@ impl Registry {
         if self.dead_letter_handler.as_ref() == Some(address) {
             self.dead_letter_handler = None;
         }
-        record
+        Some(ActorRecord {
+            parent: record.parent,
+            spec: record.spec,
+            requirements: record.requirements.map(|r| *r).unwrap_or_default(),
+            global_name,
+        })
     }
 
     /// Registers (`enable`) `actor` as the dead-letter handler (latest wins), or unregisters it
@@ -269,23 +322,31 @@ impl Registry {
         if !self.capabilities.update(name, value) {
             return Vec::new();
         }
-        let misfits: HashSet<&ActorAddress> = self
+        let empty = Requirements::new();
+        let misfits: HashSet<ActorAddress> = self
             .actors
             .iter()
-            .filter(|(_, r)| r.spec.check(&self.capabilities, &r.requirements).is_err())
-            .map(|(a, _)| a)
+            .filter(|(_, r)| {
+                let requirements = r.requirements.as_deref().unwrap_or(&empty);
+                r.spec.check(&self.capabilities, requirements).is_err()
+            })
+            .map(|(id, _)| self.address_of(id))
             .collect();
         let mut out: Vec<ActorAddress> = misfits
             .iter()
             .filter(|a| !self.has_ancestor_in(a, &misfits))
-            .map(|a| (*a).clone())
+            .cloned()
             .collect();
         out.sort();
         out
     }
 
-    fn has_ancestor_in(&self, address: &ActorAddress, set: &HashSet<&ActorAddress>) -> bool {
-        let mut current = self.actors.get(address).map(|r| &r.parent);
+    fn address_of(&self, id: u64) -> ActorAddress {
+        ActorAddress::new(self.addresses.system(), id)
+    }
+
+    fn has_ancestor_in(&self, address: &ActorAddress, set: &HashSet<ActorAddress>) -> bool {
+        let mut current = self.get(address).map(|r| &r.parent);
         let mut hops = 0;
         while let Some(parent) = current {
             if set.contains(parent) {
@@ -295,7 +356,7 @@ impl Registry {
             if hops > self.actors.len() {
                 break;
             }
-            current = self.actors.get(parent).map(|r| &r.parent);
+            current = self.get(parent).map(|r| &r.parent);
         }
         false
     }
@@ -306,8 +367,8 @@ impl Registry {
         let mut roots: Vec<ActorAddress> = self
             .actors
             .iter()
-            .filter(|(_, r)| r.parent.is_admin() || !self.actors.contains_key(&r.parent))
-            .map(|(a, _)| a.clone())
+            .filter(|(_, r)| r.parent.is_admin() || !self.is_alive(&r.parent))
+            .map(|(id, _)| self.address_of(id))
             .collect();
         roots.sort();
         roots
@@ -325,7 +386,7 @@ impl Registry {
             .actors
             .iter()
             .filter(|(_, r)| r.parent.is_admin())
-            .map(|(a, _)| a.clone())
+            .map(|(id, _)| self.address_of(id))
             .collect();
         child_actors.sort();
         SystemStatus {

@@ -430,12 +430,12 @@ impl Inner {
         via: Option<&Worker>,
     ) -> Result<(Created, Result<()>)> {
         let node = Arc::new(Node::new());
-        let record = Box::new(ActorRecord {
+        let record = ActorRecord {
             parent: parent.clone(),
             spec: request.spec,
             requirements: request.requirements.clone(),
             global_name: request.global_name.clone(),
-        });
+        };
         let address = {
             let mut registry = self.registry.lock();
             let address = match registry.plan_create(&request)? {
