@@ -1,1 +1,125 @@
-fn main() {}
+//! `cargo xtask`: the project's integration runs.
+//!
+//! - `cargo xtask demo`: runs the hello/goodbye example.
+//! - `cargo xtask test`: runs every test of the workspace.
+//! - `cargo xtask bench [--quick] [--only <workload>[,...]] [--contestants <id>[,...]] [--runs N]`:
+//!   the benchmark harness (SPEC §6, in-process part); see `docs/PERFORMANCE.md`.
+//! - `cargo xtask fuzz <target> [libFuzzer args]`: runs a cargo-fuzz target of `fuzz/`
+//!   (`tcp-frame`, `udp-datagram`); not part of CI.
+//!
+//! Standard library only.
+
+mod bench;
+mod proc;
+mod report;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  demo                      run the hello/goodbye example (cargo run --example hello -p thespian)
+  test                      run the workspace's tests (cargo test --workspace; the peers bench crate is a workspace of its own)
+  bench [options]           benchmark thespian-rs against raw crossbeam, actix, ractor, kameo and
+                            Python Thespian 4.0.1; writes target/bench/results.{md,json} and chart.svg
+    --quick                 thespian-rs contestants only, small sizes, 3 runs (CI); writes to
+                            target/bench/quick/
+    --only <w>[,<w>...]     only these workloads: ping-pong ping-pong-cores tell-16b tell-64k
+                            skynet idle ask (writes to target/bench/partial/)
+    --contestants <c>[,...] only these contestants: thespian-simple thespian-queue raw actix
+                            ractor kameo py-simple py-queue (writes to target/bench/partial/)
+    --runs <N>              runs per figure (default 5; 3 with --quick)
+  fuzz <target> [args]      run a cargo-fuzz target of fuzz/ (tcp-frame, udp-datagram) with
+                            cargo-fuzz (`cargo install cargo-fuzz`); extra args go to libFuzzer,
+                            e.g. -max_total_time=60
+";
+
+/// The cargo-fuzz targets of `fuzz/Cargo.toml`.
+const FUZZ_TARGETS: &[&str] = &["tcp-frame", "udp-datagram"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match command.as_str() {
+        "demo" => cargo(&["run", "--example", "hello", "-p", "thespian"]),
+        "test" => cargo(&["test", "--workspace"]),
+        "bench" => match bench::Options::parse(&args[1..]) {
+            Ok(options) => bench::run(&options, &args),
+            Err(e) => Err(format!("{e}\n\n{USAGE}")),
+        },
+        "fuzz" => fuzz(&args[1..]),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command {other:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of `xtask/`).
+fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map_or(manifest.clone(), PathBuf::from)
+}
+
+/// The cargo that runs us (`$CARGO`), or `cargo` from `PATH`.
+fn cargo_command() -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(root());
+    command
+}
+
+/// Runs cargo with `args` in the workspace root, inheriting stdio.
+fn cargo(args: &[&str]) -> Result<(), String> {
+    let status = cargo_command()
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed: {status}", args.join(" ")))
+    }
+}
+
+/// Runs a fuzz target with cargo-fuzz. libFuzzer needs nightly-only compiler flags; with the
+/// stable toolchain `RUSTC_BOOTSTRAP=1` enables them for this build only.
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let Some(target) = args.first() else {
+        return Err(format!("fuzz needs a target: {}", FUZZ_TARGETS.join(", ")));
+    };
+    if !FUZZ_TARGETS.contains(&target.as_str()) {
+        return Err(format!(
+            "unknown fuzz target {target:?}: expected one of {}",
+            FUZZ_TARGETS.join(", ")
+        ));
+    }
+    let mut command = cargo_command();
+    command
+        .current_dir(root().join("fuzz"))
+        .env("RUSTC_BOOTSTRAP", "1")
+        .args(["fuzz", "run", target.as_str(), "--"])
+        .args(&args[1..]);
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`cargo fuzz run {target}` failed ({status}); is cargo-fuzz installed (`cargo install cargo-fuzz`)?"
+        ))
+    }
+}
