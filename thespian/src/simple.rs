@@ -28,6 +28,8 @@ use thespian_core::{
 pub(crate) const BASE_NAME: &str = "simpleSystemBase";
 /// `Thespian ActorSystem Version` of this base.
 pub(crate) const BASE_VERSION: i64 = 2;
+/// Capacity of the buffer of actors created during one delivery that is kept between deliveries.
+const SPAWN_BUFFER_KEPT: usize = 64;
 /// Default processing limit: messages delivered per `tell`/`ask`/`listen` call.
 pub(crate) const DEFAULT_PROCESSING_LIMIT: usize = 1_000_000;
 
@@ -259,6 +261,8 @@ impl Core {
         for (address, slot) in self.world.spawned.drain(..) {
             self.actors.insert(address, slot);
         }
+        // One handler spawning a million children must not keep a million-slot buffer alive.
+        self.world.spawned.shrink_to(SPAWN_BUFFER_KEPT);
     }
 
     /// Messages to the admin: status requests are answered; anything else is discarded.
