@@ -117,14 +117,7 @@ impl<'e, 'c, 'x, A> Dispatch<'e, 'c, 'x, A> {
         F: FnOnce(&mut A, &M, &Envelope, &mut Context<'c>) -> R,
     {
         if self.outcome.is_none() {
-            // `has_type` first: a mismatch costs a type comparison, not an error value.
-            if let Some(message) = self
-                .envelope
-                .payload()
-                .has_type::<M>()
-                .then(|| self.envelope.get::<M>().ok())
-                .flatten()
-            {
+            if let Some(message) = self.envelope.try_get::<M>() {
                 let flow = handler(self.actor, message, self.envelope, self.ctx).into_flow();
                 self.record(flow);
             }

@@ -159,13 +159,7 @@ impl ActorCell {
     ) {
         self.received += 1;
         let payload = envelope.payload();
-        // `has_type` before `get` on this per-message path: a failed `get` builds an error
-        // value (two strings), a type comparison does not.
-        if let Some(exit) = payload
-            .has_type::<ActorExitRequest>()
-            .then(|| payload.get::<ActorExitRequest>().ok())
-            .flatten()
-        {
+        if let Some(exit) = payload.try_get::<ActorExitRequest>() {
             // The handler runs once; a failing exit handler still exits.
             if let Err(details) = self.attempt(actor, &envelope, services) {
                 log::warn!(
@@ -177,11 +171,7 @@ impl ActorCell {
             self.start_exit(recursive, services);
             return;
         }
-        if let Some(exited) = payload
-            .has_type::<ChildActorExited>()
-            .then(|| payload.get::<ChildActorExited>().ok())
-            .flatten()
-        {
+        if let Some(exited) = payload.try_get::<ChildActorExited>() {
             let child = exited.child_address.clone();
             self.forget_child(&child);
         } else if payload.has_type::<WakeupMessage>() {
@@ -202,11 +192,7 @@ impl ActorCell {
         services: &mut dyn Services,
     ) {
         let payload = envelope.payload();
-        if let Some(exited) = payload
-            .has_type::<ChildActorExited>()
-            .then(|| payload.get::<ChildActorExited>().ok())
-            .flatten()
-        {
+        if let Some(exited) = payload.try_get::<ChildActorExited>() {
             let child = exited.child_address.clone();
             self.forget_child(&child);
             if let Err(details) = self.attempt(actor, &envelope, services) {

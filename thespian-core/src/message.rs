@@ -299,8 +299,7 @@ impl Payload {
 
     /// True when the payload holds an `M` (decoding a wire payload if needed).
     pub fn is<M: Message>(&self) -> bool {
-        // `has_type` first: a mismatch is a type comparison, not an error value with strings.
-        self.has_type::<M>() && self.get::<M>().is_ok()
+        self.try_get::<M>().is_some()
     }
 
     /// True when the payload's wire name is `M`'s, without decoding anything.
@@ -308,6 +307,16 @@ impl Payload {
         match &self.0 {
             Repr::Local(m) => m.as_any().type_id() == TypeId::of::<M>(),
             Repr::Wire(w) => *w.name == *M::wire_name(),
+        }
+    }
+
+    /// Borrows the message as an `M` if it is one, `None` otherwise. A mismatch costs one type
+    /// comparison and builds no error value, so this is the probe for hot paths.
+    pub fn try_get<M: Message>(&self) -> Option<&M> {
+        if self.has_type::<M>() {
+            self.get::<M>().ok()
+        } else {
+            None
         }
     }
 
@@ -521,6 +530,11 @@ impl Envelope {
     /// True when the message is an `M`.
     pub fn is<M: Message>(&self) -> bool {
         self.payload.is::<M>()
+    }
+
+    /// Borrows the message as an `M` if it is one, `None` otherwise (see [`Payload::try_get`]).
+    pub fn try_get<M: Message>(&self) -> Option<&M> {
+        self.payload.try_get::<M>()
     }
 
     /// Borrows the message as an `M` (decoding it lazily if it came from another process).

@@ -721,7 +721,7 @@ fn bad_magic_is_rejected_with_an_explanation() {
         listen: None,
         max_frame: 1000,
     })));
-    hs[4..8].copy_from_slice(b"XXXX");
+    hs[4..8].copy_from_slice(b"NOPE");
     incoming.handle_input(now, &hs);
     let Some(IncomingOutcome::Rejected(reason)) = incoming.poll_outcome() else {
         panic!("not rejected");
