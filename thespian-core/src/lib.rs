@@ -41,4 +41,4 @@ pub use system_messages::{
     LoadedSource, PoisonMessage, StatusRequest, SystemStatus, UnloadedSource, ValidateSource,
     ValidatedSource, WakeupMessage, WatchMessage,
 };
-pub use wire::{MessageId, WireMessage};
+pub use wire::{MessageId, SendBudget, WireMessage};

@@ -7,11 +7,16 @@
 //! its size by its own rules, but the message itself, how it is built from a [`Payload`] and how
 //! it becomes an envelope again are the same everywhere, so they live here once.
 //!
+//! The [`SendBudget`] is here for the same reason: every transport bounds what senders may hand
+//! over to one peer before it is settled, the same way.
+//!
 //! Nothing here touches a socket or the clock; the framing and its size limits stay in the
 //! transport crates.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
 
 use crate::address::ActorAddress;
 use crate::message::{Envelope, MessageError, Payload};
@@ -70,6 +75,64 @@ impl fmt::Debug for WireMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MessageId(pub u64);
 
+/// Messages and bytes handed to a transport for one peer and not yet settled.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Messages in flight.
+    pub messages: usize,
+    /// Their bytes, as the transport counts them.
+    pub bytes: usize,
+}
+
+/// The per-peer bound on unsettled sends that makes a full queue fail the send at once instead
+/// of growing memory (SPEC §5). Shared by a transport's sender handles (any thread) and its
+/// driver, which releases each message when it is acknowledged or has failed.
+///
+/// One message is always accepted for a peer with nothing in flight, whatever its size (the
+/// transport's own size limit applies separately).
+#[derive(Debug)]
+pub struct SendBudget<K> {
+    usage: Mutex<HashMap<K, Usage>>,
+    max_messages: usize,
+    max_bytes: usize,
+}
+
+impl<K: Hash + Eq> SendBudget<K> {
+    /// A budget of at most `max_messages` messages and `max_bytes` bytes per peer.
+    pub fn new(max_messages: usize, max_bytes: usize) -> SendBudget<K> {
+        SendBudget {
+            usage: Mutex::new(HashMap::new()),
+            max_messages,
+            max_bytes,
+        }
+    }
+
+    /// Takes room for one message of `bytes` to `peer`; `Err` with the peer's current usage
+    /// when its budget is spent.
+    pub fn reserve(&self, peer: K, bytes: usize) -> Result<(), Usage> {
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let u = usage.entry(peer).or_default();
+        if u.messages > 0 && (u.messages >= self.max_messages || u.bytes + bytes > self.max_bytes) {
+            return Err(*u);
+        }
+        u.messages += 1;
+        u.bytes += bytes;
+        Ok(())
+    }
+
+    /// Gives back the room of one settled message of `bytes` to `peer`.
+    pub fn release(&self, peer: &K, bytes: usize) {
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(u) = usage.get_mut(peer) {
+            u.messages = u.messages.saturating_sub(1);
+            u.bytes = u.bytes.saturating_sub(bytes);
+            if u.messages == 0 {
+                usage.remove(peer);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +165,32 @@ mod tests {
         assert!(shown.contains("payload_len: 300"), "{shown}");
         assert!(shown.contains("test.Msg"), "{shown}");
         assert!(!shown.contains("171"), "{shown}");
+    }
+
+    #[test]
+    fn send_budget_bounds_messages_and_bytes_per_peer() {
+        let budget: SendBudget<u8> = SendBudget::new(2, 100);
+        assert_eq!(budget.reserve(1, 500), Ok(()), "one message always fits");
+        assert_eq!(
+            budget.reserve(1, 1),
+            Err(Usage {
+                messages: 1,
+                bytes: 500
+            })
+        );
+        assert_eq!(budget.reserve(2, 60), Ok(()), "peers are independent");
+        assert_eq!(budget.reserve(2, 40), Ok(()));
+        assert_eq!(
+            budget.reserve(2, 1),
+            Err(Usage {
+                messages: 2,
+                bytes: 100
+            })
+        );
+        budget.release(&2, 40);
+        assert_eq!(budget.reserve(2, 40), Ok(()));
+        budget.release(&1, 500);
+        assert_eq!(budget.reserve(1, 90), Ok(()), "released room is reusable");
+        budget.release(&9, 10); // unknown peer: nothing to release
     }
 }

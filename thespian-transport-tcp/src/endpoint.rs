@@ -26,12 +26,12 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use thespian_core::SystemId;
+use thespian_core::{SendBudget, SystemId};
 
 use crate::connection::{
     Attach, Config, ConnectFailure, Connection, Event, FailReason, Incoming, IncomingOutcome,
@@ -110,12 +110,6 @@ enum Command {
     },
 }
 
-#[derive(Default, Clone, Copy)]
-struct Usage {
-    messages: usize,
-    bytes: usize,
-}
-
 /// State shared by the endpoint and its senders.
 struct Shared {
     waker: Waker,
@@ -124,22 +118,13 @@ struct Shared {
     closed: AtomicBool,
     next_id: AtomicU64,
     /// Messages handed over and not yet acknowledged or failed, per peer.
-    usage: Mutex<HashMap<SocketAddr, Usage>>,
+    budget: SendBudget<SocketAddr>,
     max_frame: usize,
-    max_messages: usize,
-    max_bytes: usize,
 }
 
 impl Shared {
     fn release(&self, peer: SocketAddr, bytes: usize) {
-        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(u) = usage.get_mut(&peer) {
-            u.messages = u.messages.saturating_sub(1);
-            u.bytes = u.bytes.saturating_sub(bytes);
-            if u.messages == 0 {
-                usage.remove(&peer);
-            }
-        }
+        self.budget.release(&peer, bytes);
     }
 }
 
@@ -175,20 +160,13 @@ impl EndpointSender {
             });
         }
         let bytes = size + HEADER_LEN;
-        {
-            let mut usage = shared.usage.lock().unwrap_or_else(|e| e.into_inner());
-            let u = usage.entry(peer).or_default();
-            if u.messages > 0
-                && (u.messages >= shared.max_messages || u.bytes + bytes > shared.max_bytes)
-            {
-                return Err(SendError::QueueFull {
-                    messages: u.messages,
-                    bytes: u.bytes,
-                });
-            }
-            u.messages += 1;
-            u.bytes += bytes;
-        }
+        shared
+            .budget
+            .reserve(peer, bytes)
+            .map_err(|u| SendError::QueueFull {
+                messages: u.messages,
+                bytes: u.bytes,
+            })?;
         let id = MessageId(shared.next_id.fetch_add(1, Ordering::Relaxed));
         if self.tx.send(Command::Send { peer, id, message }).is_err() {
             shared.release(peer, bytes);
@@ -318,10 +296,8 @@ impl TcpEndpoint {
             woken: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
-            usage: Mutex::new(HashMap::new()),
+            budget: SendBudget::new(transport.max_queued_messages, transport.max_queued_bytes),
             max_frame: transport.max_frame.min(crate::frame::ABSOLUTE_MAX_FRAME),
-            max_messages: transport.max_queued_messages,
-            max_bytes: transport.max_queued_bytes,
         });
         let (tx, rx) = mpsc::channel();
         let identity = LocalIdentity {

@@ -19,12 +19,12 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
-use thespian_core::SystemId;
+use thespian_core::{SendBudget, SystemId};
 
 use crate::machine::{Config, Event, Machine, MessageId, SendError, UndeliverableReason};
 use crate::wire::WireMessage;
@@ -68,12 +68,6 @@ enum Command {
     MarkDead(SocketAddr),
 }
 
-#[derive(Default, Clone, Copy)]
-struct Usage {
-    messages: usize,
-    bytes: usize,
-}
-
 /// State shared by the endpoint and its senders.
 struct Shared {
     waker: Waker,
@@ -83,7 +77,7 @@ struct Shared {
     next_id: AtomicU64,
     /// Messages handed over and not yet acknowledged or reported, per peer: the send window
     /// as senders see it (never smaller than the machine's, so the machine never refuses).
-    usage: Mutex<HashMap<SocketAddr, Usage>>,
+    budget: SendBudget<SocketAddr>,
     config: Config,
 }
 
@@ -97,14 +91,7 @@ impl Shared {
     }
 
     fn release(&self, peer: SocketAddr, bytes: usize) {
-        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(u) = usage.get_mut(&peer) {
-            u.messages = u.messages.saturating_sub(1);
-            u.bytes = u.bytes.saturating_sub(bytes);
-            if u.messages == 0 {
-                usage.remove(&peer);
-            }
-        }
+        self.budget.release(&peer, bytes);
     }
 }
 
@@ -136,21 +123,13 @@ impl UdpSender {
             return Err(SendError::Closed);
         }
         let size = shared.config.check_size(&message)?;
-        {
-            let mut usage = shared.usage.lock().unwrap_or_else(|e| e.into_inner());
-            let u = usage.entry(to).or_default();
-            if u.messages > 0
-                && (u.messages >= shared.config.max_unacked
-                    || u.bytes + size > shared.config.max_unacked_bytes)
-            {
-                return Err(SendError::WindowFull {
-                    messages: u.messages,
-                    bytes: u.bytes,
-                });
-            }
-            u.messages += 1;
-            u.bytes += size;
-        }
+        shared
+            .budget
+            .reserve(to, size)
+            .map_err(|u| SendError::WindowFull {
+                messages: u.messages,
+                bytes: u.bytes,
+            })?;
         let id = MessageId(shared.next_id.fetch_add(1, Ordering::Relaxed));
         let command = Command::Send {
             to,
@@ -234,7 +213,10 @@ impl UdpEndpoint {
             woken: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
-            usage: Mutex::new(HashMap::new()),
+            budget: SendBudget::new(
+                config.transport.max_unacked,
+                config.transport.max_unacked_bytes,
+            ),
             config: config.transport.clone(),
         });
         let (tx, rx) = mpsc::channel();
