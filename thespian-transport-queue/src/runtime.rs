@@ -787,7 +787,10 @@ impl Inner {
         let mut handled = 0usize;
         loop {
             // Fairness: every `BATCH` messages, yield if other work waits for this worker.
-            if handled > 0 && handled % BATCH == 0 && self.sched.others_waiting(&worker.cursor) {
+            if handled > 0
+                && handled.is_multiple_of(BATCH)
+                && self.sched.others_waiting(&worker.cursor)
+            {
                 break;
             }
             let Some(envelope) = batch.pop_front() else {

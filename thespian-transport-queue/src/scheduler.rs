@@ -389,7 +389,7 @@ impl<T> Scheduler<T> {
     /// tasks), then other workers' queues. `thorough` locks every queue regardless of hints.
     fn find_work(&self, cursor: &mut Cursor, thorough: bool) -> Option<T> {
         cursor.tick = cursor.tick.wrapping_add(1);
-        if cursor.tick % INJECTOR_INTERVAL == 0 {
+        if cursor.tick.is_multiple_of(INJECTOR_INTERVAL) {
             if let Some(task) = self.pop_injector() {
                 return Some(task);
             }

@@ -115,6 +115,8 @@ struct Shared {
     waker: Waker,
     /// Set by a sender that woke the loop; cleared by the loop before draining commands.
     woken: AtomicBool,
+    /// Set by [`EndpointSender::interrupt`]: the next `poll_events` returns even without events.
+    interrupted: AtomicBool,
     closed: AtomicBool,
     next_id: AtomicU64,
     /// Messages handed over and not yet acknowledged or failed, per peer.
@@ -178,6 +180,15 @@ impl EndpointSender {
             }
         }
         Ok(id)
+    }
+
+    /// Makes the endpoint's current or next [`TcpEndpoint::poll_events`] return, with or
+    /// without events, so its driver can look at its own state (e.g. to stop).
+    pub fn interrupt(&self) {
+        self.shared.interrupted.store(true, Ordering::Release);
+        if let Err(e) = self.shared.waker.wake() {
+            log::warn!("cannot wake the TCP endpoint: {e}");
+        }
     }
 }
 
@@ -284,8 +295,20 @@ fn is_fd_exhaustion(e: &io::Error) -> bool {
 impl TcpEndpoint {
     /// Binds the listening socket and returns the endpoint with its bound address.
     pub fn bind(config: EndpointConfig) -> io::Result<(TcpEndpoint, SocketAddr)> {
+        let listener = std::net::TcpListener::bind(config.bind)?;
+        TcpEndpoint::from_listener(listener, config)
+    }
+
+    /// Builds the endpoint around a listening socket bound elsewhere (`config.bind` is then
+    /// ignored): a multi-process base binds an actor's socket before it starts the actor's
+    /// process, so the address is known at once, and hands the socket over.
+    pub fn from_listener(
+        listener: std::net::TcpListener,
+        config: EndpointConfig,
+    ) -> io::Result<(TcpEndpoint, SocketAddr)> {
+        listener.set_nonblocking(true)?;
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(config.bind)?;
+        let mut listener = TcpListener::from_std(listener);
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -294,6 +317,7 @@ impl TcpEndpoint {
         let shared = Arc::new(Shared {
             waker,
             woken: AtomicBool::new(false),
+            interrupted: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             budget: SendBudget::new(transport.max_queued_messages, transport.max_queued_bytes),
@@ -371,7 +395,7 @@ impl TcpEndpoint {
         loop {
             let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             self.turn(wait)?;
-            if !self.out.is_empty() {
+            if !self.out.is_empty() || self.shared.interrupted.swap(false, Ordering::AcqRel) {
                 return Ok(std::mem::take(&mut self.out));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {

@@ -73,6 +73,8 @@ struct Shared {
     waker: Waker,
     /// Set by a sender that woke the loop; cleared by the loop before draining commands.
     woken: AtomicBool,
+    /// Set by [`UdpSender::interrupt`]: the next `poll_events` returns even without events.
+    interrupted: AtomicBool,
     closed: AtomicBool,
     next_id: AtomicU64,
     /// Messages handed over and not yet acknowledged or reported, per peer: the send window
@@ -157,6 +159,15 @@ impl UdpSender {
         self.shared.wake();
         Ok(())
     }
+
+    /// Makes the endpoint's current or next [`UdpEndpoint::poll_events`] return, with or
+    /// without events, so its driver can look at its own state (e.g. to stop).
+    pub fn interrupt(&self) {
+        self.shared.interrupted.store(true, Ordering::Release);
+        if let Err(e) = self.shared.waker.wake() {
+            log::warn!("cannot wake the UDP endpoint: {e}");
+        }
+    }
 }
 
 /// A UDP transport endpoint: one socket, the [`Machine`], and a mio poll loop.
@@ -202,8 +213,20 @@ fn is_icmp_error(e: &io::Error) -> bool {
 impl UdpEndpoint {
     /// Binds the socket and returns the endpoint with its bound address.
     pub fn bind(config: EndpointConfig) -> io::Result<(UdpEndpoint, SocketAddr)> {
+        let socket = std::net::UdpSocket::bind(config.bind)?;
+        UdpEndpoint::from_socket(socket, config)
+    }
+
+    /// Builds the endpoint around a socket bound elsewhere (`config.bind` is then ignored): a
+    /// multi-process base binds an actor's socket before it starts the actor's process, so the
+    /// address is known at once, and hands the socket over.
+    pub fn from_socket(
+        socket: std::net::UdpSocket,
+        config: EndpointConfig,
+    ) -> io::Result<(UdpEndpoint, SocketAddr)> {
+        socket.set_nonblocking(true)?;
         let poll = Poll::new()?;
-        let mut socket = UdpSocket::bind(config.bind)?;
+        let mut socket = UdpSocket::from_std(socket);
         let local_addr = socket.local_addr()?;
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
@@ -211,6 +234,7 @@ impl UdpEndpoint {
         let shared = Arc::new(Shared {
             waker,
             woken: AtomicBool::new(false),
+            interrupted: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             budget: SendBudget::new(
@@ -278,7 +302,7 @@ impl UdpEndpoint {
         loop {
             let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             self.turn(wait)?;
-            if !self.out.is_empty() {
+            if !self.out.is_empty() || self.shared.interrupted.swap(false, Ordering::AcqRel) {
                 return Ok(std::mem::take(&mut self.out));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {

@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+mod multiproc;
 mod simple;
 mod system;
 
@@ -63,7 +64,29 @@ pub mod prelude {
     };
 }
 
-/// Call first in `main()`. Multi-process bases re-execute the program as an admin or actor
-/// process, and `init()` is where such a process takes its role and never returns; in an
-/// ordinary run it returns at once. With only the `Simple` base built in, it does nothing.
-pub fn init() {}
+/// Call first in `main()`. The multi-process bases (`Tcp`, `Udp`) re-execute the program as
+/// the admin daemon or as an actor's process, and `init()` is where such a process takes its
+/// role and never returns (the process exits when the role ends); in an ordinary run it
+/// returns at once. Code before `init()` runs in every process of the system.
+pub fn init() {
+    multiproc::launch::enter_role_if_any();
+}
+
+/// Defines the test through which a test binary's processes enter their role, for tests that
+/// start `Tcp` or `Udp` systems: invoke it once at the root of the test crate (`main.rs` or
+/// the test file) and start systems with [`ActorSystemBuilder::test_entry_point`].
+///
+/// A test binary's `main` belongs to the test harness, so a re-executed copy is told to run
+/// only this test (`thespian_process_entry --exact`), which calls [`init`]. Run normally, the
+/// test returns at once and passes.
+#[macro_export]
+macro_rules! test_entry_point {
+    () => {
+        /// Where processes this test binary re-executes for a multi-process actor system
+        /// take their role (see `thespian::test_entry_point!`).
+        #[test]
+        fn thespian_process_entry() {
+            $crate::init();
+        }
+    };
+}

@@ -5,6 +5,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +17,8 @@ use thespian_core::{
     Envelope, IntoMessage, NewActor, Payload, Requirements, Result, SystemId, ThespianError,
 };
 
+use crate::multiproc::program::{ProgramBase, StartSettings};
+use crate::multiproc::transport::TransportKind;
 use crate::simple::{self, SimpleBase};
 
 /// Which system base runs the actors. Thespian's base names are accepted by [`FromStr`].
@@ -82,12 +85,19 @@ pub enum LogConfig {
 }
 
 impl LogConfig {
+    /// The env_logger filter this configuration installs, if any.
+    fn filter(&self) -> Option<String> {
+        match self {
+            LogConfig::Untouched => None,
+            LogConfig::Default => {
+                Some(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()))
+            }
+            LogConfig::Filter(f) => Some(f.clone()),
+        }
+    }
+
     fn apply(&self) {
-        let filter = match self {
-            LogConfig::Untouched => return,
-            LogConfig::Default => std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
-            LogConfig::Filter(f) => f.clone(),
-        };
+        let Some(filter) = self.filter() else { return };
         // A logger installed earlier (by the program or an earlier system) stays.
         let _ = env_logger::Builder::new()
             .parse_filters(&filter)
@@ -158,6 +168,8 @@ pub struct ActorSystemBuilder {
     transient_unique: bool,
     processing_limit: usize,
     types: HashMap<&'static str, ActorSpec>,
+    advertise_ip: Option<IpAddr>,
+    entry_args: Vec<String>,
 }
 
 impl Default for ActorSystemBuilder {
@@ -169,6 +181,8 @@ impl Default for ActorSystemBuilder {
             transient_unique: false,
             processing_limit: simple::DEFAULT_PROCESSING_LIMIT,
             types: HashMap::new(),
+            advertise_ip: None,
+            entry_args: Vec::new(),
         }
     }
 }
@@ -214,6 +228,30 @@ impl ActorSystemBuilder {
         self
     }
 
+    /// Tcp and Udp bases: the IPv4 address this program's processes listen on and give out
+    /// (default: the routable address, loopback when offline; the `THESPIAN_BASE_IPADDR`
+    /// environment variable overrides both).
+    pub fn advertise_ip(mut self, ip: IpAddr) -> Self {
+        self.advertise_ip = Some(ip);
+        self
+    }
+
+    /// Tcp and Udp bases, in a test binary: re-executed processes enter through the test that
+    /// [`test_entry_point!`](crate::test_entry_point) defines, since the harness owns `main`.
+    pub fn test_entry_point(mut self) -> Self {
+        self.entry_args = [
+            crate::multiproc::launch::TEST_ENTRY,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "--quiet",
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+        self
+    }
+
     /// Registers actor type `A` so it can be created by name ([`ActorSystem::create_actor_named`])
     /// here and, on multi-process bases, in any process of the same program.
     pub fn register<A: Actor + NewActor>(mut self) -> Self {
@@ -255,10 +293,19 @@ impl ActorSystemBuilder {
                 new_system_id(),
                 self.capabilities,
             )?),
-            other => {
-                return Err(ThespianError::StartupFailure(format!(
-                    "the {other} base is not available in this build; use SystemBase::Simple or SystemBase::Queue"
-                )))
+            SystemBase::Tcp | SystemBase::Udp => {
+                let kind = if self.base == SystemBase::Tcp {
+                    TransportKind::Tcp
+                } else {
+                    TransportKind::Udp
+                };
+                Arc::new(ProgramBase::start(StartSettings {
+                    kind,
+                    capabilities: self.capabilities,
+                    advertise_ip: self.advertise_ip,
+                    entry_args: self.entry_args,
+                    log_filter: self.log.filter(),
+                })?)
             }
         };
         let shared = Arc::new(Shared {

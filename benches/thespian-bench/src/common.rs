@@ -213,7 +213,7 @@ pub(crate) fn skynet_actors(leaves: u64) -> u64 {
 /// Checks a SkyNet size: a power of ten.
 pub(crate) fn check_skynet_size(size: u64) {
     let mut s = size;
-    while s % 10 == 0 {
+    while s.is_multiple_of(10) {
         s /= 10;
     }
     if s != 1 {

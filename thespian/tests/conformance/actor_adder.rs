@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, start};
 
 /// Adds one, then goes to the next address of `route`, or to `reply_to` as a [`Sum`].
@@ -85,7 +86,7 @@ impl Actor for ChainBuilder {
     }
 }
 
-fn chain_of(base: SystemBase, length: usize) {
+fn chain_of(base: TestBase, length: usize) {
     let sys = start(base);
     let adders: Vec<ActorAddress> = (0..length)
         .map(|_| sys.create_actor::<Adder>().expect("create"))
@@ -110,15 +111,15 @@ fn chain_of(base: SystemBase, length: usize) {
     }
 }
 
-pub(crate) fn chain_of_10(base: SystemBase) {
+pub(crate) fn chain_of_10(base: TestBase) {
     chain_of(base, 10);
 }
 
-pub(crate) fn chain_of_50(base: SystemBase) {
+pub(crate) fn chain_of_50(base: TestBase) {
     chain_of(base, 50);
 }
 
-pub(crate) fn chain_built_by_an_actor(base: SystemBase) {
+pub(crate) fn chain_built_by_an_actor(base: TestBase) {
     let sys = start(base);
     let builder = sys.create_actor::<ChainBuilder>().expect("create");
     for length in [1usize, 10, 50] {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 use thespian::{NewActor, Requirements, ThespianError};
 
+use crate::bases::TestBase;
 use crate::helpers::{
     ask, ask_env, assert_alive, assert_gone, expect_child_gone, expect_type, listen, listen_env,
     listen_none, spawn, start, ChildGone, Echo, Parent, Spawn,
@@ -44,7 +45,7 @@ impl NewActor for PanickingCtor {
     }
 }
 
-pub(crate) fn constructor_failure_fails_top_level_create(base: SystemBase) {
+pub(crate) fn constructor_failure_fails_top_level_create(base: TestBase) {
     let sys = start(base);
     match sys.create_actor::<FailingCtor>() {
         Err(ThespianError::ActorCreationFailed { actor_type, reason }) => {
@@ -58,7 +59,7 @@ pub(crate) fn constructor_failure_fails_top_level_create(base: SystemBase) {
     assert_eq!(ask::<String>(&sys, &echo, "still here"), "still here");
 }
 
-pub(crate) fn constructor_panic_fails_top_level_create(base: SystemBase) {
+pub(crate) fn constructor_panic_fails_top_level_create(base: TestBase) {
     let sys = start(base);
     match sys.create_actor::<PanickingCtor>() {
         Err(ThespianError::ActorCreationFailed { actor_type, reason }) => {
@@ -123,7 +124,7 @@ impl Actor for Nursery {
     }
 }
 
-pub(crate) fn child_constructor_failure_notifies_parent_and_aborts_messages(base: SystemBase) {
+pub(crate) fn child_constructor_failure_notifies_parent_and_aborts_messages(base: TestBase) {
     let sys = start(base);
     let nursery = sys.create_actor::<Nursery>().expect("create");
     let child = ask::<crate::helpers::Addr>(&sys, &nursery, "start").0;
@@ -190,7 +191,7 @@ impl Actor for Restarter {
     }
 }
 
-pub(crate) fn parent_restarts_failed_child_five_times(base: SystemBase) {
+pub(crate) fn parent_restarts_failed_child_five_times(base: TestBase) {
     let sys = start(base);
     let restarter = sys.create_actor::<Restarter>().expect("create");
     sys.tell(&restarter, "start").expect("tell");
@@ -269,7 +270,7 @@ pub(crate) fn build_chain(sys: &ActorSystem, depth: u32) -> Vec<ActorAddress> {
     chain
 }
 
-pub(crate) fn deep_tree_exit_at_every_level(base: SystemBase) {
+pub(crate) fn deep_tree_exit_at_every_level(base: TestBase) {
     let sys = start(base);
     for level in 0..4usize {
         let chain = build_chain(&sys, 4);
@@ -322,7 +323,7 @@ impl Actor for FishCounter {
     }
 }
 
-pub(crate) fn poison_keeps_actor_identity_and_state(base: SystemBase) {
+pub(crate) fn poison_keeps_actor_identity_and_state(base: TestBase) {
     let sys = start(base);
     let counter = sys.create_actor::<FishCounter>().expect("create");
     assert_eq!(ask::<u32>(&sys, &counter, "fish"), 1);
@@ -366,7 +367,7 @@ impl Actor for ConfusedPanic {
     }
 }
 
-fn confused_exit<C: Actor + NewActor>(base: SystemBase) {
+fn confused_exit<C: Actor + NewActor>(base: TestBase) {
     let sys = start(base);
     let parent = sys.create_actor::<Parent<C>>().expect("create");
     let child = spawn(&sys, &parent, Spawn::child());
@@ -378,10 +379,10 @@ fn confused_exit<C: Actor + NewActor>(base: SystemBase) {
     listen_none(&sys);
 }
 
-pub(crate) fn confused_exit_error_still_exits(base: SystemBase) {
+pub(crate) fn confused_exit_error_still_exits(base: TestBase) {
     confused_exit::<ConfusedErr>(base);
 }
 
-pub(crate) fn confused_exit_panic_still_exits(base: SystemBase) {
+pub(crate) fn confused_exit_panic_still_exits(base: TestBase) {
     confused_exit::<ConfusedPanic>(base);
 }

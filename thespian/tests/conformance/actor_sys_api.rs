@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, ask_env, ask_none, expect_type, listen, listen_env, listen_none, start};
 
 /// Counts told messages; `count?` replies the count; `Pow` replies twice; `ignore` gets nothing.
@@ -89,7 +90,7 @@ impl Actor for Responder {
     }
 }
 
-pub(crate) fn tell_is_delivered_before_a_later_ask(base: SystemBase) {
+pub(crate) fn tell_is_delivered_before_a_later_ask(base: TestBase) {
     let sys = start(base);
     let counter = sys.create_actor::<Counter>().expect("create");
     for n in 0..3 {
@@ -98,7 +99,7 @@ pub(crate) fn tell_is_delivered_before_a_later_ask(base: SystemBase) {
     assert_eq!(ask::<u32>(&sys, &counter, "count?"), 3);
 }
 
-pub(crate) fn ask_returns_reply_or_none(base: SystemBase) {
+pub(crate) fn ask_returns_reply_or_none(base: TestBase) {
     let sys = start(base);
     let counter = sys.create_actor::<Counter>().expect("create");
     let reply = ask_env(&sys, &counter, "hello");
@@ -107,7 +108,7 @@ pub(crate) fn ask_returns_reply_or_none(base: SystemBase) {
     ask_none(&sys, &counter, "ignore");
 }
 
-pub(crate) fn listen_receives_a_second_reply(base: SystemBase) {
+pub(crate) fn listen_receives_a_second_reply(base: TestBase) {
     let sys = start(base);
     let counter = sys.create_actor::<Counter>().expect("create");
     assert_eq!(ask::<String>(&sys, &counter, "Pow"), "Pow!");
@@ -115,7 +116,7 @@ pub(crate) fn listen_receives_a_second_reply(base: SystemBase) {
     listen_none(&sys);
 }
 
-pub(crate) fn ask_is_tell_plus_listen(base: SystemBase) {
+pub(crate) fn ask_is_tell_plus_listen(base: TestBase) {
     let sys = start(base);
     let counter = sys.create_actor::<Counter>().expect("create");
     sys.tell(&counter, "hello").expect("tell");
@@ -125,7 +126,7 @@ pub(crate) fn ask_is_tell_plus_listen(base: SystemBase) {
     listen_none(&sys);
 }
 
-pub(crate) fn replies_from_any_actor(base: SystemBase) {
+pub(crate) fn replies_from_any_actor(base: TestBase) {
     let sys = start(base);
     let fan = sys.create_actor::<Fan>().expect("create");
     let responders: Vec<ActorAddress> = (0..3)

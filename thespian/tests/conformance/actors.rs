@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 use thespian::Payload;
 
+use crate::bases::TestBase;
 use crate::helpers::{
     ask, ask_env, spawn, start, status, Addr, Addrs, ChildrenQuery, Parent, Spawn,
 };
@@ -25,7 +26,7 @@ impl Actor for Whoami {
     }
 }
 
-pub(crate) fn fifty_actors_have_unique_addresses(base: SystemBase) {
+pub(crate) fn fifty_actors_have_unique_addresses(base: TestBase) {
     let sys = start(base);
     let addresses: Vec<ActorAddress> = (0..50)
         .map(|_| sys.create_actor::<Whoami>().expect("create"))
@@ -41,7 +42,7 @@ pub(crate) fn fifty_actors_have_unique_addresses(base: SystemBase) {
     }
 }
 
-pub(crate) fn address_text_uses_only_expected_characters(base: SystemBase) {
+pub(crate) fn address_text_uses_only_expected_characters(base: TestBase) {
     let sys = start(base);
     let allowed = |c: char| c.is_ascii_alphanumeric() || "-~/():., '|>".contains(c);
     for _ in 0..100 {
@@ -62,7 +63,7 @@ pub(crate) fn address_text_uses_only_expected_characters(base: SystemBase) {
     }
 }
 
-pub(crate) fn address_equality_and_hash(base: SystemBase) {
+pub(crate) fn address_equality_and_hash(base: TestBase) {
     let sys = start(base);
     let a = sys.create_actor::<Whoami>().expect("create");
     let b = sys.create_actor::<Whoami>().expect("create");
@@ -89,7 +90,7 @@ pub(crate) fn address_equality_and_hash(base: SystemBase) {
     assert_eq!(names[&decoded.0], "a again");
 }
 
-pub(crate) fn sub_actor_creation(base: SystemBase) {
+pub(crate) fn sub_actor_creation(base: TestBase) {
     let sys = start(base);
     let parent = sys.create_actor::<Parent<Whoami>>().expect("create");
     let child = spawn(&sys, &parent, Spawn::child());
@@ -186,7 +187,7 @@ impl Actor for Juliet {
     }
 }
 
-pub(crate) fn romeo_and_juliet(base: SystemBase) {
+pub(crate) fn romeo_and_juliet(base: TestBase) {
     let sys = start(base);
     let romeo = sys.create_actor::<Romeo>().expect("create");
     let juliet = sys.create_actor::<Juliet>().expect("create");

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, ask_env, listen_env, listen_none, start, Addrs};
 
 /// Goes through `route`, each hop recording `(its own address, the sender)`.
@@ -71,7 +72,7 @@ impl Actor for Bouncer {
     }
 }
 
-pub(crate) fn bouncing_keeps_identities(base: SystemBase) {
+pub(crate) fn bouncing_keeps_identities(base: TestBase) {
     let sys = start(base);
     let [a, b, c] = [(); 3].map(|()| sys.create_actor::<Bouncer>().expect("create"));
     let outside = sys.my_address().clone();
@@ -133,7 +134,7 @@ impl Actor for Sibling {
     }
 }
 
-pub(crate) fn sibling_addresses_passed_by_the_parent(base: SystemBase) {
+pub(crate) fn sibling_addresses_passed_by_the_parent(base: TestBase) {
     let sys = start(base);
     let introducer = sys.create_actor::<Introducer>().expect("create");
     // Two messages come back, from two actors, in either order.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 use thespian::Payload;
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, ask_env, ask_none, expect_type, listen_none, start};
 
 /// Always makes [`Picky`] fail.
@@ -67,7 +68,7 @@ impl Actor for Picky {
     }
 }
 
-pub(crate) fn always_failing_message_is_returned_as_poison(base: SystemBase) {
+pub(crate) fn always_failing_message_is_returned_as_poison(base: TestBase) {
     let sys = start(base);
     let picky = sys.create_actor::<Picky>().expect("create");
     let reply = ask_env(&sys, &picky, Bad(135));
@@ -87,7 +88,7 @@ pub(crate) fn always_failing_message_is_returned_as_poison(base: SystemBase) {
     listen_none(&sys);
 }
 
-pub(crate) fn failing_once_is_retried_and_answered(base: SystemBase) {
+pub(crate) fn failing_once_is_retried_and_answered(base: TestBase) {
     let sys = start(base);
     let picky = sys.create_actor::<Picky>().expect("create");
     assert_eq!(ask::<String>(&sys, &picky, Flaky(135)), "ok 135");
@@ -110,7 +111,7 @@ impl Actor for Driver {
     }
 }
 
-pub(crate) fn retry_happens_at_once_before_other_messages(base: SystemBase) {
+pub(crate) fn retry_happens_at_once_before_other_messages(base: TestBase) {
     let sys = start(base);
     let picky = sys.create_actor::<Picky>().expect("create");
     let driver = sys.create_actor::<Driver>().expect("create");
@@ -125,7 +126,7 @@ pub(crate) fn retry_happens_at_once_before_other_messages(base: SystemBase) {
     );
 }
 
-pub(crate) fn poison_never_wraps_poison(base: SystemBase) {
+pub(crate) fn poison_never_wraps_poison(base: TestBase) {
     let sys = start(base);
     let picky = sys.create_actor::<Picky>().expect("create");
     let poison = PoisonMessage::new(Payload::new("some message"), "some failure");

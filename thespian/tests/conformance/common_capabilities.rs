@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 use thespian::{keys, NewActor, Requirements, ThespianError};
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, start};
 
 const EXPECTED_NAME: &str = "expected name";
@@ -35,7 +36,7 @@ impl Actor for CommonCheck {
     }
 }
 
-pub(crate) fn capability_check_sees_common_capabilities(base: SystemBase) {
+pub(crate) fn capability_check_sees_common_capabilities(base: TestBase) {
     let sys = start(base);
     let expected = CreateOptions::new().requirement(EXPECTED_NAME, base.thespian_name());
     let actor = sys
@@ -75,7 +76,7 @@ impl Actor for CapsKeeper {
     }
 }
 
-pub(crate) fn constructor_sees_common_capabilities(base: SystemBase) {
+pub(crate) fn constructor_sees_common_capabilities(base: TestBase) {
     let sys = start(base);
     let keeper = sys.create_actor::<CapsKeeper>().expect("create");
     let caps = ask::<Caps>(&sys, &keeper, "caps?").0;

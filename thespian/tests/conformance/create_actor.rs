@@ -8,12 +8,13 @@ use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 use thespian::ThespianError;
 
+use crate::bases::TestBase;
 use crate::helpers::{
     ask, ask_env, builder, expect_type, listen_env, listen_none, spawn, start, start_with, Addrs,
     ChildrenQuery, Echo, Parent, Spawn,
 };
 
-pub(crate) fn unknown_registered_name_is_invalid_specification(base: SystemBase) {
+pub(crate) fn unknown_registered_name_is_invalid_specification(base: TestBase) {
     let sys = start_with(builder(base).register::<Echo>());
     // Unknown names, and a real actor type that was not registered.
     for name in [
@@ -30,7 +31,7 @@ pub(crate) fn unknown_registered_name_is_invalid_specification(base: SystemBase)
     }
 }
 
-pub(crate) fn registered_name_creates_the_actor(base: SystemBase) {
+pub(crate) fn registered_name_creates_the_actor(base: TestBase) {
     let sys = start_with(builder(base).register::<Echo>());
     let name = <Echo as Actor>::type_name();
     assert!(sys.registered_types().contains(&name));
@@ -44,7 +45,7 @@ pub(crate) fn registered_name_creates_the_actor(base: SystemBase) {
     assert_ne!(echo, other, "each create by name makes a new actor");
 }
 
-pub(crate) fn children_created_by_actors(base: SystemBase) {
+pub(crate) fn children_created_by_actors(base: TestBase) {
     let sys = start(base);
     let parent = sys.create_actor::<Parent<Echo>>().expect("create");
     let children: Vec<ActorAddress> = (0..3)
@@ -117,7 +118,7 @@ impl Actor for GreetedChild {
     }
 }
 
-pub(crate) fn hundred_child_creations_are_answered(base: SystemBase) {
+pub(crate) fn hundred_child_creations_are_answered(base: TestBase) {
     let sys = start(base);
     let spawner = sys.create_actor::<Spawner>().expect("create");
     let mut envelopes = vec![ask_env(&sys, &spawner, SpawnAndGreet { count: 100 })];

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 
+use crate::bases::TestBase;
 use crate::helpers::{
     ask, ask_none, assert_alive, assert_gone, expect_child_gone, listen, listen_none, spawn, start,
     Echo, Parent, Spawn,
@@ -77,7 +78,7 @@ fn expect_dead_letter(
     listen_none(sys);
 }
 
-fn dead_letters(base: SystemBase, handlers_are_children: bool) {
+fn dead_letters(base: TestBase, handlers_are_children: bool) {
     let sys = start(base);
     let handler_parent = sys.create_actor::<Parent<Handler>>().expect("create");
     let make_handler = || {
@@ -127,15 +128,15 @@ fn dead_letters(base: SystemBase, handlers_are_children: bool) {
     expect_dead_letter(&sys, &target, "lost 6", &first);
 }
 
-pub(crate) fn dead_letters_with_top_level_handlers(base: SystemBase) {
+pub(crate) fn dead_letters_with_top_level_handlers(base: TestBase) {
     dead_letters(base, false);
 }
 
-pub(crate) fn dead_letters_with_child_handlers(base: SystemBase) {
+pub(crate) fn dead_letters_with_child_handlers(base: TestBase) {
     dead_letters(base, true);
 }
 
-pub(crate) fn no_handler_drops_dead_letters(base: SystemBase) {
+pub(crate) fn no_handler_drops_dead_letters(base: TestBase) {
     let sys = start(base);
     let watcher = sys.create_actor::<Parent<Echo>>().expect("create");
     let target = spawn(&sys, &watcher, Spawn::child());

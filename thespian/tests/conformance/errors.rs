@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 use thespian::{MessageError, Payload, ThespianError};
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, ask_env, builder, listen_none, start, Echo};
 
-pub(crate) fn wrong_type_is_an_error_not_a_panic(base: SystemBase) {
+pub(crate) fn wrong_type_is_an_error_not_a_panic(base: TestBase) {
     let sys = start(base);
     let echo = sys.create_actor::<Echo>().expect("create");
     let reply = ask_env(&sys, &echo, "text");
@@ -80,7 +81,7 @@ impl Actor for Misreader {
     }
 }
 
-pub(crate) fn wrong_type_inside_an_actor(base: SystemBase) {
+pub(crate) fn wrong_type_inside_an_actor(base: TestBase) {
     let sys = start(base);
     let misreader = sys.create_actor::<Misreader>().expect("create");
     let misread: Misread = ask(&sys, &misreader, 7u32);
@@ -98,7 +99,7 @@ pub(crate) fn wrong_type_inside_an_actor(base: SystemBase) {
     listen_none(&sys); // no poison: nothing failed
 }
 
-pub(crate) fn bad_capability_type_fails_start(base: SystemBase) {
+pub(crate) fn bad_capability_type_fails_start(base: TestBase) {
     let cases: [(&str, CapabilityValue); 4] = [
         ("Admin Port", "1900".into()),
         ("Admin Port", 70_000i64.into()),

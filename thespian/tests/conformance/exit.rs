@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, assert_alive, assert_gone, listen, listen_none, start};
 
 /// Builds a chain of `depth` [`ExitNode`]s below the receiver; the node at position `flat_at`
@@ -108,7 +109,7 @@ fn events(sys: &ActorSystem, count: usize) -> Vec<Event> {
     events
 }
 
-pub(crate) fn recursive_exit_is_bottom_up(base: SystemBase) {
+pub(crate) fn recursive_exit_is_bottom_up(base: TestBase) {
     let sys = start(base);
     let n = build(&sys, 4, None);
     sys.tell(&n[0], ActorExitRequest::new()).expect("tell");
@@ -147,14 +148,14 @@ fn flat_exit_leaves_children(sys: &ActorSystem, n: &[ActorAddress]) {
     assert_gone(sys, &n[2]);
 }
 
-pub(crate) fn not_recursive_from_handler_leaves_children_running(base: SystemBase) {
+pub(crate) fn not_recursive_from_handler_leaves_children_running(base: TestBase) {
     let sys = start(base);
     let n = build(&sys, 3, Some(0));
     sys.tell(&n[0], ActorExitRequest::new()).expect("tell");
     flat_exit_leaves_children(&sys, &n);
 }
 
-pub(crate) fn non_recursive_request_leaves_children_running(base: SystemBase) {
+pub(crate) fn non_recursive_request_leaves_children_running(base: TestBase) {
     let sys = start(base);
     let n = build(&sys, 3, None);
     sys.tell(&n[0], ActorExitRequest::non_recursive())

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 use thespian::{CreateRequest, NewActor, Requirements};
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, start};
 
 const WORKERS: usize = 8;
@@ -129,7 +130,7 @@ impl Actor for Worker {
     }
 }
 
-pub(crate) fn named_workers_matched_by_sender(base: SystemBase) {
+pub(crate) fn named_workers_matched_by_sender(base: TestBase) {
     let sys = start(base);
     let generator = sys.create_actor::<Generator>().expect("create");
     let matched: Matched = ask(&sys, &generator, Generate);

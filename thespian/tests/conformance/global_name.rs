@@ -6,6 +6,7 @@
 use thespian::prelude::*;
 use thespian::ThespianError;
 
+use crate::bases::TestBase;
 use crate::helpers::{
     ask, assert_alive, assert_gone, expect_child_gone, listen_none, spawn, start, status, Addr,
     Addrs, ChildrenQuery, Parent, Spawn,
@@ -41,7 +42,7 @@ fn name_of(sys: &ActorSystem, actor: &ActorAddress) -> Option<String> {
     ask::<Option<String>>(sys, actor, "name?")
 }
 
-pub(crate) fn same_name_same_actor_top_level(base: SystemBase) {
+pub(crate) fn same_name_same_actor_top_level(base: TestBase) {
     let sys = start(base);
     let a = named(&sys, "g");
     let b = named(&sys, "g");
@@ -49,7 +50,7 @@ pub(crate) fn same_name_same_actor_top_level(base: SystemBase) {
     assert_eq!(name_of(&sys, &a).as_deref(), Some("g"));
 }
 
-pub(crate) fn same_name_same_actor_from_actors(base: SystemBase) {
+pub(crate) fn same_name_same_actor_from_actors(base: TestBase) {
     let sys = start(base);
     let p1 = sys.create_actor::<Parent<Named>>().expect("create");
     let p2 = sys.create_actor::<Parent<Named>>().expect("create");
@@ -61,7 +62,7 @@ pub(crate) fn same_name_same_actor_from_actors(base: SystemBase) {
     assert_eq!(name_of(&sys, &a).as_deref(), Some("g"));
 }
 
-pub(crate) fn same_name_across_top_level_and_actors(base: SystemBase) {
+pub(crate) fn same_name_across_top_level_and_actors(base: TestBase) {
     let sys = start(base);
     let parent = sys.create_actor::<Parent<Named>>().expect("create");
     // Outside first, then an actor.
@@ -73,7 +74,7 @@ pub(crate) fn same_name_across_top_level_and_actors(base: SystemBase) {
     assert_ne!(inside, outside);
 }
 
-pub(crate) fn different_or_no_names_are_different_actors(base: SystemBase) {
+pub(crate) fn different_or_no_names_are_different_actors(base: TestBase) {
     let sys = start(base);
     let x = named(&sys, "x");
     let y = named(&sys, "y");
@@ -109,7 +110,7 @@ impl Actor for HiHo {
     }
 }
 
-pub(crate) fn messages_right_after_create_keep_order(base: SystemBase) {
+pub(crate) fn messages_right_after_create_keep_order(base: TestBase) {
     let sys = start(base);
     let hiho = sys.create_actor::<HiHo>().expect("create");
     let named_actor = ask::<Addr>(&sys, &hiho, "start").0;
@@ -119,7 +120,7 @@ pub(crate) fn messages_right_after_create_keep_order(base: SystemBase) {
     );
 }
 
-pub(crate) fn actor_knows_its_global_name(base: SystemBase) {
+pub(crate) fn actor_knows_its_global_name(base: TestBase) {
     let sys = start(base);
     let a = named(&sys, "known");
     assert_eq!(name_of(&sys, &a).as_deref(), Some("known"));
@@ -136,7 +137,7 @@ pub(crate) fn actor_knows_its_global_name(base: SystemBase) {
     );
 }
 
-pub(crate) fn existing_name_wins_over_unknown_type(base: SystemBase) {
+pub(crate) fn existing_name_wins_over_unknown_type(base: TestBase) {
     let sys = start(base);
     let existing = named(&sys, "existing");
     let found = sys
@@ -145,7 +146,7 @@ pub(crate) fn existing_name_wins_over_unknown_type(base: SystemBase) {
     assert_eq!(found, existing);
 }
 
-pub(crate) fn unknown_type_with_new_name_is_invalid(base: SystemBase) {
+pub(crate) fn unknown_type_with_new_name_is_invalid(base: TestBase) {
     let sys = start(base);
     match sys.create_actor_named("no.such.Type", CreateOptions::new().global_name("fresh")) {
         Err(ThespianError::InvalidActorSpecification { spec, .. }) => {
@@ -158,7 +159,7 @@ pub(crate) fn unknown_type_with_new_name_is_invalid(base: SystemBase) {
     assert_eq!(name_of(&sys, &fresh).as_deref(), Some("fresh"));
 }
 
-pub(crate) fn name_is_freed_when_the_actor_exits(base: SystemBase) {
+pub(crate) fn name_is_freed_when_the_actor_exits(base: TestBase) {
     let sys = start(base);
     let parent = sys.create_actor::<Parent<Named>>().expect("create");
     let first = spawn(&sys, &parent, Spawn::named("phoenix"));
@@ -173,7 +174,7 @@ pub(crate) fn name_is_freed_when_the_actor_exits(base: SystemBase) {
     assert_eq!(named(&sys, "phoenix"), second);
 }
 
-pub(crate) fn requester_is_parent_and_is_told_of_exit(base: SystemBase) {
+pub(crate) fn requester_is_parent_and_is_told_of_exit(base: TestBase) {
     let sys = start(base);
     let creator = sys.create_actor::<Parent<Named>>().expect("create");
     let later = sys.create_actor::<Parent<Named>>().expect("create");

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -11,8 +12,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 use thespian::{
-    ActorStatus, ActorSystemBuilder, CreateRequest, LogConfig, Message, NewActor, StatusRequest,
+    keys, ActorStatus, ActorSystemBuilder, CreateRequest, LogConfig, Message, NewActor,
+    StatusRequest,
 };
+
+use crate::bases::TestBase;
 
 /// How long to wait for a reply that must come.
 pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,16 +43,47 @@ impl Drop for TestSystem {
     }
 }
 
-/// The builder every scenario starts from: `base`, a transient unique system, logging untouched.
-pub(crate) fn builder(base: SystemBase) -> ActorSystemBuilder {
-    ActorSystem::builder()
-        .base(base)
+/// The builder every scenario starts from: `base`, a transient unique system, logging untouched;
+/// on a multi-process base also a free admin port, the loopback address, the test binary as the
+/// processes' entry point and the base's `Process Startup Method`.
+pub(crate) fn builder(base: TestBase) -> ActorSystemBuilder {
+    let builder = ActorSystem::builder()
+        .base(base.base)
         .transient_unique(true)
-        .log(LogConfig::Untouched)
+        .log(LogConfig::Untouched);
+    if base.is_multi_process() {
+        multi_process_settings(builder, base)
+    } else {
+        builder
+    }
+}
+
+/// The settings a multi-process base needs to run inside a test: its own admin port (tests run
+/// in parallel), addresses on the loopback interface, processes re-executed from the test binary
+/// (through `thespian::test_entry_point!()` in `main.rs`), and the startup method.
+fn multi_process_settings(builder: ActorSystemBuilder, base: TestBase) -> ActorSystemBuilder {
+    let mut builder = builder.capability(keys::ADMIN_PORT, free_port(base));
+    if let Some(method) = base.startup.method() {
+        builder = builder.capability(keys::PROCESS_STARTUP_METHOD, method);
+    }
+    builder
+        .advertise_ip(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+        .test_entry_point()
+}
+
+/// A port on 127.0.0.1 free for `base`'s transport right now: bound to port 0, read back and
+/// released (another process may take it before the admin does; unlikely enough for tests).
+fn free_port(base: TestBase) -> u16 {
+    let any = (Ipv4Addr::LOCALHOST, 0);
+    let port = match base.base {
+        SystemBase::Udp => UdpSocket::bind(any).and_then(|s| s.local_addr()),
+        _ => TcpListener::bind(any).and_then(|l| l.local_addr()),
+    };
+    port.expect("a free port on 127.0.0.1").port()
 }
 
 /// Starts a system on `base` with default settings.
-pub(crate) fn start(base: SystemBase) -> TestSystem {
+pub(crate) fn start(base: TestBase) -> TestSystem {
     start_with(builder(base))
 }
 

@@ -6,7 +6,8 @@
 //! - [`helpers`] starts systems, asks with timeouts, and holds the small actors and messages
 //!   many scenarios share.
 //! - one module per topic (named after the Thespian test file it mirrors); each scenario is a
-//!   plain `pub fn scenario(base: SystemBase)`.
+//!   plain `pub fn scenario(base: TestBase)`: a [`bases::TestBase`] is a system base and, for the
+//!   multi-process bases, its `Process Startup Method`.
 //! - `with_scenarios!` below is the one list of scenarios; `conformance_suite!` (invoked in
 //!   `bases.rs`) expands it into a `#[test]` per base and scenario, named
 //!   `bases::<base>::<topic>::<scenario>`, so `cargo test -p thespian --test conformance
@@ -190,7 +191,7 @@ macro_rules! instantiate_scenarios {
         $(
             mod $topic {
                 #[allow(unused_imports)]
-                use thespian::SystemBase;
+                use crate::bases::TestBase;
                 $(
                     #[test]
                     fn $scenario() {
@@ -202,7 +203,7 @@ macro_rules! instantiate_scenarios {
     };
 }
 
-/// `conformance_suite!(name => SystemBase::Variant, ...)`: every scenario on every listed base,
+/// `conformance_suite!(name => TestBase::VARIANT, ...)`: every scenario on every listed base,
 /// as `#[test] fn name::topic::scenario()`.
 macro_rules! conformance_suite {
     ($($name:ident => $base:expr),+ $(,)?) => {
@@ -213,6 +214,10 @@ macro_rules! conformance_suite {
         )+
     };
 }
+
+// The `#[test] fn thespian_process_entry` through which the processes the multi-process bases
+// re-execute from this test binary enter; it must sit at the crate root.
+thespian::test_entry_point!();
 
 mod bases;
 mod helpers;

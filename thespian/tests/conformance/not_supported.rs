@@ -6,7 +6,7 @@
 use thespian::prelude::*;
 use thespian::{keys, RemoteSystem, ThespianError};
 
-use crate::bases::traits;
+use crate::bases::{traits, TestBase};
 use crate::helpers::{ask, listen_none, start};
 
 /// `try` performs every optional context call and replies `(call, outcome)` pairs.
@@ -64,7 +64,7 @@ impl Actor for Prober {
     }
 }
 
-pub(crate) fn unservable_context_calls_are_not_supported(base: SystemBase) {
+pub(crate) fn unservable_context_calls_are_not_supported(base: TestBase) {
     let sys = start(base);
     let t = traits(base);
     let watch_supported = sys.capabilities().is_truthy(keys::WATCH_SUPPORTED);

@@ -3,6 +3,7 @@
 
 use thespian::prelude::*;
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, start, Addr};
 
 const COUNT: u32 = 50;
@@ -40,7 +41,7 @@ impl Actor for Sprayer {
     }
 }
 
-pub(crate) fn per_sender_order_is_kept(base: SystemBase) {
+pub(crate) fn per_sender_order_is_kept(base: TestBase) {
     let sys = start(base);
     let recorder = sys.create_actor::<Recorder>().expect("create");
     let sprayers = [

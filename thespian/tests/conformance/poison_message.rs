@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, ask_env, expect_type, listen_none, start};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,7 +93,7 @@ impl Actor for Relay {
     }
 }
 
-pub(crate) fn poison_returns_to_the_sending_actor(base: SystemBase) {
+pub(crate) fn poison_returns_to_the_sending_actor(base: TestBase) {
     let sys = start(base);
     let yucky = sys.create_actor::<Yucky>().expect("create");
     let first = sys.create_actor::<Relay>().expect("create");
@@ -133,7 +134,7 @@ pub(crate) fn poison_returns_to_the_sending_actor(base: SystemBase) {
     listen_none(&sys);
 }
 
-pub(crate) fn ask_of_poisonous_message_returns_poison(base: SystemBase) {
+pub(crate) fn ask_of_poisonous_message_returns_poison(base: TestBase) {
     let sys = start(base);
     let yucky = sys.create_actor::<Yucky>().expect("create");
     assert_eq!(ask::<Doubled>(&sys, &yucky, Num(2)), Doubled(4));

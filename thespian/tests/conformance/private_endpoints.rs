@@ -7,6 +7,7 @@ use std::thread;
 
 use thespian::prelude::*;
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, ask_env, expect_type, listen, listen_none, start, Addr, Echo};
 
 const THREADS: u32 = 4;
@@ -25,7 +26,7 @@ fn ordered_asks(sys: &ActorSystem, echo: &ActorAddress, thread: u32) {
     listen_none(sys);
 }
 
-pub(crate) fn threads_get_only_their_own_replies(base: SystemBase) {
+pub(crate) fn threads_get_only_their_own_replies(base: TestBase) {
     let sys = start(base);
     let shared = sys.create_actor::<Echo>().expect("create");
     thread::scope(|scope| {
@@ -63,7 +64,7 @@ impl Actor for Forwarder {
     }
 }
 
-pub(crate) fn private_endpoint_is_a_distinct_sender(base: SystemBase) {
+pub(crate) fn private_endpoint_is_a_distinct_sender(base: TestBase) {
     let sys = start(base);
     let echo = sys.create_actor::<Echo>().expect("create");
     let private = sys.private().expect("private");

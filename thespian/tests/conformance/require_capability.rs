@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 use thespian::{CreateRequest, RequireCapability, Requirements, ThespianError};
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, builder, start_with, TestSystem};
 
-fn system(base: SystemBase) -> TestSystem {
+fn system(base: TestBase) -> TestSystem {
     start_with(
         builder(base)
             .capability("S", "truthy string")
@@ -115,7 +116,7 @@ fn creates<A: Actor + Default>(sys: &ActorSystem) -> bool {
     outcome(sys.create_actor::<A>()).is_ok()
 }
 
-pub(crate) fn truthy_and_equality_table(base: SystemBase) {
+pub(crate) fn truthy_and_equality_table(base: TestBase) {
     let sys = system(base);
     let table: [(&str, bool, bool); 13] = [
         ("truthy string", creates::<TruthyString>(&sys), true),
@@ -154,7 +155,7 @@ pub(crate) fn truthy_and_equality_table(base: SystemBase) {
     assert_eq!(ask::<String>(&sys, &echo, "created"), "created");
 }
 
-pub(crate) fn stacked_conditions(base: SystemBase) {
+pub(crate) fn stacked_conditions(base: TestBase) {
     let sys = system(base);
     assert!(creates::<StackedPass>(&sys));
     assert!(creates::<StackedPassReversed>(&sys));
@@ -163,7 +164,7 @@ pub(crate) fn stacked_conditions(base: SystemBase) {
     assert!(!creates::<RequiredButChecked>(&sys), "ANDed with the check");
 }
 
-pub(crate) fn requirements_based_check(base: SystemBase) {
+pub(crate) fn requirements_based_check(base: TestBase) {
     let sys = system(base);
     let cows = CreateOptions::new().requirement("animal", "Cows");
     let cow_actor = sys
@@ -180,7 +181,7 @@ pub(crate) fn requirements_based_check(base: SystemBase) {
     assert!(outcome(sys.create_actor_with::<NeedsAnimal>(typed_wrong)).is_err());
 }
 
-pub(crate) fn failure_names_type_and_unmet_conditions(base: SystemBase) {
+pub(crate) fn failure_names_type_and_unmet_conditions(base: TestBase) {
     let sys = system(base);
     match sys.create_actor::<TruthyAbsent>() {
         Err(error @ ThespianError::NoCompatibleSystem { .. }) => {
@@ -261,7 +262,7 @@ impl Actor for Creator {
     }
 }
 
-pub(crate) fn failure_inside_an_actor(base: SystemBase) {
+pub(crate) fn failure_inside_an_actor(base: TestBase) {
     let sys = system(base);
     let creator = sys.create_actor::<Creator>().expect("create");
     let absent: CreateOutcome = ask(&sys, &creator, TryCreate::Absent);

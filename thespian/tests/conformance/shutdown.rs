@@ -6,13 +6,13 @@
 use thespian::prelude::*;
 use thespian::ThespianError;
 
-use crate::bases::traits;
+use crate::bases::{traits, TestBase};
 use crate::helpers::{
     ask, assert_alive, assert_gone, events, record, sink, start, status, Addr, Echo, UseSink,
     NO_REPLY_TIMEOUT,
 };
 
-pub(crate) fn double_shutdown_is_harmless(base: SystemBase) {
+pub(crate) fn double_shutdown_is_harmless(base: TestBase) {
     let sys = start(base);
     let echo = sys.create_actor::<Echo>().expect("create");
     assert_eq!(ask::<String>(&sys, &echo, "before"), "before");
@@ -30,7 +30,7 @@ fn assert_shut_down<T: std::fmt::Debug>(what: &str, result: thespian::Result<T>)
     }
 }
 
-pub(crate) fn tell_after_shutdown_fails(base: SystemBase) {
+pub(crate) fn tell_after_shutdown_fails(base: TestBase) {
     let sys = start(base);
     let echo = sys.create_actor::<Echo>().expect("create");
     sys.shutdown().expect("shutdown");
@@ -63,7 +63,7 @@ impl Actor for Stopper {
     }
 }
 
-pub(crate) fn actor_system_shutdown_from_an_actor(base: SystemBase) {
+pub(crate) fn actor_system_shutdown_from_an_actor(base: TestBase) {
     let sys = start(base);
     let stopper = sys.create_actor::<Stopper>().expect("create");
     let id = sink();
@@ -125,7 +125,7 @@ fn build(sys: &ActorSystem, id: u64, names: &[&str]) -> ActorAddress {
     root
 }
 
-pub(crate) fn shutdown_runs_exit_handlers_children_first(base: SystemBase) {
+pub(crate) fn shutdown_runs_exit_handlers_children_first(base: TestBase) {
     if !traits(base).in_process {
         eprintln!("skipped on {base}: actors record into a static of the test process");
         return;

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use thespian::prelude::*;
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, ask_none, listen, start, NO_REPLY_TIMEOUT, REPLY_TIMEOUT};
 
 #[derive(Default)]
@@ -40,7 +41,7 @@ impl Actor for Greeter {
     }
 }
 
-pub(crate) fn create_tell_ask(base: SystemBase) {
+pub(crate) fn create_tell_ask(base: TestBase) {
     let sys = start(base);
     let greeter = sys.create_actor::<Greeter>().expect("create");
     sys.tell(&greeter, "told").expect("tell");
@@ -51,7 +52,7 @@ pub(crate) fn create_tell_ask(base: SystemBase) {
     assert_eq!(counted, 2, "the tell and the ask were both delivered");
 }
 
-pub(crate) fn silence_returns_none(base: SystemBase) {
+pub(crate) fn silence_returns_none(base: TestBase) {
     let sys = start(base);
     let greeter = sys.create_actor::<Greeter>().expect("create");
     let started = Instant::now();
@@ -65,7 +66,7 @@ pub(crate) fn silence_returns_none(base: SystemBase) {
     assert_eq!(ask::<String>(&sys, &greeter, "again"), "Hello, again!");
 }
 
-pub(crate) fn message_to_self_then_reply(base: SystemBase) {
+pub(crate) fn message_to_self_then_reply(base: TestBase) {
     let sys = start(base);
     let greeter = sys.create_actor::<Greeter>().expect("create");
     assert_eq!(

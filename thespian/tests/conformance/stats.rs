@@ -7,6 +7,7 @@ use std::time::Duration;
 use thespian::prelude::*;
 use thespian::{StatusRequest, SystemStatus};
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, expect_child_gone, spawn, start, status, Echo, Parent, Spawn};
 
 /// `nap` schedules a 10 s wakeup; `handle dead letters` registers it as the handler.
@@ -30,7 +31,7 @@ impl Actor for Napper {
     }
 }
 
-pub(crate) fn actor_status_children_and_wakeups(base: SystemBase) {
+pub(crate) fn actor_status_children_and_wakeups(base: TestBase) {
     let sys = start(base);
     let parent = sys.create_actor::<Parent<Echo>>().expect("create");
     let s = status(&sys, &parent);
@@ -78,7 +79,7 @@ pub(crate) fn actor_status_children_and_wakeups(base: SystemBase) {
     assert_eq!(status(&sys, &napper).pending_wakeups.len(), 2);
 }
 
-pub(crate) fn system_status_from_admin(base: SystemBase) {
+pub(crate) fn system_status_from_admin(base: TestBase) {
     let sys = start(base);
     let admin = sys.admin_address();
     let initial: SystemStatus = ask(&sys, &admin, StatusRequest);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use thespian::prelude::*;
 use thespian::{ActorStatus, Payload, StatusRequest};
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, ask_env, ask_none, expect_type, listen_none, start, Echo};
 
 /// Replies to the sender with the system message its request names.
@@ -40,7 +41,7 @@ impl Actor for Impostor {
     }
 }
 
-pub(crate) fn ask_never_returns_internal_system_messages(base: SystemBase) {
+pub(crate) fn ask_never_returns_internal_system_messages(base: TestBase) {
     let sys = start(base);
     let impostor = sys.create_actor::<Impostor>().expect("create");
     for internal in ["exit", "child", "wakeup", "dead", "poisoned exit", "status"] {
@@ -62,7 +63,7 @@ pub(crate) fn ask_never_returns_internal_system_messages(base: SystemBase) {
     listen_none(&sys);
 }
 
-pub(crate) fn actor_replying_exit_request_to_outside_is_harmless(base: SystemBase) {
+pub(crate) fn actor_replying_exit_request_to_outside_is_harmless(base: TestBase) {
     let sys = start(base);
     let impostor = sys.create_actor::<Impostor>().expect("create");
     for _ in 0..3 {

@@ -7,6 +7,7 @@
 use thespian::prelude::*;
 use thespian::ThespianError;
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, ask_env, ask_none, expect_type, listen, listen_none, start};
 
 #[derive(Default)]
@@ -49,7 +50,7 @@ fn some_address(sys: &ActorSystem) -> ActorAddress {
     sys.my_address().clone()
 }
 
-pub(crate) fn exact_handlers(base: SystemBase) {
+pub(crate) fn exact_handlers(base: TestBase) {
     let sys = start(base);
     let d = sys.create_actor::<Dispatcher>().expect("create");
     assert_eq!(ask::<String>(&sys, &d, "hello"), "string:hello");
@@ -63,7 +64,7 @@ pub(crate) fn exact_handlers(base: SystemBase) {
     );
 }
 
-pub(crate) fn super_continues_to_the_next_handler(base: SystemBase) {
+pub(crate) fn super_continues_to_the_next_handler(base: TestBase) {
     let sys = start(base);
     let d = sys.create_actor::<Dispatcher>().expect("create");
     assert_eq!(ask::<String>(&sys, &d, "super"), "first");
@@ -71,7 +72,7 @@ pub(crate) fn super_continues_to_the_next_handler(base: SystemBase) {
     listen_none(&sys);
 }
 
-pub(crate) fn system_messages_reach_on_system_message(base: SystemBase) {
+pub(crate) fn system_messages_reach_on_system_message(base: TestBase) {
     let sys = start(base);
     let d = sys.create_actor::<Dispatcher>().expect("create");
     let exited = ChildActorExited::new(some_address(&sys));
@@ -81,7 +82,7 @@ pub(crate) fn system_messages_reach_on_system_message(base: SystemBase) {
     );
 }
 
-pub(crate) fn unrecognised_messages_reach_otherwise(base: SystemBase) {
+pub(crate) fn unrecognised_messages_reach_otherwise(base: TestBase) {
     let sys = start(base);
     let d = sys.create_actor::<Dispatcher>().expect("create");
     assert_eq!(ask::<String>(&sys, &d, -5i64), "unrecognised:i64");
@@ -108,7 +109,7 @@ impl Actor for CatchAll {
     }
 }
 
-pub(crate) fn on_any_catches_the_rest_after_exact_handlers(base: SystemBase) {
+pub(crate) fn on_any_catches_the_rest_after_exact_handlers(base: TestBase) {
     let sys = start(base);
     let c = sys.create_actor::<CatchAll>().expect("create");
     assert_eq!(ask::<u32>(&sys, &c, 1u32), 2);
@@ -143,7 +144,7 @@ impl Actor for Finisher {
     }
 }
 
-pub(crate) fn finish_discards_silently(base: SystemBase) {
+pub(crate) fn finish_discards_silently(base: TestBase) {
     let sys = start(base);
     let f = sys.create_actor::<Finisher>().expect("create");
     ask_none(&sys, &f, 7i64);
@@ -152,7 +153,7 @@ pub(crate) fn finish_discards_silently(base: SystemBase) {
     assert_eq!(ask::<u32>(&sys, &f, 1u32), 2, "still working, no poison");
 }
 
-pub(crate) fn handler_errors_are_failures(base: SystemBase) {
+pub(crate) fn handler_errors_are_failures(base: TestBase) {
     let sys = start(base);
     let f = sys.create_actor::<Finisher>().expect("create");
     let reply = ask_env(&sys, &f, "fail");

@@ -12,12 +12,13 @@ use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 use thespian::{NewActor, RequireCapability, Requirements, ThespianError};
 
+use crate::bases::TestBase;
 use crate::helpers::{
     ask, ask_env, assert_alive, assert_gone, builder, expect_type, listen, listen_none, spawn,
     start_with, ChildGone, Echo, Parent, Spawn, TestSystem,
 };
 
-fn system(base: SystemBase) -> TestSystem {
+fn system(base: TestBase) -> TestSystem {
     start_with(
         builder(base)
             .capability("Blue", true)
@@ -112,7 +113,7 @@ fn children_gone(sys: &ActorSystem, count: usize) -> HashSet<(ActorAddress, Acto
         .collect()
 }
 
-pub(crate) fn adding_a_capability_enables_creation(base: SystemBase) {
+pub(crate) fn adding_a_capability_enables_creation(base: TestBase) {
     let sys = system(base);
     assert!(no_compatible_system(sys.create_actor::<Red>()));
     let parent = sys.create_actor::<Parent<Red>>().expect("create");
@@ -134,7 +135,7 @@ pub(crate) fn adding_a_capability_enables_creation(base: SystemBase) {
     assert_eq!(ask::<String>(&sys, &red_child, "red child"), "red child");
 }
 
-pub(crate) fn removing_a_capability_exits_actors_that_need_it(base: SystemBase) {
+pub(crate) fn removing_a_capability_exits_actors_that_need_it(base: TestBase) {
     let sys = system(base);
     let blue_parent = sys.create_actor::<Parent<Blue>>().expect("create");
     let green_parent = sys.create_actor::<Parent<Green>>().expect("create");
@@ -163,7 +164,7 @@ pub(crate) fn removing_a_capability_exits_actors_that_need_it(base: SystemBase) 
     assert!(no_compatible_system(sys.create_actor::<Blue>()));
 }
 
-pub(crate) fn nested_child_exits_parent_stays(base: SystemBase) {
+pub(crate) fn nested_child_exits_parent_stays(base: TestBase) {
     let sys = system(base);
     let top = sys.create_actor::<Parent<Parent<Blue>>>().expect("create");
     let middle = spawn(&sys, &top, Spawn::child());
@@ -184,7 +185,7 @@ pub(crate) fn nested_child_exits_parent_stays(base: SystemBase) {
     assert_alive(&sys, &top);
 }
 
-pub(crate) fn unchanged_or_nonexistent_removal_has_no_effect(base: SystemBase) {
+pub(crate) fn unchanged_or_nonexistent_removal_has_no_effect(base: TestBase) {
     let sys = system(base);
     let parent = sys.create_actor::<Parent<Blue>>().expect("create");
     let blue = spawn(&sys, &parent, Spawn::child());
@@ -200,7 +201,7 @@ pub(crate) fn unchanged_or_nonexistent_removal_has_no_effect(base: SystemBase) {
     assert_eq!(ask::<String>(&sys, &blue, "still blue"), "still blue");
 }
 
-pub(crate) fn actor_updates_capability_itself(base: SystemBase) {
+pub(crate) fn actor_updates_capability_itself(base: TestBase) {
     let sys = system(base);
     let updater_parent = sys.create_actor::<Parent<BlueUpdater>>().expect("create");
     let blue_parent = sys.create_actor::<Parent<Blue>>().expect("create");
@@ -273,7 +274,7 @@ impl Actor for Keeper {
     }
 }
 
-pub(crate) fn constructor_receives_updated_capabilities(base: SystemBase) {
+pub(crate) fn constructor_receives_updated_capabilities(base: TestBase) {
     let sys = system(base);
     sys.update_capability("Colour", Some("Blue".into()))
         .expect("update");

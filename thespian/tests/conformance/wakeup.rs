@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 
+use crate::bases::TestBase;
 use crate::helpers::{
     ask, assert_alive, expect_child_gone, listen, listen_none, simulate_work, spawn, start, status,
     Parent, Spawn,
@@ -122,7 +123,7 @@ fn receive_wakeups(notify: &ActorSystem, count: usize) -> Vec<Woke> {
     woken
 }
 
-pub(crate) fn wakeup_not_delivered_before_due(base: SystemBase) {
+pub(crate) fn wakeup_not_delivered_before_due(base: TestBase) {
     let sys = start(base);
     let notify = sys.private().expect("private");
     let sleeper = sys.create_actor::<Sleeper>().expect("create");
@@ -139,7 +140,7 @@ pub(crate) fn wakeup_not_delivered_before_due(base: SystemBase) {
     assert_eq!(ask::<u32>(&sys, &sleeper, "woken?"), 1, "delivered once");
 }
 
-pub(crate) fn wakeup_delay_counts_from_the_call(base: SystemBase) {
+pub(crate) fn wakeup_delay_counts_from_the_call(base: TestBase) {
     let sys = start(base);
     let notify = sys.private().expect("private");
     let sleeper = sys.create_actor::<Sleeper>().expect("create");
@@ -149,7 +150,7 @@ pub(crate) fn wakeup_delay_counts_from_the_call(base: SystemBase) {
     receive_wakeups(&notify, 1);
 }
 
-pub(crate) fn payload_distinguishes_wakeups(base: SystemBase) {
+pub(crate) fn payload_distinguishes_wakeups(base: TestBase) {
     let sys = start(base);
     let notify = sys.private().expect("private");
     let sleeper = sys.create_actor::<Sleeper>().expect("create");
@@ -169,7 +170,7 @@ pub(crate) fn payload_distinguishes_wakeups(base: SystemBase) {
     assert_eq!(payloads, expected);
 }
 
-pub(crate) fn two_then_five_pending(base: SystemBase) {
+pub(crate) fn two_then_five_pending(base: TestBase) {
     let sys = start(base);
     let notify = sys.private().expect("private");
     let sleeper = sys.create_actor::<Sleeper>().expect("create");
@@ -210,7 +211,7 @@ pub(crate) fn two_then_five_pending(base: SystemBase) {
     assert_eq!(ask::<u32>(&sys, &sleeper, "woken?"), 7);
 }
 
-pub(crate) fn sender_is_the_actor_itself(base: SystemBase) {
+pub(crate) fn sender_is_the_actor_itself(base: TestBase) {
     let sys = start(base);
     let notify = sys.private().expect("private");
     let parent = sys.create_actor::<Parent<Sleeper>>().expect("create");
@@ -220,7 +221,7 @@ pub(crate) fn sender_is_the_actor_itself(base: SystemBase) {
     assert!(woke[0].sender_is_self);
 }
 
-pub(crate) fn exit_with_pending_wakeups_is_clean(base: SystemBase) {
+pub(crate) fn exit_with_pending_wakeups_is_clean(base: TestBase) {
     let sys = start(base);
     let notify = sys.private().expect("private");
     let parent = sys.create_actor::<Parent<Sleeper>>().expect("create");
@@ -240,7 +241,7 @@ pub(crate) fn exit_with_pending_wakeups_is_clean(base: SystemBase) {
     assert_alive(&sys, &parent);
 }
 
-pub(crate) fn status_shows_pending_wakeups(base: SystemBase) {
+pub(crate) fn status_shows_pending_wakeups(base: TestBase) {
     let sys = start(base);
     let notify = sys.private().expect("private");
     let sleeper = sys.create_actor::<Sleeper>().expect("create");

@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 use thespian::{NewActor, Requirements};
 
+use crate::bases::TestBase;
 use crate::helpers::{ask, builder, spawn, start_with, Parent, Spawn, TestSystem};
 
-fn system(base: SystemBase) -> TestSystem {
+fn system(base: TestBase) -> TestSystem {
     start_with(builder(base).capability("dog", "food"))
 }
 
@@ -131,7 +132,7 @@ fn given(dog: Option<&str>, want: Option<&str>, requirement_count: usize) -> Giv
     }
 }
 
-pub(crate) fn default_constructor(base: SystemBase) {
+pub(crate) fn default_constructor(base: TestBase) {
     let sys = system(base);
     let plain = sys.create_actor::<Plain>().expect("create");
     assert_eq!(ask::<Given>(&sys, &plain, "given?"), given(None, None, 0));
@@ -144,7 +145,7 @@ pub(crate) fn default_constructor(base: SystemBase) {
     );
 }
 
-pub(crate) fn constructor_receives_capabilities_and_requirements(base: SystemBase) {
+pub(crate) fn constructor_receives_capabilities_and_requirements(base: TestBase) {
     let sys = system(base);
     let want = || CreateOptions::new().requirement("want", "bone");
 
@@ -171,7 +172,7 @@ pub(crate) fn constructor_receives_capabilities_and_requirements(base: SystemBas
     );
 }
 
-pub(crate) fn child_constructor_receives_requirements(base: SystemBase) {
+pub(crate) fn child_constructor_receives_requirements(base: TestBase) {
     let sys = system(base);
     let parent = sys.create_actor::<Parent<Both>>().expect("create");
     let child = spawn(&sys, &parent, Spawn::requiring("want", "stick"));

@@ -1,0 +1,2162 @@
+//! The admin of a multi-process system as a sans-IO machine.
+//!
+//! This module exists so that the rules of the in-process registry (global names checked
+//! first, the capability check, `Child Aborted` poison for actors that never started,
+//! dead-letter routing, misfits after a capability update, roots at shutdown, status) hold
+//! across processes too, written once and tested without processes or sockets.
+//!
+//! The driver owns the admin process: it feeds every message addressed to the admin into
+//! [`Admin::handle`], reports the hosts (actor processes, or threads of the admin process in
+//! thread mode) that exit with [`Admin::host_exited`], calls [`Admin::handle_timeout`] at
+//! [`Admin::poll_timeout`], and carries out the [`Action`]s of [`Admin::poll_action`].
+//!
+//! Actor addresses say where an actor lives, so the driver allocates them: a create is two
+//! phases. The machine emits [`Action::Launch`]; the driver starts the host and at once
+//! reports the address and host (or why it failed) with [`Admin::launched`]. The host then
+//! reports the actor's construction ([`ActorStarted`] or [`ActorFailedToStart`]) and, later,
+//! its exit ([`ActorExited`]).
+//!
+//! Time comes in as `now: Instant`; the machine never reads the clock, opens sockets or
+//! spawns threads.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use thespian_core::system_messages::is_never_dead_lettered;
+use thespian_core::{
+    ActorAddress, ActorExitRequest, ActorSpec, Capabilities, ChildActorExited, DeadEnvelope,
+    Envelope, ImageSpec, Message, Payload, PoisonMessage, Requirements, StatusRequest,
+    SystemStatus,
+};
+
+use crate::protocol::{
+    ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateFailure,
+    CreateReply, CreatedActor, DeadLetter, HandleDeadLetters, Hello, LogRecord, Program,
+    ShutdownComplete, ShutdownSystem, UpdateCapability, Welcome, WIRE_PREFIX,
+};
+
+/// The driver's number for a process or thread that hosts actors.
+pub type HostId = u64;
+
+/// Names one launch until the driver reports it with [`Admin::launched`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LaunchTicket(pub u64);
+
+/// Where the driver must start a new actor.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Its own process (spawned).
+    Process,
+    /// A thread of the admin's process (Process Startup Method = `thread`).
+    Thread,
+}
+
+/// What the driver needs to start an actor.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    /// The new actor's parent (the admin for creates from outside the actors).
+    pub parent: ActorAddress,
+    /// The actor type.
+    pub spec: ImageSpec,
+    /// The program that knows the type.
+    pub program: Program,
+    /// The create request's requirements (given to the constructor).
+    pub requirements: Requirements,
+    /// The create request's global name.
+    pub global_name: Option<String>,
+    /// The system's capabilities now (given to the constructor).
+    pub capabilities: Capabilities,
+}
+
+/// How long a shutdown waits, by default, for the actors to exit before it kills their hosts.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a shutdown waits for killed hosts to be reaped before it completes anyway.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// What the admin is told when it starts.
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    /// The admin's own address (id 0).
+    pub admin: ActorAddress,
+    /// The admin's process id (told to processes in [`Welcome`]).
+    pub admin_pid: u32,
+    /// The base's Thespian name, e.g. `multiprocTCPBase`.
+    pub base_name: &'static str,
+    /// The system's capabilities, complete (the driver added the common keys).
+    pub capabilities: Capabilities,
+    /// Process Startup Method is `thread`: actors of the admin's own program run in threads
+    /// of the admin's process.
+    pub thread_mode: bool,
+    /// The admin's own executable: only actors of this program can be placed in a thread.
+    pub own_program: Program,
+    /// How long a shutdown waits for the actors to exit before it kills their hosts
+    /// ([`DEFAULT_SHUTDOWN_GRACE`] by default).
+    pub shutdown_grace: Duration,
+}
+
+/// Rebuilds an actor type from a create request when the admin runs the same executable;
+/// `None` otherwise (the requester already ran the capability check).
+pub type Resolver = Box<dyn Fn(&ImageSpec, &Program) -> Option<ActorSpec> + Send>;
+
+/// What the machine asks its driver to do.
+#[derive(Debug)]
+pub enum Action {
+    /// Send `payload` from `from` to `to` (the driver routes: local or remote).
+    Send {
+        /// The sender the receiver sees.
+        from: ActorAddress,
+        /// The receiver.
+        to: ActorAddress,
+        /// The message.
+        payload: Payload,
+    },
+    /// Start a host for a new actor, then call [`Admin::launched`] with `ticket` at once.
+    Launch {
+        /// Names this launch in [`Admin::launched`].
+        ticket: LaunchTicket,
+        /// A process or a thread.
+        placement: Placement,
+        /// What to start.
+        launch: Launch,
+    },
+    /// Kill this host (the shutdown grace expired).
+    Kill {
+        /// The host.
+        host: HostId,
+    },
+    /// A log record forwarded by an actor process, for the admin's log sink.
+    Log {
+        /// Its level.
+        level: log::Level,
+        /// Its target.
+        target: String,
+        /// Its text (prefixed with the logging actor's address, if any).
+        text: String,
+    },
+    /// Shutdown is complete (the `ShutdownComplete` replies are queued as sends before this):
+    /// the driver delivers what it has and exits. Emitted once; nothing follows it.
+    Exit,
+}
+
+/// A create whose launch the driver has not reported yet.
+#[derive(Debug)]
+struct PendingCreate {
+    /// Who asked (gets the `CreateReply`).
+    requester: ActorAddress,
+    wait_until_started: bool,
+    parent: ActorAddress,
+    image: ImageSpec,
+    requirements: Requirements,
+    global_name: Option<String>,
+    /// The type, when the resolver could rebuild it (for capability re-checks).
+    spec: Option<ActorSpec>,
+    /// Other requesters of the same global name: they get the address (not as a child).
+    name_waiters: Vec<ActorAddress>,
+    /// Everyone was already answered (`ShuttingDown`): the actor must exit once launched.
+    answered: bool,
+}
+
+/// Whether a recorded actor has been constructed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum ActorState {
+    Starting,
+    Running,
+}
+
+/// What the admin remembers about a live (or starting) actor.
+#[derive(Debug)]
+struct ActorEntry {
+    state: ActorState,
+    parent: ActorAddress,
+    image: ImageSpec,
+    requirements: Requirements,
+    global_name: Option<String>,
+    host: HostId,
+    spec: Option<ActorSpec>,
+    /// The create asked for an answer once started (so failures are told as errors, not as
+    /// `ChildActorExited`).
+    wait_until_started: bool,
+    /// The requester still waiting for the answer.
+    waiter: Option<ActorAddress>,
+}
+
+/// Who holds a global name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum NameOwner {
+    /// A create whose launch is not reported yet.
+    Pending(LaunchTicket),
+    /// A recorded actor.
+    Actor(ActorAddress),
+}
+
+/// Where the system is in its life.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Accepting creates.
+    Running,
+    /// Shutting down: roots were asked to exit; hosts are killed at `deadline`.
+    Draining { deadline: Instant },
+    /// Hosts were killed; shutdown completes anyway at `deadline`.
+    Killing { deadline: Instant },
+    /// Shutdown is complete and [`Action::Exit`] was emitted: nothing more happens.
+    Done,
+}
+
+/// The admin of one multi-process actor system.
+pub struct Admin {
+    config: AdminConfig,
+    resolver: Resolver,
+    capabilities: Capabilities,
+    phase: Phase,
+    next_ticket: u64,
+    pending: BTreeMap<LaunchTicket, PendingCreate>,
+    actors: BTreeMap<ActorAddress, ActorEntry>,
+    /// Every host reported by `launched` and not yet exited, with its actors.
+    hosts: BTreeMap<HostId, BTreeSet<ActorAddress>>,
+    names: HashMap<String, NameOwner>,
+    dead_letter_handler: Option<ActorAddress>,
+    /// Actors that never started: dead letters to them return as `Child Aborted` poison.
+    aborted: HashSet<ActorAddress>,
+    shutdown_waiters: Vec<ActorAddress>,
+    /// Every address that said `Hello`: told `ShutdownComplete` too, so attached programs
+    /// learn of a shutdown someone else asked for.
+    attached: Vec<ActorAddress>,
+    /// Type names of unexpected messages already warned about.
+    warned: HashSet<String>,
+    actions: VecDeque<Action>,
+}
+
+impl fmt::Debug for Admin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admin")
+            .field("admin", &self.config.admin)
+            .field("base_name", &self.config.base_name)
+            .field("phase", &self.phase)
+            .field("pending", &self.pending.len())
+            .field("actors", &self.actors.len())
+            .field("hosts", &self.hosts.len())
+            .field("dead_letter_handler", &self.dead_letter_handler)
+            .field("queued_actions", &self.actions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Takes `payload` out as an `M` if it is one; hands it back otherwise.
+fn take<M: Message>(payload: Payload) -> Result<M, Payload> {
+    if !payload.has_type::<M>() {
+        return Err(payload);
+    }
+    payload.take::<M>().map_err(|e| {
+        log::warn!("admin cannot decode {}: {}", M::wire_name(), e.error());
+        e.into_inner()
+    })
+}
+
+/// `log::Level` from its number in a [`LogRecord`]; Info when out of range.
+fn level_of(number: u8) -> log::Level {
+    match number {
+        1 => log::Level::Error,
+        2 => log::Level::Warn,
+        3 => log::Level::Info,
+        4 => log::Level::Debug,
+        5 => log::Level::Trace,
+        _ => log::Level::Info,
+    }
+}
+
+impl Admin {
+    /// An admin with no actors yet.
+    pub fn new(config: AdminConfig, resolver: Resolver) -> Admin {
+        Admin {
+            capabilities: config.capabilities.clone(),
+            config,
+            resolver,
+            phase: Phase::Running,
+            next_ticket: 1,
+            pending: BTreeMap::new(),
+            actors: BTreeMap::new(),
+            hosts: BTreeMap::new(),
+            names: HashMap::new(),
+            dead_letter_handler: None,
+            aborted: HashSet::new(),
+            shutdown_waiters: Vec::new(),
+            attached: Vec::new(),
+            warned: HashSet::new(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The admin's own address.
+    pub fn admin_address(&self) -> &ActorAddress {
+        &self.config.admin
+    }
+
+    /// The system's capabilities now.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    /// True once shutdown has begun (and after it completed).
+    pub fn in_shutdown(&self) -> bool {
+        self.phase != Phase::Running
+    }
+
+    /// Number of recorded actors (starting or running).
+    pub fn live_actors(&self) -> usize {
+        self.actors.len()
+    }
+
+    /// The system's status report.
+    pub fn status(&self) -> SystemStatus {
+        let mut global_actors: Vec<(String, ActorAddress)> = self
+            .names
+            .iter()
+            .filter_map(|(name, owner)| match owner {
+                NameOwner::Actor(address) => Some((name.clone(), address.clone())),
+                NameOwner::Pending(_) => None,
+            })
+            .collect();
+        global_actors.sort();
+        let child_actors: Vec<ActorAddress> = self
+            .actors
+            .iter()
+            .filter(|(_, entry)| entry.parent.is_admin())
+            .map(|(address, _)| address.clone())
+            .collect();
+        SystemStatus {
+            admin_address: self.config.admin.clone(),
+            capabilities: self.capabilities.clone(),
+            in_shutdown: self.in_shutdown(),
+            dead_letter_handler: self.dead_letter_handler.clone(),
+            global_actors,
+            child_actors,
+            live_actors: self.actors.len(),
+        }
+    }
+
+    /// Handles one message addressed to the admin (its sender is the envelope's).
+    pub fn handle(&mut self, now: Instant, envelope: Envelope) {
+        if self.phase == Phase::Done {
+            log::debug!("admin has exited; dropping {}", envelope.type_name());
+            return;
+        }
+        let (sender, payload) = envelope.into_parts();
+        self.dispatch(now, sender, payload);
+        self.check_shutdown_complete();
+    }
+
+    /// Reports the launch named by `ticket`: the new actor's address and host, or why no host
+    /// could be started.
+    pub fn launched(
+        &mut self,
+        _now: Instant,
+        ticket: LaunchTicket,
+        result: Result<(ActorAddress, HostId), String>,
+    ) {
+        if self.phase == Phase::Done {
+            log::debug!("admin has exited; ignoring launch {ticket:?}");
+            return;
+        }
+        let Some(pending) = self.pending.remove(&ticket) else {
+            log::warn!("admin: launch report for unknown {ticket:?} ignored");
+            return;
+        };
+        let result = match result {
+            Ok((address, host)) => {
+                if address.is_admin()
+                    || self.actors.contains_key(&address)
+                    || self.aborted.contains(&address)
+                {
+                    log::error!("admin: launch {ticket:?} reported a used address {address}");
+                    // The host exists all the same: shutdown waits for it.
+                    self.hosts.entry(host).or_default();
+                    Err(format!("the driver reported the used address {address}"))
+                } else {
+                    Ok((address, host))
+                }
+            }
+            Err(reason) => Err(reason),
+        };
+        match result {
+            Ok((address, host)) => self.record_launch(ticket, pending, address, host),
+            Err(reason) => {
+                if let Some(name) = &pending.global_name {
+                    if self.names.get(name) == Some(&NameOwner::Pending(ticket)) {
+                        self.names.remove(name);
+                    }
+                }
+                if !pending.answered {
+                    let failure = CreateFailure::CreationFailed {
+                        actor_type: pending.image.type_name.clone(),
+                        reason,
+                    };
+                    for to in std::iter::once(pending.requester).chain(pending.name_waiters) {
+                        self.reply_create(to, Err(failure.clone()));
+                    }
+                }
+            }
+        }
+        self.check_shutdown_complete();
+    }
+
+    /// Reports that `host` is gone (exited, crashed or killed); its actors are gone with it.
+    pub fn host_exited(&mut self, _now: Instant, host: HostId, description: &str) {
+        if self.phase == Phase::Done {
+            log::debug!("admin has exited; ignoring the exit of host {host}");
+            return;
+        }
+        let Some(addresses) = self.hosts.remove(&host) else {
+            log::debug!("admin: unknown host {host} exited ({description})");
+            return;
+        };
+        for address in addresses {
+            let Some(state) = self.actors.get(&address).map(|e| e.state) else {
+                continue;
+            };
+            match state {
+                ActorState::Starting => self.fail_start(
+                    &address,
+                    format!("its process exited before it started: {description}"),
+                ),
+                ActorState::Running => {
+                    log::warn!("actor {address} died with its host: {description}");
+                    if let Some(entry) = self.forget(&address) {
+                        if !entry.parent.is_admin() {
+                            self.send(
+                                address.clone(),
+                                entry.parent,
+                                Payload::new(ChildActorExited::new(address)),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        self.check_shutdown_complete();
+    }
+
+    /// Runs the shutdown deadlines due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Draining { deadline } if now >= deadline => {
+                let hosts: Vec<HostId> = self.hosts.keys().copied().collect();
+                log::warn!(
+                    "shutdown grace expired with {} actors left: killing {} hosts",
+                    self.actors.len(),
+                    hosts.len()
+                );
+                for host in hosts {
+                    self.actions.push_back(Action::Kill { host });
+                }
+                self.phase = Phase::Killing {
+                    deadline: now + KILL_WAIT,
+                };
+            }
+            Phase::Killing { deadline } if now >= deadline => {
+                log::warn!(
+                    "shutdown completes without {} actors, {} hosts and {} launches",
+                    self.actors.len(),
+                    self.hosts.len(),
+                    self.pending.len()
+                );
+                self.actors.clear();
+                self.hosts.clear();
+                self.pending.clear();
+                self.names.clear();
+                self.dead_letter_handler = None;
+            }
+            _ => {}
+        }
+        self.check_shutdown_complete();
+    }
+
+    /// When [`Admin::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Draining { deadline } | Phase::Killing { deadline } => Some(deadline),
+            Phase::Running | Phase::Done => None,
+        }
+    }
+
+    /// The next thing the driver must do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    // ---- messages ----
+
+    fn dispatch(&mut self, now: Instant, sender: ActorAddress, payload: Payload) {
+        macro_rules! on {
+            ($payload:ident, $ty:ty, |$m:ident| $body:expr) => {
+                let $payload = match take::<$ty>($payload) {
+                    Ok($m) => {
+                        $body;
+                        return;
+                    }
+                    Err(payload) => payload,
+                };
+            };
+        }
+        on!(payload, Hello, |_m| self.on_hello(sender));
+        on!(payload, StatusRequest, |_m| {
+            let status = self.status();
+            self.reply(sender, Payload::new(status))
+        });
+        on!(payload, CreateActor, |m| self.on_create(sender, m));
+        on!(payload, ActorStarted, |m| self.on_started(m.address));
+        on!(payload, ActorFailedToStart, |m| self.on_failed(m));
+        on!(payload, ActorExited, |m| self.on_exited(m.address));
+        on!(payload, DeadLetter, |m| self.on_dead_letter(m));
+        on!(payload, HandleDeadLetters, |m| self
+            .on_handle_dead_letters(m.actor, m.enable));
+        on!(payload, UpdateCapability, |m| self
+            .on_update_capability(sender, m));
+        on!(payload, ShutdownSystem, |_m| self.on_shutdown(now, sender));
+        on!(payload, LogRecord, |m| self.on_log(m));
+        on!(payload, ActorExitRequest, |_m| log::debug!(
+            "admin ignores ActorExitRequest from {sender}"
+        ));
+        on!(payload, ChildActorExited, |m| log::debug!(
+            "admin ignores ChildActorExited({}) from {sender}",
+            m.child_address
+        ));
+        let type_name = payload.type_name().into_owned();
+        if self.warned.insert(type_name.clone()) {
+            log::warn!("admin discards {type_name} from {sender}");
+        }
+    }
+
+    fn on_hello(&mut self, sender: ActorAddress) {
+        let welcome = Welcome {
+            admin: self.config.admin.clone(),
+            admin_pid: self.config.admin_pid,
+            capabilities: self.capabilities.clone(),
+            in_shutdown: self.in_shutdown(),
+        };
+        if !self.attached.contains(&sender) {
+            self.attached.push(sender.clone());
+        }
+        self.reply(sender, Payload::new(welcome));
+    }
+
+    fn on_create(&mut self, sender: ActorAddress, create: CreateActor) {
+        if self.in_shutdown() {
+            self.reply_create(sender, Err(CreateFailure::ShuttingDown));
+            return;
+        }
+        if let Some(name) = &create.global_name {
+            match self.names.get(name) {
+                Some(NameOwner::Actor(address)) => {
+                    let address = address.clone();
+                    self.reply_create(
+                        sender,
+                        Ok(CreatedActor {
+                            address,
+                            is_child: false,
+                        }),
+                    );
+                    return;
+                }
+                Some(NameOwner::Pending(ticket)) => {
+                    if let Some(pending) = self.pending.get_mut(ticket) {
+                        pending.name_waiters.push(sender);
+                        return;
+                    }
+                    log::error!("admin: global name {name:?} held by a lost launch; freed");
+                    self.names.remove(name);
+                }
+                None => {}
+            }
+        }
+        let spec = (self.resolver)(&create.spec, &create.program);
+        if let Some(spec) = &spec {
+            if let Err(unmet) = spec.check(&self.capabilities, &create.requirements) {
+                self.reply_create(
+                    sender,
+                    Err(CreateFailure::NoCompatibleSystem {
+                        actor_type: create.spec.type_name.clone(),
+                        unmet,
+                    }),
+                );
+                return;
+            }
+        }
+        let ticket = LaunchTicket(self.next_ticket);
+        self.next_ticket += 1;
+        if let Some(name) = &create.global_name {
+            self.names.insert(name.clone(), NameOwner::Pending(ticket));
+        }
+        let placement = if self.config.thread_mode && create.program == self.config.own_program {
+            Placement::Thread
+        } else {
+            Placement::Process
+        };
+        let launch = Launch {
+            parent: create.parent.clone(),
+            spec: create.spec.clone(),
+            program: create.program,
+            requirements: create.requirements.clone(),
+            global_name: create.global_name.clone(),
+            capabilities: self.capabilities.clone(),
+        };
+        self.pending.insert(
+            ticket,
+            PendingCreate {
+                requester: sender,
+                wait_until_started: create.wait_until_started,
+                parent: create.parent,
+                image: create.spec,
+                requirements: create.requirements,
+                global_name: create.global_name,
+                spec,
+                name_waiters: Vec::new(),
+                answered: false,
+            },
+        );
+        self.actions.push_back(Action::Launch {
+            ticket,
+            placement,
+            launch,
+        });
+    }
+
+    fn record_launch(
+        &mut self,
+        ticket: LaunchTicket,
+        pending: PendingCreate,
+        address: ActorAddress,
+        host: HostId,
+    ) {
+        self.hosts.entry(host).or_default().insert(address.clone());
+        if let Some(name) = &pending.global_name {
+            if self.names.get(name) == Some(&NameOwner::Pending(ticket)) {
+                self.names
+                    .insert(name.clone(), NameOwner::Actor(address.clone()));
+            }
+        }
+        let mut waiter = None;
+        if pending.answered {
+            // Its requester heard `ShuttingDown` and nobody knows it: it must go.
+            self.send(
+                self.config.admin.clone(),
+                address.clone(),
+                Payload::new(ActorExitRequest::new()),
+            );
+        } else {
+            if pending.wait_until_started {
+                waiter = Some(pending.requester);
+            } else {
+                self.reply_create(
+                    pending.requester,
+                    Ok(CreatedActor {
+                        address: address.clone(),
+                        is_child: true,
+                    }),
+                );
+            }
+            for to in pending.name_waiters {
+                self.reply_create(
+                    to,
+                    Ok(CreatedActor {
+                        address: address.clone(),
+                        is_child: false,
+                    }),
+                );
+            }
+        }
+        self.actors.insert(
+            address,
+            ActorEntry {
+                state: ActorState::Starting,
+                parent: pending.parent,
+                image: pending.image,
+                requirements: pending.requirements,
+                global_name: pending.global_name,
+                host,
+                spec: pending.spec,
+                wait_until_started: pending.wait_until_started,
+                waiter,
+            },
+        );
+    }
+
+    fn on_started(&mut self, address: ActorAddress) {
+        let Some(entry) = self.actors.get_mut(&address) else {
+            log::debug!("admin: ActorStarted for unknown {address} ignored");
+            return;
+        };
+        if entry.state == ActorState::Running {
+            log::debug!("admin: duplicate ActorStarted for {address} ignored");
+            return;
+        }
+        entry.state = ActorState::Running;
+        if let Some(waiter) = entry.waiter.take() {
+            self.reply_create(
+                waiter,
+                Ok(CreatedActor {
+                    address,
+                    is_child: true,
+                }),
+            );
+        }
+    }
+
+    fn on_failed(&mut self, failed: ActorFailedToStart) {
+        match self.actors.get(&failed.address).map(|e| e.state) {
+            Some(ActorState::Starting) => self.fail_start(&failed.address, failed.reason),
+            Some(ActorState::Running) => log::warn!(
+                "admin: ActorFailedToStart for running {} ignored: {}",
+                failed.address,
+                failed.reason
+            ),
+            None => log::debug!(
+                "admin: ActorFailedToStart for unknown {} ignored",
+                failed.address
+            ),
+        }
+    }
+
+    /// The starting actor at `address` will never run: forget it, route later messages to it
+    /// back as `Child Aborted` poison, and tell whoever is waiting (or its parent).
+    fn fail_start(&mut self, address: &ActorAddress, reason: String) {
+        let Some(entry) = self.forget(address) else {
+            return;
+        };
+        log::info!(
+            "actor {address} ({}) failed to start: {reason}",
+            entry.image.type_name
+        );
+        self.aborted.insert(address.clone());
+        if let Some(waiter) = entry.waiter {
+            self.reply_create(
+                waiter,
+                Err(CreateFailure::CreationFailed {
+                    actor_type: entry.image.type_name,
+                    reason,
+                }),
+            );
+        } else if !entry.wait_until_started && !entry.parent.is_admin() {
+            self.send(
+                address.clone(),
+                entry.parent,
+                Payload::new(ChildActorExited::new(address.clone())),
+            );
+        }
+    }
+
+    fn on_exited(&mut self, address: ActorAddress) {
+        let Some(entry) = self.forget(&address) else {
+            log::debug!("admin: ActorExited for unknown {address} ignored");
+            return;
+        };
+        // It was constructed (it ran its exit): a requester still waiting learns its address.
+        if let Some(waiter) = entry.waiter {
+            self.reply_create(
+                waiter,
+                Ok(CreatedActor {
+                    address,
+                    is_child: true,
+                }),
+            );
+        }
+    }
+
+    /// Removes a recorded actor: frees its global name, unregisters it as dead-letter handler
+    /// and takes it off its host (the host itself stays until it exits).
+    fn forget(&mut self, address: &ActorAddress) -> Option<ActorEntry> {
+        let entry = self.actors.remove(address)?;
+        if let Some(on_host) = self.hosts.get_mut(&entry.host) {
+            on_host.remove(address);
+        }
+        if let Some(name) = &entry.global_name {
+            if self.names.get(name) == Some(&NameOwner::Actor(address.clone())) {
+                self.names.remove(name);
+            }
+        }
+        if self.dead_letter_handler.as_ref() == Some(address) {
+            self.dead_letter_handler = None;
+        }
+        Some(entry)
+    }
+
+    fn on_dead_letter(&mut self, dead: DeadLetter) {
+        let DeadLetter {
+            target,
+            sender,
+            payload,
+        } = dead;
+        if is_never_dead_lettered(&payload) || payload.type_name().starts_with(WIRE_PREFIX) {
+            log::debug!("discarding {} to dead {target}", payload.type_name());
+            return;
+        }
+        if self.aborted.contains(&target) && !payload.has_type::<PoisonMessage>() {
+            if sender == self.config.admin {
+                log::debug!(
+                    "admin's own {} to aborted {target} dropped",
+                    payload.type_name()
+                );
+                return;
+            }
+            let poison = PoisonMessage::new(payload, "Child Aborted");
+            self.send(target, sender, Payload::new(poison));
+            return;
+        }
+        match &self.dead_letter_handler {
+            Some(handler) if *handler != target => {
+                let handler = handler.clone();
+                let envelope = DeadEnvelope::new(target.clone(), payload);
+                self.send(target, handler, Payload::new(envelope));
+            }
+            _ => log::debug!("dead letter to {target} dropped (no handler): {payload:?}"),
+        }
+    }
+
+    fn on_handle_dead_letters(&mut self, actor: ActorAddress, enable: bool) {
+        if enable {
+            self.dead_letter_handler = Some(actor);
+        } else if self.dead_letter_handler.as_ref() == Some(&actor) {
+            self.dead_letter_handler = None;
+        }
+    }
+
+    fn on_update_capability(&mut self, sender: ActorAddress, update: UpdateCapability) {
+        if self.capabilities.update(&update.name, update.value) {
+            let misfits: BTreeSet<ActorAddress> = self
+                .actors
+                .iter()
+                .filter(|(_, entry)| {
+                    entry.spec.is_some_and(|spec| {
+                        spec.check(&self.capabilities, &entry.requirements).is_err()
+                    })
+                })
+                .map(|(address, _)| address.clone())
+                .collect();
+            let topmost: Vec<ActorAddress> = misfits
+                .iter()
+                .filter(|address| !self.has_ancestor_in(address, &misfits))
+                .cloned()
+                .collect();
+            for address in topmost {
+                log::info!("actor {address} no longer fits the capabilities: asked to exit");
+                self.send(
+                    self.config.admin.clone(),
+                    address,
+                    Payload::new(ActorExitRequest::new()),
+                );
+            }
+            let live: Vec<ActorAddress> = self.actors.keys().cloned().collect();
+            for address in live {
+                let now = CapabilitiesNow {
+                    capabilities: self.capabilities.clone(),
+                };
+                self.send(self.config.admin.clone(), address, Payload::new(now));
+            }
+        }
+        let now = CapabilitiesNow {
+            capabilities: self.capabilities.clone(),
+        };
+        self.reply(sender, Payload::new(now));
+    }
+
+    /// True when an ancestor of `address` (through recorded actors) is in `set`.
+    fn has_ancestor_in(&self, address: &ActorAddress, set: &BTreeSet<ActorAddress>) -> bool {
+        let mut current = self.actors.get(address).map(|e| &e.parent);
+        let mut hops = 0;
+        while let Some(parent) = current {
+            if set.contains(parent) {
+                return true;
+            }
+            hops += 1;
+            if hops > self.actors.len() {
+                break;
+            }
+            current = self.actors.get(parent).map(|e| &e.parent);
+        }
+        false
+    }
+
+    fn on_shutdown(&mut self, now: Instant, sender: ActorAddress) {
+        if !self.shutdown_waiters.contains(&sender) {
+            self.shutdown_waiters.push(sender);
+        }
+        if self.in_shutdown() {
+            return;
+        }
+        log::info!("system shutdown begins with {} actors", self.actors.len());
+        self.phase = Phase::Draining {
+            deadline: now + self.config.shutdown_grace,
+        };
+        // Creates still waiting for an answer are refused.
+        let mut refused = Vec::new();
+        for pending in self.pending.values_mut() {
+            if !pending.answered {
+                pending.answered = true;
+                refused.push(pending.requester.clone());
+                refused.append(&mut pending.name_waiters);
+            }
+        }
+        for entry in self.actors.values_mut() {
+            if let Some(waiter) = entry.waiter.take() {
+                refused.push(waiter);
+            }
+        }
+        for to in refused {
+            self.reply_create(to, Err(CreateFailure::ShuttingDown));
+        }
+        for root in self.roots() {
+            self.send(
+                self.config.admin.clone(),
+                root,
+                Payload::new(ActorExitRequest::new()),
+            );
+        }
+    }
+
+    /// Recorded actors whose parent is the admin or no longer recorded (orphans).
+    fn roots(&self) -> Vec<ActorAddress> {
+        self.actors
+            .iter()
+            .filter(|(_, entry)| {
+                entry.parent.is_admin() || !self.actors.contains_key(&entry.parent)
+            })
+            .map(|(address, _)| address.clone())
+            .collect()
+    }
+
+    fn on_log(&mut self, record: LogRecord) {
+        let text = match &record.actor {
+            Some(actor) => format!("{actor}: {}", record.text),
+            None => record.text,
+        };
+        self.actions.push_back(Action::Log {
+            level: level_of(record.level),
+            target: record.target,
+            text,
+        });
+    }
+
+    // ---- output ----
+
+    /// Completes the shutdown once no actor, host or launch remains.
+    fn check_shutdown_complete(&mut self) {
+        if !matches!(self.phase, Phase::Draining { .. } | Phase::Killing { .. }) {
+            return;
+        }
+        if !(self.actors.is_empty() && self.hosts.is_empty() && self.pending.is_empty()) {
+            return;
+        }
+        log::info!("system shutdown complete");
+        let mut told = std::mem::take(&mut self.shutdown_waiters);
+        for attached in std::mem::take(&mut self.attached) {
+            if !told.contains(&attached) {
+                told.push(attached);
+            }
+        }
+        for waiter in told {
+            self.send(
+                self.config.admin.clone(),
+                waiter,
+                Payload::new(ShutdownComplete),
+            );
+        }
+        self.actions.push_back(Action::Exit);
+        self.phase = Phase::Done;
+    }
+
+    fn send(&mut self, from: ActorAddress, to: ActorAddress, payload: Payload) {
+        self.actions.push_back(Action::Send { from, to, payload });
+    }
+
+    fn reply(&mut self, to: ActorAddress, payload: Payload) {
+        self.send(self.config.admin.clone(), to, payload);
+    }
+
+    fn reply_create(&mut self, to: ActorAddress, result: Result<CreatedActor, CreateFailure>) {
+        self.reply(to, Payload::new(CreateReply { result }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ExeIdentity;
+    use proptest::prelude::*;
+    use thespian_core::{Actor, ActorResult, CapabilityValue, Context, IntoMessage, SystemId};
+
+    #[derive(Default)]
+    struct Plain;
+
+    impl Actor for Plain {
+        fn receive(&mut self, _: &Envelope, _: &mut Context<'_>) -> ActorResult {
+            Ok(())
+        }
+        fn type_name() -> &'static str {
+            "test.Plain"
+        }
+    }
+
+    /// Fits only a system whose `picky` capability is truthy.
+    #[derive(Default)]
+    struct Picky;
+
+    impl Actor for Picky {
+        fn receive(&mut self, _: &Envelope, _: &mut Context<'_>) -> ActorResult {
+            Ok(())
+        }
+        fn capability_check(caps: &Capabilities, _: &Requirements) -> bool {
+            caps.is_truthy("picky")
+        }
+        fn type_name() -> &'static str {
+            "test.Picky"
+        }
+    }
+
+    const SYS: SystemId = SystemId::from_raw(7);
+    const GRACE: Duration = Duration::from_secs(10);
+
+    fn addr(id: u64) -> ActorAddress {
+        ActorAddress::new(SYS, id)
+    }
+
+    fn admin_addr() -> ActorAddress {
+        ActorAddress::admin(SYS)
+    }
+
+    /// An outside requester (an external endpoint's address).
+    fn outside() -> ActorAddress {
+        addr(9_000)
+    }
+
+    fn program(path: &str) -> Program {
+        Program {
+            exe: ExeIdentity {
+                path: path.to_owned(),
+                device: 1,
+                inode: 2,
+                size: 3,
+                modified_ns: 4,
+            },
+            entry_args: Vec::new(),
+        }
+    }
+
+    fn resolver() -> Resolver {
+        Box::new(|image, _| {
+            // SAFETY: every image spec in these tests was made by this very process.
+            unsafe { ActorSpec::from_image_spec(image) }.ok()
+        })
+    }
+
+    fn config(thread_mode: bool, picky: bool) -> AdminConfig {
+        AdminConfig {
+            admin: admin_addr(),
+            admin_pid: 42,
+            base_name: "multiprocTCPBase",
+            capabilities: Capabilities::new().with("picky", picky),
+            thread_mode,
+            own_program: program("/bin/admin"),
+            shutdown_grace: GRACE,
+        }
+    }
+
+    fn create_msg<A: Actor + thespian_core::NewActor>(
+        parent: &ActorAddress,
+        name: Option<&str>,
+        wait: bool,
+    ) -> CreateActor {
+        CreateActor {
+            parent: parent.clone(),
+            spec: ActorSpec::of::<A>().image_spec(),
+            program: program("/bin/admin"),
+            requirements: Requirements::new(),
+            global_name: name.map(str::to_owned),
+            wait_until_started: wait,
+        }
+    }
+
+    struct Harness {
+        admin: Admin,
+        now: Instant,
+        next_id: u64,
+        next_host: HostId,
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            Harness::with(config(false, true), resolver())
+        }
+
+        fn with(config: AdminConfig, resolver: Resolver) -> Harness {
+            Harness {
+                admin: Admin::new(config, resolver),
+                now: Instant::now(),
+                next_id: 1,
+                next_host: 100,
+            }
+        }
+
+        fn handle(&mut self, from: &ActorAddress, message: impl IntoMessage) -> Vec<Action> {
+            self.admin
+                .handle(self.now, Envelope::new(from.clone(), Payload::new(message)));
+            self.actions()
+        }
+
+        fn actions(&mut self) -> Vec<Action> {
+            std::iter::from_fn(|| self.admin.poll_action()).collect()
+        }
+
+        /// Sends a create and returns the launch it asks for.
+        fn create(&mut self, from: &ActorAddress, create: CreateActor) -> (LaunchTicket, Launch) {
+            let actions = self.handle(from, create);
+            match <[Action; 1]>::try_from(actions) {
+                Ok([Action::Launch { ticket, launch, .. }]) => (ticket, launch),
+                other => panic!("expected one launch, got {other:?}"),
+            }
+        }
+
+        /// Reports a launch on a new host (or on `host`).
+        fn launch(&mut self, ticket: LaunchTicket, host: Option<HostId>) -> (ActorAddress, HostId) {
+            let address = addr(self.next_id);
+            self.next_id += 1;
+            let host = host.unwrap_or_else(|| {
+                self.next_host += 1;
+                self.next_host
+            });
+            self.admin
+                .launched(self.now, ticket, Ok((address.clone(), host)));
+            (address, host)
+        }
+
+        /// A running actor of type `A` under `parent`, on a new host (actions drained).
+        fn spawn<A: Actor + thespian_core::NewActor>(
+            &mut self,
+            parent: &ActorAddress,
+            name: Option<&str>,
+        ) -> (ActorAddress, HostId) {
+            let (ticket, _) = self.create(parent, create_msg::<A>(parent, name, false));
+            let (address, host) = self.launch(ticket, None);
+            self.handle(
+                &address,
+                ActorStarted {
+                    address: address.clone(),
+                },
+            );
+            self.actions();
+            (address, host)
+        }
+    }
+
+    /// The sends of messages of type `M`: (from, to, message).
+    fn sent<M: Message>(actions: &[Action]) -> Vec<(ActorAddress, ActorAddress, M)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { from, to, payload } => payload
+                    .try_get::<M>()
+                    .map(|m| (from.clone(), to.clone(), m.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The one `CreateReply` among `actions`, with its receiver.
+    fn create_reply(actions: &[Action]) -> (ActorAddress, Result<CreatedActor, CreateFailure>) {
+        let replies = sent::<CreateReply>(actions);
+        assert_eq!(replies.len(), 1, "{actions:?}");
+        let (from, to, reply) = replies.into_iter().next().expect("one reply");
+        assert_eq!(from, admin_addr());
+        (to, reply.result)
+    }
+
+    fn ok_child(address: &ActorAddress) -> Result<CreatedActor, CreateFailure> {
+        Ok(CreatedActor {
+            address: address.clone(),
+            is_child: true,
+        })
+    }
+
+    #[test]
+    fn hello_is_welcomed() {
+        let mut h = Harness::new();
+        let actions = h.handle(&outside(), Hello { pid: 5 });
+        let welcomes = sent::<Welcome>(&actions);
+        assert_eq!(welcomes.len(), 1);
+        let (from, to, welcome) = &welcomes[0];
+        assert_eq!((from, to), (&admin_addr(), &outside()));
+        assert_eq!(welcome.admin, admin_addr());
+        assert_eq!(welcome.admin_pid, 42);
+        assert!(welcome.capabilities.is_truthy("picky"));
+        assert!(!welcome.in_shutdown);
+    }
+
+    #[test]
+    fn a_create_without_wait_is_answered_when_launched() {
+        let mut h = Harness::new();
+        let actions = h.handle(&outside(), create_msg::<Plain>(&admin_addr(), None, false));
+        let [Action::Launch {
+            ticket,
+            placement,
+            launch,
+        }] = &actions[..]
+        else {
+            panic!("expected a launch: {actions:?}");
+        };
+        assert_eq!(*placement, Placement::Process);
+        assert_eq!(launch.parent, admin_addr());
+        assert_eq!(launch.spec.type_name, "test.Plain");
+        assert!(launch.capabilities.is_truthy("picky"));
+        let (address, _) = h.launch(*ticket, None);
+        let actions = h.actions();
+        assert_eq!(create_reply(&actions), (outside(), ok_child(&address)));
+        assert_eq!(h.admin.live_actors(), 1);
+        let actions = h.handle(
+            &address,
+            ActorStarted {
+                address: address.clone(),
+            },
+        );
+        assert!(actions.is_empty(), "{actions:?}");
+    }
+
+    #[test]
+    fn a_create_with_wait_is_answered_when_started() {
+        let mut h = Harness::new();
+        let (ticket, _) = h.create(&outside(), create_msg::<Plain>(&admin_addr(), None, true));
+        let (address, _) = h.launch(ticket, None);
+        assert!(h.actions().is_empty());
+        let actions = h.handle(
+            &address,
+            ActorStarted {
+                address: address.clone(),
+            },
+        );
+        assert_eq!(create_reply(&actions), (outside(), ok_child(&address)));
+        // A duplicate report changes nothing.
+        let actions = h.handle(
+            &address,
+            ActorStarted {
+                address: address.clone(),
+            },
+        );
+        assert!(actions.is_empty());
+    }
+
+    #[test]
+    fn thread_mode_places_only_the_admins_own_program_in_threads() {
+        let mut h = Harness::with(config(true, true), resolver());
+        let actions = h.handle(&outside(), create_msg::<Plain>(&admin_addr(), None, false));
+        assert!(matches!(
+            actions[..],
+            [Action::Launch {
+                placement: Placement::Thread,
+                ..
+            }]
+        ));
+        let mut other = create_msg::<Plain>(&admin_addr(), None, false);
+        other.program = program("/bin/other");
+        let actions = h.handle(&outside(), other);
+        assert!(matches!(
+            actions[..],
+            [Action::Launch {
+                placement: Placement::Process,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn a_global_name_is_answered_before_the_capability_check() {
+        let mut h = Harness::new();
+        let (named, _) = h.spawn::<Plain>(&admin_addr(), Some("svc"));
+        h.handle(
+            &outside(),
+            UpdateCapability {
+                name: "picky".into(),
+                value: None,
+            },
+        );
+        // Picky does not fit any more, but the name answers first.
+        let actions = h.handle(
+            &outside(),
+            create_msg::<Picky>(&admin_addr(), Some("svc"), true),
+        );
+        assert_eq!(
+            create_reply(&actions),
+            (
+                outside(),
+                Ok(CreatedActor {
+                    address: named,
+                    is_child: false
+                })
+            )
+        );
+    }
+
+    #[test]
+    fn a_name_being_launched_is_answered_once_launched() {
+        let mut h = Harness::new();
+        let (ticket, _) = h.create(
+            &outside(),
+            create_msg::<Plain>(&admin_addr(), Some("svc"), true),
+        );
+        let other = addr(8_000);
+        let actions = h.handle(
+            &other,
+            create_msg::<Plain>(&admin_addr(), Some("svc"), false),
+        );
+        assert!(actions.is_empty(), "{actions:?}");
+        let (address, _) = h.launch(ticket, None);
+        let actions = h.actions();
+        assert_eq!(
+            create_reply(&actions),
+            (
+                other,
+                Ok(CreatedActor {
+                    address: address.clone(),
+                    is_child: false
+                })
+            )
+        );
+        assert_eq!(
+            h.admin.status().global_actors,
+            vec![("svc".to_owned(), address)]
+        );
+    }
+
+    #[test]
+    fn an_unfit_type_gets_no_compatible_system() {
+        let mut h = Harness::with(config(false, false), resolver());
+        let actions = h.handle(
+            &outside(),
+            create_msg::<Picky>(&admin_addr(), Some("p"), true),
+        );
+        let (to, result) = create_reply(&actions);
+        assert_eq!(to, outside());
+        match result {
+            Err(CreateFailure::NoCompatibleSystem { actor_type, unmet }) => {
+                assert_eq!(actor_type, "test.Picky");
+                assert!(!unmet.is_empty());
+            }
+            other => panic!("expected NoCompatibleSystem, got {other:?}"),
+        }
+        // The name was not reserved.
+        assert!(h.admin.status().global_actors.is_empty());
+        assert!(h.admin.names.is_empty());
+    }
+
+    #[test]
+    fn an_unresolvable_type_skips_the_check() {
+        let mut h = Harness::with(config(false, false), Box::new(|_, _| None));
+        let actions = h.handle(&outside(), create_msg::<Picky>(&admin_addr(), None, true));
+        assert!(
+            matches!(actions[..], [Action::Launch { .. }]),
+            "{actions:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_launch_frees_the_name_and_reports_the_failure() {
+        let mut h = Harness::new();
+        let (ticket, _) = h.create(
+            &outside(),
+            create_msg::<Plain>(&admin_addr(), Some("svc"), false),
+        );
+        h.admin
+            .launched(h.now, ticket, Err("no such executable".into()));
+        let actions = h.actions();
+        assert_eq!(
+            create_reply(&actions),
+            (
+                outside(),
+                Err(CreateFailure::CreationFailed {
+                    actor_type: "test.Plain".into(),
+                    reason: "no such executable".into()
+                })
+            )
+        );
+        assert!(h.admin.names.is_empty());
+        // The name can be taken again; an unknown ticket is ignored.
+        h.create(
+            &outside(),
+            create_msg::<Plain>(&admin_addr(), Some("svc"), false),
+        );
+        h.admin.launched(h.now, LaunchTicket(999), Err("x".into()));
+        assert!(h.actions().is_empty());
+    }
+
+    #[test]
+    fn a_failed_start_tells_the_parent_and_poisons_later_letters() {
+        let mut h = Harness::new();
+        let (parent, _) = h.spawn::<Plain>(&admin_addr(), None);
+        let (ticket, _) = h.create(&parent, create_msg::<Plain>(&parent, Some("kid"), false));
+        let (child, _) = h.launch(ticket, None);
+        assert_eq!(create_reply(&h.actions()).1, ok_child(&child));
+        let actions = h.handle(
+            &child,
+            ActorFailedToStart {
+                address: child.clone(),
+                reason: "constructor failed".into(),
+            },
+        );
+        assert_eq!(
+            sent::<ChildActorExited>(&actions),
+            vec![(
+                child.clone(),
+                parent.clone(),
+                ChildActorExited::new(child.clone())
+            )]
+        );
+        assert_eq!(h.admin.live_actors(), 1);
+        assert!(h.admin.status().global_actors.is_empty());
+
+        let actions = h.handle(
+            &parent,
+            DeadLetter {
+                target: child.clone(),
+                sender: parent.clone(),
+                payload: Payload::new("hello"),
+            },
+        );
+        let poison = sent::<PoisonMessage>(&actions);
+        assert_eq!(poison.len(), 1);
+        let (from, to, message) = &poison[0];
+        assert_eq!((from, to), (&child, &parent));
+        assert_eq!(message.details, "Child Aborted");
+        assert_eq!(message.poison_message, Payload::new("hello"));
+
+        // Poison itself is not returned again.
+        let actions = h.handle(
+            &parent,
+            DeadLetter {
+                target: child.clone(),
+                sender: parent.clone(),
+                payload: Payload::new(PoisonMessage::new(Payload::new(1u8), "x")),
+            },
+        );
+        assert!(actions.is_empty(), "{actions:?}");
+    }
+
+    #[test]
+    fn a_failed_start_with_a_waiter_is_an_error_reply_only() {
+        let mut h = Harness::new();
+        let (parent, _) = h.spawn::<Plain>(&admin_addr(), None);
+        let (ticket, _) = h.create(&outside(), create_msg::<Plain>(&parent, None, true));
+        let (child, _) = h.launch(ticket, None);
+        let actions = h.handle(
+            &child,
+            ActorFailedToStart {
+                address: child.clone(),
+                reason: "boom".into(),
+            },
+        );
+        assert_eq!(
+            create_reply(&actions),
+            (
+                outside(),
+                Err(CreateFailure::CreationFailed {
+                    actor_type: "test.Plain".into(),
+                    reason: "boom".into()
+                })
+            )
+        );
+        assert!(sent::<ChildActorExited>(&actions).is_empty());
+    }
+
+    #[test]
+    fn a_host_death_takes_its_actors() {
+        let mut h = Harness::new();
+        let (parent, _) = h.spawn::<Plain>(&admin_addr(), None);
+        let (running, host) = h.spawn::<Plain>(&parent, Some("r"));
+        let (ticket, _) = h.create(&outside(), create_msg::<Plain>(&admin_addr(), None, true));
+        let (starting, _) = h.launch(ticket, Some(host));
+        let actions = h.handle(
+            &running,
+            HandleDeadLetters {
+                actor: running.clone(),
+                enable: true,
+            },
+        );
+        assert!(actions.is_empty());
+
+        h.admin.host_exited(h.now, host, "signal 9");
+        let actions = h.actions();
+        assert_eq!(
+            sent::<ChildActorExited>(&actions),
+            vec![(
+                running.clone(),
+                parent.clone(),
+                ChildActorExited::new(running.clone())
+            )]
+        );
+        assert_eq!(
+            create_reply(&actions),
+            (
+                outside(),
+                Err(CreateFailure::CreationFailed {
+                    actor_type: "test.Plain".into(),
+                    reason: "its process exited before it started: signal 9".into()
+                })
+            )
+        );
+        let status = h.admin.status();
+        assert_eq!(status.live_actors, 1);
+        assert!(status.global_actors.is_empty());
+        assert_eq!(status.dead_letter_handler, None);
+        assert!(h.admin.aborted.contains(&starting));
+        assert!(!h.admin.aborted.contains(&running));
+        // An unknown (or already reaped) host is ignored.
+        h.admin.host_exited(h.now, host, "again");
+        assert!(h.actions().is_empty());
+    }
+
+    #[test]
+    fn dead_letters_go_to_the_latest_handler() {
+        let mut h = Harness::new();
+        let (first, _) = h.spawn::<Plain>(&admin_addr(), None);
+        let (second, _) = h.spawn::<Plain>(&admin_addr(), None);
+        let gone = addr(5_000);
+        let letter = |payload: Payload| DeadLetter {
+            target: gone.clone(),
+            sender: outside(),
+            payload,
+        };
+        assert!(h.handle(&outside(), letter(Payload::new("x"))).is_empty());
+        h.handle(
+            &first,
+            HandleDeadLetters {
+                actor: first.clone(),
+                enable: true,
+            },
+        );
+        h.handle(
+            &second,
+            HandleDeadLetters {
+                actor: second.clone(),
+                enable: true,
+            },
+        );
+        // Disabling a handler that is not the current one changes nothing.
+        h.handle(
+            &first,
+            HandleDeadLetters {
+                actor: first.clone(),
+                enable: false,
+            },
+        );
+        let actions = h.handle(&outside(), letter(Payload::new("x")));
+        assert_eq!(
+            sent::<DeadEnvelope>(&actions),
+            vec![(
+                gone.clone(),
+                second.clone(),
+                DeadEnvelope::new(gone.clone(), Payload::new("x"))
+            )]
+        );
+        // Never-dead-lettered and admin-protocol messages are dropped.
+        assert!(h
+            .handle(
+                &outside(),
+                letter(Payload::new(ChildActorExited::new(first.clone())))
+            )
+            .is_empty());
+        assert!(h
+            .handle(
+                &outside(),
+                letter(Payload::new(DeadEnvelope::new(
+                    gone.clone(),
+                    Payload::new(1u8)
+                )))
+            )
+            .is_empty());
+        assert!(h
+            .handle(
+                &outside(),
+                letter(Payload::new(ActorStarted {
+                    address: first.clone()
+                }))
+            )
+            .is_empty());
+        // A letter to the handler itself is not given to it.
+        let actions = h.handle(
+            &outside(),
+            DeadLetter {
+                target: second.clone(),
+                sender: outside(),
+                payload: Payload::new("x"),
+            },
+        );
+        assert!(actions.is_empty());
+        // The handler's exit unregisters it.
+        h.handle(
+            &second,
+            ActorExited {
+                address: second.clone(),
+            },
+        );
+        assert_eq!(h.admin.status().dead_letter_handler, None);
+        assert!(h.handle(&outside(), letter(Payload::new("x"))).is_empty());
+    }
+
+    #[test]
+    fn a_capability_update_asks_only_the_topmost_misfits_to_exit() {
+        let mut h = Harness::new();
+        let (a, _) = h.spawn::<Picky>(&admin_addr(), None);
+        let (b, _) = h.spawn::<Picky>(&a, None);
+        let (c, _) = h.spawn::<Plain>(&b, None);
+        let (d, _) = h.spawn::<Picky>(&admin_addr(), None);
+        let (e, _) = h.spawn::<Plain>(&admin_addr(), None);
+        let actions = h.handle(
+            &outside(),
+            UpdateCapability {
+                name: "picky".into(),
+                value: Some(CapabilityValue::Bool(false)),
+            },
+        );
+        let exits: Vec<(ActorAddress, ActorAddress)> = sent::<ActorExitRequest>(&actions)
+            .into_iter()
+            .map(|(from, to, _)| (from, to))
+            .collect();
+        assert_eq!(
+            exits,
+            vec![(admin_addr(), a.clone()), (admin_addr(), d.clone())]
+        );
+        let updates = sent::<CapabilitiesNow>(&actions);
+        let mut told: Vec<ActorAddress> = updates.iter().map(|(_, to, _)| to.clone()).collect();
+        told.sort();
+        let mut expected = vec![a, b, c, d, e, outside()];
+        expected.sort();
+        assert_eq!(told, expected);
+        assert!(updates
+            .iter()
+            .all(|(from, _, now)| *from == admin_addr() && !now.capabilities.is_truthy("picky")));
+        assert!(!h.admin.capabilities().is_truthy("picky"));
+
+        // No change: only the answer.
+        let actions = h.handle(
+            &outside(),
+            UpdateCapability {
+                name: "picky".into(),
+                value: Some(CapabilityValue::Bool(false)),
+            },
+        );
+        assert_eq!(sent::<CapabilitiesNow>(&actions).len(), 1);
+        assert_eq!(actions.len(), 1);
+    }
+
+    #[test]
+    fn shutdown_asks_the_roots_and_completes_after_the_hosts_exit() {
+        let mut h = Harness::new();
+        let (a, host_a) = h.spawn::<Plain>(&admin_addr(), None);
+        let (b, host_b) = h.spawn::<Plain>(&a, None);
+        let (x, host_x) = h.spawn::<Plain>(&a, None);
+        let (orphan, host_o) = h.spawn::<Plain>(&x, None);
+        h.handle(&x, ActorExited { address: x.clone() });
+        h.admin.host_exited(h.now, host_x, "exit 0");
+        let (waiting, _) = h.create(&outside(), create_msg::<Plain>(&admin_addr(), None, true));
+        h.actions();
+
+        let actions = h.handle(&outside(), ShutdownSystem);
+        let exits: Vec<ActorAddress> = sent::<ActorExitRequest>(&actions)
+            .into_iter()
+            .map(|(from, to, _)| {
+                assert_eq!(from, admin_addr());
+                to
+            })
+            .collect();
+        assert_eq!(exits, vec![a.clone(), orphan.clone()]);
+        assert_eq!(
+            create_reply(&actions),
+            (outside(), Err(CreateFailure::ShuttingDown))
+        );
+        assert!(h.admin.in_shutdown());
+        assert_eq!(h.admin.poll_timeout(), Some(h.now + GRACE));
+
+        // Creates are refused; the pending launch is told to exit once it exists.
+        let actions = h.handle(&b, create_msg::<Plain>(&b, None, false));
+        assert_eq!(
+            create_reply(&actions),
+            (b.clone(), Err(CreateFailure::ShuttingDown))
+        );
+        let (late, host_l) = h.launch(waiting, None);
+        let actions = h.actions();
+        assert_eq!(sent::<ActorExitRequest>(&actions).len(), 1);
+        assert_eq!(sent::<ActorExitRequest>(&actions)[0].1, late);
+        assert!(sent::<CreateReply>(&actions).is_empty());
+
+        for actor in [&b, &a, &orphan, &late] {
+            let actions = h.handle(
+                actor,
+                ActorExited {
+                    address: actor.clone(),
+                },
+            );
+            assert!(actions.is_empty(), "{actions:?}");
+        }
+        assert_eq!(h.admin.live_actors(), 0);
+        // A second waiter joins.
+        assert!(h.handle(&addr(8_001), ShutdownSystem).is_empty());
+        for host in [host_a, host_b, host_o] {
+            h.admin.host_exited(h.now, host, "exit 0");
+            assert!(h.actions().is_empty());
+        }
+        h.admin.host_exited(h.now, host_l, "exit 0");
+        let actions = h.actions();
+        assert_eq!(
+            sent::<ShutdownComplete>(&actions)
+                .into_iter()
+                .map(|(_, to, _)| to)
+                .collect::<Vec<_>>(),
+            vec![outside(), addr(8_001)]
+        );
+        assert!(matches!(actions.last(), Some(Action::Exit)));
+        assert_eq!(
+            actions.iter().filter(|a| matches!(a, Action::Exit)).count(),
+            1
+        );
+        // Nothing after Exit.
+        assert!(h.handle(&outside(), ShutdownSystem).is_empty());
+        assert!(h.handle(&outside(), Hello { pid: 1 }).is_empty());
+        h.admin.handle_timeout(h.now + GRACE * 10);
+        assert!(h.actions().is_empty());
+        assert_eq!(h.admin.poll_timeout(), None);
+    }
+
+    #[test]
+    fn shutdown_kills_the_hosts_at_the_deadline_and_completes_later_anyway() {
+        let mut h = Harness::new();
+        let (a, host_a) = h.spawn::<Plain>(&admin_addr(), None);
+        let (_b, host_b) = h.spawn::<Plain>(&a, None);
+        h.handle(&outside(), ShutdownSystem);
+        h.admin
+            .handle_timeout(h.now + GRACE - Duration::from_millis(1));
+        assert!(h.actions().is_empty());
+        let at = h.now + GRACE;
+        h.admin.handle_timeout(at);
+        let mut killed: Vec<HostId> = h
+            .actions()
+            .into_iter()
+            .map(|a| match a {
+                Action::Kill { host } => host,
+                other => panic!("expected kills, got {other:?}"),
+            })
+            .collect();
+        killed.sort();
+        assert_eq!(killed, vec![host_a, host_b]);
+        assert_eq!(h.admin.poll_timeout(), Some(at + KILL_WAIT));
+        // One host is reaped; the other never is.
+        h.admin.host_exited(at, host_a, "killed");
+        assert!(h.actions().is_empty());
+        h.admin.handle_timeout(at + KILL_WAIT);
+        let actions = h.actions();
+        assert_eq!(sent::<ShutdownComplete>(&actions).len(), 1);
+        assert!(matches!(actions.last(), Some(Action::Exit)));
+        assert_eq!(h.admin.live_actors(), 0);
+        h.admin.host_exited(at, host_b, "killed");
+        h.admin.handle_timeout(at + KILL_WAIT * 5);
+        assert!(h.actions().is_empty());
+    }
+
+    #[test]
+    fn shutdown_of_an_empty_system_completes_at_once() {
+        let mut h = Harness::new();
+        let actions = h.handle(&outside(), ShutdownSystem);
+        assert_eq!(sent::<ShutdownComplete>(&actions).len(), 1);
+        assert!(matches!(actions[..], [Action::Send { .. }, Action::Exit]));
+        assert!(h.handle(&outside(), ShutdownSystem).is_empty());
+    }
+
+    #[test]
+    fn status_reports_names_top_level_actors_and_counts() {
+        let mut h = Harness::new();
+        let (a, _) = h.spawn::<Plain>(&admin_addr(), Some("zeta"));
+        let (b, _) = h.spawn::<Plain>(&a, Some("alpha"));
+        let (c, _) = h.spawn::<Plain>(&admin_addr(), None);
+        h.handle(
+            &c,
+            HandleDeadLetters {
+                actor: c.clone(),
+                enable: true,
+            },
+        );
+        let actions = h.handle(&outside(), StatusRequest);
+        let replies = sent::<SystemStatus>(&actions);
+        assert_eq!(replies.len(), 1);
+        let (from, to, status) = &replies[0];
+        assert_eq!((from, to), (&admin_addr(), &outside()));
+        assert_eq!(*status, h.admin.status());
+        assert_eq!(status.admin_address, admin_addr());
+        assert!(!status.in_shutdown);
+        assert_eq!(status.dead_letter_handler, Some(c.clone()));
+        assert_eq!(
+            status.global_actors,
+            vec![("alpha".to_owned(), b), ("zeta".to_owned(), a.clone())]
+        );
+        assert_eq!(status.child_actors, vec![a, c]);
+        assert_eq!(status.live_actors, 3);
+        assert!(status.capabilities.is_truthy("picky"));
+    }
+
+    #[test]
+    fn log_records_are_forwarded() {
+        let mut h = Harness::new();
+        let actions = h.handle(
+            &outside(),
+            LogRecord {
+                level: 2,
+                target: "app".into(),
+                text: "careful".into(),
+                actor: Some(addr(3)),
+            },
+        );
+        match &actions[..] {
+            [Action::Log {
+                level,
+                target,
+                text,
+            }] => {
+                assert_eq!(*level, log::Level::Warn);
+                assert_eq!(target, "app");
+                assert_eq!(text, &format!("{}: careful", addr(3)));
+            }
+            other => panic!("expected a log, got {other:?}"),
+        }
+        let actions = h.handle(
+            &outside(),
+            LogRecord {
+                level: 77,
+                target: "app".into(),
+                text: "odd".into(),
+                actor: None,
+            },
+        );
+        assert!(matches!(
+            &actions[..],
+            [Action::Log { level: log::Level::Info, text, .. }] if text == "odd"
+        ));
+    }
+
+    #[test]
+    fn other_messages_are_ignored() {
+        let mut h = Harness::new();
+        assert!(h.handle(&outside(), ActorExitRequest::new()).is_empty());
+        assert!(h
+            .handle(&outside(), ChildActorExited::new(addr(1)))
+            .is_empty());
+        assert!(h.handle(&outside(), "what").is_empty());
+        assert!(h.handle(&outside(), "what").is_empty());
+        assert!(h
+            .handle(&outside(), ActorStarted { address: addr(77) })
+            .is_empty());
+        assert!(h
+            .handle(
+                &outside(),
+                ActorFailedToStart {
+                    address: addr(77),
+                    reason: "x".into()
+                }
+            )
+            .is_empty());
+        assert!(h
+            .handle(&outside(), ActorExited { address: addr(77) })
+            .is_empty());
+        // A wire payload that does not decode is discarded too.
+        h.admin.handle(
+            h.now,
+            Envelope::new(
+                outside(),
+                Payload::from_wire("thespian.admin.CreateActor", vec![0xff]),
+            ),
+        );
+        assert!(h.actions().is_empty());
+        assert_eq!(h.admin.live_actors(), 0);
+        assert!(format!("{:?}", h.admin).starts_with("Admin"));
+    }
+
+    // ---- property: arbitrary event sequences ----
+
+    #[derive(Clone, Debug)]
+    enum Event {
+        Create {
+            name: Option<u8>,
+            wait: bool,
+            parent: Option<u8>,
+            picky: bool,
+        },
+        Launched {
+            pick: u8,
+            ok: bool,
+            host: u8,
+            reuse_address: Option<u8>,
+        },
+        Started(u8),
+        Failed(u8),
+        Exited(u8),
+        HostExited(u8),
+        DeadLetter {
+            target: u8,
+            poison: bool,
+        },
+        HandleDead {
+            pick: u8,
+            enable: bool,
+        },
+        Update(Option<bool>),
+        Shutdown,
+        Timeout(u8),
+        Junk,
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            3 => (proptest::option::of(0u8..3), any::<bool>(), proptest::option::of(any::<u8>()), any::<bool>())
+                .prop_map(|(name, wait, parent, picky)| Event::Create { name, wait, parent, picky }),
+            3 => (any::<u8>(), prop::bool::weighted(0.85), any::<u8>(), proptest::option::weighted(0.05, any::<u8>()))
+                .prop_map(|(pick, ok, host, reuse_address)| Event::Launched { pick, ok, host, reuse_address }),
+            2 => any::<u8>().prop_map(Event::Started),
+            1 => any::<u8>().prop_map(Event::Failed),
+            1 => any::<u8>().prop_map(Event::Exited),
+            1 => any::<u8>().prop_map(Event::HostExited),
+            1 => (any::<u8>(), any::<bool>()).prop_map(|(target, poison)| Event::DeadLetter { target, poison }),
+            1 => (any::<u8>(), any::<bool>()).prop_map(|(pick, enable)| Event::HandleDead { pick, enable }),
+            1 => proptest::option::of(any::<bool>()).prop_map(Event::Update),
+            1 => Just(Event::Shutdown),
+            1 => (0u8..8).prop_map(Event::Timeout),
+            1 => Just(Event::Junk),
+        ]
+    }
+
+    fn pick<T: Clone>(items: &[T], index: u8) -> Option<T> {
+        (!items.is_empty()).then(|| items[usize::from(index) % items.len()].clone())
+    }
+
+    /// A driver that launches at random times and reports random events.
+    struct Model {
+        h: Harness,
+        tickets: Vec<LaunchTicket>,
+        addresses: Vec<ActorAddress>,
+        hosts: Vec<HostId>,
+        exited: bool,
+    }
+
+    impl Model {
+        fn step(&mut self, event: Event) {
+            let h = &mut self.h;
+            match event {
+                Event::Create {
+                    name,
+                    wait,
+                    parent,
+                    picky,
+                } => {
+                    let parent = parent
+                        .and_then(|p| pick(&self.addresses, p))
+                        .unwrap_or_else(admin_addr);
+                    let name = name.map(|n| format!("name{n}"));
+                    let message = if picky {
+                        create_msg::<Picky>(&parent, name.as_deref(), wait)
+                    } else {
+                        create_msg::<Plain>(&parent, name.as_deref(), wait)
+                    };
+                    h.admin
+                        .handle(h.now, Envelope::new(outside(), Payload::new(message)));
+                }
+                Event::Launched {
+                    pick: p,
+                    ok,
+                    host,
+                    reuse_address,
+                } => {
+                    let Some(ticket) = pick(&self.tickets, p) else {
+                        return self.check();
+                    };
+                    self.tickets.retain(|t| *t != ticket);
+                    let result = if ok {
+                        let address = match reuse_address.and_then(|r| pick(&self.addresses, r)) {
+                            Some(used) => used,
+                            None => {
+                                let fresh = addr(h.next_id);
+                                h.next_id += 1;
+                                self.addresses.push(fresh.clone());
+                                fresh
+                            }
+                        };
+                        let host = if host % 2 == 0 {
+                            pick(&self.hosts, host / 2)
+                        } else {
+                            None
+                        }
+                        .unwrap_or_else(|| {
+                            h.next_host += 1;
+                            self.hosts.push(h.next_host);
+                            h.next_host
+                        });
+                        Ok((address, host))
+                    } else {
+                        Err("cannot start".to_owned())
+                    };
+                    h.admin.launched(h.now, ticket, result);
+                }
+                Event::Started(p) => {
+                    if let Some(address) = pick(&self.addresses, p) {
+                        let message = ActorStarted {
+                            address: address.clone(),
+                        };
+                        h.admin
+                            .handle(h.now, Envelope::new(address, Payload::new(message)));
+                    }
+                }
+                Event::Failed(p) => {
+                    if let Some(address) = pick(&self.addresses, p) {
+                        let message = ActorFailedToStart {
+                            address: address.clone(),
+                            reason: "boom".into(),
+                        };
+                        h.admin
+                            .handle(h.now, Envelope::new(address, Payload::new(message)));
+                    }
+                }
+                Event::Exited(p) => {
+                    if let Some(address) = pick(&self.addresses, p) {
+                        let message = ActorExited {
+                            address: address.clone(),
+                        };
+                        h.admin
+                            .handle(h.now, Envelope::new(address, Payload::new(message)));
+                    }
+                }
+                Event::HostExited(p) => {
+                    if let Some(host) = pick(&self.hosts, p) {
+                        h.admin.host_exited(h.now, host, "exit 1");
+                    }
+                }
+                Event::DeadLetter { target, poison } => {
+                    let target = pick(&self.addresses, target).unwrap_or_else(|| addr(4_000));
+                    let payload = if poison {
+                        Payload::new(PoisonMessage::new(Payload::new(1u8), "x"))
+                    } else {
+                        Payload::new("letter")
+                    };
+                    let message = DeadLetter {
+                        target,
+                        sender: outside(),
+                        payload,
+                    };
+                    h.admin
+                        .handle(h.now, Envelope::new(outside(), Payload::new(message)));
+                }
+                Event::HandleDead { pick: p, enable } => {
+                    if let Some(actor) = pick(&self.addresses, p) {
+                        let message = HandleDeadLetters {
+                            actor: actor.clone(),
+                            enable,
+                        };
+                        h.admin
+                            .handle(h.now, Envelope::new(actor, Payload::new(message)));
+                    }
+                }
+                Event::Update(value) => {
+                    let message = UpdateCapability {
+                        name: "picky".into(),
+                        value: value.map(CapabilityValue::Bool),
+                    };
+                    h.admin
+                        .handle(h.now, Envelope::new(outside(), Payload::new(message)));
+                }
+                Event::Shutdown => {
+                    h.admin.handle(
+                        h.now,
+                        Envelope::new(outside(), Payload::new(ShutdownSystem)),
+                    );
+                }
+                Event::Timeout(seconds) => {
+                    h.now += Duration::from_secs(u64::from(seconds));
+                    h.admin.handle_timeout(h.now);
+                }
+                Event::Junk => {
+                    h.admin
+                        .handle(h.now, Envelope::new(outside(), Payload::new(17u32)));
+                }
+            }
+            self.check();
+        }
+
+        fn check(&mut self) {
+            let actions = self.h.actions();
+            for action in actions {
+                assert!(!self.exited, "an action after Exit: {action:?}");
+                match action {
+                    Action::Launch { ticket, .. } => self.tickets.push(ticket),
+                    Action::Exit => self.exited = true,
+                    _ => {}
+                }
+            }
+            let admin = &self.h.admin;
+            for (name, owner) in &admin.names {
+                match owner {
+                    NameOwner::Actor(address) => {
+                        let entry = admin
+                            .actors
+                            .get(address)
+                            .expect("a named actor is recorded");
+                        assert_eq!(entry.global_name.as_ref(), Some(name));
+                    }
+                    NameOwner::Pending(ticket) => {
+                        let pending = admin
+                            .pending
+                            .get(ticket)
+                            .expect("a named launch is pending");
+                        assert_eq!(pending.global_name.as_ref(), Some(name));
+                    }
+                }
+            }
+            for (address, entry) in &admin.actors {
+                assert!(admin
+                    .hosts
+                    .get(&entry.host)
+                    .is_some_and(|on| on.contains(address)));
+                if let Some(name) = &entry.global_name {
+                    assert_eq!(
+                        admin.names.get(name),
+                        Some(&NameOwner::Actor(address.clone()))
+                    );
+                }
+            }
+            let on_hosts: usize = admin.hosts.values().map(BTreeSet::len).sum();
+            assert_eq!(on_hosts, admin.actors.len());
+            assert_eq!(admin.live_actors(), admin.actors.len());
+            assert_eq!(admin.status().live_actors, admin.actors.len());
+            assert_eq!(self.exited, admin.phase == Phase::Done);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Any sequence of reports, requests and timeouts keeps the records consistent, never
+        /// panics, and emits nothing after `Exit`.
+        #[test]
+        fn arbitrary_events_keep_the_admin_consistent(
+            events in proptest::collection::vec(event(), 0..80),
+        ) {
+            let mut model = Model {
+                h: Harness::new(),
+                tickets: Vec::new(),
+                addresses: Vec::new(),
+                hosts: Vec::new(),
+                exited: false,
+            };
+            for event in events {
+                model.step(event);
+            }
+            // Shutdown always ends, given time.
+            model.step(Event::Shutdown);
+            for _ in 0..4 {
+                model.step(Event::Timeout(7));
+            }
+            prop_assert!(model.exited);
+            prop_assert_eq!(model.h.admin.live_actors(), 0);
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The messages between the processes of a multi-process system and its admin.
+//!
+//! They travel as ordinary messages (wire names `thespian.admin.*`) over whatever transport
+//! the base uses, so the admin protocol is written once for TCP and UDP. A request that wants
+//! an answer is sent from a fresh address of the requesting process; the answer goes back to
+//! that sender, so no request ids are needed.
+
+use serde::{Deserialize, Serialize};
+use thespian_core::{message, ActorAddress, Capabilities, CapabilityValue, ImageSpec, Payload};
+use thespian_core::{Requirements, ThespianError};
+
+/// An executable file as it was when a process started from it: two processes whose
+/// identities are equal run the same build, so [`ImageSpec`]s can cross between them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ExeIdentity {
+    /// Where the file is.
+    pub path: String,
+    /// Its device and inode numbers.
+    pub device: u64,
+    /// Its inode number.
+    pub inode: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its modification time, in nanoseconds since the epoch.
+    pub modified_ns: i128,
+}
+
+/// The program an actor's process runs: the executable, and the arguments that lead a
+/// re-executed copy into `thespian::init()` (empty for a program whose `main` calls it first;
+/// a test binary names its entry-point test).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Program {
+    /// The executable.
+    pub exe: ExeIdentity,
+    /// Arguments to reach `thespian::init()`.
+    pub entry_args: Vec<String>,
+}
+
+/// A process introduces itself to the admin (Thespian's `QueryExists`); answered by
+/// [`Welcome`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Hello {
+    /// The process id.
+    pub pid: u32,
+}
+
+/// The admin's answer to [`Hello`] (Thespian's `QueryAck`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The admin's own address (its incarnation).
+    pub admin: ActorAddress,
+    /// The admin's process id.
+    pub admin_pid: u32,
+    /// The system's capabilities.
+    pub capabilities: Capabilities,
+    /// True once the system is shutting down: such an admin is not attached to.
+    pub in_shutdown: bool,
+}
+
+/// Create an actor (from outside, or on behalf of a parent actor); answered by [`CreateReply`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreateActor {
+    /// The parent: the admin for creates from outside the actors.
+    pub parent: ActorAddress,
+    /// The actor type.
+    pub spec: ImageSpec,
+    /// The program that knows the type (its actor processes run it).
+    pub program: Program,
+    /// The create request's requirements.
+    pub requirements: Requirements,
+    /// The create request's global name.
+    pub global_name: Option<String>,
+    /// Answer only once the actor is constructed (or failed to be): creates from outside
+    /// report constructor failures as errors. Actors get their child's address at once and
+    /// hear of a failed start as `ChildActorExited` plus `Child Aborted` poison.
+    pub wait_until_started: bool,
+}
+
+/// Why a create failed, as it crosses processes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CreateFailure {
+    /// No system fits the actor's capability conditions.
+    NoCompatibleSystem {
+        /// The actor type.
+        actor_type: String,
+        /// The unmet conditions.
+        unmet: Vec<String>,
+    },
+    /// The actor was placed but its constructor (or its process) failed.
+    CreationFailed {
+        /// The actor type.
+        actor_type: String,
+        /// Why.
+        reason: String,
+    },
+    /// The system is shutting down.
+    ShuttingDown,
+}
+
+impl From<CreateFailure> for ThespianError {
+    fn from(failure: CreateFailure) -> ThespianError {
+        match failure {
+            CreateFailure::NoCompatibleSystem { actor_type, unmet } => {
+                ThespianError::NoCompatibleSystem { actor_type, unmet }
+            }
+            CreateFailure::CreationFailed { actor_type, reason } => {
+                ThespianError::ActorCreationFailed { actor_type, reason }
+            }
+            CreateFailure::ShuttingDown => {
+                ThespianError::SystemFailure("the actor system is shutting down".into())
+            }
+        }
+    }
+}
+
+/// The answer to [`CreateActor`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreateReply {
+    /// The actor, or why there is none.
+    pub result: Result<CreatedActor, CreateFailure>,
+}
+
+/// A created (or found, by global name) actor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedActor {
+    /// Its address.
+    pub address: ActorAddress,
+    /// False when a global name already named a live actor.
+    pub is_child: bool,
+}
+
+/// An actor's host constructed it: it is running.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ActorStarted {
+    /// The actor.
+    pub address: ActorAddress,
+}
+
+/// An actor's host could not construct it (or its process could not start).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ActorFailedToStart {
+    /// The actor.
+    pub address: ActorAddress,
+    /// Why.
+    pub reason: String,
+}
+
+/// An actor exited normally (its exit handler ran and its children are gone).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ActorExited {
+    /// The actor.
+    pub address: ActorAddress,
+}
+
+/// A message that could not be delivered to `target`: the admin routes it (back to the sender
+/// as `Child Aborted` poison when the target never started, else to the dead-letter handler).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Who it was for.
+    pub target: ActorAddress,
+    /// Who sent it.
+    pub sender: ActorAddress,
+    /// The message.
+    pub payload: Payload,
+}
+
+/// Register (`enable`) or unregister the dead-letter handler.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HandleDeadLetters {
+    /// The handler.
+    pub actor: ActorAddress,
+    /// Register or unregister.
+    pub enable: bool,
+}
+
+/// Set (`Some`) or remove (`None`) a system capability; answered by [`Capabilities`] of the
+/// system afterwards ([`CapabilitiesNow`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UpdateCapability {
+    /// The capability.
+    pub name: String,
+    /// Its new value.
+    pub value: Option<CapabilityValue>,
+}
+
+/// The system's capabilities, after an [`UpdateCapability`]; also sent by the admin to every
+/// actor host when they change, so hosts check their actors against them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CapabilitiesNow {
+    /// The capabilities.
+    pub capabilities: Capabilities,
+}
+
+/// Shut the system down; answered by [`ShutdownComplete`] once every actor has exited.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShutdownSystem;
+
+/// Every actor has exited and their processes are gone; the admin exits next.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShutdownComplete;
+
+/// A log record from an actor's process, for the admin's log sink.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// `log::Level` as a number (1 = error … 5 = trace).
+    pub level: u8,
+    /// The record's target.
+    pub target: String,
+    /// The formatted message.
+    pub text: String,
+    /// The actor that logged it, if any.
+    pub actor: Option<ActorAddress>,
+}
+
+message!(
+    Hello = "thespian.admin.Hello",
+    Welcome = "thespian.admin.Welcome",
+    CreateActor = "thespian.admin.CreateActor",
+    CreateReply = "thespian.admin.CreateReply",
+    ActorStarted = "thespian.admin.ActorStarted",
+    ActorFailedToStart = "thespian.admin.ActorFailedToStart",
+    ActorExited = "thespian.admin.ActorExited",
+    DeadLetter = "thespian.admin.DeadLetter",
+    HandleDeadLetters = "thespian.admin.HandleDeadLetters",
+    UpdateCapability = "thespian.admin.UpdateCapability",
+    CapabilitiesNow = "thespian.admin.CapabilitiesNow",
+    ShutdownSystem = "thespian.admin.ShutdownSystem",
+    ShutdownComplete = "thespian.admin.ShutdownComplete",
+    LogRecord = "thespian.admin.LogRecord",
+);
+
+/// The prefix of every admin-protocol wire name: such messages are never dead-lettered.
+pub const WIRE_PREFIX: &str = "thespian.admin.";

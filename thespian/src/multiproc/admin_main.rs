@@ -1,0 +1,289 @@
+//! The admin daemon: the driver of the [`thespian_admin::Admin`] machine.
+//!
+//! It owns the Admin Port's socket (bound by the program that started it and handed over as
+//! stdin), starts actor processes (or threads), reaps them (SIGCHLD), and carries out the
+//! machine's actions until a shutdown completes.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::process::Child;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver};
+use thespian_admin::{Action, Admin, AdminConfig, HostId, Launch, LaunchTicket, Placement};
+use thespian_core::{keys, ActorAddress, ActorSpec};
+
+use super::host::{self, HostSetup};
+use super::launch::{self, ActorLaunch, AdminLaunch};
+use super::node::Node;
+use super::signals;
+use super::transport::TransportKind;
+
+/// Host ids of thread-mode hosts start here, far above any process id.
+const FIRST_THREAD_HOST: HostId = 1 << 40;
+
+struct Daemon {
+    kind: TransportKind,
+    node: Arc<Node>,
+    ip: IpAddr,
+    admin: ActorAddress,
+    log_level: u8,
+    children: HashMap<HostId, Child>,
+    next_thread_host: HostId,
+    thread_exits: crossbeam_channel::Sender<HostId>,
+}
+
+/// Runs the admin role; returns the process's exit code.
+pub(crate) fn run(config: AdminLaunch) -> i32 {
+    signals::detach_session();
+    if let Some(filter) = &config.log_filter {
+        let _ = env_logger::Builder::new()
+            .parse_filters(filter)
+            .format_timestamp_millis()
+            .try_init();
+    }
+    let log_level = config
+        .log_filter
+        .as_deref()
+        .map_or(0, |f| super::logging::max_level(f) as u8);
+    let socket = launch::socket_from_stdin(config.kind);
+    let local = match socket.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("thespian admin: no socket: {e}");
+            return 2;
+        }
+    };
+    let own_program = match host::this_program(std::env::args().skip(1).collect()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("thespian admin: {e}");
+            return 2;
+        }
+    };
+    let incarnation = launch::new_incarnation();
+    let admin = ActorAddress::admin(incarnation);
+    let (inbox_tx, inbox) = crossbeam_channel::unbounded();
+    let node = match Node::start(socket, incarnation, local, admin.clone(), Some(inbox_tx)) {
+        Ok(node) => node,
+        Err(e) => {
+            eprintln!("thespian admin: {e}");
+            return 2;
+        }
+    };
+    let sigchld = match signals::route(&[libc::SIGCHLD, libc::SIGUSR1]) {
+        Ok(rx) => rx,
+        Err(e) => {
+            eprintln!("thespian admin: signals: {e}");
+            return 2;
+        }
+    };
+    let own_exe = own_program.exe.clone();
+    let machine = Admin::new(
+        AdminConfig {
+            admin: admin.clone(),
+            admin_pid: std::process::id(),
+            base_name: host::base_name(config.kind),
+            capabilities: config.capabilities,
+            thread_mode: config.thread_mode,
+            own_program,
+            shutdown_grace: Duration::from_secs(10),
+        },
+        Box::new(move |image, program| {
+            if program.exe != own_exe {
+                return None;
+            }
+            // SAFETY: the requester runs this very executable (identities compared).
+            unsafe { ActorSpec::from_image_spec(image) }.ok()
+        }),
+    );
+    let (thread_exits, thread_exited) = crossbeam_channel::unbounded();
+    let mut daemon = Daemon {
+        kind: config.kind,
+        node: node.clone(),
+        ip: local.ip(),
+        admin,
+        log_level,
+        children: HashMap::new(),
+        next_thread_host: FIRST_THREAD_HOST,
+        thread_exits,
+    };
+    log::info!("admin {} serving on {local}", daemon.admin);
+    let code = daemon.serve(machine, &inbox, &sigchld, &thread_exited);
+    node.flush(Duration::from_secs(5));
+    node.stop();
+    code
+}
+
+impl Daemon {
+    fn serve(
+        &mut self,
+        mut machine: Admin,
+        inbox: &Receiver<thespian_core::Envelope>,
+        signals_rx: &Receiver<libc::c_int>,
+        thread_exited: &Receiver<HostId>,
+    ) -> i32 {
+        loop {
+            let timeout = machine
+                .poll_timeout()
+                .map(|at| at.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(3600));
+            select! {
+                recv(inbox) -> envelope => match envelope {
+                    Ok(envelope) => machine.handle(Instant::now(), envelope),
+                    Err(_) => return 1,
+                },
+                recv(signals_rx) -> signal => match signal {
+                    Ok(libc::SIGUSR1) => log::info!("admin status: {:?}", machine.status()),
+                    Ok(_) => self.reap(&mut machine),
+                    Err(_) => return 1,
+                },
+                recv(thread_exited) -> host => {
+                    if let Ok(host) = host {
+                        machine.host_exited(Instant::now(), host, "its thread ended");
+                    }
+                }
+                default(timeout) => machine.handle_timeout(Instant::now()),
+            }
+            while let Some(action) = machine.poll_action() {
+                if self.execute(&mut machine, action) {
+                    return 0;
+                }
+            }
+        }
+    }
+
+    /// Carries out one action; true when the admin must exit.
+    fn execute(&mut self, machine: &mut Admin, action: Action) -> bool {
+        match action {
+            Action::Send { from, to, payload } => {
+                if let Err(e) = self.node.send(&from, &to, payload) {
+                    log::warn!("admin: a message to {to} failed: {e}");
+                }
+            }
+            Action::Launch {
+                ticket,
+                placement,
+                launch,
+            } => self.launch(machine, ticket, placement, launch),
+            Action::Kill { host } => {
+                if let Some(child) = self.children.get_mut(&host) {
+                    log::warn!("admin: killing actor process {host}");
+                    let _ = child.kill();
+                }
+            }
+            Action::Log {
+                level,
+                target,
+                text,
+            } => log::log!(target: &target, level, "{text}"),
+            Action::Exit => return true,
+        }
+        false
+    }
+
+    fn launch(
+        &mut self,
+        machine: &mut Admin,
+        ticket: LaunchTicket,
+        placement: Placement,
+        l: Launch,
+    ) {
+        let now = Instant::now();
+        let request = ActorLaunch {
+            kind: self.kind,
+            incarnation: 0,
+            address: self.admin.clone(),
+            admin: self.admin.clone(),
+            admin_socket: SocketAddr::new(self.ip, self.node.local().port()),
+            admin_pid: std::process::id(),
+            parent: l.parent,
+            spec: l.spec,
+            program: l.program,
+            requirements: l.requirements,
+            global_name: l.global_name,
+            capabilities: l.capabilities,
+            log_level: self.log_level,
+        };
+        match placement {
+            Placement::Process => match launch::spawn_actor(self.kind, self.ip, request) {
+                Ok((address, child)) => {
+                    let host = HostId::from(child.id());
+                    self.children.insert(host, child);
+                    machine.launched(now, ticket, Ok((address, host)));
+                }
+                Err(reason) => machine.launched(now, ticket, Err(reason)),
+            },
+            Placement::Thread => {
+                // SAFETY: thread placement is only chosen for the admin's own program.
+                let spec = match unsafe { ActorSpec::from_image_spec(&request.spec) } {
+                    Ok(spec) => spec,
+                    Err(e) => return machine.launched(now, ticket, Err(e)),
+                };
+                let (address, mailbox) = self.node.open();
+                let host = self.next_thread_host;
+                self.next_thread_host += 1;
+                let setup = HostSetup {
+                    node: self.node.clone(),
+                    kind: self.kind,
+                    address: address.clone(),
+                    mailbox,
+                    parent: request.parent,
+                    spec,
+                    requirements: request.requirements,
+                    global_name: request.global_name,
+                    capabilities: request.capabilities,
+                    program: request.program,
+                };
+                let exits = self.thread_exits.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("thespian-actor-{}", spec.type_name()))
+                    .spawn(move || {
+                        host::run(setup);
+                        let _ = exits.send(host);
+                    });
+                match spawned {
+                    Ok(_) => machine.launched(now, ticket, Ok((address, host))),
+                    Err(e) => {
+                        self.node.close(&address);
+                        machine.launched(now, ticket, Err(format!("cannot start a thread: {e}")))
+                    }
+                }
+            }
+        }
+    }
+
+    fn reap(&mut self, machine: &mut Admin) {
+        let exited: Vec<(HostId, String)> = self
+            .children
+            .iter_mut()
+            .filter_map(|(host, child)| match child.try_wait() {
+                Ok(Some(status)) => Some((*host, status.to_string())),
+                Ok(None) => None,
+                Err(e) => Some((*host, format!("cannot be waited for: {e}"))),
+            })
+            .collect();
+        for (host, description) in exited {
+            self.children.remove(&host);
+            machine.host_exited(Instant::now(), host, &description);
+        }
+    }
+}
+
+/// The capabilities a new admin starts with: the user's, the common keys, and the base's.
+pub(crate) fn admin_capabilities(
+    kind: TransportKind,
+    user: thespian_core::Capabilities,
+    port: u16,
+    thread_mode: bool,
+) -> thespian_core::Capabilities {
+    let caps = thespian_core::registry::with_common_capabilities(user, host::base_name(kind), 1);
+    caps.with(keys::ADMIN_PORT, i64::from(port))
+        .with(keys::WATCH_SUPPORTED, false)
+        .with(keys::ALLOW_REMOTE_ACTOR_SOURCES, "No")
+        .with(
+            keys::PROCESS_STARTUP_METHOD,
+            if thread_mode { "thread" } else { "spawn" },
+        )
+}

@@ -1,0 +1,470 @@
+//! An actor's host: the loop that feeds one actor its messages through the lifecycle machine,
+//! in its own process (`spawn`) or on a thread of the admin's process (`thread`), the same
+//! code either way.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use serde::{Deserialize, Serialize};
+use thespian_admin::protocol::{
+    ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateReply,
+    HandleDeadLetters, Program, ShutdownSystem, UpdateCapability,
+};
+use thespian_core::{
+    message, ActorAddress, ActorCell, ActorExitRequest, ActorSpec, Capabilities, CapabilityValue,
+    CellState, CreateRequest, Created, Envelope, Payload, Requirements, Result, Services,
+    ThespianError, WakeupMessage,
+};
+
+use super::launch::{current_exe, ActorLaunch, ACTOR_SLOT};
+use super::node::{AdminLost, Node};
+use super::signals;
+use super::transport::TransportKind;
+
+/// How long an actor waits for the admin to answer a create or a capability update.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A signal, as the host's own message to its actor's mailbox.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum HostSignal {
+    /// SIGTERM, SIGQUIT, SIGABRT: exit gracefully.
+    Exit(i32),
+    /// SIGUSR1: log the actor's status.
+    Status,
+}
+
+message!(HostSignal = "thespian.admin.local.HostSignal");
+
+/// Everything a host needs.
+pub(crate) struct HostSetup {
+    pub(crate) node: Arc<Node>,
+    pub(crate) kind: TransportKind,
+    pub(crate) address: ActorAddress,
+    pub(crate) mailbox: Receiver<Envelope>,
+    pub(crate) parent: ActorAddress,
+    pub(crate) spec: ActorSpec,
+    pub(crate) requirements: Requirements,
+    pub(crate) global_name: Option<String>,
+    pub(crate) capabilities: Capabilities,
+    pub(crate) program: Program,
+}
+
+/// The Thespian name of the base a transport serves.
+pub(crate) fn base_name(kind: TransportKind) -> &'static str {
+    match kind {
+        TransportKind::Tcp => "multiprocTCPBase",
+        TransportKind::Udp => "multiprocUDPBase",
+    }
+}
+
+/// Runs the actor until it exits. Reports its start (or failure) and exit to the admin.
+pub(crate) fn run(setup: HostSetup) {
+    let HostSetup {
+        node,
+        kind,
+        address,
+        mailbox,
+        parent,
+        spec,
+        requirements,
+        global_name,
+        capabilities,
+        program,
+    } = setup;
+    let admin = node.admin();
+    let mut actor = match spec.construct(&capabilities, &requirements) {
+        Ok(actor) => actor,
+        Err(reason) => {
+            log::warn!("{address} ({}) failed to start: {reason}", spec.type_name());
+            let failed = ActorFailedToStart {
+                address: address.clone(),
+                reason,
+            };
+            let _ = node.send(&address, &admin, Payload::new(failed));
+            node.close(&address);
+            // What already arrived comes back to its senders as `Child Aborted` poison.
+            while let Ok(envelope) = mailbox.try_recv() {
+                node.dead_letter(&address, envelope);
+            }
+            return;
+        }
+    };
+    let started = ActorStarted {
+        address: address.clone(),
+    };
+    let _ = node.send(&address, &admin, Payload::new(started));
+    let mut cell = ActorCell::new(address.clone(), parent, spec, requirements, global_name);
+    let mut services = HostServices {
+        node: node.clone(),
+        kind,
+        capabilities,
+        program,
+        mailbox: mailbox.clone(),
+        timers: Vec::new(),
+    };
+    loop {
+        let next = services.timers.iter().map(|t| t.0).min();
+        let received = match next {
+            Some(at) => mailbox.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => mailbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let envelope = match received {
+            Ok(envelope) => envelope,
+            Err(RecvTimeoutError::Timeout) => {
+                let now = Instant::now();
+                let (due, later): (Vec<_>, Vec<_>) =
+                    services.timers.drain(..).partition(|t| t.0 <= now);
+                services.timers = later;
+                let mut state = cell.state();
+                for (_, wakeup) in due {
+                    let envelope = Envelope::new(address.clone(), Payload::new(wakeup));
+                    state = cell.handle(&mut *actor, envelope, &mut services);
+                }
+                if state == CellState::Exited {
+                    break;
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let payload = envelope.payload();
+        if let Some(now) = payload.try_get::<CapabilitiesNow>() {
+            services.capabilities = now.capabilities.clone();
+            continue;
+        }
+        if let Some(lost) = payload.try_get::<AdminLost>() {
+            log::warn!("{address}: exiting, {}", lost.reason);
+            break;
+        }
+        let envelope = match payload.try_get::<HostSignal>() {
+            Some(HostSignal::Exit(signal)) => {
+                log::warn!("{address}: signal {signal}, exiting");
+                Envelope::new(address.clone(), Payload::new(ActorExitRequest::new()))
+            }
+            Some(HostSignal::Status) => {
+                log::info!(
+                    "{address}: status: {:?}, children {:?}, {} queued",
+                    cell.state(),
+                    cell.children(),
+                    mailbox.len()
+                );
+                continue;
+            }
+            None => envelope,
+        };
+        if cell.handle(&mut *actor, envelope, &mut services) == CellState::Exited {
+            break;
+        }
+    }
+    node.close(&address);
+    while let Ok(envelope) = mailbox.try_recv() {
+        if !envelope.type_name().starts_with("thespian.admin.") {
+            node.dead_letter(&address, envelope);
+        }
+    }
+}
+
+/// The actor role: one actor in this process, on the socket the admin bound for it.
+pub(crate) fn run_process(launch: ActorLaunch) -> i32 {
+    if !signals::die_with_parent(launch.admin_pid) {
+        return 3; // The admin is already gone.
+    }
+    match current_exe() {
+        Ok(exe) if exe == launch.program.exe => {}
+        Ok(exe) => {
+            eprintln!(
+                "thespian actor process: started as {} but the admin expected {}",
+                exe.path, launch.program.exe.path
+            );
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("thespian actor process: {e}");
+            return 2;
+        }
+    }
+    // SAFETY: the executable identity was just compared with the requester's: this process
+    // runs the very build that made `launch.spec`.
+    let spec = match unsafe { ActorSpec::from_image_spec(&launch.spec) } {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("thespian actor process: {e}");
+            return 2;
+        }
+    };
+    let socket = super::launch::socket_from_stdin(launch.kind);
+    let node = match Node::start(
+        socket,
+        thespian_core::SystemId::from_raw(launch.incarnation),
+        launch.admin_socket,
+        launch.admin.clone(),
+        None,
+    ) {
+        Ok(node) => node,
+        Err(e) => {
+            eprintln!("thespian actor process: {e}");
+            return 2;
+        }
+    };
+    let mailbox = node.open_slot(ACTOR_SLOT);
+    let level = match launch.log_level {
+        1 => log::LevelFilter::Error,
+        2 => log::LevelFilter::Warn,
+        3 => log::LevelFilter::Info,
+        4 => log::LevelFilter::Debug,
+        5 => log::LevelFilter::Trace,
+        _ => log::LevelFilter::Off,
+    };
+    super::logging::Forwarder::install(node.clone(), launch.address.clone(), level);
+    route_signals(&node, &launch.address);
+    run(HostSetup {
+        node: node.clone(),
+        kind: launch.kind,
+        address: launch.address,
+        mailbox,
+        parent: launch.parent,
+        spec,
+        requirements: launch.requirements,
+        global_name: launch.global_name,
+        capabilities: launch.capabilities,
+        program: launch.program,
+    });
+    node.flush(Duration::from_secs(5));
+    node.stop();
+    0
+}
+
+/// SIGTERM, SIGQUIT, SIGABRT: a graceful exit; SIGUSR1: status to the log; SIGINT, SIGHUP,
+/// SIGUSR2: logged and ignored.
+fn route_signals(node: &Arc<Node>, address: &ActorAddress) {
+    let handled = [
+        libc::SIGTERM,
+        libc::SIGQUIT,
+        libc::SIGABRT,
+        libc::SIGUSR1,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGUSR2,
+    ];
+    let rx = match signals::route(&handled) {
+        Ok(rx) => rx,
+        Err(e) => {
+            log::warn!("{address}: signal handling unavailable: {e}");
+            return;
+        }
+    };
+    let node = node.clone();
+    let address = address.clone();
+    let _ = std::thread::Builder::new()
+        .name("thespian-host-signals".into())
+        .spawn(move || {
+            for signal in rx {
+                let notice = match signal {
+                    libc::SIGTERM | libc::SIGQUIT | libc::SIGABRT => HostSignal::Exit(signal),
+                    libc::SIGUSR1 => HostSignal::Status,
+                    other => {
+                        log::warn!("{address}: signal {other} ignored");
+                        continue;
+                    }
+                };
+                let _ = node.send(&address, &address, Payload::new(notice));
+            }
+        });
+}
+
+/// A due wakeup.
+type Timer = (Instant, WakeupMessage);
+
+/// What an actor's effects do in a multi-process system.
+struct HostServices {
+    node: Arc<Node>,
+    kind: TransportKind,
+    capabilities: Capabilities,
+    program: Program,
+    mailbox: Receiver<Envelope>,
+    timers: Vec<Timer>,
+}
+
+impl HostServices {
+    fn to_admin(&self, from: &ActorAddress, payload: Payload) {
+        let admin = self.node.admin();
+        if let Err(e) = self.node.send(from, &admin, payload) {
+            log::warn!("{from}: a message to the admin failed: {e}");
+        }
+    }
+}
+
+/// Asks the admin and waits for its answer of type `T`.
+pub(crate) fn request<T: thespian_core::Message>(
+    node: &Node,
+    payload: Payload,
+    timeout: Duration,
+) -> Result<T> {
+    let (reply_to, rx) = node.open();
+    let admin = node.admin();
+    let result = (|| {
+        node.send(&reply_to, &admin, payload)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let envelope = rx.recv_timeout(left).map_err(|_| {
+                ThespianError::RequestTimeout(format!(
+                    "the admin at {} did not answer within {timeout:?}",
+                    node.admin_socket()
+                ))
+            })?;
+            let payload = envelope.payload();
+            if let Some(lost) = payload.try_get::<AdminLost>() {
+                return Err(ThespianError::SystemFailure(lost.reason.clone()));
+            }
+            if let Some(answer) = payload.try_get::<T>() {
+                return Ok(answer.clone());
+            }
+            log::debug!(
+                "unexpected {} while waiting for the admin",
+                envelope.type_name()
+            );
+        }
+    })();
+    node.close(&reply_to);
+    result
+}
+
+/// Asks the admin to create an actor (for `parent`; the admin for creates from outside).
+pub(crate) fn create_through_admin(
+    node: &Node,
+    capabilities: &Capabilities,
+    program: &Program,
+    parent: &ActorAddress,
+    request: CreateRequest,
+    wait_until_started: bool,
+) -> Result<Created> {
+    if let Some(hash) = &request.source_hash {
+        return Err(ThespianError::InvalidSourceHash(hash.clone()));
+    }
+    if request.global_name.is_none() {
+        request
+            .spec
+            .check(capabilities, &request.requirements)
+            .map_err(|unmet| ThespianError::NoCompatibleSystem {
+                actor_type: request.spec.type_name().to_owned(),
+                unmet,
+            })?;
+    }
+    let create = CreateActor {
+        parent: parent.clone(),
+        spec: request.spec.image_spec(),
+        program: program.clone(),
+        requirements: request.requirements,
+        global_name: request.global_name,
+        wait_until_started,
+    };
+    let reply: CreateReply = request_reply(node, Payload::new(create))?;
+    let created = reply.result.map_err(ThespianError::from)?;
+    Ok(Created {
+        address: created.address,
+        is_child: created.is_child,
+    })
+}
+
+fn request_reply<T: thespian_core::Message>(node: &Node, payload: Payload) -> Result<T> {
+    request(node, payload, REQUEST_TIMEOUT)
+}
+
+/// Asks the admin to change a capability; the capabilities afterwards.
+pub(crate) fn update_through_admin(
+    node: &Node,
+    name: &str,
+    value: Option<CapabilityValue>,
+) -> Result<Capabilities> {
+    if let Some(v) = &value {
+        thespian_core::capabilities::validate(name, v)?;
+    }
+    let update = UpdateCapability {
+        name: name.to_owned(),
+        value,
+    };
+    let now: CapabilitiesNow = request_reply(node, Payload::new(update))?;
+    Ok(now.capabilities)
+}
+
+impl Services for HostServices {
+    fn base_name(&self) -> &'static str {
+        base_name(self.kind)
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    fn admin_address(&self) -> ActorAddress {
+        self.node.admin()
+    }
+
+    fn send(&mut self, from: &ActorAddress, to: &ActorAddress, payload: Payload) -> Result<()> {
+        self.node.send(from, to, payload)
+    }
+
+    fn create_actor(&mut self, parent: &ActorAddress, request: CreateRequest) -> Result<Created> {
+        create_through_admin(
+            &self.node,
+            &self.capabilities,
+            &self.program,
+            parent,
+            request,
+            false,
+        )
+    }
+
+    fn wakeup_after(&mut self, _actor: &ActorAddress, delay: Duration, payload: Option<Payload>) {
+        let due = thespian_core::base::deadline(Instant::now(), delay);
+        self.timers.push((due, WakeupMessage::new(delay, payload)));
+    }
+
+    fn handle_dead_letters(&mut self, actor: &ActorAddress, enable: bool) {
+        let register = HandleDeadLetters {
+            actor: actor.clone(),
+            enable,
+        };
+        self.to_admin(actor, Payload::new(register));
+    }
+
+    fn update_capability(
+        &mut self,
+        _actor: &ActorAddress,
+        name: &str,
+        value: Option<CapabilityValue>,
+    ) -> Result<()> {
+        self.capabilities = update_through_admin(&self.node, name, value)?;
+        Ok(())
+    }
+
+    fn actor_system_shutdown(&mut self, actor: &ActorAddress) {
+        self.to_admin(actor, Payload::new(ShutdownSystem));
+    }
+
+    fn dead_letter(&mut self, target: &ActorAddress, envelope: Envelope) {
+        self.node.dead_letter(target, envelope);
+    }
+
+    fn actor_exited(&mut self, actor: &ActorAddress) {
+        self.timers.clear();
+        let exited = ActorExited {
+            address: actor.clone(),
+        };
+        self.to_admin(actor, Payload::new(exited));
+    }
+
+    fn mailbox_len(&self, _actor: &ActorAddress) -> usize {
+        self.mailbox.len()
+    }
+}
+
+/// The program this process runs, as actor processes must run it again.
+pub(crate) fn this_program(entry_args: Vec<String>) -> Result<Program> {
+    Ok(Program {
+        exe: current_exe()?,
+        entry_args,
+    })
+}

@@ -1,0 +1,228 @@
+//! How the processes of a multi-process system start: the roles a re-executed program takes,
+//! what each is told, and the identity check that lets actor types cross processes.
+//!
+//! A program becomes the admin daemon or an actor's process by being executed again with
+//! `THESPIAN_ROLE` set; `thespian::init()` (the first line of `main`, or the entry-point test of
+//! a test binary) sees the role and never returns to the program's own code. The role's
+//! settings travel in `THESPIAN_ROLE_CONFIG` (postcard, hex) and, for a socket bound before the
+//! process started, as its stdin.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::process::{Child, Command, Stdio};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use thespian_admin::protocol::{ExeIdentity, Program};
+use thespian_core::{
+    ActorAddress, Capabilities, ImageSpec, Requirements, Result, SystemId, ThespianError,
+};
+
+use super::node::encode_id;
+use super::transport::{BoundSocket, TransportKind};
+
+/// The environment variable naming a re-executed process's role.
+pub(crate) const ROLE_ENV: &str = "THESPIAN_ROLE";
+/// The environment variable carrying the role's settings.
+pub(crate) const CONFIG_ENV: &str = "THESPIAN_ROLE_CONFIG";
+
+/// The test a test binary's re-executed processes enter through (see `test_entry_point!`).
+pub(crate) const TEST_ENTRY: &str = "thespian_process_entry";
+
+/// What the admin daemon is told.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct AdminLaunch {
+    pub(crate) kind: TransportKind,
+    /// Complete capabilities (the common keys added).
+    pub(crate) capabilities: Capabilities,
+    /// The log filter of the admin's sink; `None`: the program left logging alone.
+    pub(crate) log_filter: Option<String>,
+    /// Actors run on threads of the admin's process.
+    pub(crate) thread_mode: bool,
+}
+
+/// What an actor's process is told.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ActorLaunch {
+    pub(crate) kind: TransportKind,
+    pub(crate) incarnation: u64,
+    pub(crate) address: ActorAddress,
+    pub(crate) admin: ActorAddress,
+    pub(crate) admin_socket: SocketAddr,
+    pub(crate) admin_pid: u32,
+    pub(crate) parent: ActorAddress,
+    pub(crate) spec: ImageSpec,
+    pub(crate) program: Program,
+    pub(crate) requirements: Requirements,
+    pub(crate) global_name: Option<String>,
+    pub(crate) capabilities: Capabilities,
+    /// The most verbose log level to forward to the admin (0: none).
+    pub(crate) log_level: u8,
+}
+
+/// Encodes a role's settings for the environment.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<String> {
+    let bytes = postcard::to_allocvec(value)
+        .map_err(|e| ThespianError::StartupFailure(format!("encoding role settings: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Decodes a role's settings from the environment.
+pub(crate) fn decode<T: DeserializeOwned>(text: &str) -> Result<T> {
+    let bad = || ThespianError::StartupFailure("malformed THESPIAN_ROLE_CONFIG".into());
+    if !text.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    let bytes = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2).unwrap_or("zz"), 16))
+        .collect::<std::result::Result<Vec<u8>, _>>()
+        .map_err(|_| bad())?;
+    postcard::from_bytes(&bytes).map_err(|_| bad())
+}
+
+fn identity_of(path: &str, metadata: &std::fs::Metadata) -> ExeIdentity {
+    ExeIdentity {
+        path: path.to_owned(),
+        device: metadata.dev(),
+        inode: metadata.ino(),
+        size: metadata.size(),
+        modified_ns: i128::from(metadata.mtime()) * 1_000_000_000
+            + i128::from(metadata.mtime_nsec()),
+    }
+}
+
+/// The executable this process runs, as it is on disk now.
+pub(crate) fn current_exe() -> Result<ExeIdentity> {
+    let path = std::env::current_exe()
+        .map_err(|e| ThespianError::StartupFailure(format!("cannot find this program: {e}")))?;
+    let text = path.to_string_lossy().into_owned();
+    // /proc/self/exe names the running file even after the path was rebuilt over.
+    let metadata = std::fs::metadata("/proc/self/exe")
+        .or_else(|_| std::fs::metadata(&path))
+        .map_err(|e| ThespianError::StartupFailure(format!("cannot inspect {text}: {e}")))?;
+    Ok(identity_of(&text, &metadata))
+}
+
+/// True when the file at `exe.path` is still the build `exe` describes.
+pub(crate) fn still_on_disk(exe: &ExeIdentity) -> bool {
+    std::fs::metadata(&exe.path).is_ok_and(|m| identity_of(&exe.path, &m) == *exe)
+}
+
+/// A fresh random incarnation.
+pub(crate) fn new_incarnation() -> SystemId {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    SystemId::from_raw(hasher.finish().max(1))
+}
+
+/// Takes the socket this process was given as its stdin.
+pub(crate) fn socket_from_stdin(kind: TransportKind) -> BoundSocket {
+    // SAFETY: the process that started this one set fd 0 to a bound socket for it (the
+    // admin's or this actor's) and nothing else in this process reads stdin: from here on the
+    // descriptor belongs to the endpoint alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(0) };
+    BoundSocket::from_fd(kind, fd)
+}
+
+/// Starts the admin daemon on `socket` (already bound to the Admin Port).
+pub(crate) fn spawn_admin(
+    program: &Program,
+    launch: &AdminLaunch,
+    socket: BoundSocket,
+) -> Result<Child> {
+    let mut command = Command::new(&program.exe.path);
+    command
+        .args(&program.entry_args)
+        .env(ROLE_ENV, "admin")
+        .env(CONFIG_ENV, encode(launch)?)
+        .stdin(Stdio::from(socket.into_fd()))
+        .stdout(Stdio::null())
+        .stderr(if launch.log_filter.is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
+    command
+        .spawn()
+        .map_err(|e| ThespianError::StartupFailure(format!("cannot start the admin: {e}")))
+}
+
+/// Starts an actor's process: binds its socket first (so its address is known now), then runs
+/// the requesting program in the actor role. Returns the actor's address and the process.
+pub(crate) fn spawn_actor(
+    kind: TransportKind,
+    ip: IpAddr,
+    mut launch: ActorLaunch,
+) -> std::result::Result<(ActorAddress, Child), String> {
+    if !still_on_disk(&launch.program.exe) {
+        return Err(format!(
+            "{} is no longer the program that asked for this actor (was it rebuilt?)",
+            launch.program.exe.path
+        ));
+    }
+    let socket = BoundSocket::bind(kind, SocketAddr::new(ip, 0))
+        .map_err(|e| format!("cannot bind the actor's socket: {e}"))?;
+    let local = match socket.local_addr() {
+        Ok(SocketAddr::V4(v4)) => v4,
+        other => return Err(format!("the actor's socket has no IPv4 address: {other:?}")),
+    };
+    let incarnation = new_incarnation();
+    launch.incarnation = incarnation.raw();
+    launch.address = ActorAddress::new(incarnation, encode_id(local, ACTOR_SLOT));
+    let config = encode(&launch).map_err(|e| e.to_string())?;
+    let child = Command::new(&launch.program.exe.path)
+        .args(&launch.program.entry_args)
+        .env(ROLE_ENV, "actor")
+        .env(CONFIG_ENV, config)
+        .stdin(Stdio::from(socket.into_fd()))
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start the actor's process: {e}"))?;
+    Ok((launch.address, child))
+}
+
+/// The slot of the actor in its own process.
+pub(crate) const ACTOR_SLOT: u16 = 1;
+
+/// The role this process was started in, if any.
+pub(crate) fn role() -> Option<(String, String)> {
+    let role = std::env::var(ROLE_ENV).ok()?;
+    let config = std::env::var(CONFIG_ENV).unwrap_or_default();
+    Some((role, config))
+}
+
+/// Runs the role this process was started in, if any; then exits the process.
+pub(crate) fn enter_role_if_any() {
+    let Some((role, config)) = role() else { return };
+    let code = match role.as_str() {
+        "admin" => match decode::<AdminLaunch>(&config) {
+            Ok(launch) => super::admin_main::run(launch),
+            Err(e) => {
+                eprintln!("thespian admin: {e}");
+                2
+            }
+        },
+        "actor" => match decode::<ActorLaunch>(&config) {
+            Ok(launch) => super::host::run_process(launch),
+            Err(e) => {
+                eprintln!("thespian actor process: {e}");
+                2
+            }
+        },
+        other => {
+            eprintln!("thespian: unknown THESPIAN_ROLE {other:?}");
+            2
+        }
+    };
+    std::process::exit(code);
+}

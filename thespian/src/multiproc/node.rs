@@ -1,0 +1,480 @@
+//! One process's place in a multi-process system: its transport endpoint, the addresses it
+//! hosts, and how a message reaches any address.
+//!
+//! Addresses locate what they name, as Erlang's pids do: an actor's `id` is its host's IPv4
+//! address, port and a slot number on that host (`ip << 32 | port << 16 | slot`), and its
+//! `system` is the host's incarnation, so a stale address whose port a new process took is
+//! recognised as dead instead of reaching a stranger. The admin keeps id 0 (every process knows
+//! its admin's socket). Sending therefore needs no lookup and no registry round trip, and the
+//! order of messages between two addresses is the transport's per-peer order.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use serde::{Deserialize, Serialize};
+use thespian_admin::protocol::{DeadLetter, WIRE_PREFIX};
+use thespian_core::{
+    message, ActorAddress, Envelope, MessageId, Payload, PoisonMessage, Result, SystemId,
+    ThespianError, WireMessage,
+};
+
+use super::transport::{BoundSocket, TransportEvent, TransportPoll, TransportSend};
+
+/// Told to every address of a process when its admin is found gone: waits end with an error.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct AdminLost {
+    /// What was seen.
+    pub(crate) reason: String,
+}
+
+message!(AdminLost = "thespian.admin.local.AdminLost");
+
+/// The id of an address at `addr`, slot `slot`.
+pub(crate) fn encode_id(addr: SocketAddrV4, slot: u16) -> u64 {
+    (u64::from(u32::from(*addr.ip())) << 32) | (u64::from(addr.port()) << 16) | u64::from(slot)
+}
+
+/// Where an address lives: its host's socket and its slot there. `None` for the admin's id.
+pub(crate) fn decode_id(id: u64) -> Option<(SocketAddrV4, u16)> {
+    if id == ActorAddress::ADMIN_ID {
+        return None;
+    }
+    let ip = Ipv4Addr::from((id >> 32) as u32);
+    let port = (id >> 16) as u16;
+    Some((SocketAddrV4::new(ip, port), id as u16))
+}
+
+/// The admin address used before the admin's incarnation is known (the first `Hello`).
+pub(crate) fn any_admin() -> ActorAddress {
+    ActorAddress::admin(SystemId::from_raw(0))
+}
+
+enum Route {
+    Slot(u16),
+    LocalAdmin,
+    Remote(SocketAddr),
+    /// An address of this host's socket from an earlier incarnation, or nonsense.
+    Dead,
+}
+
+/// One process's endpoint and the addresses it hosts.
+pub(crate) struct Node {
+    incarnation: SystemId,
+    local: SocketAddrV4,
+    admin_socket: SocketAddr,
+    admin: RwLock<ActorAddress>,
+    sender: Box<dyn TransportSend>,
+    slots: RwLock<HashMap<u16, Sender<Envelope>>>,
+    next_slot: AtomicU32,
+    /// Sent and not yet settled: kept to turn a failure into a dead letter or poison.
+    in_flight: Mutex<HashMap<MessageId, WireMessage>>,
+    settled: Condvar,
+    /// In the admin's process: where messages for the admin go.
+    admin_inbox: Option<Sender<Envelope>>,
+    admin_lost: AtomicBool,
+    stopping: AtomicBool,
+    poller: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("incarnation", &self.incarnation)
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Starts a node on `socket`: its poll thread runs until [`Node::stop`].
+    pub(crate) fn start(
+        socket: BoundSocket,
+        incarnation: SystemId,
+        admin_socket: SocketAddr,
+        admin: ActorAddress,
+        admin_inbox: Option<Sender<Envelope>>,
+    ) -> Result<Arc<Node>> {
+        let local = match socket.local_addr() {
+            Ok(SocketAddr::V4(v4)) => v4,
+            Ok(other) => {
+                return Err(ThespianError::StartupFailure(format!(
+                    "multi-process bases need an IPv4 address; got {other}"
+                )))
+            }
+            Err(e) => return Err(ThespianError::StartupFailure(e.to_string())),
+        };
+        let (poll, sender) = socket
+            .into_endpoint(incarnation)
+            .map_err(|e| ThespianError::StartupFailure(format!("transport endpoint: {e}")))?;
+        let node = Arc::new(Node {
+            incarnation,
+            local,
+            admin_socket,
+            admin: RwLock::new(admin),
+            sender,
+            slots: RwLock::new(HashMap::new()),
+            next_slot: AtomicU32::new(1),
+            in_flight: Mutex::new(HashMap::new()),
+            settled: Condvar::new(),
+            admin_inbox,
+            admin_lost: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            poller: Mutex::new(None),
+        });
+        let weak = Arc::downgrade(&node);
+        let handle = std::thread::Builder::new()
+            .name("thespian-node".into())
+            .spawn(move || run_poller(weak, poll))
+            .map_err(|e| ThespianError::StartupFailure(format!("node thread: {e}")))?;
+        *node.poller.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(node)
+    }
+
+    /// This process's socket address.
+    pub(crate) fn local(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// The admin's address.
+    pub(crate) fn admin(&self) -> ActorAddress {
+        self.admin.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sets the admin's address once its incarnation is known.
+    pub(crate) fn set_admin(&self, admin: ActorAddress) {
+        *self.admin.write().unwrap_or_else(|e| e.into_inner()) = admin;
+    }
+
+    /// The admin's socket.
+    pub(crate) fn admin_socket(&self) -> SocketAddr {
+        self.admin_socket
+    }
+
+    /// True once the admin was found gone.
+    pub(crate) fn admin_lost(&self) -> bool {
+        self.admin_lost.load(Ordering::Acquire)
+    }
+
+    /// The address of `slot` on this process.
+    pub(crate) fn address_of(&self, slot: u16) -> ActorAddress {
+        ActorAddress::new(self.incarnation, encode_id(self.local, slot))
+    }
+
+    /// Opens a fresh address on this process and the queue of what arrives for it.
+    pub(crate) fn open(&self) -> (ActorAddress, Receiver<Envelope>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let slot = self.next_slot.fetch_add(1, Ordering::Relaxed) as u16;
+            if slot != 0 && !slots.contains_key(&slot) {
+                slots.insert(slot, tx);
+                return (self.address_of(slot), rx);
+            }
+        }
+    }
+
+    /// Opens the address of `slot` (a host's actor, whose address was planned before the
+    /// process started).
+    pub(crate) fn open_slot(&self, slot: u16) -> Receiver<Envelope> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        self.slots
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(slot, tx);
+        rx
+    }
+
+    /// Closes an address: later messages to it are dead letters.
+    pub(crate) fn close(&self, address: &ActorAddress) {
+        if let Some((_, slot)) = decode_id(address.id()) {
+            self.slots
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&slot);
+        }
+    }
+
+    fn route(&self, to: &ActorAddress) -> Route {
+        match decode_id(to.id()) {
+            None => {
+                if self.admin_inbox.is_some() {
+                    Route::LocalAdmin
+                } else {
+                    Route::Remote(self.admin_socket)
+                }
+            }
+            Some((host, slot)) if host == self.local => {
+                if to.system() == self.incarnation {
+                    Route::Slot(slot)
+                } else {
+                    Route::Dead
+                }
+            }
+            Some((host, _)) if host.port() == 0 || host.ip().is_unspecified() => Route::Dead,
+            Some((host, _)) => Route::Remote(SocketAddr::V4(host)),
+        }
+    }
+
+    /// Sends `payload` from `from` to `to`. Errors only for what is known at once (too large,
+    /// queue full, closed); later failures become dead letters or `PoisonMessage`s.
+    pub(crate) fn send(
+        &self,
+        from: &ActorAddress,
+        to: &ActorAddress,
+        payload: Payload,
+    ) -> Result<()> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(ThespianError::SystemShutDown);
+        }
+        match self.route(to) {
+            Route::Slot(slot) => {
+                self.deliver_local(slot, to, Envelope::new(from.clone(), payload));
+                Ok(())
+            }
+            Route::LocalAdmin => {
+                if let Some(inbox) = &self.admin_inbox {
+                    let _ = inbox.send(Envelope::new(from.clone(), payload));
+                }
+                Ok(())
+            }
+            Route::Remote(peer) => {
+                let wire = WireMessage::from_payload(from.clone(), to.clone(), &payload)
+                    .map_err(ThespianError::Message)?;
+                let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                let id = self.sender.send(peer, wire.clone())?;
+                in_flight.insert(id, wire);
+                Ok(())
+            }
+            Route::Dead => {
+                self.dead_letter(to, Envelope::new(from.clone(), payload));
+                Ok(())
+            }
+        }
+    }
+
+    fn deliver_local(&self, slot: u16, to: &ActorAddress, envelope: Envelope) {
+        let tx = self
+            .slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&slot)
+            .cloned();
+        match tx {
+            Some(tx) => {
+                if let Err(e) = tx.send(envelope) {
+                    self.dead_letter(to, e.into_inner());
+                }
+            }
+            None => self.dead_letter(to, envelope),
+        }
+    }
+
+    /// A message `target` will never get: to the admin, which returns it as `Child Aborted`
+    /// poison or gives it to the dead-letter handler. Admin-protocol messages are dropped.
+    pub(crate) fn dead_letter(&self, target: &ActorAddress, envelope: Envelope) {
+        if envelope.type_name().starts_with(WIRE_PREFIX) {
+            log::debug!(
+                "{} to {target} dropped: the address is gone",
+                envelope.type_name()
+            );
+            return;
+        }
+        let (sender, payload) = envelope.into_parts();
+        let letter = DeadLetter {
+            target: target.clone(),
+            sender,
+            payload,
+        };
+        let admin = self.admin();
+        if let Err(e) = self.send(target, &admin, Payload::new(letter)) {
+            log::debug!("dead letter to {target} lost: {e}");
+        }
+    }
+
+    fn incoming(&self, wire: WireMessage) {
+        let (target, envelope) = wire.into_envelope();
+        match self.route(&target) {
+            Route::Slot(slot) => self.deliver_local(slot, &target, envelope),
+            Route::LocalAdmin => {
+                if let Some(inbox) = &self.admin_inbox {
+                    let _ = inbox.send(envelope);
+                }
+            }
+            Route::Remote(_) | Route::Dead => {
+                log::debug!("a message for {target} reached {}: not here", self.local);
+                self.dead_letter(&target, envelope);
+            }
+        }
+    }
+
+    fn settle(&self, ids: &[MessageId]) -> Vec<WireMessage> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let settled = ids.iter().filter_map(|id| in_flight.remove(id)).collect();
+        if in_flight.is_empty() {
+            self.settled.notify_all();
+        }
+        settled
+    }
+
+    fn failed(&self, wire: WireMessage, dead_target: bool, reason: &str) {
+        let (target, envelope) = wire.into_envelope();
+        if target.is_admin() {
+            if dead_target {
+                self.lose_admin(format!(
+                    "the admin at {} is gone ({reason})",
+                    self.admin_socket
+                ));
+            } else {
+                log::warn!("a {} to the admin failed: {reason}", envelope.type_name());
+            }
+            return;
+        }
+        if dead_target {
+            self.dead_letter(&target, envelope);
+            return;
+        }
+        log::warn!("{} to {target} failed: {reason}", envelope.type_name());
+        let (sender, payload) = envelope.into_parts();
+        if payload.type_name().starts_with(WIRE_PREFIX) || payload.has_type::<PoisonMessage>() {
+            return;
+        }
+        let poison = Payload::new(PoisonMessage::new(payload, reason.to_owned()));
+        if let Err(e) = self.send(&target, &sender, poison) {
+            log::debug!("poison for {sender} lost: {e}");
+        }
+    }
+
+    /// The system was shut down (by anyone): every wait here ends.
+    pub(crate) fn system_gone(&self, reason: &str) {
+        if !self.admin_lost.swap(true, Ordering::AcqRel) {
+            self.notify_all(reason.to_owned());
+        }
+    }
+
+    fn lose_admin(&self, reason: String) {
+        if self.admin_lost.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        log::warn!("{reason}");
+        self.notify_all(reason);
+    }
+
+    fn notify_all(&self, reason: String) {
+        let slots: Vec<(u16, Sender<Envelope>)> = self
+            .slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(s, tx)| (*s, tx.clone()))
+            .collect();
+        let admin = self.admin();
+        for (_, tx) in slots {
+            let notice = AdminLost {
+                reason: reason.clone(),
+            };
+            let _ = tx.send(Envelope::new(admin.clone(), Payload::new(notice)));
+        }
+    }
+
+    /// Waits until every message sent so far is settled (or `timeout` passes).
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        while !in_flight.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            in_flight = self
+                .settled
+                .wait_timeout(in_flight, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Stops the poll thread and closes the endpoint (its port is free afterwards).
+    pub(crate) fn stop(&self) {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.sender.interrupt();
+        let handle = self.poller.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+fn run_poller(node: std::sync::Weak<Node>, mut poll: Box<dyn TransportPoll>) {
+    loop {
+        let events = match poll.poll() {
+            Ok(events) => events,
+            Err(e) => {
+                log::error!("transport poll failed: {e}");
+                break;
+            }
+        };
+        let Some(node) = node.upgrade() else { break };
+        for event in events {
+            handle_event(&node, event);
+        }
+        if node.stopping.load(Ordering::Acquire) {
+            break;
+        }
+    }
+    let _ = poll.close();
+}
+
+fn handle_event(node: &Node, event: TransportEvent) {
+    match event {
+        TransportEvent::Delivered(wire) => node.incoming(wire),
+        TransportEvent::Acked(ids) => {
+            node.settle(&ids);
+        }
+        TransportEvent::Failed {
+            ids,
+            dead_target,
+            reason,
+        } => {
+            for wire in node.settle(&ids) {
+                node.failed(wire, dead_target, &reason);
+            }
+        }
+    }
+}
+
+/// The IPv4 address to advertise, when the program did not choose one: the routable one, or
+/// loopback when offline.
+pub(crate) fn routable_ipv4() -> Ipv4Addr {
+    let probe = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).and_then(|s| {
+        // No packet is sent: connecting a UDP socket only picks the route.
+        s.connect((Ipv4Addr::new(8, 8, 8, 8), 80))?;
+        s.local_addr()
+    });
+    match probe {
+        Ok(SocketAddr::V4(v4)) if !v4.ip().is_unspecified() => *v4.ip(),
+        _ => Ipv4Addr::LOCALHOST,
+    }
+}
+
+/// Parses `THESPIAN_BASE_IPADDR`, when set.
+pub(crate) fn env_base_ip() -> Result<Option<Ipv4Addr>> {
+    match std::env::var("THESPIAN_BASE_IPADDR") {
+        Ok(text) if !text.trim().is_empty() => match text.trim().parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) => Ok(Some(v4)),
+            _ => Err(ThespianError::StartupFailure(format!(
+                "THESPIAN_BASE_IPADDR={text:?} is not an IPv4 address"
+            ))),
+        },
+        _ => Ok(None),
+    }
+}

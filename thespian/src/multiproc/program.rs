@@ -1,0 +1,447 @@
+//! The multi-process base as a program sees it: the [`BaseDriver`] behind `ActorSystem` for
+//! the Tcp and Udp bases. It attaches to the admin on the Admin Port, or starts the daemon.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use thespian_admin::protocol::{Hello, Program, ShutdownComplete, ShutdownSystem, Welcome};
+use thespian_core::system_messages::passes_to_external;
+use thespian_core::{
+    base, ActorAddress, BaseDriver, Capabilities, CapabilityValue, CreateRequest, Envelope,
+    Payload, Result, StatusRequest, SystemStatus, ThespianError,
+};
+
+use super::admin_main::admin_capabilities;
+use super::host::{self, base_name};
+use super::launch::{self, AdminLaunch};
+use super::node::{any_admin, env_base_ip, routable_ipv4, AdminLost, Node};
+use super::transport::{BoundSocket, TransportKind};
+
+/// How long a new admin may take to answer its first `Hello`.
+const ADMIN_START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long an existing listener on the Admin Port may take to answer.
+const ADMIN_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `shutdown` waits for the admin to finish.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What `ActorSystemBuilder::start` hands over for a multi-process base.
+#[derive(Debug)]
+pub(crate) struct StartSettings {
+    pub(crate) kind: TransportKind,
+    pub(crate) capabilities: Capabilities,
+    pub(crate) advertise_ip: Option<IpAddr>,
+    pub(crate) entry_args: Vec<String>,
+    pub(crate) log_filter: Option<String>,
+}
+
+/// A program's handle on a multi-process system.
+pub(crate) struct ProgramBase {
+    node: Arc<Node>,
+    kind: TransportKind,
+    program: Program,
+    endpoints: Mutex<HashMap<ActorAddress, Receiver<Envelope>>>,
+    capabilities: Mutex<Capabilities>,
+    shut_down: Arc<AtomicBool>,
+    admin_pid: u32,
+    /// The daemon, when this program started it: reaped by a thread once it exits.
+    admin_exit: Option<Receiver<()>>,
+}
+
+impl std::fmt::Debug for ProgramBase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgramBase")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_admin_port(kind: TransportKind) -> u16 {
+    match kind {
+        TransportKind::Tcp => 1900,
+        TransportKind::Udp => 1029,
+    }
+}
+
+fn admin_port(kind: TransportKind, caps: &Capabilities) -> Result<u16> {
+    match caps.get(thespian_core::keys::ADMIN_PORT) {
+        None => Ok(default_admin_port(kind)),
+        Some(CapabilityValue::Int(p)) if (1..=65535).contains(p) => Ok(*p as u16),
+        Some(other) => Err(ThespianError::StartupFailure(format!(
+            "'Admin Port' must be a port number (1-65535), not {other:?}"
+        ))),
+    }
+}
+
+fn thread_mode(caps: &Capabilities) -> Result<bool> {
+    match caps.get(thespian_core::keys::PROCESS_STARTUP_METHOD) {
+        None => Ok(false),
+        Some(CapabilityValue::Str(s)) => match s.as_str() {
+            "thread" => Ok(true),
+            // Thespian's fork and forkserver start a fresh copy of the program here too.
+            "spawn" | "fork" | "forkserver" => Ok(false),
+            other => Err(ThespianError::StartupFailure(format!(
+                "'Process Startup Method' {other:?} is not one of spawn, thread (fork, forkserver)"
+            ))),
+        },
+        Some(other) => Err(ThespianError::StartupFailure(format!(
+            "'Process Startup Method' must be a string, not {other:?}"
+        ))),
+    }
+}
+
+impl ProgramBase {
+    /// Attaches to the admin on the Admin Port, starting the daemon if nobody listens there.
+    pub(crate) fn start(settings: StartSettings) -> Result<ProgramBase> {
+        let kind = settings.kind;
+        let port = admin_port(kind, &settings.capabilities)?;
+        let thread_mode = thread_mode(&settings.capabilities)?;
+        let ip = match (env_base_ip()?, settings.advertise_ip) {
+            (Some(ip), _) => ip,
+            (None, Some(IpAddr::V4(ip))) => ip,
+            (None, Some(other)) => {
+                return Err(ThespianError::StartupFailure(format!(
+                    "multi-process bases need an IPv4 address, not {other}"
+                )))
+            }
+            (None, None) => routable_ipv4(),
+        };
+        let program = host::this_program(settings.entry_args)?;
+        let admin_socket = SocketAddr::new(IpAddr::V4(ip), port);
+        let mut admin_exit = None;
+        let mut started_here = false;
+        match BoundSocket::bind(kind, admin_socket) {
+            Ok(socket) => {
+                // Nobody holds the Admin Port: this program starts the daemon on it.
+                let launch = AdminLaunch {
+                    kind,
+                    capabilities: admin_capabilities(
+                        kind,
+                        settings.capabilities,
+                        port,
+                        thread_mode,
+                    ),
+                    log_filter: settings.log_filter,
+                    thread_mode,
+                };
+                let mut child = launch::spawn_admin(&program, &launch, socket)?;
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                std::thread::Builder::new()
+                    .name("thespian-admin-reaper".into())
+                    .spawn(move || {
+                        let _ = child.wait();
+                        let _ = tx.send(());
+                    })
+                    .map_err(|e| ThespianError::StartupFailure(e.to_string()))?;
+                admin_exit = Some(rx);
+                started_here = true;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
+            Err(e) => {
+                return Err(ThespianError::StartupFailure(format!(
+                    "cannot use the Admin Port {admin_socket}: {e}"
+                )))
+            }
+        }
+        let own = BoundSocket::bind(kind, SocketAddr::new(IpAddr::V4(ip), 0))
+            .map_err(|e| ThespianError::StartupFailure(format!("cannot bind a socket: {e}")))?;
+        let node = Node::start(
+            own,
+            launch::new_incarnation(),
+            admin_socket,
+            any_admin(),
+            None,
+        )?;
+        let timeout = if started_here {
+            ADMIN_START_TIMEOUT
+        } else {
+            ADMIN_PROBE_TIMEOUT
+        };
+        let welcome = match hello(&node, timeout, admin_exit.as_ref()) {
+            Ok(welcome) => welcome,
+            Err(e) => {
+                node.stop();
+                return Err(not_an_admin(kind, admin_socket, started_here, e));
+            }
+        };
+        if welcome.in_shutdown {
+            node.stop();
+            return Err(ThespianError::StartupFailure(format!(
+                "the admin at {admin_socket} is shutting down"
+            )));
+        }
+        node.set_admin(welcome.admin.clone());
+        let base = ProgramBase {
+            node,
+            kind,
+            program,
+            endpoints: Mutex::new(HashMap::new()),
+            capabilities: Mutex::new(welcome.capabilities),
+            shut_down: Arc::new(AtomicBool::new(false)),
+            admin_pid: welcome.admin_pid,
+            admin_exit,
+        };
+        base.watch_for_shutdown();
+        Ok(base)
+    }
+
+    /// Listens for the admin's `ShutdownComplete` (a shutdown asked by anyone), so this
+    /// program's calls fail with `SystemShutDown` afterwards.
+    fn watch_for_shutdown(&self) {
+        let (address, rx) = self.node.open();
+        let admin = self.node.admin();
+        let hello = Hello {
+            pid: std::process::id(),
+        };
+        if self
+            .node
+            .send(&address, &admin, Payload::new(hello))
+            .is_err()
+        {
+            return;
+        }
+        let node = Arc::downgrade(&self.node);
+        let flag = self.shut_down.clone();
+        let _ = std::thread::Builder::new()
+            .name("thespian-program-watch".into())
+            .spawn(move || {
+                for envelope in rx {
+                    if envelope.is::<ShutdownComplete>() || envelope.is::<AdminLost>() {
+                        flag.store(true, Ordering::Release);
+                        if let Some(node) = node.upgrade() {
+                            node.system_gone("the actor system was shut down");
+                        }
+                        return;
+                    }
+                }
+            });
+    }
+
+    fn check_running(&self) -> Result<()> {
+        if self.shut_down.load(Ordering::Acquire) {
+            Err(ThespianError::SystemShutDown)
+        } else if self.node.admin_lost() {
+            Err(ThespianError::SystemFailure(format!(
+                "the admin at {} is gone",
+                self.node.admin_socket()
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn status(&self) -> Result<SystemStatus> {
+        host::request::<SystemStatus>(
+            &self.node,
+            Payload::new(StatusRequest),
+            Duration::from_secs(10),
+        )
+    }
+
+    fn wait_for_admin_exit(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        match &self.admin_exit {
+            Some(rx) => {
+                let _ = rx.recv_timeout(Duration::from_secs(10));
+            }
+            None => {
+                while super::signals::process_exists(self.admin_pid) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+}
+
+fn hello(node: &Node, timeout: Duration, admin_exit: Option<&Receiver<()>>) -> Result<Welcome> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let slice = left.min(Duration::from_millis(250));
+        let hello = Hello {
+            pid: std::process::id(),
+        };
+        match host::request::<Welcome>(node, Payload::new(hello), slice) {
+            Ok(welcome) => return Ok(welcome),
+            Err(e) if left <= slice => return Err(e),
+            Err(e @ ThespianError::SystemFailure(_)) => return Err(e),
+            Err(_) => {
+                if admin_exit.is_some_and(|rx| rx.try_recv().is_ok()) {
+                    return Err(ThespianError::StartupFailure(
+                        "the admin process exited during its start (run with RUST_LOG=debug and check its log)".into(),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn not_an_admin(
+    kind: TransportKind,
+    at: SocketAddr,
+    started_here: bool,
+    error: ThespianError,
+) -> ThespianError {
+    if started_here {
+        return ThespianError::StartupFailure(format!(
+            "the admin started on {at} did not answer: {error}"
+        ));
+    }
+    let proto = match kind {
+        TransportKind::Tcp => "TCP",
+        TransportKind::Udp => "UDP",
+    };
+    ThespianError::StartupFailure(format!(
+        "{proto} port {} is held by something that is not a thespian admin ({error}); \
+         choose another port with the 'Admin Port' capability",
+        at.port()
+    ))
+}
+
+impl BaseDriver for ProgramBase {
+    fn base_name(&self) -> &'static str {
+        base_name(self.kind)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut cached = self.capabilities.lock().unwrap_or_else(|e| e.into_inner());
+        if self.check_running().is_ok() {
+            if let Ok(status) = self.status() {
+                *cached = status.capabilities;
+            }
+        }
+        cached.clone()
+    }
+
+    fn admin_address(&self) -> ActorAddress {
+        self.node.admin()
+    }
+
+    fn open_endpoint(&self) -> Result<ActorAddress> {
+        self.check_running()?;
+        let (address, rx) = self.node.open();
+        self.endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(address.clone(), rx);
+        Ok(address)
+    }
+
+    fn close_endpoint(&self, endpoint: &ActorAddress) {
+        self.node.close(endpoint);
+        self.endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(endpoint);
+    }
+
+    fn create_actor(
+        &self,
+        _endpoint: &ActorAddress,
+        request: CreateRequest,
+    ) -> Result<ActorAddress> {
+        self.check_running()?;
+        let caps = self
+            .capabilities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let admin = self.node.admin();
+        host::create_through_admin(&self.node, &caps, &self.program, &admin, request, true)
+            .map(|created| created.address)
+    }
+
+    fn tell(&self, endpoint: &ActorAddress, to: &ActorAddress, payload: Payload) -> Result<()> {
+        self.check_running()?;
+        self.node.send(endpoint, to, payload)
+    }
+
+    fn ask(
+        &self,
+        endpoint: &ActorAddress,
+        to: &ActorAddress,
+        payload: Payload,
+        timeout: Duration,
+    ) -> Result<Option<Envelope>> {
+        self.tell(endpoint, to, payload)?;
+        self.listen(endpoint, timeout)
+    }
+
+    fn listen(&self, endpoint: &ActorAddress, timeout: Duration) -> Result<Option<Envelope>> {
+        self.check_running()?;
+        let rx = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(endpoint)
+            .cloned()
+            .ok_or_else(|| ThespianError::InvalidActorAddress {
+                address: endpoint.to_string(),
+                reason: "not an open endpoint of this system".into(),
+            })?;
+        let deadline = base::deadline(Instant::now(), timeout);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let envelope = match rx.recv_timeout(left) {
+                Ok(envelope) => envelope,
+                Err(_) => return Ok(None),
+            };
+            if let Some(lost) = envelope.payload().try_get::<AdminLost>() {
+                return Err(if self.shut_down.load(Ordering::Acquire) {
+                    ThespianError::SystemShutDown
+                } else {
+                    ThespianError::SystemFailure(lost.reason.clone())
+                });
+            }
+            if passes_to_external(envelope.payload()) {
+                return Ok(Some(envelope));
+            }
+            log::debug!(
+                "endpoint {endpoint} skips internal {}",
+                envelope.type_name()
+            );
+        }
+    }
+
+    fn update_capability(&self, name: &str, value: Option<CapabilityValue>) -> Result<()> {
+        self.check_running()?;
+        let caps = host::update_through_admin(&self.node, name, value)?;
+        *self.capabilities.lock().unwrap_or_else(|e| e.into_inner()) = caps;
+        Ok(())
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        if self.shut_down.load(Ordering::Acquire) || self.node.admin_lost() {
+            self.shut_down.store(true, Ordering::Release);
+            self.node.stop();
+            return Ok(());
+        }
+        let result = host::request::<ShutdownComplete>(
+            &self.node,
+            Payload::new(ShutdownSystem),
+            SHUTDOWN_TIMEOUT,
+        );
+        self.shut_down.store(true, Ordering::Release);
+        self.wait_for_admin_exit();
+        self.node.stop();
+        match result {
+            Ok(_) => Ok(()),
+            // The admin exited before its answer arrived: it is shut down all the same.
+            Err(ThespianError::SystemFailure(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for ProgramBase {
+    fn drop(&mut self) {
+        self.node.stop();
+    }
+}
