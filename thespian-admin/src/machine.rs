@@ -32,7 +32,7 @@ use thespian_core::{
 
 use crate::protocol::{
     ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateFailure,
-    CreateReply, CreatedActor, DeadLetter, HandleDeadLetters, Hello, LogRecord, Program,
+    CreateReply, CreatedActor, DeadLetter, ExitNoted, HandleDeadLetters, Hello, LogRecord, Program,
     ShutdownComplete, ShutdownSystem, UpdateCapability, Welcome, WIRE_PREFIX,
 };
 
@@ -507,7 +507,10 @@ impl Admin {
         on!(payload, CreateActor, |m| self.on_create(sender, m));
         on!(payload, ActorStarted, |m| self.on_started(m.address));
         on!(payload, ActorFailedToStart, |m| self.on_failed(m));
-        on!(payload, ActorExited, |m| self.on_exited(m.address));
+        on!(payload, ActorExited, |m| {
+            self.on_exited(m.address);
+            self.reply(sender.clone(), Payload::new(ExitNoted));
+        });
         on!(payload, DeadLetter, |m| self.on_dead_letter(m));
         on!(payload, HandleDeadLetters, |m| self
             .on_handle_dead_letters(m.actor, m.enable));
@@ -1692,7 +1695,8 @@ mod tests {
                     address: actor.clone(),
                 },
             );
-            assert!(actions.is_empty(), "{actions:?}");
+            assert_eq!(sent::<ExitNoted>(&actions).len(), 1, "{actions:?}");
+            assert_eq!(actions.len(), 1, "{actions:?}");
         }
         assert_eq!(h.admin.live_actors(), 0);
         // A second waiter joins.
@@ -1858,9 +1862,10 @@ mod tests {
                 }
             )
             .is_empty());
-        assert!(h
-            .handle(&outside(), ActorExited { address: addr(77) })
-            .is_empty());
+        // Only the acknowledgement the exiting host waits for.
+        let actions = h.handle(&outside(), ActorExited { address: addr(77) });
+        assert_eq!(sent::<ExitNoted>(&actions).len(), 1, "{actions:?}");
+        assert_eq!(actions.len(), 1, "{actions:?}");
         // A wire payload that does not decode is discarded too.
         h.admin.handle(
             h.now,

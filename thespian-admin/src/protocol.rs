@@ -145,12 +145,18 @@ pub struct ActorFailedToStart {
     pub reason: String,
 }
 
-/// An actor exited normally (its exit handler ran and its children are gone).
+/// An actor exited normally (its exit handler ran and its children are gone); answered by
+/// [`ExitNoted`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ActorExited {
     /// The actor.
     pub address: ActorAddress,
 }
+
+/// The admin's answer to [`ActorExited`]: the exit is recorded, so the actor's process may
+/// end without its end being taken for a crash.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExitNoted;
 
 /// A message that could not be delivered to `target`: the admin routes it (back to the sender
 /// as `Child Aborted` poison when the target never started, else to the dead-letter handler).
@@ -220,6 +226,7 @@ message!(
     ActorStarted = "thespian.admin.ActorStarted",
     ActorFailedToStart = "thespian.admin.ActorFailedToStart",
     ActorExited = "thespian.admin.ActorExited",
+    ExitNoted = "thespian.admin.ExitNoted",
     DeadLetter = "thespian.admin.DeadLetter",
     HandleDeadLetters = "thespian.admin.HandleDeadLetters",
     UpdateCapability = "thespian.admin.UpdateCapability",

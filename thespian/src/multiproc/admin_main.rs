@@ -29,7 +29,7 @@ struct Daemon {
     ip: IpAddr,
     admin: ActorAddress,
     log_level: u8,
-    children: HashMap<HostId, Child>,
+    children: HashMap<HostId, (Child, ActorAddress)>,
     next_thread_host: HostId,
     thread_exits: crossbeam_channel::Sender<HostId>,
 }
@@ -65,7 +65,14 @@ pub(crate) fn run(config: AdminLaunch) -> i32 {
     let incarnation = launch::new_incarnation();
     let admin = ActorAddress::admin(incarnation);
     let (inbox_tx, inbox) = crossbeam_channel::unbounded();
-    let node = match Node::start(socket, incarnation, local, admin.clone(), Some(inbox_tx)) {
+    let node = match Node::start(
+        socket,
+        incarnation,
+        local,
+        admin.clone(),
+        Some(inbox_tx),
+        Vec::new(),
+    ) {
         Ok(node) => node,
         Err(e) => {
             eprintln!("thespian admin: {e}");
@@ -136,7 +143,14 @@ impl Daemon {
                 },
                 recv(signals_rx) -> signal => match signal {
                     Ok(libc::SIGUSR1) => log::info!("admin status: {:?}", machine.status()),
-                    Ok(_) => self.reap(&mut machine),
+                    Ok(_) => {
+                        // What an exiting actor said before its process ended (its exit
+                        // report) is handled first, so a normal exit is not taken for a death.
+                        while let Ok(envelope) = inbox.try_recv() {
+                            machine.handle(Instant::now(), envelope);
+                        }
+                        self.reap(&mut machine)
+                    }
                     Err(_) => return 1,
                 },
                 recv(thread_exited) -> host => {
@@ -168,7 +182,7 @@ impl Daemon {
                 launch,
             } => self.launch(machine, ticket, placement, launch),
             Action::Kill { host } => {
-                if let Some(child) = self.children.get_mut(&host) {
+                if let Some((child, _)) = self.children.get_mut(&host) {
                     log::warn!("admin: killing actor process {host}");
                     let _ = child.kill();
                 }
@@ -210,7 +224,7 @@ impl Daemon {
             Placement::Process => match launch::spawn_actor(self.kind, self.ip, request) {
                 Ok((address, child)) => {
                     let host = HostId::from(child.id());
-                    self.children.insert(host, child);
+                    self.children.insert(host, (child, address.clone()));
                     machine.launched(now, ticket, Ok((address, host)));
                 }
                 Err(reason) => machine.launched(now, ticket, Err(reason)),
@@ -258,14 +272,16 @@ impl Daemon {
         let exited: Vec<(HostId, String)> = self
             .children
             .iter_mut()
-            .filter_map(|(host, child)| match child.try_wait() {
+            .filter_map(|(host, (child, _))| match child.try_wait() {
                 Ok(Some(status)) => Some((*host, status.to_string())),
                 Ok(None) => None,
                 Err(e) => Some((*host, format!("cannot be waited for: {e}"))),
             })
             .collect();
         for (host, description) in exited {
-            self.children.remove(&host);
+            if let Some((_, address)) = self.children.remove(&host) {
+                self.node.host_gone(&address);
+            }
             machine.host_exited(Instant::now(), host, &description);
         }
     }

@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::{Deserialize, Serialize};
 use thespian_admin::protocol::{
     ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateReply,
-    HandleDeadLetters, Program, ShutdownSystem, UpdateCapability,
+    ExitNoted, HandleDeadLetters, Program, ShutdownSystem, UpdateCapability,
 };
 use thespian_core::{
     message, ActorAddress, ActorCell, ActorExitRequest, ActorSpec, Capabilities, CapabilityValue,
@@ -21,6 +21,9 @@ use super::launch::{current_exe, ActorLaunch, ACTOR_SLOT};
 use super::node::{AdminLost, Node};
 use super::signals;
 use super::transport::TransportKind;
+
+/// How long an exiting actor waits for what it sent to be acknowledged.
+const EXIT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long an actor waits for the admin to answer a create or a capability update.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -194,12 +197,14 @@ pub(crate) fn run_process(launch: ActorLaunch) -> i32 {
         }
     };
     let socket = super::launch::socket_from_stdin(launch.kind);
+    let (mailbox_tx, mailbox) = crossbeam_channel::unbounded();
     let node = match Node::start(
         socket,
         thespian_core::SystemId::from_raw(launch.incarnation),
         launch.admin_socket,
         launch.admin.clone(),
         None,
+        vec![(ACTOR_SLOT, mailbox_tx)],
     ) {
         Ok(node) => node,
         Err(e) => {
@@ -207,7 +212,6 @@ pub(crate) fn run_process(launch: ActorLaunch) -> i32 {
             return 2;
         }
     };
-    let mailbox = node.open_slot(ACTOR_SLOT);
     let level = match launch.log_level {
         1 => log::LevelFilter::Error,
         2 => log::LevelFilter::Warn,
@@ -428,6 +432,9 @@ impl Services for HostServices {
             enable,
         };
         self.to_admin(actor, Payload::new(register));
+        // Registered before the actor goes on: a dead letter caused by its next message (sent
+        // from elsewhere, on another connection) must find the new handler.
+        self.node.flush(EXIT_FLUSH_TIMEOUT);
     }
 
     fn update_capability(
@@ -450,10 +457,17 @@ impl Services for HostServices {
 
     fn actor_exited(&mut self, actor: &ActorAddress) {
         self.timers.clear();
+        // The parent hears of the exit after everything the actor sent has arrived, so its
+        // last words are never overtaken by its death notice (they travel other connections).
+        if !self.node.flush(EXIT_FLUSH_TIMEOUT) {
+            log::warn!("{actor}: exiting with messages still unacknowledged");
+        }
         let exited = ActorExited {
             address: actor.clone(),
         };
-        self.to_admin(actor, Payload::new(exited));
+        if let Err(e) = request::<ExitNoted>(&self.node, Payload::new(exited), EXIT_FLUSH_TIMEOUT) {
+            log::warn!("{actor}: the admin did not note its exit: {e}");
+        }
     }
 
     fn mailbox_len(&self, _actor: &ActorAddress) -> usize {

@@ -91,13 +91,15 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    /// Starts a node on `socket`: its poll thread runs until [`Node::stop`].
+    /// Starts a node on `socket` with `slots` already open (so nothing that arrives first is
+    /// lost): its poll thread runs until [`Node::stop`].
     pub(crate) fn start(
         socket: BoundSocket,
         incarnation: SystemId,
         admin_socket: SocketAddr,
         admin: ActorAddress,
         admin_inbox: Option<Sender<Envelope>>,
+        slots: Vec<(u16, Sender<Envelope>)>,
     ) -> Result<Arc<Node>> {
         let local = match socket.local_addr() {
             Ok(SocketAddr::V4(v4)) => v4,
@@ -117,7 +119,7 @@ impl Node {
             admin_socket,
             admin: RwLock::new(admin),
             sender,
-            slots: RwLock::new(HashMap::new()),
+            slots: RwLock::new(slots.into_iter().collect()),
             next_slot: AtomicU32::new(1),
             in_flight: Mutex::new(HashMap::new()),
             settled: Condvar::new(),
@@ -176,17 +178,6 @@ impl Node {
                 return (self.address_of(slot), rx);
             }
         }
-    }
-
-    /// Opens the address of `slot` (a host's actor, whose address was planned before the
-    /// process started).
-    pub(crate) fn open_slot(&self, slot: u16) -> Receiver<Envelope> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        self.slots
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(slot, tx);
-        rx
     }
 
     /// Closes an address: later messages to it are dead letters.
@@ -378,6 +369,13 @@ impl Node {
                 reason: reason.clone(),
             };
             let _ = tx.send(Envelope::new(admin.clone(), Payload::new(notice)));
+        }
+    }
+
+    /// The process hosting `address` is gone: fail what is still unacknowledged there.
+    pub(crate) fn host_gone(&self, address: &ActorAddress) {
+        if let Some((host, _)) = decode_id(address.id()) {
+            self.sender.peer_gone(SocketAddr::V4(host));
         }
     }
 

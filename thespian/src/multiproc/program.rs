@@ -154,6 +154,7 @@ impl ProgramBase {
             admin_socket,
             any_admin(),
             None,
+            Vec::new(),
         )?;
         let timeout = if started_here {
             ADMIN_START_TIMEOUT

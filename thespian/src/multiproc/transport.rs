@@ -108,6 +108,9 @@ pub(crate) trait TransportSend: Send + Sync {
     fn send(&self, peer: SocketAddr, message: WireMessage) -> Result<MessageId>;
     /// Makes the endpoint's poll return, so its thread can notice it should stop.
     fn interrupt(&self);
+    /// The process at `peer` is known to be gone (its parent reaped it): what is still
+    /// unacknowledged there fails now instead of after the retries.
+    fn peer_gone(&self, peer: SocketAddr);
 }
 
 /// The polling half of an endpoint: one thread.
@@ -135,6 +138,10 @@ impl TransportSend for tcp::EndpointSender {
 
     fn interrupt(&self) {
         tcp::EndpointSender::interrupt(self);
+    }
+
+    fn peer_gone(&self, _peer: SocketAddr) {
+        // A closed TCP port refuses the next connection at once: nothing to hasten.
     }
 }
 
@@ -185,6 +192,10 @@ impl TransportSend for udp::UdpSender {
 
     fn interrupt(&self) {
         udp::UdpSender::interrupt(self);
+    }
+
+    fn peer_gone(&self, peer: SocketAddr) {
+        let _ = self.mark_dead(peer);
     }
 }
 
