@@ -29,9 +29,24 @@ pub enum SystemBase {
     Simple,
     /// `multiprocQueueBase`: many actors on a pool of threads in one process.
     Queue,
-    /// `multiprocTCPBase`: an admin daemon and actors in their own processes, over TCP.
+    /// `multiprocTCPBase`: an admin daemon (default `Admin Port` 1900) and actors each in their
+    /// own process (`Process Startup Method` `spawn`, the default) or on threads of the admin's
+    /// process (`thread`), over TCP. The daemon outlives the program that started it until
+    /// `shutdown()`; later programs attach to it. The program must call [`crate::init`] first
+    /// in `main` (it is re-executed as the daemon and as each actor's process). Messages up to
+    /// 64 MiB; larger ones fail at the sender.
     Tcp,
-    /// `multiprocUDPBase`: as `Tcp`, over UDP datagrams.
+    /// `multiprocUDPBase`: as `Tcp` (default `Admin Port` 1029), over UDP datagrams.
+    ///
+    /// **Size limit:** one message per datagram of at most 65,000 bytes, header included; a
+    /// larger message fails at `tell`/`send` at once with an error naming the limit.
+    ///
+    /// **Loss is never silent:** a message is delivered exactly once and in order per pair of
+    /// endpoints, or its sender learns that it was not: acknowledgements, bounded
+    /// retransmission and duplicate suppression; after the retries the message comes back as a
+    /// `PoisonMessage` to its sender (or, when nobody is there any more, goes to the
+    /// dead-letter handler as a `DeadEnvelope`). "Not delivered" means not confirmed: if every
+    /// acknowledgement was lost the message may have arrived, but never twice.
     Udp,
 }
 
