@@ -118,7 +118,9 @@ pub(crate) fn run(config: AdminLaunch) -> i32 {
     };
     log::info!("admin {} serving on {local}", daemon.admin);
     let code = daemon.serve(machine, &inbox, &sigchld, &thread_exited);
-    node.flush(Duration::from_secs(5));
+    // The last answers (ShutdownComplete) go to live requesters and settle in moments; a
+    // program that already ended must not hold the exit up.
+    node.flush(Duration::from_secs(1));
     node.stop();
     code
 }

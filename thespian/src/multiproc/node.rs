@@ -222,6 +222,12 @@ impl Node {
         if self.stopping.load(Ordering::Acquire) {
             return Err(ThespianError::SystemShutDown);
         }
+        self.forward(from, to, payload)
+    }
+
+    /// [`Node::send`] without the stopping check: what the node itself must still send while
+    /// it stops (dead letters of late arrivals, poison).
+    fn forward(&self, from: &ActorAddress, to: &ActorAddress, payload: Payload) -> Result<()> {
         match self.route(to) {
             Route::Slot(slot) => {
                 self.deliver_local(slot, to, Envelope::new(from.clone(), payload));
@@ -282,7 +288,7 @@ impl Node {
             payload,
         };
         let admin = self.admin();
-        if let Err(e) = self.send(target, &admin, Payload::new(letter)) {
+        if let Err(e) = self.forward(target, &admin, Payload::new(letter)) {
             log::debug!("dead letter to {target} lost: {e}");
         }
     }
@@ -335,7 +341,7 @@ impl Node {
             return;
         }
         let poison = Payload::new(PoisonMessage::new(payload, reason.to_owned()));
-        if let Err(e) = self.send(&target, &sender, poison) {
+        if let Err(e) = self.forward(&target, &sender, poison) {
             log::debug!("poison for {sender} lost: {e}");
         }
     }
@@ -397,7 +403,9 @@ impl Node {
         true
     }
 
-    /// Stops the poll thread and closes the endpoint (its port is free afterwards).
+    /// Stops the poll thread and closes the endpoint (its port is free afterwards). Until
+    /// everything sent is settled (at most [`STOP_LINGER`]) the node still takes what arrives
+    /// and dead-letters it, so nothing acknowledged to a sender is lost.
     pub(crate) fn stop(&self) {
         if self.stopping.swap(true, Ordering::AcqRel) {
             return;
@@ -412,9 +420,14 @@ impl Node {
     }
 }
 
+/// How long a stopping node goes on settling what it sent and dead-lettering late arrivals.
+const STOP_LINGER: Duration = Duration::from_secs(2);
+
 fn run_poller(node: std::sync::Weak<Node>, mut poll: Box<dyn TransportPoll>) {
+    let mut stop_by: Option<Instant> = None;
     loop {
-        let events = match poll.poll() {
+        let timeout = stop_by.map(|_| Duration::from_millis(20));
+        let events = match poll.poll(timeout) {
             Ok(events) => events,
             Err(e) => {
                 log::error!("transport poll failed: {e}");
@@ -426,7 +439,15 @@ fn run_poller(node: std::sync::Weak<Node>, mut poll: Box<dyn TransportPoll>) {
             handle_event(&node, event);
         }
         if node.stopping.load(Ordering::Acquire) {
-            break;
+            let by = *stop_by.get_or_insert_with(|| Instant::now() + STOP_LINGER);
+            let settled = node
+                .in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty();
+            if settled || Instant::now() >= by {
+                break;
+            }
         }
     }
     let _ = poll.close();

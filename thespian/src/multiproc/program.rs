@@ -267,6 +267,12 @@ fn hello(node: &Node, timeout: Duration, admin_exit: Option<&Receiver<()>>) -> R
         };
         match host::request::<Welcome>(node, Payload::new(hello), slice) {
             Ok(welcome) => return Ok(welcome),
+            Err(ThespianError::RequestTimeout(_)) if left <= slice => {
+                return Err(ThespianError::RequestTimeout(format!(
+                    "no answer from {} within {timeout:?}",
+                    node.admin_socket()
+                )))
+            }
             Err(e) if left <= slice => return Err(e),
             Err(e @ ThespianError::SystemFailure(_)) => return Err(e),
             Err(_) => {

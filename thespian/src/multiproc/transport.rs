@@ -75,12 +75,26 @@ impl BoundSocket {
                 (Box::new(endpoint), Box::new(sender))
             }
             BoundSocket::Udp(socket) => {
-                let config = udp::EndpointConfig::new(incarnation);
+                let mut config = udp::EndpointConfig::new(incarnation);
+                config.transport = udp_settings();
                 let (endpoint, _) = udp::UdpEndpoint::from_socket(socket, config)?;
                 let sender = endpoint.sender();
                 (Box::new(endpoint), Box::new(sender))
             }
         })
+    }
+}
+
+/// The UDP machine's timing in a multi-process system: processes of one system sit on one
+/// host or one network, so a peer silent for about 3 s (16 retransmissions, 20 ms backing off
+/// to 250 ms) is taken for gone, and its messages become dead letters, instead of the
+/// transport's cautious default of more than a minute.
+fn udp_settings() -> udp::Config {
+    udp::Config {
+        initial_rto: std::time::Duration::from_millis(20),
+        max_rto: std::time::Duration::from_millis(250),
+        max_retransmits: 16,
+        ..udp::Config::default()
     }
 }
 
@@ -115,8 +129,9 @@ pub(crate) trait TransportSend: Send + Sync {
 
 /// The polling half of an endpoint: one thread.
 pub(crate) trait TransportPoll: Send {
-    /// Waits for events (returns early, possibly empty, after an interrupt).
-    fn poll(&mut self) -> io::Result<Vec<TransportEvent>>;
+    /// Waits for events, at most `timeout` when given (returns early, possibly empty, after
+    /// an interrupt).
+    fn poll(&mut self, timeout: Option<std::time::Duration>) -> io::Result<Vec<TransportEvent>>;
     /// Closes the endpoint; what was still queued fails.
     fn close(&mut self) -> Vec<TransportEvent>;
 }
@@ -146,8 +161,8 @@ impl TransportSend for tcp::EndpointSender {
 }
 
 impl TransportPoll for tcp::TcpEndpoint {
-    fn poll(&mut self) -> io::Result<Vec<TransportEvent>> {
-        Ok(convert_tcp(self.poll_events(None)?))
+    fn poll(&mut self, timeout: Option<std::time::Duration>) -> io::Result<Vec<TransportEvent>> {
+        Ok(convert_tcp(self.poll_events(timeout)?))
     }
 
     fn close(&mut self) -> Vec<TransportEvent> {
@@ -200,8 +215,8 @@ impl TransportSend for udp::UdpSender {
 }
 
 impl TransportPoll for udp::UdpEndpoint {
-    fn poll(&mut self) -> io::Result<Vec<TransportEvent>> {
-        Ok(convert_udp(self.poll_events(None)?))
+    fn poll(&mut self, timeout: Option<std::time::Duration>) -> io::Result<Vec<TransportEvent>> {
+        Ok(convert_udp(self.poll_events(timeout)?))
     }
 
     fn close(&mut self) -> Vec<TransportEvent> {
@@ -219,7 +234,10 @@ fn convert_udp(events: Vec<udp::Event>) -> Vec<TransportEvent> {
                 peer, id, reason, ..
             } => Some(TransportEvent::Failed {
                 ids: vec![id],
-                dead_target: reason.is_dead_target(),
+                // Unanswered retries mean nobody listens there any more: a dead letter (the
+                // admin knows whether the actor was aborted, and who handles dead letters).
+                dead_target: reason.is_dead_target()
+                    || matches!(reason, udp::UndeliverableReason::RetriesExhausted { .. }),
                 reason: format!("{peer}: {reason}"),
             }),
             udp::Event::PeerRestarted { peer, .. } => {

@@ -10,9 +10,9 @@ use thespian::SystemBase;
 conformance_suite! {
     simple => TestBase::SIMPLE,
     queue => TestBase::QUEUE,
-    // tcp_spawn => TestBase::TCP_SPAWN,
-    // tcp_thread => TestBase::TCP_THREAD,
-    // udp_spawn => TestBase::UDP_SPAWN,
+    tcp_spawn => TestBase::TCP_SPAWN,
+    tcp_thread => TestBase::TCP_THREAD,
+    udp_spawn => TestBase::UDP_SPAWN,
 }
 
 /// How a base starts its actors: Thespian's `Process Startup Method` capability of the

@@ -16,7 +16,7 @@ use thespian::{
     StatusRequest,
 };
 
-use crate::bases::TestBase;
+use crate::bases::{traits, TestBase};
 
 /// How long to wait for a reply that must come.
 pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,15 +71,37 @@ fn multi_process_settings(builder: ActorSystemBuilder, base: TestBase) -> ActorS
         .test_entry_point()
 }
 
-/// A port on 127.0.0.1 free for `base`'s transport right now: bound to port 0, read back and
-/// released (another process may take it before the admin does; unlikely enough for tests).
+/// A port on 127.0.0.1 free for `base`'s transport right now, for an admin.
+///
+/// Taken below the kernel's ephemeral range (actor and endpoint sockets use ephemeral ports,
+/// so they never take a test admin's port between this probe and the admin's bind), from a
+/// counter per test process that starts at a place derived from the process id, so parallel
+/// scenarios and parallel test binaries do not pick the same port.
 fn free_port(base: TestBase) -> u16 {
-    let any = (Ipv4Addr::LOCALHOST, 0);
-    let port = match base.base {
-        SystemBase::Udp => UdpSocket::bind(any).and_then(|s| s.local_addr()),
-        _ => TcpListener::bind(any).and_then(|l| l.local_addr()),
-    };
-    port.expect("a free port on 127.0.0.1").port()
+    use std::sync::atomic::AtomicU32;
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::AcqRel) % SPAN) as u16;
+        let free = match base.base {
+            SystemBase::Udp => UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok(),
+            _ => TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok(),
+        };
+        if free {
+            return port;
+        }
+    }
+    panic!(
+        "no free port on 127.0.0.1 between {FIRST} and {}",
+        FIRST + SPAN
+    )
 }
 
 /// Starts a system on `base` with default settings.
@@ -97,7 +119,12 @@ pub(crate) fn start_with(builder: ActorSystemBuilder) -> TestSystem {
 /// A short description of an envelope for assertion messages (never the whole payload: some
 /// are megabytes).
 pub(crate) fn describe(env: &Envelope) -> String {
-    let mut text = format!("{:?}", env.payload());
+    let text = clip(format!("{:?}", env.payload()));
+    format!("{} from {}: {text}", env.type_name(), env.sender())
+}
+
+/// `text` cut to its first 200 bytes (at a character boundary), for assertion messages.
+fn clip(mut text: String) -> String {
     if text.len() > 200 {
         let mut cut = 200;
         while !text.is_char_boundary(cut) {
@@ -106,7 +133,7 @@ pub(crate) fn describe(env: &Envelope) -> String {
         text.truncate(cut);
         text.push('…');
     }
-    format!("{} from {}: {text}", env.type_name(), env.sender())
+    text
 }
 
 /// Asks `to` and returns the reply envelope; panics when none comes within [`REPLY_TIMEOUT`].
@@ -128,6 +155,71 @@ pub(crate) fn ask<T: Message>(
 ) -> T {
     let env = ask_env(sys, to, msg);
     expect_type::<T>(env)
+}
+
+/// Asks `to` again and again until the reply, a `T`, satisfies `done`, and returns that reply:
+/// for state that fills in a moment after the ask could first be made, e.g. on a multi-process
+/// base, where messages from different senders travel different connections and may overtake
+/// each other. Each attempt is a full ask round trip (never a sleep); panics with the last reply
+/// when none satisfies `done` by [`REPLY_TIMEOUT`] after the first attempt.
+pub(crate) fn ask_until<T: Message>(
+    sys: &ActorSystem,
+    to: &ActorAddress,
+    msg: impl thespian::IntoMessage,
+    mut done: impl FnMut(&T) -> bool,
+) -> T {
+    let msg = msg.into_message();
+    let deadline = Instant::now() + REPLY_TIMEOUT;
+    let mut attempts = 0u32;
+    let mut last: Option<T> = None;
+    loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if attempts > 0 && wait.is_zero() {
+            panic!(
+                "{to} did not give the awaited reply within {REPLY_TIMEOUT:?} \
+                 ({attempts} asks); the last reply was {}",
+                clip(format!("{last:?}"))
+            );
+        }
+        attempts += 1;
+        let Some(env) = sys.ask(to, msg.clone(), wait).expect("ask is accepted") else {
+            panic!(
+                "no reply from {to} to ask {attempts} within {REPLY_TIMEOUT:?} in all; \
+                 the last reply was {}",
+                clip(format!("{last:?}"))
+            );
+        };
+        let reply = expect_type::<T>(env);
+        if done(&reply) {
+            return reply;
+        }
+        last = Some(reply);
+    }
+}
+
+/// Asks `to` for state that every message it depends on was *caused* before the ask (e.g. sent
+/// before the sender replied to the test): on an in-process base, where messages arrive in the
+/// order they were caused, the first reply must satisfy `done`; on a multi-process base, which
+/// only keeps each sender's own order, messages from other senders may still be on their way,
+/// so it asks [`ask_until`] they are in. Returns the reply that satisfied `done`.
+pub(crate) fn ask_caught_up<T: Message>(
+    base: TestBase,
+    sys: &ActorSystem,
+    to: &ActorAddress,
+    msg: impl thespian::IntoMessage,
+    mut done: impl FnMut(&T) -> bool,
+) -> T {
+    if traits(base).in_process {
+        let reply = ask::<T>(sys, to, msg);
+        assert!(
+            done(&reply),
+            "on {base} every message caused before the ask has arrived, but {to} replied {}",
+            clip(format!("{reply:?}"))
+        );
+        reply
+    } else {
+        ask_until(sys, to, msg, done)
+    }
 }
 
 /// Asks `to` and asserts that no reply comes within [`NO_REPLY_TIMEOUT`].
