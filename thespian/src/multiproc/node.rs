@@ -471,12 +471,17 @@ fn handle_event(node: &Node, event: TransportEvent) {
     }
 }
 
-/// The IPv4 address to advertise, when the program did not choose one: the routable one, or
+/// The IPv4 address to advertise, when the program did not choose one: the one routing
+/// toward `toward` (the convention leader, when one is set; else the public internet), or
 /// loopback when offline.
-pub(crate) fn routable_ipv4() -> Ipv4Addr {
+pub(crate) fn routable_ipv4(toward: Option<Ipv4Addr>) -> Ipv4Addr {
+    let target = toward.unwrap_or(Ipv4Addr::new(8, 8, 8, 8));
+    if target.is_loopback() {
+        return Ipv4Addr::LOCALHOST;
+    }
     let probe = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).and_then(|s| {
         // No packet is sent: connecting a UDP socket only picks the route.
-        s.connect((Ipv4Addr::new(8, 8, 8, 8), 80))?;
+        s.connect((target, 80))?;
         s.local_addr()
     });
     match probe {
@@ -495,5 +500,26 @@ pub(crate) fn env_base_ip() -> Result<Option<Ipv4Addr>> {
             ))),
         },
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn an_address_says_where_it_lives(ip in any::<u32>(), port in 1u16.., slot in 1u16..) {
+            let host = SocketAddrV4::new(Ipv4Addr::from(ip), port);
+            let id = encode_id(host, slot);
+            prop_assert_ne!(id, ActorAddress::ADMIN_ID);
+            prop_assert_eq!(decode_id(id), Some((host, slot)));
+        }
+    }
+
+    #[test]
+    fn the_admin_id_lives_nowhere_in_particular() {
+        assert_eq!(decode_id(ActorAddress::ADMIN_ID), None);
     }
 }

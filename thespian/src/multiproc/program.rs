@@ -93,6 +93,21 @@ fn thread_mode(caps: &Capabilities) -> Result<bool> {
     }
 }
 
+/// The IPv4 address of the (first) convention leader, when `Convention Address.IPv4` names
+/// one as `"a.b.c.d[:port]"` (or a list of them).
+fn convention_leader(caps: &Capabilities) -> Option<std::net::Ipv4Addr> {
+    let first = match caps.get(thespian_core::keys::CONVENTION_ADDRESS_IPV4)? {
+        CapabilityValue::Str(s) => s.clone(),
+        CapabilityValue::List(items) => match items.first()? {
+            CapabilityValue::Str(s) => s.clone(),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let host = first.split(':').next()?;
+    host.trim().parse().ok()
+}
+
 impl ProgramBase {
     /// Attaches to the admin on the Admin Port, starting the daemon if nobody listens there.
     pub(crate) fn start(settings: StartSettings) -> Result<ProgramBase> {
@@ -107,7 +122,7 @@ impl ProgramBase {
                     "multi-process bases need an IPv4 address, not {other}"
                 )))
             }
-            (None, None) => routable_ipv4(),
+            (None, None) => routable_ipv4(convention_leader(&settings.capabilities)),
         };
         let program = host::this_program(settings.entry_args)?;
         let admin_socket = SocketAddr::new(IpAddr::V4(ip), port);
@@ -450,5 +465,58 @@ impl BaseDriver for ProgramBase {
 impl Drop for ProgramBase {
     fn drop(&mut self) {
         self.node.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn the_convention_leader_is_read_from_one_address_or_a_list() {
+        let mut caps = Capabilities::new();
+        assert_eq!(convention_leader(&caps), None);
+        caps.set(
+            thespian_core::keys::CONVENTION_ADDRESS_IPV4,
+            "10.1.2.3:1900",
+        );
+        assert_eq!(convention_leader(&caps), Some(Ipv4Addr::new(10, 1, 2, 3)));
+        caps.set(
+            thespian_core::keys::CONVENTION_ADDRESS_IPV4,
+            CapabilityValue::List(vec!["192.168.0.9".into(), "10.0.0.1:1900".into()]),
+        );
+        assert_eq!(
+            convention_leader(&caps),
+            Some(Ipv4Addr::new(192, 168, 0, 9))
+        );
+        caps.set(
+            thespian_core::keys::CONVENTION_ADDRESS_IPV4,
+            "leader.example",
+        );
+        assert_eq!(convention_leader(&caps), None);
+    }
+
+    #[test]
+    fn a_loopback_leader_keeps_the_system_on_loopback() {
+        assert_eq!(
+            routable_ipv4(Some(Ipv4Addr::LOCALHOST)),
+            Ipv4Addr::LOCALHOST
+        );
+    }
+
+    #[test]
+    fn admin_port_and_startup_method_are_checked() {
+        let mut caps = Capabilities::new();
+        assert_eq!(admin_port(TransportKind::Tcp, &caps).ok(), Some(1900));
+        assert_eq!(admin_port(TransportKind::Udp, &caps).ok(), Some(1029));
+        caps.set(thespian_core::keys::ADMIN_PORT, 0_i64);
+        assert!(admin_port(TransportKind::Tcp, &caps).is_err());
+        caps.set(thespian_core::keys::PROCESS_STARTUP_METHOD, "thread");
+        assert_eq!(thread_mode(&caps).ok(), Some(true));
+        caps.set(thespian_core::keys::PROCESS_STARTUP_METHOD, "fork");
+        assert_eq!(thread_mode(&caps).ok(), Some(false));
+        caps.set(thespian_core::keys::PROCESS_STARTUP_METHOD, "teleport");
+        assert!(thread_mode(&caps).is_err());
     }
 }
