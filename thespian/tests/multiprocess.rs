@@ -909,3 +909,94 @@ fn admin_port_held_by_a_garbage_writer_is_reported() {
     let squatter = Squatter::writing(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
     expect_not_an_admin(squatter.port);
 }
+
+// ---- logging: records from actor processes reach the admin's log sink ----
+
+const LOGGER_PORT_ENV: &str = "THESPIAN_MULTIPROCESS_TEST_LOGGER_PORT";
+
+/// Logs a warning carrying the text it is sent, then answers `logged`.
+#[derive(Default)]
+struct Chatty;
+
+impl Actor for Chatty {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        if let Ok(text) = env.get::<String>() {
+            log::warn!("chatty says {text}");
+            ctx.send(env.sender(), "logged")?;
+        }
+        Ok(())
+    }
+}
+
+/// Not a scenario: run in a process of its own when the environment names a port. Starts a
+/// Tcp system whose log sink is this process's stderr (inherited by the daemon), has an actor
+/// in its own process log a marker, and shuts the system down.
+#[test]
+fn logger_program() {
+    let Ok(port) = std::env::var(LOGGER_PORT_ENV) else {
+        return;
+    };
+    let port: u16 = port.parse().expect("a port number");
+    let sys = builder(SystemBase::Tcp, port, "spawn")
+        .log(LogConfig::Filter("warn".into()))
+        .start()
+        .expect("the system starts");
+    let chatty = sys.create_actor::<Chatty>().expect("create");
+    let reply = sys
+        .ask(&chatty, format!("marker-{port}"), REPLY_TIMEOUT)
+        .expect("ask")
+        .expect("a reply");
+    assert_eq!(reply.get::<String>().expect("a String"), "logged");
+    sys.shutdown().expect("shutdown");
+}
+
+#[test]
+fn log_records_of_actor_processes_reach_the_admins_sink() {
+    let port = admin_port();
+    let child = Command::new(std::env::current_exe().expect("the test binary"))
+        .args([
+            "logger_program",
+            "--exact",
+            "--nocapture",
+            "--quiet",
+            "--test-threads=1",
+        ])
+        .env(LOGGER_PORT_ENV, port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the logger program runs");
+    let mut program = ChildGuard(child);
+    let mut err = program.0.stderr.take().expect("stderr is piped");
+    // The daemon writes into the same pipe; it ends when the daemon has exited too.
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = err.read_to_string(&mut text);
+        text
+    });
+    let mut status = None;
+    let exited = wait_for(Duration::from_secs(60), || {
+        status = program.0.try_wait().expect("the program can be waited for");
+        status.is_some()
+    });
+    if !exited {
+        let _ = program.0.kill();
+    }
+    let status = program.0.wait().expect("the program is reaped");
+    let err = bounded(
+        Duration::from_secs(30),
+        "the daemon letting go of the log pipe after the shutdown",
+        move || err.join().expect("reader"),
+    );
+    assert!(
+        exited && status.success(),
+        "the logger program failed: {status}\n{err}"
+    );
+    let marker = format!("chatty says marker-{port}");
+    let line = err
+        .lines()
+        .find(|l| l.contains(&marker))
+        .unwrap_or_else(|| panic!("the actor's warning is not in the admin's log:\n{err}"));
+    assert!(line.contains("WARN"), "logged at its level: {line}");
+}
