@@ -1,13 +1,19 @@
 """Python Thespian contestants of `cargo xtask bench`, one workload per process.
 
     python thespian_bench.py <simple|queue> <workload> <size>
+    python thespian_bench.py <tcp|udp> <cross-process workload> <size>
 
 `simple` is Thespian's simpleSystemBase, `queue` its multiprocQueueBase (one OS process per
-actor). The workloads and protocols are those of benches/thespian-bench (see common.rs there):
-the output is one line, `RESULT key=value ...`, `NA <reason>` or `UNAVAILABLE <reason>`.
+actor), `tcp` and `udp` its multiprocTCPBase and multiprocUDPBase (one OS process per actor, an
+admin daemon; on 127.0.0.1, with an Admin Port outside the ephemeral range). The workloads and
+protocols are those of benches/thespian-bench (see common.rs and net.rs there): the output is
+one line, `RESULT key=value ...`, `NA <reason>` or `UNAVAILABLE <reason>`.
 """
 
 import gc
+import os
+import random
+import socket
 import sys
 import time
 
@@ -22,7 +28,16 @@ BATCH = 256
 SMALL = 16
 LARGE = 64 * 1024
 PATIENCE = 600  # seconds
-BASES = {"simple": "simpleSystemBase", "queue": "multiprocQueueBase"}
+BASES = {
+    "simple": "simpleSystemBase",
+    "queue": "multiprocQueueBase",
+    "tcp": "multiprocTCPBase",
+    "udp": "multiprocUDPBase",
+}
+# Cross-process one-way tell: window and acknowledgement batch per transport (as net.rs).
+NET_WINDOW = {"tcp": (1024, 256), "udp": (128, 32)}
+# Admin ports are picked below Linux's ephemeral range (32768-60999).
+ADMIN_PORTS = (20000, 32000)
 
 
 # Messages (module level so that multiprocQueueBase can pickle them).
@@ -81,6 +96,24 @@ class Sum(object):
 class Spawn(object):
     def __init__(self, n):
         self.n = n
+
+
+class NetStart(object):
+    def __init__(self, n, size, window, consumer):
+        self.n = n
+        self.size = size
+        self.window = window
+        self.consumer = consumer
+
+
+class Expect(object):
+    def __init__(self, n, batch):
+        self.n = n
+        self.batch = batch
+
+
+class Ready(object):
+    pass
 
 
 # Actors.
@@ -157,6 +190,51 @@ class Consumer(Actor):
         self.got = 0
         self.since_ack = 0
         self.checksum = 0
+
+
+class NetProducer(Actor):
+    """Cross-process one-way tell: at most `window` messages unacknowledged."""
+
+    def pump(self):
+        count = min(self.credit, self.remaining)
+        self.credit -= count
+        self.remaining -= count
+        for _ in range(count):
+            self.send(self.consumer, Data(b"\x01" * self.size))
+
+    def receiveMessage(self, msg, sender):
+        if isinstance(msg, Ack):
+            self.credit += msg.count
+            self.pump()
+        elif isinstance(msg, NetStart):
+            self.remaining = msg.n
+            self.credit = msg.window
+            self.size = msg.size
+            self.consumer = msg.consumer
+            self.pump()
+
+
+class NetConsumer(Actor):
+    """Counts; acknowledges every `batch`; tells the client when the last one arrived."""
+
+    def receiveMessage(self, msg, sender):
+        if isinstance(msg, Data):
+            self.got += 1
+            self.since_ack += 1
+            self.checksum += msg.data[-1]
+            if self.got == self.expected:
+                self.send(self.client, Done(self.checksum))
+            elif self.since_ack == self.batch:
+                self.since_ack = 0
+                self.send(sender, Ack(self.batch))
+        elif isinstance(msg, Expect):
+            self.expected = msg.n
+            self.batch = msg.batch
+            self.got = 0
+            self.since_ack = 0
+            self.checksum = 0
+            self.client = sender
+            self.send(sender, Ready())
 
 
 class SkyNode(Actor):
@@ -334,10 +412,80 @@ def ask(asys, size):
     )
 
 
+def net_tell(asys, size, nbytes, window, batch):
+    producer = asys.createActor(NetProducer)
+    consumer = asys.createActor(NetConsumer)
+
+    def round_(n):
+        expect(asys.ask(consumer, Expect(n, batch), PATIENCE), Ready)
+        start = time.perf_counter()
+        asys.tell(producer, NetStart(n, nbytes, window, consumer))
+        done = expect(asys.listen(PATIENCE), Done)
+        elapsed = time.perf_counter() - start
+        if done.value != n:
+            fail("consumer counted %s of %s" % (done.value, n))
+        return elapsed
+
+    round_(warmup(size))
+    elapsed = round_(size)
+    result(rate=size / elapsed, mb_s=size * nbytes / elapsed / 1e6, seconds=elapsed)
+
+
+def create(asys, size):
+    """Top-level creates, each followed by one ask of the new actor."""
+
+    def round_(n):
+        start = time.perf_counter()
+        for i in range(n):
+            actor = asys.createActor(Echo)
+            if asys.ask(actor, i, PATIENCE) != i:
+                fail("echo mismatch")
+        return time.perf_counter() - start
+
+    round_(warmup(size))
+    elapsed = round_(size)
+    result(rate=size / elapsed, seconds=elapsed)
+
+
+def free_admin_port():
+    """A port free for TCP and UDP right now (probed by binding), from a random start."""
+    lo, hi = ADMIN_PORTS
+    first = random.randrange(lo, hi)
+    for i in range(hi - lo):
+        port = lo + (first - lo + i) % (hi - lo)
+        ok = True
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            s = socket.socket(socket.AF_INET, kind)
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return port
+    fail("no free admin port in %s" % (ADMIN_PORTS,))
+
+
+NET_WORKLOADS = {
+    "tcp": ("tcp-ping-pong", "tcp-tell-16b", "tcp-tell-64k", "tcp-create", "tcp-ask"),
+    "udp": ("udp-ping-pong", "udp-tell-16b"),
+}
+
+
 def main(argv):
     if len(argv) != 3 or argv[0] not in BASES:
-        fail("usage: thespian_bench.py <simple|queue> <workload> <size>")
+        fail("usage: thespian_bench.py <simple|queue|tcp|udp> <workload> <size>")
     base, workload, size = argv[0], argv[1], int(argv[2])
+    if base in NET_WORKLOADS:
+        if workload not in NET_WORKLOADS[base]:
+            print("NA %s does not run %s" % (BASES[base], workload), flush=True)
+            return
+        # Everything on loopback; the actors' processes inherit this.
+        os.environ["THESPIAN_BASE_IPADDR"] = "127.0.0.1"
+        capabilities = {"Admin Port": free_admin_port()}
+    else:
+        capabilities = None
     if base == "queue" and workload == "idle":
         print(
             "NA multiprocQueueBase runs each actor in its own OS process; "
@@ -346,7 +494,7 @@ def main(argv):
         )
         return
     try:
-        asys = ActorSystem(BASES[base], transientUnique=True)
+        asys = ActorSystem(BASES[base], capabilities, transientUnique=True)
     except Exception as exc:  # reported to the harness
         print("UNAVAILABLE %s: %s" % (BASES[base], exc), flush=True)
         return
@@ -364,6 +512,16 @@ def main(argv):
         elif workload == "idle":
             idle(asys, size)
         elif workload == "ask":
+            ask(asys, size)
+        elif workload in ("tcp-ping-pong", "udp-ping-pong"):
+            ping_pong(asys, size, 1)
+        elif workload in ("tcp-tell-16b", "udp-tell-16b"):
+            net_tell(asys, size, SMALL, *NET_WINDOW[base])
+        elif workload == "tcp-tell-64k":
+            net_tell(asys, size, LARGE, *NET_WINDOW[base])
+        elif workload == "tcp-create":
+            create(asys, size)
+        elif workload == "tcp-ask":
             ask(asys, size)
         else:
             fail("unknown workload %s" % workload)

@@ -87,7 +87,27 @@ pub(crate) enum Class {
     Rust,
     PySimple,
     PyQueue,
+    /// Python Thespian's multiprocTCPBase and multiprocUDPBase.
+    PyNet,
 }
+
+/// Where a workload's messages travel: within one process, or between processes over TCP or
+/// UDP on the loopback interface. A contestant runs the workloads of its scopes only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    InProcess,
+    Tcp,
+    Udp,
+}
+
+impl Scope {
+    /// The in-process scope, or the cross-process ones.
+    pub(crate) fn cross_process(self) -> bool {
+        self != Scope::InProcess
+    }
+}
+
+const IN_PROCESS: &[Scope] = &[Scope::InProcess];
 
 /// One contestant.
 #[derive(Debug)]
@@ -104,6 +124,15 @@ pub(crate) struct Contestant {
     pub(crate) class: Class,
     /// A thespian-rs base (the subject of the ratios).
     pub(crate) subject: bool,
+    /// The workloads it runs.
+    pub(crate) scopes: &'static [Scope],
+}
+
+impl Contestant {
+    /// Whether it runs `workload`.
+    pub(crate) fn runs(&self, workload: &Workload) -> bool {
+        self.scopes.contains(&workload.scope)
+    }
 }
 
 pub(crate) const CONTESTANTS: &[Contestant] = &[
@@ -115,6 +144,7 @@ pub(crate) const CONTESTANTS: &[Contestant] = &[
         arg: "simple",
         class: Class::Rust,
         subject: true,
+        scopes: IN_PROCESS,
     },
     Contestant {
         id: "thespian-queue",
@@ -124,6 +154,7 @@ pub(crate) const CONTESTANTS: &[Contestant] = &[
         arg: "queue",
         class: Class::Rust,
         subject: true,
+        scopes: IN_PROCESS,
     },
     Contestant {
         id: "raw",
@@ -133,6 +164,7 @@ pub(crate) const CONTESTANTS: &[Contestant] = &[
         arg: "raw",
         class: Class::Rust,
         subject: false,
+        scopes: IN_PROCESS,
     },
     Contestant {
         id: "actix",
@@ -142,6 +174,7 @@ pub(crate) const CONTESTANTS: &[Contestant] = &[
         arg: "actix",
         class: Class::Rust,
         subject: false,
+        scopes: IN_PROCESS,
     },
     Contestant {
         id: "ractor",
@@ -151,6 +184,7 @@ pub(crate) const CONTESTANTS: &[Contestant] = &[
         arg: "ractor",
         class: Class::Rust,
         subject: false,
+        scopes: IN_PROCESS,
     },
     Contestant {
         id: "kameo",
@@ -160,6 +194,7 @@ pub(crate) const CONTESTANTS: &[Contestant] = &[
         arg: "kameo",
         class: Class::Rust,
         subject: false,
+        scopes: IN_PROCESS,
     },
     Contestant {
         id: "py-simple",
@@ -169,6 +204,7 @@ pub(crate) const CONTESTANTS: &[Contestant] = &[
         arg: "simple",
         class: Class::PySimple,
         subject: false,
+        scopes: IN_PROCESS,
     },
     Contestant {
         id: "py-queue",
@@ -178,6 +214,57 @@ pub(crate) const CONTESTANTS: &[Contestant] = &[
         arg: "queue",
         class: Class::PyQueue,
         subject: false,
+        scopes: IN_PROCESS,
+    },
+    Contestant {
+        id: "thespian-tcp",
+        name: "thespian-rs Tcp",
+        what: "thespian-rs `SystemBase::Tcp` (multiprocTCPBase): an admin daemon, each actor in its own process, TCP on 127.0.0.1",
+        program: Program::ThespianBench,
+        arg: "tcp",
+        class: Class::Rust,
+        subject: true,
+        scopes: &[Scope::Tcp],
+    },
+    Contestant {
+        id: "thespian-udp",
+        name: "thespian-rs Udp",
+        what: "thespian-rs `SystemBase::Udp` (multiprocUDPBase): an admin daemon, each actor in its own process, UDP on 127.0.0.1",
+        program: Program::ThespianBench,
+        arg: "udp",
+        class: Class::Rust,
+        subject: true,
+        scopes: &[Scope::Udp],
+    },
+    Contestant {
+        id: "raw-net",
+        name: "raw sockets, fork+exec",
+        what: "the physical limit across processes: blocking std sockets on 127.0.0.1 between the bench process and a helper process (the bench binary re-executed), length-prefixed frames over TCP (`TCP_NODELAY`, buffered writes), one datagram per message over UDP; for process creation, fork+exec of the bench binary in a no-op role, waited for",
+        program: Program::ThespianBench,
+        arg: "raw-net",
+        class: Class::Rust,
+        subject: false,
+        scopes: &[Scope::Tcp, Scope::Udp],
+    },
+    Contestant {
+        id: "py-tcp",
+        name: "Thespian 4.0.1 TCP",
+        what: "Python Thespian 4.0.1 `multiprocTCPBase` (admin daemon, one OS process per actor, 127.0.0.1)",
+        program: Program::Python,
+        arg: "tcp",
+        class: Class::PyNet,
+        subject: false,
+        scopes: &[Scope::Tcp],
+    },
+    Contestant {
+        id: "py-udp",
+        name: "Thespian 4.0.1 UDP",
+        what: "Python Thespian 4.0.1 `multiprocUDPBase` (admin daemon, one OS process per actor, 127.0.0.1)",
+        program: Program::Python,
+        arg: "udp",
+        class: Class::PyNet,
+        subject: false,
+        scopes: &[Scope::Udp],
     },
 ];
 
@@ -205,9 +292,12 @@ pub(crate) struct Figure {
 #[derive(Debug)]
 pub(crate) struct Sizes {
     pub(crate) rust: u64,
+    /// Size in `--quick` mode; 0: the workload is left out of quick mode.
     pub(crate) quick: u64,
     pub(crate) py_simple: u64,
     pub(crate) py_queue: u64,
+    /// Python's multiprocTCPBase and multiprocUDPBase.
+    pub(crate) py_net: u64,
 }
 
 /// One workload.
@@ -219,6 +309,7 @@ pub(crate) struct Workload {
     pub(crate) size_unit: &'static str,
     pub(crate) sizes: Sizes,
     pub(crate) figures: &'static [Figure],
+    pub(crate) scope: Scope,
 }
 
 const fn rate(label: &'static str, unit: &'static str) -> Figure {
@@ -226,6 +317,16 @@ const fn rate(label: &'static str, unit: &'static str) -> Figure {
         key: "rate",
         label,
         unit,
+        better: Better::Higher,
+        size_bound: false,
+    }
+}
+
+const fn bandwidth(label: &'static str) -> Figure {
+    Figure {
+        key: "mb_s",
+        label,
+        unit: "MB/s",
         better: Better::Higher,
         size_bound: false,
     }
@@ -241,8 +342,10 @@ pub(crate) const WORKLOADS: &[Workload] = &[
             quick: 20_000,
             py_simple: 100_000,
             py_queue: 3_000,
+            py_net: 0,
         },
         figures: &[rate("ping-pong, 1 pair", "round trips/s")],
+        scope: Scope::InProcess,
     },
     Workload {
         id: "ping-pong-cores",
@@ -253,8 +356,10 @@ pub(crate) const WORKLOADS: &[Workload] = &[
             quick: 20_000,
             py_simple: 100_000,
             py_queue: 3_000,
+            py_net: 0,
         },
         figures: &[rate("ping-pong, one pair per core", "round trips/s")],
+        scope: Scope::InProcess,
     },
     Workload {
         id: "tell-16b",
@@ -265,8 +370,10 @@ pub(crate) const WORKLOADS: &[Workload] = &[
             quick: 100_000,
             py_simple: 200_000,
             py_queue: 2_000,
+            py_net: 0,
         },
         figures: &[rate("one-way tell, 16 B", "msgs/s")],
+        scope: Scope::InProcess,
     },
     Workload {
         id: "tell-64k",
@@ -277,8 +384,10 @@ pub(crate) const WORKLOADS: &[Workload] = &[
             quick: 5_000,
             py_simple: 50_000,
             py_queue: 1_000,
+            py_net: 0,
         },
         figures: &[rate("one-way tell, 64 KiB", "msgs/s")],
+        scope: Scope::InProcess,
     },
     Workload {
         id: "skynet",
@@ -289,6 +398,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
             quick: 10_000,
             py_simple: 100_000,
             py_queue: 100,
+            py_net: 0,
         },
         figures: &[
             Figure {
@@ -300,6 +410,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
             },
             rate("SkyNet spawn rate", "actors/s"),
         ],
+        scope: Scope::InProcess,
     },
     Workload {
         id: "idle",
@@ -310,6 +421,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
             quick: 10_000,
             py_simple: 100_000,
             py_queue: 0,
+            py_net: 0,
         },
         figures: &[Figure {
             key: "bytes",
@@ -318,6 +430,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
             better: Better::Lower,
             size_bound: false,
         }],
+        scope: Scope::InProcess,
     },
     Workload {
         id: "ask",
@@ -328,6 +441,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
             quick: 5_000,
             py_simple: 50_000,
             py_queue: 2_000,
+            py_net: 0,
         },
         figures: &[
             rate("ask from outside, rate", "asks/s"),
@@ -346,6 +460,130 @@ pub(crate) const WORKLOADS: &[Workload] = &[
                 size_bound: false,
             },
         ],
+        scope: Scope::InProcess,
+    },
+    Workload {
+        id: "tcp-ping-pong",
+        title: "TCP ping-pong between two actors' processes",
+        size_unit: "round trips",
+        sizes: Sizes {
+            rust: 50_000,
+            quick: 2_000,
+            py_simple: 0,
+            py_queue: 0,
+            py_net: 2_000,
+        },
+        figures: &[rate("TCP ping-pong across processes", "round trips/s")],
+        scope: Scope::Tcp,
+    },
+    Workload {
+        id: "tcp-tell-16b",
+        title: "TCP one-way tell across processes, 16 B messages",
+        size_unit: "messages",
+        sizes: Sizes {
+            rust: 1_000_000,
+            quick: 0,
+            py_simple: 0,
+            py_queue: 0,
+            py_net: 2_000,
+        },
+        figures: &[
+            rate("TCP one-way tell 16 B", "msgs/s"),
+            bandwidth("TCP one-way tell 16 B, payload"),
+        ],
+        scope: Scope::Tcp,
+    },
+    Workload {
+        id: "tcp-tell-64k",
+        title: "TCP one-way tell across processes, 64 KiB messages",
+        size_unit: "messages",
+        sizes: Sizes {
+            rust: 20_000,
+            quick: 0,
+            py_simple: 0,
+            py_queue: 0,
+            py_net: 500,
+        },
+        figures: &[
+            rate("TCP one-way tell 64 KiB", "msgs/s"),
+            bandwidth("TCP one-way tell 64 KiB, payload"),
+        ],
+        scope: Scope::Tcp,
+    },
+    Workload {
+        id: "tcp-create",
+        title: "actor process creation (top-level create + one ask each)",
+        size_unit: "actors (processes)",
+        sizes: Sizes {
+            rust: 200,
+            quick: 0,
+            py_simple: 0,
+            py_queue: 0,
+            py_net: 30,
+        },
+        figures: &[rate("actor process creation", "creates/s")],
+        scope: Scope::Tcp,
+    },
+    Workload {
+        id: "tcp-ask",
+        title: "TCP ask from the program to an actor's process",
+        size_unit: "asks in sequence",
+        sizes: Sizes {
+            rust: 20_000,
+            quick: 0,
+            py_simple: 0,
+            py_queue: 0,
+            py_net: 2_000,
+        },
+        figures: &[
+            rate("TCP ask from outside, rate", "asks/s"),
+            Figure {
+                key: "p50_us",
+                label: "TCP ask from outside, p50",
+                unit: "µs",
+                better: Better::Lower,
+                size_bound: false,
+            },
+            Figure {
+                key: "p99_us",
+                label: "TCP ask from outside, p99",
+                unit: "µs",
+                better: Better::Lower,
+                size_bound: false,
+            },
+        ],
+        scope: Scope::Tcp,
+    },
+    Workload {
+        id: "udp-ping-pong",
+        title: "UDP ping-pong between two actors' processes",
+        size_unit: "round trips",
+        sizes: Sizes {
+            rust: 20_000,
+            quick: 0,
+            py_simple: 0,
+            py_queue: 0,
+            py_net: 2_000,
+        },
+        figures: &[rate("UDP ping-pong across processes", "round trips/s")],
+        scope: Scope::Udp,
+    },
+    Workload {
+        id: "udp-tell-16b",
+        title: "UDP one-way tell across processes, 16 B messages",
+        size_unit: "messages",
+        sizes: Sizes {
+            rust: 300_000,
+            quick: 0,
+            py_simple: 0,
+            py_queue: 0,
+            py_net: 5_000,
+        },
+        figures: &[
+            rate("UDP one-way tell 16 B", "msgs/s"),
+            bandwidth("UDP one-way tell 16 B, payload"),
+        ],
+        scope: Scope::Udp,
     },
 ];
 
@@ -357,6 +595,7 @@ impl Workload {
             Class::Rust => self.sizes.rust,
             Class::PySimple => self.sizes.py_simple,
             Class::PyQueue => self.sizes.py_queue,
+            Class::PyNet => self.sizes.py_net,
         }
     }
 }
@@ -481,12 +720,16 @@ struct Env {
 /// Python Thespian's multiprocQueueBase sometimes freezes under a burst of messages (as in
 /// kquick/Thespian#91); its runs take seconds, so a short limit and a few retries.
 const PY_QUEUE_LIMIT: Duration = Duration::from_secs(30);
+/// Python Thespian's multiprocTCPBase and multiprocUDPBase: the same, with more room (each run
+/// starts an admin daemon and a process per actor).
+const PY_NET_LIMIT: Duration = Duration::from_secs(60);
 
 impl Env {
     /// How long one run of `contestant` may take.
     fn limit(&self, contestant: &Contestant) -> Duration {
         match contestant.class {
             Class::PyQueue => PY_QUEUE_LIMIT,
+            Class::PyNet => PY_NET_LIMIT,
             _ if self.quick => Duration::from_secs(60),
             _ => Duration::from_secs(300),
         }
@@ -554,13 +797,24 @@ pub(crate) fn run(options: &Options, argv: &[String]) -> Result<(), String> {
         .collect();
     let workloads: Vec<usize> = (0..WORKLOADS.len())
         .filter(|&i| {
-            options
-                .only
-                .as_ref()
-                .is_none_or(|list| list.iter().any(|id| id == WORKLOADS[i].id))
+            let w = &WORKLOADS[i];
+            // Quick mode (CI) leaves out the workloads without a quick size.
+            (!options.quick || w.sizes.quick > 0)
+                && options
+                    .only
+                    .as_ref()
+                    .is_none_or(|list| list.iter().any(|id| id == w.id))
+                && chosen.iter().any(|&c| CONTESTANTS[c].runs(w))
         })
         .collect();
-    let needs = |p: Program| chosen.iter().any(|&i| CONTESTANTS[i].program == p);
+    let needs = |p: Program| {
+        chosen.iter().any(|&i| {
+            CONTESTANTS[i].program == p
+                && workloads
+                    .iter()
+                    .any(|&w| CONTESTANTS[i].runs(&WORKLOADS[w]))
+        })
+    };
 
     let mut absent: BTreeMap<usize, String> = BTreeMap::new();
     let mark_absent = |absent: &mut BTreeMap<usize, String>, program: Program, why: &str| {
@@ -639,6 +893,7 @@ pub(crate) fn run(options: &Options, argv: &[String]) -> Result<(), String> {
         // machine's load (it may be shared) spreads over all contestants alike.
         let mut pending: Vec<(usize, Pending)> = chosen
             .iter()
+            .filter(|&&c| CONTESTANTS[c].runs(workload))
             .map(|&c| {
                 let size = workload.size(CONTESTANTS[c].class, options.quick);
                 // A size of 0 marks a workload the contestant's program declares n/a.
@@ -732,8 +987,8 @@ impl Pending {
 }
 
 /// One run (one process) of a contestant's workload, added to `cell`. A run of Python's
-/// multiprocQueueBase that hangs is killed and retried, at most `runs` times per cell; any
-/// other hang or failure settles the cell as failed.
+/// multiprocQueueBase, multiprocTCPBase or multiprocUDPBase that hangs is killed and retried,
+/// at most `runs` times per cell; any other hang or failure settles the cell as failed.
 fn one_run(
     env: &Env,
     contestant: &Contestant,
@@ -742,7 +997,7 @@ fn one_run(
     cell: &mut Pending,
 ) {
     let limit = env.limit(contestant);
-    let retries = if contestant.class == Class::PyQueue {
+    let retries = if matches!(contestant.class, Class::PyQueue | Class::PyNet) {
         runs
     } else {
         0

@@ -3,7 +3,8 @@
 //! - `cargo xtask demo`: runs the hello/goodbye example.
 //! - `cargo xtask test`: runs every test of the workspace.
 //! - `cargo xtask bench [--quick] [--only <workload>[,...]] [--contestants <id>[,...]] [--runs N]`:
-//!   the benchmark harness (SPEC §6, in-process part); see `docs/PERFORMANCE.md`.
+//!   the benchmark harness (SPEC §6: in-process, and across processes over TCP and UDP on
+//!   loopback); see `docs/PERFORMANCE.md`.
 //! - `cargo xtask fuzz <target> [libFuzzer args]`: runs a cargo-fuzz target of `fuzz/`
 //!   (`tcp-frame`, `udp-datagram`); not part of CI.
 //!
@@ -22,13 +23,20 @@ commands:
   demo                      run the hello/goodbye example (cargo run --example hello -p thespian)
   test                      run the workspace's tests (cargo test --workspace; the peers bench crate is a workspace of its own)
   bench [options]           benchmark thespian-rs against raw crossbeam, actix, ractor, kameo and
-                            Python Thespian 4.0.1; writes target/bench/results.{md,json} and chart.svg
-    --quick                 thespian-rs contestants only, small sizes, 3 runs (CI); writes to
+                            Python Thespian 4.0.1 in one process, and its Tcp and Udp bases against
+                            raw loopback sockets, fork+exec and Python Thespian's TCP/UDP bases
+                            across processes; writes target/bench/results.{md,json} and chart.svg
+    --quick                 thespian-rs contestants only, small sizes, 3 runs, and of the
+                            cross-process workloads only tcp-ping-pong (CI); writes to
                             target/bench/quick/
     --only <w>[,<w>...]     only these workloads: ping-pong ping-pong-cores tell-16b tell-64k
-                            skynet idle ask (writes to target/bench/partial/)
+                            skynet idle ask (in one process); tcp-ping-pong tcp-tell-16b
+                            tcp-tell-64k tcp-create tcp-ask udp-ping-pong udp-tell-16b (across
+                            processes) (writes to target/bench/partial/)
     --contestants <c>[,...] only these contestants: thespian-simple thespian-queue raw actix
-                            ractor kameo py-simple py-queue (writes to target/bench/partial/)
+                            ractor kameo py-simple py-queue (in one process); thespian-tcp
+                            thespian-udp raw-net py-tcp py-udp (across processes) (writes to
+                            target/bench/partial/)
     --runs <N>              runs per figure (default 5; 3 with --quick)
   fuzz <target> [args]      run a cargo-fuzz target of fuzz/ (tcp-frame, udp-datagram) with
                             cargo-fuzz (`cargo install cargo-fuzz`); extra args go to libFuzzer,

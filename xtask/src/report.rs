@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::bench::{Better, Cell, Figure, Results, Stats, Workload, CONTESTANTS, WORKLOADS};
+use crate::bench::{
+    Better, Cell, Class, Figure, Results, Scope, Stats, Workload, CONTESTANTS, WORKLOADS,
+};
 
 /// How every contestant's memory is allocated (the same for all).
 pub(crate) const ALLOCATOR: &str = "system allocator for every contestant: the Rust binaries use \
@@ -82,9 +84,9 @@ fn count(v: f64) -> String {
     }
 }
 
-/// A number as shown for `unit` (rates with k/M suffixes), without the unit.
+/// A number as shown for `unit` (rates of things with k/M suffixes), without the unit.
 fn number(v: f64, unit: &str) -> String {
-    if unit.ends_with("/s") {
+    if unit.ends_with("/s") && unit != "MB/s" {
         count(v)
     } else {
         sig3(v)
@@ -185,8 +187,27 @@ fn ratio_target(
     at_least: f64,
     label: &str,
 ) -> Target {
+    figure_target(
+        results, subject, reference, workload, "rate", at_least, label,
+    )
+}
+
+/// `figure_key` of `workload`: subject ÷ reference (oriented) at least `at_least`.
+fn figure_target(
+    results: &Results,
+    subject: usize,
+    reference: &str,
+    workload: &str,
+    figure_key: &str,
+    at_least: f64,
+    label: &str,
+) -> Target {
     let w = workload_index(workload);
-    let figure = &WORKLOADS[w].figures[0];
+    let figure = WORKLOADS[w]
+        .figures
+        .iter()
+        .find(|f| f.key == figure_key)
+        .unwrap_or(&WORKLOADS[w].figures[0]);
     let target = format!(
         "{label} ≥ {at_least:.1}× {}",
         CONTESTANTS[index_of(reference)].name
@@ -237,7 +258,126 @@ fn best_peer_target(results: &Results, subject: usize, workload: &str, label: &s
     }
 }
 
+/// An absolute floor on the median of `figure_key` of `workload`.
+fn floor_target(
+    results: &Results,
+    subject: usize,
+    workload: &str,
+    figure_key: &str,
+    at_least: f64,
+    label: &str,
+) -> Target {
+    let w = workload_index(workload);
+    let unit = WORKLOADS[w]
+        .figures
+        .iter()
+        .find(|f| f.key == figure_key)
+        .map_or("", |f| f.unit);
+    let target = format!("{label} ≥ {}", value(at_least, unit));
+    match results.cell(subject, w).stats(figure_key) {
+        Some(s) => Target {
+            target,
+            measured: value(s.median, unit),
+            verdict: verdict(s.median >= at_least),
+        },
+        None => Target {
+            target,
+            measured: "–".into(),
+            verdict: format!(
+                "not measured ({})",
+                missing(results, subject, w).unwrap_or_default()
+            ),
+        },
+    }
+}
+
+/// The targets of the multi-process bases (issue 3): against raw sockets and fork+exec, and
+/// every figure at least 10× Python Thespian's base of the same transport.
+fn cross_process_targets(results: &Results, subject: usize, scope: Scope) -> Vec<Target> {
+    let (python, mut list) = match scope {
+        Scope::Tcp => (
+            "py-tcp",
+            vec![
+                ratio_target(
+                    results,
+                    subject,
+                    "raw-net",
+                    "tcp-ping-pong",
+                    0.9,
+                    "TCP ping-pong across processes",
+                ),
+                floor_target(
+                    results,
+                    subject,
+                    "tcp-tell-16b",
+                    "rate",
+                    10e6,
+                    "TCP one-way tell 16 B",
+                ),
+                figure_target(
+                    results,
+                    subject,
+                    "raw-net",
+                    "tcp-tell-64k",
+                    "mb_s",
+                    0.7,
+                    "TCP one-way tell 64 KiB (bandwidth)",
+                ),
+                ratio_target(
+                    results,
+                    subject,
+                    "raw-net",
+                    "tcp-create",
+                    0.5,
+                    "actor process creation",
+                ),
+            ],
+        ),
+        _ => (
+            "py-udp",
+            vec![
+                ratio_target(
+                    results,
+                    subject,
+                    "raw-net",
+                    "udp-ping-pong",
+                    0.9,
+                    "UDP ping-pong across processes",
+                ),
+                ratio_target(
+                    results,
+                    subject,
+                    "raw-net",
+                    "udp-tell-16b",
+                    0.5,
+                    "UDP one-way tell 16 B",
+                ),
+            ],
+        ),
+    };
+    for (_, workload, figure) in figures() {
+        if workload.scope == scope && figure.key != "mb_s" {
+            list.push(figure_target(
+                results,
+                subject,
+                python,
+                workload.id,
+                figure.key,
+                10.0,
+                figure.label,
+            ));
+        }
+    }
+    list
+}
+
 fn targets(results: &Results, subject: usize) -> Vec<Target> {
+    match CONTESTANTS[subject].scopes.first() {
+        Some(&scope) if scope.cross_process() => {
+            return cross_process_targets(results, subject, scope)
+        }
+        _ => {}
+    }
     let mut list = vec![
         ratio_target(
             results,
@@ -428,29 +568,70 @@ fn markdown(results: &Results) -> String {
     }
 
     let _ = writeln!(md, "\n## Results\n");
-    let _ = write!(md, "| figure | unit |");
-    for &c in &shown {
-        let _ = write!(md, " {} |", CONTESTANTS[c].name);
-    }
-    let _ = write!(md, "\n|---|---|");
-    for _ in &shown {
-        let _ = write!(md, "---|");
-    }
-    md.push('\n');
-    for (w, _, figure) in figures() {
-        let better = match figure.better {
-            Better::Higher => "↑",
-            Better::Lower => "↓",
-        };
-        let _ = write!(md, "| {} {better} | {} |", figure.label, figure.unit);
-        for &c in &shown {
-            let _ = write!(md, " {} |", cell_text(results, c, w, figure));
+    let sections = [
+        (false, "In one process", ""),
+        (
+            true,
+            "Across processes (TCP and UDP on 127.0.0.1)",
+            "Each actor in its own OS process; the program (the outside) is another process. thespian-rs and Python Thespian run with an admin daemon; raw sockets is the bench process and one helper process. One-way tell: at most 1,024 messages unacknowledged over TCP (the TCP transport's per-peer send budget), 128 over UDP (the UDP transport's send window), an acknowledgement every quarter window; MB/s counts payload bytes.\n",
+        ),
+    ];
+    for (cross, title, intro) in sections {
+        let in_section = |w: &Workload| w.scope.cross_process() == cross;
+        let columns: Vec<usize> = shown
+            .iter()
+            .copied()
+            .filter(|&c| {
+                WORKLOADS
+                    .iter()
+                    .enumerate()
+                    .any(|(w, k)| in_section(k) && !matches!(results.cell(c, w), Cell::Skipped))
+            })
+            .collect();
+        if columns.is_empty() {
+            continue;
+        }
+        let _ = writeln!(md, "### {title}\n");
+        if !intro.is_empty() {
+            let _ = writeln!(md, "{intro}");
+        }
+        let _ = write!(md, "| figure | unit |");
+        for &c in &columns {
+            let _ = write!(md, " {} |", CONTESTANTS[c].name);
+        }
+        let _ = write!(md, "\n|---|---|");
+        for _ in &columns {
+            let _ = write!(md, "---|");
+        }
+        md.push('\n');
+        for (w, workload, figure) in figures() {
+            if !in_section(workload)
+                || columns
+                    .iter()
+                    .all(|&c| matches!(results.cell(c, w), Cell::Skipped))
+            {
+                continue;
+            }
+            let better = match figure.better {
+                Better::Higher => "↑",
+                Better::Lower => "↓",
+            };
+            let _ = write!(md, "| {} {better} | {} |", figure.label, figure.unit);
+            for &c in &columns {
+                let text = if CONTESTANTS[c].runs(workload) {
+                    cell_text(results, c, w, figure)
+                } else {
+                    "".into()
+                };
+                let _ = write!(md, " {text} |");
+            }
+            md.push('\n');
         }
         md.push('\n');
     }
     let _ = writeln!(
         md,
-        "\n↑ higher is better, ↓ lower is better. † measured at another size than the Rust contestants (see Sizes): rates and bytes per actor compare, total times do not.\n"
+        "↑ higher is better, ↓ lower is better. † measured at another size than the Rust contestants (see Sizes): rates and bytes per actor compare, total times do not.\n"
     );
 
     // Why cells are n/a, absent or failed.
@@ -460,8 +641,13 @@ fn markdown(results: &Results) -> String {
             let note = match results.cell(c, w) {
                 Cell::Measured { runs, hung, .. } if *hung > 0 => {
                     let done = runs.values().map(Vec::len).max().unwrap_or(0);
+                    let why = if CONTESTANTS[c].class == Class::PyQueue {
+                        " (multiprocQueueBase freeze, cf. kquick/Thespian#91)"
+                    } else {
+                        ""
+                    };
                     format!(
-                        "{hung} attempt(s) hung and were killed (multiprocQueueBase freeze, cf. kquick/Thespian#91); figures from the {done} run(s) that finished"
+                        "{hung} attempt(s) hung and were killed{why}; figures from the {done} run(s) that finished"
                     )
                 }
                 Cell::NotApplicable(why) => format!("n/a: {why}"),
@@ -484,7 +670,7 @@ fn markdown(results: &Results) -> String {
     let _ = writeln!(md, "## Sizes\n");
     let _ = writeln!(
         md,
-        "| workload | counts | Rust contestants | Python simpleSystemBase | Python multiprocQueueBase |\n|---|---|---|---|---|"
+        "| workload | counts | Rust contestants | Python simpleSystemBase | Python multiprocQueueBase | Python multiprocTCPBase / multiprocUDPBase |\n|---|---|---|---|---|---|"
     );
     for workload in WORKLOADS {
         let rust = if results.quick {
@@ -492,6 +678,9 @@ fn markdown(results: &Results) -> String {
         } else {
             workload.sizes.rust
         };
+        if rust == 0 {
+            continue; // Not part of a quick run.
+        }
         let py = |n: u64| {
             if n == 0 {
                 "n/a".to_owned()
@@ -501,12 +690,13 @@ fn markdown(results: &Results) -> String {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             workload.id,
             workload.size_unit,
             count(rust as f64),
             py(workload.sizes.py_simple),
-            py(workload.sizes.py_queue)
+            py(workload.sizes.py_queue),
+            py(workload.sizes.py_net)
         );
     }
     let _ = writeln!(
@@ -531,6 +721,17 @@ fn markdown(results: &Results) -> String {
             let _ = writeln!(md, "{name} is absent: {}\n", escape_md(why));
             continue;
         }
+        let subject = &CONTESTANTS[s];
+        let references: Vec<usize> = references
+            .iter()
+            .copied()
+            .filter(|&r| {
+                CONTESTANTS[r]
+                    .scopes
+                    .iter()
+                    .any(|x| subject.scopes.contains(x))
+            })
+            .collect();
         if !references.is_empty() {
             let _ = writeln!(
                 md,
@@ -545,9 +746,16 @@ fn markdown(results: &Results) -> String {
                 let _ = write!(md, "---|");
             }
             md.push('\n');
-            for (w, _, figure) in figures() {
+            for (w, workload, figure) in figures() {
+                if !subject.runs(workload) || matches!(results.cell(s, w), Cell::Skipped) {
+                    continue;
+                }
                 let _ = write!(md, "| {} |", figure.label);
                 for &r in &references {
+                    if !CONTESTANTS[r].runs(workload) {
+                        let _ = write!(md, " – |");
+                        continue;
+                    }
                     let text = match ratio(results, s, r, w, figure) {
                         Ok(x) => format!("{x:.2}×"),
                         Err(_) => "–".into(),
@@ -755,6 +963,7 @@ fn json(results: &Results) -> String {
 
 const COLOURS: &[&str] = &[
     "#d62728", "#ff7f0e", "#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
+    "#b2182b", "#ef8a62", "#404040", "#17becf", "#bcbd22",
 ];
 
 fn xml(text: &str) -> String {

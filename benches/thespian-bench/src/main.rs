@@ -1,22 +1,38 @@
-//! Bench binary of the thespian-rs contestants (`simple`, `queue`) and the raw
-//! crossbeam-channel limit (`raw`), one workload per process:
+//! Bench binary of the thespian-rs contestants (`simple`, `queue`, and the multi-process
+//! `tcp`, `udp`), the raw crossbeam-channel limit (`raw`) and the raw socket and fork+exec
+//! limits of the cross-process workloads (`raw-net`), one workload per process:
 //!
 //! ```text
 //! thespian-bench <simple|queue|raw> <workload> <size>
+//! thespian-bench <tcp|udp|raw-net> <cross-process workload> <size>
 //! ```
 //!
 //! `cargo xtask bench` builds it with `--release` and runs it once per run of every figure.
-//! The result line is described in `common.rs`.
+//! The result line is described in `common.rs`. The multi-process bases re-execute this binary
+//! as their admin daemon and actors' processes (`thespian::init()`), and `raw-net` as its
+//! helper processes.
 
 mod common;
+mod net;
 mod raw;
+mod raw_net;
 mod thespian_rs;
 
 use common::Outcome;
 use thespian::SystemBase;
 
 fn main() {
+    // First: a process the Tcp/Udp bases re-executed takes its role here and never returns.
     thespian::init();
+    // Likewise the helper processes of the raw socket references.
+    raw_net::helper_if_any();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(
+        argv.first().map(String::as_str),
+        Some("tcp" | "udp" | "raw-net")
+    ) {
+        common::finish(net::main(&argv));
+    }
     let args = common::args(&["simple", "queue", "raw"]);
     let outcome: Outcome = match args.contestant.as_str() {
         "raw" => raw::run(args.workload, args.size),

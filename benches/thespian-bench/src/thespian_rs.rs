@@ -309,7 +309,7 @@ impl Actor for Spawner {
 }
 
 #[derive(Default)]
-struct Echo;
+pub(crate) struct Echo;
 
 impl Actor for Echo {
     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
@@ -348,11 +348,15 @@ pub(crate) fn run(
     Ok(outcome)
 }
 
-fn expect_reply(reply: Option<Envelope>) -> Result<Envelope, ThespianError> {
+pub(crate) fn expect_reply(reply: Option<Envelope>) -> Result<Envelope, ThespianError> {
     reply.ok_or_else(|| ThespianError::SystemFailure("no reply within the bench's patience".into()))
 }
 
-fn ping_pong(sys: &ActorSystem, size: u64, pairs: u64) -> Result<Outcome, ThespianError> {
+pub(crate) fn ping_pong(
+    sys: &ActorSystem,
+    size: u64,
+    pairs: u64,
+) -> Result<Outcome, ThespianError> {
     let mut actors = Vec::new();
     for _ in 0..pairs {
         actors.push((sys.create_actor::<Pinger>()?, sys.create_actor::<Ponger>()?));
@@ -428,7 +432,7 @@ fn idle(sys: &ActorSystem, size: u64) -> Result<Outcome, ThespianError> {
     Ok(common::bytes_per_actor(before, after, size))
 }
 
-fn ask(sys: &ActorSystem, size: u64) -> Result<Outcome, ThespianError> {
+pub(crate) fn ask(sys: &ActorSystem, size: u64) -> Result<Outcome, ThespianError> {
     let echo = sys.create_actor::<Echo>()?;
     let round = |n: u64| -> Result<(Vec<Duration>, Duration), ThespianError> {
         let mut latencies = Vec::with_capacity(n as usize);
