@@ -19,53 +19,13 @@
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use thespian::keys;
 use thespian::prelude::*;
 
-/// A greeting for the greeter: the same type under the same wire name as in `tcp_daemon_start`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Greet {
-    /// Who greets.
-    from: String,
-}
+#[path = "tcp_daemon/greeter.rs"]
+mod greeter;
 
-/// The greeter's answer, as in `tcp_daemon_start`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Greeting {
-    /// The greeting text.
-    text: String,
-    /// The process the greeter runs in.
-    pid: u32,
-    /// How many greetings this greeter has answered, this one included.
-    count: u64,
-}
-
-message!(Greet = "tcp_daemon.Greet", Greeting = "tcp_daemon.Greeting");
-
-/// The greeter as `tcp_daemon_start` defines it. Creating it under the global name "greeter"
-/// returns the live actor of that name (Thespian has no other lookup); this definition would
-/// only be used if none existed, which `main` rules out first.
-#[derive(Default)]
-struct Greeter {
-    count: u64,
-}
-
-impl Actor for Greeter {
-    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
-        if let Ok(greet) = env.get::<Greet>() {
-            self.count += 1;
-            let pid = std::process::id();
-            let reply = Greeting {
-                text: format!("Hello, {}! (greeter in process {pid})", greet.from),
-                pid,
-                count: self.count,
-            };
-            ctx.send(env.sender(), reply)?;
-        }
-        Ok(())
-    }
-}
+use greeter::{Greet, Greeter, Greeting};
 
 fn main() -> thespian::Result<()> {
     thespian::init();
@@ -97,6 +57,8 @@ fn main() -> thespian::Result<()> {
         .base(SystemBase::Tcp)
         .capability(keys::ADMIN_PORT, i64::from(port))
         .start()?;
+    // A create under a global name that a live actor has returns that actor (Thespian has no
+    // other lookup); the type is only constructed when none exists, which was ruled out above.
     let greeter = sys.create_actor_with::<Greeter>(CreateOptions::new().global_name("greeter"))?;
     println!("found greeter: {greeter}");
     let greeting = Greet {

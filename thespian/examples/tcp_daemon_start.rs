@@ -21,51 +21,13 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use thespian::keys;
 use thespian::prelude::*;
 
-/// A greeting for the greeter (the same type, under the same wire name, in both programs).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Greet {
-    /// Who greets.
-    from: String,
-}
+#[path = "tcp_daemon/greeter.rs"]
+mod greeter;
 
-/// The greeter's answer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Greeting {
-    /// The greeting text.
-    text: String,
-    /// The process the greeter runs in.
-    pid: u32,
-    /// How many greetings this greeter has answered, this one included.
-    count: u64,
-}
-
-message!(Greet = "tcp_daemon.Greet", Greeting = "tcp_daemon.Greeting");
-
-/// Answers every `Greet` with a `Greeting` naming its own process.
-#[derive(Default)]
-struct Greeter {
-    count: u64,
-}
-
-impl Actor for Greeter {
-    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
-        if let Ok(greet) = env.get::<Greet>() {
-            self.count += 1;
-            let pid = std::process::id();
-            let reply = Greeting {
-                text: format!("Hello, {}! (greeter in process {pid})", greet.from),
-                pid,
-                count: self.count,
-            };
-            ctx.send(env.sender(), reply)?;
-        }
-        Ok(())
-    }
-}
+use greeter::{Greet, Greeter, Greeting};
 
 fn main() -> thespian::Result<()> {
     thespian::init();

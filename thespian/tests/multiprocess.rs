@@ -15,6 +15,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::ops::Deref;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
-use thespian::{keys, ActorSystemBuilder, LogConfig};
+use thespian::{keys, ActorSystemBuilder, LogConfig, StatusRequest};
 
 thespian::test_entry_point!();
 
@@ -228,9 +229,62 @@ fn signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill {signal} {pid} failed: {status}");
 }
 
-/// Waits until `done` holds, checking every few milliseconds; false when `within` passed first.
-/// Only for waits on the kernel (processes exiting, signals delivered).
-fn wait_for(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+/// The kernel's exit event of one process (a pidfd), opened before the process is told to end
+/// so a recycled pid can never be waited for instead.
+struct ExitWatch {
+    pid: u32,
+    fd: Option<OwnedFd>,
+}
+
+impl ExitWatch {
+    fn of(pid: u32) -> ExitWatch {
+        // SAFETY: pidfd_open takes a pid and flags, returns a new descriptor or -1, and
+        // touches no memory of ours.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        assert!(
+            raw >= 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH),
+            "pidfd_open({pid}): {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: a descriptor pidfd_open just returned, owned by nobody else.
+        let fd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as libc::c_int) });
+        ExitWatch { pid, fd }
+    }
+
+    /// Waits for the process to end, at most `within`; true when it has (or already had).
+    fn wait(&self, within: Duration) -> bool {
+        let Some(fd) = &self.fd else { return true };
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut poll = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let millis = left.as_millis().min(i32::MAX as u128) as libc::c_int;
+            // SAFETY: one valid pollfd, for the duration of the call.
+            match unsafe { libc::poll(&mut poll, 1, millis) } {
+                n if n > 0 => return true,
+                0 => return false,
+                _ if left.is_zero() => return false,
+                _ => {} // EINTR: wait for the rest.
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ExitWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExitWatch({})", self.pid)
+    }
+}
+
+/// Checks `done` after each `round_trip` (a message exchange with the system, which paces the
+/// loop and lets the other side make progress) until it holds; false when `within` passed
+/// first. For kernel state no event announces (a child reaped by the admin, its sockets
+/// closed, a signal taken).
+fn until(within: Duration, mut round_trip: impl FnMut(), mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     loop {
         if done() {
@@ -239,8 +293,13 @@ fn wait_for(within: Duration, mut done: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        round_trip();
     }
+}
+
+/// One round trip to the admin: a status request and its answer.
+fn admin_round_trip(sys: &ActorSystem) {
+    let _ = sys.ask(&sys.admin_address(), StatusRequest, REPLY_TIMEOUT);
 }
 
 /// Processes to kill (SIGKILL) when the scenario ends, however it ends.
@@ -407,6 +466,7 @@ fn daemon_outlives_its_starter(base: SystemBase, base_arg: &str) {
         .expect("the starter program runs");
     let mut starter = ChildGuard(child);
     let starter_pid = starter.0.id();
+    let starter_end = ExitWatch::of(starter_pid);
     // Read its output as it comes (a full pipe would stall it).
     let mut out = starter.0.stdout.take().expect("stdout is piped");
     let mut err = starter.0.stderr.take().expect("stderr is piped");
@@ -420,11 +480,7 @@ fn daemon_outlives_its_starter(base: SystemBase, base_arg: &str) {
         let _ = err.read_to_string(&mut text);
         text
     });
-    let mut status = None;
-    let exited = wait_for(Duration::from_secs(60), || {
-        status = starter.0.try_wait().expect("the starter can be waited for");
-        status.is_some()
-    });
+    let exited = starter_end.wait(Duration::from_secs(60));
     if !exited {
         let _ = starter.0.kill();
     }
@@ -473,10 +529,11 @@ fn daemon_outlives_its_starter(base: SystemBase, base_arg: &str) {
         },
         "the global name must return the starter's greeter (same process, same instance)"
     );
+    // `shutdown()` returns once the admin has ended, and the admin answers only after it
+    // reaped every actor process: nothing to wait for.
     sys.shutdown().expect("shutdown from the attached program");
     assert!(
-        wait_for(EXIT_DEADLINE, || !exists(first.pid)
-            && !Proc::of(first.parent_pid).is_some_and(|p| p.running())),
+        !exists(first.pid) && !Proc::of(first.parent_pid).is_some_and(|p| p.running()),
         "the admin or the greeter is still there after shutdown"
     );
 }
@@ -512,9 +569,13 @@ fn new_child(sys: &mut System, parent: &ActorAddress) -> (ActorAddress, Identity
     (child, id)
 }
 
-/// Waits until no signal is pending for `pid` (delivered: handled, or acted upon).
-fn wait_delivered(pid: u32) -> bool {
-    wait_for(REPLY_TIMEOUT, || {
+/// Waits until no signal is pending for the process `pid` of `actor` (delivered: handled, or
+/// acted upon), with status requests to the actor as the round trips.
+fn wait_delivered(sys: &ActorSystem, actor: &ActorAddress, pid: u32) -> bool {
+    let round_trip = || {
+        let _ = sys.ask(actor, StatusRequest, REPLY_TIMEOUT);
+    };
+    until(REPLY_TIMEOUT, round_trip, || {
         let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
             return true; // gone
         };
@@ -547,15 +608,15 @@ fn sigterm_to_an_actor_process_exits_it_gracefully() {
     let mut sys = System::start(SystemBase::Tcp, admin_port(), "spawn");
     let parent = sys.create_actor::<Parent>().expect("create the parent");
     let (child, id) = new_child(&mut sys, &parent);
+    let end = ExitWatch::of(id.pid);
     signal(id.pid, "-TERM");
     let env = sys
         .listen(REPLY_TIMEOUT)
         .expect("listen is accepted")
         .expect("the parent reports ChildActorExited after SIGTERM");
     assert_eq!(take::<ChildExited>(env), ChildExited(child));
-    let process = Proc::of(id.pid);
     assert!(
-        wait_for(EXIT_DEADLINE, || !process.is_some_and(|p| p.running())),
+        end.wait(EXIT_DEADLINE),
         "the actor process {} is still running after SIGTERM",
         id.pid
     );
@@ -568,7 +629,11 @@ fn sigusr1_and_sighup_leave_an_actor_process_running() {
     let (child, id) = new_child(&mut sys, &parent);
     for (sig, asked) in [("-USR1", 2), ("-HUP", 3)] {
         signal(id.pid, sig);
-        assert!(wait_delivered(id.pid), "{sig} to {} still pending", id.pid);
+        assert!(
+            wait_delivered(&sys, &child, id.pid),
+            "{sig} to {} still pending",
+            id.pid
+        );
         // An exit would answer this ask with ChildExited, or not at all.
         let now = identify(&sys, &child);
         assert_eq!(
@@ -602,12 +667,9 @@ fn kill_9_of_the_admin_gives_the_program_errors_not_hangs() {
     let admin_pid = identify(&sys, &probe).pid;
     assert_ne!(admin_pid, std::process::id());
     sys.procs.add(admin_pid);
-    let admin = Proc::of(admin_pid).expect("the admin runs");
+    let admin_end = ExitWatch::of(admin_pid);
     signal(admin_pid, "-KILL");
-    assert!(
-        wait_for(EXIT_DEADLINE, || !admin.running()),
-        "the admin survived kill -9"
-    );
+    assert!(admin_end.wait(EXIT_DEADLINE), "the admin survived kill -9");
 
     let handle = sys.sys.clone();
     let created = bounded(Duration::from_secs(90), "create_actor", move || {
@@ -724,12 +786,19 @@ fn garbage_on_the_admin_port_is_dropped_and_the_system_goes_on() {
 fn two_hundred_actor_processes_leave_no_leak_in_the_admin() {
     let mut sys = System::start(SystemBase::Tcp, admin_port(), "spawn");
     let probe = sys.create_actor::<Probe>().expect("create a probe");
-    let admin_pid = identify(&sys, &probe).parent_pid;
+    let probe_id = identify(&sys, &probe);
+    let admin_pid = probe_id.parent_pid;
     sys.procs.add(admin_pid);
+    let probe_end = ExitWatch::of(probe_id.pid);
     sys.tell(&probe, ActorExitRequest::new())
         .expect("tell the probe to exit");
+    assert!(probe_end.wait(EXIT_DEADLINE), "the probe's process ended");
     assert!(
-        wait_for(EXIT_DEADLINE, || children_of(admin_pid).is_empty()),
+        until(
+            EXIT_DEADLINE,
+            || admin_round_trip(&sys),
+            || children_of(admin_pid).is_empty()
+        ),
         "the probe's process is still a child of the admin: {:?}",
         children_of(admin_pid)
     );
@@ -751,19 +820,27 @@ fn two_hundred_actor_processes_leave_no_leak_in_the_admin() {
         pids.insert(id.pid);
     }
     assert_eq!(pids.len(), 200, "200 actors in 200 processes");
+    let ends: Vec<ExitWatch> = pids.iter().map(|&pid| ExitWatch::of(pid)).collect();
     for actor in &actors {
         sys.tell(actor, ActorExitRequest::new())
             .expect("tell an actor to exit");
     }
+    for end in &ends {
+        assert!(end.wait(Duration::from_secs(60)), "{end:?}: still running");
+    }
     let mut now = (Vec::new(), 0, 0);
-    let settled = wait_for(Duration::from_secs(60), || {
-        now = (
-            children_of(admin_pid),
-            count_entries(admin_pid, "fd"),
-            count_entries(admin_pid, "task"),
-        );
-        now.0.is_empty() && now.1 <= fds && now.2 <= threads
-    });
+    let settled = until(
+        Duration::from_secs(60),
+        || admin_round_trip(&sys),
+        || {
+            now = (
+                children_of(admin_pid),
+                count_entries(admin_pid, "fd"),
+                count_entries(admin_pid, "task"),
+            );
+            now.0.is_empty() && now.1 <= fds && now.2 <= threads
+        },
+    );
     assert!(
         settled,
         "after 200 actors exited: children of the admin {:?}, {} fds (before: {fds}), \
@@ -805,12 +882,11 @@ fn shutdown_leaves_no_process_behind() {
     );
     all.push(admin_pid);
 
+    // `shutdown()` returns once the admin (this program's child) is reaped, and the admin
+    // answers only after it reaped every actor process: nothing to wait for.
     sys.shutdown().expect("shutdown");
-    let mut left = Vec::new();
-    let gone = wait_for(EXIT_DEADLINE, || {
-        left = all.iter().copied().filter(|&p| exists(p)).collect();
-        left.is_empty()
-    });
+    let left: Vec<u32> = all.iter().copied().filter(|&p| exists(p)).collect();
+    let gone = left.is_empty();
     let states: Vec<(u32, Option<String>)> = left
         .iter()
         .map(|&p| (p, stat_fields(p).and_then(|f| f.first().cloned())))
@@ -953,6 +1029,12 @@ fn logger_program() {
 #[test]
 fn log_records_of_actor_processes_reach_the_admins_sink() {
     let port = admin_port();
+    // Not a terminal here, so the daemon logs to the file THESPLOG_FILE names.
+    let log_file = std::env::temp_dir().join(format!(
+        "thespian-multiprocess-log-{}-{port}.log",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&log_file);
     let child = Command::new(std::env::current_exe().expect("the test binary"))
         .args([
             "logger_program",
@@ -962,41 +1044,43 @@ fn log_records_of_actor_processes_reach_the_admins_sink() {
             "--test-threads=1",
         ])
         .env(LOGGER_PORT_ENV, port.to_string())
+        .env("THESPLOG_FILE", &log_file)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("the logger program runs");
     let mut program = ChildGuard(child);
+    let program_end = ExitWatch::of(program.0.id());
     let mut err = program.0.stderr.take().expect("stderr is piped");
-    // The daemon writes into the same pipe; it ends when the daemon has exited too.
     let err = std::thread::spawn(move || {
         let mut text = String::new();
         let _ = err.read_to_string(&mut text);
         text
     });
-    let mut status = None;
-    let exited = wait_for(Duration::from_secs(60), || {
-        status = program.0.try_wait().expect("the program can be waited for");
-        status.is_some()
-    });
+    let exited = program_end.wait(Duration::from_secs(60));
     if !exited {
         let _ = program.0.kill();
     }
     let status = program.0.wait().expect("the program is reaped");
+    // The daemon outlived nothing here, but it must never hold its starter's pipe: the pipe
+    // ends with the program.
     let err = bounded(
         Duration::from_secs(30),
-        "the daemon letting go of the log pipe after the shutdown",
+        "the program's stderr closing with the program",
         move || err.join().expect("reader"),
     );
     assert!(
         exited && status.success(),
         "the logger program failed: {status}\n{err}"
     );
+    // The program's shutdown returned after the daemon ended: its log is complete.
+    let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_file);
     let marker = format!("chatty says marker-{port}");
-    let line = err
+    let line = log
         .lines()
         .find(|l| l.contains(&marker))
-        .unwrap_or_else(|| panic!("the actor's warning is not in the admin's log:\n{err}"));
+        .unwrap_or_else(|| panic!("the actor's warning is not in the admin's log:\n{log}"));
     assert!(line.contains("WARN"), "logged at its level: {line}");
 }

@@ -133,6 +133,38 @@ pub(crate) fn socket_from_stdin(kind: TransportKind) -> BoundSocket {
     BoundSocket::from_fd(kind, fd)
 }
 
+/// The environment variable naming the file the admin daemon logs to when the starter's
+/// stderr is not a terminal.
+pub(crate) const LOG_FILE_ENV: &str = "THESPLOG_FILE";
+
+/// Where the daemon's log sink writes: the starter's terminal (a newcomer sees the actors'
+/// warnings), else the file `THESPLOG_FILE` names, else nowhere. Never a pipe the starter was
+/// given: a daemon outliving its starter would hold it open, and whoever reads the pipe (a
+/// `| tail`, a CI log) would wait for the daemon.
+fn admin_log_destination(launch: &AdminLaunch) -> Result<Stdio> {
+    use std::io::IsTerminal;
+    if launch.log_filter.is_none() {
+        return Ok(Stdio::null());
+    }
+    if std::io::stderr().is_terminal() {
+        return Ok(Stdio::inherit());
+    }
+    match std::env::var_os(LOG_FILE_ENV) {
+        Some(path) if !path.is_empty() => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map(Stdio::from)
+            .map_err(|e| {
+                ThespianError::StartupFailure(format!(
+                    "cannot open the admin's log file {}: {e}",
+                    path.to_string_lossy()
+                ))
+            }),
+        _ => Ok(Stdio::null()),
+    }
+}
+
 /// Starts the admin daemon on `socket` (already bound to the Admin Port).
 pub(crate) fn spawn_admin(
     program: &Program,
@@ -146,11 +178,7 @@ pub(crate) fn spawn_admin(
         .env(CONFIG_ENV, encode(launch)?)
         .stdin(Stdio::from(socket.into_fd()))
         .stdout(Stdio::null())
-        .stderr(if launch.log_filter.is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
+        .stderr(admin_log_destination(launch)?);
     command
         .spawn()
         .map_err(|e| ThespianError::StartupFailure(format!("cannot start the admin: {e}")))

@@ -25,6 +25,8 @@ use super::transport::{BoundSocket, TransportKind};
 const ADMIN_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long an existing listener on the Admin Port may take to answer.
 const ADMIN_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `shutdown` waits for the admin's process to end after it answered.
+const ADMIN_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `shutdown` waits for the admin to finish.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -258,15 +260,13 @@ impl ProgramBase {
     }
 
     fn wait_for_admin_exit(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
         match &self.admin_exit {
+            // Started here: the reaper thread says when the daemon is reaped.
             Some(rx) => {
-                let _ = rx.recv_timeout(Duration::from_secs(10));
+                let _ = rx.recv_timeout(ADMIN_EXIT_TIMEOUT);
             }
             None => {
-                while super::signals::process_exists(self.admin_pid) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+                super::signals::wait_exit(self.admin_pid, ADMIN_EXIT_TIMEOUT);
             }
         }
     }

@@ -94,3 +94,47 @@ pub(crate) fn process_exists(pid: u32) -> bool {
     let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
+
+/// Waits until the process `pid` has ended, at most `timeout`: true when it has (or was
+/// already gone). Waits on the kernel's exit event (a pidfd); where pidfds are missing
+/// (Linux before 5.3) it checks every 10 ms instead.
+pub(crate) fn wait_exit(pid: u32, timeout: std::time::Duration) -> bool {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let deadline = std::time::Instant::now() + timeout;
+    // SAFETY: pidfd_open takes a pid and flags, returns a new descriptor or -1, and touches
+    // no memory of ours.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if raw < 0 {
+        if std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+            return true;
+        }
+        while process_exists(pid) {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        return true;
+    }
+    // SAFETY: `raw` is the descriptor pidfd_open just returned, owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw as libc::c_int) };
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut poll = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = left.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: one valid pollfd, for the duration of the call.
+        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+        if ready > 0 {
+            return true;
+        }
+        let interrupted =
+            ready < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
+        if !interrupted || left.is_zero() {
+            return false;
+        }
+    }
+}

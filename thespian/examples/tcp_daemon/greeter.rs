@@ -1,0 +1,47 @@
+//! What both `tcp_daemon_start` and `tcp_daemon_attach` know: the greeter and its messages
+//! (the same types under the same wire names in both programs).
+
+use serde::{Deserialize, Serialize};
+use thespian::prelude::*;
+
+/// A greeting for the greeter (the same type, under the same wire name, in both programs).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Greet {
+    /// Who greets.
+    pub(crate) from: String,
+}
+
+/// The greeter's answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Greeting {
+    /// The greeting text.
+    pub(crate) text: String,
+    /// The process the greeter runs in.
+    pub(crate) pid: u32,
+    /// How many greetings this greeter has answered, this one included.
+    pub(crate) count: u64,
+}
+
+message!(Greet = "tcp_daemon.Greet", Greeting = "tcp_daemon.Greeting");
+
+/// Answers every `Greet` with a `Greeting` naming its own process.
+#[derive(Default)]
+pub(crate) struct Greeter {
+    count: u64,
+}
+
+impl Actor for Greeter {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        if let Ok(greet) = env.get::<Greet>() {
+            self.count += 1;
+            let pid = std::process::id();
+            let reply = Greeting {
+                text: format!("Hello, {}! (greeter in process {pid})", greet.from),
+                pid,
+                count: self.count,
+            };
+            ctx.send(env.sender(), reply)?;
+        }
+        Ok(())
+    }
+}
