@@ -7,11 +7,12 @@
 //! machine.
 //!
 //! Two details of real sockets are handled here:
-//! - **ICMP port unreachable.** On Linux, a datagram sent to a port where nothing listens
-//!   comes back as an `ECONNREFUSED` error on a *later* `recv_from` or `send_to` of the same
-//!   (unconnected) socket, without saying which destination it was about. The driver logs and
-//!   skips it (retrying that `send_to` once); the machine's retransmission limit then reports
-//!   the messages to that address undeliverable.
+//! - **ICMP port unreachable.** A datagram sent to a port where nothing listens draws an ICMP
+//!   error. On Linux the driver asks for these errors with their destination
+//!   ([`icmp`](crate::icmp)) and hands each refused address to [`Machine::refused`], so the
+//!   messages of a peer that went away are reported at once. The error can also surface as an
+//!   `ECONNREFUSED` of a later `recv_from` or `send_to`: that is skipped (the `send_to` is
+//!   retried once). Without ICMP, the machine's retransmission limit gives the peer up.
 //! - **Send errors** (`EAGAIN` aside) drop the datagram: it counts as lost and is
 //!   retransmitted. `EAGAIN` keeps it until the socket is writable again.
 
@@ -66,6 +67,7 @@ enum Command {
         message: WireMessage,
     },
     MarkDead(SocketAddr),
+    Revive(SocketAddr),
 }
 
 /// State shared by the endpoint and its senders.
@@ -160,6 +162,19 @@ impl UdpSender {
         Ok(())
     }
 
+    /// A new endpoint listens at `peer` (see [`Machine::revive`]): sends to it are no longer
+    /// failed as to a dead address.
+    pub fn revive(&self, peer: SocketAddr) -> Result<(), SendError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        self.tx
+            .send(Command::Revive(peer))
+            .map_err(|_| SendError::Closed)?;
+        self.shared.wake();
+        Ok(())
+    }
+
     /// Makes the endpoint's current or next [`UdpEndpoint::poll_events`] return, with or
     /// without events, so its driver can look at its own state (e.g. to stop).
     pub fn interrupt(&self) {
@@ -228,6 +243,9 @@ impl UdpEndpoint {
         let poll = Poll::new()?;
         let mut socket = UdpSocket::from_std(socket);
         let local_addr = socket.local_addr()?;
+        if let Err(e) = crate::icmp::enable(&socket) {
+            log::debug!("UDP endpoint {local_addr}: no ICMP error reports ({e})");
+        }
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
         let waker = Waker::new(poll.registry(), WAKER)?;
@@ -348,13 +366,18 @@ impl UdpEndpoint {
             }
         }
         let mut readable = self.read_again;
+        let mut errors = false;
         for event in self.mio_events.iter() {
             if event.token() == SOCKET {
                 readable |= event.is_readable() || event.is_error();
+                errors |= event.is_error();
             }
         }
         let now = Instant::now();
         self.drain_commands(now);
+        if errors {
+            self.take_refusals(now);
+        }
         if readable {
             self.read(now);
         }
@@ -391,6 +414,7 @@ impl UdpEndpoint {
                     }
                 }
                 Command::MarkDead(peer) => self.machine.mark_dead(now, peer),
+                Command::Revive(peer) => self.machine.revive(peer),
             }
         }
     }
@@ -405,13 +429,7 @@ impl UdpEndpoint {
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_icmp_error(&e) => {
-                    log::debug!(
-                        "UDP endpoint {}: an earlier datagram was refused ({e}); its messages \
-                         are retransmitted until given up",
-                        self.local_addr
-                    );
-                }
+                Err(e) if is_icmp_error(&e) => self.take_refusals(now),
                 Err(e) => {
                     // Not expected; the next readiness event or timer reads again.
                     log::warn!("UDP endpoint {}: recv_from failed: {e}", self.local_addr);
@@ -434,6 +452,7 @@ impl UdpEndpoint {
             if result.as_ref().is_err_and(is_icmp_error) {
                 // The socket reported an ICMP error of an earlier datagram instead of sending
                 // this one; the error is consumed now, so try once more.
+                self.take_refusals(Instant::now());
                 result = self.socket.send_to(&datagram, to);
             }
             match result {
@@ -450,6 +469,25 @@ impl UdpEndpoint {
                     self.local_addr
                 ),
             }
+        }
+    }
+
+    /// Reads the socket's ICMP errors: each refused destination is given up at once.
+    fn take_refusals(&mut self, now: Instant) {
+        match crate::icmp::refused_destinations(&self.socket) {
+            Ok(refused) => {
+                for peer in refused {
+                    log::debug!(
+                        "UDP endpoint {}: {peer} refused a datagram (port unreachable)",
+                        self.local_addr
+                    );
+                    self.machine.refused(now, peer);
+                }
+            }
+            Err(e) => log::debug!(
+                "UDP endpoint {}: reading ICMP errors failed: {e}",
+                self.local_addr
+            ),
         }
     }
 

@@ -63,6 +63,7 @@
 #![warn(missing_docs)]
 
 pub mod driver;
+mod icmp;
 pub mod machine;
 mod peer;
 pub mod wire;

@@ -225,6 +225,9 @@ pub enum UndeliverableReason {
     },
     /// The driver or the base declared the address dead ([`Machine::mark_dead`]).
     MarkedDead,
+    /// The network said nothing listens at the address (an ICMP port unreachable, reported
+    /// by the driver through [`Machine::refused`]).
+    PortUnreachable,
     /// The peer speaks another protocol version.
     VersionMismatch {
         /// Our version.
@@ -248,6 +251,7 @@ impl UndeliverableReason {
             UndeliverableReason::DeadAddress
                 | UndeliverableReason::PeerRestarted { .. }
                 | UndeliverableReason::MarkedDead
+                | UndeliverableReason::PortUnreachable
         )
     }
 }
@@ -267,6 +271,9 @@ impl fmt::Display for UndeliverableReason {
                 "peer restarted (incarnation {old:?} is now {new:?}) before acknowledging"
             ),
             UndeliverableReason::MarkedDead => f.write_str("address declared dead"),
+            UndeliverableReason::PortUnreachable => {
+                f.write_str("nothing listens at the address (port unreachable)")
+            }
             UndeliverableReason::VersionMismatch { ours, theirs } => write!(
                 f,
                 "protocol version mismatch: we speak {ours}, the peer speaks {theirs}"
@@ -743,9 +750,29 @@ impl Machine {
         self.give_up(now, peer, UndeliverableReason::MarkedDead);
     }
 
+    /// The network refused a datagram sent to `peer` (an ICMP port unreachable): nothing
+    /// listens there, so its unacknowledged messages are reported
+    /// [`UndeliverableReason::PortUnreachable`] now instead of after the retransmissions, and
+    /// the address is remembered as dead.
+    pub fn refused(&mut self, now: Instant, peer: SocketAddr) {
+        if self.closed {
+            return;
+        }
+        self.give_up(now, peer, UndeliverableReason::PortUnreachable);
+    }
+
+    /// A new endpoint listens at `peer` (the base knows, e.g. it bound the socket itself or
+    /// holds an address of a newer incarnation there): forget that the address was given up.
+    pub fn revive(&mut self, peer: SocketAddr) {
+        self.dead.remove(&peer);
+    }
+
     /// Closes the machine: every unacknowledged message is reported
     /// [`UndeliverableReason::Shutdown`], further sends fail with [`SendError::Closed`], and
-    /// received datagrams are ignored. Drain [`poll_event`](Self::poll_event) afterwards.
+    /// received datagrams are ignored. Acknowledgements still owed (delayed ones included) are
+    /// sent, so no peer retransmits what was delivered here and reports it undeliverable.
+    /// Drain [`poll_transmit`](Self::poll_transmit) and [`poll_event`](Self::poll_event)
+    /// afterwards.
     pub fn close(&mut self, _now: Instant) {
         if self.closed {
             return;
@@ -753,12 +780,25 @@ impl Machine {
         self.closed = true;
         let mut addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
         addrs.sort();
+        self.ack_queue.clear();
         for addr in addrs {
-            if let Some(out) = self.peers.get_mut(&addr).and_then(|p| p.out.as_mut()) {
+            let Some(peer) = self.peers.get_mut(&addr) else {
+                continue;
+            };
+            if let Some(out) = peer.out.as_mut() {
                 fail_all(out, addr, &UndeliverableReason::Shutdown, &mut self.events);
             }
+            if let Some(inb) = peer.inb.as_mut().filter(|i| i.ack_pending()) {
+                let ack = inb.take_ack();
+                let route = Route {
+                    version: self.config.protocol_version,
+                    from: self.incarnation,
+                    to: peer.incarnation,
+                };
+                self.transmits
+                    .push_back((addr, wire::encode_ack(route, &ack)));
+            }
         }
-        self.ack_queue.clear();
     }
 
     /// The route of a datagram to an endpoint of incarnation `to`.

@@ -234,7 +234,6 @@ fn a_port_where_nothing_listens_ends_as_undeliverable() {
         .unwrap();
     let sender = a.sender();
     let mut net = Net::new(vec![a, b]);
-    let started = Instant::now();
     let ids: Vec<MessageId> = (1..=3)
         .map(|n| sender.send(nobody, numbered(0, n)).unwrap())
         .collect();
@@ -243,17 +242,28 @@ fn a_port_where_nothing_listens_ends_as_undeliverable() {
         Duration::from_secs(5),
         |net| net.failed(0).len() == 3,
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
     let failed = net.failed(0);
     for id in &ids {
-        assert!(matches!(
-            failed[id],
-            UndeliverableReason::RetriesExhausted { transmissions: 5 }
-        ));
+        let reason = &failed[id];
+        if cfg!(target_os = "linux") {
+            // The ICMP error names the destination: given up at once, not after retries.
+            assert!(
+                matches!(
+                    reason,
+                    UndeliverableReason::PortUnreachable | UndeliverableReason::DeadAddress
+                ),
+                "{reason:?}"
+            );
+        } else {
+            assert!(
+                matches!(
+                    reason,
+                    UndeliverableReason::RetriesExhausted { transmissions: 5 }
+                        | UndeliverableReason::DeadAddress
+                ),
+                "{reason:?}"
+            );
+        }
     }
     // A flood to it now fails at once.
     for n in 4..=100 {
@@ -356,17 +366,25 @@ fn a_restarted_peer_at_the_same_port_is_a_new_peer() {
     let mut net = Net::new(vec![a, b]);
     sender.send(b_addr, numbered(0, 1)).unwrap();
     net.until("the first message", DEADLINE, |net| net.acked(0).len() == 1);
-    // B goes away; a message is sent while nobody listens, then B restarts on its port.
+    // B goes away; a message sent while nobody listens is refused (on Linux the ICMP error
+    // says so at once; elsewhere the retries end it), and the address is remembered as dead.
     let mut old_b = net.endpoints.pop().unwrap();
     let old_incarnation = old_b.incarnation();
     let _ = old_b.close();
     drop(old_b);
-    let lost = sender.send(b_addr, numbered(0, 2)).unwrap();
-    net.pump();
+    let refused = sender.send(b_addr, numbered(0, 2)).unwrap();
+    net.until("the refusal", Duration::from_secs(10), |net| {
+        net.failed(0).contains_key(&refused)
+    });
+    assert!(net.failed(0)[&refused].is_dead_target() || !cfg!(target_os = "linux"));
+    // B restarts on its port; whoever knows of it revives the address. A message sent to the
+    // incarnation the sender knew reaches the new one, which refuses it: a restart is seen.
     let (new_b, _) = endpoint(|c| c.bind = b_addr);
     let new_incarnation = new_b.incarnation();
     net.endpoints.push(new_b);
     net.events[1].clear();
+    sender.revive(b_addr).unwrap();
+    let lost = sender.send(b_addr, numbered(0, 3)).unwrap();
     net.until("the restart to be noticed", DEADLINE, |net| {
         net.failed(0).contains_key(&lost)
     });
@@ -382,13 +400,13 @@ fn a_restarted_peer_at_the_same_port_is_a_new_peer() {
         old: old_incarnation,
         new: new_incarnation
     }));
-    sender.send(b_addr, numbered(0, 3)).unwrap();
+    sender.send(b_addr, numbered(0, 4)).unwrap();
     net.until("delivery to the new incarnation", DEADLINE, |net| {
         !net.delivered(1).is_empty()
     });
     assert_eq!(
         net.delivered(1).iter().map(|d| d.2).collect::<Vec<_>>(),
-        vec![3]
+        vec![4]
     );
 }
 

@@ -729,6 +729,65 @@ fn close_reports_unacknowledged_messages_and_refuses_sends() {
     assert_eq!(p.a.poll_timeout(), None);
 }
 
+#[test]
+fn close_sends_the_acknowledgements_still_owed() {
+    let mut p = Pair::new(Config::default());
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    for (_, bytes) in transmits(&mut p.a) {
+        p.b.handle_datagram(p.now, addr(A), &bytes);
+    }
+    assert_eq!(delivered(&events(&mut p.b)), vec![1]);
+    // The acknowledgement is delayed (it could ride on a reply), and `b` closes first.
+    p.b.close(p.now);
+    let owed = transmits(&mut p.b);
+    assert_eq!(owed.len(), 1, "one acknowledgement goes out on close");
+    for (to, bytes) in owed {
+        assert_eq!(to, addr(A));
+        p.a.handle_datagram(p.now, addr(B), &bytes);
+    }
+    assert_eq!(acked(&events(&mut p.a)).len(), 1);
+    assert_eq!(p.a.unacked(addr(B)), 0);
+}
+
+#[test]
+fn a_refused_address_fails_its_messages_at_once_and_is_remembered() {
+    let mut p = Pair::new(Config::default());
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.a.send(p.now, addr(B), msg(0, 2)).unwrap();
+    let _ = transmits(&mut p.a);
+    p.a.refused(p.now, addr(B));
+    let failed = undeliverable(&events(&mut p.a));
+    assert_eq!(
+        failed
+            .iter()
+            .map(|f| (f.1, f.2.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, UndeliverableReason::PortUnreachable),
+            (2, UndeliverableReason::PortUnreachable)
+        ]
+    );
+    assert!(UndeliverableReason::PortUnreachable.is_dead_target());
+    assert!(p.a.is_dead(p.now, addr(B)));
+    p.a.send(p.now, addr(B), msg(0, 3)).unwrap();
+    assert_eq!(
+        undeliverable(&events(&mut p.a))[0].2,
+        UndeliverableReason::DeadAddress
+    );
+}
+
+#[test]
+fn a_revived_address_is_sent_to_again() {
+    let mut p = Pair::new(fast_config());
+    p.a.refused(p.now, addr(B));
+    p.a.revive(addr(B));
+    assert!(!p.a.is_dead(p.now, addr(B)));
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![1]);
+    assert!(undeliverable(&events(&mut p.a)).is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // A seeded, lossy, in-memory network.
 

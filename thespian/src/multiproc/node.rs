@@ -74,6 +74,10 @@ pub(crate) struct Node {
     /// Sent and not yet settled: kept to turn a failure into a dead letter or poison.
     in_flight: Mutex<HashMap<MessageId, WireMessage>>,
     settled: Condvar,
+    /// Hosts found gone, with the incarnation that was there and when: the transport may
+    /// refuse sends to such an address for a while, which must not hit a newer process that
+    /// took the port (its addresses name another incarnation).
+    gone_hosts: Mutex<HashMap<SocketAddr, (SystemId, Instant)>>,
     /// In the admin's process: where messages for the admin go.
     admin_inbox: Option<Sender<Envelope>>,
     admin_lost: AtomicBool,
@@ -123,6 +127,7 @@ impl Node {
             next_slot: AtomicU32::new(1),
             in_flight: Mutex::new(HashMap::new()),
             settled: Condvar::new(),
+            gone_hosts: Mutex::new(HashMap::new()),
             admin_inbox,
             admin_lost: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
@@ -240,6 +245,7 @@ impl Node {
                 Ok(())
             }
             Route::Remote(peer) => {
+                self.revive_if_newer(peer, to);
                 let wire = WireMessage::from_payload(from.clone(), to.clone(), &payload)
                     .map_err(ThespianError::Message)?;
                 let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
@@ -250,6 +256,34 @@ impl Node {
             Route::Dead => {
                 self.dead_letter(to, Envelope::new(from.clone(), payload));
                 Ok(())
+            }
+        }
+    }
+
+    /// Records that the process of `address` (at `peer`) is gone.
+    fn note_gone(&self, peer: SocketAddr, address: &ActorAddress) {
+        if address.is_admin() {
+            return;
+        }
+        let now = Instant::now();
+        let mut gone = self.gone_hosts.lock().unwrap_or_else(|e| e.into_inner());
+        if gone.len() >= GONE_HOSTS_KEPT {
+            gone.retain(|_, (_, at)| now.saturating_duration_since(*at) < GONE_HOST_MEMORY);
+        }
+        gone.insert(peer, (address.system(), now));
+    }
+
+    /// Before a send to `to` at `peer`: when the host found gone there was another
+    /// incarnation, a new process took the port, and the transport must send to it again.
+    fn revive_if_newer(&self, peer: SocketAddr, to: &ActorAddress) {
+        if to.is_admin() {
+            return;
+        }
+        let mut gone = self.gone_hosts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((incarnation, _)) = gone.get(&peer) {
+            if *incarnation != to.system() {
+                gone.remove(&peer);
+                self.sender.revive(peer);
             }
         }
     }
@@ -332,6 +366,9 @@ impl Node {
             return;
         }
         if dead_target {
+            if let Some((host, _)) = decode_id(target.id()) {
+                self.note_gone(SocketAddr::V4(host), &target);
+            }
             self.dead_letter(&target, envelope);
             return;
         }
@@ -381,6 +418,7 @@ impl Node {
     /// The process hosting `address` is gone: fail what is still unacknowledged there.
     pub(crate) fn host_gone(&self, address: &ActorAddress) {
         if let Some((host, _)) = decode_id(address.id()) {
+            self.note_gone(SocketAddr::V4(host), address);
             self.sender.peer_gone(SocketAddr::V4(host));
         }
     }
@@ -419,6 +457,12 @@ impl Node {
         }
     }
 }
+
+/// How long a gone host is remembered: at least as long as the transport refuses sends to a
+/// dead address (UDP: 15 s).
+const GONE_HOST_MEMORY: Duration = Duration::from_secs(60);
+/// Gone hosts kept before the older ones are forgotten.
+const GONE_HOSTS_KEPT: usize = 4096;
 
 /// How long a stopping node goes on settling what it sent and dead-lettering late arrivals.
 const STOP_LINGER: Duration = Duration::from_secs(2);
@@ -516,6 +560,68 @@ mod tests {
             prop_assert_ne!(id, ActorAddress::ADMIN_ID);
             prop_assert_eq!(decode_id(id), Some((host, slot)));
         }
+    }
+
+    /// A UDP node on loopback `port` (0: any) whose admin is at `admin_socket`; when that is
+    /// this node's own socket, the admin's messages land in `inbox`.
+    fn udp_node(
+        port: u16,
+        incarnation: u64,
+        admin_socket: SocketAddr,
+        inbox: &Sender<Envelope>,
+    ) -> (Arc<Node>, Receiver<Envelope>) {
+        let socket = BoundSocket::bind(
+            super::super::transport::TransportKind::Udp,
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        )
+        .expect("bind on loopback");
+        let hosts_admin = socket.local_addr().expect("bound") == admin_socket;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let node = Node::start(
+            socket,
+            SystemId::from_raw(incarnation),
+            admin_socket,
+            ActorAddress::admin(SystemId::from_raw(1)),
+            hosts_admin.then(|| inbox.clone()),
+            vec![(1, tx)],
+        )
+        .expect("node starts");
+        (node, rx)
+    }
+
+    #[test]
+    fn a_new_process_on_the_port_of_a_gone_one_is_reached() {
+        let wait = Duration::from_secs(10);
+        // Node `a` hosts the admin: dead letters land in its inbox.
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
+        let a_port = probe.local_addr().expect("probe").port();
+        drop(probe);
+        let (inbox_tx, inbox) = crossbeam_channel::unbounded();
+        let a_socket = SocketAddr::from((Ipv4Addr::LOCALHOST, a_port));
+        let (a, _) = udp_node(a_port, 1, a_socket, &inbox_tx);
+        let (b, _) = udp_node(0, 2, a_socket, &inbox_tx);
+        let b_port = b.local().port();
+        let old = b.address_of(1);
+        b.stop();
+        drop(b);
+        let from = a.address_of(1);
+        a.send(&from, &old, Payload::new("to the gone".to_owned()))
+            .expect("accepted");
+        let letter = inbox.recv_timeout(wait).expect("a dead letter");
+        let letter = letter.get::<DeadLetter>().expect("a DeadLetter");
+        assert_eq!(letter.target, old);
+        // A new process takes the port: its address names another incarnation.
+        let (c, c_mailbox) = udp_node(b_port, 3, a_socket, &inbox_tx);
+        let new = c.address_of(1);
+        assert_eq!(new.id(), old.id());
+        a.send(&from, &new, Payload::new("to the new".to_owned()))
+            .expect("accepted");
+        let got = c_mailbox
+            .recv_timeout(wait)
+            .expect("delivered to the new process");
+        assert_eq!(got.get::<String>().expect("a String"), "to the new");
+        c.stop();
+        a.stop();
     }
 
     #[test]

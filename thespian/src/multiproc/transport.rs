@@ -125,6 +125,8 @@ pub(crate) trait TransportSend: Send + Sync {
     /// The process at `peer` is known to be gone (its parent reaped it): what is still
     /// unacknowledged there fails now instead of after the retries.
     fn peer_gone(&self, peer: SocketAddr);
+    /// A newer process than the one given up listens at `peer`: stop failing sends to it.
+    fn revive(&self, peer: SocketAddr);
 }
 
 /// The polling half of an endpoint: one thread.
@@ -157,6 +159,10 @@ impl TransportSend for tcp::EndpointSender {
 
     fn peer_gone(&self, _peer: SocketAddr) {
         // A closed TCP port refuses the next connection at once: nothing to hasten.
+    }
+
+    fn revive(&self, _peer: SocketAddr) {
+        // TCP remembers no dead addresses: every connection attempt asks afresh.
     }
 }
 
@@ -211,6 +217,10 @@ impl TransportSend for udp::UdpSender {
 
     fn peer_gone(&self, peer: SocketAddr) {
         let _ = self.mark_dead(peer);
+    }
+
+    fn revive(&self, peer: SocketAddr) {
+        let _ = udp::UdpSender::revive(self, peer);
     }
 }
 
