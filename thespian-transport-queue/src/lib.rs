@@ -27,7 +27,7 @@ mod runtime;
 mod scheduler;
 mod sync;
 mod timer;
-mod watch;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

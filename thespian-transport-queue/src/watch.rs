@@ -1,7 +1,8 @@
 //! File-descriptor watches (Thespian's `ThespianWatch` → `WatchMessage`) on one mio poller.
 //!
 //! This module exists because an actor that serves sockets must not block a worker waiting for
-//! them. `ctx.watch(&fds)` asks for a `WatchMessage` when any of `fds` is readable, until the
+//! them. It is public because the multi-process bases' actor hosts (in the facade) watch the
+//! same way: one poller per process, driven the same way. `ctx.watch(&fds)` asks for a `WatchMessage` when any of `fds` is readable, until the
 //! actor's next message: the worker registers the fds here after that `receive` returns, and
 //! clears them before the actor's next message. One poller thread (started with the first
 //! watch) waits on a `mio::Poll`; when fds of an actor become readable it drops the actor's whole
@@ -32,7 +33,7 @@ struct Table {
 }
 
 /// The registrations of all watching actors, and the handle to wake the poller thread.
-pub(crate) struct Watcher {
+pub struct Watcher {
     registry: Registry,
     waker: Waker,
     table: Mutex<Table>,
@@ -40,7 +41,7 @@ pub(crate) struct Watcher {
 
 impl Watcher {
     /// A watcher and the `Poll` its thread must run ([`Watcher::run`]).
-    pub(crate) fn new() -> io::Result<(Watcher, Poll)> {
+    pub fn new() -> io::Result<(Watcher, Poll)> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let waker = Waker::new(poll.registry(), WAKE)?;
@@ -55,7 +56,7 @@ impl Watcher {
     }
 
     /// Replaces `actor`'s watch with `fds`. False when none of them could be watched.
-    pub(crate) fn set(&self, actor: &ActorAddress, fds: &[Fd]) -> bool {
+    pub fn set(&self, actor: &ActorAddress, fds: &[Fd]) -> bool {
         let mut table = self.table.lock();
         self.clear_locked(&mut table, actor.id());
         let mut registered = Vec::new();
@@ -98,7 +99,7 @@ impl Watcher {
     }
 
     /// Drops `actor`'s watch, if any.
-    pub(crate) fn clear(&self, actor_id: u64) {
+    pub fn clear(&self, actor_id: u64) {
         let mut table = self.table.lock();
         self.clear_locked(&mut table, actor_id);
     }
@@ -121,7 +122,7 @@ impl Watcher {
     }
 
     /// Makes [`Watcher::run`] return.
-    pub(crate) fn stop(&self) {
+    pub fn stop(&self) {
         self.table.lock().stop = true;
         if let Err(e) = self.waker.wake() {
             log::error!("cannot wake the watch poller: {e}");
@@ -130,7 +131,7 @@ impl Watcher {
 
     /// The poller thread: waits for readiness and calls `deliver(actor, ready_fds)` once per
     /// actor whose watched fds became readable (its watch is dropped first).
-    pub(crate) fn run(&self, mut poll: Poll, mut deliver: impl FnMut(ActorAddress, Vec<Fd>)) {
+    pub fn run(&self, mut poll: Poll, mut deliver: impl FnMut(ActorAddress, Vec<Fd>)) {
         let mut events = Events::with_capacity(256);
         loop {
             if let Err(e) = poll.poll(&mut events, None) {

@@ -298,7 +298,7 @@ pub(crate) fn admin_capabilities(
 ) -> thespian_core::Capabilities {
     let caps = thespian_core::registry::with_common_capabilities(user, host::base_name(kind), 1);
     caps.with(keys::ADMIN_PORT, i64::from(port))
-        .with(keys::WATCH_SUPPORTED, false)
+        .with(keys::WATCH_SUPPORTED, true)
         .with(keys::ALLOW_REMOTE_ACTOR_SOURCES, "No")
         .with(
             keys::PROCESS_STARTUP_METHOD,

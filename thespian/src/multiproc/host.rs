@@ -2,7 +2,7 @@
 //! in its own process (`spawn`) or on a thread of the admin's process (`thread`), the same
 //! code either way.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -12,10 +12,11 @@ use thespian_admin::protocol::{
     ExitNoted, HandleDeadLetters, Program, ShutdownSystem, UpdateCapability,
 };
 use thespian_core::{
-    message, ActorAddress, ActorCell, ActorExitRequest, ActorSpec, Capabilities, CapabilityValue,
-    CellState, CreateRequest, Created, Envelope, Payload, Requirements, Result, Services,
-    ThespianError, WakeupMessage,
+    message, system_messages::Fd, ActorAddress, ActorCell, ActorExitRequest, ActorSpec,
+    Capabilities, CapabilityValue, CellState, CreateRequest, Created, Envelope, Payload,
+    Requirements, Result, Services, ThespianError, WakeupMessage, WatchMessage,
 };
+use thespian_transport_queue::watch::Watcher;
 
 use super::launch::{current_exe, ActorLaunch, ACTOR_SLOT};
 use super::node::{AdminLost, Node};
@@ -105,6 +106,7 @@ pub(crate) fn run(setup: HostSetup) {
         program,
         mailbox: mailbox.clone(),
         timers: Vec::new(),
+        watch: None,
     };
     loop {
         let next = services.timers.iter().map(|t| t.0).min();
@@ -122,7 +124,9 @@ pub(crate) fn run(setup: HostSetup) {
                 let mut state = cell.state();
                 for (_, wakeup) in due {
                     let envelope = Envelope::new(address.clone(), Payload::new(wakeup));
+                    services.unwatch(&address);
                     state = cell.handle(&mut *actor, envelope, &mut services);
+                    services.arm_watch(&address);
                 }
                 if state == CellState::Exited {
                     break;
@@ -156,10 +160,15 @@ pub(crate) fn run(setup: HostSetup) {
             }
             None => envelope,
         };
-        if cell.handle(&mut *actor, envelope, &mut services) == CellState::Exited {
+        services.unwatch(&address);
+        let state = cell.handle(&mut *actor, envelope, &mut services);
+        services.arm_watch(&address);
+        if state == CellState::Exited {
             break;
         }
     }
+    services.unwatch(&address);
+    services.watch = None;
     node.close(&address);
     while let Ok(envelope) = mailbox.try_recv() {
         if !envelope.type_name().starts_with("thespian.admin.") {
@@ -288,9 +297,61 @@ struct HostServices {
     program: Program,
     mailbox: Receiver<Envelope>,
     timers: Vec<Timer>,
+    /// The descriptors the actor asked to watch while handling its current message.
+    watch: Option<Vec<Fd>>,
+}
+
+/// This process's descriptor watcher, started by the first watch (every actor of a process
+/// shares it, as they share the process's node).
+static WATCHER: Mutex<Option<Arc<Watcher>>> = Mutex::new(None);
+
+/// The process's watcher; its thread delivers each `WatchMessage` through `node`.
+fn process_watcher(node: &Arc<Node>) -> std::io::Result<Arc<Watcher>> {
+    let mut slot = WATCHER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(watcher) = slot.as_ref() {
+        return Ok(watcher.clone());
+    }
+    let (watcher, poll) = Watcher::new()?;
+    let watcher = Arc::new(watcher);
+    let node = Arc::downgrade(node);
+    let running = watcher.clone();
+    std::thread::Builder::new()
+        .name("thespian-watch".into())
+        .spawn(move || {
+            running.run(poll, |actor, ready| {
+                let Some(node) = node.upgrade() else { return };
+                if let Err(e) = node.send(&actor, &actor, Payload::new(WatchMessage { ready })) {
+                    log::debug!("{actor}: WatchMessage not delivered: {e}");
+                }
+            });
+        })?;
+    *slot = Some(watcher.clone());
+    Ok(watcher)
 }
 
 impl HostServices {
+    /// Ends the actor's watch: a watch lasts until the actor's next message.
+    fn unwatch(&self, actor: &ActorAddress) {
+        if let Some(watcher) = WATCHER.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            watcher.clear(actor.id());
+        }
+    }
+
+    /// Starts the watch the actor asked for while handling its message, if any.
+    fn arm_watch(&mut self, actor: &ActorAddress) {
+        let Some(fds) = self.watch.take() else {
+            return;
+        };
+        match process_watcher(&self.node) {
+            Ok(watcher) => {
+                if !watcher.set(actor, &fds) {
+                    log::warn!("{actor}: none of the descriptors {fds:?} can be watched");
+                }
+            }
+            Err(e) => log::warn!("{actor}: descriptor watches unavailable: {e}"),
+        }
+    }
+
     fn to_admin(&self, from: &ActorAddress, payload: Payload) {
         let admin = self.node.admin();
         if let Err(e) = self.node.send(from, &admin, payload) {
@@ -472,6 +533,11 @@ impl Services for HostServices {
 
     fn mailbox_len(&self, _actor: &ActorAddress) -> usize {
         self.mailbox.len()
+    }
+
+    fn watch(&mut self, _actor: &ActorAddress, fds: &[Fd]) -> Result<()> {
+        self.watch = Some(fds.to_vec());
+        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ conformance_suite! {
     tcp_spawn => TestBase::TCP_SPAWN,
     tcp_thread => TestBase::TCP_THREAD,
     udp_spawn => TestBase::UDP_SPAWN,
+    udp_thread => TestBase::UDP_THREAD,
 }
 
 /// How a base starts its actors: Thespian's `Process Startup Method` capability of the

@@ -181,6 +181,9 @@ macro_rules! with_scenarios {
             not_supported {
                 unservable_context_calls_are_not_supported,
             }
+            watch {
+                readable_descriptor_delivers_a_watch_message,
+            }
         }
     };
 }
@@ -250,4 +253,5 @@ mod system_messages;
 mod type_dispatcher;
 mod update_system_capabilities;
 mod wakeup;
+mod watch;
 mod with_possible_args;
