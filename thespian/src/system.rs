@@ -45,8 +45,10 @@ pub enum SystemBase {
     /// endpoints, or its sender learns that it was not: acknowledgements, bounded
     /// retransmission and duplicate suppression; after the retries the message comes back as a
     /// `PoisonMessage` to its sender (or, when nobody is there any more, goes to the
-    /// dead-letter handler as a `DeadEnvelope`). "Not delivered" means not confirmed: if every
-    /// acknowledgement was lost the message may have arrived, but never twice.
+    /// dead-letter handler as a `DeadEnvelope`). A process that went away is noticed at once
+    /// on Linux, where the port-unreachable error names it; otherwise after the retries
+    /// (about 3 s). "Not delivered" means not confirmed: if every acknowledgement was lost the
+    /// message may have arrived, but never twice.
     Udp,
 }
 
