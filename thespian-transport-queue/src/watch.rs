@@ -1,9 +1,9 @@
 //! File-descriptor watches (Thespian's `ThespianWatch` → `WatchMessage`) on one mio poller.
 //!
 //! This module exists because an actor that serves sockets must not block a worker waiting for
-//! them. It is public because the multi-process bases' actor hosts (in the facade) watch the
-//! same way: one poller per process, driven the same way. `ctx.watch(&fds)` asks for a `WatchMessage` when any of `fds` is readable, until the
-//! actor's next message: the worker registers the fds here after that `receive` returns, and
+//! them; it is public because the multi-process bases' actor hosts (in the facade) watch the
+//! same way. `ctx.watch(&fds)` asks for a `WatchMessage` when any of `fds` is readable, until
+//! the actor's next message: the worker registers the fds here after that `receive` returns, and
 //! clears them before the actor's next message. One poller thread (started with the first
 //! watch) waits on a `mio::Poll`; when fds of an actor become readable it drops the actor's whole
 //! watch and delivers one `WatchMessage { ready }` naming them. mio is edge-triggered, but a

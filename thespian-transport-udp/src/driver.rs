@@ -218,10 +218,14 @@ impl std::fmt::Debug for UdpEndpoint {
     }
 }
 
+/// An error an ICMP message left on the socket (reported by a later `recv_from`/`send_to`).
 fn is_icmp_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
     )
 }
 
@@ -374,10 +378,12 @@ impl UdpEndpoint {
             }
         }
         let now = Instant::now();
-        self.drain_commands(now);
+        // Refusals first: they are older than any command queued meanwhile (a revive, then a
+        // send to the new process, must not be undone by the old process's refusal).
         if errors {
             self.take_refusals(now);
         }
+        self.drain_commands(now);
         if readable {
             self.read(now);
         }

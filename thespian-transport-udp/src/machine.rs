@@ -762,9 +762,14 @@ impl Machine {
     }
 
     /// A new endpoint listens at `peer` (the base knows, e.g. it bound the socket itself or
-    /// holds an address of a newer incarnation there): forget that the address was given up.
+    /// holds an address of a newer incarnation there): when the address is remembered as dead,
+    /// forget it and the peer given up there, so the next message starts afresh with whoever
+    /// listens now (not addressed to the old incarnation, which the new one would refuse).
+    /// Nothing changes for an address not remembered as dead: a peer heard from since is live.
     pub fn revive(&mut self, peer: SocketAddr) {
-        self.dead.remove(&peer);
+        if self.dead.remove(&peer).is_some() {
+            self.peers.remove(&peer);
+        }
     }
 
     /// Closes the machine: every unacknowledged message is reported
@@ -907,6 +912,8 @@ impl Machine {
         if let Some(out) = self.peers.get_mut(&addr).and_then(|p| p.out.as_mut()) {
             fail_all(out, addr, &reason, &mut self.events);
         }
+        // Datagrams still queued for it would only draw more ICMP errors.
+        self.transmits.retain(|(to, _)| *to != addr);
         self.dead
             .insert(addr, now + self.config.dead_address_memory);
         self.schedule_gc(now);

@@ -366,25 +366,17 @@ fn a_restarted_peer_at_the_same_port_is_a_new_peer() {
     let mut net = Net::new(vec![a, b]);
     sender.send(b_addr, numbered(0, 1)).unwrap();
     net.until("the first message", DEADLINE, |net| net.acked(0).len() == 1);
-    // B goes away; a message sent while nobody listens is refused (on Linux the ICMP error
-    // says so at once; elsewhere the retries end it), and the address is remembered as dead.
+    // B restarts on its port before anything else is sent: a message meant for the incarnation
+    // the sender knew reaches the new one, which refuses it, and the restart is seen.
     let mut old_b = net.endpoints.pop().unwrap();
     let old_incarnation = old_b.incarnation();
     let _ = old_b.close();
     drop(old_b);
-    let refused = sender.send(b_addr, numbered(0, 2)).unwrap();
-    net.until("the refusal", Duration::from_secs(10), |net| {
-        net.failed(0).contains_key(&refused)
-    });
-    assert!(net.failed(0)[&refused].is_dead_target() || !cfg!(target_os = "linux"));
-    // B restarts on its port; whoever knows of it revives the address. A message sent to the
-    // incarnation the sender knew reaches the new one, which refuses it: a restart is seen.
     let (new_b, _) = endpoint(|c| c.bind = b_addr);
     let new_incarnation = new_b.incarnation();
     net.endpoints.push(new_b);
     net.events[1].clear();
-    sender.revive(b_addr).unwrap();
-    let lost = sender.send(b_addr, numbered(0, 3)).unwrap();
+    let lost = sender.send(b_addr, numbered(0, 2)).unwrap();
     net.until("the restart to be noticed", DEADLINE, |net| {
         net.failed(0).contains_key(&lost)
     });
@@ -400,14 +392,51 @@ fn a_restarted_peer_at_the_same_port_is_a_new_peer() {
         old: old_incarnation,
         new: new_incarnation
     }));
-    sender.send(b_addr, numbered(0, 4)).unwrap();
+    sender.send(b_addr, numbered(0, 3)).unwrap();
     net.until("delivery to the new incarnation", DEADLINE, |net| {
         !net.delivered(1).is_empty()
     });
     assert_eq!(
         net.delivered(1).iter().map(|d| d.2).collect::<Vec<_>>(),
-        vec![4]
+        vec![3]
     );
+}
+
+#[test]
+fn a_revived_address_reaches_the_process_that_took_the_port() {
+    let (a, _) = endpoint(|_| {});
+    let (b, b_addr) = endpoint(|_| {});
+    let sender = a.sender();
+    let mut net = Net::new(vec![a, b]);
+    sender.send(b_addr, numbered(0, 1)).unwrap();
+    net.until("the first message", DEADLINE, |net| net.acked(0).len() == 1);
+    // B goes away; a message sent while nobody listens is refused (on Linux the ICMP error
+    // says so at once; elsewhere the retries end it), and the address is remembered as dead.
+    let mut old_b = net.endpoints.pop().unwrap();
+    let _ = old_b.close();
+    drop(old_b);
+    let refused = sender.send(b_addr, numbered(0, 2)).unwrap();
+    net.until("the refusal", Duration::from_secs(10), |net| {
+        net.failed(0).contains_key(&refused)
+    });
+    if cfg!(target_os = "linux") {
+        assert!(net.failed(0)[&refused].is_dead_target());
+    }
+    // A new endpoint takes the port, and whoever knows of it revives the address: the very
+    // next message reaches it.
+    let (new_b, _) = endpoint(|c| c.bind = b_addr);
+    net.endpoints.push(new_b);
+    net.events[1].clear();
+    sender.revive(b_addr).unwrap();
+    let first = sender.send(b_addr, numbered(0, 3)).unwrap();
+    net.until("delivery to the new endpoint", DEADLINE, |net| {
+        net.acked(0).contains(&first)
+    });
+    assert_eq!(
+        net.delivered(1).iter().map(|d| d.2).collect::<Vec<_>>(),
+        vec![3]
+    );
+    assert!(!net.failed(0).contains_key(&first));
 }
 
 // ---------------------------------------------------------------------------------------------

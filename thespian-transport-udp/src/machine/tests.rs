@@ -777,15 +777,40 @@ fn a_refused_address_fails_its_messages_at_once_and_is_remembered() {
 }
 
 #[test]
-fn a_revived_address_is_sent_to_again() {
+fn a_revived_address_reaches_the_new_endpoint_with_the_first_message() {
     let mut p = Pair::new(fast_config());
-    p.a.refused(p.now, addr(B));
-    p.a.revive(addr(B));
-    assert!(!p.a.is_dead(p.now, addr(B)));
     p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
     p.settle();
     assert_eq!(delivered(&events(&mut p.b)), vec![1]);
-    assert!(undeliverable(&events(&mut p.a)).is_empty());
+    let _ = events(&mut p.a);
+    // B's endpoint goes away; a datagram to it is refused; a new endpoint takes its address.
+    p.a.refused(p.now, addr(B));
+    p.b = Machine::new(fast_config(), inc(3));
+    p.a.revive(addr(B));
+    assert!(!p.a.is_dead(p.now, addr(B)));
+    p.a.send(p.now, addr(B), msg(0, 2)).unwrap();
+    p.settle();
+    assert_eq!(
+        delivered(&events(&mut p.b)),
+        vec![2],
+        "not refused as meant for B's predecessor"
+    );
+    let a_events = events(&mut p.a);
+    assert!(undeliverable(&a_events).is_empty(), "{a_events:?}");
+    assert_eq!(acked(&a_events).len(), 1);
+}
+
+#[test]
+fn revive_leaves_a_live_peer_alone() {
+    let mut p = Pair::new(fast_config());
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    let _ = transmits(&mut p.a);
+    // Not remembered as dead: the unacknowledged message stays in flight and arrives.
+    p.a.revive(addr(B));
+    assert_eq!(p.a.unacked(addr(B)), 1);
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![1]);
+    assert_eq!(acked(&events(&mut p.a)).len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------

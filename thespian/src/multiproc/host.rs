@@ -2,7 +2,7 @@
 //! in its own process (`spawn`) or on a thread of the admin's process (`thread`), the same
 //! code either way.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -171,7 +171,10 @@ pub(crate) fn run(setup: HostSetup) {
     services.watch = None;
     node.close(&address);
     while let Ok(envelope) = mailbox.try_recv() {
-        if !envelope.type_name().starts_with("thespian.admin.") {
+        // The host's own notices and a watch that fired as the actor exited are nobody's loss.
+        let own = envelope.type_name().starts_with("thespian.admin.")
+            || envelope.payload().has_type::<WatchMessage>();
+        if !own {
             node.dead_letter(&address, envelope);
         }
     }
@@ -302,13 +305,17 @@ struct HostServices {
 }
 
 /// This process's descriptor watcher, started by the first watch (every actor of a process
-/// shares it, as they share the process's node).
-static WATCHER: Mutex<Option<Arc<Watcher>>> = Mutex::new(None);
+/// shares it, as they share the process's one node). Read without a lock on every message.
+static WATCHER: OnceLock<Arc<Watcher>> = OnceLock::new();
 
 /// The process's watcher; its thread delivers each `WatchMessage` through `node`.
 fn process_watcher(node: &Arc<Node>) -> std::io::Result<Arc<Watcher>> {
-    let mut slot = WATCHER.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(watcher) = slot.as_ref() {
+    static STARTING: Mutex<()> = Mutex::new(());
+    if let Some(watcher) = WATCHER.get() {
+        return Ok(watcher.clone());
+    }
+    let _starting = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(watcher) = WATCHER.get() {
         return Ok(watcher.clone());
     }
     let (watcher, poll) = Watcher::new()?;
@@ -325,14 +332,13 @@ fn process_watcher(node: &Arc<Node>) -> std::io::Result<Arc<Watcher>> {
                 }
             });
         })?;
-    *slot = Some(watcher.clone());
-    Ok(watcher)
+    Ok(WATCHER.get_or_init(|| watcher).clone())
 }
 
 impl HostServices {
     /// Ends the actor's watch: a watch lasts until the actor's next message.
     fn unwatch(&self, actor: &ActorAddress) {
-        if let Some(watcher) = WATCHER.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(watcher) = WATCHER.get() {
             watcher.clear(actor.id());
         }
     }

@@ -245,7 +245,7 @@ impl Node {
                 Ok(())
             }
             Route::Remote(peer) => {
-                self.revive_if_newer(peer, to);
+                let _ = self.revive_if_newer(peer, to);
                 let wire = WireMessage::from_payload(from.clone(), to.clone(), &payload)
                     .map_err(ThespianError::Message)?;
                 let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
@@ -275,16 +275,19 @@ impl Node {
 
     /// Before a send to `to` at `peer`: when the host found gone there was another
     /// incarnation, a new process took the port, and the transport must send to it again.
-    fn revive_if_newer(&self, peer: SocketAddr, to: &ActorAddress) {
+    /// True when it was revived.
+    fn revive_if_newer(&self, peer: SocketAddr, to: &ActorAddress) -> bool {
         if to.is_admin() {
-            return;
+            return false;
         }
         let mut gone = self.gone_hosts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((incarnation, _)) = gone.get(&peer) {
-            if *incarnation != to.system() {
+        match gone.get(&peer) {
+            Some((incarnation, _)) if *incarnation != to.system() => {
                 gone.remove(&peer);
                 self.sender.revive(peer);
+                true
             }
+            _ => false,
         }
     }
 
@@ -352,7 +355,7 @@ impl Node {
         settled
     }
 
-    fn failed(&self, wire: WireMessage, dead_target: bool, reason: &str) {
+    fn failed(&self, wire: WireMessage, dead_target: bool, remembered_dead: bool, reason: &str) {
         let (target, envelope) = wire.into_envelope();
         if target.is_admin() {
             if dead_target {
@@ -367,7 +370,18 @@ impl Node {
         }
         if dead_target {
             if let Some((host, _)) = decode_id(target.id()) {
-                self.note_gone(SocketAddr::V4(host), &target);
+                let peer = SocketAddr::V4(host);
+                if !remembered_dead {
+                    self.note_gone(peer, &target);
+                } else if self.revive_if_newer(peer, &target) {
+                    // Sent before the node knew that another process had died at that port:
+                    // the target is a newer one, so it goes out once more.
+                    let (sender, payload) = envelope.into_parts();
+                    if let Err(e) = self.forward(&sender, &target, payload) {
+                        log::debug!("a message to {target} lost: {e}");
+                    }
+                    return;
+                }
             }
             self.dead_letter(&target, envelope);
             return;
@@ -506,10 +520,11 @@ fn handle_event(node: &Node, event: TransportEvent) {
         TransportEvent::Failed {
             ids,
             dead_target,
+            remembered_dead,
             reason,
         } => {
             for wire in node.settle(&ids) {
-                node.failed(wire, dead_target, &reason);
+                node.failed(wire, dead_target, remembered_dead, &reason);
             }
         }
     }
@@ -598,10 +613,14 @@ mod tests {
         drop(probe);
         let (inbox_tx, inbox) = crossbeam_channel::unbounded();
         let a_socket = SocketAddr::from((Ipv4Addr::LOCALHOST, a_port));
-        let (a, _) = udp_node(a_port, 1, a_socket, &inbox_tx);
+        let (a, a_mailbox) = udp_node(a_port, 1, a_socket, &inbox_tx);
         let (b, _) = udp_node(0, 2, a_socket, &inbox_tx);
         let b_port = b.local().port();
         let old = b.address_of(1);
+        // `a` hears from `b` first, so its transport knows b's incarnation.
+        b.send(&old, &a.address_of(1), Payload::new("hello".to_owned()))
+            .expect("accepted");
+        a_mailbox.recv_timeout(wait).expect("b's hello");
         b.stop();
         drop(b);
         let from = a.address_of(1);

@@ -111,6 +111,9 @@ pub(crate) enum TransportEvent {
         ids: Vec<MessageId>,
         /// Nobody is there any more (a dead letter), rather than a failure to reach it.
         dead_target: bool,
+        /// Not sent at all: the transport remembers the address as dead (for an earlier
+        /// process there, perhaps, not necessarily the one the messages are for).
+        remembered_dead: bool,
         /// Why, for the log and for `PoisonMessage` details.
         reason: String,
     },
@@ -186,6 +189,7 @@ fn convert_tcp(events: Vec<tcp::EndpointEvent>) -> Vec<TransportEvent> {
                 tcp::Event::Failed { ids, reason } => Some(TransportEvent::Failed {
                     ids,
                     dead_target: reason.is_dead_target(),
+                    remembered_dead: false,
                     reason: format!("{peer}: {reason}"),
                 }),
                 other => {
@@ -248,6 +252,7 @@ fn convert_udp(events: Vec<udp::Event>) -> Vec<TransportEvent> {
                 // admin knows whether the actor was aborted, and who handles dead letters).
                 dead_target: reason.is_dead_target()
                     || matches!(reason, udp::UndeliverableReason::RetriesExhausted { .. }),
+                remembered_dead: reason == udp::UndeliverableReason::DeadAddress,
                 reason: format!("{peer}: {reason}"),
             }),
             udp::Event::PeerRestarted { peer, .. } => {
