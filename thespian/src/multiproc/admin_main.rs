@@ -62,6 +62,13 @@ pub(crate) fn run(config: AdminLaunch) -> i32 {
             return 2;
         }
     };
+    let secret = match super::secret::system_secret(&config.capabilities) {
+        Ok(secret) => secret,
+        Err(e) => {
+            eprintln!("thespian admin: {e}");
+            return 2;
+        }
+    };
     let incarnation = launch::new_incarnation();
     let admin = ActorAddress::admin(incarnation);
     let (inbox_tx, inbox) = crossbeam_channel::unbounded();
@@ -72,6 +79,7 @@ pub(crate) fn run(config: AdminLaunch) -> i32 {
         admin.clone(),
         Some(inbox_tx),
         Vec::new(),
+        secret,
     ) {
         Ok(node) => node,
         Err(e) => {

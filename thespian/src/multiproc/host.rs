@@ -208,6 +208,13 @@ pub(crate) fn run_process(launch: ActorLaunch) -> i32 {
             return 2;
         }
     };
+    let secret = match super::secret::system_secret(&launch.capabilities) {
+        Ok(secret) => secret,
+        Err(e) => {
+            eprintln!("thespian actor process: {e}");
+            return 2;
+        }
+    };
     let socket = super::launch::socket_from_stdin(launch.kind);
     let (mailbox_tx, mailbox) = crossbeam_channel::unbounded();
     let node = match Node::start(
@@ -217,6 +224,7 @@ pub(crate) fn run_process(launch: ActorLaunch) -> i32 {
         launch.admin.clone(),
         None,
         vec![(ACTOR_SLOT, mailbox_tx)],
+        secret,
     ) {
         Ok(node) => node,
         Err(e) => {

@@ -18,5 +18,6 @@ pub(crate) mod launch;
 pub(crate) mod logging;
 pub(crate) mod node;
 pub(crate) mod program;
+pub(crate) mod secret;
 pub(crate) mod signals;
 pub(crate) mod transport;

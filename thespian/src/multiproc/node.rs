@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use thespian_auth::Secret;
 
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
@@ -104,6 +105,7 @@ impl Node {
         admin: ActorAddress,
         admin_inbox: Option<Sender<Envelope>>,
         slots: Vec<(u16, Sender<Envelope>)>,
+        secret: Secret,
     ) -> Result<Arc<Node>> {
         let local = match socket.local_addr() {
             Ok(SocketAddr::V4(v4)) => v4,
@@ -115,7 +117,7 @@ impl Node {
             Err(e) => return Err(ThespianError::StartupFailure(e.to_string())),
         };
         let (poll, sender) = socket
-            .into_endpoint(incarnation)
+            .into_endpoint(incarnation, secret)
             .map_err(|e| ThespianError::StartupFailure(format!("transport endpoint: {e}")))?;
         let node = Arc::new(Node {
             incarnation,
@@ -599,6 +601,7 @@ mod tests {
             ActorAddress::admin(SystemId::from_raw(1)),
             hosts_admin.then(|| inbox.clone()),
             vec![(1, tx)],
+            thespian_auth::Secret::from_text(b"node tests' shared secret").expect("long enough"),
         )
         .expect("node starts");
         (node, rx)

@@ -114,6 +114,8 @@ impl ProgramBase {
     /// Attaches to the admin on the Admin Port, starting the daemon if nobody listens there.
     pub(crate) fn start(settings: StartSettings) -> Result<ProgramBase> {
         let kind = settings.kind;
+        // Before anything is started: a missing or unsafe secret file is a startup error.
+        let secret = super::secret::system_secret(&settings.capabilities)?;
         let port = admin_port(kind, &settings.capabilities)?;
         let thread_mode = thread_mode(&settings.capabilities)?;
         let ip = match (env_base_ip()?, settings.advertise_ip) {
@@ -172,6 +174,7 @@ impl ProgramBase {
             any_admin(),
             None,
             Vec::new(),
+            secret,
         )?;
         let timeout = if started_here {
             ADMIN_START_TIMEOUT

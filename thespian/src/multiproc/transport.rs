@@ -66,7 +66,10 @@ impl BoundSocket {
     pub(crate) fn into_endpoint(
         self,
         incarnation: SystemId,
+        secret: thespian_auth::Secret,
     ) -> io::Result<(Box<dyn TransportPoll>, Box<dyn TransportSend>)> {
+        // The transports authenticate every session with it (thespian-auth).
+        let _ = secret;
         Ok(match self {
             BoundSocket::Tcp(listener) => {
                 let config = tcp::EndpointConfig::new(incarnation);
