@@ -33,8 +33,11 @@ pub enum SystemBase {
     /// own process (`Process Startup Method` `spawn`, the default) or on threads of the admin's
     /// process (`thread`), over TCP. The daemon outlives the program that started it until
     /// `shutdown()`; later programs attach to it. The program must call [`crate::init`] first
-    /// in `main` (it is re-executed as the daemon and as each actor's process). Messages up to
-    /// 64 MiB; larger ones fail at the sender.
+    /// in `main` (it is re-executed as the daemon and as each actor's process). Every actor type
+    /// it creates must be registered with [`register_actors!`](crate::register_actors): the
+    /// admin finds types by name among those its own executable registered, and an unknown
+    /// name is `InvalidActorSpecification`. Messages up to 64 MiB; larger ones fail at the
+    /// sender.
     Tcp,
     /// `multiprocUDPBase`: as `Tcp` (default `Admin Port` 1029), over UDP datagrams.
     ///
@@ -269,8 +272,12 @@ impl ActorSystemBuilder {
         self
     }
 
-    /// Registers actor type `A` so it can be created by name ([`ActorSystem::create_actor_named`])
-    /// here and, on multi-process bases, in any process of the same program.
+    /// Registers actor type `A` so this program can create it by name
+    /// ([`ActorSystem::create_actor_named`]) on the system this builder starts.
+    ///
+    /// On the `Tcp` and `Udp` bases the admin creates the actor, and it knows only the types its
+    /// executable registered with [`register_actors!`](crate::register_actors): register `A`
+    /// there as well (a type registered here only is refused as `InvalidActorSpecification`).
     pub fn register<A: Actor + NewActor>(mut self) -> Self {
         let spec = ActorSpec::of::<A>();
         self.types.insert(spec.type_name(), spec);
@@ -483,12 +490,13 @@ impl ActorSystem {
             .driver
             .create_actor(&self.endpoint.address, options.into_request(spec))
         {
-            Err(ThespianError::ActorCreationFailed { .. }) if unknown_type => {
-                Err(ThespianError::InvalidActorSpecification {
-                    spec: type_name.to_owned(),
-                    reason: "no actor type is registered under this name".to_owned(),
-                })
-            }
+            Err(
+                ThespianError::ActorCreationFailed { .. }
+                | ThespianError::InvalidActorSpecification { .. },
+            ) if unknown_type => Err(ThespianError::InvalidActorSpecification {
+                spec: type_name.to_owned(),
+                reason: "no actor type is registered under this name".to_owned(),
+            }),
             other => other,
         }
     }

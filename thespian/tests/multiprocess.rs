@@ -1084,3 +1084,6 @@ fn log_records_of_actor_processes_reach_the_admins_sink() {
         .unwrap_or_else(|| panic!("the actor's warning is not in the admin's log:\n{log}"));
     assert!(line.contains("WARN"), "logged at its level: {line}");
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Probe, Parent, Chatty);

@@ -10,6 +10,8 @@
 //! - [`admin_main`]: the admin daemon;
 //! - [`host`]: an actor's loop and its effects, in a process or a thread;
 //! - [`program`]: the `BaseDriver` a program's `ActorSystem` uses;
+//! - [`types`]: the actor types this executable registered by name, the only ones its admin
+//!   and actor processes create;
 //! - [`signals`], [`logging`]: Unix signals and log forwarding for those processes.
 
 pub(crate) mod admin_main;
@@ -20,3 +22,4 @@ pub(crate) mod node;
 pub(crate) mod program;
 pub(crate) mod signals;
 pub(crate) mod transport;
+pub(crate) mod types;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use thespian_admin::protocol::{Hello, Program, ShutdownComplete, ShutdownSystem, Welcome};
+use thespian_admin::protocol::{Hello, ShutdownComplete, ShutdownSystem, Welcome};
 use thespian_core::system_messages::passes_to_external;
 use thespian_core::{
     base, ActorAddress, BaseDriver, Capabilities, CapabilityValue, CreateRequest, Envelope,
@@ -44,7 +44,9 @@ pub(crate) struct StartSettings {
 pub(crate) struct ProgramBase {
     node: Arc<Node>,
     kind: TransportKind,
-    program: Program,
+    /// This program started the admin, so the admin runs this very executable: types it did
+    /// not register are refused here before asking.
+    started_admin: bool,
     endpoints: Mutex<HashMap<ActorAddress, Receiver<Envelope>>>,
     capabilities: Mutex<Capabilities>,
     shut_down: Arc<AtomicBool>,
@@ -126,7 +128,6 @@ impl ProgramBase {
             }
             (None, None) => routable_ipv4(convention_leader(&settings.capabilities)),
         };
-        let program = host::this_program(settings.entry_args)?;
         let admin_socket = SocketAddr::new(IpAddr::V4(ip), port);
         let mut admin_exit = None;
         let mut started_here = false;
@@ -144,7 +145,7 @@ impl ProgramBase {
                     log_filter: settings.log_filter,
                     thread_mode,
                 };
-                let mut child = launch::spawn_admin(&program, &launch, socket)?;
+                let mut child = launch::spawn_admin(&settings.entry_args, &launch, socket)?;
                 let (tx, rx) = crossbeam_channel::bounded(1);
                 std::thread::Builder::new()
                     .name("thespian-admin-reaper".into())
@@ -195,7 +196,7 @@ impl ProgramBase {
         let base = ProgramBase {
             node,
             kind,
-            program,
+            started_admin: started_here,
             endpoints: Mutex::new(HashMap::new()),
             capabilities: Mutex::new(welcome.capabilities),
             shut_down: Arc::new(AtomicBool::new(false)),
@@ -372,7 +373,7 @@ impl BaseDriver for ProgramBase {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let admin = self.node.admin();
-        host::create_through_admin(&self.node, &caps, &self.program, &admin, request, true)
+        host::create_through_admin(&self.node, &caps, self.started_admin, &admin, request, true)
             .map(|created| created.address)
     }
 
