@@ -38,8 +38,14 @@ pub enum SystemBase {
     /// admin finds types by name among those its own executable registered, and an unknown
     /// name is `InvalidActorSpecification`. Messages up to 64 MiB; larger ones fail at the
     /// sender.
+    ///
+    /// **Listening address:** loopback (127.0.0.1) only, unless a `Convention Address.IPv4`
+    /// capability, [`ActorSystemBuilder::advertise_ip`] or `THESPIAN_BASE_IPADDR` names a
+    /// routable address: a system is not reachable from other hosts unless asked to be.
     Tcp,
-    /// `multiprocUDPBase`: as `Tcp` (default `Admin Port` 1029), over UDP datagrams.
+    /// `multiprocUDPBase`: as `Tcp` (default `Admin Port` 1029), over UDP datagrams, and like
+    /// it on loopback (127.0.0.1) only unless a `Convention Address.IPv4` capability,
+    /// [`ActorSystemBuilder::advertise_ip`] or `THESPIAN_BASE_IPADDR` names another address.
     ///
     /// **Size limit:** one message per datagram of at most 65,000 bytes, header included; a
     /// larger message fails at `tell`/`send` at once with an error naming the limit.
@@ -248,9 +254,12 @@ impl ActorSystemBuilder {
         self
     }
 
-    /// Tcp and Udp bases: the IPv4 address this program's processes listen on and give out
-    /// (default: the routable address, loopback when offline; the `THESPIAN_BASE_IPADDR`
-    /// environment variable overrides both).
+    /// Tcp and Udp bases: the IPv4 address the admin and the actor processes listen on and give
+    /// out. By default they listen on 127.0.0.1 only, unless the `Convention Address.IPv4`
+    /// capability is set (then the address that routes toward the convention leader); setting
+    /// an address here opens the system to the network on it. The `THESPIAN_BASE_IPADDR`
+    /// environment variable overrides all of these. This program also looks for the admin's
+    /// Admin Port on this address.
     pub fn advertise_ip(mut self, ip: IpAddr) -> Self {
         self.advertise_ip = Some(ip);
         self

@@ -2,7 +2,7 @@
 //! the Tcp and Udp bases. It attaches to the admin on the Admin Port, or starts the daemon.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -112,22 +112,41 @@ fn convention_leader(caps: &Capabilities) -> Option<std::net::Ipv4Addr> {
     host.trim().parse().ok()
 }
 
+/// The IPv4 address the admin and every actor process bind and advertise: `THESPIAN_BASE_IPADDR`
+/// (`from_env`), else the builder's `advertise_ip`, else, when a `Convention Address.IPv4` is
+/// configured, the address that routes toward it (`routable`), else loopback. A system nobody
+/// asked to be reachable from other hosts listens on 127.0.0.1 only.
+fn listening_ip(
+    from_env: Option<Ipv4Addr>,
+    advertise: Option<IpAddr>,
+    caps: &Capabilities,
+    routable: impl FnOnce(Option<Ipv4Addr>) -> Ipv4Addr,
+) -> Result<Ipv4Addr> {
+    match (from_env, advertise) {
+        (Some(ip), _) => Ok(ip),
+        (None, Some(IpAddr::V4(ip))) => Ok(ip),
+        (None, Some(other)) => Err(ThespianError::StartupFailure(format!(
+            "multi-process bases need an IPv4 address, not {other}"
+        ))),
+        (None, None) if caps.contains(thespian_core::keys::CONVENTION_ADDRESS_IPV4) => {
+            Ok(routable(convention_leader(caps)))
+        }
+        (None, None) => Ok(Ipv4Addr::LOCALHOST),
+    }
+}
+
 impl ProgramBase {
     /// Attaches to the admin on the Admin Port, starting the daemon if nobody listens there.
     pub(crate) fn start(settings: StartSettings) -> Result<ProgramBase> {
         let kind = settings.kind;
         let port = admin_port(kind, &settings.capabilities)?;
         let thread_mode = thread_mode(&settings.capabilities)?;
-        let ip = match (env_base_ip()?, settings.advertise_ip) {
-            (Some(ip), _) => ip,
-            (None, Some(IpAddr::V4(ip))) => ip,
-            (None, Some(other)) => {
-                return Err(ThespianError::StartupFailure(format!(
-                    "multi-process bases need an IPv4 address, not {other}"
-                )))
-            }
-            (None, None) => routable_ipv4(convention_leader(&settings.capabilities)),
-        };
+        let ip = listening_ip(
+            env_base_ip()?,
+            settings.advertise_ip,
+            &settings.capabilities,
+            routable_ipv4,
+        )?;
         let admin_socket = SocketAddr::new(IpAddr::V4(ip), port);
         let mut admin_exit = None;
         let mut started_here = false;
@@ -496,6 +515,38 @@ mod tests {
             "leader.example",
         );
         assert_eq!(convention_leader(&caps), None);
+    }
+
+    #[test]
+    fn with_no_address_configured_the_system_listens_on_loopback_only() {
+        let routable = Ipv4Addr::new(10, 9, 8, 7);
+        let probe = |_: Option<Ipv4Addr>| routable;
+        let none = Capabilities::new();
+        let chosen = listening_ip(None, None, &none, probe).ok();
+        assert_eq!(chosen, Some(Ipv4Addr::LOCALHOST));
+        // A convention address opens the routable address, toward the leader.
+        let mut convention = Capabilities::new();
+        convention.set(
+            thespian_core::keys::CONVENTION_ADDRESS_IPV4,
+            "10.1.2.3:1900",
+        );
+        let toward = |leader: Option<Ipv4Addr>| {
+            assert_eq!(leader, Some(Ipv4Addr::new(10, 1, 2, 3)));
+            routable
+        };
+        assert_eq!(
+            listening_ip(None, None, &convention, toward).ok(),
+            Some(routable)
+        );
+        // An explicit address wins; the environment wins over it.
+        let explicit = Ipv4Addr::new(192, 168, 1, 5);
+        let chosen = listening_ip(None, Some(IpAddr::V4(explicit)), &none, probe).ok();
+        assert_eq!(chosen, Some(explicit));
+        let from_env = Ipv4Addr::new(172, 16, 0, 1);
+        let chosen = listening_ip(Some(from_env), Some(IpAddr::V4(explicit)), &none, probe).ok();
+        assert_eq!(chosen, Some(from_env));
+        let v6 = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+        assert!(listening_ip(None, Some(v6), &none, probe).is_err());
     }
 
     #[test]
