@@ -16,6 +16,7 @@ use thespian_core::{
 };
 
 use super::admin_main::admin_capabilities;
+use super::admin_watch::AdminWatch;
 use super::host::{self, base_name};
 use super::launch::{self, AdminLaunch};
 use super::node::{any_admin, env_base_ip, routable_ipv4, AdminLost, Node};
@@ -50,7 +51,11 @@ pub(crate) struct ProgramBase {
     endpoints: Mutex<HashMap<ActorAddress, Receiver<Envelope>>>,
     capabilities: Mutex<Capabilities>,
     shut_down: Arc<AtomicBool>,
+    /// `shutdown()` was called: the admin's exit that follows is no failure.
+    shutdown_asked: Arc<AtomicBool>,
     admin_pid: u32,
+    /// Fails every wait at once when the admin's process ends.
+    admin_watch: Mutex<Option<AdminWatch>>,
     /// The daemon, when this program started it: reaped by a thread once it exits.
     admin_exit: Option<Receiver<()>>,
 }
@@ -219,10 +224,13 @@ impl ProgramBase {
             endpoints: Mutex::new(HashMap::new()),
             capabilities: Mutex::new(welcome.capabilities),
             shut_down: Arc::new(AtomicBool::new(false)),
+            shutdown_asked: Arc::new(AtomicBool::new(false)),
             admin_pid: welcome.admin_pid,
+            admin_watch: Mutex::new(None),
             admin_exit,
         };
         base.watch_for_shutdown();
+        base.watch_admin_process();
         Ok(base)
     }
 
@@ -247,15 +255,41 @@ impl ProgramBase {
             .name("thespian-program-watch".into())
             .spawn(move || {
                 for envelope in rx {
-                    if envelope.is::<ShutdownComplete>() || envelope.is::<AdminLost>() {
+                    if envelope.is::<ShutdownComplete>() {
                         flag.store(true, Ordering::Release);
                         if let Some(node) = node.upgrade() {
                             node.system_gone("the actor system was shut down");
                         }
                         return;
                     }
+                    if envelope.is::<AdminLost>() {
+                        return; // A failure, not a shutdown: calls keep saying so.
+                    }
                 }
             });
+    }
+
+    /// Watches the admin's process (same host: its pid came in `Welcome`): when it ends
+    /// without a shutdown, every `ask` and `listen` waiting here fails at once.
+    fn watch_admin_process(&self) {
+        let node = Arc::downgrade(&self.node);
+        let asked = self.shutdown_asked.clone();
+        let done = self.shut_down.clone();
+        let pid = self.admin_pid;
+        let watch = AdminWatch::start(pid, move || {
+            let Some(node) = node.upgrade() else { return };
+            if asked.load(Ordering::Acquire) || done.load(Ordering::Acquire) {
+                node.system_gone("the actor system was shut down");
+            } else {
+                node.lose_admin(admin_gone(pid));
+            }
+        });
+        match watch {
+            Ok(watch) => {
+                *self.admin_watch.lock().unwrap_or_else(|e| e.into_inner()) = Some(watch);
+            }
+            Err(e) => log::debug!("the admin's process (pid {pid}) cannot be watched: {e}"),
+        }
     }
 
     fn check_running(&self) -> Result<()> {
@@ -263,7 +297,8 @@ impl ProgramBase {
             Err(ThespianError::SystemShutDown)
         } else if self.node.admin_lost() {
             Err(ThespianError::SystemFailure(format!(
-                "the admin at {} is gone",
+                "{} (it served {})",
+                admin_gone(self.admin_pid),
                 self.node.admin_socket()
             )))
         } else {
@@ -290,6 +325,11 @@ impl ProgramBase {
             }
         }
     }
+}
+
+/// The error text of a lost admin.
+fn admin_gone(pid: u32) -> String {
+    format!("the actor system's admin (pid {pid}) is gone")
 }
 
 fn hello(node: &Node, timeout: Duration, admin_exit: Option<&Receiver<()>>) -> Result<Welcome> {
@@ -461,6 +501,7 @@ impl BaseDriver for ProgramBase {
             self.node.stop();
             return Ok(());
         }
+        self.shutdown_asked.store(true, Ordering::Release);
         let result = host::request::<ShutdownComplete>(
             &self.node,
             Payload::new(ShutdownSystem),
@@ -478,12 +519,17 @@ impl BaseDriver for ProgramBase {
     }
 
     fn is_shut_down(&self) -> bool {
-        self.shut_down.load(Ordering::Acquire)
+        self.shut_down.load(Ordering::Acquire) || self.node.admin_lost()
     }
 }
 
 impl Drop for ProgramBase {
     fn drop(&mut self) {
+        // Stops the watch's thread first: the node it would tell is going.
+        self.admin_watch
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         self.node.stop();
     }
 }
