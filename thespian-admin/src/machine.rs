@@ -26,13 +26,12 @@ use std::time::{Duration, Instant};
 use thespian_core::system_messages::is_never_dead_lettered;
 use thespian_core::{
     ActorAddress, ActorExitRequest, ActorSpec, Capabilities, ChildActorExited, DeadEnvelope,
-    Envelope, ImageSpec, Message, Payload, PoisonMessage, Requirements, StatusRequest,
-    SystemStatus,
+    Envelope, Message, Payload, PoisonMessage, Requirements, StatusRequest, SystemStatus,
 };
 
 use crate::protocol::{
     ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateFailure,
-    CreateReply, CreatedActor, DeadLetter, ExitNoted, HandleDeadLetters, Hello, LogRecord, Program,
+    CreateReply, CreatedActor, DeadLetter, ExitNoted, HandleDeadLetters, Hello, LogRecord,
     ShutdownComplete, ShutdownSystem, UpdateCapability, Welcome, WIRE_PREFIX,
 };
 
@@ -57,10 +56,8 @@ pub enum Placement {
 pub struct Launch {
     /// The new actor's parent (the admin for creates from outside the actors).
     pub parent: ActorAddress,
-    /// The actor type.
-    pub spec: ImageSpec,
-    /// The program that knows the type.
-    pub program: Program,
+    /// The actor type, as the [`Resolver`] found it by name.
+    pub spec: ActorSpec,
     /// The create request's requirements (given to the constructor).
     pub requirements: Requirements,
     /// The create request's global name.
@@ -86,19 +83,16 @@ pub struct AdminConfig {
     pub base_name: &'static str,
     /// The system's capabilities, complete (the driver added the common keys).
     pub capabilities: Capabilities,
-    /// Process Startup Method is `thread`: actors of the admin's own program run in threads
-    /// of the admin's process.
+    /// Process Startup Method is `thread`: actors run in threads of the admin's process.
     pub thread_mode: bool,
-    /// The admin's own executable: only actors of this program can be placed in a thread.
-    pub own_program: Program,
     /// How long a shutdown waits for the actors to exit before it kills their hosts
     /// ([`DEFAULT_SHUTDOWN_GRACE`] by default).
     pub shutdown_grace: Duration,
 }
 
-/// Rebuilds an actor type from a create request when the admin runs the same executable;
-/// `None` otherwise (the requester already ran the capability check).
-pub type Resolver = Box<dyn Fn(&ImageSpec, &Program) -> Option<ActorSpec> + Send>;
+/// Finds an actor type by its registered name among the types the admin's own executable
+/// knows; `Err` says why there is none (and how to fix it), for an `InvalidActorSpecification`.
+pub type Resolver = Box<dyn Fn(&str) -> Result<ActorSpec, String> + Send>;
 
 /// What the machine asks its driver to do.
 #[derive(Debug)]
@@ -147,11 +141,10 @@ struct PendingCreate {
     requester: ActorAddress,
     wait_until_started: bool,
     parent: ActorAddress,
-    image: ImageSpec,
+    /// The type (for capability re-checks).
+    spec: ActorSpec,
     requirements: Requirements,
     global_name: Option<String>,
-    /// The type, when the resolver could rebuild it (for capability re-checks).
-    spec: Option<ActorSpec>,
     /// Other requesters of the same global name: they get the address (not as a child).
     name_waiters: Vec<ActorAddress>,
     /// Everyone was already answered (`ShuttingDown`): the actor must exit once launched.
@@ -170,11 +163,11 @@ enum ActorState {
 struct ActorEntry {
     state: ActorState,
     parent: ActorAddress,
-    image: ImageSpec,
+    /// The type (for capability re-checks).
+    spec: ActorSpec,
     requirements: Requirements,
     global_name: Option<String>,
     host: HostId,
-    spec: Option<ActorSpec>,
     /// The create asked for an answer once started (so failures are told as errors, not as
     /// `ChildActorExited`).
     wait_until_started: bool,
@@ -389,7 +382,7 @@ impl Admin {
                 }
                 if !pending.answered {
                     let failure = CreateFailure::CreationFailed {
-                        actor_type: pending.image.type_name.clone(),
+                        actor_type: pending.spec.type_name().to_owned(),
                         reason,
                     };
                     for to in std::iter::once(pending.requester).chain(pending.name_waiters) {
@@ -573,33 +566,43 @@ impl Admin {
                 None => {}
             }
         }
-        let spec = (self.resolver)(&create.spec, &create.program);
-        if let Some(spec) = &spec {
-            if let Err(unmet) = spec.check(&self.capabilities, &create.requirements) {
+        let spec = match (self.resolver)(&create.type_name) {
+            Ok(spec) => spec,
+            Err(reason) => {
+                log::info!("admin: cannot create {:?}: {reason}", create.type_name);
                 self.reply_create(
                     sender,
-                    Err(CreateFailure::NoCompatibleSystem {
-                        actor_type: create.spec.type_name.clone(),
-                        unmet,
+                    Err(CreateFailure::InvalidActorSpecification {
+                        spec: create.type_name,
+                        reason,
                     }),
                 );
                 return;
             }
+        };
+        if let Err(unmet) = spec.check(&self.capabilities, &create.requirements) {
+            self.reply_create(
+                sender,
+                Err(CreateFailure::NoCompatibleSystem {
+                    actor_type: create.type_name,
+                    unmet,
+                }),
+            );
+            return;
         }
         let ticket = LaunchTicket(self.next_ticket);
         self.next_ticket += 1;
         if let Some(name) = &create.global_name {
             self.names.insert(name.clone(), NameOwner::Pending(ticket));
         }
-        let placement = if self.config.thread_mode && create.program == self.config.own_program {
+        let placement = if self.config.thread_mode {
             Placement::Thread
         } else {
             Placement::Process
         };
         let launch = Launch {
             parent: create.parent.clone(),
-            spec: create.spec.clone(),
-            program: create.program,
+            spec,
             requirements: create.requirements.clone(),
             global_name: create.global_name.clone(),
             capabilities: self.capabilities.clone(),
@@ -610,10 +613,9 @@ impl Admin {
                 requester: sender,
                 wait_until_started: create.wait_until_started,
                 parent: create.parent,
-                image: create.spec,
+                spec,
                 requirements: create.requirements,
                 global_name: create.global_name,
-                spec,
                 name_waiters: Vec::new(),
                 answered: false,
             },
@@ -674,11 +676,10 @@ impl Admin {
             ActorEntry {
                 state: ActorState::Starting,
                 parent: pending.parent,
-                image: pending.image,
+                spec: pending.spec,
                 requirements: pending.requirements,
                 global_name: pending.global_name,
                 host,
-                spec: pending.spec,
                 wait_until_started: pending.wait_until_started,
                 waiter,
             },
@@ -729,14 +730,14 @@ impl Admin {
         };
         log::info!(
             "actor {address} ({}) failed to start: {reason}",
-            entry.image.type_name
+            entry.spec.type_name()
         );
         self.aborted.insert(address.clone());
         if let Some(waiter) = entry.waiter {
             self.reply_create(
                 waiter,
                 Err(CreateFailure::CreationFailed {
-                    actor_type: entry.image.type_name,
+                    actor_type: entry.spec.type_name().to_owned(),
                     reason,
                 }),
             );
@@ -830,9 +831,10 @@ impl Admin {
                 .actors
                 .iter()
                 .filter(|(_, entry)| {
-                    entry.spec.is_some_and(|spec| {
-                        spec.check(&self.capabilities, &entry.requirements).is_err()
-                    })
+                    entry
+                        .spec
+                        .check(&self.capabilities, &entry.requirements)
+                        .is_err()
                 })
                 .map(|(address, _)| address.clone())
                 .collect();
@@ -984,9 +986,10 @@ impl Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ExeIdentity;
     use proptest::prelude::*;
-    use thespian_core::{Actor, ActorResult, CapabilityValue, Context, IntoMessage, SystemId};
+    use thespian_core::{
+        Actor, ActorResult, CapabilityValue, Context, IntoMessage, SystemId, ThespianError,
+    };
 
     #[derive(Default)]
     struct Plain;
@@ -1032,23 +1035,13 @@ mod tests {
         addr(9_000)
     }
 
-    fn program(path: &str) -> Program {
-        Program {
-            exe: ExeIdentity {
-                path: path.to_owned(),
-                device: 1,
-                inode: 2,
-                size: 3,
-                modified_ns: 4,
-            },
-            entry_args: Vec::new(),
-        }
-    }
-
+    /// The types "the admin's executable" registered in these tests.
     fn resolver() -> Resolver {
-        Box::new(|image, _| {
-            // SAFETY: every image spec in these tests was made by this very process.
-            unsafe { ActorSpec::from_image_spec(image) }.ok()
+        Box::new(|name| {
+            [ActorSpec::of::<Plain>(), ActorSpec::of::<Picky>()]
+                .into_iter()
+                .find(|spec| spec.type_name() == name)
+                .ok_or_else(|| format!("the admin knows no type {name:?}"))
         })
     }
 
@@ -1059,7 +1052,6 @@ mod tests {
             base_name: "multiprocTCPBase",
             capabilities: Capabilities::new().with("picky", picky),
             thread_mode,
-            own_program: program("/bin/admin"),
             shutdown_grace: GRACE,
         }
     }
@@ -1071,8 +1063,7 @@ mod tests {
     ) -> CreateActor {
         CreateActor {
             parent: parent.clone(),
-            spec: ActorSpec::of::<A>().image_spec(),
-            program: program("/bin/admin"),
+            type_name: A::type_name().to_owned(),
             requirements: Requirements::new(),
             global_name: name.map(str::to_owned),
             wait_until_started: wait,
@@ -1208,7 +1199,7 @@ mod tests {
         };
         assert_eq!(*placement, Placement::Process);
         assert_eq!(launch.parent, admin_addr());
-        assert_eq!(launch.spec.type_name, "test.Plain");
+        assert_eq!(launch.spec.type_name(), "test.Plain");
         assert!(launch.capabilities.is_truthy("picky"));
         let (address, _) = h.launch(*ticket, None);
         let actions = h.actions();
@@ -1247,23 +1238,13 @@ mod tests {
     }
 
     #[test]
-    fn thread_mode_places_only_the_admins_own_program_in_threads() {
+    fn thread_mode_places_every_actor_in_a_thread() {
         let mut h = Harness::with(config(true, true), resolver());
         let actions = h.handle(&outside(), create_msg::<Plain>(&admin_addr(), None, false));
         assert!(matches!(
             actions[..],
             [Action::Launch {
                 placement: Placement::Thread,
-                ..
-            }]
-        ));
-        let mut other = create_msg::<Plain>(&admin_addr(), None, false);
-        other.program = program("/bin/other");
-        let actions = h.handle(&outside(), other);
-        assert!(matches!(
-            actions[..],
-            [Action::Launch {
-                placement: Placement::Process,
                 ..
             }]
         ));
@@ -1350,12 +1331,39 @@ mod tests {
     }
 
     #[test]
-    fn an_unresolvable_type_skips_the_check() {
-        let mut h = Harness::with(config(false, false), Box::new(|_, _| None));
-        let actions = h.handle(&outside(), create_msg::<Picky>(&admin_addr(), None, true));
-        assert!(
-            matches!(actions[..], [Action::Launch { .. }]),
-            "{actions:?}"
+    fn an_unknown_type_name_is_an_invalid_specification_and_launches_nothing() {
+        let mut h = Harness::new();
+        for (parent, wait) in [(admin_addr(), true), (addr(500), false)] {
+            let mut create = create_msg::<Plain>(&parent, Some("svc"), wait);
+            create.type_name = "/bin/sh".into();
+            let actions = h.handle(&outside(), create);
+            assert!(
+                !actions.iter().any(|a| matches!(a, Action::Launch { .. })),
+                "{actions:?}"
+            );
+            let (to, result) = create_reply(&actions);
+            assert_eq!(to, outside());
+            match result {
+                Err(CreateFailure::InvalidActorSpecification { spec, reason }) => {
+                    assert_eq!(spec, "/bin/sh");
+                    assert!(reason.contains("knows no type"), "{reason}");
+                }
+                other => panic!("expected InvalidActorSpecification, got {other:?}"),
+            }
+        }
+        // The name was not reserved, and nothing runs.
+        assert!(h.admin.names.is_empty());
+        assert_eq!(h.admin.live_actors(), 0);
+        let failure = CreateFailure::InvalidActorSpecification {
+            spec: "x".into(),
+            reason: "y".into(),
+        };
+        assert_eq!(
+            ThespianError::from(failure),
+            ThespianError::InvalidActorSpecification {
+                spec: "x".into(),
+                reason: "y".into()
+            }
         );
     }
 

@@ -6,35 +6,8 @@
 //! that sender, so no request ids are needed.
 
 use serde::{Deserialize, Serialize};
-use thespian_core::{message, ActorAddress, Capabilities, CapabilityValue, ImageSpec, Payload};
+use thespian_core::{message, ActorAddress, Capabilities, CapabilityValue, Payload};
 use thespian_core::{Requirements, ThespianError};
-
-/// An executable file as it was when a process started from it: two processes whose
-/// identities are equal run the same build, so [`ImageSpec`]s can cross between them.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ExeIdentity {
-    /// Where the file is.
-    pub path: String,
-    /// Its device and inode numbers.
-    pub device: u64,
-    /// Its inode number.
-    pub inode: u64,
-    /// Its size in bytes.
-    pub size: u64,
-    /// Its modification time, in nanoseconds since the epoch.
-    pub modified_ns: i128,
-}
-
-/// The program an actor's process runs: the executable, and the arguments that lead a
-/// re-executed copy into `thespian::init()` (empty for a program whose `main` calls it first;
-/// a test binary names its entry-point test).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Program {
-    /// The executable.
-    pub exe: ExeIdentity,
-    /// Arguments to reach `thespian::init()`.
-    pub entry_args: Vec<String>,
-}
 
 /// A process introduces itself to the admin (Thespian's `QueryExists`); answered by
 /// [`Welcome`].
@@ -58,14 +31,16 @@ pub struct Welcome {
 }
 
 /// Create an actor (from outside, or on behalf of a parent actor); answered by [`CreateReply`].
+///
+/// The type travels as its name only: the admin looks it up among the types its own
+/// executable registered, and runs the actor in a process of that executable (or a thread of
+/// its own). Nothing here names a program, a path or code.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CreateActor {
     /// The parent: the admin for creates from outside the actors.
     pub parent: ActorAddress,
-    /// The actor type.
-    pub spec: ImageSpec,
-    /// The program that knows the type (its actor processes run it).
-    pub program: Program,
+    /// The actor type's registered name (`Actor::type_name`).
+    pub type_name: String,
     /// The create request's requirements.
     pub requirements: Requirements,
     /// The create request's global name.
@@ -93,6 +68,13 @@ pub enum CreateFailure {
         /// Why.
         reason: String,
     },
+    /// The admin's executable has no actor type registered under this name.
+    InvalidActorSpecification {
+        /// The requested type name.
+        spec: String,
+        /// Why it cannot be resolved, and how to fix it.
+        reason: String,
+    },
     /// The system is shutting down.
     ShuttingDown,
 }
@@ -105,6 +87,9 @@ impl From<CreateFailure> for ThespianError {
             }
             CreateFailure::CreationFailed { actor_type, reason } => {
                 ThespianError::ActorCreationFailed { actor_type, reason }
+            }
+            CreateFailure::InvalidActorSpecification { spec, reason } => {
+                ThespianError::InvalidActorSpecification { spec, reason }
             }
             CreateFailure::ShuttingDown => {
                 ThespianError::SystemFailure("the actor system is shutting down".into())

@@ -2,13 +2,13 @@
 //!
 //! Thespian built actors from a class name in any process. [`ActorSpec`] is the Rust
 //! equivalent: a copyable record of plain function pointers (construct, capability check) and a
-//! stable type name, so a base can construct any registered actor type wherever it decides.
+//! stable type name, so a base can construct any actor type wherever it decides. A spec is only
+//! ever made from a Rust type ([`ActorSpec::of`]); other processes find it by its name in a
+//! table their own program built, never from bytes they were sent.
 
 use std::any::Any;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use serde::{Deserialize, Serialize};
 
 use crate::capabilities::{Capabilities, RequireCapability, Requirements};
 use crate::context::Context;
@@ -97,8 +97,6 @@ pub struct ActorSpec {
     type_name: &'static str,
     construct: Constructor,
     check: CapabilityCheck,
-    /// `A::type_name`: lets a process that rebuilt this spec from an [`ImageSpec`] confirm it.
-    name_of: fn() -> &'static str,
 }
 
 /// Runs an actor type's capability conditions.
@@ -111,53 +109,7 @@ impl ActorSpec {
             type_name: A::type_name(),
             construct: |caps, reqs| A::new_actor(caps, reqs).map(|a| Box::new(a) as Box<dyn Actor>),
             check: check_capabilities::<A>,
-            name_of: <A as Actor>::type_name,
         }
-    }
-
-    /// This spec as another process running the same executable file can rebuild it.
-    pub fn image_spec(&self) -> ImageSpec {
-        let anchor = image_anchor as fn() as usize;
-        let offset = |f: usize| f.wrapping_sub(anchor) as u64;
-        ImageSpec {
-            type_name: self.type_name.to_owned(),
-            construct: offset(self.construct as usize),
-            check: offset(self.check as usize),
-            name_of: offset(self.name_of as usize),
-        }
-    }
-
-    /// Rebuilds a spec that [`ActorSpec::image_spec`] described in another process, and
-    /// confirms it by calling its type-name function.
-    ///
-    /// # Safety
-    ///
-    /// `image` must have been made by a process running this very executable file (the same
-    /// build: the multi-process bases compare the executable's identity before calling this).
-    /// Code is loaded as one image whose parts keep their distances whatever the load address,
-    /// so each offset then lands on the same function, of the same signature, as in the
-    /// process that made it. Anything else yields arbitrary function pointers.
-    pub unsafe fn from_image_spec(image: &ImageSpec) -> Result<ActorSpec, String> {
-        let anchor = image_anchor as fn() as usize;
-        let at = |offset: u64| anchor.wrapping_add(offset as usize);
-        // SAFETY: by this function's contract every offset names, relative to the anchor, a
-        // function of this image with exactly the type it had where it was taken.
-        let spec = unsafe {
-            ActorSpec {
-                type_name: "",
-                construct: std::mem::transmute::<usize, Constructor>(at(image.construct)),
-                check: std::mem::transmute::<usize, CapabilityCheck>(at(image.check)),
-                name_of: std::mem::transmute::<usize, fn() -> &'static str>(at(image.name_of)),
-            }
-        };
-        let type_name = (spec.name_of)();
-        if type_name != image.type_name {
-            return Err(format!(
-                "this executable names the type {type_name:?}, not {:?}: it is another build",
-                image.type_name
-            ));
-        }
-        Ok(ActorSpec { type_name, ..spec })
     }
 
     /// The actor type's stable name.
@@ -188,25 +140,6 @@ impl fmt::Debug for ActorSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("ActorSpec").field(&self.type_name).finish()
     }
-}
-
-/// The fixed point [`ImageSpec`] offsets are measured from.
-#[inline(never)]
-fn image_anchor() {}
-
-/// An actor type as it crosses into another process of the same executable: its name and the
-/// places of its functions in the executable image, relative to a fixed function of this crate.
-///
-/// This is how a multi-process base creates any actor type in a re-executed copy of the
-/// program without a registry: Thespian sent a class name the child imported; a Rust
-/// executable has no import by name, but the same file loads with the same layout.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ImageSpec {
-    /// The type's stable name ([`Actor::type_name`]).
-    pub type_name: String,
-    construct: u64,
-    check: u64,
-    name_of: u64,
 }
 
 fn check_capabilities<A: Actor>(caps: &Capabilities, reqs: &Requirements) -> Result<(), Unmet> {
@@ -307,25 +240,13 @@ mod tests {
     }
 
     #[test]
-    fn an_image_spec_rebuilds_the_same_type_in_the_same_image() {
+    fn a_spec_checks_and_constructs_its_type() {
         let spec = ActorSpec::of::<Picky>();
-        let image = spec.image_spec();
-        // SAFETY: made by this very process.
-        let rebuilt = unsafe { ActorSpec::from_image_spec(&image) }.expect("rebuilt");
-        assert_eq!(rebuilt.type_name(), spec.type_name());
+        assert!(spec.type_name().ends_with("Picky"), "{}", spec.type_name());
         let mut caps = Capabilities::new();
-        assert!(rebuilt.check(&caps, &Requirements::new()).is_err());
+        assert!(spec.check(&caps, &Requirements::new()).is_err());
         caps.set("picky", true);
-        assert!(rebuilt.check(&caps, &Requirements::new()).is_ok());
-        assert!(rebuilt.construct(&caps, &Requirements::new()).is_ok());
-    }
-
-    #[test]
-    fn an_image_spec_under_another_name_is_refused() {
-        let mut image = ActorSpec::of::<Picky>().image_spec();
-        image.type_name = "some::Other".to_owned();
-        // SAFETY: the offsets were made by this very process; only the name is wrong.
-        let err = unsafe { ActorSpec::from_image_spec(&image) }.expect_err("refused");
-        assert!(err.contains("another build"), "{err}");
+        assert!(spec.check(&caps, &Requirements::new()).is_ok());
+        assert!(spec.construct(&caps, &Requirements::new()).is_ok());
     }
 }

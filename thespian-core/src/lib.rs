@@ -24,7 +24,7 @@ pub mod registry;
 pub mod system_messages;
 pub mod wire;
 
-pub use actor::{Actor, ActorError, ActorResult, ActorSpec, CreateRequest, ImageSpec, NewActor};
+pub use actor::{Actor, ActorError, ActorResult, ActorSpec, CreateRequest, NewActor};
 pub use address::{ActorAddress, SystemId};
 pub use base::BaseDriver;
 pub use capabilities::{

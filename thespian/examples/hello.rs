@@ -80,3 +80,6 @@ fn main() -> thespian::Result<()> {
     }
     system.shutdown()
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Hello, Goodbye);

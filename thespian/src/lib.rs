@@ -72,6 +72,50 @@ pub fn init() {
     multiproc::launch::enter_role_if_any();
 }
 
+/// Registers actor types by name, so the processes of a multi-process system (`Tcp`, `Udp`)
+/// can create them: the admin and each actor's process look a create request's type name up
+/// among the types their own executable registered, and create nothing else.
+///
+/// Invoke it at module level, anywhere in the program (a test binary too), with any number of
+/// types; registering a type twice is harmless. Every actor type a `Tcp` or `Udp` system
+/// creates must be registered; the in-process bases (`Simple`, `Queue`) need no registration.
+///
+/// ```
+/// use thespian::prelude::*;
+///
+/// #[derive(Default)]
+/// struct Greeter;
+///
+/// impl Actor for Greeter {
+///     fn receive(&mut self, _: &Envelope, _: &mut Context<'_>) -> ActorResult {
+///         Ok(())
+///     }
+///     fn type_name() -> &'static str {
+///         "example.Greeter"
+///     }
+/// }
+///
+/// thespian::register_actors!(Greeter);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! register_actors {
+    ($($actor:ty),* $(,)?) => {
+        $(
+            $crate::__private::inventory::submit! {
+                $crate::__private::ActorRegistration::of::<$actor>()
+            }
+        )*
+    };
+}
+
+/// What [`register_actors!`] expands to needs; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::multiproc::types::ActorRegistration;
+    pub use inventory;
+}
+
 /// Defines the test through which a test binary's processes enter their role, for tests that
 /// start `Tcp` or `Udp` systems: invoke it once at the root of the test crate (`main.rs` or
 /// the test file) and start systems with [`ActorSystemBuilder::test_entry_point`].

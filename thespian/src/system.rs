@@ -33,10 +33,19 @@ pub enum SystemBase {
     /// own process (`Process Startup Method` `spawn`, the default) or on threads of the admin's
     /// process (`thread`), over TCP. The daemon outlives the program that started it until
     /// `shutdown()`; later programs attach to it. The program must call [`crate::init`] first
-    /// in `main` (it is re-executed as the daemon and as each actor's process). Messages up to
-    /// 64 MiB; larger ones fail at the sender.
+    /// in `main` (it is re-executed as the daemon and as each actor's process). Every actor type
+    /// it creates must be registered with [`register_actors!`](crate::register_actors): the
+    /// admin finds types by name among those its own executable registered, and an unknown
+    /// name is `InvalidActorSpecification`. Messages up to 64 MiB; larger ones fail at the
+    /// sender.
+    ///
+    /// **Listening address:** loopback (127.0.0.1) only, unless a `Convention Address.IPv4`
+    /// capability, [`ActorSystemBuilder::advertise_ip`] or `THESPIAN_BASE_IPADDR` names a
+    /// routable address: a system is not reachable from other hosts unless asked to be.
     Tcp,
-    /// `multiprocUDPBase`: as `Tcp` (default `Admin Port` 1029), over UDP datagrams.
+    /// `multiprocUDPBase`: as `Tcp` (default `Admin Port` 1029), over UDP datagrams, and like
+    /// it on loopback (127.0.0.1) only unless a `Convention Address.IPv4` capability,
+    /// [`ActorSystemBuilder::advertise_ip`] or `THESPIAN_BASE_IPADDR` names another address.
     ///
     /// **Size limit:** one message per datagram of at most 65,000 bytes, header included; a
     /// larger message fails at `tell`/`send` at once with an error naming the limit.
@@ -245,9 +254,12 @@ impl ActorSystemBuilder {
         self
     }
 
-    /// Tcp and Udp bases: the IPv4 address this program's processes listen on and give out
-    /// (default: the routable address, loopback when offline; the `THESPIAN_BASE_IPADDR`
-    /// environment variable overrides both).
+    /// Tcp and Udp bases: the IPv4 address the admin and the actor processes listen on and give
+    /// out. By default they listen on 127.0.0.1 only, unless the `Convention Address.IPv4`
+    /// capability is set (then the address that routes toward the convention leader); setting
+    /// an address here opens the system to the network on it. The `THESPIAN_BASE_IPADDR`
+    /// environment variable overrides all of these. This program also looks for the admin's
+    /// Admin Port on this address.
     pub fn advertise_ip(mut self, ip: IpAddr) -> Self {
         self.advertise_ip = Some(ip);
         self
@@ -269,8 +281,12 @@ impl ActorSystemBuilder {
         self
     }
 
-    /// Registers actor type `A` so it can be created by name ([`ActorSystem::create_actor_named`])
-    /// here and, on multi-process bases, in any process of the same program.
+    /// Registers actor type `A` so this program can create it by name
+    /// ([`ActorSystem::create_actor_named`]) on the system this builder starts.
+    ///
+    /// On the `Tcp` and `Udp` bases the admin creates the actor, and it knows only the types its
+    /// executable registered with [`register_actors!`](crate::register_actors): register `A`
+    /// there as well (a type registered here only is refused as `InvalidActorSpecification`).
     pub fn register<A: Actor + NewActor>(mut self) -> Self {
         let spec = ActorSpec::of::<A>();
         self.types.insert(spec.type_name(), spec);
@@ -483,12 +499,13 @@ impl ActorSystem {
             .driver
             .create_actor(&self.endpoint.address, options.into_request(spec))
         {
-            Err(ThespianError::ActorCreationFailed { .. }) if unknown_type => {
-                Err(ThespianError::InvalidActorSpecification {
-                    spec: type_name.to_owned(),
-                    reason: "no actor type is registered under this name".to_owned(),
-                })
-            }
+            Err(
+                ThespianError::ActorCreationFailed { .. }
+                | ThespianError::InvalidActorSpecification { .. },
+            ) if unknown_type => Err(ThespianError::InvalidActorSpecification {
+                spec: type_name.to_owned(),
+                reason: "no actor type is registered under this name".to_owned(),
+            }),
             other => other,
         }
     }

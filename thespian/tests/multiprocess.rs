@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
-use thespian::{keys, ActorSystemBuilder, LogConfig, StatusRequest};
+use thespian::{keys, ActorSystemBuilder, LogConfig, StatusRequest, ThespianError};
 
 thespian::test_entry_point!();
 
@@ -692,6 +692,52 @@ fn kill_9_of_the_admin_gives_the_program_errors_not_hangs() {
     );
 }
 
+/// An `ask` in flight when the admin is killed fails at once (the program watches the admin's
+/// process), not after its 30 s timeout; later calls keep failing with the same clear error.
+fn kill_9_of_the_admin_fails_a_waiting_ask_at_once(base: SystemBase) {
+    let mut sys = System::start(base, admin_port(), "spawn");
+    let probe = sys.create_actor::<Probe>().expect("create a probe");
+    // An actor process: its parent is the admin.
+    let admin_pid = identify(&sys, &probe).parent_pid;
+    assert_ne!(admin_pid, std::process::id());
+    sys.procs.add(admin_pid);
+    let admin_end = ExitWatch::of(admin_pid);
+    // The probe never answers a String: this ask could only end by its timeout.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = sys.sys.clone();
+    let target = probe.clone();
+    std::thread::spawn(move || {
+        let asked = handle.ask(&target, "no answer comes", Duration::from_secs(30));
+        let _ = tx.send(asked.map(|reply| reply.map(|env| env.type_name().to_string())));
+    });
+    signal(admin_pid, "-KILL");
+    assert!(admin_end.wait(EXIT_DEADLINE), "the admin survived kill -9");
+    // Bounds a failing run only; a passing one returns as soon as the admin is gone.
+    let asked = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the ask did not return within 10 s of the admin's end (its timeout is 30 s)");
+    let gone = format!("admin (pid {admin_pid}) is gone");
+    match asked {
+        Err(ThespianError::SystemFailure(text)) => assert!(text.contains(&gone), "{text}"),
+        other => panic!("the waiting ask returned {other:?}, not SystemFailure"),
+    }
+    match sys.ask(&probe, WhoAreYou, Duration::from_secs(30)) {
+        Err(ThespianError::SystemFailure(text)) => assert!(text.contains(&gone), "{text}"),
+        other => panic!("a later ask returned {other:?}, not SystemFailure"),
+    }
+    assert!(sys.tell(&probe, WhoAreYou).is_err());
+}
+
+#[test]
+fn kill_9_of_the_admin_fails_a_waiting_ask_at_once_tcp() {
+    kill_9_of_the_admin_fails_a_waiting_ask_at_once(SystemBase::Tcp);
+}
+
+#[test]
+fn kill_9_of_the_admin_fails_a_waiting_ask_at_once_udp() {
+    kill_9_of_the_admin_fails_a_waiting_ask_at_once(SystemBase::Udp);
+}
+
 // ---------------------------------------------------------------------------------------------
 // d. Garbage on the admin port
 
@@ -1084,3 +1130,6 @@ fn log_records_of_actor_processes_reach_the_admins_sink() {
         .unwrap_or_else(|| panic!("the actor's warning is not in the admin's log:\n{log}"));
     assert!(line.contains("WARN"), "logged at its level: {line}");
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Probe, Parent, Chatty);

@@ -541,3 +541,6 @@ fn kill_leftovers(mark: &str) -> usize {
     }
     found
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(NetProducer, NetConsumer);

@@ -451,3 +451,6 @@ pub(crate) fn ask(sys: &ActorSystem, size: u64) -> Result<Outcome, ThespianError
     let (latencies, elapsed) = round(size)?;
     Ok(common::ask(latencies, elapsed))
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Pinger, Ponger, Producer, Consumer, SkyNode, Idle, Spawner, Echo);

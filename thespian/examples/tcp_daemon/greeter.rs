@@ -44,4 +44,12 @@ impl Actor for Greeter {
         }
         Ok(())
     }
+
+    /// The same name in both programs: the daemon finds the type by it.
+    fn type_name() -> &'static str {
+        "tcp_daemon.Greeter"
+    }
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Greeter);

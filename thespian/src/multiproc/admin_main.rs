@@ -2,9 +2,11 @@
 //!
 //! It owns the Admin Port's socket (bound by the program that started it and handed over as
 //! stdin), starts actor processes (or threads), reaps them (SIGCHLD), and carries out the
-//! machine's actions until a shutdown completes.
+//! machine's actions until a shutdown completes. Actor types are found by name among the types
+//! its own executable registered ([`super::types`]); actor processes run that executable.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::process::Child;
 use std::sync::Arc;
@@ -12,13 +14,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
 use thespian_admin::{Action, Admin, AdminConfig, HostId, Launch, LaunchTicket, Placement};
-use thespian_core::{keys, ActorAddress, ActorSpec};
+use thespian_core::{keys, ActorAddress};
 
 use super::host::{self, HostSetup};
 use super::launch::{self, ActorLaunch, AdminLaunch};
 use super::node::Node;
 use super::signals;
 use super::transport::TransportKind;
+use super::types;
 
 /// Host ids of thread-mode hosts start here, far above any process id.
 const FIRST_THREAD_HOST: HostId = 1 << 40;
@@ -29,6 +32,8 @@ struct Daemon {
     ip: IpAddr,
     admin: ActorAddress,
     log_level: u8,
+    /// The arguments the admin was started with: every actor process gets them too.
+    entry_args: Vec<OsString>,
     children: HashMap<HostId, (Child, ActorAddress)>,
     next_thread_host: HostId,
     thread_exits: crossbeam_channel::Sender<HostId>,
@@ -52,13 +57,6 @@ pub(crate) fn run(config: AdminLaunch) -> i32 {
         Ok(addr) => addr,
         Err(e) => {
             eprintln!("thespian admin: no socket: {e}");
-            return 2;
-        }
-    };
-    let own_program = match host::this_program(std::env::args().skip(1).collect()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("thespian admin: {e}");
             return 2;
         }
     };
@@ -94,7 +92,6 @@ pub(crate) fn run(config: AdminLaunch) -> i32 {
             return 2;
         }
     };
-    let own_exe = own_program.exe.clone();
     let machine = Admin::new(
         AdminConfig {
             admin: admin.clone(),
@@ -102,16 +99,9 @@ pub(crate) fn run(config: AdminLaunch) -> i32 {
             base_name: host::base_name(config.kind),
             capabilities: config.capabilities,
             thread_mode: config.thread_mode,
-            own_program,
             shutdown_grace: Duration::from_secs(10),
         },
-        Box::new(move |image, program| {
-            if program.exe != own_exe {
-                return None;
-            }
-            // SAFETY: the requester runs this very executable (identities compared).
-            unsafe { ActorSpec::from_image_spec(image) }.ok()
-        }),
+        Box::new(|name| types::lookup(name).ok_or_else(|| types::unknown_reason(name))),
     );
     let (thread_exits, thread_exited) = crossbeam_channel::unbounded();
     let mut daemon = Daemon {
@@ -120,6 +110,7 @@ pub(crate) fn run(config: AdminLaunch) -> i32 {
         ip: local.ip(),
         admin,
         log_level,
+        entry_args: launch::own_arguments(),
         children: HashMap::new(),
         next_thread_host: FIRST_THREAD_HOST,
         thread_exits,
@@ -223,28 +214,25 @@ impl Daemon {
             admin_socket: SocketAddr::new(self.ip, self.node.local().port()),
             admin_pid: std::process::id(),
             parent: l.parent,
-            spec: l.spec,
-            program: l.program,
+            type_name: l.spec.type_name().to_owned(),
             requirements: l.requirements,
             global_name: l.global_name,
             capabilities: l.capabilities,
             log_level: self.log_level,
         };
         match placement {
-            Placement::Process => match launch::spawn_actor(self.kind, self.ip, request) {
-                Ok((address, child)) => {
-                    let host = HostId::from(child.id());
-                    self.children.insert(host, (child, address.clone()));
-                    machine.launched(now, ticket, Ok((address, host)));
+            Placement::Process => {
+                match launch::spawn_actor(self.kind, self.ip, &self.entry_args, request) {
+                    Ok((address, child)) => {
+                        let host = HostId::from(child.id());
+                        self.children.insert(host, (child, address.clone()));
+                        machine.launched(now, ticket, Ok((address, host)));
+                    }
+                    Err(reason) => machine.launched(now, ticket, Err(reason)),
                 }
-                Err(reason) => machine.launched(now, ticket, Err(reason)),
-            },
+            }
             Placement::Thread => {
-                // SAFETY: thread placement is only chosen for the admin's own program.
-                let spec = match unsafe { ActorSpec::from_image_spec(&request.spec) } {
-                    Ok(spec) => spec,
-                    Err(e) => return machine.launched(now, ticket, Err(e)),
-                };
+                let spec = l.spec;
                 let (address, mailbox) = self.node.open();
                 let host = self.next_thread_host;
                 self.next_thread_host += 1;
@@ -258,7 +246,6 @@ impl Daemon {
                     requirements: request.requirements,
                     global_name: request.global_name,
                     capabilities: request.capabilities,
-                    program: request.program,
                 };
                 let exits = self.thread_exits.clone();
                 let spawned = std::thread::Builder::new()

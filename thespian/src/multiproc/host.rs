@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::{Deserialize, Serialize};
 use thespian_admin::protocol::{
     ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateReply,
-    ExitNoted, HandleDeadLetters, Program, ShutdownSystem, UpdateCapability,
+    ExitNoted, HandleDeadLetters, ShutdownSystem, UpdateCapability,
 };
 use thespian_core::{
     message, system_messages::Fd, ActorAddress, ActorCell, ActorExitRequest, ActorSpec,
@@ -18,10 +18,11 @@ use thespian_core::{
 };
 use thespian_transport_queue::watch::Watcher;
 
-use super::launch::{current_exe, ActorLaunch, ACTOR_SLOT};
+use super::launch::{ActorLaunch, ACTOR_SLOT};
 use super::node::{AdminLost, Node};
 use super::signals;
 use super::transport::TransportKind;
+use super::types;
 
 /// How long an exiting actor waits for what it sent to be acknowledged.
 const EXIT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,7 +52,6 @@ pub(crate) struct HostSetup {
     pub(crate) requirements: Requirements,
     pub(crate) global_name: Option<String>,
     pub(crate) capabilities: Capabilities,
-    pub(crate) program: Program,
 }
 
 /// The Thespian name of the base a transport serves.
@@ -74,7 +74,6 @@ pub(crate) fn run(setup: HostSetup) {
         requirements,
         global_name,
         capabilities,
-        program,
     } = setup;
     let admin = node.admin();
     let mut actor = match spec.construct(&capabilities, &requirements) {
@@ -103,7 +102,6 @@ pub(crate) fn run(setup: HostSetup) {
         node: node.clone(),
         kind,
         capabilities,
-        program,
         mailbox: mailbox.clone(),
         timers: Vec::new(),
         watch: None,
@@ -185,23 +183,9 @@ pub(crate) fn run_process(launch: ActorLaunch) -> i32 {
     if !signals::die_with_parent(launch.admin_pid) {
         return 3; // The admin is already gone.
     }
-    match current_exe() {
-        Ok(exe) if exe == launch.program.exe => {}
-        Ok(exe) => {
-            eprintln!(
-                "thespian actor process: started as {} but the admin expected {}",
-                exe.path, launch.program.exe.path
-            );
-            return 2;
-        }
-        Err(e) => {
-            eprintln!("thespian actor process: {e}");
-            return 2;
-        }
-    }
-    // SAFETY: the executable identity was just compared with the requester's: this process
-    // runs the very build that made `launch.spec`.
-    let spec = match unsafe { ActorSpec::from_image_spec(&launch.spec) } {
+    // The admin found the name in this very executable (it runs its own build here); the
+    // process ends at once should the table disagree, which the admin reports as a failed start.
+    let spec = match types::resolve(&launch.type_name) {
         Ok(spec) => spec,
         Err(e) => {
             eprintln!("thespian actor process: {e}");
@@ -252,7 +236,6 @@ pub(crate) fn run_process(launch: ActorLaunch) -> i32 {
         requirements: launch.requirements,
         global_name: launch.global_name,
         capabilities: launch.capabilities,
-        program: launch.program,
     });
     node.flush(Duration::from_secs(5));
     node.stop();
@@ -305,7 +288,6 @@ struct HostServices {
     node: Arc<Node>,
     kind: TransportKind,
     capabilities: Capabilities,
-    program: Program,
     mailbox: Receiver<Envelope>,
     timers: Vec<Timer>,
     /// The descriptors the actor asked to watch while handling its current message.
@@ -411,10 +393,15 @@ pub(crate) fn request<T: thespian_core::Message>(
 }
 
 /// Asks the admin to create an actor (for `parent`; the admin for creates from outside).
+///
+/// `same_executable_as_admin`: this process runs the admin's own executable (an actor's host,
+/// or the program that started the admin), so a type this executable did not register is
+/// refused here at once, with the error the admin would give. A program that attached to a
+/// running admin leaves the decision to it (the admin's executable may know more types).
 pub(crate) fn create_through_admin(
     node: &Node,
     capabilities: &Capabilities,
-    program: &Program,
+    same_executable_as_admin: bool,
     parent: &ActorAddress,
     request: CreateRequest,
     wait_until_started: bool,
@@ -422,7 +409,11 @@ pub(crate) fn create_through_admin(
     if let Some(hash) = &request.source_hash {
         return Err(ThespianError::InvalidSourceHash(hash.clone()));
     }
+    // With a global name the admin answers an existing actor first, whatever the type.
     if request.global_name.is_none() {
+        if same_executable_as_admin {
+            types::resolve(request.spec.type_name())?;
+        }
         request
             .spec
             .check(capabilities, &request.requirements)
@@ -433,8 +424,7 @@ pub(crate) fn create_through_admin(
     }
     let create = CreateActor {
         parent: parent.clone(),
-        spec: request.spec.image_spec(),
-        program: program.clone(),
+        type_name: request.spec.type_name().to_owned(),
         requirements: request.requirements,
         global_name: request.global_name,
         wait_until_started,
@@ -486,14 +476,7 @@ impl Services for HostServices {
     }
 
     fn create_actor(&mut self, parent: &ActorAddress, request: CreateRequest) -> Result<Created> {
-        create_through_admin(
-            &self.node,
-            &self.capabilities,
-            &self.program,
-            parent,
-            request,
-            false,
-        )
+        create_through_admin(&self.node, &self.capabilities, true, parent, request, false)
     }
 
     fn wakeup_after(&mut self, _actor: &ActorAddress, delay: Duration, payload: Option<Payload>) {
@@ -553,12 +536,4 @@ impl Services for HostServices {
         self.watch = Some(fds.to_vec());
         Ok(())
     }
-}
-
-/// The program this process runs, as actor processes must run it again.
-pub(crate) fn this_program(entry_args: Vec<String>) -> Result<Program> {
-    Ok(Program {
-        exe: current_exe()?,
-        entry_args,
-    })
 }

@@ -1,23 +1,27 @@
 //! How the processes of a multi-process system start: the roles a re-executed program takes,
-//! what each is told, and the identity check that lets actor types cross processes.
+//! and what each is told.
 //!
 //! A program becomes the admin daemon or an actor's process by being executed again with
 //! `THESPIAN_ROLE` set; `thespian::init()` (the first line of `main`, or the entry-point test of
 //! a test binary) sees the role and never returns to the program's own code. The role's
 //! settings travel in `THESPIAN_ROLE_CONFIG` (postcard, hex) and, for a socket bound before the
 //! process started, as its stdin.
+//!
+//! Each process executes only its own executable (`/proc/self/exe`: the very build that runs,
+//! even if the file was rebuilt since) with arguments it chose itself: the starter starts the
+//! admin with its own entry-point arguments, and the admin starts every actor process with the
+//! arguments it was started with. Nothing a peer sends names a program, a path or an argument;
+//! actor types travel by name and are looked up in the executable's own table.
 
+use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use thespian_admin::protocol::{ExeIdentity, Program};
-use thespian_core::{
-    ActorAddress, Capabilities, ImageSpec, Requirements, Result, SystemId, ThespianError,
-};
+use thespian_core::{ActorAddress, Capabilities, Requirements, Result, SystemId, ThespianError};
 
 use super::node::encode_id;
 use super::transport::{BoundSocket, TransportKind};
@@ -52,8 +56,8 @@ pub(crate) struct ActorLaunch {
     pub(crate) admin_socket: SocketAddr,
     pub(crate) admin_pid: u32,
     pub(crate) parent: ActorAddress,
-    pub(crate) spec: ImageSpec,
-    pub(crate) program: Program,
+    /// The actor type's registered name, looked up in the process's own table.
+    pub(crate) type_name: String,
     pub(crate) requirements: Requirements,
     pub(crate) global_name: Option<String>,
     pub(crate) capabilities: Capabilities,
@@ -82,32 +86,21 @@ pub(crate) fn decode<T: DeserializeOwned>(text: &str) -> Result<T> {
     postcard::from_bytes(&bytes).map_err(|_| bad())
 }
 
-fn identity_of(path: &str, metadata: &std::fs::Metadata) -> ExeIdentity {
-    ExeIdentity {
-        path: path.to_owned(),
-        device: metadata.dev(),
-        inode: metadata.ino(),
-        size: metadata.size(),
-        modified_ns: i128::from(metadata.mtime()) * 1_000_000_000
-            + i128::from(metadata.mtime_nsec()),
+/// The executable this process runs: `/proc/self/exe` names the running build even after its
+/// file was rebuilt over or removed; elsewhere, the path the program was started from.
+fn own_executable() -> Result<PathBuf> {
+    let proc_self = PathBuf::from("/proc/self/exe");
+    if proc_self.exists() {
+        return Ok(proc_self);
     }
+    std::env::current_exe()
+        .map_err(|e| ThespianError::StartupFailure(format!("cannot find this program: {e}")))
 }
 
-/// The executable this process runs, as it is on disk now.
-pub(crate) fn current_exe() -> Result<ExeIdentity> {
-    let path = std::env::current_exe()
-        .map_err(|e| ThespianError::StartupFailure(format!("cannot find this program: {e}")))?;
-    let text = path.to_string_lossy().into_owned();
-    // /proc/self/exe names the running file even after the path was rebuilt over.
-    let metadata = std::fs::metadata("/proc/self/exe")
-        .or_else(|_| std::fs::metadata(&path))
-        .map_err(|e| ThespianError::StartupFailure(format!("cannot inspect {text}: {e}")))?;
-    Ok(identity_of(&text, &metadata))
-}
-
-/// True when the file at `exe.path` is still the build `exe` describes.
-pub(crate) fn still_on_disk(exe: &ExeIdentity) -> bool {
-    std::fs::metadata(&exe.path).is_ok_and(|m| identity_of(&exe.path, &m) == *exe)
+/// The arguments this process was started with (after the program name): for the admin, the
+/// entry-point arguments its starter chose, which lead a re-executed copy into `init()`.
+pub(crate) fn own_arguments() -> Vec<OsString> {
+    std::env::args_os().skip(1).collect()
 }
 
 /// A fresh random incarnation.
@@ -165,15 +158,16 @@ fn admin_log_destination(launch: &AdminLaunch) -> Result<Stdio> {
     }
 }
 
-/// Starts the admin daemon on `socket` (already bound to the Admin Port).
+/// Starts the admin daemon on `socket` (already bound to the Admin Port): this program's own
+/// executable, with the arguments that lead it into `init()` (`entry_args`, chosen here).
 pub(crate) fn spawn_admin(
-    program: &Program,
+    entry_args: &[String],
     launch: &AdminLaunch,
     socket: BoundSocket,
 ) -> Result<Child> {
-    let mut command = Command::new(&program.exe.path);
+    let mut command = Command::new(own_executable()?);
     command
-        .args(&program.entry_args)
+        .args(entry_args)
         .env(ROLE_ENV, "admin")
         .env(CONFIG_ENV, encode(launch)?)
         .stdin(Stdio::from(socket.into_fd()))
@@ -185,18 +179,15 @@ pub(crate) fn spawn_admin(
 }
 
 /// Starts an actor's process: binds its socket first (so its address is known now), then runs
-/// the requesting program in the actor role. Returns the actor's address and the process.
+/// the admin's own executable with the admin's own arguments (`entry_args`) in the actor role.
+/// Returns the actor's address and the process.
 pub(crate) fn spawn_actor(
     kind: TransportKind,
     ip: IpAddr,
+    entry_args: &[OsString],
     mut launch: ActorLaunch,
 ) -> std::result::Result<(ActorAddress, Child), String> {
-    if !still_on_disk(&launch.program.exe) {
-        return Err(format!(
-            "{} is no longer the program that asked for this actor (was it rebuilt?)",
-            launch.program.exe.path
-        ));
-    }
+    let executable = own_executable().map_err(|e| e.to_string())?;
     let socket = BoundSocket::bind(kind, SocketAddr::new(ip, 0))
         .map_err(|e| format!("cannot bind the actor's socket: {e}"))?;
     let local = match socket.local_addr() {
@@ -207,8 +198,8 @@ pub(crate) fn spawn_actor(
     launch.incarnation = incarnation.raw();
     launch.address = ActorAddress::new(incarnation, encode_id(local, ACTOR_SLOT));
     let config = encode(&launch).map_err(|e| e.to_string())?;
-    let child = Command::new(&launch.program.exe.path)
-        .args(&launch.program.entry_args)
+    let child = Command::new(executable)
+        .args(entry_args)
         .env(ROLE_ENV, "actor")
         .env(CONFIG_ENV, config)
         .stdin(Stdio::from(socket.into_fd()))

@@ -8,11 +8,15 @@
 //!   where they live);
 //! - [`launch`]: the roles a re-executed program takes (`thespian::init()`), and starting them;
 //! - [`admin_main`]: the admin daemon;
+//! - [`admin_watch`]: a program notices at once that the admin's process ended;
 //! - [`host`]: an actor's loop and its effects, in a process or a thread;
 //! - [`program`]: the `BaseDriver` a program's `ActorSystem` uses;
+//! - [`types`]: the actor types this executable registered by name, the only ones its admin
+//!   and actor processes create;
 //! - [`signals`], [`logging`]: Unix signals and log forwarding for those processes.
 
 pub(crate) mod admin_main;
+pub(crate) mod admin_watch;
 pub(crate) mod host;
 pub(crate) mod launch;
 pub(crate) mod logging;
@@ -21,3 +25,4 @@ pub(crate) mod program;
 pub(crate) mod secret;
 pub(crate) mod signals;
 pub(crate) mod transport;
+pub(crate) mod types;

@@ -406,7 +406,9 @@ impl Node {
         }
     }
 
-    fn lose_admin(&self, reason: String) {
+    /// The admin is gone (its process ended, or the transport found it dead): every wait here
+    /// ends with `reason`, and later sends to it fail.
+    pub(crate) fn lose_admin(&self, reason: String) {
         if self.admin_lost.swap(true, Ordering::AcqRel) {
             return;
         }

@@ -2,13 +2,13 @@
 //! the Tcp and Udp bases. It attaches to the admin on the Admin Port, or starts the daemon.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use thespian_admin::protocol::{Hello, Program, ShutdownComplete, ShutdownSystem, Welcome};
+use thespian_admin::protocol::{Hello, ShutdownComplete, ShutdownSystem, Welcome};
 use thespian_core::system_messages::passes_to_external;
 use thespian_core::{
     base, ActorAddress, BaseDriver, Capabilities, CapabilityValue, CreateRequest, Envelope,
@@ -16,6 +16,7 @@ use thespian_core::{
 };
 
 use super::admin_main::admin_capabilities;
+use super::admin_watch::AdminWatch;
 use super::host::{self, base_name};
 use super::launch::{self, AdminLaunch};
 use super::node::{any_admin, env_base_ip, routable_ipv4, AdminLost, Node};
@@ -44,11 +45,17 @@ pub(crate) struct StartSettings {
 pub(crate) struct ProgramBase {
     node: Arc<Node>,
     kind: TransportKind,
-    program: Program,
+    /// This program started the admin, so the admin runs this very executable: types it did
+    /// not register are refused here before asking.
+    started_admin: bool,
     endpoints: Mutex<HashMap<ActorAddress, Receiver<Envelope>>>,
     capabilities: Mutex<Capabilities>,
     shut_down: Arc<AtomicBool>,
+    /// `shutdown()` was called: the admin's exit that follows is no failure.
+    shutdown_asked: Arc<AtomicBool>,
     admin_pid: u32,
+    /// Fails every wait at once when the admin's process ends.
+    admin_watch: Mutex<Option<AdminWatch>>,
     /// The daemon, when this program started it: reaped by a thread once it exits.
     admin_exit: Option<Receiver<()>>,
 }
@@ -110,6 +117,29 @@ fn convention_leader(caps: &Capabilities) -> Option<std::net::Ipv4Addr> {
     host.trim().parse().ok()
 }
 
+/// The IPv4 address the admin and every actor process bind and advertise: `THESPIAN_BASE_IPADDR`
+/// (`from_env`), else the builder's `advertise_ip`, else, when a `Convention Address.IPv4` is
+/// configured, the address that routes toward it (`routable`), else loopback. A system nobody
+/// asked to be reachable from other hosts listens on 127.0.0.1 only.
+fn listening_ip(
+    from_env: Option<Ipv4Addr>,
+    advertise: Option<IpAddr>,
+    caps: &Capabilities,
+    routable: impl FnOnce(Option<Ipv4Addr>) -> Ipv4Addr,
+) -> Result<Ipv4Addr> {
+    match (from_env, advertise) {
+        (Some(ip), _) => Ok(ip),
+        (None, Some(IpAddr::V4(ip))) => Ok(ip),
+        (None, Some(other)) => Err(ThespianError::StartupFailure(format!(
+            "multi-process bases need an IPv4 address, not {other}"
+        ))),
+        (None, None) if caps.contains(thespian_core::keys::CONVENTION_ADDRESS_IPV4) => {
+            Ok(routable(convention_leader(caps)))
+        }
+        (None, None) => Ok(Ipv4Addr::LOCALHOST),
+    }
+}
+
 impl ProgramBase {
     /// Attaches to the admin on the Admin Port, starting the daemon if nobody listens there.
     pub(crate) fn start(settings: StartSettings) -> Result<ProgramBase> {
@@ -118,17 +148,12 @@ impl ProgramBase {
         let secret = super::secret::system_secret(&settings.capabilities)?;
         let port = admin_port(kind, &settings.capabilities)?;
         let thread_mode = thread_mode(&settings.capabilities)?;
-        let ip = match (env_base_ip()?, settings.advertise_ip) {
-            (Some(ip), _) => ip,
-            (None, Some(IpAddr::V4(ip))) => ip,
-            (None, Some(other)) => {
-                return Err(ThespianError::StartupFailure(format!(
-                    "multi-process bases need an IPv4 address, not {other}"
-                )))
-            }
-            (None, None) => routable_ipv4(convention_leader(&settings.capabilities)),
-        };
-        let program = host::this_program(settings.entry_args)?;
+        let ip = listening_ip(
+            env_base_ip()?,
+            settings.advertise_ip,
+            &settings.capabilities,
+            routable_ipv4,
+        )?;
         let admin_socket = SocketAddr::new(IpAddr::V4(ip), port);
         let mut admin_exit = None;
         let mut started_here = false;
@@ -146,7 +171,7 @@ impl ProgramBase {
                     log_filter: settings.log_filter,
                     thread_mode,
                 };
-                let mut child = launch::spawn_admin(&program, &launch, socket)?;
+                let mut child = launch::spawn_admin(&settings.entry_args, &launch, socket)?;
                 let (tx, rx) = crossbeam_channel::bounded(1);
                 std::thread::Builder::new()
                     .name("thespian-admin-reaper".into())
@@ -198,14 +223,17 @@ impl ProgramBase {
         let base = ProgramBase {
             node,
             kind,
-            program,
+            started_admin: started_here,
             endpoints: Mutex::new(HashMap::new()),
             capabilities: Mutex::new(welcome.capabilities),
             shut_down: Arc::new(AtomicBool::new(false)),
+            shutdown_asked: Arc::new(AtomicBool::new(false)),
             admin_pid: welcome.admin_pid,
+            admin_watch: Mutex::new(None),
             admin_exit,
         };
         base.watch_for_shutdown();
+        base.watch_admin_process();
         Ok(base)
     }
 
@@ -230,15 +258,41 @@ impl ProgramBase {
             .name("thespian-program-watch".into())
             .spawn(move || {
                 for envelope in rx {
-                    if envelope.is::<ShutdownComplete>() || envelope.is::<AdminLost>() {
+                    if envelope.is::<ShutdownComplete>() {
                         flag.store(true, Ordering::Release);
                         if let Some(node) = node.upgrade() {
                             node.system_gone("the actor system was shut down");
                         }
                         return;
                     }
+                    if envelope.is::<AdminLost>() {
+                        return; // A failure, not a shutdown: calls keep saying so.
+                    }
                 }
             });
+    }
+
+    /// Watches the admin's process (same host: its pid came in `Welcome`): when it ends
+    /// without a shutdown, every `ask` and `listen` waiting here fails at once.
+    fn watch_admin_process(&self) {
+        let node = Arc::downgrade(&self.node);
+        let asked = self.shutdown_asked.clone();
+        let done = self.shut_down.clone();
+        let pid = self.admin_pid;
+        let watch = AdminWatch::start(pid, move || {
+            let Some(node) = node.upgrade() else { return };
+            if asked.load(Ordering::Acquire) || done.load(Ordering::Acquire) {
+                node.system_gone("the actor system was shut down");
+            } else {
+                node.lose_admin(admin_gone(pid));
+            }
+        });
+        match watch {
+            Ok(watch) => {
+                *self.admin_watch.lock().unwrap_or_else(|e| e.into_inner()) = Some(watch);
+            }
+            Err(e) => log::debug!("the admin's process (pid {pid}) cannot be watched: {e}"),
+        }
     }
 
     fn check_running(&self) -> Result<()> {
@@ -246,7 +300,8 @@ impl ProgramBase {
             Err(ThespianError::SystemShutDown)
         } else if self.node.admin_lost() {
             Err(ThespianError::SystemFailure(format!(
-                "the admin at {} is gone",
+                "{} (it served {})",
+                admin_gone(self.admin_pid),
                 self.node.admin_socket()
             )))
         } else {
@@ -273,6 +328,11 @@ impl ProgramBase {
             }
         }
     }
+}
+
+/// The error text of a lost admin.
+fn admin_gone(pid: u32) -> String {
+    format!("the actor system's admin (pid {pid}) is gone")
 }
 
 fn hello(node: &Node, timeout: Duration, admin_exit: Option<&Receiver<()>>) -> Result<Welcome> {
@@ -375,7 +435,7 @@ impl BaseDriver for ProgramBase {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let admin = self.node.admin();
-        host::create_through_admin(&self.node, &caps, &self.program, &admin, request, true)
+        host::create_through_admin(&self.node, &caps, self.started_admin, &admin, request, true)
             .map(|created| created.address)
     }
 
@@ -444,6 +504,7 @@ impl BaseDriver for ProgramBase {
             self.node.stop();
             return Ok(());
         }
+        self.shutdown_asked.store(true, Ordering::Release);
         let result = host::request::<ShutdownComplete>(
             &self.node,
             Payload::new(ShutdownSystem),
@@ -461,12 +522,17 @@ impl BaseDriver for ProgramBase {
     }
 
     fn is_shut_down(&self) -> bool {
-        self.shut_down.load(Ordering::Acquire)
+        self.shut_down.load(Ordering::Acquire) || self.node.admin_lost()
     }
 }
 
 impl Drop for ProgramBase {
     fn drop(&mut self) {
+        // Stops the watch's thread first: the node it would tell is going.
+        self.admin_watch
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         self.node.stop();
     }
 }
@@ -498,6 +564,38 @@ mod tests {
             "leader.example",
         );
         assert_eq!(convention_leader(&caps), None);
+    }
+
+    #[test]
+    fn with_no_address_configured_the_system_listens_on_loopback_only() {
+        let routable = Ipv4Addr::new(10, 9, 8, 7);
+        let probe = |_: Option<Ipv4Addr>| routable;
+        let none = Capabilities::new();
+        let chosen = listening_ip(None, None, &none, probe).ok();
+        assert_eq!(chosen, Some(Ipv4Addr::LOCALHOST));
+        // A convention address opens the routable address, toward the leader.
+        let mut convention = Capabilities::new();
+        convention.set(
+            thespian_core::keys::CONVENTION_ADDRESS_IPV4,
+            "10.1.2.3:1900",
+        );
+        let toward = |leader: Option<Ipv4Addr>| {
+            assert_eq!(leader, Some(Ipv4Addr::new(10, 1, 2, 3)));
+            routable
+        };
+        assert_eq!(
+            listening_ip(None, None, &convention, toward).ok(),
+            Some(routable)
+        );
+        // An explicit address wins; the environment wins over it.
+        let explicit = Ipv4Addr::new(192, 168, 1, 5);
+        let chosen = listening_ip(None, Some(IpAddr::V4(explicit)), &none, probe).ok();
+        assert_eq!(chosen, Some(explicit));
+        let from_env = Ipv4Addr::new(172, 16, 0, 1);
+        let chosen = listening_ip(Some(from_env), Some(IpAddr::V4(explicit)), &none, probe).ok();
+        assert_eq!(chosen, Some(from_env));
+        let v6 = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+        assert!(listening_ip(None, Some(v6), &none, probe).is_err());
     }
 
     #[test]

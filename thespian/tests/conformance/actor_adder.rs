@@ -130,3 +130,6 @@ pub(crate) fn chain_built_by_an_actor(base: TestBase) {
         assert!(!unique.contains(&builder));
     }
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Adder, ChainBuilder);

@@ -386,3 +386,17 @@ pub(crate) fn confused_exit_error_still_exits(base: TestBase) {
 pub(crate) fn confused_exit_panic_still_exits(base: TestBase) {
     confused_exit::<ConfusedPanic>(base);
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(
+    FailingCtor,
+    PanickingCtor,
+    Nursery,
+    Restarter,
+    Node,
+    FishCounter,
+    ConfusedErr,
+    ConfusedPanic,
+    Parent<ConfusedErr>,
+    Parent<ConfusedPanic>
+);

@@ -158,3 +158,6 @@ pub(crate) fn replies_from_any_actor(base: TestBase) {
     assert_eq!(answers.len(), 3);
     listen_none(&sys);
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Counter, Fan, Responder);

@@ -204,3 +204,6 @@ pub(crate) fn romeo_and_juliet(base: TestBase) {
         assert_eq!(curtain.transcript, expected);
     }
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Whoami, Romeo, Juliet, Parent<Whoami>);

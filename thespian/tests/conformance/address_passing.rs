@@ -161,3 +161,6 @@ pub(crate) fn sibling_addresses_passed_by_the_parent(base: TestBase) {
     assert_eq!(met_sender, children[1]);
     listen_none(&sys);
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Bouncer, Introducer, Sibling);

@@ -146,3 +146,6 @@ pub(crate) fn poison_never_wraps_poison(base: TestBase) {
     );
     listen_none(&sys);
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Picky, Driver);

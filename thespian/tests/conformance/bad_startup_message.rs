@@ -134,3 +134,13 @@ pub(crate) fn restart_loop_does_not_hang(base: TestBase) {
     restart_loop::<Fragile>(base, true);
     restart_loop::<Stillborn>(base, true);
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(
+    Grumpy,
+    Fragile,
+    Stillborn,
+    LoopingParent<Grumpy>,
+    LoopingParent<Fragile>,
+    LoopingParent<Stillborn>
+);

@@ -89,3 +89,6 @@ pub(crate) fn constructor_sees_common_capabilities(base: TestBase) {
     );
     assert_eq!(caps, sys.capabilities(), "the system reports the same");
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(CommonCheck, CapsKeeper);

@@ -135,3 +135,68 @@ pub(crate) fn hundred_child_creations_are_answered(base: TestBase) {
     assert_eq!(indices, (0..100).collect());
     listen_none(&sys);
 }
+
+/// Never registered with `register_actors!`: the multi-process bases cannot create it.
+#[derive(Default)]
+struct Unlisted;
+
+impl Actor for Unlisted {
+    fn receive(&mut self, _: &Envelope, _: &mut Context<'_>) -> ActorResult {
+        Ok(())
+    }
+}
+
+/// On any message, tries to create an [`Unlisted`] child and answers `"created"` or the
+/// error's text.
+#[derive(Default)]
+struct UnlistedParent;
+
+impl Actor for UnlistedParent {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        if env.payload().is_system() {
+            return Ok(());
+        }
+        let outcome = match ctx.create_actor::<Unlisted>() {
+            Ok(_) => "created".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        ctx.send(env.sender(), outcome)?;
+        Ok(())
+    }
+}
+
+pub(crate) fn unregistered_type_is_refused_by_multi_process_bases(base: TestBase) {
+    let sys = start(base);
+    let parent = sys.create_actor::<UnlistedParent>().expect("create");
+    let from_actor = ask::<String>(&sys, &parent, "make one");
+    let from_outside = sys.create_actor::<Unlisted>();
+    if !base.is_multi_process() {
+        // In-process bases never cross a process: no registration is needed.
+        assert_eq!(from_actor, "created");
+        assert!(from_outside.is_ok(), "{from_outside:?}");
+        return;
+    }
+    let name = <Unlisted as Actor>::type_name();
+    match from_outside {
+        Err(ThespianError::InvalidActorSpecification { spec, reason }) => {
+            assert_eq!(spec, name);
+            let program = std::env::current_exe().expect("the test binary");
+            let program = program.file_name().expect("a file name").to_string_lossy();
+            assert!(reason.contains(program.as_ref()), "{reason}");
+            assert!(
+                reason.contains("register it with thespian::register_actors!"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected InvalidActorSpecification, got {other:?}"),
+    }
+    assert!(
+        from_actor.contains("Invalid Actor Specification") && from_actor.contains(name),
+        "ctx.create_actor of an unregistered type answered {from_actor:?}"
+    );
+    assert!(from_actor.contains("register_actors!"), "{from_actor}");
+    listen_none(&sys);
+}
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Spawner, GreetedChild, Parent<Echo>, UnlistedParent);

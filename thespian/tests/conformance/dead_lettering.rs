@@ -147,3 +147,6 @@ pub(crate) fn no_handler_drops_dead_letters(base: TestBase) {
     listen_none(&sys);
     assert_eq!(ask::<String>(&sys, &watcher, "still fine"), "still fine");
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Handler, Parent<Echo>, Parent<Handler>);

@@ -126,3 +126,6 @@ pub(crate) fn bad_capability_type_fails_start(base: TestBase) {
         .expect("free-form capabilities are accepted");
     sys.shutdown().expect("shutdown");
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Misreader);

@@ -217,3 +217,6 @@ pub(crate) fn non_recursive_request_leaves_children_running(base: TestBase) {
         .expect("tell");
     flat_exit_leaves_children(base, &sys, &n);
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(ExitNode);

@@ -148,3 +148,6 @@ pub(crate) fn named_workers_matched_by_sender(base: TestBase) {
         .expect("create by existing name");
     assert_eq!(again, matched.workers[3]);
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Generator, Worker);

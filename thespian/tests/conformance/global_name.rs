@@ -192,3 +192,6 @@ pub(crate) fn requester_is_parent_and_is_told_of_exit(base: TestBase) {
     assert_alive(&sys, &creator);
     assert_alive(&sys, &later);
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Named, HiHo, Parent<Named>);

@@ -455,3 +455,6 @@ pub(crate) fn events(id: u64) -> Vec<String> {
         .cloned()
         .unwrap_or_default()
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Echo);

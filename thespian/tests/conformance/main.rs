@@ -49,6 +49,7 @@ macro_rules! with_scenarios {
                 registered_name_creates_the_actor,
                 children_created_by_actors,
                 hundred_child_creations_are_answered,
+                unregistered_type_is_refused_by_multi_process_bases,
             }
             actor_adder {
                 chain_of_10,

@@ -100,3 +100,6 @@ pub(crate) fn unservable_context_calls_are_not_supported(base: TestBase) {
         "the actor is unharmed"
     );
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Prober);

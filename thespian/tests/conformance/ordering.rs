@@ -85,3 +85,6 @@ pub(crate) fn per_sender_order_is_kept(base: TestBase) {
         );
     }
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Recorder, Sprayer);

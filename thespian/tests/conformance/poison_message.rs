@@ -154,3 +154,6 @@ pub(crate) fn ask_of_poisonous_message_returns_poison(base: TestBase) {
     );
     listen_none(&sys);
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Yucky, Relay);

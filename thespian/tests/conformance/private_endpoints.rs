@@ -86,3 +86,6 @@ pub(crate) fn private_endpoint_is_a_distinct_sender(base: TestBase) {
     listen_none(&sys);
     assert_eq!(ask::<String>(&sys, &echo, "still fine"), "still fine");
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Forwarder);

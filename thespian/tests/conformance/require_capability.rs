@@ -31,6 +31,8 @@ macro_rules! requiring {
             #[derive(Default)]
             struct $name;
 
+            thespian::register_actors!($name);
+
             impl Actor for $name {
                 fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
                     if !env.payload().is_system() {
@@ -285,3 +287,6 @@ pub(crate) fn failure_inside_an_actor(base: TestBase) {
     let cows: CreateOutcome = ask(&sys, &creator, TryCreate::Cows);
     assert!(cows.created, "{}", cows.text);
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(RequiredButChecked, NeedsAnimal, Creator);

@@ -162,3 +162,6 @@ pub(crate) fn shutdown_runs_exit_handlers_children_first(base: TestBase) {
         "orphans exit at shutdown: {all:?}"
     );
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Stopper, SinkNode);

@@ -74,3 +74,6 @@ pub(crate) fn message_to_self_then_reply(base: TestBase) {
         "to myself 42"
     );
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Greeter);

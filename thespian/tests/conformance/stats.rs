@@ -112,3 +112,6 @@ pub(crate) fn system_status_from_admin(base: TestBase) {
     assert_eq!(now.global_actors, vec![("the named one".to_owned(), named)]);
     assert_eq!(now.dead_letter_handler, Some(napper));
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Napper, Parent<Echo>);

@@ -79,3 +79,6 @@ pub(crate) fn actor_replying_exit_request_to_outside_is_harmless(base: TestBase)
     listen_none(&sys);
     assert!(!sys.is_shut_down());
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Impostor);

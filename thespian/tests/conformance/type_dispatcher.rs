@@ -169,3 +169,6 @@ pub(crate) fn handler_errors_are_failures(base: TestBase) {
     );
     assert_eq!(ask::<u32>(&sys, &f, 2u32), 3);
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Dispatcher, CatchAll, Finisher);

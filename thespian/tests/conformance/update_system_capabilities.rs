@@ -33,6 +33,8 @@ macro_rules! needing {
             #[derive(Default)]
             struct $name;
 
+            thespian::register_actors!($name);
+
             impl Actor for $name {
                 fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
                     if !env.payload().is_system() {
@@ -330,3 +332,16 @@ pub(crate) fn constructor_receives_updated_capabilities(base: TestBase) {
     assert!(!seen.capabilities.contains("Colour"));
     assert_eq!(seen.requirements, Requirements::new().with("Size", 4i64));
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(
+    Updater,
+    BlueUpdater,
+    Keeper,
+    Parent<Parent<Blue>>,
+    Parent<Blue>,
+    Parent<BlueUpdater>,
+    Parent<Green>,
+    Parent<Keeper>,
+    Parent<Red>
+);

@@ -266,3 +266,6 @@ pub(crate) fn status_shows_pending_wakeups(base: TestBase) {
         "a delivered wakeup is no longer pending"
     );
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Sleeper, Parent<Sleeper>);

@@ -111,3 +111,6 @@ pub(crate) fn readable_descriptor_delivers_a_watch_message(base: TestBase) {
     assert_eq!(ready.ready, vec![ready.watched]);
     assert_eq!(ready.read, b"y");
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(SelfWatcher);

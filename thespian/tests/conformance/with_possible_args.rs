@@ -186,3 +186,6 @@ pub(crate) fn child_constructor_receives_requirements(base: TestBase) {
         given(Some("food"), None, 0)
     );
 }
+
+// The types a multi-process system creates here, by name.
+thespian::register_actors!(Plain, CapsOnly, ReqsOnly, Both, Parent<Both>);
