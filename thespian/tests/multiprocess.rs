@@ -9,16 +9,14 @@
 //! appear only in waits for the kernel (a process exiting, a signal being delivered), never to
 //! synchronise with the system's own threads.
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::ops::Deref;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +24,9 @@ use thespian::prelude::*;
 use thespian::{keys, ActorSystemBuilder, LogConfig, StatusRequest, ThespianError};
 
 thespian::test_entry_point!();
+
+mod support;
+use support::{admin_port, random_u64};
 
 /// How long to wait for a reply that must come.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -116,43 +117,6 @@ impl Actor for Parent {
 
 // ---------------------------------------------------------------------------------------------
 // Systems, ports and processes
-
-/// Ports handed out in this test process (tests run in parallel: no two may share a port).
-static TAKEN_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-
-fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u32(std::process::id());
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    hasher.finish()
-}
-
-/// A port in 20000..32000 that is free on 127.0.0.1 for both TCP and UDP right now and was not
-/// handed out before in this process.
-fn admin_port() -> u16 {
-    let mut taken = TAKEN_PORTS.lock().unwrap_or_else(|p| p.into_inner());
-    let taken = taken.get_or_insert_with(HashSet::new);
-    for _ in 0..10_000 {
-        let port = 20_000 + (random_u64() % 12_000) as u16;
-        if taken.contains(&port) {
-            continue;
-        }
-        let at = (Ipv4Addr::LOCALHOST, port);
-        let free = TcpListener::bind(at).is_ok() && UdpSocket::bind(at).is_ok();
-        if free {
-            taken.insert(port);
-            return port;
-        }
-    }
-    panic!("no free port in 20000..32000 on 127.0.0.1");
-}
 
 /// The settings of every system here: a multi-process base on the loopback address, with the
 /// test binary as the entry point of its processes.

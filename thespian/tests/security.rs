@@ -1,0 +1,274 @@
+//! The trust boundary of the multi-process bases, tried as an attacker on the same host would:
+//! one test per attack, each of which succeeded before the boundary existed.
+//!
+//! - a program with another secret, or a peer with none, gets nothing in;
+//! - an authenticated peer cannot make the admin run a program or call a forged function;
+//! - a lost admin fails a waiting `ask` at once (in `multiprocess.rs`:
+//!   `kill_9_of_the_admin_fails_a_waiting_ask_at_once_*`).
+//!
+//! Attacks on the transports themselves (forged and replayed frames, spoofed datagrams, frames
+//! in progress filling memory, slow frames, descriptor floods) are tested against the endpoints
+//! in `thespian-transport-tcp/tests/security.rs` and `thespian-transport-udp/tests/security.rs`;
+//! the Queue base's flood bound in `queue_concurrency.rs`.
+//!
+//! Rules as in `multiprocess.rs`: loopback only, an Admin Port per system, every wait bounded,
+//! every process killed when the test ends.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thespian::prelude::*;
+use thespian::{keys, ActorSystemBuilder, LogConfig, Requirements, ThespianError};
+use thespian_admin::protocol::{CreateActor, CreateFailure, CreateReply};
+
+thespian::test_entry_point!();
+
+mod support;
+use support::{admin_port, random_u64};
+
+/// How long to wait for a reply that must come.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Answers every `String` with the same text.
+#[derive(Default)]
+struct Echo;
+
+impl Actor for Echo {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        if let Ok(text) = env.get::<String>() {
+            ctx.send(env.sender(), text.clone())?;
+        }
+        Ok(())
+    }
+}
+
+thespian::register_actors!(Echo);
+
+/// A folder for one test's files, removed when it ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "thespian-security-{name}-{}-{:x}",
+            std::process::id(),
+            random_u64()
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch folder");
+        Scratch(dir)
+    }
+
+    /// A new secret file (mode 0600) holding a random secret.
+    fn secret_file(&self, name: &str) -> PathBuf {
+        let path = self.0.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .expect("secret file");
+        writeln!(file, "{:016x}{:016x}", random_u64(), random_u64()).expect("written");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn builder(base: SystemBase, port: u16, startup: &str, secret: &Path) -> ActorSystemBuilder {
+    ActorSystem::builder()
+        .base(base)
+        .transient_unique(true)
+        .log(LogConfig::Untouched)
+        .capability(keys::ADMIN_PORT, i64::from(port))
+        .capability(keys::PROCESS_STARTUP_METHOD, startup)
+        .capability("Thespian Secret File", secret.to_string_lossy().into_owned())
+        .advertise_ip(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .test_entry_point()
+}
+
+/// A started system, shut down when the test ends.
+struct System(ActorSystem);
+
+impl Drop for System {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown();
+    }
+}
+
+/// The system answers: a new actor is created and echoes.
+fn assert_alive(sys: &ActorSystem) {
+    let echo = sys.create_actor::<Echo>().expect("a create after the attack");
+    let reply = sys
+        .ask(&echo, "still here".to_owned(), REPLY_TIMEOUT)
+        .expect("ask")
+        .expect("an answer after the attack");
+    assert_eq!(reply.get::<String>().expect("a String"), "still here");
+}
+
+/// Sends the admin a raw `CreateActor` for `type_name`, as a peer holding the secret may.
+fn raw_create(sys: &ActorSystem, type_name: String) -> CreateReply {
+    let request = CreateActor {
+        parent: sys.admin_address(),
+        type_name,
+        requirements: Requirements::new(),
+        global_name: None,
+        wait_until_started: true,
+    };
+    let reply = sys
+        .ask(&sys.admin_address(), request, REPLY_TIMEOUT)
+        .expect("the request is sent")
+        .expect("the admin answers");
+    reply.take::<CreateReply>().expect("a CreateReply")
+}
+
+/// The attack that made the admin run a shell: a create whose "type" is a command line. Now a
+/// type is only ever a name looked up in the admin's own table.
+fn an_authenticated_peer_cannot_make_the_admin_run_a_program(base: SystemBase, startup: &str) {
+    let scratch = Scratch::new("rce");
+    let secret = scratch.secret_file("secret");
+    let sys = System(
+        builder(base, admin_port(), startup, &secret)
+            .start()
+            .expect("the system starts"),
+    );
+    let marker = scratch.0.join("owned");
+    let command = format!("/bin/sh -c 'id > {}'", marker.display());
+    for type_name in [
+        command.clone(),
+        "/bin/sh".to_owned(),
+        std::env::current_exe()
+            .expect("this test binary")
+            .to_string_lossy()
+            .into_owned(),
+    ] {
+        let reply = raw_create(&sys.0, type_name.clone());
+        match reply.result {
+            Err(CreateFailure::InvalidActorSpecification { spec, reason }) => {
+                assert_eq!(spec, type_name);
+                assert!(reason.contains("register_actors!"), "{reason}");
+            }
+            other => panic!("{type_name:?} was not refused: {other:?}"),
+        }
+    }
+    assert!(!marker.exists(), "the admin ran the attacker's command");
+    assert_alive(&sys.0);
+}
+
+#[test]
+fn an_authenticated_peer_cannot_make_the_admin_run_a_program_tcp() {
+    an_authenticated_peer_cannot_make_the_admin_run_a_program(SystemBase::Tcp, "spawn");
+}
+
+#[test]
+fn an_authenticated_peer_cannot_make_the_admin_run_a_program_udp_thread() {
+    an_authenticated_peer_cannot_make_the_admin_run_a_program(SystemBase::Udp, "thread");
+}
+
+/// The attack that crashed the admin with a forged function offset: now a forged type is a
+/// name that matches nothing, whatever bytes it holds, and the admin goes on.
+fn a_forged_type_is_refused_and_the_admin_lives(base: SystemBase, startup: &str) {
+    let scratch = Scratch::new("forged");
+    let secret = scratch.secret_file("secret");
+    let sys = System(
+        builder(base, admin_port(), startup, &secret)
+            .start()
+            .expect("the system starts"),
+    );
+    let forged = [
+        String::new(),
+        "\0\u{1}\u{7f}".to_owned(),
+        format!("{}::Echo", "x".repeat(4096)),
+        // The registered name with one character changed.
+        std::any::type_name::<Echo>().replace("Echo", "Ech0"),
+    ];
+    for type_name in forged {
+        let reply = raw_create(&sys.0, type_name.clone());
+        assert!(
+            matches!(
+                reply.result,
+                Err(CreateFailure::InvalidActorSpecification { .. })
+            ),
+            "{type_name:?}: {:?}",
+            reply.result
+        );
+    }
+    assert_alive(&sys.0);
+}
+
+#[test]
+fn a_forged_type_is_refused_and_the_admin_lives_tcp_thread() {
+    a_forged_type_is_refused_and_the_admin_lives(SystemBase::Tcp, "thread");
+}
+
+#[test]
+fn a_forged_type_is_refused_and_the_admin_lives_udp() {
+    a_forged_type_is_refused_and_the_admin_lives(SystemBase::Udp, "spawn");
+}
+
+/// A program of the same user but with another secret: refused at once with the clear error;
+/// the system it tried goes on.
+fn a_program_with_another_secret_is_refused(base: SystemBase) {
+    let scratch = Scratch::new("wrong-secret");
+    let ours = scratch.secret_file("ours");
+    let theirs = scratch.secret_file("theirs");
+    let port = admin_port();
+    let sys = System(
+        builder(base, port, "spawn", &ours)
+            .start()
+            .expect("the system starts"),
+    );
+    let echo = sys.0.create_actor::<Echo>().expect("create");
+    let intruder = builder(base, port, "spawn", &theirs).start();
+    match intruder {
+        Err(ThespianError::StartupFailure(text)) | Err(ThespianError::SystemFailure(text)) => {
+            assert!(
+                text.contains("authentication failed: this system uses another secret"),
+                "{text}"
+            );
+        }
+        Err(other) => panic!("refused, but not for the secret: {other}"),
+        Ok(attached) => {
+            let _ = attached.shutdown();
+            panic!("a program with another secret attached");
+        }
+    }
+    let reply = sys
+        .0
+        .ask(&echo, "after".to_owned(), REPLY_TIMEOUT)
+        .expect("ask")
+        .expect("the system still answers");
+    assert_eq!(reply.get::<String>().expect("a String"), "after");
+    assert_alive(&sys.0);
+}
+
+#[test]
+fn a_program_with_another_secret_is_refused_tcp() {
+    a_program_with_another_secret_is_refused(SystemBase::Tcp);
+}
+
+#[test]
+fn a_program_with_another_secret_is_refused_udp() {
+    a_program_with_another_secret_is_refused(SystemBase::Udp);
+}
+
+/// An unsafe secret file is a startup error naming the problem, before anything starts.
+#[test]
+fn a_secret_file_others_can_read_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("mode");
+    let secret = scratch.secret_file("secret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let error = builder(SystemBase::Tcp, admin_port(), "spawn", &secret)
+        .start()
+        .expect_err("refused");
+    let text = error.to_string();
+    assert!(text.contains("chmod 600"), "{text}");
+}
+
