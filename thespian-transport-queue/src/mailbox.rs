@@ -2,7 +2,7 @@
 //!
 //! This module exists because the mailbox is where senders on many threads meet the one worker
 //! running an actor. A mailbox is a `VecDeque` and a state byte behind one small mutex (no
-//! channel allocation per actor: an idle actor's mailbox is 40 bytes with no heap buffer). The
+//! channel allocation per actor: an idle actor's mailbox is 56 bytes with no heap buffer). The
 //! state byte is the scheduling protocol, entirely under the lock:
 //!
 //! * `IDLE`: no worker runs the actor and it is in no run queue. The push that finds it idle
@@ -20,7 +20,9 @@
 //! The mailbox also bounds each sender (SPEC §8.13): it counts, per sender, the messages that
 //! sender pushed and the actor has not handled yet, and a bounded push over the limit is
 //! refused (`Push::Full`) instead of queued. The count is kept under the lock the push takes
-//! anyway, so the bound costs a comparison and an increment on the send path. The worker does
+//! anyway, so the bound costs a comparison and an increment on the send path; one sender's
+//! count shares a word with the state byte, so it costs an idle mailbox 8 bytes (a map for
+//! further senders exists only while several have messages queued). The worker does
 //! not lock once per handled message to count it down: it tallies what it handled
 //! ([`Handled`]) and settles the tally under the locks it takes anyway (refill, end of batch)
 //! or every [`SETTLE_EVERY`] messages. So a message counts from its push until the actor has
@@ -78,58 +80,110 @@ pub(crate) enum Push<T> {
 /// A sender's key: its address's number (every sender of a mailbox is of the same system).
 pub(crate) type SenderKey = u64;
 
-/// Messages each sender has here (queued, or taken and not yet settled).
+/// Counts of senders beyond the inline one: sender number to messages.
+type OtherCounts = HashMap<SenderKey, u32, BuildHasherDefault<AddressHasher>>;
+
+/// Bits of [`State::flags_and_count`] that hold the flags; the rest is the inline count.
+const FLAG_BITS: u32 = 4;
+/// The largest inline count; more spills into the map.
+const MAX_INLINE_COUNT: u32 = u32::MAX >> FLAG_BITS;
+
+/// The mailbox's flags and the messages each sender has here (queued, or taken and not yet
+/// settled), packed into 16 bytes so the bound costs an idle actor 8 bytes, not 24.
 ///
-/// Most mailboxes hear from one sender at a time (a request, a pipeline stage), so the first
-/// sender's count is kept inline and a map is allocated only while several senders have
-/// messages here at once.
-#[derive(Default)]
-struct SenderCounts {
-    /// A sender and its count; free when the count is 0.
-    first: (SenderKey, u32),
-    /// Every other sender with messages here.
-    others: Option<Box<HashMap<SenderKey, u32, BuildHasherDefault<AddressHasher>>>>,
+/// Most mailboxes hear from one sender at a time (a request, a pipeline stage), so one sender's
+/// count is kept inline (next to the flags) and a map is allocated only while several senders
+/// have messages here at once. A sender's count is its inline count, if it holds the inline
+/// slot, plus its map entry: the inline slot takes senders whose number fits in 32 bits, and a
+/// count past [`MAX_INLINE_COUNT`] goes on in the map.
+struct State {
+    /// The inline sender's number (meaningful while its count is not 0).
+    first_sender: u32,
+    /// The flags (low [`FLAG_BITS`] bits) and the inline sender's count (the rest).
+    flags_and_count: u32,
+    /// Every other sender with messages here. Boxed: a `HashMap` is 48 bytes, and an idle
+    /// mailbox should carry one pointer of it.
+    #[allow(clippy::box_collection)]
+    others: Option<Box<OtherCounts>>,
 }
 
-impl SenderCounts {
+impl State {
+    fn new(flags: u8) -> State {
+        State {
+            first_sender: 0,
+            flags_and_count: u32::from(flags),
+            others: None,
+        }
+    }
+
+    fn flags(&self) -> u8 {
+        (self.flags_and_count & ((1 << FLAG_BITS) - 1)) as u8
+    }
+
+    fn set_flags(&mut self, flags: u8) {
+        debug_assert!(u32::from(flags) < 1 << FLAG_BITS);
+        self.flags_and_count = (self.flags_and_count & !((1 << FLAG_BITS) - 1)) | u32::from(flags);
+    }
+
+    fn first_count(&self) -> u32 {
+        self.flags_and_count >> FLAG_BITS
+    }
+
+    fn set_first_count(&mut self, count: u32) {
+        debug_assert!(count <= MAX_INLINE_COUNT);
+        self.flags_and_count =
+            (count << FLAG_BITS) | (self.flags_and_count & ((1 << FLAG_BITS) - 1));
+    }
+
+    /// True when `sender` holds the inline slot.
+    fn is_first(&self, sender: SenderKey) -> bool {
+        self.first_count() > 0 && u64::from(self.first_sender) == sender
+    }
+
+    /// The count of `sender`.
+    fn count_of(&self, sender: SenderKey) -> u64 {
+        let inline = if self.is_first(sender) {
+            u64::from(self.first_count())
+        } else {
+            0
+        };
+        let other = self
+            .others
+            .as_ref()
+            .and_then(|m| m.get(&sender).copied())
+            .unwrap_or(0);
+        inline + u64::from(other)
+    }
+
     /// Counts one more message from `sender`, unless it has `limit` already.
-    fn add(&mut self, sender: SenderKey, limit: u32) -> bool {
-        if self.first.1 > 0 && self.first.0 == sender {
-            if self.first.1 >= limit {
-                return false;
-            }
-            self.first.1 += 1;
-            return true;
-        }
-        if let Some(count) = self.others.as_mut().and_then(|m| m.get_mut(&sender)) {
-            if *count >= limit {
-                return false;
-            }
-            *count += 1;
-            return true;
-        }
-        if limit == 0 {
+    fn add(&mut self, sender: SenderKey, limit: u64) -> bool {
+        if self.count_of(sender) >= limit {
             return false;
         }
-        if self.first.1 == 0 {
-            self.first = (sender, 1);
+        let first = self.first_count();
+        if self.is_first(sender) && first < MAX_INLINE_COUNT {
+            self.set_first_count(first + 1);
+        } else if first == 0 && sender <= u64::from(u32::MAX) {
+            self.first_sender = sender as u32;
+            self.set_first_count(1);
         } else {
-            self.others.get_or_insert_with(Box::default).insert(sender, 1);
+            *self
+                .others
+                .get_or_insert_with(Box::default)
+                .entry(sender)
+                .or_insert(0) += 1;
         }
         true
     }
 
-    /// Counts down `n` handled messages from `sender`.
+    /// Counts down `n` handled messages from `sender` (its map entry first, then inline).
     fn remove(&mut self, sender: SenderKey, n: u32) {
-        if self.first.1 > 0 && self.first.0 == sender {
-            debug_assert!(self.first.1 >= n);
-            self.first.1 = self.first.1.saturating_sub(n);
-            return;
-        }
+        let mut rest = n;
         if let Some(others) = self.others.as_mut() {
             if let Some(count) = others.get_mut(&sender) {
-                debug_assert!(*count >= n);
-                *count = count.saturating_sub(n);
+                let taken = rest.min(*count);
+                *count -= taken;
+                rest -= taken;
                 if *count == 0 {
                     others.remove(&sender);
                     if others.is_empty() {
@@ -138,18 +192,17 @@ impl SenderCounts {
                 }
             }
         }
+        if rest > 0 && self.is_first(sender) {
+            let first = self.first_count();
+            debug_assert!(first >= rest, "more handled than counted");
+            self.set_first_count(first.saturating_sub(rest));
+        }
     }
 
-    /// The count of `sender`.
-    #[cfg(test)]
-    fn of(&self, sender: SenderKey) -> u32 {
-        if self.first.1 > 0 && self.first.0 == sender {
-            return self.first.1;
-        }
-        self.others
-            .as_ref()
-            .and_then(|m| m.get(&sender).copied())
-            .unwrap_or(0)
+    /// Forgets every count (the flags stay).
+    fn clear_counts(&mut self) {
+        self.set_first_count(0);
+        self.others = None;
     }
 }
 
@@ -183,9 +236,9 @@ impl Handled {
         self.messages = 0;
     }
 
-    fn settle_into(&mut self, counts: &mut SenderCounts) {
+    fn settle_into(&mut self, state: &mut State) {
         for (sender, n) in self.runs.drain(..) {
-            counts.remove(sender, n);
+            state.remove(sender, n);
         }
         self.messages = 0;
     }
@@ -193,8 +246,7 @@ impl Handled {
 
 struct Inner<T> {
     queue: VecDeque<T>,
-    flags: u8,
-    counts: SenderCounts,
+    state: State,
 }
 
 /// One actor's mailbox.
@@ -209,8 +261,7 @@ impl<T> Mailbox<T> {
         Mailbox {
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
-                flags: SCHEDULED,
-                counts: SenderCounts::default(),
+                state: State::new(SCHEDULED),
             }),
         }
     }
@@ -245,17 +296,17 @@ impl<T> Mailbox<T> {
         spare: impl FnOnce() -> Option<VecDeque<T>>,
     ) -> Push<T> {
         let mut inner = self.inner.lock_brief();
-        if refuse_exiting && inner.flags & EXITING != 0 {
+        if refuse_exiting && inner.state.flags() & EXITING != 0 {
             return Push::Refused(message);
         }
-        if inner.flags & STATE_MASK == CLOSED {
+        if inner.state.flags() & STATE_MASK == CLOSED {
             return Push::Refused(message);
         }
-        if !inner.counts.add(sender, limit) {
+        if !inner.state.add(sender, u64::from(limit)) {
             if !exempt(&message) {
                 return Push::Full(message);
             }
-            inner.counts.add(sender, u32::MAX);
+            inner.state.add(sender, u64::MAX);
         }
         if inner.queue.capacity() == 0 {
             if let Some(buffer) = spare() {
@@ -263,10 +314,11 @@ impl<T> Mailbox<T> {
                 inner.queue = buffer;
             }
         }
-        match inner.flags & STATE_MASK {
+        match inner.state.flags() & STATE_MASK {
             IDLE => {
                 inner.queue.push_back(message);
-                inner.flags = (inner.flags & !STATE_MASK) | SCHEDULED;
+                let flags = inner.state.flags();
+                inner.state.set_flags((flags & !STATE_MASK) | SCHEDULED);
                 Push::Schedule
             }
             _ => {
@@ -284,7 +336,7 @@ impl<T> Mailbox<T> {
         debug_assert!(out.is_empty());
         let mut inner = self.inner.lock_brief();
         std::mem::swap(&mut inner.queue, out);
-        inner.flags & WATCHING != 0
+        inner.state.flags() & WATCHING != 0
     }
 
     /// During a batch, after `out` ran empty: settles `handled` and takes what arrived
@@ -292,7 +344,7 @@ impl<T> Mailbox<T> {
     pub(crate) fn refill(&self, out: &mut VecDeque<T>, handled: &mut Handled) -> bool {
         debug_assert!(out.is_empty());
         let mut inner = self.inner.lock_brief();
-        handled.settle_into(&mut inner.counts);
+        handled.settle_into(&mut inner.state);
         if inner.queue.is_empty() {
             return false;
         }
@@ -303,7 +355,7 @@ impl<T> Mailbox<T> {
     /// During a batch: settles `handled`, so its senders may queue more.
     pub(crate) fn settle(&self, handled: &mut Handled) {
         let mut inner = self.inner.lock_brief();
-        handled.settle_into(&mut inner.counts);
+        handled.settle_into(&mut inner.state);
     }
 
     /// Ends a batch: settles `handled`, puts `rest` (taken but not handled) back in front of
@@ -320,20 +372,20 @@ impl<T> Mailbox<T> {
         exiting: bool,
     ) -> Finish<T> {
         let mut inner = self.inner.lock_brief();
-        if inner.flags & STATE_MASK == CLOSED {
+        if inner.state.flags() & STATE_MASK == CLOSED {
             handled.clear();
             return Finish {
                 requeue: false,
                 spare: None,
             };
         }
-        handled.settle_into(&mut inner.counts);
+        handled.settle_into(&mut inner.state);
         if !rest.is_empty() {
             // `rest` is older than anything queued now: it goes first.
             rest.append(&mut inner.queue);
             std::mem::swap(&mut inner.queue, rest);
         }
-        let mut flags = inner.flags & STATE_MASK;
+        let mut flags = inner.state.flags() & STATE_MASK;
         if watching {
             flags |= WATCHING;
         }
@@ -341,14 +393,14 @@ impl<T> Mailbox<T> {
             flags |= EXITING;
         }
         if inner.queue.is_empty() {
-            inner.flags = (flags & !STATE_MASK) | IDLE;
+            inner.state.set_flags((flags & !STATE_MASK) | IDLE);
             let spare = (inner.queue.capacity() > 0).then(|| std::mem::take(&mut inner.queue));
             Finish {
                 requeue: false,
                 spare,
             }
         } else {
-            inner.flags = flags;
+            inner.state.set_flags(flags);
             Finish {
                 requeue: true,
                 spare: None,
@@ -366,8 +418,8 @@ impl<T> Mailbox<T> {
     /// Closes the mailbox for good; returns what was still queued (to dead-letter).
     pub(crate) fn close(&self) -> VecDeque<T> {
         let mut inner = self.inner.lock_brief();
-        inner.flags = CLOSED;
-        inner.counts = SenderCounts::default();
+        inner.state.set_flags(CLOSED);
+        inner.state.clear_counts();
         std::mem::take(&mut inner.queue)
     }
 
@@ -378,8 +430,8 @@ impl<T> Mailbox<T> {
 
     /// Messages from `sender` counted against its limit.
     #[cfg(test)]
-    pub(crate) fn count_of(&self, sender: SenderKey) -> u32 {
-        self.inner.lock_brief().counts.of(sender)
+    pub(crate) fn count_of(&self, sender: SenderKey) -> u64 {
+        self.inner.lock_brief().state.count_of(sender)
     }
 }
 
@@ -390,7 +442,10 @@ mod tests {
     #[test]
     fn first_push_schedules_and_finish_returns_to_idle() {
         let mb: Mailbox<u32> = Mailbox::new_owned();
-        assert!(matches!(mb.push(1, 1, u32::MAX, |_| false, || None), Push::Queued));
+        assert!(matches!(
+            mb.push(1, 1, u32::MAX, |_| false, || None),
+            Push::Queued
+        ));
         assert!(mb.release(), "a message arrived while owned");
         let mut batch = VecDeque::new();
         assert!(!mb.take_batch(&mut batch));
@@ -399,20 +454,33 @@ mod tests {
         let finish = mb.finish_batch(&mut batch, &mut Handled::default(), false, false);
         assert!(!finish.requeue);
         assert!(finish.spare.is_none(), "the buffer went out with the batch");
-        assert!(matches!(mb.push(2, 1, u32::MAX, |_| false, || None), Push::Schedule));
-        assert!(matches!(mb.push(3, 1, u32::MAX, |_| false, || None), Push::Queued));
+        assert!(matches!(
+            mb.push(2, 1, u32::MAX, |_| false, || None),
+            Push::Schedule
+        ));
+        assert!(matches!(
+            mb.push(3, 1, u32::MAX, |_| false, || None),
+            Push::Queued
+        ));
         mb.take_batch(&mut batch);
         assert_eq!(batch.pop_front(), Some(2));
-        assert!(matches!(mb.push(4, 1, u32::MAX, |_| false, || None), Push::Queued));
+        assert!(matches!(
+            mb.push(4, 1, u32::MAX, |_| false, || None),
+            Push::Queued
+        ));
         assert!(
-            mb.finish_batch(&mut batch, &mut Handled::default(), true, false).requeue,
+            mb.finish_batch(&mut batch, &mut Handled::default(), true, false)
+                .requeue,
             "3 and 4 wait"
         );
         assert!(batch.is_empty());
         assert!(mb.take_batch(&mut batch), "the watch flag is kept");
         assert_eq!(batch, [3, 4], "the rest stays in front of later arrivals");
         assert_eq!(mb.close(), Vec::<u32>::new());
-        assert!(matches!(mb.push(5, 1, u32::MAX, |_| false, || None), Push::Refused(5)));
+        assert!(matches!(
+            mb.push(5, 1, u32::MAX, |_| false, || None),
+            Push::Refused(5)
+        ));
     }
 
     #[test]
@@ -422,9 +490,18 @@ mod tests {
         let push = |m: u32, sender: SenderKey| mb.push(m, sender, 2, |m| *m >= 100, || None);
         assert!(matches!(push(1, 7), Push::Schedule));
         assert!(matches!(push(2, 7), Push::Queued));
-        assert!(matches!(push(3, 7), Push::Full(3)), "sender 7 is at its limit");
-        assert!(matches!(push(100, 7), Push::Queued), "an exempt message still goes in");
-        assert!(matches!(push(4, 8), Push::Queued), "senders are bounded separately");
+        assert!(
+            matches!(push(3, 7), Push::Full(3)),
+            "sender 7 is at its limit"
+        );
+        assert!(
+            matches!(push(100, 7), Push::Queued),
+            "an exempt message still goes in"
+        );
+        assert!(
+            matches!(push(4, 8), Push::Queued),
+            "senders are bounded separately"
+        );
         assert!(matches!(push(5, 9), Push::Queued));
         assert_eq!((mb.count_of(7), mb.count_of(8), mb.count_of(9)), (3, 1, 1));
         let mut batch = VecDeque::new();
@@ -450,18 +527,72 @@ mod tests {
         assert_eq!((mb.count_of(7), mb.count_of(8), mb.count_of(9)), (1, 0, 0));
         handled.note(7);
         batch.clear();
-        assert!(!mb.finish_batch(&mut batch, &mut handled, false, false).requeue);
+        assert!(
+            !mb.finish_batch(&mut batch, &mut handled, false, false)
+                .requeue
+        );
         assert_eq!(mb.count_of(7), 0);
         assert!(matches!(push(7, 7), Push::Schedule));
-        assert!(matches!(mb.push(8, 7, 0, |_| false, || None), Push::Full(8)));
+        assert!(matches!(
+            mb.push(8, 7, 0, |_| false, || None),
+            Push::Full(8)
+        ));
+    }
+
+    #[test]
+    fn counts_share_a_word_with_the_flags_and_spill_into_the_map() {
+        let mut state = State::new(SCHEDULED | WATCHING);
+        let big = u64::from(u32::MAX) + 5;
+        assert!(state.add(3, 2));
+        assert!(state.add(big, 2), "a number past 32 bits goes to the map");
+        assert!(state.add(4, 2), "the inline slot is taken: the map");
+        assert!(state.add(3, 2));
+        assert!(!state.add(3, 2));
+        assert!(state.add(big, 2));
+        assert!(!state.add(big, 2));
+        assert_eq!(
+            state.flags(),
+            SCHEDULED | WATCHING,
+            "counts leave the flags alone"
+        );
+        assert_eq!(
+            (state.count_of(3), state.count_of(4), state.count_of(big)),
+            (2, 1, 2)
+        );
+        state.remove(3, 2);
+        state.remove(4, 1);
+        state.remove(big, 2);
+        assert_eq!(
+            state.count_of(3) + state.count_of(4) + state.count_of(big),
+            0
+        );
+        assert!(state.others.is_none(), "an empty map is freed");
+        // An inline count at its maximum goes on in the map, and comes down map first.
+        assert!(state.add(9, u64::MAX));
+        state.set_first_count(MAX_INLINE_COUNT);
+        assert!(state.add(9, u64::MAX));
+        assert_eq!(state.count_of(9), u64::from(MAX_INLINE_COUNT) + 1);
+        state.remove(9, 2);
+        assert!(state.others.is_none());
+        assert_eq!(state.count_of(9), u64::from(MAX_INLINE_COUNT) - 1);
+        state.set_flags(CLOSED);
+        assert_eq!(state.first_count(), MAX_INLINE_COUNT - 1);
+        state.clear_counts();
+        assert_eq!((state.count_of(9), state.flags()), (0, CLOSED));
     }
 
     #[test]
     fn exiting_refuses_timer_deliveries_only() {
         let mb: Mailbox<u32> = Mailbox::new_owned();
-        assert!(!mb.finish_batch(&mut VecDeque::new(), &mut Handled::default(), false, true).requeue);
+        assert!(
+            !mb.finish_batch(&mut VecDeque::new(), &mut Handled::default(), false, true)
+                .requeue
+        );
         assert!(matches!(mb.push_if_running(1, 1), Push::Refused(1)));
-        assert!(matches!(mb.push(2, 1, u32::MAX, |_| false, || None), Push::Schedule));
+        assert!(matches!(
+            mb.push(2, 1, u32::MAX, |_| false, || None),
+            Push::Schedule
+        ));
         assert_eq!(mb.len(), 1);
         assert_eq!(mb.close(), [2]);
     }
@@ -505,7 +636,10 @@ mod loom_tests {
                 mb.take_batch(&mut batch);
                 // Handle one message per batch; the rest goes back.
                 consumed += usize::from(batch.pop_front().is_some());
-                if !mb.finish_batch(&mut batch, &mut Handled::default(), false, false).requeue {
+                if !mb
+                    .finish_batch(&mut batch, &mut Handled::default(), false, false)
+                    .requeue
+                {
                     runs -= 1;
                 }
             }
@@ -521,16 +655,27 @@ mod loom_tests {
         loom::model(|| {
             let mb = Arc::new(Mailbox::<u32>::new_owned());
             assert!(!mb.release());
-            assert!(matches!(mb.push(0, 1, u32::MAX, |_| false, || None), Push::Schedule));
-            assert!(matches!(mb.push(1, 1, u32::MAX, |_| false, || None), Push::Queued));
+            assert!(matches!(
+                mb.push(0, 1, u32::MAX, |_| false, || None),
+                Push::Schedule
+            ));
+            assert!(matches!(
+                mb.push(1, 1, u32::MAX, |_| false, || None),
+                Push::Queued
+            ));
             let sender = {
                 let mb = mb.clone();
-                loom::thread::spawn(move || matches!(mb.push(2, 1, u32::MAX, |_| false, || None), Push::Queued))
+                loom::thread::spawn(move || {
+                    matches!(mb.push(2, 1, u32::MAX, |_| false, || None), Push::Queued)
+                })
             };
             let mut batch = VecDeque::new();
             mb.take_batch(&mut batch);
             assert_eq!(batch.pop_front(), Some(0));
-            assert!(mb.finish_batch(&mut batch, &mut Handled::default(), false, false).requeue);
+            assert!(
+                mb.finish_batch(&mut batch, &mut Handled::default(), false, false)
+                    .requeue
+            );
             assert!(
                 sender.join().unwrap(),
                 "never idle, so never scheduled twice"
@@ -548,16 +693,23 @@ mod loom_tests {
         loom::model(|| {
             let mb = Arc::new(Mailbox::<u32>::new_owned());
             assert!(!mb.release());
-            assert!(matches!(mb.push(0, 1, u32::MAX, |_| false, || None), Push::Schedule));
+            assert!(matches!(
+                mb.push(0, 1, u32::MAX, |_| false, || None),
+                Push::Schedule
+            ));
             let sender = {
                 let mb = mb.clone();
-                loom::thread::spawn(move || matches!(mb.push(1, 1, u32::MAX, |_| false, || None), Push::Schedule))
+                loom::thread::spawn(move || {
+                    matches!(mb.push(1, 1, u32::MAX, |_| false, || None), Push::Schedule)
+                })
             };
             let mut batch = VecDeque::new();
             mb.take_batch(&mut batch);
             let mut total = batch.len();
             batch.clear();
-            let requeue = mb.finish_batch(&mut batch, &mut Handled::default(), false, false).requeue;
+            let requeue = mb
+                .finish_batch(&mut batch, &mut Handled::default(), false, false)
+                .requeue;
             let rescheduled = sender.join().unwrap();
             assert!(
                 !(requeue && rescheduled),
@@ -567,7 +719,10 @@ mod loom_tests {
                 mb.take_batch(&mut batch);
                 total += batch.len();
                 batch.clear();
-                assert!(!mb.finish_batch(&mut batch, &mut Handled::default(), false, false).requeue);
+                assert!(
+                    !mb.finish_batch(&mut batch, &mut Handled::default(), false, false)
+                        .requeue
+                );
             }
             assert_eq!(total, 2);
         });

@@ -427,10 +427,12 @@ impl Inner {
     fn deliver_if_running(&self, actor: &ActorAddress, payload: Payload) {
         let envelope = Envelope::new(actor.clone(), payload);
         let node = self.actors.with(actor.id(), |node| {
-            node.and_then(|node| match node.mailbox.push_if_running(envelope, actor.id()) {
-                Push::Schedule => Some(node.clone()),
-                Push::Queued | Push::Refused(_) | Push::Full(_) => None,
-            })
+            node.and_then(
+                |node| match node.mailbox.push_if_running(envelope, actor.id()) {
+                    Push::Schedule => Some(node.clone()),
+                    Push::Queued | Push::Refused(_) | Push::Full(_) => None,
+                },
+            )
         });
         if let Some(node) = node {
             self.schedule(node, None);
@@ -1118,7 +1120,9 @@ impl Services for WorkerServices<'_> {
         if to.system() != self.inner.system {
             // No system issued `to`: the message comes back to its sender as poison.
             match not_issued_poison(to, payload) {
-                Ok(poison) => self.inner.deliver(to.clone(), from, poison, Some(self.worker)),
+                Ok(poison) => self
+                    .inner
+                    .deliver(to.clone(), from, poison, Some(self.worker)),
                 // Poison never wraps poison: this one is a dead letter.
                 Err(poison) => self.inner.dead_letter(
                     to,
