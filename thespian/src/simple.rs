@@ -118,11 +118,7 @@ impl World {
             return Err(not_issued_error(to));
         }
         if !self.endpoints.contains_key(to) {
-            let queued = self
-                .queued
-                .get(&(from.id(), to.id()))
-                .copied()
-                .unwrap_or(0);
+            let queued = self.queued.get(&(from.id(), to.id())).copied().unwrap_or(0);
             if queued >= self.queue_limit && !payload.is_system() {
                 return Err(ThespianError::QueueFull { target: to.clone() });
             }

@@ -784,7 +784,9 @@ fn a_flood_over_the_queue_bound_is_refused_and_nothing_accepted_is_lost() {
         })
     );
     // Other senders are not affected by these two being full.
-    client.tell(&hoarder, 0u64).expect("another sender's own bound");
+    client
+        .tell(&hoarder, 0u64)
+        .expect("another sender's own bound");
 
     // Released, the hoarder gets everything accepted, in each sender's order, and nothing else.
     release_tx.send(()).unwrap();

@@ -119,7 +119,7 @@ impl Actor for Prober {
             let text = poison
                 .poison_message
                 .get::<String>()
-                .map(Clone::clone)
+                .cloned()
                 .unwrap_or_default();
             let report = ProbeReport::Poisoned {
                 text,
