@@ -33,7 +33,10 @@ impl fmt::Debug for SystemId {
 
 /// An opaque, immutable actor address: `Clone + Eq + Hash + Display + Serialize`.
 ///
-/// Users never build one; they get them from `create_actor`, from envelopes and from messages.
+/// Users get them from `create_actor`, from envelopes and from messages. [`ActorAddress::new`]
+/// builds one from parts, which is what bases do; built with a [`SystemId`] no running system
+/// has, it names nobody, and sending to it is an `InvalidActorAddress` error (or a
+/// `PoisonMessage` for an actor sender), which is how tests check that rule.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ActorAddress {
     system: SystemId,
@@ -44,7 +47,9 @@ impl ActorAddress {
     /// The id reserved for a system's admin.
     pub const ADMIN_ID: u64 = 0;
 
-    /// Builds an address; only system bases do this.
+    /// Builds an address from a system id and a number. Bases allocate addresses this way;
+    /// anyone else gets an address that no system issued (unless the parts were taken from a
+    /// real address).
     pub const fn new(system: SystemId, id: u64) -> ActorAddress {
         ActorAddress { system, id }
     }

@@ -10,8 +10,20 @@ use std::time::{Duration, Instant};
 use crate::actor::CreateRequest;
 use crate::address::ActorAddress;
 use crate::capabilities::{Capabilities, CapabilityValue};
-use crate::error::Result;
+use crate::error::{Result, ThespianError};
 use crate::message::{Envelope, Payload};
+use crate::system_messages::PoisonMessage;
+
+/// The default bound on what one sender may have queued to one actor in the in-process bases
+/// (`Simple`, `Queue`): messages sent and not yet taken by the target. Over it, the send fails
+/// with [`ThespianError::QueueFull`] at once (SPEC §8.13).
+///
+/// Why 50,000: far above any window a request/reply or flow-controlled workload keeps in flight
+/// (the benchmarks keep 1,024; Thespian itself blocked senders at 950), so only a sender that
+/// outruns its target for good meets it; and low enough that one such pair holds a few
+/// megabytes of envelopes (plus the payloads) instead of growing until the process dies.
+/// `ActorSystemBuilder::queue_limit` changes it.
+pub const DEFAULT_QUEUE_LIMIT: usize = 50_000;
 
 /// A running system base, as the facade drives it from outside the actors.
 pub trait BaseDriver: Send + Sync {
@@ -46,6 +58,30 @@ pub trait BaseDriver: Send + Sync {
     fn shutdown(&self) -> Result<()>;
     /// True once the system is shut down.
     fn is_shut_down(&self) -> bool;
+}
+
+/// The error for a `tell` or `ask` to `address`, which no system of this base issued: its system
+/// id is not the local system's (SPEC §8.12, Thespian's `InvalidActorAddress`).
+pub fn not_issued_error(address: &ActorAddress) -> ThespianError {
+    ThespianError::InvalidActorAddress {
+        address: address.to_string(),
+        reason: "not an address this actor system issued".into(),
+    }
+}
+
+/// What comes back to an actor whose send went to `address`, which this system did not issue:
+/// a `PoisonMessage` holding `payload`, to be delivered to the sender from `address` (SPEC
+/// §8.12). When `payload` is itself a `PoisonMessage` it is handed back instead (poison never
+/// wraps poison; the caller dead-letters it).
+pub fn not_issued_poison(
+    address: &ActorAddress,
+    payload: Payload,
+) -> std::result::Result<Payload, Payload> {
+    if payload.has_type::<PoisonMessage>() {
+        return Err(payload);
+    }
+    let details = not_issued_error(address).to_string();
+    Ok(Payload::new(PoisonMessage::new(payload, details)))
 }
 
 /// How far ahead [`deadline`] puts a deadline it cannot represent: a year, as good as never.

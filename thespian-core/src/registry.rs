@@ -72,9 +72,10 @@ pub enum DeadLetterRoute {
 
 /// Hashes addresses (two integers handed out by this crate, never chosen by a peer) with a
 /// multiply-rotate step instead of SipHash: the registry is looked up on every create and exit,
-/// usually under a lock shared by all of a base's threads.
+/// usually under a lock shared by all of a base's threads. Bases use it for their own maps
+/// keyed by actor numbers (e.g. per-sender queue counts) for the same reason.
 #[derive(Default)]
-pub(crate) struct AddressHasher(u64);
+pub struct AddressHasher(u64);
 
 impl Hasher for AddressHasher {
     fn finish(&self) -> u64 {

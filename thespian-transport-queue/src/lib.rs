@@ -17,7 +17,12 @@
 //! * `runtime`: delivery, the worker loop, the `Services` of the machines,
 //!   external endpoints and shutdown.
 //!
-//! The facade selects it with `SystemBase::Queue`; [`QueueBase::start`] is all it calls.
+//! Back-pressure (SPEC §8.13): what one sender may have queued to one actor (sent, and not yet
+//! handled by it) is bounded by [`QueueConfig::queue_limit`]; over it, `tell` and `ctx.send`
+//! fail with `QueueFull` at once. The count lives in the target's mailbox, under the lock every
+//! push takes anyway (see `mailbox`).
+//!
+//! The facade selects it with `SystemBase::Queue`; [`QueueBase::start_with`] is all it calls.
 
 #![warn(missing_docs)]
 
@@ -48,6 +53,28 @@ pub const BASE_VERSION: i64 = 1;
 /// Cosmetic `Admin Address` capability, as in Thespian.
 const ADMIN_ADDRESS: &str = "ThespianQ";
 
+/// Settings of a Queue system that are not capabilities.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// What one sender may have queued to one actor: messages sent and not yet handled by the
+    /// target (counted down as the target's worker handles them, at most 64 messages late).
+    /// Over it, the send fails with `ThespianError::QueueFull` at once and nothing is queued.
+    /// Each sender counts on its own: an actor, or an external endpoint (one per `ActorSystem`
+    /// handle and per `private()` handle). The framework's own messages (system messages such
+    /// as `ChildActorExited`, `PoisonMessage` or an exit request) are never refused.
+    /// Messages to external endpoints are not bounded. Default:
+    /// [`DEFAULT_QUEUE_LIMIT`](thespian_core::base::DEFAULT_QUEUE_LIMIT).
+    pub queue_limit: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            queue_limit: thespian_core::base::DEFAULT_QUEUE_LIMIT,
+        }
+    }
+}
+
 /// A running Queue system: what the facade drives (see [`BaseDriver`]).
 ///
 /// Dropping it shuts the system down (and joins its threads) if that has not happened yet.
@@ -64,10 +91,20 @@ impl std::fmt::Debug for QueueBase {
 }
 
 impl QueueBase {
+    /// Starts a Queue system with identity `system`, the user's `capabilities` and the default
+    /// [`QueueConfig`] (see [`QueueBase::start_with`]).
+    pub fn start(system: SystemId, capabilities: Capabilities) -> Result<QueueBase> {
+        QueueBase::start_with(system, capabilities, QueueConfig::default())
+    }
+
     /// Starts a Queue system with identity `system` and the user's `capabilities`: adds the
     /// keys every base sets, `Thespian Watch Supported = true` and the effective
     /// `Worker Threads`, then starts the worker threads and the timer thread.
-    pub fn start(system: SystemId, capabilities: Capabilities) -> Result<QueueBase> {
+    pub fn start_with(
+        system: SystemId,
+        capabilities: Capabilities,
+        config: QueueConfig,
+    ) -> Result<QueueBase> {
         let workers = match capabilities.get(keys::WORKER_THREADS) {
             Some(value) => {
                 thespian_core::capabilities::validate(keys::WORKER_THREADS, value)?;
@@ -82,7 +119,7 @@ impl QueueBase {
         if caps.get(keys::ADMIN_ADDRESS).is_none() {
             caps.set(keys::ADMIN_ADDRESS, ADMIN_ADDRESS);
         }
-        let inner = Inner::new(system, caps, workers);
+        let inner = Inner::new(system, caps, workers, config.queue_limit);
         if let Err(e) = inner.spawn_threads() {
             inner.shutdown();
             return Err(ThespianError::StartupFailure(format!(

@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::{Condvar, Mutex, RwLock};
 use thespian_core::actor::panic_text;
+use thespian_core::base::{not_issued_error, not_issued_poison};
 use thespian_core::capabilities::validate;
 use thespian_core::context::Created;
 use thespian_core::registry::{ActorRecord, CreatePlan, DeadLetterRoute};
@@ -53,7 +54,7 @@ use thespian_core::{
 };
 
 use crate::directory::Directory;
-use crate::mailbox::{Mailbox, Push};
+use crate::mailbox::{Handled, Mailbox, Push, SETTLE_EVERY};
 use crate::scheduler::{Config, Cursor, Scheduler};
 use crate::timer::{Action, Timers};
 use crate::watch::Watcher;
@@ -190,6 +191,18 @@ enum Delivery {
     Schedule(Arc<Node>),
     Dead(Envelope),
     Missing(Envelope),
+    Full,
+}
+
+/// The bound of a send: what the sender may have queued to its target before the send fails.
+/// The framework's own deliveries (dead letters, exit requests, status replies) are
+/// [`Bound::NONE`]; user sends ([`Inner::send`]) have the configured limit, except for system
+/// messages, which are never refused (an actor must hear of its child's exit, say).
+#[derive(Copy, Clone)]
+struct Bound(u32);
+
+impl Bound {
+    const NONE: Bound = Bound(u32::MAX);
 }
 
 #[derive(Default)]
@@ -204,6 +217,8 @@ pub(crate) struct Inner {
     /// This system itself (for threads started later, like the poller).
     me: Weak<Inner>,
     system: SystemId,
+    /// What one sender may have queued to one actor (see [`crate::QueueConfig`]).
+    queue_limit: Bound,
     admin: ActorAddress,
     registry: Mutex<Registry>,
     /// Notified (with `registry`'s lock) when the last actor exits during a shutdown.
@@ -227,12 +242,19 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// A system with `workers` worker threads (not started yet; see [`Inner::spawn_threads`]).
-    pub(crate) fn new(system: SystemId, capabilities: Capabilities, workers: usize) -> Arc<Inner> {
+    /// A system with `workers` worker threads (not started yet; see [`Inner::spawn_threads`])
+    /// where one sender may have `queue_limit` messages queued to one actor.
+    pub(crate) fn new(
+        system: SystemId,
+        capabilities: Capabilities,
+        workers: usize,
+        queue_limit: usize,
+    ) -> Arc<Inner> {
         let registry = Registry::new(system, BASE_NAME, capabilities.clone());
         Arc::new_cyclic(|me| Inner {
             me: me.clone(),
             system,
+            queue_limit: Bound(u32::try_from(queue_limit).unwrap_or(u32::MAX - 1)),
             admin: registry.admin_address(),
             registry: Mutex::new(registry),
             all_exited: Condvar::new(),
@@ -307,7 +329,25 @@ impl Inner {
 
     // ----- delivery -------------------------------------------------------------------------
 
-    /// Sends `payload` from `from` to `to`. `via` is the sending worker, if any.
+    /// A user's send (`tell`, `ask`, `ctx.send`) of `payload` from `from` to `to`: bounded by
+    /// the queue limit, and an error for an address this system did not issue. `via` is the
+    /// sending worker, if any.
+    fn send(
+        &self,
+        from: &ActorAddress,
+        to: &ActorAddress,
+        payload: Payload,
+        via: Option<&Worker>,
+    ) -> Result<()> {
+        if to.system() != self.system {
+            return Err(not_issued_error(to));
+        }
+        self.deliver_bounded(from.clone(), to, payload, via, self.queue_limit)
+    }
+
+    /// The framework's own delivery of `payload` from `from` to `to`: never refused (a message
+    /// to an address of another system, or to nobody, is a dead letter). `via` is the sending
+    /// worker, if any.
     fn deliver(
         &self,
         from: ActorAddress,
@@ -315,18 +355,39 @@ impl Inner {
         payload: Payload,
         via: Option<&Worker>,
     ) {
-        let envelope = Envelope::new(from, payload);
         if to.system() != self.system {
             log::debug!("{to} belongs to another actor system; dead letter");
-            self.dead_letter(to, envelope, via);
+            self.dead_letter(to, Envelope::new(from, payload), via);
             return;
         }
+        let delivered = self.deliver_bounded(from, to, payload, via, Bound::NONE);
+        debug_assert!(delivered.is_ok(), "an unbounded delivery is never refused");
+    }
+
+    /// Delivers to an address of this system: `Err(QueueFull)` when `from` already has `bound`
+    /// messages queued to `to` and this is not a system message.
+    fn deliver_bounded(
+        &self,
+        from: ActorAddress,
+        to: &ActorAddress,
+        payload: Payload,
+        via: Option<&Worker>,
+        bound: Bound,
+    ) -> Result<()> {
+        let sender = from.id();
+        let envelope = Envelope::new(from, payload);
         if to.is_admin() {
             self.admin_receive(envelope, via);
-            return;
+            return Ok(());
         }
         let delivery = self.actors.with(to.id(), |node| match node {
-            Some(node) => match node.mailbox.push(envelope, || via.and_then(Worker::spare)) {
+            Some(node) => match node.mailbox.push(
+                envelope,
+                sender,
+                bound.0,
+                |envelope| envelope.payload().is_system(),
+                || via.and_then(Worker::spare),
+            ) {
                 Push::Queued => {
                     if let Some(worker) = via {
                         worker.fed(self, node);
@@ -335,10 +396,15 @@ impl Inner {
                 }
                 Push::Schedule => Delivery::Schedule(node.clone()),
                 Push::Refused(envelope) => Delivery::Dead(envelope),
+                // Dropped here, and the sender is told.
+                Push::Full(_) => Delivery::Full,
             },
             None => Delivery::Missing(envelope),
         });
         match delivery {
+            Delivery::Full => {
+                return Err(ThespianError::QueueFull { target: to.clone() });
+            }
             Delivery::Done => {}
             Delivery::Schedule(node) => self.schedule(node, via),
             Delivery::Dead(envelope) => self.dead_letter(to, envelope, via),
@@ -354,16 +420,19 @@ impl Inner {
                 }
             }
         }
+        Ok(())
     }
 
     /// Delivers a wakeup or watch notice to `actor` from itself, only while it runs normally.
     fn deliver_if_running(&self, actor: &ActorAddress, payload: Payload) {
         let envelope = Envelope::new(actor.clone(), payload);
         let node = self.actors.with(actor.id(), |node| {
-            node.and_then(|node| match node.mailbox.push_if_running(envelope) {
-                Push::Schedule => Some(node.clone()),
-                Push::Queued | Push::Refused(_) => None,
-            })
+            node.and_then(
+                |node| match node.mailbox.push_if_running(envelope, actor.id()) {
+                    Push::Schedule => Some(node.clone()),
+                    Push::Queued | Push::Refused(_) | Push::Full(_) => None,
+                },
+            )
         });
         if let Some(node) = node {
             self.schedule(node, None);
@@ -732,9 +801,10 @@ impl Inner {
             version: self.caps_version.load(Ordering::Acquire),
             caps: self.capabilities(),
         };
+        let mut handled = Handled::default();
         while let Some(node) = self.sched.next(&mut worker.cursor) {
             let run = catch_unwind(AssertUnwindSafe(|| {
-                self.run_batch(&node, &worker, &mut batch, &mut caps)
+                self.run_batch(&node, &worker, &mut batch, &mut handled, &mut caps)
             }));
             if let Err(panic) = run {
                 // The cell catches panics in `receive`; this is a panic elsewhere (a Drop, a
@@ -743,10 +813,14 @@ impl Inner {
                     "queue-base worker {index} caught a panic outside receive: {}",
                     panic_text(&*panic)
                 );
+                // They will never be handled: their senders may queue more.
+                for envelope in batch.iter() {
+                    handled.note(envelope.sender().id());
+                }
                 batch = VecDeque::new();
                 if node
                     .mailbox
-                    .finish_batch(&mut VecDeque::new(), false, false)
+                    .finish_batch(&mut VecDeque::new(), &mut handled, false, false)
                     .requeue
                 {
                     self.sched.push_yield(&worker.cursor, node);
@@ -760,6 +834,7 @@ impl Inner {
         node: &Arc<Node>,
         worker: &Worker,
         batch: &mut VecDeque<Envelope>,
+        handled: &mut Handled,
         caps: &mut CapsCache,
     ) {
         if std::ptr::eq(worker.next.get(), Arc::as_ptr(node)) {
@@ -784,23 +859,26 @@ impl Inner {
             watch: None,
             leftovers: None,
         };
-        let mut handled = 0usize;
+        let mut count = 0usize;
         loop {
             // Fairness: every `BATCH` messages, yield if other work waits for this worker.
-            if handled > 0
-                && handled.is_multiple_of(BATCH)
-                && self.sched.others_waiting(&worker.cursor)
+            if count > 0 && count.is_multiple_of(BATCH) && self.sched.others_waiting(&worker.cursor)
             {
                 break;
             }
+            // The bound: let the senders of what was handled queue more.
+            if handled.len() >= SETTLE_EVERY {
+                node.mailbox.settle(handled);
+            }
             let Some(envelope) = batch.pop_front() else {
                 // Took everything: take what arrived meanwhile (an O(1) swap), if anything.
-                if node.mailbox.refill(batch) {
+                if node.mailbox.refill(batch, handled) {
                     continue;
                 }
                 break;
             };
-            handled += 1;
+            count += 1;
+            handled.note(envelope.sender().id());
             if watching {
                 if let Some(watcher) = self.watcher.get() {
                     watcher.clear(address.id());
@@ -823,6 +901,8 @@ impl Inner {
         let leftovers = services.leftovers.take();
         drop(services);
         if state == CellState::Exited {
+            // The mailbox is closed: there is nothing left to count down.
+            handled.clear();
             let buffer = std::mem::take(batch);
             if watching {
                 if let Some(watcher) = self.watcher.get() {
@@ -839,9 +919,9 @@ impl Inner {
             return;
         }
         // The slot is not touched after this point: `finish_batch` may hand the node to others.
-        let finish = node
-            .mailbox
-            .finish_batch(batch, watching, state == CellState::Exiting);
+        let finish =
+            node.mailbox
+                .finish_batch(batch, handled, watching, state == CellState::Exiting);
         // `batch` is empty now: it goes into the next mailbox this worker takes from (so a
         // flooded mailbox does not regrow its buffer every round), unless it is huge.
         if batch.capacity() > BATCH_BUFFER_MAX {
@@ -939,8 +1019,7 @@ impl Inner {
         payload: Payload,
     ) -> Result<()> {
         self.check_running()?;
-        self.deliver(from.clone(), to, payload, None);
-        Ok(())
+        self.send(from, to, payload, None)
     }
 
     pub(crate) fn update_capability_external(
@@ -1038,9 +1117,22 @@ impl Services for WorkerServices<'_> {
     }
 
     fn send(&mut self, from: &ActorAddress, to: &ActorAddress, payload: Payload) -> Result<()> {
-        self.inner
-            .deliver(from.clone(), to, payload, Some(self.worker));
-        Ok(())
+        if to.system() != self.inner.system {
+            // No system issued `to`: the message comes back to its sender as poison.
+            match not_issued_poison(to, payload) {
+                Ok(poison) => self
+                    .inner
+                    .deliver(to.clone(), from, poison, Some(self.worker)),
+                // Poison never wraps poison: this one is a dead letter.
+                Err(poison) => self.inner.dead_letter(
+                    to,
+                    Envelope::new(from.clone(), poison),
+                    Some(self.worker),
+                ),
+            }
+            return Ok(());
+        }
+        self.inner.send(from, to, payload, Some(self.worker))
     }
 
     fn create_actor(&mut self, parent: &ActorAddress, request: CreateRequest) -> Result<Created> {

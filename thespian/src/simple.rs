@@ -5,18 +5,24 @@
 //! message does to one actor, [`Registry`] decides creates, names, dead letters and capability
 //! updates; this module only queues messages, keeps timers and calls them. A processing limit
 //! per call (and the `ask`/`listen` deadline) keeps a message loop from hanging the caller.
+//!
+//! Messages wait in one global queue between deliveries (and between calls, when the
+//! processing limit stops a call), so the base bounds what one sender may have there for one
+//! target (SPEC §8.13): over the queue limit a user's send fails with `QueueFull`. The counts
+//! are kept per (sender, target) next to the queue and counted down as messages are delivered.
 
 use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use thespian_core::base;
+use thespian_core::base::{self, not_issued_error, not_issued_poison};
 use thespian_core::capabilities::validate;
 use thespian_core::context::Created;
-use thespian_core::registry::{ActorRecord, CreatePlan, DeadLetterRoute};
+use thespian_core::registry::{ActorRecord, AddressHasher, CreatePlan, DeadLetterRoute};
 use thespian_core::system_messages::passes_to_external;
 use thespian_core::{
     Actor, ActorAddress, ActorCell, ActorExitRequest, BaseDriver, Capabilities, CapabilityValue,
@@ -67,10 +73,20 @@ impl Ord for Timer {
     }
 }
 
+/// Messages of one sender to one target waiting in the queue, keyed by (sender, target)
+/// numbers: every queued message's target is of this system, and so is its sender, except
+/// for poison coming back from an address no system issued (whose number may then share a
+/// count with a local sender's; that only makes that sender's bound tighter by the poison).
+type QueuedCounts = HashMap<(u64, u64), usize, BuildHasherDefault<AddressHasher>>;
+
 /// Everything but the actors themselves: the `Services` the lifecycle machine acts through.
 struct World {
     registry: Registry,
     queue: VecDeque<(ActorAddress, Envelope)>,
+    /// What each sender has queued to each target, for the queue limit.
+    queued: QueuedCounts,
+    /// What one sender may have queued to one target (see `ActorSystemBuilder::queue_limit`).
+    queue_limit: usize,
     endpoints: HashMap<ActorAddress, VecDeque<Envelope>>,
     timers: BinaryHeap<Reverse<Timer>>,
     timer_seq: u64,
@@ -79,13 +95,64 @@ struct World {
 }
 
 impl World {
+    /// The framework's own delivery: never refused.
     fn enqueue(&mut self, from: &ActorAddress, to: &ActorAddress, payload: Payload) {
         let envelope = Envelope::new(from.clone(), payload);
         if let Some(inbox) = self.endpoints.get_mut(to) {
             inbox.push_back(envelope);
         } else {
-            self.queue.push_back((to.clone(), envelope));
+            self.push(to.clone(), envelope);
         }
+    }
+
+    /// A user's send (`tell`, `ask`, `ctx.send`): an error for an address this system did not
+    /// issue, `QueueFull` when `from` already has the limit queued to `to` (system messages
+    /// excepted). Messages to external endpoints are not bounded.
+    fn enqueue_bounded(
+        &mut self,
+        from: &ActorAddress,
+        to: &ActorAddress,
+        payload: Payload,
+    ) -> Result<()> {
+        if to.system() != self.registry.admin_address().system() {
+            return Err(not_issued_error(to));
+        }
+        if !self.endpoints.contains_key(to) {
+            let queued = self.queued.get(&(from.id(), to.id())).copied().unwrap_or(0);
+            if queued >= self.queue_limit && !payload.is_system() {
+                return Err(ThespianError::QueueFull { target: to.clone() });
+            }
+        }
+        self.enqueue(from, to, payload);
+        Ok(())
+    }
+
+    /// Queues a message for an actor (or the admin), counting it for its sender.
+    fn push(&mut self, to: ActorAddress, envelope: Envelope) {
+        *self
+            .queued
+            .entry((envelope.sender().id(), to.id()))
+            .or_insert(0) += 1;
+        self.queue.push_back((to, envelope));
+    }
+
+    /// Takes the next queued message, counting it down for its sender.
+    fn pop(&mut self) -> Option<(ActorAddress, Envelope)> {
+        let (to, envelope) = self.queue.pop_front()?;
+        let key = (envelope.sender().id(), to.id());
+        if let Some(count) = self.queued.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                self.queued.remove(&key);
+            }
+        }
+        Some((to, envelope))
+    }
+
+    /// Drops every queued message.
+    fn clear_queue(&mut self) {
+        self.queue.clear();
+        self.queued.clear();
     }
 
     fn construct(
@@ -156,8 +223,16 @@ impl Services for World {
     }
 
     fn send(&mut self, from: &ActorAddress, to: &ActorAddress, payload: Payload) -> Result<()> {
-        self.enqueue(from, to, payload);
-        Ok(())
+        if to.system() != self.registry.admin_address().system() {
+            // No system issued `to`: the message comes back to its sender as poison.
+            match not_issued_poison(to, payload) {
+                Ok(poison) => self.enqueue(to, from, poison),
+                // Poison never wraps poison: this one is a dead letter.
+                Err(poison) => self.dead_letter(to, Envelope::new(from.clone(), poison)),
+            }
+            return Ok(());
+        }
+        self.enqueue_bounded(from, to, payload)
     }
 
     fn create_actor(&mut self, parent: &ActorAddress, request: CreateRequest) -> Result<Created> {
@@ -292,10 +367,10 @@ impl Core {
                 .get(&timer.target)
                 .is_some_and(|s| s.cell.state() == CellState::Running);
             if alive {
-                self.world.queue.push_back((
+                self.world.push(
                     timer.target.clone(),
                     Envelope::new(timer.target, Payload::new(timer.message)),
-                ));
+                );
             }
         }
     }
@@ -320,15 +395,15 @@ impl Core {
                 return;
             }
             self.fire_due_timers(now);
-            if let Some((target, envelope)) = self.world.queue.pop_front() {
+            if !self.world.queue.is_empty() {
                 if processed >= self.processing_limit {
-                    self.world.queue.push_front((target, envelope));
                     log::warn!(
                         "simple base: processing limit of {} messages reached for this call",
                         self.processing_limit
                     );
                     return;
                 }
+                let (target, envelope) = self.world.pop().expect("the queue is not empty");
                 processed += 1;
                 self.deliver(target, envelope);
                 continue;
@@ -368,7 +443,7 @@ impl Core {
 
     fn finish_shutdown(&mut self) {
         self.actors.clear();
-        self.world.queue.clear();
+        self.world.clear_queue();
         self.world.timers.clear();
         self.shut_down = true;
     }
@@ -399,10 +474,13 @@ impl SimpleBase {
         system: SystemId,
         capabilities: Capabilities,
         processing_limit: usize,
+        queue_limit: usize,
     ) -> SimpleBase {
         let world = World {
             registry: Registry::new(system, BASE_NAME, capabilities),
             queue: VecDeque::new(),
+            queued: QueuedCounts::default(),
+            queue_limit,
             endpoints: HashMap::new(),
             timers: BinaryHeap::new(),
             timer_seq: 0,
@@ -498,7 +576,7 @@ impl BaseDriver for SimpleBase {
 
     fn tell(&self, endpoint: &ActorAddress, to: &ActorAddress, payload: Payload) -> Result<()> {
         self.with_core(|core| {
-            core.world.enqueue(endpoint, to, payload);
+            core.world.enqueue_bounded(endpoint, to, payload)?;
             core.run(None, None);
             Ok(())
         })
@@ -513,7 +591,7 @@ impl BaseDriver for SimpleBase {
     ) -> Result<Option<Envelope>> {
         let deadline = base::deadline(Instant::now(), timeout);
         self.with_core(|core| {
-            core.world.enqueue(endpoint, to, payload);
+            core.world.enqueue_bounded(endpoint, to, payload)?;
             core.run(Some(endpoint), Some(deadline));
             Ok(core.pop_reply(endpoint))
         })

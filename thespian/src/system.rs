@@ -193,6 +193,7 @@ pub struct ActorSystemBuilder {
     log: LogConfig,
     transient_unique: bool,
     processing_limit: usize,
+    queue_limit: usize,
     types: HashMap<&'static str, ActorSpec>,
     advertise_ip: Option<IpAddr>,
     entry_args: Vec<String>,
@@ -206,6 +207,7 @@ impl Default for ActorSystemBuilder {
             log: LogConfig::Default,
             transient_unique: false,
             processing_limit: simple::DEFAULT_PROCESSING_LIMIT,
+            queue_limit: thespian_core::base::DEFAULT_QUEUE_LIMIT,
             types: HashMap::new(),
             advertise_ip: None,
             entry_args: Vec::new(),
@@ -251,6 +253,23 @@ impl ActorSystemBuilder {
     /// call (Thespian's `setProcessingLimit`); the rest wait for the next call.
     pub fn processing_limit(mut self, limit: usize) -> Self {
         self.processing_limit = limit.max(1);
+        self
+    }
+
+    /// Simple and Queue bases: what one sender may have queued to one actor, i.e. messages
+    /// sent and not yet taken by the target (default
+    /// [`DEFAULT_QUEUE_LIMIT`](thespian_core::base::DEFAULT_QUEUE_LIMIT), 50,000). The bound
+    /// applies per sender per target: each actor, and each `ActorSystem` handle's endpoint
+    /// (clones share one; `private()` handles have their own), counts on its own for each
+    /// target. Over it, `tell`, `ask` and `ctx.send` fail at once with
+    /// [`ThespianError::QueueFull`] and the message is not queued; once the target has taken
+    /// its messages, sends succeed again. System messages (exit requests, `ChildActorExited`,
+    /// `PoisonMessage`, …) are never refused. On the Queue base a message counts until the
+    /// target's worker has handled it (counted down at most 64 messages late); on the Simple
+    /// base until it is delivered. At least 1. (The Tcp and Udp bases bound what is in flight
+    /// per peer process in their transports instead.)
+    pub fn queue_limit(mut self, limit: usize) -> Self {
+        self.queue_limit = limit.max(1);
         self
     }
 
@@ -320,11 +339,15 @@ impl ActorSystemBuilder {
                     new_system_id(),
                     caps,
                     self.processing_limit,
+                    self.queue_limit,
                 ))
             }
-            SystemBase::Queue => Arc::new(thespian_transport_queue::QueueBase::start(
+            SystemBase::Queue => Arc::new(thespian_transport_queue::QueueBase::start_with(
                 new_system_id(),
                 self.capabilities,
+                thespian_transport_queue::QueueConfig {
+                    queue_limit: self.queue_limit,
+                },
             )?),
             SystemBase::Tcp | SystemBase::Udp => {
                 let kind = if self.base == SystemBase::Tcp {

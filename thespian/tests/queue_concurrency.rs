@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
-use thespian::{keys, LogConfig, StatusRequest, SystemStatus, WatchMessage};
+use thespian::{keys, LogConfig, StatusRequest, SystemStatus, ThespianError, WatchMessage};
 
 /// How long to wait for a reply that must come.
 const REPLY: Duration = Duration::from_secs(20);
@@ -584,4 +584,240 @@ fn shutdown_with_messages_queued_terminates_and_joins_every_thread() {
     assert!(shut_down);
     stopper.join().unwrap();
     await_thread_count(before, "after the shutdown");
+}
+
+/// Lets the flood test hold its slow actor inside one `receive`.
+struct FloodGate {
+    entered: Mutex<mpsc::Sender<()>>,
+    release: Mutex<mpsc::Receiver<()>>,
+}
+
+static FLOOD_GATE: OnceLock<FloodGate> = OnceLock::new();
+
+/// Asks a [`Flooder`] to send `attempts` numbers to `target` as fast as it can.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct FloodTo {
+    target: ActorAddress,
+    attempts: u64,
+}
+
+/// What a flood did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct FloodOutcome {
+    /// Sends that returned `Ok`.
+    accepted: u64,
+    /// Sends that returned `QueueFull`.
+    refused: u64,
+    /// Attempts after the first refusal that were accepted (the queue grew past the bound).
+    accepted_after_refusal: u64,
+    /// The target every `QueueFull` named, when all named the same.
+    refused_target: Option<ActorAddress>,
+    /// Any other error.
+    other_error: Option<String>,
+}
+
+/// What a [`Hoarder`] received.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Hoard {
+    received: u64,
+    in_order: bool,
+}
+
+thespian::message!(
+    FloodTo = "test.FloodTo",
+    FloodOutcome = "test.FloodOutcome",
+    Hoard = "test.Hoard"
+);
+
+/// Sends numbers `0..attempts` to a target, going on after refusals to show they stay refused.
+#[derive(Default)]
+struct Flooder {
+    next: u64,
+}
+
+impl Actor for Flooder {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        if let Ok(flood) = env.get::<FloodTo>() {
+            let mut outcome = FloodOutcome {
+                accepted: 0,
+                refused: 0,
+                accepted_after_refusal: 0,
+                refused_target: None,
+                other_error: None,
+            };
+            for _ in 0..flood.attempts {
+                match ctx.send(&flood.target, self.next) {
+                    Ok(()) => {
+                        self.next += 1;
+                        outcome.accepted += 1;
+                        if outcome.refused > 0 {
+                            outcome.accepted_after_refusal += 1;
+                        }
+                    }
+                    Err(ThespianError::QueueFull { target }) => {
+                        outcome.refused += 1;
+                        outcome.refused_target.get_or_insert(target);
+                    }
+                    Err(other) => {
+                        outcome.other_error = Some(other.to_string());
+                        break;
+                    }
+                }
+            }
+            ctx.send(env.sender(), outcome)?;
+        }
+        Ok(())
+    }
+}
+
+/// Blocks in its `"block"` message until the test releases it; counts the numbers it gets and
+/// checks each sender's are consecutive from 0; `"report"` answers a [`Hoard`].
+#[derive(Default)]
+struct Hoarder {
+    next: HashMap<ActorAddress, u64>,
+    received: u64,
+    out_of_order: u64,
+}
+
+impl Actor for Hoarder {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        if let Ok(n) = env.get::<u64>() {
+            let expected = self.next.entry(env.sender().clone()).or_insert(0);
+            if *n != *expected {
+                self.out_of_order += 1;
+            }
+            *expected = n + 1;
+            self.received += 1;
+        } else if let Ok(text) = env.get::<String>() {
+            match text.as_str() {
+                "block" => {
+                    let gate = FLOOD_GATE.get().expect("the test set the gate");
+                    gate.entered.lock().unwrap().send(()).unwrap();
+                    let released = gate.release.lock().unwrap().recv_timeout(REPLY).is_ok();
+                    ctx.send(
+                        env.sender(),
+                        if released { "released" } else { "timed out" },
+                    )?;
+                }
+                "report" => ctx.send(
+                    env.sender(),
+                    Hoard {
+                        received: self.received,
+                        in_order: self.out_of_order == 0,
+                    },
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_flood_over_the_queue_bound_is_refused_and_nothing_accepted_is_lost() {
+    let _shared = THREADS_CHECK.read().unwrap_or_else(|p| p.into_inner());
+    const LIMIT: u64 = 1_000;
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel();
+    assert!(FLOOD_GATE
+        .set(FloodGate {
+            entered: Mutex::new(entered_tx),
+            release: Mutex::new(release_rx),
+        })
+        .is_ok());
+    let sys = ActorSystem::builder()
+        .base(SystemBase::Queue)
+        .transient_unique(true)
+        .log(LogConfig::Untouched)
+        .capability(keys::WORKER_THREADS, 2i64)
+        .queue_limit(LIMIT as usize)
+        .start()
+        .expect("the queue system starts");
+    let hoarder = sys.create_actor::<Hoarder>().unwrap();
+    let flooder = sys.create_actor::<Flooder>().unwrap();
+    let client = sys.private().unwrap();
+    client.tell(&hoarder, "block").unwrap();
+    entered_rx
+        .recv_timeout(REPLY)
+        .expect("the hoarder entered its receive");
+
+    // An actor: exactly the bound is accepted, and every later attempt is refused while the
+    // target takes nothing, so its queue stays at the bound.
+    let outcome = sys
+        .ask(
+            &flooder,
+            FloodTo {
+                target: hoarder.clone(),
+                attempts: 20 * LIMIT,
+            },
+            REPLY,
+        )
+        .unwrap()
+        .expect("the flooder reports");
+    assert_eq!(
+        *outcome.get::<FloodOutcome>().unwrap(),
+        FloodOutcome {
+            accepted: LIMIT,
+            refused: 19 * LIMIT,
+            accepted_after_refusal: 0,
+            refused_target: Some(hoarder.clone()),
+            other_error: None,
+        }
+    );
+
+    // Outside: a handle's endpoint is one sender of its own, bounded the same way, for `tell`
+    // and for `ask`.
+    let outsider = sys.private().unwrap();
+    for n in 0..LIMIT {
+        outsider.tell(&hoarder, n).expect("within the bound");
+    }
+    assert_eq!(
+        outsider.tell(&hoarder, LIMIT),
+        Err(ThespianError::QueueFull {
+            target: hoarder.clone()
+        })
+    );
+    assert_eq!(
+        outsider.ask(&hoarder, LIMIT, REPLY).map(|_| ()),
+        Err(ThespianError::QueueFull {
+            target: hoarder.clone()
+        })
+    );
+    // Other senders are not affected by these two being full.
+    client
+        .tell(&hoarder, 0u64)
+        .expect("another sender's own bound");
+
+    // Released, the hoarder gets everything accepted, in each sender's order, and nothing else.
+    release_tx.send(()).unwrap();
+    let released = client.listen(REPLY).unwrap().expect("the hoarder answers");
+    assert_eq!(released.get::<String>().unwrap(), "released");
+    let hoard = client
+        .ask(&hoarder, "report", REPLY)
+        .unwrap()
+        .expect("the hoarder reports");
+    assert_eq!(
+        *hoard.get::<Hoard>().unwrap(),
+        Hoard {
+            received: 2 * LIMIT + 1,
+            in_order: true,
+        }
+    );
+
+    // Drained, the senders may send again (the count comes down at most 64 messages late, so
+    // half the bound always fits).
+    outsider.tell(&hoarder, LIMIT).expect("the target drained");
+    let again = sys
+        .ask(
+            &flooder,
+            FloodTo {
+                target: hoarder.clone(),
+                attempts: LIMIT / 2,
+            },
+            REPLY,
+        )
+        .unwrap()
+        .expect("the flooder reports");
+    assert_eq!(again.get::<FloodOutcome>().unwrap().accepted, LIMIT / 2);
+    sys.shutdown().unwrap();
 }

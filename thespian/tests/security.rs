@@ -88,7 +88,10 @@ fn builder(base: SystemBase, port: u16, startup: &str, secret: &Path) -> ActorSy
         .log(LogConfig::Untouched)
         .capability(keys::ADMIN_PORT, i64::from(port))
         .capability(keys::PROCESS_STARTUP_METHOD, startup)
-        .capability("Thespian Secret File", secret.to_string_lossy().into_owned())
+        .capability(
+            "Thespian Secret File",
+            secret.to_string_lossy().into_owned(),
+        )
         .advertise_ip(IpAddr::V4(Ipv4Addr::LOCALHOST))
         .test_entry_point()
 }
@@ -104,7 +107,9 @@ impl Drop for System {
 
 /// The system answers: a new actor is created and echoes.
 fn assert_alive(sys: &ActorSystem) {
-    let echo = sys.create_actor::<Echo>().expect("a create after the attack");
+    let echo = sys
+        .create_actor::<Echo>()
+        .expect("a create after the attack");
     let reply = sys
         .ask(&echo, "still here".to_owned(), REPLY_TIMEOUT)
         .expect("ask")
@@ -271,4 +276,3 @@ fn a_secret_file_others_can_read_is_refused_at_start() {
     let text = error.to_string();
     assert!(text.contains("chmod 600"), "{text}");
 }
-

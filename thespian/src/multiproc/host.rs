@@ -472,6 +472,17 @@ impl Services for HostServices {
     }
 
     fn send(&mut self, from: &ActorAddress, to: &ActorAddress, payload: Payload) -> Result<()> {
+        if !self.node.could_have_issued(to) {
+            // No system issued `to`: the message comes back to its sender as poison.
+            match thespian_core::base::not_issued_poison(to, payload) {
+                Ok(poison) => return self.node.send(to, from, poison),
+                Err(poison) => {
+                    log::debug!("{from} sent poison to {to}, which no system issued: dropped");
+                    drop(poison);
+                    return Ok(());
+                }
+            }
+        }
         self.node.send(from, to, payload)
     }
 

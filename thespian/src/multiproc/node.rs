@@ -59,8 +59,17 @@ enum Route {
     Slot(u16),
     LocalAdmin,
     Remote(SocketAddr),
-    /// An address of this host's socket from an earlier incarnation, or nonsense.
+    /// An address of this host's socket from an earlier incarnation.
     Dead,
+    /// An address no system issued: its host part cannot be a system's socket.
+    NotIssued,
+}
+
+/// Whether a system's process could listen at `host`: never on port 0, nor on an unspecified,
+/// broadcast or multicast address.
+fn could_be_a_system(host: SocketAddrV4) -> bool {
+    let ip = host.ip();
+    host.port() != 0 && !ip.is_unspecified() && !ip.is_broadcast() && !ip.is_multicast()
 }
 
 /// One process's endpoint and the addresses it hosts.
@@ -213,7 +222,7 @@ impl Node {
                     Route::Dead
                 }
             }
-            Some((host, _)) if host.port() == 0 || host.ip().is_unspecified() => Route::Dead,
+            Some((host, _)) if !could_be_a_system(host) => Route::NotIssued,
             Some((host, _)) => Route::Remote(SocketAddr::V4(host)),
         }
     }
@@ -259,7 +268,14 @@ impl Node {
                 self.dead_letter(to, Envelope::new(from.clone(), payload));
                 Ok(())
             }
+            Route::NotIssued => Err(thespian_core::base::not_issued_error(to)),
         }
+    }
+
+    /// False for an address that no system issued (SPEC §8.12): a send to it is an error, and
+    /// an actor's send to it comes back as `PoisonMessage`.
+    pub(crate) fn could_have_issued(&self, to: &ActorAddress) -> bool {
+        !matches!(self.route(to), Route::NotIssued)
     }
 
     /// Records that the process of `address` (at `peer`) is gone.
@@ -341,7 +357,7 @@ impl Node {
                     let _ = inbox.send(envelope);
                 }
             }
-            Route::Remote(_) | Route::Dead => {
+            Route::Remote(_) | Route::Dead | Route::NotIssued => {
                 log::debug!("a message for {target} reached {}: not here", self.local);
                 self.dead_letter(&target, envelope);
             }

@@ -185,6 +185,10 @@ macro_rules! with_scenarios {
             watch {
                 readable_descriptor_delivers_a_watch_message,
             }
+            back_pressure {
+                sender_over_the_bound_gets_queue_full_and_later_succeeds,
+                message_to_an_address_no_system_issued_is_an_error_or_poison,
+            }
         }
     };
 }
@@ -231,6 +235,7 @@ mod actor_failures;
 mod actor_sys_api;
 mod actors;
 mod address_passing;
+mod back_pressure;
 mod bad_message;
 mod bad_startup_message;
 mod big_messages;

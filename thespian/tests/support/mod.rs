@@ -43,4 +43,3 @@ pub(crate) fn admin_port() -> u16 {
     }
     panic!("no free port in 20000..32000 on 127.0.0.1");
 }
-
