@@ -36,10 +36,12 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use thespian_core::{ActorAddress, Payload, SystemId};
-//! use thespian_transport_udp::{EndpointConfig, Event, UdpEndpoint, WireMessage};
+//! use thespian_transport_udp::{EndpointConfig, Event, Secret, UdpEndpoint, WireMessage};
 //!
-//! let (mut a, _) = UdpEndpoint::bind(EndpointConfig::new(SystemId::from_raw(1)))?;
-//! let (mut b, b_addr) = UdpEndpoint::bind(EndpointConfig::new(SystemId::from_raw(2)))?;
+//! // Every endpoint of a system holds the same secret (normally from the secret file).
+//! let secret = Secret::from_text(b"an example secret, 16 bytes or more").unwrap();
+//! let (mut a, _) = UdpEndpoint::bind(EndpointConfig::new(SystemId::from_raw(1), secret.clone()))?;
+//! let (mut b, b_addr) = UdpEndpoint::bind(EndpointConfig::new(SystemId::from_raw(2), secret))?;
 //! let from = ActorAddress::new(SystemId::from_raw(1), 3);
 //! let to = ActorAddress::new(SystemId::from_raw(2), 7);
 //! let message = WireMessage::from_payload(from, to, &Payload::new("hello")).unwrap();
@@ -69,6 +71,7 @@ mod peer;
 pub mod wire;
 
 pub use driver::{EndpointConfig, UdpEndpoint, UdpSender};
-pub use machine::{Config, Event, Machine, SendError, UndeliverableReason};
+pub use machine::{Config, Event, Machine, Nonces, SendError, Stats, UndeliverableReason};
+pub use thespian_auth::Secret;
 pub use thespian_core::wire::{MessageId, WireMessage};
 pub use wire::{WireError, MAGIC, MAX_DATAGRAM, PROTOCOL_VERSION};

@@ -18,7 +18,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use thespian_core::{ActorAddress, SystemId};
 use thespian_transport_udp::wire::datagram_bound;
 use thespian_transport_udp::{
-    Config, EndpointConfig, Event, MessageId, SendError, UdpEndpoint, UdpSender,
+    Config, EndpointConfig, Event, MessageId, Secret, SendError, UdpEndpoint, UdpSender,
     UndeliverableReason, WireMessage, MAX_DATAGRAM, PROTOCOL_VERSION,
 };
 
@@ -29,8 +29,13 @@ fn incarnation() -> SystemId {
     SystemId::from_raw(0x7e57_0000 + NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The secret the tests' endpoints share (unless a test says otherwise).
+fn secret() -> Secret {
+    Secret::from_text(b"the loopback tests' shared secret").expect("long enough")
+}
+
 fn endpoint(tweak: impl FnOnce(&mut EndpointConfig)) -> (UdpEndpoint, SocketAddr) {
-    let mut config = EndpointConfig::new(incarnation());
+    let mut config = EndpointConfig::new(incarnation(), secret());
     tweak(&mut config);
     UdpEndpoint::bind(config).expect("bind 127.0.0.1:0")
 }

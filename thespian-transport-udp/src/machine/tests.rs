@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use thespian_core::ActorAddress;
 
 use super::*;
+use thespian_auth::{Initiator, Responder};
 
 fn addr(i: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, i], 9000))
@@ -16,6 +17,31 @@ fn addr(i: u8) -> SocketAddr {
 
 fn inc(n: u64) -> SystemId {
     SystemId::from_raw(0x1000 + n)
+}
+
+/// The secret every test machine shares (unless a test says otherwise).
+fn secret() -> Secret {
+    Secret::from_text(b"the machine tests' shared secret").expect("long enough")
+}
+
+/// A deterministic nonce sequence, distinct per seed.
+fn nonces(seed: u64) -> Nonces {
+    let mut n = 0u64;
+    Nonces::from_fn(move || {
+        n += 1;
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        bytes[8..16].copy_from_slice(&n.to_le_bytes());
+        Ok(Nonce(bytes))
+    })
+}
+
+fn machine(config: Config, incarnation: SystemId) -> Machine {
+    machine_with(config, incarnation, secret())
+}
+
+fn machine_with(config: Config, incarnation: SystemId, secret: Secret) -> Machine {
+    Machine::new(config, incarnation, secret, nonces(incarnation.raw()))
 }
 
 /// A message numbered `n` of flow `flow`.
@@ -84,6 +110,42 @@ fn undeliverable(events: &[Event]) -> Vec<(MessageId, u64, UndeliverableReason)>
         .collect()
 }
 
+/// Keys of a session no test machine has.
+fn stranger_keys() -> (SessionKeys, SessionKeys) {
+    let secret = Secret::from_text(b"a stranger's secret, not ours").unwrap();
+    let initiator = Initiator::new(&secret, "x", 1, Nonce([1; 32]), Vec::new());
+    let (responder, welcome) =
+        Responder::new(&secret, "x", 2, Nonce([2; 32]), b"", initiator.hello(), b"").unwrap();
+    let (confirm, i) = initiator.finish(&welcome, b"").unwrap();
+    (i, responder.finish(&confirm).unwrap())
+}
+
+/// A datagram `m` would send to `to` in its session (made with its key and next counter): what
+/// an honest but buggy peer could send.
+fn authentic_from(
+    m: &mut Machine,
+    to: SocketAddr,
+    encode: impl FnOnce(Route, wire::Seal<'_>) -> Vec<u8>,
+) -> Vec<u8> {
+    let me = m.incarnation;
+    let version = m.config.protocol_version;
+    let peer = m.peers.get_mut(&to).expect("a peer");
+    let route = Route {
+        version,
+        from: me,
+        to: peer.incarnation,
+    };
+    encode(route, peer.session.as_mut().expect("a session").seal())
+}
+
+/// Carries only handshake datagrams between the pair until neither has one to send; data
+/// datagrams are carried too (they follow at once), so this is `exchange` by another name
+/// when nothing is lost.
+fn handshake(p: &mut Pair) {
+    p.exchange();
+    assert!(p.a.has_session(addr(B)) && p.b.has_session(addr(A)));
+}
+
 /// Two machines and hand-carried datagrams.
 struct Pair {
     now: Instant,
@@ -98,9 +160,19 @@ impl Pair {
     fn new(config: Config) -> Pair {
         Pair {
             now: Instant::now(),
-            a: Machine::new(config.clone(), inc(1)),
-            b: Machine::new(config, inc(2)),
+            a: machine(config.clone(), inc(1)),
+            b: machine(config, inc(2)),
         }
+    }
+
+    /// Two machines with a session established (by a handshake A opened), nothing else
+    /// pending.
+    fn connected(config: Config) -> Pair {
+        let mut p = Pair::new(config);
+        p.a.initiate(p.now, addr(B), 0);
+        handshake(&mut p);
+        assert!(events(&mut p.a).is_empty() && events(&mut p.b).is_empty());
+        p
     }
 
     /// Carries every datagram both ways until both are quiet; returns how many were carried.
@@ -167,7 +239,7 @@ fn clean_exchange_delivers_in_order_and_acknowledges() {
 
 #[test]
 fn acknowledgements_ride_on_replies() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::connected(Config::default());
     // Ping-pong: each side answers at once, so no pure acknowledgement is needed.
     let mut carried = 0;
     for n in 1..=50 {
@@ -193,7 +265,7 @@ fn acknowledgements_ride_on_replies() {
 
 #[test]
 fn a_batch_is_acknowledged_once() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::connected(Config::default());
     for n in 1..=10 {
         p.a.send(p.now, addr(B), msg(0, n)).unwrap();
     }
@@ -211,7 +283,7 @@ fn a_batch_is_acknowledged_once() {
 
 #[test]
 fn out_of_order_datagrams_are_held_and_delivered_in_order() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::connected(Config::default());
     for n in 1..=6 {
         p.a.send(p.now, addr(B), msg(0, n)).unwrap();
     }
@@ -269,7 +341,7 @@ fn datagrams_beyond_the_receive_window_are_dropped_and_retransmitted() {
         max_unacked: 10,
         ..Config::default()
     };
-    let mut p = Pair::new(config);
+    let mut p = Pair::connected(config);
     for n in 1..=10 {
         p.a.send(p.now, addr(B), msg(0, n)).unwrap();
     }
@@ -339,7 +411,7 @@ fn a_full_window_fails_the_send_at_once() {
         max_unacked: 3,
         ..Config::default()
     };
-    let mut p = Pair::new(config);
+    let mut p = Pair::connected(config);
     for n in 1..=3 {
         p.a.send(p.now, addr(B), msg(0, n)).unwrap();
     }
@@ -384,7 +456,7 @@ fn fast_config() -> Config {
 #[test]
 fn a_silent_peer_is_given_up_with_back_off_then_remembered_as_dead() {
     let config = fast_config();
-    let mut p = Pair::new(config.clone());
+    let mut p = Pair::connected(config.clone());
     let start = p.now;
     let ids: Vec<MessageId> = (1..=5)
         .map(|n| p.a.send(p.now, addr(B), msg(0, n)).unwrap())
@@ -439,7 +511,7 @@ fn a_silent_peer_is_given_up_with_back_off_then_remembered_as_dead() {
 
 #[test]
 fn given_up_messages_held_by_the_receiver_are_skipped() {
-    let mut p = Pair::new(fast_config());
+    let mut p = Pair::connected(fast_config());
     for n in 1..=4 {
         p.a.send(p.now, addr(B), msg(0, n)).unwrap();
     }
@@ -510,7 +582,7 @@ fn a_restarted_receiver_is_a_new_peer() {
     p.a.send(p.now, addr(B), msg(0, 2)).unwrap();
     p.a.send(p.now, addr(B), msg(0, 3)).unwrap();
     let _ = transmits(&mut p.a);
-    p.b = Machine::new(Config::default(), inc(22));
+    p.b = machine(Config::default(), inc(22));
     // The retransmissions reach the new incarnation, which refuses them naming itself.
     p.advance();
     p.exchange();
@@ -537,7 +609,7 @@ fn a_restarted_receiver_is_a_new_peer() {
 
 #[test]
 fn a_restarted_sender_is_a_new_peer_and_its_old_datagrams_are_ignored() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::connected(Config::default());
     for n in 1..=3 {
         p.a.send(p.now, addr(B), msg(0, n)).unwrap();
     }
@@ -549,7 +621,7 @@ fn a_restarted_sender_is_a_new_peer_and_its_old_datagrams_are_ignored() {
     p.b.send(p.now, addr(A), msg(9, 1)).unwrap();
     let _ = transmits(&mut p.b);
     assert_eq!(delivered(&events(&mut p.b)), vec![1, 2, 3]);
-    p.a = Machine::new(Config::default(), inc(11));
+    p.a = machine(Config::default(), inc(11));
     p.a.send(p.now, addr(B), msg(0, 100)).unwrap();
     p.exchange();
     let at_b = events(&mut p.b);
@@ -572,7 +644,7 @@ fn a_restarted_sender_is_a_new_peer_and_its_old_datagrams_are_ignored() {
 #[test]
 fn a_version_mismatch_is_reported_to_the_sender_at_once() {
     let mut p = Pair::new(Config::default());
-    p.b = Machine::new(
+    p.b = machine(
         Config {
             protocol_version: PROTOCOL_VERSION + 1,
             ..Config::default()
@@ -608,7 +680,7 @@ fn garbage_is_dropped_without_a_reply() {
     assert!(transmits(&mut p.b).is_empty());
     assert!(events(&mut p.b).is_empty());
     assert_eq!(p.b.peers(), 0);
-    // An acknowledgement from a stranger, or for another incarnation, is ignored.
+    // An acknowledgement from a stranger (no session) is ignored, without an answer.
     let ack = Ack {
         stream: 1,
         cumulative: 5,
@@ -619,19 +691,29 @@ fn garbage_is_dropped_without_a_reply() {
         from: inc(1),
         to: Some(inc(2)),
     };
-    p.b.handle_datagram(p.now, addr(A), &wire::encode_ack(route, &ack));
+    let (stranger, _) = stranger_keys();
+    let seal = wire::Seal {
+        key: &stranger.send,
+        counter: 1,
+    };
+    p.b.handle_datagram(p.now, addr(A), &wire::encode_ack(route, seal, &ack));
     assert_eq!(p.b.peers(), 0);
-    // An acknowledgement of messages never sent is ignored whole.
+    assert!(transmits(&mut p.b).is_empty());
+    assert_eq!(p.b.stats().unauthenticated, 1);
+    // An acknowledgement of messages never sent, in the session, is ignored whole.
     p.b.send(p.now, addr(A), msg(0, 1)).unwrap();
-    let _ = transmits(&mut p.b);
-    p.b.handle_datagram(p.now, addr(A), &wire::encode_ack(route, &ack));
+    handshake(&mut p);
+    let forged = authentic_from(&mut p.a, addr(B), |route, seal| {
+        wire::encode_ack(route, seal, &ack)
+    });
+    p.b.handle_datagram(p.now, addr(A), &forged);
     assert!(events(&mut p.b).is_empty());
     assert_eq!(p.b.unacked(addr(A)), 1);
 }
 
 #[test]
 fn an_acknowledgement_claiming_the_missing_message_is_ignored() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::connected(Config::default());
     for n in 1..=3 {
         p.a.send(p.now, addr(B), msg(0, n)).unwrap();
     }
@@ -642,12 +724,10 @@ fn an_acknowledgement_claiming_the_missing_message_is_ignored() {
         cumulative: 0,
         ranges: vec![wire::SeqRange { first: 1, last: 3 }],
     };
-    let route = Route {
-        version: PROTOCOL_VERSION,
-        from: inc(2),
-        to: Some(inc(1)),
-    };
-    p.a.handle_datagram(p.now, addr(B), &wire::encode_ack(route, &ack));
+    let bogus = authentic_from(&mut p.b, addr(A), |route, seal| {
+        wire::encode_ack(route, seal, &ack)
+    });
+    p.a.handle_datagram(p.now, addr(B), &bogus);
     assert!(p
         .a
         .poll_timeout()
@@ -658,15 +738,27 @@ fn an_acknowledgement_claiming_the_missing_message_is_ignored() {
 
 #[test]
 fn the_peer_table_is_bounded() {
-    let mut p = Pair::new(Config {
+    let config = Config {
         max_peers: 1,
         ..Config::default()
-    });
-    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
-    let datagrams = transmits(&mut p.a);
-    p.b.handle_datagram(p.now, addr(A), &datagrams[0].1);
-    p.b.handle_datagram(p.now, addr(3), &datagrams[0].1);
+    };
+    let mut p = Pair::connected(config.clone());
+    // A third endpoint completes a handshake with B, which has no room for it.
+    let mut c = machine(config, inc(3));
+    c.send(p.now, addr(B), msg(3, 1)).unwrap();
+    for _ in 0..3 {
+        for (_, bytes) in transmits(&mut c) {
+            p.b.handle_datagram(p.now, addr(3), &bytes);
+        }
+        for (_, bytes) in transmits(&mut p.b) {
+            c.handle_datagram(p.now, addr(B), &bytes);
+        }
+    }
     assert_eq!(p.b.peers(), 1);
+    assert!(!p.b.has_session(addr(3)));
+    assert!(delivered(&events(&mut p.b)).is_empty());
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.settle();
     assert_eq!(delivered(&events(&mut p.b)), vec![1]);
 }
 
@@ -691,8 +783,8 @@ fn idle_peers_are_forgotten_and_streams_resume_safely() {
     assert_eq!(delivered(&events(&mut p.b)), vec![1, 2, 3, 4]);
 
     // Only the receiver forgets: the sender's next message carries its base.
-    p.b = Machine::new(config.clone(), inc(2));
-    p.a = Machine::new(
+    p.b = machine(config.clone(), inc(2));
+    p.a = machine(
         Config {
             peer_idle_timeout: Duration::from_secs(3600),
             ..config.clone()
@@ -731,7 +823,7 @@ fn close_reports_unacknowledged_messages_and_refuses_sends() {
 
 #[test]
 fn close_sends_the_acknowledgements_still_owed() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::connected(Config::default());
     p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
     for (_, bytes) in transmits(&mut p.a) {
         p.b.handle_datagram(p.now, addr(A), &bytes);
@@ -785,7 +877,7 @@ fn a_revived_address_reaches_the_new_endpoint_with_the_first_message() {
     let _ = events(&mut p.a);
     // B's endpoint goes away; a datagram to it is refused; a new endpoint takes its address.
     p.a.refused(p.now, addr(B));
-    p.b = Machine::new(fast_config(), inc(3));
+    p.b = machine(fast_config(), inc(3));
     p.a.revive(addr(B));
     assert!(!p.a.is_dead(p.now, addr(B)));
     p.a.send(p.now, addr(B), msg(0, 2)).unwrap();
@@ -802,7 +894,7 @@ fn a_revived_address_reaches_the_new_endpoint_with_the_first_message() {
 
 #[test]
 fn revive_leaves_a_live_peer_alone() {
-    let mut p = Pair::new(fast_config());
+    let mut p = Pair::connected(fast_config());
     p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
     let _ = transmits(&mut p.a);
     // Not remembered as dead: the unacknowledged message stays in flight and arrives.
@@ -887,7 +979,7 @@ impl Sim {
         let nodes = (0..nodes)
             .map(|i| Node {
                 addr: addr(i as u8 + 1),
-                machine: Machine::new(config.clone(), inc(i as u64 + 1)),
+                machine: machine(config.clone(), inc(i as u64 + 1)),
                 sent: HashMap::new(),
                 acked: HashSet::new(),
                 failed: HashMap::new(),
