@@ -6,6 +6,9 @@
 //! other threads send through a cloneable [`UdpSender`]. Protocol decisions stay in the
 //! machine.
 //!
+//! The machine's handshake nonces come from the operating system's random source
+//! ([`Nonces::random`]); the secret comes in with the [`EndpointConfig`].
+//!
 //! Two details of real sockets are handled here:
 //! - **ICMP port unreachable.** A datagram sent to a port where nothing listens draws an ICMP
 //!   error. On Linux the driver asks for these errors with their destination

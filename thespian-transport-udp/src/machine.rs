@@ -10,6 +10,26 @@
 //! spawns threads.
 //!
 //! # The protocol, step by step
+//! - **Sessions.** Nothing is obeyed before the peer proved it holds the system's secret.
+//!   Before the first message to or from a peer incarnation, the machines run the
+//!   `thespian-auth` handshake in datagrams: `Hello` → `Welcome` (the responder's proof) →
+//!   `Confirm` (the initiator's proof), the transcript binding [`HANDSHAKE_PROTOCOL`], the
+//!   protocol version and both incarnations. Messages sent meanwhile wait in the window and go
+//!   out when the session is up; an unanswered `Hello` is retransmitted like a message and,
+//!   after [`Config::max_retransmits`], fails them ([`UndeliverableReason::RetriesExhausted`]).
+//!   A wrong proof draws a `Reject` and fails them at once
+//!   ([`UndeliverableReason::AuthenticationFailed`]), with a warning naming the peer on both
+//!   sides. When both sides open at once, the higher incarnation answers the lower's `Hello`
+//!   and drops its own. The initiator sends its `Confirm` again until an authenticated
+//!   datagram from the responder (which sends an acknowledgement of no stream on completion)
+//!   shows it arrived. Data from an address we have no session with (we restarted, or forgot
+//!   the peer) makes us open one. At most one handshake per address is in progress, and at
+//!   most [`Config::max_handshakes`] started by the network; a responder spends one proof per
+//!   `Hello` and one keyed hash per `Confirm`.
+//! - **MACs.** Every data and acknowledgement datagram carries the session's datagram counter
+//!   and a tag over its header and payload under the sender's key; it is verified before
+//!   anything in it is read, and one that fails is dropped and counted ([`Stats`]) with a
+//!   rate-limited warning. A replay is a duplicate, absorbed by duplicate suppression.
 //! - **Streams.** Per peer address, we keep one outgoing *stream*: consecutive sequence numbers
 //!   from 1, under a stream id that this incarnation never reuses. Every message is sent at
 //!   once, in its own datagram.
@@ -33,16 +53,25 @@
 //!   are unacknowledged per peer; a send beyond fails at once with [`SendError::WindowFull`].
 //! - **Dead addresses.** For [`Config::dead_address_memory`] (Thespian: 15 s) after a peer is
 //!   declared dead, sends to it fail at once with [`UndeliverableReason::DeadAddress`], so a
-//!   flood to a dead actor ends quickly. Any valid datagram from the address revives it.
+//!   flood to a dead actor ends quickly. An authenticated datagram from the address, or a
+//!   completed handshake, revives it.
 //! - **Incarnations.** Every datagram names its sender's incarnation and the receiver's as the
-//!   sender knows it. A new incarnation at an address is a new peer: held messages are
-//!   dropped, unacknowledged messages are reported undeliverable
-//!   ([`UndeliverableReason::PeerRestarted`]), and [`Event::PeerRestarted`] is emitted. A
-//!   datagram meant for a previous incarnation of *this* machine is refused with an
-//!   acknowledgement that names our incarnation, so its sender learns of the restart at once.
+//!   sender knows it. Only a completed handshake makes an incarnation known at an address; a
+//!   new one retires the old: held messages are dropped, unacknowledged messages are reported
+//!   undeliverable ([`UndeliverableReason::PeerRestarted`]), and [`Event::PeerRestarted`] is
+//!   emitted. A datagram claiming another incarnation is dropped until then, so a spoofed
+//!   "restart" changes nothing. A restarted machine that receives data meant for its
+//!   predecessor opens a session with the sender, which learns of the restart that way.
 //! - **Versions.** A datagram of another protocol version is answered with a version notice;
-//!   a version notice fails every unacknowledged message to its sender
-//!   ([`UndeliverableReason::VersionMismatch`]). Both are logged.
+//!   a version notice, when no session with its sender is established, fails every message
+//!   waiting for it ([`UndeliverableReason::VersionMismatch`]). Both are logged.
+//! - **What unauthenticated datagrams can do.** Nothing to an established session. A `Reject`
+//!   or version notice counts only against a handshake in progress with its sender, and only
+//!   for that attempt: the price is that an attacker who spoofs the peer's address at that
+//!   moment can fail that attempt's messages (reported, never silent), which we prefer to
+//!   reporting a wrong secret only after the retries. An ICMP port unreachable reported by the
+//!   driver ([`Machine::refused`]) is still believed, authenticated session or not (forging
+//!   one takes a raw socket).
 //!
 //! # The promise
 //! Per (sender endpoint, receiver endpoint), every message sent is either delivered exactly
