@@ -990,6 +990,19 @@ impl Machine {
             Ok((responder, welcome)) => {
                 let welcome = wire::encode_handshake(ours, HandshakeRef::Welcome(&welcome));
                 self.transmits.push_back((addr, welcome.clone()));
+                // With messages of ours waiting (we yielded to a simultaneous open), wait for
+                // the Confirm only as long as for a Welcome, then open the session ourselves:
+                // a forged Hello delays them by one retransmission, no more.
+                let wait = if self.peers.get(&addr).is_some_and(Peer::waiting) {
+                    backoff(
+                        &self.config,
+                        self.config.handshake_rto(),
+                        transmissions.max(1),
+                    )
+                    .min(self.config.handshake_timeout)
+                } else {
+                    self.config.handshake_timeout
+                };
                 self.handshakes.insert(
                     addr,
                     Handshake::Responding {
@@ -998,7 +1011,7 @@ impl Machine {
                         nonce: hello.nonce,
                         welcome,
                         transmissions,
-                        expires: now + self.config.handshake_timeout,
+                        expires: now + wait,
                     },
                 );
             }

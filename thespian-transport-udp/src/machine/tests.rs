@@ -212,7 +212,9 @@ impl Pair {
     fn settle(&mut self) {
         for _ in 0..1000 {
             self.exchange();
-            let busy = |m: &Machine| m.peers.values().any(|p| p.next_timer().is_some());
+            let busy = |m: &Machine| {
+                !m.handshakes.is_empty() || m.peers.values().any(|p| p.next_timer().is_some())
+            };
             if !busy(&self.a) && !busy(&self.b) {
                 return;
             }
@@ -1705,10 +1707,19 @@ fn a_new_incarnation_retires_the_old_only_once_its_handshake_completes() {
     let welcome = transmits(&mut p.b);
     assert_eq!(p.b.peers[&addr(A)].incarnation, Some(inc(1)));
     assert!(events(&mut p.b).is_empty());
-    // ... the old A's traffic still flows ...
-    p.settle();
+    // ... the old A's traffic still flows (well within the responder's wait) ...
+    let mut at_a = Vec::new();
+    for _ in 0..10 {
+        p.exchange();
+        at_a.extend(events(&mut p.a));
+        if !acked(&at_a).is_empty() {
+            break;
+        }
+        p.advance();
+    }
+    assert_eq!(acked(&at_a).len(), 1);
     assert_eq!(delivered(&events(&mut p.b)), vec![1]);
-    assert_eq!(acked(&events(&mut p.a)).len(), 1);
+    assert_eq!(p.b.handshakes(), 1);
     // ... until the new incarnation proves itself: only then is the old one gone.
     new_a.handle_datagram(p.now, addr(B), &welcome[0].1);
     for (_, bytes) in transmits(&mut new_a) {
@@ -1804,4 +1815,38 @@ fn handshakes_survive_heavy_loss_over_many_seeds() {
         sim.run(200_000);
         assert_eq!(sim.check(), 0, "seed {seed}: given up despite the retries");
     }
+}
+
+#[test]
+fn a_forged_hello_delays_the_higher_incarnations_messages_by_one_retransmission() {
+    let mut p = Pair::new(fast_config());
+    // B (the higher incarnation) opens a session; a forged Hello "from A" makes it yield.
+    p.b.send(p.now, addr(A), msg(1, 1)).unwrap();
+    let _ = transmits(&mut p.b);
+    let forged = Initiator::new(&secret(), "x", inc(1).raw(), Nonce([3; 32]), Vec::new())
+        .hello()
+        .clone();
+    let route = Route {
+        version: PROTOCOL_VERSION,
+        from: inc(1),
+        to: None,
+    };
+    let start = p.now;
+    p.b.handle_datagram(
+        p.now,
+        addr(A),
+        &wire::encode_handshake(route, HandshakeRef::Hello(&forged)),
+    );
+    // The real A ignores the Welcome meant for the forger ...
+    p.exchange();
+    assert!(!p.a.has_session(addr(B)) && !p.b.has_session(addr(A)));
+    // ... and B opens the session itself after one handshake timeout.
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.a)), vec![1]);
+    assert_eq!(acked(&events(&mut p.b)).len(), 1);
+    assert!(
+        p.now - start <= Duration::from_millis(30),
+        "{:?}",
+        p.now - start
+    );
 }
