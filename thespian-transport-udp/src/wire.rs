@@ -967,6 +967,11 @@ mod tests {
                     Some(&ack),
                 ),
                 encode_ack(route(), seal(3), &ack),
+                encode_handshake(
+                    route(),
+                    HandshakeRef::Confirm(&thespian_auth::Confirm { proof: [4; 32] }),
+                ),
+                encode_handshake(route(), HandshakeRef::Reject(RejectReason::WrongSecret)),
             ] {
                 for (at, value) in &flips {
                     let len = bytes.len();
