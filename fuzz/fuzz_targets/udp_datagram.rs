@@ -1,17 +1,99 @@
 //! Fuzzes everything in `thespian-transport-udp` that reads bytes from the network: the
 //! datagram decoder, and the machine's datagram handling, fresh and mid-conversation (with a
-//! stream in each direction, so acknowledgements, held datagrams and restarts are reachable).
-//! None of them may panic; a decoded datagram must re-encode to a decodable one.
+//! session and a stream in each direction, so acknowledgements, held datagrams, handshake
+//! messages and restarts are reachable). None of them may panic; a decoded datagram must
+//! re-encode to the same datagram (data and acknowledgements under a key of the fuzzer's own,
+//! so only the tag differs).
 #![no_main]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
+use thespian_auth::{Initiator, Nonce, Responder, SessionKeys};
 use thespian_core::{ActorAddress, SystemId};
-use thespian_transport_udp::wire::{self, Datagram, Position, Route};
-use thespian_transport_udp::{Config, Machine, WireMessage, PROTOCOL_VERSION};
+use thespian_transport_udp::wire::{self, Datagram, HandshakeRef, Kind, Position, Route, Seal};
+use thespian_transport_udp::{Config, Machine, Nonces, Secret, WireMessage, PROTOCOL_VERSION};
+
+fn secret() -> Secret {
+    Secret::from_text(b"the fuzzer's shared secret").expect("long enough")
+}
+
+/// Deterministic nonces, so a crash reproduces.
+fn machine(incarnation: u64) -> Machine {
+    let mut n = 0u8;
+    let nonces = Nonces::from_fn(move || {
+        n = n.wrapping_add(1);
+        let mut bytes = [n; 32];
+        bytes[0] = incarnation as u8;
+        Ok(Nonce(bytes))
+    });
+    Machine::new(
+        Config::default(),
+        SystemId::from_raw(incarnation),
+        secret(),
+        nonces,
+    )
+}
+
+/// A session key of the fuzzer's own, to re-encode what it decoded.
+fn key() -> &'static SessionKeys {
+    static KEYS: OnceLock<SessionKeys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let initiator = Initiator::new(&secret(), "fuzz", 1, Nonce([1; 32]), Vec::new());
+        let (_, welcome) = Responder::new(
+            &secret(),
+            "fuzz",
+            2,
+            Nonce([2; 32]),
+            b"",
+            initiator.hello(),
+            b"",
+        )
+        .expect("a suite we have");
+        initiator.finish(&welcome, b"").expect("same secret").1
+    })
+}
+
+/// The datagram with its tag left out, for comparing a re-encoding.
+fn untagged(datagram: Datagram<'_>) -> Datagram<'_> {
+    let blank = wire::Mac {
+        signed: &[],
+        tag: &[],
+    };
+    match datagram {
+        Datagram::Data {
+            from,
+            to,
+            header,
+            payload,
+            ..
+        } => Datagram::Data {
+            from,
+            to,
+            header,
+            payload,
+            mac: blank,
+        },
+        Datagram::Ack {
+            from,
+            to,
+            counter,
+            ack,
+            ..
+        } => Datagram::Ack {
+            from,
+            to,
+            counter,
+            ack,
+            mac: blank,
+        },
+        other => other,
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     // 1. The decoder, and a round trip of whatever it accepts.
@@ -22,6 +104,7 @@ fuzz_target!(|data: &[u8]| {
                 to,
                 header,
                 payload,
+                ..
             } => {
                 let message = WireMessage {
                     sender: header.sender.clone(),
@@ -39,25 +122,57 @@ fuzz_target!(|data: &[u8]| {
                     seq: header.seq,
                     base: header.base,
                 };
-                wire::encode_data(route, position, &message, header.ack.as_ref())
+                let seal = Seal {
+                    key: &key().send,
+                    counter: header.counter,
+                };
+                wire::encode_data(route, seal, position, &message, header.ack.as_ref())
             }
-            Datagram::Ack { from, to, ack } => {
+            Datagram::Ack {
+                from,
+                to,
+                counter,
+                ack,
+                ..
+            } => {
                 let route = Route {
                     version: PROTOCOL_VERSION,
                     from: *from,
                     to: *to,
                 };
-                wire::encode_ack(route, ack)
+                let seal = Seal {
+                    key: &key().send,
+                    counter: *counter,
+                };
+                wire::encode_ack(route, seal, ack)
+            }
+            Datagram::Handshake { from, to, kind } => {
+                let route = Route {
+                    version: PROTOCOL_VERSION,
+                    from: *from,
+                    to: *to,
+                };
+                let message = match kind {
+                    Kind::Hello(h) => HandshakeRef::Hello(h),
+                    Kind::Welcome(w) => HandshakeRef::Welcome(w),
+                    Kind::Confirm(c) => HandshakeRef::Confirm(c),
+                    Kind::Reject(r) => HandshakeRef::Reject(*r),
+                    Kind::Data(_) | Kind::Ack(_) => unreachable!("decoded as data or ack"),
+                };
+                wire::encode_handshake(route, message)
             }
             Datagram::VersionNotice { version } => wire::encode_version_notice(*version),
         };
-        assert_eq!(wire::decode(&again, PROTOCOL_VERSION).unwrap(), datagram);
+        assert_eq!(
+            untagged(wire::decode(&again, PROTOCOL_VERSION).unwrap()),
+            untagged(datagram)
+        );
     }
 
     // 2. A fresh machine.
     let now = Instant::now();
     let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let mut fresh = Machine::new(Config::default(), SystemId::from_raw(2));
+    let mut fresh = machine(2);
     fresh.handle_datagram(now, peer, data);
     drain(&mut fresh);
 
@@ -67,8 +182,8 @@ fuzz_target!(|data: &[u8]| {
         "127.0.0.1:1".parse().unwrap(),
         "127.0.0.1:2".parse().unwrap(),
     );
-    let mut a = Machine::new(Config::default(), SystemId::from_raw(1));
-    let mut b = Machine::new(Config::default(), SystemId::from_raw(2));
+    let mut a = machine(1);
+    let mut b = machine(2);
     let message = WireMessage {
         sender: ActorAddress::new(SystemId::from_raw(1), 1),
         target: ActorAddress::new(SystemId::from_raw(2), 1),
@@ -79,11 +194,14 @@ fuzz_target!(|data: &[u8]| {
         a.send(now, b_addr, message.clone()).unwrap();
         b.send(now, a_addr, message.clone()).unwrap();
     }
-    while let Some((_, bytes)) = a.poll_transmit() {
-        b.handle_datagram(now, a_addr, &bytes);
-    }
-    while let Some((_, bytes)) = b.poll_transmit() {
-        a.handle_datagram(now, b_addr, &bytes);
+    // The handshake and the messages: a few rounds carry everything.
+    for _ in 0..4 {
+        while let Some((_, bytes)) = a.poll_transmit() {
+            b.handle_datagram(now, a_addr, &bytes);
+        }
+        while let Some((_, bytes)) = b.poll_transmit() {
+            a.handle_datagram(now, b_addr, &bytes);
+        }
     }
     for piece in data.chunks(data.len().div_ceil(4).max(1)) {
         a.handle_datagram(now, b_addr, piece);

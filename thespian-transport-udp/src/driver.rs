@@ -6,6 +6,9 @@
 //! other threads send through a cloneable [`UdpSender`]. Protocol decisions stay in the
 //! machine.
 //!
+//! The machine's handshake nonces come from the operating system's random source
+//! ([`Nonces::random`]); the secret comes in with the [`EndpointConfig`].
+//!
 //! Two details of real sockets are handled here:
 //! - **ICMP port unreachable.** A datagram sent to a port where nothing listens draws an ICMP
 //!   error. On Linux the driver asks for these errors with their destination
@@ -25,9 +28,10 @@ use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
+use thespian_auth::Secret;
 use thespian_core::{SendBudget, SystemId};
 
-use crate::machine::{Config, Event, Machine, MessageId, SendError, UndeliverableReason};
+use crate::machine::{Config, Event, Machine, MessageId, Nonces, SendError, UndeliverableReason};
 use crate::wire::WireMessage;
 
 const SOCKET: Token = Token(0);
@@ -44,16 +48,21 @@ pub struct EndpointConfig {
     pub transport: Config,
     /// This endpoint's incarnation id (pick a new random one at every start).
     pub incarnation: SystemId,
+    /// The system's secret: every peer must prove it holds the same one before a single
+    /// message is exchanged (see [`Machine`]).
+    pub secret: Secret,
     /// Where to bind (default `127.0.0.1:0`: loopback, an ephemeral port).
     pub bind: SocketAddr,
 }
 
 impl EndpointConfig {
-    /// Defaults for the given incarnation: loopback, ephemeral port, default transport config.
-    pub fn new(incarnation: SystemId) -> EndpointConfig {
+    /// Defaults for the given incarnation and secret: loopback, ephemeral port, default
+    /// transport config. There is no endpoint without a secret.
+    pub fn new(incarnation: SystemId, secret: Secret) -> EndpointConfig {
         EndpointConfig {
             transport: Config::default(),
             incarnation,
+            secret,
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
         }
     }
@@ -266,7 +275,12 @@ impl UdpEndpoint {
             config: config.transport.clone(),
         });
         let (tx, rx) = mpsc::channel();
-        let machine = Machine::new(config.transport, config.incarnation);
+        let machine = Machine::new(
+            config.transport,
+            config.incarnation,
+            config.secret,
+            Nonces::random(),
+        );
         log::debug!(
             "UDP endpoint {:?} bound to {local_addr}",
             config.incarnation

@@ -10,6 +10,26 @@
 //! spawns threads.
 //!
 //! # The protocol, step by step
+//! - **Sessions.** Nothing is obeyed before the peer proved it holds the system's secret.
+//!   Before the first message to or from a peer incarnation, the machines run the
+//!   `thespian-auth` handshake in datagrams: `Hello` → `Welcome` (the responder's proof) →
+//!   `Confirm` (the initiator's proof), the transcript binding [`HANDSHAKE_PROTOCOL`], the
+//!   protocol version and both incarnations. Messages sent meanwhile wait in the window and go
+//!   out when the session is up; an unanswered `Hello` is retransmitted like a message and,
+//!   after [`Config::max_retransmits`], fails them ([`UndeliverableReason::RetriesExhausted`]).
+//!   A wrong proof draws a `Reject` and fails them at once
+//!   ([`UndeliverableReason::AuthenticationFailed`]), with a warning naming the peer on both
+//!   sides. When both sides open at once, the higher incarnation answers the lower's `Hello`
+//!   and drops its own. The initiator sends its `Confirm` again until an authenticated
+//!   datagram from the responder (which sends an acknowledgement of no stream on completion)
+//!   shows it arrived. Data from an address we have no session with (we restarted, or forgot
+//!   the peer) makes us open one. At most one handshake per address is in progress, and at
+//!   most [`Config::max_handshakes`] started by the network; a responder spends one proof per
+//!   `Hello` and one keyed hash per `Confirm`.
+//! - **MACs.** Every data and acknowledgement datagram carries the session's datagram counter
+//!   and a tag over its header and payload under the sender's key; it is verified before
+//!   anything in it is read, and one that fails is dropped and counted ([`Stats`]) with a
+//!   rate-limited warning. A replay is a duplicate, absorbed by duplicate suppression.
 //! - **Streams.** Per peer address, we keep one outgoing *stream*: consecutive sequence numbers
 //!   from 1, under a stream id that this incarnation never reuses. Every message is sent at
 //!   once, in its own datagram.
@@ -33,16 +53,25 @@
 //!   are unacknowledged per peer; a send beyond fails at once with [`SendError::WindowFull`].
 //! - **Dead addresses.** For [`Config::dead_address_memory`] (Thespian: 15 s) after a peer is
 //!   declared dead, sends to it fail at once with [`UndeliverableReason::DeadAddress`], so a
-//!   flood to a dead actor ends quickly. Any valid datagram from the address revives it.
+//!   flood to a dead actor ends quickly. An authenticated datagram from the address, or a
+//!   completed handshake, revives it.
 //! - **Incarnations.** Every datagram names its sender's incarnation and the receiver's as the
-//!   sender knows it. A new incarnation at an address is a new peer: held messages are
-//!   dropped, unacknowledged messages are reported undeliverable
-//!   ([`UndeliverableReason::PeerRestarted`]), and [`Event::PeerRestarted`] is emitted. A
-//!   datagram meant for a previous incarnation of *this* machine is refused with an
-//!   acknowledgement that names our incarnation, so its sender learns of the restart at once.
+//!   sender knows it. Only a completed handshake makes an incarnation known at an address; a
+//!   new one retires the old: held messages are dropped, unacknowledged messages are reported
+//!   undeliverable ([`UndeliverableReason::PeerRestarted`]), and [`Event::PeerRestarted`] is
+//!   emitted. A datagram claiming another incarnation is dropped until then, so a spoofed
+//!   "restart" changes nothing. A restarted machine that receives data meant for its
+//!   predecessor opens a session with the sender, which learns of the restart that way.
 //! - **Versions.** A datagram of another protocol version is answered with a version notice;
-//!   a version notice fails every unacknowledged message to its sender
-//!   ([`UndeliverableReason::VersionMismatch`]). Both are logged.
+//!   a version notice, when no session with its sender is established, fails every message
+//!   waiting for it ([`UndeliverableReason::VersionMismatch`]). Both are logged.
+//! - **What unauthenticated datagrams can do.** Nothing to an established session. A `Reject`
+//!   or version notice counts only against a handshake in progress with its sender, and only
+//!   for that attempt: the price is that an attacker who spoofs the peer's address at that
+//!   moment can fail that attempt's messages (reported, never silent), which we prefer to
+//!   reporting a wrong secret only after the retries. An ICMP port unreachable reported by the
+//!   driver ([`Machine::refused`]) is still believed, authenticated session or not (forging
+//!   one takes a raw socket).
 //!
 //! # The promise
 //! Per (sender endpoint, receiver endpoint), every message sent is either delivered exactly
@@ -57,6 +86,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use thespian_auth::{AuthError, Initiator, Nonce, Responder, Secret, SessionKeys, Suite};
 use thespian_core::SystemId;
 
 // Names a message for `Event::Acked` and `Event::Undeliverable`; chosen by `Machine::send` (or by
@@ -64,10 +94,17 @@ use thespian_core::SystemId;
 // thespian-core and keeps its path here.
 pub use thespian_core::wire::MessageId;
 
-use crate::peer::{backoff, Inbound, Outbound, Outgoing, Peer, Receipt, Seen};
-use crate::wire::{
-    self, Ack, Datagram, Position, Route, WireError, WireMessage, MAX_DATAGRAM, PROTOCOL_VERSION,
+use crate::peer::{
+    backoff, Inbound, Outbound, Outgoing, Peer, PendingConfirm, Receipt, Seen, Session,
 };
+use crate::wire::{
+    self, Ack, Datagram, HandshakeRef, Kind, Mac, Position, RejectReason, Route, WireError,
+    WireMessage, MAX_DATAGRAM, PROTOCOL_VERSION,
+};
+
+/// The protocol name bound into every handshake transcript, so a proof made for another
+/// transport (or another version of this one) is worthless here.
+pub const HANDSHAKE_PROTOCOL: &str = "thespian udp 2";
 
 /// Tunables of the transport; the defaults are Thespian's where Thespian has one.
 #[derive(Debug, Clone)]
@@ -111,6 +148,14 @@ pub struct Config {
     /// Most peers remembered (default 65,536). Data from a new address beyond it is dropped
     /// (its sender retransmits and, in the end, learns it was undeliverable).
     pub max_peers: usize,
+    /// Most handshakes the network may have in progress at once (default 1,024; at most one
+    /// per address): a `Hello` beyond it, or a datagram that would make us open a session, is
+    /// dropped and counted ([`Stats::handshakes_refused`]). Handshakes for our own messages
+    /// are bounded by [`Config::max_peers`] instead.
+    pub max_handshakes: usize,
+    /// How long a responder waits for the initiator's `Confirm` (default 10 s) before it
+    /// forgets the handshake.
+    pub handshake_timeout: Duration,
     /// The protocol version announced. Leave it at [`PROTOCOL_VERSION`]; it is configurable
     /// so tests can play an older or newer peer.
     pub protocol_version: u16,
@@ -133,6 +178,8 @@ impl Default for Config {
             dead_address_memory: Duration::from_secs(15),
             peer_idle_timeout: Duration::from_secs(10 * 60),
             max_peers: 65_536,
+            max_handshakes: 1024,
+            handshake_timeout: Duration::from_secs(10),
             protocol_version: PROTOCOL_VERSION,
         }
     }
@@ -152,6 +199,14 @@ impl Config {
             return Err(SendError::TooLarge { size, limit });
         }
         Ok(size)
+    }
+
+    /// The retransmission timeout of a handshake message (no round trip measured yet).
+    fn handshake_rto(&self) -> Duration {
+        self.initial_rto
+            .max(self.min_rto)
+            .min(self.max_rto.max(self.min_rto))
+            .max(Duration::from_millis(1))
     }
 
     fn gc_period(&self) -> Duration {
@@ -235,6 +290,10 @@ pub enum UndeliverableReason {
         /// The peer's.
         theirs: u16,
     },
+    /// The session handshake failed: the peer holds another secret (or a handshake datagram
+    /// was forged or changed in flight). Its message names the cause, e.g. "authentication
+    /// failed: this system uses another secret".
+    AuthenticationFailed(AuthError),
     /// The machine was closed before an acknowledgement came.
     Shutdown,
     /// A driver could not hand the message to the machine (its send was refused).
@@ -278,6 +337,7 @@ impl fmt::Display for UndeliverableReason {
                 f,
                 "protocol version mismatch: we speak {ours}, the peer speaks {theirs}"
             ),
+            UndeliverableReason::AuthenticationFailed(e) => write!(f, "{e}"),
             UndeliverableReason::Shutdown => f.write_str("transport shut down"),
             UndeliverableReason::Refused(e) => write!(f, "send refused: {e}"),
         }
@@ -322,6 +382,86 @@ pub enum Event {
         /// The one that answered.
         new: SystemId,
     },
+}
+
+/// What the machine dropped, for monitoring (see [`Machine::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Data and acknowledgement datagrams dropped unauthenticated: a wrong tag, an
+    /// incarnation without a session, or no session at all.
+    pub unauthenticated: u64,
+    /// Handshakes refused because [`Config::max_handshakes`] were in progress.
+    pub handshakes_refused: u64,
+    /// Handshakes that failed their proof (here or, by a reject, at the peer).
+    pub handshakes_failed: u64,
+}
+
+/// Where the machine's handshake nonces come from: [`Nonces::random`] in a driver, a
+/// deterministic sequence in tests.
+pub struct Nonces(Box<dyn FnMut() -> Result<Nonce, AuthError> + Send>);
+
+impl Nonces {
+    /// Nonces from the operating system's random source.
+    pub fn random() -> Nonces {
+        Nonces(Box::new(Nonce::random))
+    }
+
+    /// Nonces from `source` (tests: a seeded, deterministic sequence).
+    pub fn from_fn(source: impl FnMut() -> Result<Nonce, AuthError> + Send + 'static) -> Nonces {
+        Nonces(Box::new(source))
+    }
+
+    fn next(&mut self) -> Result<Nonce, AuthError> {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Nonces {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Nonces")
+    }
+}
+
+/// A handshake in progress with the endpoint at one address.
+#[derive(Debug)]
+enum Handshake {
+    /// We sent a `Hello` and wait for the `Welcome`.
+    Initiating {
+        initiator: Initiator,
+        /// The `Hello` datagram, sent again until answered.
+        hello: Vec<u8>,
+        /// Handshake datagrams sent for the messages waiting (`Hello`s of this and earlier
+        /// attempts).
+        transmissions: u32,
+        due: Instant,
+    },
+    /// We answered a `Hello` and wait for the `Confirm`.
+    Responding {
+        responder: Responder,
+        /// The initiator's incarnation and nonce.
+        from: SystemId,
+        nonce: Nonce,
+        /// The `Welcome` datagram, sent again for a repeated `Hello`.
+        welcome: Vec<u8>,
+        /// Carried over from our own attempt when we yielded to a simultaneous open.
+        transmissions: u32,
+        expires: Instant,
+    },
+}
+
+impl Handshake {
+    fn deadline(&self) -> Instant {
+        match self {
+            Handshake::Initiating { due, .. } => *due,
+            Handshake::Responding { expires, .. } => *expires,
+        }
+    }
+}
+
+/// What a transcript binds of each side: the protocol version and the incarnations in the
+/// header of its handshake datagram (sender, and the receiver as the sender knows it).
+fn context(route: Route) -> Vec<u8> {
+    postcard::to_allocvec(&(route.version, route.from, route.to)).expect("a Vec has room")
 }
 
 /// Limits warnings about bad datagrams to a few per second, so a flood cannot flood the log.
@@ -376,7 +516,12 @@ impl LogLimiter {
 pub struct Machine {
     config: Config,
     incarnation: SystemId,
+    secret: Secret,
+    nonces: Nonces,
     peers: HashMap<SocketAddr, Peer>,
+    /// Handshakes in progress, at most one per address.
+    handshakes: HashMap<SocketAddr, Handshake>,
+    stats: Stats,
     /// Addresses given up, and until when.
     dead: HashMap<SocketAddr, Instant>,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
@@ -391,12 +536,18 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// A machine for the endpoint of this incarnation (pick a new random one at every start).
-    pub fn new(config: Config, incarnation: SystemId) -> Machine {
+    /// A machine for the endpoint of this incarnation (pick a new random one at every start),
+    /// holding the system's `secret`, with handshake nonces from `nonces`
+    /// ([`Nonces::random`] outside tests).
+    pub fn new(config: Config, incarnation: SystemId, secret: Secret, nonces: Nonces) -> Machine {
         Machine {
             config,
             incarnation,
+            secret,
+            nonces,
             peers: HashMap::new(),
+            handshakes: HashMap::new(),
+            stats: Stats::default(),
             dead: HashMap::new(),
             transmits: VecDeque::new(),
             ack_queue: Vec::new(),
@@ -430,6 +581,21 @@ impl Machine {
             .get(&peer)
             .and_then(|p| p.out.as_ref())
             .map_or(0, |o| o.unacked.len())
+    }
+
+    /// What was dropped so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// True when an authenticated session with the endpoint at `peer` is established.
+    pub fn has_session(&self, peer: SocketAddr) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.session.is_some())
+    }
+
+    /// Handshakes in progress.
+    pub fn handshakes(&self) -> usize {
+        self.handshakes.len()
     }
 
     /// True when `peer` was given up and is still remembered as dead at `now`.
@@ -505,6 +671,8 @@ impl Machine {
         out.next_seq += 1;
         out.bytes += size;
         let due = now + backoff(&self.config, rto, 1);
+        // Without a session the message waits (counted in the window) until one is up.
+        let established = peer.session.is_some();
         out.unacked.push_back(Outgoing {
             seq,
             id,
@@ -512,14 +680,21 @@ impl Machine {
             size,
             first_sent: now,
             due,
-            transmissions: 1,
+            transmissions: u32::from(established),
             sacked: false,
         });
-        out.next_due = Some(out.next_due.map_or(due, |d| d.min(due)));
         peer.last_activity = now;
+        if !established {
+            if !self.handshakes.contains_key(&to) {
+                self.initiate(now, to, 0);
+            }
+            return Ok(());
+        }
+        out.next_due = Some(out.next_due.map_or(due, |d| d.min(due)));
         let index = peer.out.as_ref().map_or(0, |o| o.unacked.len() - 1);
-        let datagram = data_datagram(&self.config, self.incarnation, peer, index);
-        self.transmits.push_back((to, datagram));
+        if let Some(datagram) = data_datagram(&self.config, self.incarnation, peer, index) {
+            self.transmits.push_back((to, datagram));
+        }
         Ok(())
     }
 
@@ -551,6 +726,16 @@ impl Machine {
         };
         match datagram {
             Datagram::VersionNotice { version } => {
+                if self.has_session(from) {
+                    // Unauthenticated: it cannot end a session that works.
+                    if self.log.allow(now) {
+                        log::warn!(
+                            "UDP transport: ignoring a version notice from {from}: a session \
+                             with it is established"
+                        );
+                    }
+                    return;
+                }
                 if self.log.allow(now) {
                     log::warn!(
                         "UDP transport: the endpoint at {from} speaks protocol version {version}, \
@@ -564,49 +749,36 @@ impl Machine {
                 };
                 self.give_up(now, from, reason);
             }
-            Datagram::Ack { from: inc, to, ack } => {
-                if to != Some(self.incarnation) || !self.peers.contains_key(&from) {
-                    // For a previous incarnation of ours, or from a stranger: nothing to do.
-                    return;
+            Datagram::Handshake {
+                from: inc,
+                to,
+                kind,
+            } => match kind {
+                Kind::Hello(hello) => self.on_hello(now, from, inc, to, &hello),
+                Kind::Welcome(welcome) => self.on_welcome(now, from, inc, to, &welcome),
+                Kind::Confirm(confirm) => self.on_confirm(now, from, inc, to, &confirm),
+                Kind::Reject(reason) => self.on_reject(now, from, inc, to, reason),
+                Kind::Data(_) | Kind::Ack(_) => {}
+            },
+            Datagram::Ack {
+                from: inc,
+                to,
+                counter,
+                ack,
+                mac,
+            } => {
+                if self.authenticate(now, from, inc, to, counter, mac, &[], false) {
+                    self.apply_ack(now, from, &ack);
                 }
-                if !self.observe(now, from, inc) {
-                    return;
-                }
-                self.apply_ack(now, from, &ack);
             }
             Datagram::Data {
                 from: inc,
                 to,
                 header,
                 payload,
+                mac,
             } => {
-                if to.is_some_and(|to| to != self.incarnation) {
-                    // Meant for a previous incarnation of this endpoint: refuse it with our
-                    // incarnation, so the sender learns that we restarted.
-                    let route = self.route(Some(inc));
-                    let ack = Ack {
-                        stream: header.stream,
-                        cumulative: 0,
-                        ranges: Vec::new(),
-                    };
-                    self.transmits
-                        .push_back((from, wire::encode_ack(route, &ack)));
-                    return;
-                }
-                if !self.peers.contains_key(&from) {
-                    if self.peers.len() >= self.config.max_peers {
-                        if self.log.allow(now) {
-                            log::warn!(
-                                "UDP transport: {} peers remembered; dropping data from {from}",
-                                self.peers.len()
-                            );
-                        }
-                        return;
-                    }
-                    self.peers.insert(from, Peer::new(now));
-                    self.schedule_gc(now);
-                }
-                if !self.observe(now, from, inc) {
+                if !self.authenticate(now, from, inc, to, header.counter, mac, payload, true) {
                     return;
                 }
                 if let Some(ack) = &header.ack {
@@ -623,6 +795,482 @@ impl Machine {
         }
     }
 
+    /// Checks that a data or acknowledgement datagram from `addr` belongs to the established
+    /// session there, tag included, before anything in it is acted on. Returns false when it
+    /// is dropped (counted in [`Stats::unauthenticated`]).
+    ///
+    /// Data from an address we have no session with (we forgot it, or restarted) makes us
+    /// open one, so the sender learns who we are once authenticated.
+    #[allow(clippy::too_many_arguments)]
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        inc: SystemId,
+        to: Option<SystemId>,
+        counter: u64,
+        mac: Mac<'_>,
+        payload: &[u8],
+        data: bool,
+    ) -> bool {
+        let me = self.incarnation;
+        let verdict = match self.peers.get_mut(&addr) {
+            Some(peer) => match &mut peer.session {
+                None => None,
+                Some(session) => Some(
+                    peer.incarnation == Some(inc)
+                        && to == Some(me)
+                        && mac.verify(&session.keys.receive, counter, payload),
+                ),
+            },
+            None => None,
+        };
+        match verdict {
+            Some(true) => {
+                let peer = self.peers.get_mut(&addr).expect("just found");
+                if let Some(session) = &mut peer.session {
+                    // The peer has the session: our `Confirm` arrived.
+                    session.confirm = None;
+                }
+                peer.last_activity = now;
+                if self.dead.remove(&addr).is_some() {
+                    log::debug!("UDP transport: {addr} is alive again");
+                }
+                true
+            }
+            Some(false) => {
+                self.stats.unauthenticated += 1;
+                if self.log.allow(now) {
+                    log::warn!(
+                        "UDP transport: dropping a datagram from {addr} that fails \
+                         authentication (incarnation {inc:?}; {} dropped so far)",
+                        self.stats.unauthenticated
+                    );
+                }
+                false
+            }
+            None => {
+                self.stats.unauthenticated += 1;
+                if data {
+                    match self.handshakes.get(&addr) {
+                        Some(Handshake::Initiating { hello, .. }) => {
+                            self.transmits.push_back((addr, hello.clone()));
+                        }
+                        Some(Handshake::Responding { .. }) => {}
+                        None => {
+                            if self.handshake_room(now, addr) {
+                                log::debug!(
+                                    "UDP transport: data from {addr} without a session; \
+                                     opening one"
+                                );
+                                self.initiate(now, addr, 0);
+                            }
+                        }
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// True when the network may start one more handshake; counts and logs a refusal.
+    fn handshake_room(&mut self, now: Instant, addr: SocketAddr) -> bool {
+        if self.handshakes.len() < self.config.max_handshakes {
+            return true;
+        }
+        self.stats.handshakes_refused += 1;
+        if self.log.allow(now) {
+            log::warn!(
+                "UDP transport: {} handshakes in progress; refusing one with {addr}",
+                self.handshakes.len()
+            );
+        }
+        false
+    }
+
+    /// Opens a session with `addr`: sends a `Hello`. `transmissions` were spent on earlier
+    /// attempts.
+    fn initiate(&mut self, now: Instant, addr: SocketAddr, transmissions: u32) {
+        let nonce = match self.nonces.next() {
+            Ok(nonce) => nonce,
+            Err(e) => {
+                log::warn!("UDP transport: cannot open a session with {addr}: {e}");
+                self.fail_waiting(addr, &UndeliverableReason::AuthenticationFailed(e));
+                return;
+            }
+        };
+        let route = self.route(self.peers.get(&addr).and_then(|p| p.incarnation));
+        let initiator = Initiator::new(
+            &self.secret,
+            HANDSHAKE_PROTOCOL,
+            self.incarnation.raw(),
+            nonce,
+            context(route),
+        );
+        let hello = wire::encode_handshake(route, HandshakeRef::Hello(initiator.hello()));
+        self.transmits.push_back((addr, hello.clone()));
+        let transmissions = transmissions + 1;
+        let due = now + backoff(&self.config, self.config.handshake_rto(), transmissions);
+        self.handshakes.insert(
+            addr,
+            Handshake::Initiating {
+                initiator,
+                hello,
+                transmissions,
+                due,
+            },
+        );
+    }
+
+    fn on_hello(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        inc: SystemId,
+        to: Option<SystemId>,
+        hello: &thespian_auth::Hello,
+    ) {
+        if self
+            .peers
+            .get(&addr)
+            .is_some_and(|p| p.retired.contains(&inc))
+        {
+            return;
+        }
+        match self.handshakes.get(&addr) {
+            // Simultaneous open: the lower incarnation stays initiator; the higher answers.
+            Some(Handshake::Initiating { .. }) if inc.raw() >= self.incarnation.raw() => return,
+            Some(Handshake::Initiating { .. }) => {}
+            Some(Handshake::Responding {
+                from,
+                nonce,
+                welcome,
+                ..
+            }) if *from == inc && *nonce == hello.nonce => {
+                // A repeated Hello: our Welcome was lost.
+                self.transmits.push_back((addr, welcome.clone()));
+                return;
+            }
+            // Another attempt replaces the one in progress (one per address).
+            Some(Handshake::Responding { .. }) => {}
+            None => {
+                if !self.handshake_room(now, addr) {
+                    return;
+                }
+            }
+        }
+        let transmissions = match self.handshakes.remove(&addr) {
+            Some(Handshake::Initiating { transmissions, .. })
+            | Some(Handshake::Responding { transmissions, .. }) => transmissions,
+            None => 0,
+        };
+        let nonce = match self.nonces.next() {
+            Ok(nonce) => nonce,
+            Err(e) => {
+                log::warn!("UDP transport: cannot answer {addr}: {e}");
+                self.fail_waiting(addr, &UndeliverableReason::AuthenticationFailed(e));
+                return;
+            }
+        };
+        let theirs = Route {
+            version: self.config.protocol_version,
+            from: inc,
+            to,
+        };
+        let ours = self.route(Some(inc));
+        match Responder::new(
+            &self.secret,
+            HANDSHAKE_PROTOCOL,
+            self.incarnation.raw(),
+            nonce,
+            &context(ours),
+            hello,
+            &context(theirs),
+        ) {
+            Ok((responder, welcome)) => {
+                let welcome = wire::encode_handshake(ours, HandshakeRef::Welcome(&welcome));
+                self.transmits.push_back((addr, welcome.clone()));
+                // With messages of ours waiting (we yielded to a simultaneous open), wait for
+                // the Confirm only as long as for a Welcome, then open the session ourselves:
+                // a forged Hello delays them by one retransmission, no more.
+                let wait = if self.peers.get(&addr).is_some_and(Peer::waiting) {
+                    backoff(
+                        &self.config,
+                        self.config.handshake_rto(),
+                        transmissions.max(1),
+                    )
+                    .min(self.config.handshake_timeout)
+                } else {
+                    self.config.handshake_timeout
+                };
+                self.handshakes.insert(
+                    addr,
+                    Handshake::Responding {
+                        responder,
+                        from: inc,
+                        nonce: hello.nonce,
+                        welcome,
+                        transmissions,
+                        expires: now + wait,
+                    },
+                );
+            }
+            Err(e) => {
+                if self.log.allow(now) {
+                    log::warn!("UDP transport: refusing a session with {addr}: {e}");
+                }
+                let reject = wire::encode_handshake(
+                    ours,
+                    HandshakeRef::Reject(RejectReason::UnsupportedSuite),
+                );
+                self.transmits.push_back((addr, reject));
+            }
+        }
+    }
+
+    fn on_welcome(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        inc: SystemId,
+        to: Option<SystemId>,
+        welcome: &thespian_auth::Welcome,
+    ) {
+        if to != Some(self.incarnation) {
+            return;
+        }
+        if !matches!(
+            self.handshakes.get(&addr),
+            Some(Handshake::Initiating { .. })
+        ) {
+            // A repeated Welcome of a session we opened: our Confirm was lost.
+            if let Some(peer) = self.peers.get(&addr).filter(|p| p.incarnation == Some(inc)) {
+                if let Some(confirm) = peer
+                    .session
+                    .as_ref()
+                    .and_then(|s| s.confirm.as_ref())
+                    .filter(|c| c.welcome_nonce == welcome.nonce)
+                {
+                    self.transmits.push_back((addr, confirm.bytes.clone()));
+                }
+            }
+            return;
+        }
+        if self
+            .peers
+            .get(&addr)
+            .is_some_and(|p| p.retired.contains(&inc))
+        {
+            return;
+        }
+        let Some(Handshake::Initiating { initiator, .. }) = self.handshakes.remove(&addr) else {
+            return;
+        };
+        let theirs = Route {
+            version: self.config.protocol_version,
+            from: inc,
+            to,
+        };
+        match initiator.finish(welcome, &context(theirs)) {
+            Ok((confirm, keys)) => {
+                let bytes =
+                    wire::encode_handshake(self.route(Some(inc)), HandshakeRef::Confirm(&confirm));
+                self.transmits.push_back((addr, bytes.clone()));
+                let pending = PendingConfirm {
+                    bytes,
+                    welcome_nonce: welcome.nonce,
+                    due: now + backoff(&self.config, self.config.handshake_rto(), 1),
+                    transmissions: 1,
+                };
+                self.establish(now, addr, inc, keys, Some(pending));
+            }
+            Err(e) => self.handshake_failed(now, addr, inc, e),
+        }
+    }
+
+    fn on_confirm(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        inc: SystemId,
+        to: Option<SystemId>,
+        confirm: &thespian_auth::Confirm,
+    ) {
+        if to != Some(self.incarnation) {
+            return;
+        }
+        match self.handshakes.get(&addr) {
+            Some(Handshake::Responding { from, .. }) if *from == inc => {}
+            _ => {
+                // A repeated Confirm of an established session: our proof that we have it
+                // was lost.
+                if self
+                    .peers
+                    .get(&addr)
+                    .is_some_and(|p| p.incarnation == Some(inc) && p.session.is_some())
+                {
+                    self.send_session_proof(addr);
+                }
+                return;
+            }
+        }
+        let Some(Handshake::Responding { responder, .. }) = self.handshakes.remove(&addr) else {
+            return;
+        };
+        match responder.finish(confirm) {
+            Ok(keys) => {
+                if self.establish(now, addr, inc, keys, None) {
+                    self.send_session_proof(addr);
+                }
+            }
+            Err(e) => self.handshake_failed(now, addr, inc, e),
+        }
+    }
+
+    fn on_reject(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        inc: SystemId,
+        to: Option<SystemId>,
+        reason: RejectReason,
+    ) {
+        // Unauthenticated, so it counts only against a handshake in progress with its sender,
+        // and only for that attempt: an established session is never touched.
+        let counts = to == Some(self.incarnation)
+            && match self.handshakes.get(&addr) {
+                Some(Handshake::Initiating { .. }) => true,
+                Some(Handshake::Responding { from, .. }) => *from == inc,
+                None => false,
+            };
+        if !counts {
+            return;
+        }
+        self.handshakes.remove(&addr);
+        self.stats.handshakes_failed += 1;
+        if self.log.allow(now) {
+            log::warn!("UDP transport: the endpoint at {addr} refused a session: {reason}");
+        }
+        let error = match reason {
+            RejectReason::WrongSecret => AuthError::WrongSecret,
+            RejectReason::UnsupportedSuite => AuthError::UnsupportedSuite(Suite::Authenticated),
+        };
+        self.fail_waiting(addr, &UndeliverableReason::AuthenticationFailed(error));
+    }
+
+    /// A proof failed: tell the peer, warn, and fail the messages that waited for this
+    /// session (an established session, if any, is left as it is).
+    fn handshake_failed(&mut self, now: Instant, addr: SocketAddr, inc: SystemId, e: AuthError) {
+        self.stats.handshakes_failed += 1;
+        if self.log.allow(now) {
+            log::warn!("UDP transport: session handshake with the endpoint at {addr} failed: {e}");
+        }
+        let reason = match e {
+            AuthError::UnsupportedSuite(_) => RejectReason::UnsupportedSuite,
+            AuthError::WrongSecret | AuthError::Random(_) => RejectReason::WrongSecret,
+        };
+        let reject = wire::encode_handshake(self.route(Some(inc)), HandshakeRef::Reject(reason));
+        self.transmits.push_back((addr, reject));
+        self.fail_waiting(addr, &UndeliverableReason::AuthenticationFailed(e));
+    }
+
+    /// Fails the messages to `addr` that wait for a session (none once one is established).
+    fn fail_waiting(&mut self, addr: SocketAddr, reason: &UndeliverableReason) {
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
+        if peer.session.is_some() {
+            return;
+        }
+        if let Some(out) = peer.out.as_mut() {
+            fail_all(out, addr, reason, &mut self.events);
+        }
+    }
+
+    /// A handshake with incarnation `inc` at `addr` completed: the session replaces any
+    /// before it; a new incarnation retires the old one (only now, authenticated). Messages
+    /// waiting for the session go out. False when the session was not taken.
+    fn establish(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        inc: SystemId,
+        keys: SessionKeys,
+        confirm: Option<PendingConfirm>,
+    ) -> bool {
+        if !self.peers.contains_key(&addr) {
+            if self.peers.len() >= self.config.max_peers {
+                if self.log.allow(now) {
+                    log::warn!(
+                        "UDP transport: {} peers remembered; no session with {addr}",
+                        self.peers.len()
+                    );
+                }
+                return false;
+            }
+            self.peers.insert(addr, Peer::new(now));
+            self.schedule_gc(now);
+        }
+        let peer = self.peers.get_mut(&addr).expect("inserted");
+        match peer.observe(inc) {
+            Seen::Stale => return false,
+            Seen::Current => {}
+            Seen::Restarted { old } => {
+                log::debug!("UDP transport: {addr} restarted (incarnation {old:?} is now {inc:?})");
+                self.events.push_back(Event::PeerRestarted {
+                    peer: addr,
+                    old,
+                    new: inc,
+                });
+                if let Some(mut out) = peer.out.take() {
+                    let reason = UndeliverableReason::PeerRestarted { old, new: inc };
+                    fail_all(&mut out, addr, &reason, &mut self.events);
+                }
+                peer.inb = None;
+            }
+        }
+        log::debug!("UDP transport: session with {addr} (incarnation {inc:?}) established");
+        peer.session = Some(Session::new(keys, confirm));
+        peer.last_activity = now;
+        self.dead.remove(&addr);
+        // The messages that waited for the session go out now.
+        let Some(out) = peer.out.as_mut() else {
+            return true;
+        };
+        let rto = out.rto(&self.config);
+        let mut waiting = Vec::new();
+        for (index, o) in out.unacked.iter_mut().enumerate() {
+            if o.transmissions == 0 {
+                o.transmissions = 1;
+                o.first_sent = now;
+                o.due = now + backoff(&self.config, rto, 1);
+                waiting.push(index);
+            }
+        }
+        out.refresh_due();
+        for index in waiting {
+            if let Some(datagram) = data_datagram(&self.config, self.incarnation, peer, index) {
+                self.transmits.push_back((addr, datagram));
+            }
+        }
+        true
+    }
+
+    /// Sends an authenticated acknowledgement of no stream: proof that we have the session.
+    fn send_session_proof(&mut self, addr: SocketAddr) {
+        let route = self.route(self.peers.get(&addr).and_then(|p| p.incarnation));
+        let Some(session) = self.peers.get_mut(&addr).and_then(|p| p.session.as_mut()) else {
+            return;
+        };
+        let ack = Ack {
+            stream: 0,
+            cumulative: 0,
+            ranges: Vec::new(),
+        };
+        let datagram = wire::encode_ack(route, session.seal(), &ack);
+        self.transmits.push_back((addr, datagram));
+    }
+
     /// Handles the passing of time: retransmissions, give-ups, delayed acknowledgements and
     /// forgetting idle peers.
     ///
@@ -633,8 +1281,29 @@ impl Machine {
         if self.closed {
             return;
         }
+        self.handshake_timers(now);
         let mut given_up = Vec::new();
         for (&addr, peer) in &mut self.peers {
+            if let Some(confirm) = peer
+                .session
+                .as_mut()
+                .and_then(|s| s.confirm.as_mut())
+                .filter(|c| c.due <= now)
+            {
+                if confirm.transmissions > self.config.max_retransmits {
+                    // Data the peer cannot read will make it open a session anew.
+                    peer.session.as_mut().expect("checked").confirm = None;
+                } else {
+                    confirm.transmissions += 1;
+                    confirm.due = now
+                        + backoff(
+                            &self.config,
+                            self.config.handshake_rto(),
+                            confirm.transmissions,
+                        );
+                    self.transmits.push_back((addr, confirm.bytes.clone()));
+                }
+            }
             if let Some(inb) = &mut peer.inb {
                 if inb.ack_due.is_some_and(|t| t <= now) {
                     inb.ack_due = None;
@@ -659,7 +1328,7 @@ impl Machine {
             let rto = out.rto(&self.config);
             let mut resend = Vec::new();
             for (index, o) in out.unacked.iter_mut().enumerate() {
-                if o.sacked || o.due > now {
+                if o.sacked || o.due > now || o.transmissions == 0 {
                     continue;
                 }
                 o.transmissions += 1;
@@ -668,8 +1337,9 @@ impl Machine {
             }
             out.refresh_due();
             for index in resend {
-                let datagram = data_datagram(&self.config, self.incarnation, peer, index);
-                self.transmits.push_back((addr, datagram));
+                if let Some(datagram) = data_datagram(&self.config, self.incarnation, peer, index) {
+                    self.transmits.push_back((addr, datagram));
+                }
             }
         }
         for (addr, transmissions) in given_up {
@@ -685,6 +1355,76 @@ impl Machine {
         }
         if self.next_gc.is_some_and(|t| t <= now) {
             self.collect_garbage(now);
+        }
+    }
+
+    /// Handshakes whose time came: `Hello`s are sent again (or, after the retries, their
+    /// waiting messages given up); responders stop waiting for a `Confirm`.
+    fn handshake_timers(&mut self, now: Instant) {
+        let mut due: Vec<SocketAddr> = self
+            .handshakes
+            .iter()
+            .filter(|(_, h)| h.deadline() <= now)
+            .map(|(&addr, _)| addr)
+            .collect();
+        due.sort();
+        for addr in due {
+            let waiting = self.peers.get(&addr).is_some_and(Peer::waiting);
+            match self.handshakes.remove(&addr) {
+                Some(Handshake::Initiating {
+                    initiator,
+                    hello,
+                    transmissions,
+                    ..
+                }) => {
+                    if !waiting {
+                        // Opened for a peer's data, not for ours: its retransmissions open
+                        // it again if they need to.
+                        continue;
+                    }
+                    if transmissions > self.config.max_retransmits {
+                        log::debug!(
+                            "UDP transport: no answer from {addr} to {transmissions} session                              handshakes; giving it up"
+                        );
+                        self.give_up(
+                            now,
+                            addr,
+                            UndeliverableReason::RetriesExhausted { transmissions },
+                        );
+                        continue;
+                    }
+                    let transmissions = transmissions + 1;
+                    let due =
+                        now + backoff(&self.config, self.config.handshake_rto(), transmissions);
+                    self.transmits.push_back((addr, hello.clone()));
+                    self.handshakes.insert(
+                        addr,
+                        Handshake::Initiating {
+                            initiator,
+                            hello,
+                            transmissions,
+                            due,
+                        },
+                    );
+                }
+                Some(Handshake::Responding { transmissions, .. }) => {
+                    if !waiting {
+                        continue;
+                    }
+                    // We had yielded to the peer's Hello, which came to nothing: open the
+                    // session ourselves.
+                    if transmissions > self.config.max_retransmits {
+                        self.give_up(
+                            now,
+                            addr,
+                            UndeliverableReason::RetriesExhausted { transmissions },
+                        );
+                    } else {
+                        self.initiate(now, addr, transmissions);
+                    }
+                }
+                None => {}
+            }
         }
     }
 
@@ -713,7 +1453,10 @@ impl Machine {
                 from: self.incarnation,
                 to: peer.incarnation,
             };
-            return Some((addr, wire::encode_ack(route, &ack)));
+            let Some(session) = peer.session.as_mut() else {
+                continue;
+            };
+            return Some((addr, wire::encode_ack(route, session.seal(), &ack)));
         }
         None
     }
@@ -739,6 +1482,7 @@ impl Machine {
         self.peers
             .values()
             .filter_map(Peer::next_timer)
+            .chain(self.handshakes.values().map(Handshake::deadline))
             .chain(self.next_gc)
             .min()
     }
@@ -769,6 +1513,7 @@ impl Machine {
     pub fn revive(&mut self, peer: SocketAddr) {
         if self.dead.remove(&peer).is_some() {
             self.peers.remove(&peer);
+            self.handshakes.remove(&peer);
         }
     }
 
@@ -786,6 +1531,7 @@ impl Machine {
         let mut addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
         addrs.sort();
         self.ack_queue.clear();
+        self.handshakes.clear();
         for addr in addrs {
             let Some(peer) = self.peers.get_mut(&addr) else {
                 continue;
@@ -793,15 +1539,18 @@ impl Machine {
             if let Some(out) = peer.out.as_mut() {
                 fail_all(out, addr, &UndeliverableReason::Shutdown, &mut self.events);
             }
-            if let Some(inb) = peer.inb.as_mut().filter(|i| i.ack_pending()) {
+            let route = Route {
+                version: self.config.protocol_version,
+                from: self.incarnation,
+                to: peer.incarnation,
+            };
+            if let (Some(inb), Some(session)) = (
+                peer.inb.as_mut().filter(|i| i.ack_pending()),
+                peer.session.as_mut(),
+            ) {
                 let ack = inb.take_ack();
-                let route = Route {
-                    version: self.config.protocol_version,
-                    from: self.incarnation,
-                    to: peer.incarnation,
-                };
                 self.transmits
-                    .push_back((addr, wire::encode_ack(route, &ack)));
+                    .push_back((addr, wire::encode_ack(route, session.seal(), &ack)));
             }
         }
     }
@@ -819,34 +1568,6 @@ impl Machine {
         if self.next_gc.is_none() {
             self.next_gc = Some(now + self.config.gc_period());
         }
-    }
-
-    /// Records that a valid datagram came from incarnation `inc` at `addr` (a known peer).
-    /// Returns false when the datagram is stale and must be dropped.
-    fn observe(&mut self, now: Instant, addr: SocketAddr, inc: SystemId) -> bool {
-        let peer = self.peers.get_mut(&addr).expect("caller checked");
-        match peer.observe(inc) {
-            Seen::Stale => return false,
-            Seen::Current => {}
-            Seen::Restarted { old } => {
-                log::debug!("UDP transport: {addr} restarted (incarnation {old:?} is now {inc:?})");
-                self.events.push_back(Event::PeerRestarted {
-                    peer: addr,
-                    old,
-                    new: inc,
-                });
-                if let Some(mut out) = peer.out.take() {
-                    let reason = UndeliverableReason::PeerRestarted { old, new: inc };
-                    fail_all(&mut out, addr, &reason, &mut self.events);
-                }
-                peer.inb = None;
-            }
-        }
-        peer.last_activity = now;
-        if self.dead.remove(&addr).is_some() {
-            log::debug!("UDP transport: {addr} is alive again");
-        }
-        true
     }
 
     fn apply_ack(&mut self, now: Instant, addr: SocketAddr, ack: &Ack) {
@@ -912,6 +1633,7 @@ impl Machine {
         if let Some(out) = self.peers.get_mut(&addr).and_then(|p| p.out.as_mut()) {
             fail_all(out, addr, &reason, &mut self.events);
         }
+        self.handshakes.remove(&addr);
         // Datagrams still queued for it would only draw more ICMP errors.
         self.transmits.retain(|(to, _)| *to != addr);
         self.dead
@@ -950,10 +1672,11 @@ fn fail_all(
     out.next_due = None;
 }
 
-/// Encodes unacknowledged message `index` of `peer`'s stream, piggy-backing an owed
-/// acknowledgement when it fits.
-fn data_datagram(config: &Config, me: SystemId, peer: &mut Peer, index: usize) -> Vec<u8> {
-    let out = peer.out.as_ref().expect("caller has a stream");
+/// Encodes unacknowledged message `index` of `peer`'s stream in its session, piggy-backing an
+/// owed acknowledgement when it fits. `None` without a session.
+fn data_datagram(config: &Config, me: SystemId, peer: &mut Peer, index: usize) -> Option<Vec<u8>> {
+    let session = peer.session.as_mut()?;
+    let out = peer.out.as_ref()?;
     let o = &out.unacked[index];
     let route = Route {
         version: config.protocol_version,
@@ -978,7 +1701,13 @@ fn data_datagram(config: &Config, me: SystemId, peer: &mut Peer, index: usize) -
         }
         _ => None,
     };
-    wire::encode_data(route, position, &o.message, ack.as_ref())
+    Some(wire::encode_data(
+        route,
+        session.seal(),
+        position,
+        &o.message,
+        ack.as_ref(),
+    ))
 }
 
 #[cfg(test)]

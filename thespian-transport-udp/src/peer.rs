@@ -9,10 +9,11 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use thespian_auth::{Nonce, SessionKeys};
 use thespian_core::SystemId;
 
 use crate::machine::{Config, MessageId};
-use crate::wire::{Ack, SeqRange, WireMessage, MAX_ACK_RANGES};
+use crate::wire::{Ack, Seal, SeqRange, WireMessage, MAX_ACK_RANGES};
 
 /// A message still missing when this many later ones were received is taken as lost and
 /// retransmitted at once (once; later losses wait for the timeout).
@@ -21,11 +22,14 @@ pub(crate) const FAST_RETRANSMIT_THRESHOLD: u64 = 3;
 /// Incarnations of a peer remembered as retired, so their late datagrams are recognised.
 const RETIRED_KEPT: usize = 8;
 
-/// One peer: the address's incarnation, our stream to it and its stream to us.
+/// One peer: the address's incarnation, our session and streams with it.
 #[derive(Debug)]
 pub(crate) struct Peer {
-    /// The peer's incarnation, once heard from.
+    /// The peer's incarnation, once a handshake with it completed (an authenticated
+    /// incarnation: nothing else sets it).
     pub(crate) incarnation: Option<SystemId>,
+    /// The authenticated session with `incarnation`, once established.
+    pub(crate) session: Option<Session>,
     /// Incarnations seen before the current one (newest last).
     pub(crate) retired: VecDeque<SystemId>,
     /// Our stream to the peer.
@@ -54,6 +58,7 @@ impl Peer {
     pub(crate) fn new(now: Instant) -> Peer {
         Peer {
             incarnation: None,
+            session: None,
             retired: VecDeque::new(),
             out: None,
             inb: None,
@@ -61,8 +66,8 @@ impl Peer {
         }
     }
 
-    /// Records the incarnation a datagram came from. On [`Seen::Restarted`] the caller resets
-    /// the streams (they belonged to the old incarnation).
+    /// Records the incarnation a handshake authenticated. On [`Seen::Restarted`] the caller
+    /// resets the streams (they belonged to the old incarnation).
     pub(crate) fn observe(&mut self, incarnation: SystemId) -> Seen {
         match self.incarnation {
             None => {
@@ -86,7 +91,19 @@ impl Peer {
     pub(crate) fn next_timer(&self) -> Option<Instant> {
         let out = self.out.as_ref().and_then(|o| o.next_due);
         let ack = self.inb.as_ref().and_then(|i| i.ack_due);
-        out.into_iter().chain(ack).min()
+        let confirm = self
+            .session
+            .as_ref()
+            .and_then(|s| s.confirm.as_ref())
+            .map(|c| c.due);
+        out.into_iter().chain(ack).chain(confirm).min()
+    }
+
+    /// True when messages wait for a session (queued, never sent).
+    pub(crate) fn waiting(&self) -> bool {
+        self.out
+            .as_ref()
+            .is_some_and(|o| o.unacked.iter().any(|m| m.transmissions == 0))
     }
 
     /// True when forgetting the peer loses nothing in flight.
@@ -97,6 +114,48 @@ impl Peer {
                 .as_ref()
                 .is_none_or(|i| i.held.is_empty() && !i.ack_pending())
     }
+}
+
+/// An authenticated session with one incarnation of a peer.
+#[derive(Debug)]
+pub(crate) struct Session {
+    /// This direction's key and the peer's.
+    pub(crate) keys: SessionKeys,
+    /// Authenticated datagrams sent in this session (the last counter used).
+    pub(crate) sent: u64,
+    /// On the initiator, until the responder shows it has the session too: the `Confirm` to
+    /// send again.
+    pub(crate) confirm: Option<PendingConfirm>,
+}
+
+impl Session {
+    pub(crate) fn new(keys: SessionKeys, confirm: Option<PendingConfirm>) -> Session {
+        Session {
+            keys,
+            sent: 0,
+            confirm,
+        }
+    }
+
+    /// The key and a fresh counter for the next authenticated datagram.
+    pub(crate) fn seal(&mut self) -> Seal<'_> {
+        self.sent += 1;
+        Seal {
+            key: &self.keys.send,
+            counter: self.sent,
+        }
+    }
+}
+
+/// A `Confirm` sent and not yet known to have arrived.
+#[derive(Debug)]
+pub(crate) struct PendingConfirm {
+    /// The datagram.
+    pub(crate) bytes: Vec<u8>,
+    /// The nonce of the `Welcome` it answers (a repeated `Welcome` draws it again).
+    pub(crate) welcome_nonce: Nonce,
+    pub(crate) due: Instant,
+    pub(crate) transmissions: u32,
 }
 
 /// A message sent and not yet acknowledged.
@@ -110,6 +169,7 @@ pub(crate) struct Outgoing {
     pub(crate) first_sent: Instant,
     /// When it is retransmitted next (or given up, after the last transmission).
     pub(crate) due: Instant,
+    /// 0 while it waits for the session (queued, never sent).
     pub(crate) transmissions: u32,
     /// The receiver holds it (selectively acknowledged): not retransmitted.
     pub(crate) sacked: bool,
@@ -181,7 +241,7 @@ impl Outbound {
         self.next_due = self
             .unacked
             .iter()
-            .filter(|o| !o.sacked)
+            .filter(|o| !o.sacked && o.transmissions > 0)
             .map(|o| o.due)
             .min();
     }

@@ -6,11 +6,19 @@
 //!
 //! One datagram carries one [`Header`] and, for a data datagram, the message's payload bytes
 //! after it (so a large payload is never walked by the decoder):
+//! - the session handshake (`thespian_auth`): `Hello`, `Welcome`, `Confirm`, and `Reject` (a
+//!   handshake that failed, with the reason);
 //! - `Data`: a message with its stream, sequence number, window base, envelope header (sender,
 //!   target, wire name) and optionally a piggy-backed acknowledgement of the reverse direction;
 //! - `Ack`: a cumulative acknowledgement plus up to [`MAX_ACK_RANGES`] selective ranges;
 //! - a *version notice*: only the magic and a protocol version, sent in answer to a datagram of
 //!   another protocol version so its sender learns of the mismatch at once.
+//!
+//! `Data` and `Ack` belong to an authenticated session: their header carries a per-session
+//! datagram `counter`, and the datagram ends with a [`TAG_LEN`]-byte tag,
+//! `FrameKey::tag(counter, &[header bytes, payload bytes])` under the sender's session key.
+//! The decoder only splits the bytes ([`Mac`]); the machine verifies the tag before it acts on
+//! anything in the datagram.
 //!
 //! Every datagram starts with the magic `THSU` and the protocol version, and postcard encodes a
 //! struct as its fields in order, so *any* version can read those two fields of *any* other
@@ -22,6 +30,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use thespian_auth::{Confirm, FrameKey, Hello, Welcome, TAG_LEN};
 use thespian_core::{ActorAddress, SystemId};
 
 // The message a data datagram carries is the same on every transport; it lives in thespian-core
@@ -31,15 +40,15 @@ pub use thespian_core::wire::WireMessage;
 /// The four bytes every datagram starts with ("thespian UDP"; the TCP transport uses `THSP`).
 pub const MAGIC: [u8; 4] = *b"THSU";
 
-/// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this crate speaks: 2, authenticated sessions (version 1 had none).
+pub const PROTOCOL_VERSION: u16 = 2;
 
-/// The largest datagram the transport sends, in bytes, header included: 65,000.
+/// The largest datagram the transport sends, in bytes, header and tag included: 65,000.
 ///
 /// One message travels in one datagram, so this bounds the size of a message: its payload plus
-/// the envelope header (two actor addresses, the wire name and a few sequence numbers, at most
-/// about 90 bytes plus the wire name). A larger message fails *at the sender*, at once, with
-/// [`SendError::TooLarge`](crate::SendError::TooLarge) naming this limit.
+/// the envelope header (two actor addresses, the wire name, a few sequence numbers and the
+/// session's tag, at most about 110 bytes plus the wire name). A larger message fails *at the
+/// sender*, at once, with [`SendError::TooLarge`](crate::SendError::TooLarge) naming this limit.
 ///
 /// Why 65,000: an IPv4 UDP datagram carries at most 65,507 bytes (65,535 less the IP and UDP
 /// headers) and Thespian's UDP transport reads 65,535 bytes at most; the round figure leaves
@@ -61,24 +70,56 @@ pub struct Header {
     /// peer.
     pub from: SystemId,
     /// The incarnation of the receiving endpoint as the sender knows it (`None` until the
-    /// sender has heard from it). A receiver of another incarnation refuses the datagram.
+    /// sender has heard from it).
     pub to: Option<SystemId>,
     /// What the datagram says.
     pub kind: Kind,
 }
 
-/// The two kinds of datagram (after the common header).
+/// The kinds of datagram (after the common header).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {
-    /// A message; its payload bytes follow the header.
+    /// A message; its payload bytes and the session tag follow the header.
     Data(DataHeader),
-    /// An acknowledgement.
-    Ack(Ack),
+    /// An acknowledgement; the session tag follows the header.
+    Ack(AckHeader),
+    /// The initiator opens a session.
+    Hello(Hello),
+    /// The responder answers, with its proof.
+    Welcome(Welcome),
+    /// The initiator's proof: the session is established.
+    Confirm(Confirm),
+    /// The handshake failed at the sender of this datagram.
+    Reject(RejectReason),
+}
+
+/// Why a handshake was refused (a [`Kind::Reject`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectReason {
+    /// The peer's proof was wrong: the two endpoints hold different secrets.
+    WrongSecret,
+    /// The peer asked for a suite the sender does not have.
+    UnsupportedSuite,
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RejectReason::WrongSecret => {
+                f.write_str("authentication failed: this system uses another secret")
+            }
+            RejectReason::UnsupportedSuite => {
+                f.write_str("authentication failed: the peer does not support our suite")
+            }
+        }
+    }
 }
 
 /// The header of a data datagram.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataHeader {
+    /// The sender's count of authenticated datagrams in this session (the tag's counter).
+    pub counter: u64,
     /// The sender's stream to this peer. A stream id is never reused by one incarnation; a
     /// larger one tells the receiver that the sender started afresh.
     pub stream: u64,
@@ -97,10 +138,19 @@ pub struct DataHeader {
     pub ack: Option<Ack>,
 }
 
+/// The header of an acknowledgement datagram.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckHeader {
+    /// The sender's count of authenticated datagrams in this session (the tag's counter).
+    pub counter: u64,
+    /// What it acknowledges.
+    pub ack: Ack,
+}
+
 /// An acknowledgement of one stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
-    /// The stream acknowledged.
+    /// The stream acknowledged (0, which no stream uses, only proves the session is up).
     pub stream: u64,
     /// Every sequence number up to and including this one was delivered.
     pub cumulative: u64,
@@ -118,6 +168,23 @@ pub struct SeqRange {
     pub last: u64,
 }
 
+/// The authenticated part of a `Data` or `Ack` datagram, as received: the header's bytes and
+/// the tag, for `FrameKey::verify(counter, &[signed, payload], tag)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mac<'a> {
+    /// The encoded header (everything before the payload).
+    pub signed: &'a [u8],
+    /// The tag ([`TAG_LEN`] bytes).
+    pub tag: &'a [u8],
+}
+
+impl Mac<'_> {
+    /// True when the tag is `key`'s for this datagram as the `counter`-th of its session.
+    pub fn verify(&self, key: &FrameKey, counter: u64, payload: &[u8]) -> bool {
+        key.verify(counter, &[self.signed, payload], self.tag)
+    }
+}
+
 /// A decoded datagram; a data payload borrows from the datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Datagram<'a> {
@@ -131,6 +198,8 @@ pub enum Datagram<'a> {
         header: DataHeader,
         /// The postcard payload bytes.
         payload: &'a [u8],
+        /// What the tag covers, and the tag: unverified.
+        mac: Mac<'a>,
     },
     /// An acknowledgement.
     Ack {
@@ -138,8 +207,21 @@ pub enum Datagram<'a> {
         from: SystemId,
         /// The incarnation whose stream it acknowledges.
         to: Option<SystemId>,
+        /// The tag's counter.
+        counter: u64,
         /// What it acknowledges.
         ack: Ack,
+        /// What the tag covers, and the tag: unverified.
+        mac: Mac<'a>,
+    },
+    /// A handshake message (`Hello`, `Welcome`, `Confirm` or `Reject`).
+    Handshake {
+        /// The sender's incarnation.
+        from: SystemId,
+        /// Our incarnation as the sender knows it.
+        to: Option<SystemId>,
+        /// The message.
+        kind: Kind,
     },
     /// A peer of another protocol version says it cannot read our datagrams.
     VersionNotice {
@@ -165,7 +247,7 @@ pub enum WireError {
     },
     /// The bytes are not a valid datagram.
     Malformed(String),
-    /// Bytes left over after an acknowledgement.
+    /// Bytes left over after an acknowledgement's tag or a handshake message.
     TrailingBytes(usize),
 }
 
@@ -184,7 +266,7 @@ impl fmt::Display for WireError {
             ),
             WireError::Malformed(reason) => write!(f, "malformed datagram: {reason}"),
             WireError::TrailingBytes(n) => {
-                write!(f, "{n} unexpected bytes after an acknowledgement")
+                write!(f, "{n} unexpected bytes at the end of a datagram")
             }
         }
     }
@@ -193,7 +275,8 @@ impl fmt::Display for WireError {
 impl std::error::Error for WireError {}
 
 /// Decodes a datagram, checking the magic and the protocol version (`ours`, normally
-/// [`PROTOCOL_VERSION`]) before anything else. Never panics, whatever the bytes.
+/// [`PROTOCOL_VERSION`]) before anything else. Never panics, whatever the bytes. Tags are not
+/// verified here (that needs the session's key): see [`Mac::verify`].
 pub fn decode(bytes: &[u8], ours: u16) -> Result<Datagram<'_>, WireError> {
     if bytes.len() < MAGIC.len() {
         return Err(WireError::Malformed(format!(
@@ -224,27 +307,69 @@ pub fn decode(bytes: &[u8], ours: u16) -> Result<Datagram<'_>, WireError> {
     }
     let (header, rest): (Header, &[u8]) =
         postcard::take_from_bytes(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let signed = &bytes[..bytes.len() - rest.len()];
+    // Where the tag starts in what follows the header of an authenticated datagram.
+    let tag_start = |rest: &[u8]| {
+        rest.len().checked_sub(TAG_LEN).ok_or_else(|| {
+            WireError::Malformed(format!(
+                "{} bytes after the header, too few for the {TAG_LEN}-byte tag",
+                rest.len()
+            ))
+        })
+    };
     match header.kind {
         Kind::Data(data) => {
             if let Some(ack) = &data.ack {
                 check_ack(ack)?;
             }
+            let end = tag_start(rest)?;
             Ok(Datagram::Data {
                 from: header.from,
                 to: header.to,
                 header: data,
-                payload: rest,
+                payload: &rest[..end],
+                mac: Mac {
+                    signed,
+                    tag: &rest[end..],
+                },
             })
         }
-        Kind::Ack(ack) => {
-            if !rest.is_empty() {
-                return Err(WireError::TrailingBytes(rest.len()));
+        Kind::Ack(AckHeader { counter, ack }) => {
+            let end = tag_start(rest)?;
+            if end != 0 {
+                return Err(WireError::TrailingBytes(end));
             }
             check_ack(&ack)?;
             Ok(Datagram::Ack {
                 from: header.from,
                 to: header.to,
+                counter,
                 ack,
+                mac: Mac { signed, tag: rest },
+            })
+        }
+        kind => {
+            if !rest.is_empty() {
+                return Err(WireError::TrailingBytes(rest.len()));
+            }
+            if let Kind::Hello(hello) = &kind {
+                if hello.incarnation != header.from.raw() {
+                    return Err(WireError::Malformed(
+                        "a hello naming another incarnation than its sender".into(),
+                    ));
+                }
+            }
+            if let Kind::Welcome(welcome) = &kind {
+                if welcome.incarnation != header.from.raw() {
+                    return Err(WireError::Malformed(
+                        "a welcome naming another incarnation than its sender".into(),
+                    ));
+                }
+            }
+            Ok(Datagram::Handshake {
+                from: header.from,
+                to: header.to,
+                kind,
             })
         }
     }
@@ -291,12 +416,17 @@ struct HeaderRef<'a> {
 #[derive(Serialize)]
 enum KindRef<'a> {
     Data(DataHeaderRef<'a>),
-    Ack(&'a Ack),
+    Ack(AckHeaderRef<'a>),
+    Hello(&'a Hello),
+    Welcome(&'a Welcome),
+    Confirm(&'a Confirm),
+    Reject(RejectReason),
 }
 
 /// Borrowed mirror of [`DataHeader`] (same encoding).
 #[derive(Serialize)]
 struct DataHeaderRef<'a> {
+    counter: u64,
     stream: u64,
     seq: u64,
     base: u64,
@@ -304,6 +434,13 @@ struct DataHeaderRef<'a> {
     target: &'a ActorAddress,
     type_name: &'a str,
     ack: Option<&'a Ack>,
+}
+
+/// Borrowed mirror of [`AckHeader`] (same encoding).
+#[derive(Serialize)]
+struct AckHeaderRef<'a> {
+    counter: u64,
+    ack: &'a Ack,
 }
 
 /// Where a message sits in its stream: the numbers of a data datagram.
@@ -317,12 +454,22 @@ pub struct Position {
     pub base: u64,
 }
 
-/// Encodes a data datagram: header (with `ack` piggy-backed, if any) and payload.
+/// The session key and counter an authenticated datagram is tagged with.
+#[derive(Debug, Clone, Copy)]
+pub struct Seal<'a> {
+    /// The sender's session key.
+    pub key: &'a FrameKey,
+    /// The datagram's number in its session (never reused with this key).
+    pub counter: u64,
+}
+
+/// Encodes a data datagram: header (with `ack` piggy-backed, if any), payload and tag.
 ///
 /// The caller checks the size first ([`datagram_bound`] plus [`ack_size`] for the
 /// acknowledgement); this function does not refuse anything.
 pub fn encode_data(
     route: Route,
+    seal: Seal<'_>,
     position: Position,
     message: &WireMessage,
     ack: Option<&Ack>,
@@ -333,6 +480,7 @@ pub fn encode_data(
         from: route.from,
         to: route.to,
         kind: KindRef::Data(DataHeaderRef {
+            counter: seal.counter,
             stream: position.stream,
             seq: position.seq,
             base: position.base,
@@ -344,18 +492,57 @@ pub fn encode_data(
     };
     let out = Vec::with_capacity(datagram_bound(message) + ack.map_or(0, ack_size));
     let mut out = postcard::to_extend(&header, out).expect("a Vec never runs out of room");
+    let tag = seal.key.tag(seal.counter, &[&out, &message.payload]);
     out.extend_from_slice(&message.payload);
+    out.extend_from_slice(&tag);
     out
 }
 
-/// Encodes an acknowledgement datagram.
-pub fn encode_ack(route: Route, ack: &Ack) -> Vec<u8> {
+/// Encodes an acknowledgement datagram, with its tag.
+pub fn encode_ack(route: Route, seal: Seal<'_>, ack: &Ack) -> Vec<u8> {
     let header = HeaderRef {
         magic: MAGIC,
         version: route.version,
         from: route.from,
         to: route.to,
-        kind: KindRef::Ack(ack),
+        kind: KindRef::Ack(AckHeaderRef {
+            counter: seal.counter,
+            ack,
+        }),
+    };
+    let mut out = postcard::to_allocvec(&header).expect("a Vec never runs out of room");
+    let tag = seal.key.tag(seal.counter, &[&out, &[]]);
+    out.extend_from_slice(&tag);
+    out
+}
+
+/// A handshake message to encode.
+#[derive(Debug, Clone, Copy)]
+pub enum HandshakeRef<'a> {
+    /// The initiator's opening.
+    Hello(&'a Hello),
+    /// The responder's answer.
+    Welcome(&'a Welcome),
+    /// The initiator's proof.
+    Confirm(&'a Confirm),
+    /// A refusal.
+    Reject(RejectReason),
+}
+
+/// Encodes a handshake datagram (`Hello`, `Welcome`, `Confirm` or `Reject`).
+pub fn encode_handshake(route: Route, message: HandshakeRef<'_>) -> Vec<u8> {
+    let kind = match message {
+        HandshakeRef::Hello(h) => KindRef::Hello(h),
+        HandshakeRef::Welcome(w) => KindRef::Welcome(w),
+        HandshakeRef::Confirm(c) => KindRef::Confirm(c),
+        HandshakeRef::Reject(r) => KindRef::Reject(r),
+    };
+    let header = HeaderRef {
+        magic: MAGIC,
+        version: route.version,
+        from: route.from,
+        to: route.to,
+        kind,
     };
     postcard::to_allocvec(&header).expect("a Vec never runs out of room")
 }
@@ -371,8 +558,9 @@ pub fn ack_size(ack: &Ack) -> usize {
 }
 
 /// The largest size of `message`'s data datagram (without a piggy-backed acknowledgement),
-/// whatever its stream, sequence numbers and incarnations: the figure compared with
-/// [`MAX_DATAGRAM`], so a message is accepted or refused the same way whichever numbers it gets.
+/// whatever its stream, sequence numbers, counter and incarnations, tag included: the figure
+/// compared with [`MAX_DATAGRAM`], so a message is accepted or refused the same way whichever
+/// numbers it gets.
 pub fn datagram_bound(message: &WireMessage) -> usize {
     let widest = SystemId::from_raw(u64::MAX);
     let header = HeaderRef {
@@ -381,6 +569,7 @@ pub fn datagram_bound(message: &WireMessage) -> usize {
         from: widest,
         to: Some(widest),
         kind: KindRef::Data(DataHeaderRef {
+            counter: u64::MAX,
             stream: u64::MAX,
             seq: u64::MAX,
             base: u64::MAX,
@@ -392,13 +581,43 @@ pub fn datagram_bound(message: &WireMessage) -> usize {
     };
     postcard::experimental::serialized_size(&header).expect("sizing never fails")
         + message.payload.len()
+        + TAG_LEN
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::sync::Arc;
+    use std::sync::{Arc, OnceLock};
+    use thespian_auth::{Initiator, Nonce, Responder, Secret, SessionKeys};
+
+    /// A session's keys, from a real handshake (keys cannot be made any other way).
+    fn keys() -> &'static (SessionKeys, SessionKeys) {
+        static KEYS: OnceLock<(SessionKeys, SessionKeys)> = OnceLock::new();
+        KEYS.get_or_init(|| {
+            let secret = Secret::from_text(b"the wire tests' secret").unwrap();
+            let initiator = Initiator::new(&secret, "test", 1, Nonce([1; 32]), Vec::new());
+            let (responder, welcome) = Responder::new(
+                &secret,
+                "test",
+                2,
+                Nonce([2; 32]),
+                b"",
+                initiator.hello(),
+                b"",
+            )
+            .unwrap();
+            let (confirm, i) = initiator.finish(&welcome, b"").unwrap();
+            (i, responder.finish(&confirm).unwrap())
+        })
+    }
+
+    fn seal(counter: u64) -> Seal<'static> {
+        Seal {
+            key: &keys().0.send,
+            counter,
+        }
+    }
 
     fn addr(sys: u64, id: u64) -> ActorAddress {
         ActorAddress::new(SystemId::from_raw(sys), id)
@@ -468,9 +687,10 @@ mod tests {
                 None,
             ),
         ] {
-            let bytes = encode_data(route(), position, &m, ack);
+            let bytes = encode_data(route(), seal(5), position, &m, ack);
             assert!(bytes.len() <= datagram_bound(&m) + ack.map_or(0, ack_size));
             let header = DataHeader {
+                counter: 5,
                 stream: position.stream,
                 seq: position.seq,
                 base: position.base,
@@ -489,15 +709,27 @@ mod tests {
             })
             .unwrap();
             assert_eq!(&bytes[..owned.len()], &owned[..]);
+            let decoded = decode(&bytes, PROTOCOL_VERSION).unwrap();
+            let Datagram::Data {
+                from,
+                to,
+                header: got,
+                payload,
+                mac,
+            } = decoded
+            else {
+                panic!("{decoded:?}")
+            };
             assert_eq!(
-                decode(&bytes, PROTOCOL_VERSION).unwrap(),
-                Datagram::Data {
-                    from: route().from,
-                    to: route().to,
-                    header,
-                    payload: b"payload bytes",
-                }
+                (from, to, &got, payload),
+                (route().from, route().to, &header, &b"payload bytes"[..])
             );
+            assert_eq!(mac.signed, &owned[..]);
+            // The tag verifies with the receiver's key, for this counter only.
+            assert!(mac.verify(&keys().1.receive, 5, payload));
+            assert!(!mac.verify(&keys().1.receive, 6, payload));
+            assert!(!mac.verify(&keys().1.receive, 5, b"payload byteS"));
+            assert!(!mac.verify(&keys().0.receive, 5, payload), "reflected");
         }
     }
 
@@ -515,12 +747,12 @@ mod tests {
             base: u64::MAX,
         };
         assert_eq!(
-            encode_data(widest, position, &m, None).len(),
+            encode_data(widest, seal(u64::MAX), position, &m, None).len(),
             datagram_bound(&m)
         );
         let ack = sample_ack();
         assert_eq!(
-            encode_data(widest, position, &m, Some(&ack)).len(),
+            encode_data(widest, seal(u64::MAX), position, &m, Some(&ack)).len(),
             datagram_bound(&m) + ack_size(&ack)
         );
     }
@@ -528,21 +760,33 @@ mod tests {
     #[test]
     fn ack_round_trip() {
         let ack = sample_ack();
-        let bytes = encode_ack(route(), &ack);
+        let bytes = encode_ack(route(), seal(3), &ack);
+        let Ok(Datagram::Ack {
+            from,
+            to,
+            counter,
+            ack: got,
+            mac,
+        }) = decode(&bytes, PROTOCOL_VERSION)
+        else {
+            panic!("not an ack")
+        };
         assert_eq!(
-            decode(&bytes, PROTOCOL_VERSION).unwrap(),
-            Datagram::Ack {
-                from: route().from,
-                to: route().to,
-                ack,
-            }
+            (from, to, counter, &got),
+            (route().from, route().to, 3, &ack)
         );
+        assert!(mac.verify(&keys().1.receive, 3, &[]));
         let mut longer = bytes.clone();
         longer.push(0);
         assert_eq!(
             decode(&longer, PROTOCOL_VERSION).unwrap_err(),
             WireError::TrailingBytes(1)
         );
+        // Without its tag it is malformed.
+        assert!(matches!(
+            decode(&bytes[..bytes.len() - 1], PROTOCOL_VERSION).unwrap_err(),
+            WireError::Malformed(_)
+        ));
     }
 
     #[test]
@@ -576,13 +820,70 @@ mod tests {
             }
         );
         // Our own datagrams, read by a peer of version 9.
-        let ours = encode_ack(route(), &sample_ack());
+        let ours = encode_ack(route(), seal(3), &sample_ack());
         assert_eq!(
             decode(&ours, 9).unwrap_err(),
             WireError::VersionMismatch {
                 ours: 9,
                 theirs: PROTOCOL_VERSION
             }
+        );
+    }
+
+    #[test]
+    fn handshake_round_trips() {
+        let secret = Secret::from_text(b"the wire tests' secret").unwrap();
+        let initiator = Initiator::new(&secret, "test", 10, Nonce([1; 32]), Vec::new());
+        let hello = initiator.hello().clone();
+        let (_, welcome) =
+            Responder::new(&secret, "test", 20, Nonce([2; 32]), b"", &hello, b"").unwrap();
+        let route_back = Route {
+            version: PROTOCOL_VERSION,
+            from: SystemId::from_raw(20),
+            to: Some(SystemId::from_raw(10)),
+        };
+        let cases = [
+            (route(), Kind::Hello(hello.clone())),
+            (route_back, Kind::Welcome(welcome.clone())),
+            (
+                route(),
+                Kind::Confirm(thespian_auth::Confirm { proof: [9; 32] }),
+            ),
+            (route(), Kind::Reject(RejectReason::WrongSecret)),
+        ];
+        for (route, kind) in cases {
+            let message = match &kind {
+                Kind::Hello(h) => HandshakeRef::Hello(h),
+                Kind::Welcome(w) => HandshakeRef::Welcome(w),
+                Kind::Confirm(c) => HandshakeRef::Confirm(c),
+                Kind::Reject(r) => HandshakeRef::Reject(*r),
+                _ => unreachable!(),
+            };
+            let bytes = encode_handshake(route, message);
+            assert_eq!(
+                decode(&bytes, PROTOCOL_VERSION).unwrap(),
+                Datagram::Handshake {
+                    from: route.from,
+                    to: route.to,
+                    kind
+                }
+            );
+        }
+        // A Hello whose incarnation is not its sender's is refused.
+        let liar = Route {
+            from: SystemId::from_raw(11),
+            ..route()
+        };
+        assert!(matches!(
+            decode(
+                &encode_handshake(liar, HandshakeRef::Hello(&hello)),
+                PROTOCOL_VERSION
+            ),
+            Err(WireError::Malformed(_))
+        ));
+        assert_eq!(
+            RejectReason::WrongSecret.to_string(),
+            "authentication failed: this system uses another secret"
         );
     }
 
@@ -606,17 +907,18 @@ mod tests {
         let mut ack = sample_ack();
         ack.ranges = vec![SeqRange { first: 5, last: 4 }];
         assert!(matches!(
-            decode(&encode_ack(route(), &ack), PROTOCOL_VERSION).unwrap_err(),
+            decode(&encode_ack(route(), seal(3), &ack), PROTOCOL_VERSION).unwrap_err(),
             WireError::Malformed(_)
         ));
         ack.ranges = vec![SeqRange { first: 5, last: 5 }; MAX_ACK_RANGES + 1];
         assert!(matches!(
-            decode(&encode_ack(route(), &ack), PROTOCOL_VERSION).unwrap_err(),
+            decode(&encode_ack(route(), seal(3), &ack), PROTOCOL_VERSION).unwrap_err(),
             WireError::Malformed(_)
         ));
         // Also when piggy-backed.
         let bytes = encode_data(
             route(),
+            seal(9),
             Position {
                 stream: 1,
                 seq: 1,
@@ -659,11 +961,17 @@ mod tests {
             for mut bytes in [
                 encode_data(
                     route(),
+                    seal(9),
                     Position { stream: 2, seq: 9, base: 3 },
                     &message(b"abc"),
                     Some(&ack),
                 ),
-                encode_ack(route(), &ack),
+                encode_ack(route(), seal(3), &ack),
+                encode_handshake(
+                    route(),
+                    HandshakeRef::Confirm(&thespian_auth::Confirm { proof: [4; 32] }),
+                ),
+                encode_handshake(route(), HandshakeRef::Reject(RejectReason::WrongSecret)),
             ] {
                 for (at, value) in &flips {
                     let len = bytes.len();

@@ -18,7 +18,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use thespian_core::{ActorAddress, SystemId};
 use thespian_transport_udp::wire::datagram_bound;
 use thespian_transport_udp::{
-    Config, EndpointConfig, Event, MessageId, SendError, UdpEndpoint, UdpSender,
+    Config, EndpointConfig, Event, MessageId, Secret, SendError, UdpEndpoint, UdpSender,
     UndeliverableReason, WireMessage, MAX_DATAGRAM, PROTOCOL_VERSION,
 };
 
@@ -29,8 +29,13 @@ fn incarnation() -> SystemId {
     SystemId::from_raw(0x7e57_0000 + NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The secret the tests' endpoints share (unless a test says otherwise).
+fn secret() -> Secret {
+    Secret::from_text(b"the loopback tests' shared secret").expect("long enough")
+}
+
 fn endpoint(tweak: impl FnOnce(&mut EndpointConfig)) -> (UdpEndpoint, SocketAddr) {
-    let mut config = EndpointConfig::new(incarnation());
+    let mut config = EndpointConfig::new(incarnation(), secret());
     tweak(&mut config);
     UdpEndpoint::bind(config).expect("bind 127.0.0.1:0")
 }
@@ -711,4 +716,207 @@ fn a_lossy_relay_loses_nothing_silently() {
         stats.dropped > tenth / 2 && stats.dropped < tenth * 2,
         "{stats:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication.
+
+#[test]
+fn endpoints_with_different_secrets_fail_fast_with_the_authentication_error() {
+    let (a, _) = endpoint(|_| {});
+    let (b, b_addr) = endpoint(|c| {
+        c.secret = Secret::from_text(b"another system's secret file").unwrap();
+    });
+    let sender = a.sender();
+    let mut net = Net::new(vec![a, b]);
+    let ids: Vec<MessageId> = (1..=3)
+        .map(|n| sender.send(b_addr, numbered(0, n)).unwrap())
+        .collect();
+    // Fast: one round trip, not the retries (which take seconds with the defaults).
+    net.until(
+        "the authentication failure",
+        Duration::from_secs(2),
+        |net| net.failed(0).len() == 3,
+    );
+    let failed = net.failed(0);
+    for id in &ids {
+        let reason = &failed[id];
+        assert_eq!(
+            reason.to_string(),
+            "authentication failed: this system uses another secret"
+        );
+        assert!(!reason.is_dead_target());
+    }
+    assert!(net.delivered(1).is_empty());
+    // Both sides noticed (and logged, with the other's address).
+    net.until("the reject to arrive", Duration::from_secs(2), |net| {
+        net.endpoints[1].machine().stats().handshakes_failed == 1
+    });
+    assert_eq!(net.endpoints[0].machine().stats().handshakes_failed, 1);
+    assert!(!net.endpoints[0].machine().has_session(b_addr));
+}
+
+/// A forwarder that stands between endpoints `a` and `b` (a talks to `front`, b sees a at
+/// `back`), so a test can send datagrams that `b` takes for `a`'s (and `a` for `b`'s): the
+/// spoofing a host can do.
+struct Tap {
+    front: std::net::UdpSocket,
+    back: std::net::UdpSocket,
+    a: SocketAddr,
+    b: SocketAddr,
+    /// Every datagram a sent to b.
+    captured: Vec<Vec<u8>>,
+}
+
+impl Tap {
+    fn new(a: SocketAddr, b: SocketAddr) -> Tap {
+        let socket = || {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        };
+        Tap {
+            front: socket(),
+            back: socket(),
+            a,
+            b,
+            captured: Vec::new(),
+        }
+    }
+
+    fn front(&self) -> SocketAddr {
+        self.front.local_addr().unwrap()
+    }
+
+    fn back(&self) -> SocketAddr {
+        self.back.local_addr().unwrap()
+    }
+
+    /// Forwards whatever waits, both ways.
+    fn forward(&mut self) {
+        let mut buf = vec![0u8; 65_536];
+        while let Ok((len, from)) = self.front.recv_from(&mut buf) {
+            if from == self.a {
+                self.captured.push(buf[..len].to_vec());
+                let _ = self.back.send_to(&buf[..len], self.b);
+            }
+        }
+        while let Ok((len, from)) = self.back.recv_from(&mut buf) {
+            if from == self.b {
+                let _ = self.front.send_to(&buf[..len], self.a);
+            }
+        }
+    }
+
+    /// Sends `bytes` to b as if from a, and to a as if from b.
+    fn spoof(&self, bytes: &[u8]) {
+        self.back.send_to(bytes, self.b).unwrap();
+        self.front.send_to(bytes, self.a).unwrap();
+    }
+}
+
+fn until_tapped(net: &mut Net, tap: &mut Tap, what: &str, mut done: impl FnMut(&Net) -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done(net) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        net.pump();
+        tap.forward();
+    }
+}
+
+#[test]
+fn spoofed_datagrams_change_nothing_in_a_live_session() {
+    use thespian_auth::{Initiator, Nonce, Responder};
+    use thespian_transport_udp::wire::{self, HandshakeRef, Position, RejectReason, Route, Seal};
+
+    let (a, a_addr) = endpoint(|_| {});
+    let (b, b_addr) = endpoint(|_| {});
+    let (a_inc, b_inc) = (a.incarnation(), b.incarnation());
+    let mut tap = Tap::new(a_addr, b_addr);
+    let (to_b, to_a) = (tap.front(), tap.back());
+    let (a_sender, b_sender) = (a.sender(), b.sender());
+    let mut net = Net::new(vec![a, b]);
+    a_sender.send(to_b, numbered(0, 1)).unwrap();
+    b_sender.send(to_a, numbered(1, 1)).unwrap();
+    until_tapped(&mut net, &mut tap, "a live session", |net| {
+        net.acked(0).len() == 1 && net.acked(1).len() == 1
+    });
+
+    // What an attacker on the host sends: garbage; a "new incarnation" at the peer's address
+    // (data under keys of its own, a Hello, a Confirm); rejects and a version notice in the
+    // peer's name; and a replay of everything it captured.
+    let secret = Secret::from_text(b"the attacker's own secret").unwrap();
+    let initiator = Initiator::new(&secret, "x", 0xbad, Nonce([1; 32]), Vec::new());
+    let hello = initiator.hello().clone();
+    let (_, welcome) = Responder::new(&secret, "x", 2, Nonce([2; 32]), b"", &hello, b"").unwrap();
+    let (confirm, keys) = initiator.finish(&welcome, b"").unwrap();
+    let impostor = Route {
+        version: PROTOCOL_VERSION,
+        from: SystemId::from_raw(0xbad),
+        to: Some(b_inc),
+    };
+    let mut forgeries = vec![
+        b"garbage".to_vec(),
+        vec![0xff; 300],
+        wire::encode_data(
+            impostor,
+            Seal {
+                key: &keys.send,
+                counter: 1,
+            },
+            Position {
+                stream: 1,
+                seq: 1,
+                base: 1,
+            },
+            &numbered(9, 1),
+            None,
+        ),
+        wire::encode_handshake(impostor, HandshakeRef::Hello(&hello)),
+        wire::encode_handshake(impostor, HandshakeRef::Confirm(&confirm)),
+        wire::encode_version_notice(PROTOCOL_VERSION + 1),
+    ];
+    for (from, to) in [(a_inc, b_inc), (b_inc, a_inc)] {
+        forgeries.push(wire::encode_handshake(
+            Route {
+                version: PROTOCOL_VERSION,
+                from,
+                to: Some(to),
+            },
+            HandshakeRef::Reject(RejectReason::WrongSecret),
+        ));
+    }
+    forgeries.extend(tap.captured.clone());
+    for bytes in &forgeries {
+        tap.spoof(bytes);
+    }
+
+    // Every later message is still delivered and acknowledged, both ways.
+    let count = 100;
+    let a_ids: Vec<MessageId> = (2..=count)
+        .map(|n| a_sender.send(to_b, numbered(0, n)).unwrap())
+        .collect();
+    let b_ids: Vec<MessageId> = (2..=count)
+        .map(|n| b_sender.send(to_a, numbered(1, n)).unwrap())
+        .collect();
+    until_tapped(&mut net, &mut tap, "every later message", |net| {
+        let settled = |ep: usize, ids: &[MessageId]| {
+            ids.iter()
+                .all(|id| net.acked(ep).contains(id) || net.failed(ep).contains_key(id))
+        };
+        settled(0, &a_ids) && settled(1, &b_ids)
+    });
+    for ep in 0..2 {
+        assert!(net.failed(ep).is_empty(), "{:?}", net.failed(ep));
+        assert!(
+            !net.events[ep]
+                .iter()
+                .any(|e| matches!(e, Event::PeerRestarted { .. })),
+            "{:?}",
+            net.events[ep]
+        );
+        let got: Vec<u64> = net.delivered(ep).iter().map(|d| d.2).collect();
+        assert_eq!(got, (1..=count).collect::<Vec<_>>(), "endpoint {ep}");
+    }
+    assert!(net.endpoints[1].machine().stats().unauthenticated > 0);
 }

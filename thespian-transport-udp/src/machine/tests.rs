@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use thespian_core::ActorAddress;
 
 use super::*;
+use thespian_auth::{Initiator, Responder};
 
 fn addr(i: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, i], 9000))
@@ -16,6 +17,31 @@ fn addr(i: u8) -> SocketAddr {
 
 fn inc(n: u64) -> SystemId {
     SystemId::from_raw(0x1000 + n)
+}
+
+/// The secret every test machine shares (unless a test says otherwise).
+fn secret() -> Secret {
+    Secret::from_text(b"the machine tests' shared secret").expect("long enough")
+}
+
+/// A deterministic nonce sequence, distinct per seed.
+fn nonces(seed: u64) -> Nonces {
+    let mut n = 0u64;
+    Nonces::from_fn(move || {
+        n += 1;
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        bytes[8..16].copy_from_slice(&n.to_le_bytes());
+        Ok(Nonce(bytes))
+    })
+}
+
+fn machine(config: Config, incarnation: SystemId) -> Machine {
+    machine_with(config, incarnation, secret())
+}
+
+fn machine_with(config: Config, incarnation: SystemId, secret: Secret) -> Machine {
+    Machine::new(config, incarnation, secret, nonces(incarnation.raw()))
 }
 
 /// A message numbered `n` of flow `flow`.
@@ -84,6 +110,42 @@ fn undeliverable(events: &[Event]) -> Vec<(MessageId, u64, UndeliverableReason)>
         .collect()
 }
 
+/// Keys of a session no test machine has.
+fn stranger_keys() -> (SessionKeys, SessionKeys) {
+    let secret = Secret::from_text(b"a stranger's secret, not ours").unwrap();
+    let initiator = Initiator::new(&secret, "x", 1, Nonce([1; 32]), Vec::new());
+    let (responder, welcome) =
+        Responder::new(&secret, "x", 2, Nonce([2; 32]), b"", initiator.hello(), b"").unwrap();
+    let (confirm, i) = initiator.finish(&welcome, b"").unwrap();
+    (i, responder.finish(&confirm).unwrap())
+}
+
+/// A datagram `m` would send to `to` in its session (made with its key and next counter): what
+/// an honest but buggy peer could send.
+fn authentic_from(
+    m: &mut Machine,
+    to: SocketAddr,
+    encode: impl FnOnce(Route, wire::Seal<'_>) -> Vec<u8>,
+) -> Vec<u8> {
+    let me = m.incarnation;
+    let version = m.config.protocol_version;
+    let peer = m.peers.get_mut(&to).expect("a peer");
+    let route = Route {
+        version,
+        from: me,
+        to: peer.incarnation,
+    };
+    encode(route, peer.session.as_mut().expect("a session").seal())
+}
+
+/// Carries only handshake datagrams between the pair until neither has one to send; data
+/// datagrams are carried too (they follow at once), so this is `exchange` by another name
+/// when nothing is lost.
+fn handshake(p: &mut Pair) {
+    p.exchange();
+    assert!(p.a.has_session(addr(B)) && p.b.has_session(addr(A)));
+}
+
 /// Two machines and hand-carried datagrams.
 struct Pair {
     now: Instant,
@@ -98,9 +160,19 @@ impl Pair {
     fn new(config: Config) -> Pair {
         Pair {
             now: Instant::now(),
-            a: Machine::new(config.clone(), inc(1)),
-            b: Machine::new(config, inc(2)),
+            a: machine(config.clone(), inc(1)),
+            b: machine(config, inc(2)),
         }
+    }
+
+    /// Two machines with a session established (by a handshake A opened), nothing else
+    /// pending.
+    fn connected(config: Config) -> Pair {
+        let mut p = Pair::new(config);
+        p.a.initiate(p.now, addr(B), 0);
+        handshake(&mut p);
+        assert!(events(&mut p.a).is_empty() && events(&mut p.b).is_empty());
+        p
     }
 
     /// Carries every datagram both ways until both are quiet; returns how many were carried.
@@ -140,7 +212,9 @@ impl Pair {
     fn settle(&mut self) {
         for _ in 0..1000 {
             self.exchange();
-            let busy = |m: &Machine| m.peers.values().any(|p| p.next_timer().is_some());
+            let busy = |m: &Machine| {
+                !m.handshakes.is_empty() || m.peers.values().any(|p| p.next_timer().is_some())
+            };
             if !busy(&self.a) && !busy(&self.b) {
                 return;
             }
@@ -167,7 +241,7 @@ fn clean_exchange_delivers_in_order_and_acknowledges() {
 
 #[test]
 fn acknowledgements_ride_on_replies() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::connected(Config::default());
     // Ping-pong: each side answers at once, so no pure acknowledgement is needed.
     let mut carried = 0;
     for n in 1..=50 {
@@ -193,7 +267,7 @@ fn acknowledgements_ride_on_replies() {
 
 #[test]
 fn a_batch_is_acknowledged_once() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::connected(Config::default());
     for n in 1..=10 {
         p.a.send(p.now, addr(B), msg(0, n)).unwrap();
     }
@@ -211,7 +285,7 @@ fn a_batch_is_acknowledged_once() {
 
 #[test]
 fn out_of_order_datagrams_are_held_and_delivered_in_order() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::connected(Config::default());
     for n in 1..=6 {
         p.a.send(p.now, addr(B), msg(0, n)).unwrap();
     }
@@ -269,7 +343,7 @@ fn datagrams_beyond_the_receive_window_are_dropped_and_retransmitted() {
         max_unacked: 10,
         ..Config::default()
     };
-    let mut p = Pair::new(config);
+    let mut p = Pair::connected(config);
     for n in 1..=10 {
         p.a.send(p.now, addr(B), msg(0, n)).unwrap();
     }
@@ -339,7 +413,7 @@ fn a_full_window_fails_the_send_at_once() {
         max_unacked: 3,
         ..Config::default()
     };
-    let mut p = Pair::new(config);
+    let mut p = Pair::connected(config);
     for n in 1..=3 {
         p.a.send(p.now, addr(B), msg(0, n)).unwrap();
     }
@@ -384,7 +458,7 @@ fn fast_config() -> Config {
 #[test]
 fn a_silent_peer_is_given_up_with_back_off_then_remembered_as_dead() {
     let config = fast_config();
-    let mut p = Pair::new(config.clone());
+    let mut p = Pair::connected(config.clone());
     let start = p.now;
     let ids: Vec<MessageId> = (1..=5)
         .map(|n| p.a.send(p.now, addr(B), msg(0, n)).unwrap())
@@ -439,7 +513,7 @@ fn a_silent_peer_is_given_up_with_back_off_then_remembered_as_dead() {
 
 #[test]
 fn given_up_messages_held_by_the_receiver_are_skipped() {
-    let mut p = Pair::new(fast_config());
+    let mut p = Pair::connected(fast_config());
     for n in 1..=4 {
         p.a.send(p.now, addr(B), msg(0, n)).unwrap();
     }
@@ -510,7 +584,7 @@ fn a_restarted_receiver_is_a_new_peer() {
     p.a.send(p.now, addr(B), msg(0, 2)).unwrap();
     p.a.send(p.now, addr(B), msg(0, 3)).unwrap();
     let _ = transmits(&mut p.a);
-    p.b = Machine::new(Config::default(), inc(22));
+    p.b = machine(Config::default(), inc(22));
     // The retransmissions reach the new incarnation, which refuses them naming itself.
     p.advance();
     p.exchange();
@@ -537,7 +611,7 @@ fn a_restarted_receiver_is_a_new_peer() {
 
 #[test]
 fn a_restarted_sender_is_a_new_peer_and_its_old_datagrams_are_ignored() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::connected(Config::default());
     for n in 1..=3 {
         p.a.send(p.now, addr(B), msg(0, n)).unwrap();
     }
@@ -549,7 +623,7 @@ fn a_restarted_sender_is_a_new_peer_and_its_old_datagrams_are_ignored() {
     p.b.send(p.now, addr(A), msg(9, 1)).unwrap();
     let _ = transmits(&mut p.b);
     assert_eq!(delivered(&events(&mut p.b)), vec![1, 2, 3]);
-    p.a = Machine::new(Config::default(), inc(11));
+    p.a = machine(Config::default(), inc(11));
     p.a.send(p.now, addr(B), msg(0, 100)).unwrap();
     p.exchange();
     let at_b = events(&mut p.b);
@@ -572,7 +646,7 @@ fn a_restarted_sender_is_a_new_peer_and_its_old_datagrams_are_ignored() {
 #[test]
 fn a_version_mismatch_is_reported_to_the_sender_at_once() {
     let mut p = Pair::new(Config::default());
-    p.b = Machine::new(
+    p.b = machine(
         Config {
             protocol_version: PROTOCOL_VERSION + 1,
             ..Config::default()
@@ -608,7 +682,7 @@ fn garbage_is_dropped_without_a_reply() {
     assert!(transmits(&mut p.b).is_empty());
     assert!(events(&mut p.b).is_empty());
     assert_eq!(p.b.peers(), 0);
-    // An acknowledgement from a stranger, or for another incarnation, is ignored.
+    // An acknowledgement from a stranger (no session) is ignored, without an answer.
     let ack = Ack {
         stream: 1,
         cumulative: 5,
@@ -619,19 +693,29 @@ fn garbage_is_dropped_without_a_reply() {
         from: inc(1),
         to: Some(inc(2)),
     };
-    p.b.handle_datagram(p.now, addr(A), &wire::encode_ack(route, &ack));
+    let (stranger, _) = stranger_keys();
+    let seal = wire::Seal {
+        key: &stranger.send,
+        counter: 1,
+    };
+    p.b.handle_datagram(p.now, addr(A), &wire::encode_ack(route, seal, &ack));
     assert_eq!(p.b.peers(), 0);
-    // An acknowledgement of messages never sent is ignored whole.
+    assert!(transmits(&mut p.b).is_empty());
+    assert_eq!(p.b.stats().unauthenticated, 1);
+    // An acknowledgement of messages never sent, in the session, is ignored whole.
     p.b.send(p.now, addr(A), msg(0, 1)).unwrap();
-    let _ = transmits(&mut p.b);
-    p.b.handle_datagram(p.now, addr(A), &wire::encode_ack(route, &ack));
+    handshake(&mut p);
+    let forged = authentic_from(&mut p.a, addr(B), |route, seal| {
+        wire::encode_ack(route, seal, &ack)
+    });
+    p.b.handle_datagram(p.now, addr(A), &forged);
     assert!(events(&mut p.b).is_empty());
     assert_eq!(p.b.unacked(addr(A)), 1);
 }
 
 #[test]
 fn an_acknowledgement_claiming_the_missing_message_is_ignored() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::connected(Config::default());
     for n in 1..=3 {
         p.a.send(p.now, addr(B), msg(0, n)).unwrap();
     }
@@ -642,12 +726,10 @@ fn an_acknowledgement_claiming_the_missing_message_is_ignored() {
         cumulative: 0,
         ranges: vec![wire::SeqRange { first: 1, last: 3 }],
     };
-    let route = Route {
-        version: PROTOCOL_VERSION,
-        from: inc(2),
-        to: Some(inc(1)),
-    };
-    p.a.handle_datagram(p.now, addr(B), &wire::encode_ack(route, &ack));
+    let bogus = authentic_from(&mut p.b, addr(A), |route, seal| {
+        wire::encode_ack(route, seal, &ack)
+    });
+    p.a.handle_datagram(p.now, addr(B), &bogus);
     assert!(p
         .a
         .poll_timeout()
@@ -658,15 +740,27 @@ fn an_acknowledgement_claiming_the_missing_message_is_ignored() {
 
 #[test]
 fn the_peer_table_is_bounded() {
-    let mut p = Pair::new(Config {
+    let config = Config {
         max_peers: 1,
         ..Config::default()
-    });
-    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
-    let datagrams = transmits(&mut p.a);
-    p.b.handle_datagram(p.now, addr(A), &datagrams[0].1);
-    p.b.handle_datagram(p.now, addr(3), &datagrams[0].1);
+    };
+    let mut p = Pair::connected(config.clone());
+    // A third endpoint completes a handshake with B, which has no room for it.
+    let mut c = machine(config, inc(3));
+    c.send(p.now, addr(B), msg(3, 1)).unwrap();
+    for _ in 0..3 {
+        for (_, bytes) in transmits(&mut c) {
+            p.b.handle_datagram(p.now, addr(3), &bytes);
+        }
+        for (_, bytes) in transmits(&mut p.b) {
+            c.handle_datagram(p.now, addr(B), &bytes);
+        }
+    }
     assert_eq!(p.b.peers(), 1);
+    assert!(!p.b.has_session(addr(3)));
+    assert!(delivered(&events(&mut p.b)).is_empty());
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.settle();
     assert_eq!(delivered(&events(&mut p.b)), vec![1]);
 }
 
@@ -691,8 +785,8 @@ fn idle_peers_are_forgotten_and_streams_resume_safely() {
     assert_eq!(delivered(&events(&mut p.b)), vec![1, 2, 3, 4]);
 
     // Only the receiver forgets: the sender's next message carries its base.
-    p.b = Machine::new(config.clone(), inc(2));
-    p.a = Machine::new(
+    p.b = machine(config.clone(), inc(2));
+    p.a = machine(
         Config {
             peer_idle_timeout: Duration::from_secs(3600),
             ..config.clone()
@@ -731,7 +825,7 @@ fn close_reports_unacknowledged_messages_and_refuses_sends() {
 
 #[test]
 fn close_sends_the_acknowledgements_still_owed() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::connected(Config::default());
     p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
     for (_, bytes) in transmits(&mut p.a) {
         p.b.handle_datagram(p.now, addr(A), &bytes);
@@ -785,7 +879,7 @@ fn a_revived_address_reaches_the_new_endpoint_with_the_first_message() {
     let _ = events(&mut p.a);
     // B's endpoint goes away; a datagram to it is refused; a new endpoint takes its address.
     p.a.refused(p.now, addr(B));
-    p.b = Machine::new(fast_config(), inc(3));
+    p.b = machine(fast_config(), inc(3));
     p.a.revive(addr(B));
     assert!(!p.a.is_dead(p.now, addr(B)));
     p.a.send(p.now, addr(B), msg(0, 2)).unwrap();
@@ -802,7 +896,7 @@ fn a_revived_address_reaches_the_new_endpoint_with_the_first_message() {
 
 #[test]
 fn revive_leaves_a_live_peer_alone() {
-    let mut p = Pair::new(fast_config());
+    let mut p = Pair::connected(fast_config());
     p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
     let _ = transmits(&mut p.a);
     // Not remembered as dead: the unacknowledged message stays in flight and arrives.
@@ -887,7 +981,7 @@ impl Sim {
         let nodes = (0..nodes)
             .map(|i| Node {
                 addr: addr(i as u8 + 1),
-                machine: Machine::new(config.clone(), inc(i as u64 + 1)),
+                machine: machine(config.clone(), inc(i as u64 + 1)),
                 sent: HashMap::new(),
                 acked: HashSet::new(),
                 failed: HashMap::new(),
@@ -1222,4 +1316,537 @@ proptest! {
         p.b.handle_timeout(p.now);
         let _ = (transmits(&mut p.a), transmits(&mut p.b), events(&mut p.a), events(&mut p.b));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions: the handshake, wrong secrets, forgeries, floods.
+
+fn handshake_kind(bytes: &[u8]) -> Option<&'static str> {
+    match wire::decode(bytes, PROTOCOL_VERSION) {
+        Ok(Datagram::Handshake { kind, .. }) => Some(match kind {
+            Kind::Hello(_) => "hello",
+            Kind::Welcome(_) => "welcome",
+            Kind::Confirm(_) => "confirm",
+            Kind::Reject(_) => "reject",
+            Kind::Data(_) | Kind::Ack(_) => "other",
+        }),
+        _ => None,
+    }
+}
+
+#[test]
+fn messages_wait_for_the_handshake_then_go_out_in_order() {
+    let config = Config {
+        max_unacked: 3,
+        ..Config::default()
+    };
+    let mut p = Pair::new(config);
+    let ids: Vec<MessageId> = (1..=3)
+        .map(|n| p.a.send(p.now, addr(B), msg(0, n)).unwrap())
+        .collect();
+    // Only a Hello leaves; the messages wait, and count against the window.
+    let out = transmits(&mut p.a);
+    assert_eq!(out.len(), 1);
+    assert_eq!(handshake_kind(&out[0].1), Some("hello"));
+    assert!(matches!(
+        p.a.send(p.now, addr(B), msg(0, 4)),
+        Err(SendError::WindowFull { messages: 3, .. })
+    ));
+    assert_eq!(p.a.unacked(addr(B)), 3);
+    // Hello, Welcome, Confirm (with the three messages), B's proof and acknowledgement.
+    p.b.handle_datagram(p.now, addr(A), &out[0].1);
+    let welcome = transmits(&mut p.b);
+    assert_eq!(handshake_kind(&welcome[0].1), Some("welcome"));
+    assert!(!p.b.has_session(addr(A)), "not before the Confirm");
+    p.a.handle_datagram(p.now, addr(B), &welcome[0].1);
+    assert!(p.a.has_session(addr(B)));
+    let confirm_and_data = transmits(&mut p.a);
+    assert_eq!(confirm_and_data.len(), 4);
+    assert_eq!(handshake_kind(&confirm_and_data[0].1), Some("confirm"));
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![1, 2, 3]);
+    assert_eq!(acked(&events(&mut p.a)), ids);
+    assert_eq!(p.a.handshakes() + p.b.handshakes(), 0);
+    assert_eq!(p.a.stats(), Stats::default());
+    assert_eq!(p.b.stats(), Stats::default());
+}
+
+#[test]
+fn a_wrong_secret_fails_the_waiting_messages_at_once_with_a_clear_reason() {
+    for initiator_is_a in [true, false] {
+        let mut p = Pair::new(Config::default());
+        p.b = machine_with(
+            Config::default(),
+            inc(2),
+            Secret::from_text(b"another system's secret").unwrap(),
+        );
+        let (sender, receiver) = if initiator_is_a {
+            (&mut p.a, addr(B))
+        } else {
+            (&mut p.b, addr(A))
+        };
+        let ids: Vec<MessageId> = (1..=3)
+            .map(|n| sender.send(p.now, receiver, msg(0, n)).unwrap())
+            .collect();
+        let start = p.now;
+        p.exchange();
+        assert_eq!(p.now, start, "no timer was needed");
+        let (sender, other) = if initiator_is_a {
+            (&mut p.a, &mut p.b)
+        } else {
+            (&mut p.b, &mut p.a)
+        };
+        let failed = undeliverable(&events(sender));
+        assert_eq!(failed.iter().map(|f| f.0).collect::<Vec<_>>(), ids);
+        for (_, _, reason) in &failed {
+            assert_eq!(
+                *reason,
+                UndeliverableReason::AuthenticationFailed(AuthError::WrongSecret)
+            );
+            assert_eq!(
+                reason.to_string(),
+                "authentication failed: this system uses another secret"
+            );
+            assert!(
+                !reason.is_dead_target(),
+                "a PoisonMessage, not a dead letter"
+            );
+        }
+        // Both sides noticed (the other one by the reject), neither keeps a handshake, and
+        // nothing was delivered.
+        assert_eq!(sender.stats().handshakes_failed, 1);
+        assert_eq!(other.stats().handshakes_failed, 1);
+        assert!(delivered(&events(other)).is_empty());
+        assert_eq!(sender.handshakes() + other.handshakes(), 0);
+        assert!(
+            !sender.is_dead(p.now, receiver),
+            "the next send tries again"
+        );
+        assert_eq!(sender.unacked(receiver), 0);
+    }
+}
+
+#[test]
+fn a_simultaneous_open_ends_in_one_session_opened_by_the_lower_incarnation() {
+    let mut p = Pair::new(Config::default());
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.b.send(p.now, addr(A), msg(1, 1)).unwrap();
+    // Both Hellos cross; B (the higher incarnation) answers A's, A ignores B's.
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![1]);
+    assert_eq!(delivered(&events(&mut p.a)), vec![1]);
+    assert_eq!(
+        acked(&events(&mut p.a)).len() + acked(&events(&mut p.b)).len(),
+        0
+    );
+    assert_eq!(p.a.stats(), Stats::default());
+    assert_eq!(p.b.stats(), Stats::default());
+    // A wrong secret in a simultaneous open fails both sides' messages.
+    let mut q = Pair::new(Config::default());
+    q.b = machine_with(
+        Config::default(),
+        inc(2),
+        Secret::from_text(b"another system's secret").unwrap(),
+    );
+    q.a.send(q.now, addr(B), msg(0, 1)).unwrap();
+    q.b.send(q.now, addr(A), msg(1, 1)).unwrap();
+    q.exchange();
+    for m in [&mut q.a, &mut q.b] {
+        let failed = undeliverable(&events(m));
+        assert_eq!(failed.len(), 1);
+        assert_eq!(
+            failed[0].2,
+            UndeliverableReason::AuthenticationFailed(AuthError::WrongSecret)
+        );
+    }
+}
+
+#[test]
+fn a_silent_peer_fails_the_waiting_messages_after_the_handshake_retries() {
+    let mut p = Pair::new(fast_config());
+    let ids: Vec<MessageId> = (1..=2)
+        .map(|n| p.a.send(p.now, addr(B), msg(0, n)).unwrap())
+        .collect();
+    let start = p.now;
+    let mut hellos = transmits(&mut p.a).len();
+    let failed = loop {
+        p.now = p.a.poll_timeout().expect("a handshake timer");
+        p.a.handle_timeout(p.now);
+        hellos += transmits(&mut p.a).len();
+        let failed = undeliverable(&events(&mut p.a));
+        if !failed.is_empty() {
+            break failed;
+        }
+        assert!(p.now - start < Duration::from_secs(5), "never gave up");
+    };
+    assert_eq!(hellos, 5, "1 Hello + 4 retransmissions");
+    assert_eq!(
+        p.now - start,
+        Duration::from_millis(10 + 20 + 40 + 80 + 100)
+    );
+    assert_eq!(failed.iter().map(|f| f.0).collect::<Vec<_>>(), ids);
+    assert!(failed
+        .iter()
+        .all(|f| f.2 == UndeliverableReason::RetriesExhausted { transmissions: 5 }));
+    assert!(p.a.is_dead(p.now, addr(B)));
+    assert_eq!(p.a.handshakes(), 0);
+}
+
+#[test]
+fn lost_handshake_datagrams_are_sent_again() {
+    // Drop the n-th datagram of the conversation, for each n in the handshake.
+    for lose in 0..6 {
+        let mut p = Pair::new(fast_config());
+        p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+        let mut carried = 0;
+        for _ in 0..200 {
+            let from_a = transmits(&mut p.a);
+            let from_b = transmits(&mut p.b);
+            for (_, bytes) in from_a {
+                carried += 1;
+                if carried - 1 != lose {
+                    p.b.handle_datagram(p.now, addr(A), &bytes);
+                }
+            }
+            for (_, bytes) in from_b {
+                carried += 1;
+                if carried - 1 != lose {
+                    p.a.handle_datagram(p.now, addr(B), &bytes);
+                }
+            }
+            if p.a.unacked(addr(B)) == 0
+                && p.a
+                    .poll_timeout()
+                    .is_none_or(|t| t > p.now + Duration::from_secs(1))
+            {
+                break;
+            }
+            p.advance();
+        }
+        assert_eq!(
+            delivered(&events(&mut p.b)),
+            vec![1],
+            "losing datagram {lose}"
+        );
+        assert_eq!(acked(&events(&mut p.a)).len(), 1, "losing datagram {lose}");
+    }
+}
+
+#[test]
+fn the_confirm_is_sent_again_until_the_responder_shows_it_has_the_session() {
+    let mut p = Pair::new(fast_config());
+    p.a.initiate(p.now, addr(B), 0);
+    let hello = transmits(&mut p.a);
+    p.b.handle_datagram(p.now, addr(A), &hello[0].1);
+    let welcome = transmits(&mut p.b);
+    p.a.handle_datagram(p.now, addr(B), &welcome[0].1);
+    // The Confirm is lost.
+    assert_eq!(handshake_kind(&transmits(&mut p.a)[0].1), Some("confirm"));
+    assert!(!p.b.has_session(addr(A)));
+    p.advance();
+    let again = transmits(&mut p.a);
+    assert_eq!(handshake_kind(&again[0].1), Some("confirm"));
+    p.b.handle_datagram(p.now, addr(A), &again[0].1);
+    assert!(p.b.has_session(addr(A)));
+    // B's proof stops A's retransmissions.
+    p.exchange();
+    assert!(p.a.peers[&addr(B)]
+        .session
+        .as_ref()
+        .unwrap()
+        .confirm
+        .is_none());
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![1]);
+}
+
+#[test]
+fn forged_datagrams_change_nothing_in_an_established_session() {
+    let mut p = Pair::connected(fast_config());
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    let genuine = transmits(&mut p.a);
+    p.b.handle_datagram(p.now, addr(A), &genuine[0].1);
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![1]);
+    let _ = events(&mut p.a);
+    let (stranger, _) = stranger_keys();
+    let impostor = inc(99);
+    let to_b = Route {
+        version: PROTOCOL_VERSION,
+        from: impostor,
+        to: Some(inc(2)),
+    };
+    let seal = || wire::Seal {
+        key: &stranger.send,
+        counter: 1,
+    };
+    let mut tampered = genuine[0].1.clone();
+    let last = tampered.len() - 20;
+    tampered[last] ^= 1;
+    let hello = Initiator::new(&secret(), "x", impostor.raw(), Nonce([7; 32]), Vec::new())
+        .hello()
+        .clone();
+    let forgeries: Vec<Vec<u8>> = vec![
+        // The payload changed in flight: the tag fails.
+        tampered,
+        // "A new incarnation at A's address", with data and with an acknowledgement.
+        wire::encode_data(
+            to_b,
+            seal(),
+            Position {
+                stream: 1,
+                seq: 2,
+                base: 1,
+            },
+            &msg(0, 666),
+            None,
+        ),
+        wire::encode_ack(
+            to_b,
+            seal(),
+            &Ack {
+                stream: 1,
+                cumulative: 0,
+                ranges: Vec::new(),
+            },
+        ),
+        // A new incarnation's Hello (answered, but it cannot finish without the secret).
+        wire::encode_handshake(to_b, HandshakeRef::Hello(&hello)),
+        wire::encode_handshake(
+            to_b,
+            HandshakeRef::Confirm(&thespian_auth::Confirm { proof: [0; 32] }),
+        ),
+        // Rejects and a version notice, from the impostor and in the peer's name.
+        wire::encode_handshake(to_b, HandshakeRef::Reject(RejectReason::WrongSecret)),
+        wire::encode_handshake(
+            Route {
+                from: inc(1),
+                ..to_b
+            },
+            HandshakeRef::Reject(RejectReason::WrongSecret),
+        ),
+        wire::encode_version_notice(PROTOCOL_VERSION + 1),
+        // A replay.
+        genuine[0].1.clone(),
+    ];
+    for bytes in &forgeries {
+        p.b.handle_datagram(p.now, addr(A), bytes);
+        p.a.handle_datagram(p.now, addr(B), bytes);
+    }
+    // Whatever B answered reaches A, which ignores it.
+    p.settle();
+    for m in [&mut p.a, &mut p.b] {
+        let seen = events(m);
+        assert!(seen.is_empty(), "{seen:?}");
+    }
+    assert!(p.b.stats().unauthenticated >= 3, "{:?}", p.b.stats());
+    assert_eq!(p.b.peers[&addr(A)].incarnation, Some(inc(1)));
+    assert!(!p.a.is_dead(p.now, addr(B)) && !p.b.is_dead(p.now, addr(A)));
+    // Every later message is still delivered and acknowledged, both ways.
+    for n in 2..=20 {
+        p.a.send(p.now, addr(B), msg(0, n)).unwrap();
+        p.b.send(p.now, addr(A), msg(1, n)).unwrap();
+    }
+    p.settle();
+    for m in [&mut p.a, &mut p.b] {
+        let seen = events(m);
+        assert_eq!(delivered(&seen), (2..=20).collect::<Vec<_>>());
+        assert_eq!(acked(&seen).len(), 19);
+        assert!(undeliverable(&seen).is_empty());
+    }
+}
+
+#[test]
+fn a_forged_reject_fails_only_the_handshake_in_progress() {
+    let mut p = Pair::new(fast_config());
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    let hello = transmits(&mut p.a);
+    // An off-path attacker guessing the moment (and B's incarnation) fails this attempt.
+    let forged = wire::encode_handshake(
+        Route {
+            version: PROTOCOL_VERSION,
+            from: inc(2),
+            to: Some(inc(1)),
+        },
+        HandshakeRef::Reject(RejectReason::WrongSecret),
+    );
+    p.a.handle_datagram(p.now, addr(B), &forged);
+    let failed = undeliverable(&events(&mut p.a));
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].2,
+        UndeliverableReason::AuthenticationFailed(AuthError::WrongSecret)
+    );
+    // The real B's Welcome then finds no handshake and is ignored; the next message opens
+    // a session, which the same forgery no longer touches.
+    p.b.handle_datagram(p.now, addr(A), &hello[0].1);
+    p.exchange();
+    p.a.send(p.now, addr(B), msg(0, 2)).unwrap();
+    p.settle();
+    p.a.handle_datagram(p.now, addr(B), &forged);
+    p.b.handle_datagram(p.now, addr(A), &forged);
+    p.a.send(p.now, addr(B), msg(0, 3)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![2, 3]);
+    let at_a = events(&mut p.a);
+    assert_eq!(acked(&at_a).len(), 2);
+    assert!(undeliverable(&at_a).is_empty());
+}
+
+#[test]
+fn a_new_incarnation_retires_the_old_only_once_its_handshake_completes() {
+    let mut p = Pair::connected(Config::default());
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    let _ = transmits(&mut p.a);
+    // A Hello "from a new incarnation of A" (forged or real) leaves the session alone ...
+    let mut new_a = machine(Config::default(), inc(11));
+    new_a.send(p.now, addr(B), msg(5, 1)).unwrap();
+    let hello = transmits(&mut new_a);
+    p.b.handle_datagram(p.now, addr(A), &hello[0].1);
+    let welcome = transmits(&mut p.b);
+    assert_eq!(p.b.peers[&addr(A)].incarnation, Some(inc(1)));
+    assert!(events(&mut p.b).is_empty());
+    // ... the old A's traffic still flows (well within the responder's wait) ...
+    let mut at_a = Vec::new();
+    for _ in 0..10 {
+        p.exchange();
+        at_a.extend(events(&mut p.a));
+        if !acked(&at_a).is_empty() {
+            break;
+        }
+        p.advance();
+    }
+    assert_eq!(acked(&at_a).len(), 1);
+    assert_eq!(delivered(&events(&mut p.b)), vec![1]);
+    assert_eq!(p.b.handshakes(), 1);
+    // ... until the new incarnation proves itself: only then is the old one gone.
+    new_a.handle_datagram(p.now, addr(B), &welcome[0].1);
+    for (_, bytes) in transmits(&mut new_a) {
+        p.b.handle_datagram(p.now, addr(A), &bytes);
+    }
+    let at_b = events(&mut p.b);
+    assert!(at_b.contains(&Event::PeerRestarted {
+        peer: addr(A),
+        old: inc(1),
+        new: inc(11)
+    }));
+    assert_eq!(delivered(&at_b), vec![1]);
+    // The old incarnation's datagrams are now refused.
+    p.a.send(p.now, addr(B), msg(0, 2)).unwrap();
+    for (_, bytes) in transmits(&mut p.a) {
+        p.b.handle_datagram(p.now, addr(A), &bytes);
+    }
+    assert!(delivered(&events(&mut p.b)).is_empty());
+}
+
+#[test]
+fn a_flood_of_hellos_stays_bounded() {
+    let config = Config {
+        max_handshakes: 64,
+        handshake_timeout: Duration::from_millis(500),
+        ..Config::default()
+    };
+    let mut p = Pair::new(config);
+    let secret = secret();
+    for i in 0..10_000u64 {
+        let from = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 4000 + (i % 7) as u16));
+        let initiator = Initiator::new(
+            &secret,
+            "x",
+            0x10_0000 + i,
+            Nonce([i as u8; 32]),
+            Vec::new(),
+        );
+        let route = Route {
+            version: PROTOCOL_VERSION,
+            from: SystemId::from_raw(0x10_0000 + i),
+            to: None,
+        };
+        let bytes = wire::encode_handshake(route, HandshakeRef::Hello(initiator.hello()));
+        p.b.handle_datagram(p.now, from, &bytes);
+        // The same address again and again costs no more room.
+        p.b.handle_datagram(p.now, from, &bytes);
+    }
+    assert_eq!(p.b.handshakes(), 64);
+    assert_eq!(p.b.peers(), 0, "no peer is remembered for a handshake");
+    assert_eq!(p.b.stats().handshakes_refused, 2 * (10_000 - 64));
+    let welcomes = transmits(&mut p.b).len();
+    assert_eq!(
+        welcomes,
+        2 * 64,
+        "one Welcome per Hello answered, repeated for repeats"
+    );
+    // They expire; a real peer then gets its session.
+    p.now += Duration::from_millis(500);
+    p.b.handle_timeout(p.now);
+    assert_eq!(p.b.handshakes(), 0);
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![1]);
+}
+
+#[test]
+fn handshakes_survive_heavy_loss_over_many_seeds() {
+    let config = Config {
+        max_retransmits: 20,
+        max_unacked: 16,
+        ..fast_config()
+    };
+    for seed in 0..64 {
+        let flows = vec![
+            Flow {
+                from: 0,
+                to: 1,
+                count: 20,
+            },
+            Flow {
+                from: 1,
+                to: 0,
+                count: 20,
+            },
+        ];
+        let faults = Faults {
+            drop: 0.3,
+            duplicate: 0.1,
+            reorder: 0.2,
+        };
+        let mut sim = Sim::new(seed, faults, &config, 2, flows);
+        sim.run(200_000);
+        assert_eq!(sim.check(), 0, "seed {seed}: given up despite the retries");
+    }
+}
+
+#[test]
+fn a_forged_hello_delays_the_higher_incarnations_messages_by_one_retransmission() {
+    let mut p = Pair::new(fast_config());
+    // B (the higher incarnation) opens a session; a forged Hello "from A" makes it yield.
+    p.b.send(p.now, addr(A), msg(1, 1)).unwrap();
+    let _ = transmits(&mut p.b);
+    let forged = Initiator::new(&secret(), "x", inc(1).raw(), Nonce([3; 32]), Vec::new())
+        .hello()
+        .clone();
+    let route = Route {
+        version: PROTOCOL_VERSION,
+        from: inc(1),
+        to: None,
+    };
+    let start = p.now;
+    p.b.handle_datagram(
+        p.now,
+        addr(A),
+        &wire::encode_handshake(route, HandshakeRef::Hello(&forged)),
+    );
+    // The real A ignores the Welcome meant for the forger ...
+    p.exchange();
+    assert!(!p.a.has_session(addr(B)) && !p.b.has_session(addr(A)));
+    // ... and B opens the session itself after one handshake timeout.
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.a)), vec![1]);
+    assert_eq!(acked(&events(&mut p.b)).len(), 1);
+    assert!(
+        p.now - start <= Duration::from_millis(30),
+        "{:?}",
+        p.now - start
+    );
 }

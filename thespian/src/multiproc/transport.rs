@@ -78,7 +78,7 @@ impl BoundSocket {
                 (Box::new(endpoint), Box::new(sender))
             }
             BoundSocket::Udp(socket) => {
-                let mut config = udp::EndpointConfig::new(incarnation);
+                let mut config = udp::EndpointConfig::new(incarnation, secret);
                 config.transport = udp_settings();
                 let (endpoint, _) = udp::UdpEndpoint::from_socket(socket, config)?;
                 let sender = endpoint.sender();
