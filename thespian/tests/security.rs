@@ -20,6 +20,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 use thespian::{keys, ActorSystemBuilder, LogConfig, Requirements, ThespianError};
 use thespian_admin::protocol::{CreateActor, CreateFailure, CreateReply};
@@ -45,7 +46,45 @@ impl Actor for Echo {
     }
 }
 
-thespian::register_actors!(Echo);
+/// Asks the relay to send the admin a raw `CreateActor` for this type name.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Forge(String);
+
+/// What the admin answered the relay.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Answered(CreateReply);
+
+thespian::message!(Forge = "security.Forge", Answered = "security.Answered");
+
+/// An actor inside the system, holding the secret like any process of it, that speaks the
+/// admin protocol directly: the strongest position an attacker with the secret can take.
+#[derive(Default)]
+struct Relay {
+    asker: Option<ActorAddress>,
+}
+
+impl Actor for Relay {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        if let Ok(Forge(type_name)) = env.get::<Forge>() {
+            self.asker = Some(env.sender().clone());
+            let request = CreateActor {
+                parent: ctx.my_address().clone(),
+                type_name: type_name.clone(),
+                requirements: Requirements::new(),
+                global_name: None,
+                wait_until_started: true,
+            };
+            ctx.send(&ctx.admin_address(), request)?;
+        } else if let Ok(reply) = env.get::<CreateReply>() {
+            if let Some(asker) = self.asker.take() {
+                ctx.send(&asker, Answered(reply.clone()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+thespian::register_actors!(Echo, Relay);
 
 /// A folder for one test's files, removed when it ends.
 struct Scratch(PathBuf);
@@ -117,20 +156,13 @@ fn assert_alive(sys: &ActorSystem) {
     assert_eq!(reply.get::<String>().expect("a String"), "still here");
 }
 
-/// Sends the admin a raw `CreateActor` for `type_name`, as a peer holding the secret may.
-fn raw_create(sys: &ActorSystem, type_name: String) -> CreateReply {
-    let request = CreateActor {
-        parent: sys.admin_address(),
-        type_name,
-        requirements: Requirements::new(),
-        global_name: None,
-        wait_until_started: true,
-    };
+/// Has `relay` send the admin a raw `CreateActor` for `type_name`; the admin's answer.
+fn raw_create(sys: &ActorSystem, relay: &ActorAddress, type_name: String) -> CreateReply {
     let reply = sys
-        .ask(&sys.admin_address(), request, REPLY_TIMEOUT)
+        .ask(relay, Forge(type_name), REPLY_TIMEOUT)
         .expect("the request is sent")
         .expect("the admin answers");
-    reply.take::<CreateReply>().expect("a CreateReply")
+    reply.take::<Answered>().expect("an Answered").0
 }
 
 /// The attack that made the admin run a shell: a create whose "type" is a command line. Now a
@@ -143,6 +175,7 @@ fn an_authenticated_peer_cannot_make_the_admin_run_a_program(base: SystemBase, s
             .start()
             .expect("the system starts"),
     );
+    let relay = sys.0.create_actor::<Relay>().expect("the relay");
     let marker = scratch.0.join("owned");
     let command = format!("/bin/sh -c 'id > {}'", marker.display());
     for type_name in [
@@ -153,7 +186,7 @@ fn an_authenticated_peer_cannot_make_the_admin_run_a_program(base: SystemBase, s
             .to_string_lossy()
             .into_owned(),
     ] {
-        let reply = raw_create(&sys.0, type_name.clone());
+        let reply = raw_create(&sys.0, &relay, type_name.clone());
         match reply.result {
             Err(CreateFailure::InvalidActorSpecification { spec, reason }) => {
                 assert_eq!(spec, type_name);
@@ -186,6 +219,7 @@ fn a_forged_type_is_refused_and_the_admin_lives(base: SystemBase, startup: &str)
             .start()
             .expect("the system starts"),
     );
+    let relay = sys.0.create_actor::<Relay>().expect("the relay");
     let forged = [
         String::new(),
         "\0\u{1}\u{7f}".to_owned(),
@@ -194,7 +228,7 @@ fn a_forged_type_is_refused_and_the_admin_lives(base: SystemBase, startup: &str)
         std::any::type_name::<Echo>().replace("Echo", "Ech0"),
     ];
     for type_name in forged {
-        let reply = raw_create(&sys.0, type_name.clone());
+        let reply = raw_create(&sys.0, &relay, type_name.clone());
         assert!(
             matches!(
                 reply.result,

@@ -19,7 +19,7 @@ use thespian_core::{
 use thespian_transport_queue::watch::Watcher;
 
 use super::launch::{ActorLaunch, ACTOR_SLOT};
-use super::node::{AdminLost, Node};
+use super::node::{AdminLost, AdminUnreachable, Node};
 use super::signals;
 use super::transport::TransportKind;
 use super::types;
@@ -141,6 +141,9 @@ pub(crate) fn run(setup: HostSetup) {
         if let Some(lost) = payload.try_get::<AdminLost>() {
             log::warn!("{address}: exiting, {}", lost.reason);
             break;
+        }
+        if payload.has_type::<AdminUnreachable>() {
+            continue; // Logged by the node; only a request waiting for the admin needs it.
         }
         let envelope = match payload.try_get::<HostSignal>() {
             Some(HostSignal::Exit(signal)) => {
@@ -378,6 +381,13 @@ pub(crate) fn request<T: thespian_core::Message>(
             let payload = envelope.payload();
             if let Some(lost) = payload.try_get::<AdminLost>() {
                 return Err(ThespianError::SystemFailure(lost.reason.clone()));
+            }
+            if let Some(refused) = payload.try_get::<AdminUnreachable>() {
+                return Err(ThespianError::SystemFailure(format!(
+                    "the admin at {} cannot be reached: {}",
+                    node.admin_socket(),
+                    refused.reason
+                )));
             }
             if let Some(answer) = payload.try_get::<T>() {
                 return Ok(answer.clone());

@@ -33,7 +33,19 @@ pub(crate) struct AdminLost {
     pub(crate) reason: String,
 }
 
-message!(AdminLost = "thespian.admin.local.AdminLost");
+/// A request to the admin could not be delivered (the transport refused it: another secret, an
+/// overloaded admin): told to the requester at once, so it fails with the reason instead of
+/// waiting for its timeout.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct AdminUnreachable {
+    /// The transport's reason.
+    pub(crate) reason: String,
+}
+
+message!(
+    AdminLost = "thespian.admin.local.AdminLost",
+    AdminUnreachable = "thespian.admin.local.AdminUnreachable",
+);
 
 /// The id of an address at `addr`, slot `slot`.
 pub(crate) fn encode_id(addr: SocketAddrV4, slot: u16) -> u64 {
@@ -383,6 +395,7 @@ impl Node {
                 ));
             } else {
                 log::warn!("a {} to the admin failed: {reason}", envelope.type_name());
+                self.tell_requester(envelope.sender(), reason);
             }
             return;
         }
@@ -446,6 +459,19 @@ impl Node {
                 reason: reason.clone(),
             };
             let _ = tx.send(Envelope::new(admin.clone(), Payload::new(notice)));
+        }
+    }
+
+    /// Tells `requester`, an address of this process, that its message to the admin failed.
+    fn tell_requester(&self, requester: &ActorAddress, reason: &str) {
+        if let Some((host, slot)) = decode_id(requester.id()) {
+            if host == self.local && requester.system() == self.incarnation {
+                let notice = AdminUnreachable {
+                    reason: reason.to_owned(),
+                };
+                let envelope = Envelope::new(self.admin(), Payload::new(notice));
+                self.deliver_local(slot, requester, envelope);
+            }
         }
     }
 

@@ -375,6 +375,11 @@ fn not_an_admin(
             "the admin started on {at} did not answer: {error}"
         ));
     }
+    // The transport refused the admin (another secret, an overloaded admin): it is a thespian
+    // admin, and the reason says what is wrong.
+    if let ThespianError::SystemFailure(reason) = error {
+        return ThespianError::StartupFailure(reason);
+    }
     let proto = match kind {
         TransportKind::Tcp => "TCP",
         TransportKind::Udp => "UDP",
