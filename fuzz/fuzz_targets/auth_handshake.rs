@@ -15,13 +15,20 @@ fuzz_target!(|data: &[u8]| {
         if let Ok((responder, _welcome)) =
             Responder::new(&secret, PROTOCOL, 2, Nonce([2; 32]), b"r", &hello, data)
         {
-            let confirm = postcard::from_bytes::<Confirm>(data).unwrap_or(Confirm { proof: [0; 32] });
-            assert!(responder.finish(&confirm).is_err(), "a Confirm forged without the secret");
+            let confirm =
+                postcard::from_bytes::<Confirm>(data).unwrap_or(Confirm { proof: [0; 32] });
+            assert!(
+                responder.finish(&confirm).is_err(),
+                "a Confirm forged without the secret"
+            );
         }
     }
     // An initiator checking an arbitrary Welcome.
     if let Ok(welcome) = postcard::from_bytes::<Welcome>(data) {
         let initiator = Initiator::new(&secret, PROTOCOL, 1, Nonce([1; 32]), b"i".to_vec());
-        assert!(initiator.finish(&welcome, data).is_err(), "a Welcome forged without the secret");
+        assert!(
+            initiator.finish(&welcome, data).is_err(),
+            "a Welcome forged without the secret"
+        );
     }
 });

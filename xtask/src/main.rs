@@ -6,7 +6,7 @@
 //!   the benchmark harness (SPEC §6: in-process, and across processes over TCP and UDP on
 //!   loopback); see `docs/PERFORMANCE.md`.
 //! - `cargo xtask fuzz <target> [libFuzzer args]`: runs a cargo-fuzz target of `fuzz/`
-//!   (`tcp-frame`, `udp-datagram`, `auth-handshake`); not part of CI.
+//!   (`tcp-frame`, `udp-datagram`, `auth-handshake`, `admin-protocol`); not part of CI.
 //!
 //! Standard library only.
 
@@ -39,13 +39,18 @@ commands:
                             target/bench/partial/)
     --runs <N>              runs per figure (default 5; 3 with --quick)
   fuzz <target> [args]      run a cargo-fuzz target of fuzz/ (tcp-frame, udp-datagram,
-                            auth-handshake) with
+                            auth-handshake, admin-protocol) with
                             cargo-fuzz (`cargo install cargo-fuzz`); extra args go to libFuzzer,
                             e.g. -max_total_time=60
 ";
 
 /// The cargo-fuzz targets of `fuzz/Cargo.toml`.
-const FUZZ_TARGETS: &[&str] = &["tcp-frame", "udp-datagram", "auth-handshake"];
+const FUZZ_TARGETS: &[&str] = &[
+    "tcp-frame",
+    "udp-datagram",
+    "auth-handshake",
+    "admin-protocol",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
