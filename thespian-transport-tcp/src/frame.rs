@@ -142,6 +142,18 @@ impl FrameDecoder {
         self.header_len + self.body.len()
     }
 
+    /// Bytes allocated for the partial frame: at most twice [`buffered`](Self::buffered) (plus
+    /// the first 64 KiB), and never more than the frame's announced length, because the buffer
+    /// grows as bytes arrive rather than to the announced length up front.
+    pub fn allocated(&self) -> usize {
+        self.body.capacity()
+    }
+
+    /// The body length announced by the partial frame's prefix, once the prefix is complete.
+    pub fn announced(&self) -> Option<usize> {
+        self.body_len
+    }
+
     /// Consumes bytes from the front of `input` and returns the next whole frame body, if one
     /// completed.
     ///
@@ -191,6 +203,12 @@ impl FrameDecoder {
             };
             let want = len - self.body.len();
             let take = want.min(input.len());
+            // Grow geometrically (amortised copies) but never past the announced length.
+            let needed = self.body.len() + take;
+            if needed > self.body.capacity() {
+                let target = needed.max(self.body.capacity() * 2).min(len);
+                self.body.reserve_exact(target - self.body.len());
+            }
             self.body.extend_from_slice(&input[..take]);
             *input = &input[take..];
             if self.body.len() == len {
@@ -311,6 +329,26 @@ mod tests {
         // Poisoned: the same error again.
         let mut more = &b"x"[..];
         assert_eq!(decoder.decode(&mut more).unwrap_err(), err);
+    }
+
+    #[test]
+    fn the_buffer_grows_with_the_bytes_not_with_the_announcement() {
+        let len = 64 * 1024 * 1024 - 1;
+        let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME);
+        let mut input = &(len as u32).to_be_bytes()[..];
+        assert_eq!(decoder.decode(&mut input).unwrap(), None);
+        assert_eq!(decoder.announced(), Some(len));
+        assert_eq!(decoder.allocated(), 0, "nothing allocated for a bare prefix");
+        let chunk = vec![0u8; 100_000];
+        let mut fed = 0;
+        for _ in 0..30 {
+            let mut input = &chunk[..];
+            assert_eq!(decoder.decode(&mut input).unwrap(), None);
+            fed += chunk.len();
+            assert_eq!(decoder.buffered(), HEADER_LEN + fed);
+            assert!(decoder.allocated() <= 2 * fed + INITIAL_RESERVE, "{fed}");
+        }
+        assert!(decoder.allocated() < len / 10);
     }
 
     #[test]
