@@ -1151,7 +1151,8 @@ impl Connection {
                             version: self.config.protocol_version,
                             kind: HandshakeKind::Confirm(confirm),
                         };
-                        link.out.extend_from_slice(&wire::encode_handshake(&confirm));
+                        link.out
+                            .extend_from_slice(&wire::encode_handshake(&confirm));
                         link.state = LinkState::Established {
                             keys: Box::new(keys),
                         };
@@ -1180,7 +1181,10 @@ impl Connection {
             }) => {
                 log::warn!("peer {:?} rejected our handshake: {reason}", self.peer_addr);
                 let (close, fail) = if reason == AUTH_FAILED {
-                    (CloseReason::AuthenticationFailed, FailReason::AuthenticationFailed)
+                    (
+                        CloseReason::AuthenticationFailed,
+                        FailReason::AuthenticationFailed,
+                    )
                 } else {
                     (
                         CloseReason::Rejected(reason.clone()),
@@ -1485,8 +1489,7 @@ impl Connection {
         }
         match &self.link {
             Some(Link {
-                state:
-                    LinkState::Connecting { deadline } | LinkState::AwaitWelcome { deadline, .. },
+                state: LinkState::Connecting { deadline } | LinkState::AwaitWelcome { deadline, .. },
                 ..
             }) => consider(*deadline),
             Some(link) => {
@@ -1535,9 +1538,9 @@ impl Connection {
             })
         });
         match self.link.as_ref().map(|l| &l.state) {
-            Some(
-                LinkState::Connecting { deadline } | LinkState::AwaitWelcome { deadline, .. },
-            ) if *deadline <= now => {
+            Some(LinkState::Connecting { deadline } | LinkState::AwaitWelcome { deadline, .. })
+                if *deadline <= now =>
+            {
                 log::debug!("handshake with {:?} timed out", self.peer_addr);
                 self.end_link(now, CloseReason::HandshakeTimeout, true);
             }
@@ -1855,4 +1858,3 @@ impl Incoming {
 }
 #[cfg(test)]
 mod tests;
-

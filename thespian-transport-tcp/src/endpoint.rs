@@ -54,7 +54,7 @@ use crate::connection::{
     Answer, Attach, Config, ConnectFailure, Connection, Event, FailReason, Incoming,
     IncomingOutcome, LinkId, LocalIdentity, MessageId, SendError,
 };
-use crate::frame::HEADER_LEN;
+use crate::frame::{InputBudget, HEADER_LEN};
 use crate::wire::{self, WireMessage};
 
 const LISTENER: Token = Token(0);
@@ -341,10 +341,10 @@ pub struct TcpEndpoint {
     last_sweep: Instant,
     out: Vec<EndpointEvent>,
     closed: bool,
-    max_buffered: usize,
     max_handshaking: usize,
-    /// Sum of the sockets' `buffered`.
-    buffered: usize,
+    /// The bound on the bytes buffered for frames in progress (the sum of the sockets'
+    /// `buffered`).
+    budget: InputBudget,
     /// Sockets waiting for room in `max_buffered` before they are read again.
     parked: Vec<Token>,
     /// Counters kept here (the buffered bytes and the sessions' counters are added in `stats`).
@@ -427,9 +427,8 @@ impl TcpEndpoint {
             last_sweep: now,
             out: Vec::new(),
             closed: false,
-            max_buffered: config.max_buffered,
             max_handshaking: config.max_handshaking,
-            buffered: 0,
+            budget: InputBudget::new(config.max_buffered),
             parked: Vec::new(),
             counters: EndpointStats::default(),
         };
@@ -473,19 +472,15 @@ impl TcpEndpoint {
     /// what it refused (forged frames, late frames, rejected and overloaded connections).
     pub fn stats(&self) -> EndpointStats {
         let mut stats = self.counters;
-        stats.buffered = self.buffered;
-        stats.max_buffered = self.max_buffered;
+        stats.buffered = self.budget.buffered();
+        stats.peak_buffered = self.budget.peak();
+        stats.max_buffered = self.budget.max();
         stats.parked = self.parked.len();
         for s in self.sessions.values() {
             stats.bad_frames += s.conn.stats().bad_frames;
             stats.frame_timeouts += s.conn.stats().frame_timeouts;
         }
         stats
-    }
-
-    /// Bytes a read may add to the frames in progress now.
-    fn read_allowance(&self) -> usize {
-        self.max_buffered.saturating_sub(self.buffered).min(READ_CHUNK)
     }
 
     /// Records what `token`'s machine buffers now; wakes parked sockets when room freed.
@@ -502,14 +497,16 @@ impl TcpEndpoint {
                 .map_or(0, |s| s.conn.buffered_input()),
         };
         let before = std::mem::replace(&mut socket.buffered, now_buffered);
-        self.set_buffered(self.buffered - before + now_buffered);
+        self.rebudget(before, now_buffered);
     }
 
-    fn set_buffered(&mut self, buffered: usize) {
-        let freed = buffered < self.buffered;
-        self.buffered = buffered;
-        self.counters.peak_buffered = self.counters.peak_buffered.max(buffered);
-        if freed && !self.parked.is_empty() && self.read_allowance() > 0 {
+    /// A socket's buffered bytes went from `before` to `after`: parked sockets are read again
+    /// when room freed.
+    fn rebudget(&mut self, before: usize, after: usize) {
+        if self.budget.update(before, after)
+            && !self.parked.is_empty()
+            && self.budget.allowance(READ_CHUNK) > 0
+        {
             self.read_again.append(&mut self.parked);
         }
     }
@@ -956,7 +953,7 @@ impl TcpEndpoint {
                 self.read_again.push(token);
                 break;
             }
-            let allowance = self.max_buffered.saturating_sub(self.buffered).min(buf.len());
+            let allowance = self.budget.allowance(buf.len());
             if allowance == 0 {
                 // No room for more frame bytes: leave them in the kernel (TCP flow control
                 // holds the peer) until a frame completes or a socket closes.
@@ -1337,7 +1334,7 @@ impl TcpEndpoint {
         if let Some(mut socket) = self.sockets.remove(&token) {
             let _ = self.poll.registry().deregister(&mut socket.stream);
             self.parked.retain(|t| *t != token);
-            self.set_buffered(self.buffered - socket.buffered);
+            self.rebudget(socket.buffered, 0);
             if let Role::Link { key, .. } = socket.role {
                 if let Some(s) = self.sessions.get_mut(&key) {
                     if s.socket == Some(token) {

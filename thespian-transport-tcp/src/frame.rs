@@ -228,6 +228,56 @@ impl FrameDecoder {
     }
 }
 
+/// The bound on the bytes buffered for frames in progress over many streams (all the sockets
+/// of an endpoint): a read may add at most [`allowance`](Self::allowance) bytes, so the sum of
+/// the decoders' [`FrameDecoder::buffered`] never exceeds the bound, however many peers
+/// announce large frames at once. A stream with no allowance is not read (back-pressure) until
+/// [`update`](Self::update) reports room freed.
+#[derive(Debug, Clone)]
+pub struct InputBudget {
+    max: usize,
+    buffered: usize,
+    peak: usize,
+}
+
+impl InputBudget {
+    /// A budget of `max` bytes.
+    pub fn new(max: usize) -> InputBudget {
+        InputBudget {
+            max,
+            buffered: 0,
+            peak: 0,
+        }
+    }
+
+    /// How many bytes the next read of any stream may take, at most `chunk`.
+    pub fn allowance(&self, chunk: usize) -> usize {
+        self.max.saturating_sub(self.buffered).min(chunk)
+    }
+
+    /// One stream's buffered bytes went from `before` to `after`; true when room was freed.
+    pub fn update(&mut self, before: usize, after: usize) -> bool {
+        self.buffered = self.buffered.saturating_sub(before) + after;
+        self.peak = self.peak.max(self.buffered);
+        after < before
+    }
+
+    /// Bytes buffered now, over all streams.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// The most ever buffered at once.
+    pub fn peak(&self) -> usize {
+        self.peak
+    }
+
+    /// The bound.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,7 +388,10 @@ mod tests {
         let mut input = &(len as u32).to_be_bytes()[..];
         assert_eq!(decoder.decode(&mut input).unwrap(), None);
         assert_eq!(decoder.announced(), Some(len));
-        assert_eq!(decoder.allocated(), 0, "nothing allocated for a bare prefix");
+        assert!(
+            decoder.allocated() <= INITIAL_RESERVE,
+            "little allocated for a bare prefix"
+        );
         let chunk = vec![0u8; 100_000];
         let mut fed = 0;
         for _ in 0..30 {
@@ -349,6 +402,54 @@ mod tests {
             assert!(decoder.allocated() <= 2 * fed + INITIAL_RESERVE, "{fed}");
         }
         assert!(decoder.allocated() < len / 10);
+    }
+
+    #[test]
+    fn eight_announced_64_mib_frames_stay_within_the_input_budget() {
+        let max = 20 * 1024 * 1024;
+        let mut budget = InputBudget::new(max);
+        let mut decoders: Vec<FrameDecoder> = (0..8)
+            .map(|_| FrameDecoder::new(DEFAULT_MAX_FRAME))
+            .collect();
+        let prefix = ((64 * 1024 * 1024 - 1) as u32).to_be_bytes();
+        let mut sent = [0usize; 8];
+        let bytes = vec![0u8; 256 * 1024];
+        // Every peer has endless bytes of its frame; read round-robin while the budget allows.
+        loop {
+            let mut progress = false;
+            for (i, decoder) in decoders.iter_mut().enumerate() {
+                let allowance = budget.allowance(bytes.len());
+                if allowance == 0 {
+                    continue;
+                }
+                let mut stream = Vec::new();
+                if sent[i] == 0 {
+                    stream.extend_from_slice(&prefix);
+                }
+                stream.extend_from_slice(&bytes);
+                let mut input = &stream[..allowance.min(stream.len())];
+                sent[i] += input.len();
+                let before = decoder.buffered();
+                assert_eq!(decoder.decode(&mut input).unwrap(), None);
+                budget.update(before, decoder.buffered());
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+        let total: usize = decoders.iter().map(FrameDecoder::buffered).sum();
+        assert_eq!(total, budget.buffered());
+        assert_eq!(budget.buffered(), max, "the whole budget is used");
+        assert!(budget.peak() <= max);
+        assert!(
+            decoders.iter().map(FrameDecoder::allocated).sum::<usize>()
+                <= 2 * max + 8 * INITIAL_RESERVE
+        );
+        // A stream that goes away frees its room for the others.
+        let gone = decoders.pop().unwrap();
+        assert!(budget.update(gone.buffered(), 0));
+        assert!(budget.allowance(usize::MAX) > 0);
     }
 
     #[test]

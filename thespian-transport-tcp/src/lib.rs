@@ -60,7 +60,7 @@ pub use connection::{
     Welcoming, AUTH_FAILED, OVERLOADED,
 };
 pub use endpoint::{EndpointConfig, EndpointEvent, EndpointSender, EndpointStats, TcpEndpoint};
-pub use thespian_auth::{Nonce, Secret};
 pub use frame::{FrameDecoder, FrameError, DEFAULT_MAX_FRAME};
+pub use thespian_auth::{Nonce, Secret};
 pub use thespian_core::wire::{MessageId, WireMessage};
 pub use wire::{PeerInfo, WireError, MAGIC, PROTOCOL_VERSION};

@@ -586,13 +586,33 @@ mod tests {
         seal(&mut wire, &frame, &a.send, 4);
         let body = body_of(&wire);
         assert!(open(&body, &b.receive, 4).is_ok());
-        assert_eq!(open(&body, &b.receive, 5), Err(WireError::BadTag), "replayed");
-        assert_eq!(open(&body, &a.receive, 4), Err(WireError::BadTag), "reflected");
+        assert_eq!(
+            open(&body, &b.receive, 5),
+            Err(WireError::BadTag),
+            "replayed"
+        );
+        assert_eq!(
+            open(&body, &a.receive, 4),
+            Err(WireError::BadTag),
+            "reflected"
+        );
         let mut altered = body.clone();
         altered[0] ^= 1;
-        assert_eq!(open(&altered, &b.receive, 4), Err(WireError::BadTag), "altered");
-        assert_eq!(open(&body[1..], &b.receive, 4), Err(WireError::BadTag), "cut");
-        assert_eq!(open(&[0; 3], &b.receive, 0), Err(WireError::BadTag), "short");
+        assert_eq!(
+            open(&altered, &b.receive, 4),
+            Err(WireError::BadTag),
+            "altered"
+        );
+        assert_eq!(
+            open(&body[1..], &b.receive, 4),
+            Err(WireError::BadTag),
+            "cut"
+        );
+        assert_eq!(
+            open(&[0; 3], &b.receive, 0),
+            Err(WireError::BadTag),
+            "short"
+        );
     }
 
     #[test]
