@@ -608,6 +608,14 @@ impl Connection {
         self.link.as_ref().map_or(0, |l| l.decoder.buffered())
     }
 
+    /// The current link's frame in progress: bytes buffered, and the body length its prefix
+    /// announced (once read), for the driver's [`InputBudget`](crate::frame::InputBudget).
+    pub fn input_progress(&self) -> (usize, Option<usize>) {
+        self.link
+            .as_ref()
+            .map_or((0, None), |l| (l.decoder.buffered(), l.decoder.announced()))
+    }
+
     /// Where the peer listens, if known.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer_addr
@@ -1732,6 +1740,16 @@ impl Incoming {
     /// Bytes of the partial handshake frame buffered.
     pub fn buffered(&self) -> usize {
         self.decoder.buffered()
+    }
+
+    /// How many bytes the driver may read for this socket now: no more than the rest of the
+    /// current handshake frame (so nothing beyond the handshake is read before it completes);
+    /// 0 once the outcome is known.
+    pub fn wants(&self) -> usize {
+        match self.state {
+            IncomingState::AwaitHello | IncomingState::AwaitConfirm { .. } => self.decoder.wants(),
+            IncomingState::AwaitAnswer | IncomingState::Done => 0,
+        }
     }
 
     /// True once the outcome is known (or handed out).

@@ -54,7 +54,7 @@ use crate::connection::{
     Answer, Attach, Config, ConnectFailure, Connection, Event, FailReason, Incoming,
     IncomingOutcome, LinkId, LocalIdentity, MessageId, SendError,
 };
-use crate::frame::{InputBudget, HEADER_LEN};
+use crate::frame::{InputBudget, Share, HEADER_LEN};
 use crate::wire::{self, WireMessage};
 
 const LISTENER: Token = Token(0);
@@ -251,8 +251,8 @@ struct Socket {
     write_pos: usize,
     /// When it was accepted or opened.
     opened: Instant,
-    /// Bytes its machine holds for a frame in progress, as last counted.
-    buffered: usize,
+    /// Its part of the input budget (bytes buffered and reserved for a frame in progress).
+    share: Share,
 }
 
 /// What an endpoint holds and refused: see [`TcpEndpoint::stats`].
@@ -483,32 +483,29 @@ impl TcpEndpoint {
         stats
     }
 
-    /// Records what `token`'s machine buffers now; wakes parked sockets when room freed.
+    /// Records what `token`'s machine buffers now (reserving its frame in progress when the
+    /// budget has room); wakes parked sockets when room freed.
     fn account(&mut self, token: Token) {
         let Some(socket) = self.sockets.get_mut(&token) else {
             return;
         };
-        let now_buffered = match &socket.role {
-            Role::Incoming(p) => p.incoming.buffered(),
+        let (buffered, announced) = match &socket.role {
+            // Handshake bytes are bounded on their own (see `read_socket`).
+            Role::Incoming(_) => (0, None),
             Role::Link { key, link } => self
                 .sessions
                 .get(key)
                 .filter(|s| s.conn.link() == Some(*link))
-                .map_or(0, |s| s.conn.buffered_input()),
+                .map_or((0, None), |s| s.conn.input_progress()),
         };
-        let before = std::mem::replace(&mut socket.buffered, now_buffered);
-        self.rebudget(before, now_buffered);
+        if self.budget.update(&mut socket.share, buffered, announced) {
+            self.wake_parked();
+        }
     }
 
-    /// A socket's buffered bytes went from `before` to `after`: parked sockets are read again
-    /// when room freed.
-    fn rebudget(&mut self, before: usize, after: usize) {
-        if self.budget.update(before, after)
-            && !self.parked.is_empty()
-            && self.budget.allowance(READ_CHUNK) > 0
-        {
-            self.read_again.append(&mut self.parked);
-        }
+    /// Room freed in the budget: parked sockets try again.
+    fn wake_parked(&mut self) {
+        self.read_again.append(&mut self.parked);
     }
 
     /// Runs the poll loop until at least one event is ready or `timeout` has passed (`None`:
@@ -771,7 +768,7 @@ impl TcpEndpoint {
                             write_buf: Vec::new(),
                             write_pos: 0,
                             opened: now,
-                            buffered: 0,
+                            share: Share::default(),
                         },
                     );
                     if !self.service_incoming(now, token) {
@@ -953,10 +950,29 @@ impl TcpEndpoint {
                 self.read_again.push(token);
                 break;
             }
-            let allowance = self.budget.allowance(buf.len());
+            let allowance = match &socket.role {
+                // A handshake frame at a time: its bytes are bounded by `max_handshaking` and
+                // the handshake frame limit, not by the budget, so a full budget cannot starve
+                // new peers' handshakes.
+                Role::Incoming(p) => p.incoming.wants().clamp(1, buf.len()),
+                Role::Link { .. } => self.budget.allowance(&socket.share, buf.len()),
+            };
             if allowance == 0 {
+                // Room may have freed since the frame's prefix arrived: reserve it now if so.
+                self.account(token);
+                let Some(socket) = self.sockets.get_mut(&token) else {
+                    break;
+                };
+                if self.budget.allowance(&socket.share, buf.len()) > 0 {
+                    continue;
+                }
                 // No room for more frame bytes: leave them in the kernel (TCP flow control
-                // holds the peer) until a frame completes or a socket closes.
+                // holds the peer) until a frame completes or a socket closes. A peer that
+                // hung up is still noticed.
+                if matches!(socket.stream.peek(&mut buf[..1]), Ok(0)) {
+                    self.socket_failed(now, token, "closed by peer");
+                    break;
+                }
                 if !self.parked.contains(&token) {
                     self.parked.push(token);
                 }
@@ -1015,10 +1031,20 @@ impl TcpEndpoint {
         };
         let reply = pending.incoming.poll_transmit();
         let outcome = pending.incoming.poll_outcome();
+        let remote = socket.remote;
         if let Some(bytes) = reply {
             socket.queue(bytes);
+            if outcome.is_none() {
+                // A Welcome: the peer waits for it (a rejection is flushed when closing).
+                if let Err(e) = socket.flush() {
+                    self.socket_failed(now, token, &e.to_string());
+                    return false;
+                }
+            }
         }
-        let remote = socket.remote;
+        let Some(socket) = self.sockets.get_mut(&token) else {
+            return false;
+        };
         let Role::Incoming(pending) = &mut socket.role else {
             return false;
         };
@@ -1275,7 +1301,7 @@ impl TcpEndpoint {
                         write_buf: Vec::new(),
                         write_pos: 0,
                         opened: now,
-                        buffered: 0,
+                        share: Share::default(),
                     },
                 );
             }
@@ -1334,7 +1360,9 @@ impl TcpEndpoint {
         if let Some(mut socket) = self.sockets.remove(&token) {
             let _ = self.poll.registry().deregister(&mut socket.stream);
             self.parked.retain(|t| *t != token);
-            self.rebudget(socket.buffered, 0);
+            if self.budget.release(&mut socket.share) {
+                self.wake_parked();
+            }
             if let Role::Link { key, .. } = socket.role {
                 if let Some(s) = self.sessions.get_mut(&key) {
                     if s.socket == Some(token) {

@@ -149,6 +149,14 @@ impl FrameDecoder {
         self.body.capacity()
     }
 
+    /// How many more bytes complete the prefix or, once it is read, the frame.
+    pub fn wants(&self) -> usize {
+        match self.body_len {
+            None => HEADER_LEN - self.header_len,
+            Some(len) => len - self.body.len(),
+        }
+    }
+
     /// The body length announced by the partial frame's prefix, once the prefix is complete.
     pub fn announced(&self) -> Option<usize> {
         self.body_len
@@ -229,15 +237,40 @@ impl FrameDecoder {
 }
 
 /// The bound on the bytes buffered for frames in progress over many streams (all the sockets
-/// of an endpoint): a read may add at most [`allowance`](Self::allowance) bytes, so the sum of
-/// the decoders' [`FrameDecoder::buffered`] never exceeds the bound, however many peers
-/// announce large frames at once. A stream with no allowance is not read (back-pressure) until
-/// [`update`](Self::update) reports room freed.
+/// of an endpoint), as a sans-IO ledger the driver consults before each read.
+///
+/// Each stream has a [`Share`]: the bytes its decoder buffers, and a *reservation*: the whole
+/// announced length of its frame in progress, granted when the prefix is seen and the bound
+/// has room for all of it. A stream may read its reservation's headroom plus what nobody has
+/// committed ([`allowance`](Self::allowance)), so the sum over streams of
+/// `max(reserved, buffered)` never exceeds the bound, and the buffered bytes with it. A frame
+/// with a reservation always has room to complete (no deadlock among large frames); a frame
+/// without one waits, unread (back-pressure), until others complete and room frees. A stream
+/// that stops sending mid-frame keeps its share until its frame deadline closes it.
 #[derive(Debug, Clone)]
 pub struct InputBudget {
     max: usize,
+    committed: usize,
     buffered: usize,
     peak: usize,
+}
+
+/// One stream's part of an [`InputBudget`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Share {
+    reserved: usize,
+    buffered: usize,
+}
+
+impl Share {
+    fn committed(&self) -> usize {
+        self.reserved.max(self.buffered)
+    }
+
+    /// Bytes its decoder buffers, as last reported.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
 }
 
 impl InputBudget {
@@ -245,21 +278,45 @@ impl InputBudget {
     pub fn new(max: usize) -> InputBudget {
         InputBudget {
             max,
+            committed: 0,
             buffered: 0,
             peak: 0,
         }
     }
 
-    /// How many bytes the next read of any stream may take, at most `chunk`.
-    pub fn allowance(&self, chunk: usize) -> usize {
-        self.max.saturating_sub(self.buffered).min(chunk)
+    /// How many bytes the stream with `share` may read now, at most `chunk`.
+    pub fn allowance(&self, share: &Share, chunk: usize) -> usize {
+        let headroom = share.reserved.saturating_sub(share.buffered);
+        let free = self.max.saturating_sub(self.committed);
+        headroom.saturating_add(free).min(chunk)
     }
 
-    /// One stream's buffered bytes went from `before` to `after`; true when room was freed.
-    pub fn update(&mut self, before: usize, after: usize) -> bool {
-        self.buffered = self.buffered.saturating_sub(before) + after;
+    /// Records a stream's decoder after input: it buffers `buffered` bytes of a frame that
+    /// announced `announced` body bytes (if its prefix is complete). Reserves the whole frame
+    /// when it fits. Returns true when room was freed for others.
+    pub fn update(&mut self, share: &mut Share, buffered: usize, announced: Option<usize>) -> bool {
+        let old = share.committed();
+        self.buffered = self.buffered - share.buffered + buffered;
         self.peak = self.peak.max(self.buffered);
-        after < before
+        share.buffered = buffered;
+        share.reserved = 0;
+        let others = self.committed - old;
+        if buffered > 0 {
+            if let Some(len) = announced {
+                let whole = len.saturating_add(HEADER_LEN);
+                if others.saturating_add(whole) <= self.max {
+                    share.reserved = whole;
+                }
+            }
+        }
+        let new = share.committed();
+        self.committed = others + new;
+        new < old
+    }
+
+    /// Forgets a stream (closed); true when room was freed.
+    pub fn release(&mut self, share: &mut Share) -> bool {
+        self.update(share, 0, None)
     }
 
     /// Bytes buffered now, over all streams.
@@ -404,52 +461,84 @@ mod tests {
         assert!(decoder.allocated() < len / 10);
     }
 
+    /// Streams announcing `frames` (body lengths), read round-robin as the budget allows, each
+    /// with endless bytes; returns the frames completed per stream and the decoders.
+    fn run_budget(
+        budget: &mut InputBudget,
+        frames: &[usize],
+        rounds: usize,
+    ) -> (Vec<usize>, Vec<(FrameDecoder, Share)>) {
+        let mut streams: Vec<(FrameDecoder, Share)> = frames
+            .iter()
+            .map(|_| (FrameDecoder::new(DEFAULT_MAX_FRAME), Share::default()))
+            .collect();
+        // Each stream's bytes: its frames back to back, forever.
+        let wire: Vec<Vec<u8>> = frames
+            .iter()
+            .map(|&len| {
+                let mut w = Vec::new();
+                encode_frame(&mut w, &vec![1u8; len], DEFAULT_MAX_FRAME).unwrap();
+                w
+            })
+            .collect();
+        let mut position = vec![0usize; frames.len()];
+        let mut done = vec![0usize; frames.len()];
+        for _ in 0..rounds {
+            for (i, (decoder, share)) in streams.iter_mut().enumerate() {
+                let allowance = budget.allowance(share, 256 * 1024);
+                let mut chunk = Vec::new();
+                while chunk.len() < allowance {
+                    let at = position[i] % wire[i].len();
+                    let take = (wire[i].len() - at).min(allowance - chunk.len());
+                    chunk.extend_from_slice(&wire[i][at..at + take]);
+                    position[i] += take;
+                }
+                let mut input = &chunk[..];
+                while let Some(_frame) = decoder.decode(&mut input).unwrap() {
+                    done[i] += 1;
+                }
+                budget.update(share, decoder.buffered(), decoder.announced());
+                assert!(budget.buffered() <= budget.max());
+            }
+        }
+        (done, streams)
+    }
+
     #[test]
     fn eight_announced_64_mib_frames_stay_within_the_input_budget() {
         let max = 20 * 1024 * 1024;
         let mut budget = InputBudget::new(max);
-        let mut decoders: Vec<FrameDecoder> = (0..8)
-            .map(|_| FrameDecoder::new(DEFAULT_MAX_FRAME))
-            .collect();
-        let prefix = ((64 * 1024 * 1024 - 1) as u32).to_be_bytes();
-        let mut sent = [0usize; 8];
-        let bytes = vec![0u8; 256 * 1024];
-        // Every peer has endless bytes of its frame; read round-robin while the budget allows.
-        loop {
-            let mut progress = false;
-            for (i, decoder) in decoders.iter_mut().enumerate() {
-                let allowance = budget.allowance(bytes.len());
-                if allowance == 0 {
-                    continue;
-                }
-                let mut stream = Vec::new();
-                if sent[i] == 0 {
-                    stream.extend_from_slice(&prefix);
-                }
-                stream.extend_from_slice(&bytes);
-                let mut input = &stream[..allowance.min(stream.len())];
-                sent[i] += input.len();
-                let before = decoder.buffered();
-                assert_eq!(decoder.decode(&mut input).unwrap(), None);
-                budget.update(before, decoder.buffered());
-                progress = true;
-            }
-            if !progress {
-                break;
-            }
-        }
-        let total: usize = decoders.iter().map(FrameDecoder::buffered).sum();
+        let (done, streams) = run_budget(&mut budget, &[64 * 1024 * 1024 - 1; 8], 200);
+        assert_eq!(done, vec![0; 8]);
+        let total: usize = streams.iter().map(|(d, _)| d.buffered()).sum();
         assert_eq!(total, budget.buffered());
-        assert_eq!(budget.buffered(), max, "the whole budget is used");
-        assert!(budget.peak() <= max);
-        assert!(
-            decoders.iter().map(FrameDecoder::allocated).sum::<usize>()
-                <= 2 * max + 8 * INITIAL_RESERVE
+        assert_eq!(
+            budget.buffered(),
+            max,
+            "the whole budget is used, and no more"
         );
+        assert!(budget.peak() <= max);
+        let allocated: usize = streams.iter().map(|(d, _)| d.allocated()).sum();
+        assert!(allocated <= 2 * max + 8 * INITIAL_RESERVE);
         // A stream that goes away frees its room for the others.
-        let gone = decoders.pop().unwrap();
-        assert!(budget.update(gone.buffered(), 0));
-        assert!(budget.allowance(usize::MAX) > 0);
+        let mut streams = streams;
+        let (_, mut share) = streams.pop().unwrap();
+        assert!(budget.release(&mut share));
+        assert!(budget.allowance(&streams[0].1, usize::MAX) > 0);
+    }
+
+    #[test]
+    fn frames_that_fit_the_budget_always_complete() {
+        // Five streams of 3 MiB frames under a 10 MiB budget: at most three are reserved at
+        // once, and every stream still completes frames (no deadlock among partial frames).
+        let mut budget = InputBudget::new(10 * 1024 * 1024);
+        let (done, _) = run_budget(&mut budget, &[3 * 1024 * 1024; 5], 400);
+        assert!(done.iter().all(|&n| n >= 3), "{done:?}");
+        assert!(budget.peak() <= 10 * 1024 * 1024);
+        // Small frames flow at full speed beside them.
+        let mut budget = InputBudget::new(1024 * 1024);
+        let (done, _) = run_budget(&mut budget, &[100, 2000, 700 * 1024], 50);
+        assert!(done[0] > 1000 && done[1] > 1000 && done[2] > 10, "{done:?}");
     }
 
     #[test]
