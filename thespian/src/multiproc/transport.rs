@@ -72,7 +72,7 @@ impl BoundSocket {
         let _ = secret;
         Ok(match self {
             BoundSocket::Tcp(listener) => {
-                let config = tcp::EndpointConfig::new(incarnation);
+                let config = tcp::EndpointConfig::new(incarnation, secret);
                 let (endpoint, _) = tcp::TcpEndpoint::from_listener(listener, config)?;
                 let sender = endpoint.sender();
                 (Box::new(endpoint), Box::new(sender))
