@@ -1060,6 +1060,11 @@ impl Connection {
             let body = match link.decoder.decode(&mut input) {
                 Ok(Some(body)) => body,
                 Ok(None) => break,
+                Err(e) if !link.is_established() => {
+                    // Its first answer is no handshake: whatever listens there is not ours.
+                    self.protocol_error(now, format!("not a thespian peer: {e}"));
+                    return;
+                }
                 Err(e) => {
                     self.protocol_error(now, e.to_string());
                     return;

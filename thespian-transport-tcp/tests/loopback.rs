@@ -763,3 +763,42 @@ fn eight_peers_announcing_64_mib_frames_stay_within_the_buffer_bound() {
     assert!(stats.peak_buffered <= BOUND, "{stats:?}");
     drop(streams);
 }
+
+#[test]
+fn an_overloaded_endpoint_says_so_and_is_told_apart_from_other_refusals() {
+    let (busy, busy_addr) = endpoint(|c| c.max_handshaking = 0);
+    let (a, _) = endpoint(|_| {});
+    let sender = a.sender();
+    let mut net = Net::new(vec![a, busy]);
+    let id = sender.send(busy_addr, numbered(1)).unwrap();
+    net.until("the refusal", |n| !n.failed(0).is_empty());
+    let failed = net.failed(0);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, id);
+    let text = failed[0].1.to_string();
+    assert!(text.contains("overloaded"), "{text}");
+    assert!(!text.contains("not a thespian"), "{text}");
+    assert!(!text.contains("authentication"), "{text}");
+    assert_eq!(net.endpoints[1].stats().overloaded, 1);
+
+    // Something that is not a thespian peer at all is reported as such.
+    let squatter = TcpListener::bind("127.0.0.1:0").unwrap();
+    let squatter_addr = squatter.local_addr().unwrap();
+    let id = sender.send(squatter_addr, numbered(2)).unwrap();
+    squatter.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let mut conn = loop {
+        assert!(Instant::now() < deadline, "never connected");
+        net.pump();
+        if let Ok((conn, _)) = squatter.accept() {
+            break conn;
+        }
+    };
+    conn.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").unwrap();
+    net.until("the protocol error", |n| n.failed(0).len() == 2);
+    let (failed_id, reason) = net.failed(0)[1].clone();
+    assert_eq!(failed_id, id);
+    let text = reason.to_string();
+    assert!(text.contains("not a thespian peer"), "{text}");
+    assert!(!text.contains("overloaded"), "{text}");
+}
