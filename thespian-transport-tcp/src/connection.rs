@@ -59,7 +59,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use thespian_auth::{AuthError, Initiator, Nonce, Responder, Secret, SessionKeys};
+use thespian_auth::{AuthError, Initiator, Nonce, Responder, Secret, SessionKeys, TAG_LEN};
 use thespian_core::SystemId;
 
 // Names a message for `Event::Acked` and `Event::Failed`; chosen by the caller of
@@ -1013,16 +1013,17 @@ impl Connection {
             .min(peer.max_frame as usize);
         let mut too_large = Vec::new();
         self.outbox.retain(|o| {
-            let size = o.frame.len() - HEADER_LEN;
+            // The body on the wire: the unsealed frame's content and the tag.
+            let size = o.frame.len() - HEADER_LEN + TAG_LEN;
             if size > limit {
-                too_large.push((o.id, size));
+                too_large.push((o.id, size, o.frame.len()));
                 false
             } else {
                 true
             }
         });
-        for (id, size) in too_large {
-            self.outbox_bytes -= size + HEADER_LEN;
+        for (id, size, frame_len) in too_large {
+            self.outbox_bytes -= frame_len;
             self.events.push_back(Event::Failed {
                 ids: vec![id],
                 reason: FailReason::TooLarge { size, limit },

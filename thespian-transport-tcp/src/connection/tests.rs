@@ -716,6 +716,35 @@ fn the_peers_smaller_maximum_frame_applies() {
 }
 
 #[test]
+fn the_peers_limit_counts_the_tag() {
+    let m = WireMessage {
+        payload: Arc::from(vec![0u8; 300]),
+        ..message(1)
+    };
+    // Sequence number 1 takes one byte of the ten the bound allows for: the sealed body is
+    // the bound less nine. The peer accepts one byte less than that.
+    let body = wire::frame_body_bound(&m) - 9;
+    let small = Config {
+        max_frame: body - 1,
+        ..Config::default()
+    };
+    let mut p = Pair::with_configs(Config::default(), small);
+    let now = p.now;
+    p.nodes[A].conn(now, B).send(now, MessageId(1), &m).unwrap();
+    p.send(A, 2).unwrap();
+    p.drive();
+    assert!(matches!(
+        p.nodes[A].failed().as_slice(),
+        [(MessageId(1), FailReason::TooLarge { size, .. })] if *size == body
+    ));
+    assert_eq!(p.nodes[B].delivered(), vec![2]);
+    assert!(
+        p.nodes[B].closes().is_empty(),
+        "no oversized frame reached B"
+    );
+}
+
+#[test]
 fn version_mismatch_is_a_clear_error_on_both_sides() {
     let newer = Config {
         protocol_version: PROTOCOL_VERSION + 1,
