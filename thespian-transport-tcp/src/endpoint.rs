@@ -24,12 +24,17 @@
 //!   handshake at once; a socket accepted beyond that is sent a `Reject` saying the endpoint is
 //!   overloaded ([`OVERLOADED`](crate::connection::OVERLOADED)) and closed, so its peer's error
 //!   says "overloaded", not "not a thespian peer".
-//! - **Input memory.** The bytes buffered for frames in progress, over every socket, stay under
-//!   [`EndpointConfig::max_buffered`]: a read is never larger than what is left, and a socket
-//!   that finds nothing left is not read (back-pressure: TCP flow control holds its peer) until
-//!   a frame completes or a socket closes and frees room. Frame buffers grow as bytes arrive,
-//!   never to the announced length up front; the frame deadline
-//!   ([`Config::frame_timeout`]) closes a peer that holds room without completing its frame.
+//! - **Input memory.** The bytes buffered for frames in progress, over every authenticated
+//!   socket, stay under [`EndpointConfig::max_buffered`] (an
+//!   [`InputBudget`]): a frame whose prefix arrives is reserved whole
+//!   when it fits, so it can always complete; a read never takes more than the socket's
+//!   reserved headroom plus what nobody has committed, and a socket with neither is not read
+//!   (back-pressure: TCP flow control holds its peer) until a frame completes or a socket closes
+//!   and frees room. Frame buffers grow as bytes arrive, never to the announced length up front;
+//!   the frame deadline ([`Config::frame_timeout`]) closes a peer that holds room without
+//!   completing its frame. Handshake bytes are not in the budget: they are read one handshake
+//!   frame (at most 4 KiB) at a time from at most `max_handshaking` sockets, so a full budget
+//!   never stops a new peer's handshake.
 //! - **Other threads** send through an [`EndpointSender`] (cloneable, `Send`): it checks the frame
 //!   size and the per-peer queue bound at once (so a full queue is an error at the caller, not
 //!   memory growth), then hands the message over a channel and wakes the poll loop.
@@ -85,7 +90,8 @@ pub struct EndpointConfig {
     /// Most bytes buffered for frames in progress, over all sockets (default 256 MiB: four
     /// frames of the default 64 MiB maximum at once, while 8 peers each announcing 64 MiB cannot
     /// make the endpoint hold 512 MB). When it is reached, sockets are not read until room
-    /// frees (back-pressure).
+    /// frees (back-pressure). Keep it at least `transport.max_frame`, or the largest frames
+    /// can never complete.
     pub max_buffered: usize,
     /// Most accepted sockets in their handshake at once (default 256); more are refused as
     /// overloaded.
@@ -342,8 +348,7 @@ pub struct TcpEndpoint {
     out: Vec<EndpointEvent>,
     closed: bool,
     max_handshaking: usize,
-    /// The bound on the bytes buffered for frames in progress (the sum of the sockets'
-    /// `buffered`).
+    /// The bound on the bytes buffered for frames in progress (the sockets' shares).
     budget: InputBudget,
     /// Sockets waiting for room in `max_buffered` before they are read again.
     parked: Vec<Token>,

@@ -609,9 +609,11 @@ fn a_wrong_secret_fails_fast_with_the_error_on_both_endpoints() {
     assert_eq!(net.failed(0), vec![(id, FailReason::AuthenticationFailed)]);
     assert_eq!(net.rejected(1), vec![AUTH_FAILED.to_owned()]);
     assert!(net.delivered(1).next().is_none());
-    // Neither the error nor any debug output shows the secret's material.
+    // Neither the errors nor any debug output show the secret.
     let shown = format!("{:?} {:?}", net.events, net.endpoints);
     assert!(!shown.contains("loopback tests") && !shown.contains("other system"));
+    let config = format!("{:?}", EndpointConfig::new(incarnation(), secret()));
+    assert!(config.contains("Secret(<redacted>)"), "{config}");
     net.until("sockets closed", |n| {
         n.endpoints[0].open_sockets() == 0 && n.endpoints[1].open_sockets() == 0
     });
