@@ -1,6 +1,8 @@
 //! Fuzzes everything in `thespian-transport-tcp` that reads bytes from the network: the frame
 //! decoder (under arbitrary splits of the input), the handshake and frame-body decoders, the
-//! pre-handshake acceptor (`Incoming`) and an established session (`Connection`).
+//! sealed-frame check, the pre-handshake acceptor (`Incoming`, fresh and after its `Welcome`)
+//! and an authenticated session (`Connection`), fed both raw bytes (which fail authentication)
+//! and frames sealed with the session's keys (which reach the frame decoder behind the check).
 //! None of them may panic, and the decoder must never return a frame above its maximum.
 #![no_main]
 
@@ -8,13 +10,43 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use thespian_auth::{Nonce, Responder, Secret};
 use thespian_core::{ActorAddress, SystemId};
+use thespian_transport_tcp::frame::encode_frame;
 use thespian_transport_tcp::wire::{self, Handshake, HandshakeKind, PeerInfo};
 use thespian_transport_tcp::{
-    Config, Connection, FrameDecoder, Incoming, LocalIdentity, MessageId, WireMessage,
+    Answer, Config, Connection, FrameDecoder, Incoming, IncomingOutcome, LocalIdentity,
+    MessageId, WireMessage,
 };
 
 const MAX: usize = 4096;
+
+fn secret() -> Secret {
+    Secret::from_text(b"the secret of the fuzzed system").unwrap()
+}
+
+fn identity(incarnation: u64) -> LocalIdentity {
+    LocalIdentity {
+        incarnation: SystemId::from_raw(incarnation),
+        listen: None,
+        secret: secret(),
+    }
+}
+
+fn info(incarnation: u64) -> PeerInfo {
+    PeerInfo {
+        incarnation: SystemId::from_raw(incarnation),
+        session: 1,
+        listen: None,
+        max_frame: MAX as u32,
+    }
+}
+
+fn one_body(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut decoder = FrameDecoder::new(usize::MAX);
+    let mut input = bytes;
+    decoder.decode(&mut input).ok().flatten()
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split, bytes)) = data.split_first() else {
@@ -24,6 +56,7 @@ fuzz_target!(|data: &[u8]| {
 
     // 1. Frames and their bodies.
     let mut decoder = FrameDecoder::new(MAX);
+    let (_, keys) = session(split);
     'frames: for piece in bytes.chunks(chunk) {
         let mut input = piece;
         loop {
@@ -32,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(body.len() <= MAX);
                     let _ = wire::decode_handshake(&body, wire::PROTOCOL_VERSION);
                     let _ = wire::decode_frame(&body);
+                    assert!(wire::open(&body, &keys.receive, 0).is_err());
                 }
                 Ok(None) => break,
                 Err(_) => break 'frames,
@@ -45,47 +79,153 @@ fuzz_target!(|data: &[u8]| {
     };
     let now = Instant::now();
 
-    // 2. The acceptor before its handshake.
+    // 2. The acceptor before its handshake: fresh, and after a genuine Hello and its Welcome.
     let mut incoming = Incoming::new(&config, now);
     for piece in bytes.chunks(chunk) {
         incoming.handle_input(now, piece);
         let _ = incoming.poll_transmit();
         let _ = incoming.poll_outcome();
     }
-
-    // 3. An established session (the peer's Welcome fed first), then the fuzz bytes.
-    let mut conn = Connection::new(
-        Arc::new(config),
-        LocalIdentity {
-            incarnation: SystemId::from_raw(1),
-            listen: None,
-        },
-        1,
-        Some("127.0.0.1:9".parse().unwrap()),
-        now,
+    let acceptor = Connection::new(Arc::new(config.clone()), identity(1), 1, None, now);
+    let mut incoming = Incoming::new(&config, now);
+    let hello = thespian_auth::Initiator::new(
+        &secret(),
+        wire::AUTH_PROTOCOL,
+        2,
+        Nonce([split; 32]),
+        wire::peer_context(&info(2)),
     );
-    let message = WireMessage {
-        sender: ActorAddress::new(SystemId::from_raw(1), 1),
-        target: ActorAddress::new(SystemId::from_raw(2), 1),
-        type_name: Arc::from("fuzz"),
-        payload: Arc::from(&b"payload"[..]),
-    };
-    conn.send(now, MessageId(1), &message).unwrap();
-    let link = conn.poll_connect().unwrap();
-    conn.connected(now, link);
-    let welcome = wire::encode_handshake(&Handshake::new(HandshakeKind::Welcome(PeerInfo {
-        incarnation: SystemId::from_raw(2),
-        session: 1,
-        listen: None,
-        max_frame: MAX as u32,
-    })));
-    conn.handle_input(now, &welcome);
-    while conn.poll_transmit().is_some() {}
+    incoming.handle_input(
+        now,
+        &wire::encode_handshake(&Handshake::new(HandshakeKind::Hello {
+            auth: hello.hello().clone(),
+            info: info(2),
+        })),
+    );
+    if let Some(IncomingOutcome::Hello(h)) = incoming.poll_outcome() {
+        if let Answer::Welcome(w) = acceptor.answer(&h, Nonce([3; 32])) {
+            incoming.welcome(w);
+        }
+    }
+    let _ = incoming.poll_transmit();
     for piece in bytes.chunks(chunk) {
-        conn.handle_input(now, piece);
-        while conn.poll_transmit().is_some() {}
+        incoming.handle_input(now, piece);
+        let _ = incoming.poll_transmit();
+        let _ = incoming.poll_outcome();
+    }
+
+    // 3. An authenticated session (the peer's genuine Welcome fed first), then the fuzz bytes:
+    //    once as they are, once cut into frames sealed with the peer's key.
+    for sealed in [false, true] {
+        let mut conn = Connection::new(
+            Arc::new(config.clone()),
+            identity(1),
+            1,
+            Some("127.0.0.1:9".parse().unwrap()),
+            now,
+        );
+        let message = WireMessage {
+            sender: ActorAddress::new(SystemId::from_raw(1), 1),
+            target: ActorAddress::new(SystemId::from_raw(2), 1),
+            type_name: Arc::from("fuzz"),
+            payload: Arc::from(&b"payload"[..]),
+        };
+        conn.send(now, MessageId(1), &message).unwrap();
+        let link = conn.poll_connect().unwrap();
+        conn.connected(now, link, Nonce([split; 32]));
+        let Some(hello_bytes) = conn.poll_transmit() else {
+            return;
+        };
+        let Some(body) = one_body(&hello_bytes) else {
+            return;
+        };
+        let Ok(Handshake {
+            kind: HandshakeKind::Hello { auth, info: theirs },
+            ..
+        }) = wire::decode_handshake(&body, wire::PROTOCOL_VERSION)
+        else {
+            return;
+        };
+        let Ok((responder, welcome)) = Responder::new(
+            &secret(),
+            wire::AUTH_PROTOCOL,
+            2,
+            Nonce([5; 32]),
+            &wire::peer_context(&info(2)),
+            &auth,
+            &wire::peer_context(&theirs),
+        ) else {
+            return;
+        };
+        conn.handle_input(
+            now,
+            &wire::encode_handshake(&Handshake::new(HandshakeKind::Welcome {
+                auth: welcome,
+                info: info(2),
+            })),
+        );
+        // The session's Confirm gives the peer's side of its keys.
+        let mut written = Vec::new();
+        while let Some(b) = conn.poll_transmit() {
+            written.extend_from_slice(&b);
+        }
+        let Some(body) = one_body(&written) else {
+            return;
+        };
+        let Ok(Handshake {
+            kind: HandshakeKind::Confirm(confirm),
+            ..
+        }) = wire::decode_handshake(&body, wire::PROTOCOL_VERSION)
+        else {
+            return;
+        };
+        let Ok(peer_keys) = responder.finish(&confirm) else {
+            return;
+        };
+        let input = if sealed {
+            let mut out = Vec::new();
+            for (counter, piece) in bytes.chunks(chunk).enumerate() {
+                let mut frame = Vec::new();
+                if encode_frame(&mut frame, piece, MAX).is_ok() {
+                    // The unsealed form: the prefix counts the tag.
+                    let len = (piece.len() + thespian_auth::TAG_LEN) as u32;
+                    frame[..4].copy_from_slice(&len.to_be_bytes());
+                    wire::seal(&mut out, &frame, &peer_keys.send, counter as u64);
+                }
+            }
+            out
+        } else {
+            bytes.to_vec()
+        };
+        for piece in input.chunks(chunk) {
+            conn.handle_input(now, piece);
+            while conn.poll_transmit().is_some() {}
+            while conn.poll_event().is_some() {}
+        }
+        conn.handle_timeout(now + Duration::from_secs(3600));
         while conn.poll_event().is_some() {}
     }
-    conn.handle_timeout(now + Duration::from_secs(3600));
-    while conn.poll_event().is_some() {}
 });
+
+/// Both sides' keys of a session of the fuzzed system.
+fn session(seed: u8) -> (thespian_auth::SessionKeys, thespian_auth::SessionKeys) {
+    let initiator = thespian_auth::Initiator::new(
+        &secret(),
+        wire::AUTH_PROTOCOL,
+        1,
+        Nonce([seed; 32]),
+        vec![1],
+    );
+    let (responder, welcome) = Responder::new(
+        &secret(),
+        wire::AUTH_PROTOCOL,
+        2,
+        Nonce([2; 32]),
+        &[2],
+        initiator.hello(),
+        &[1],
+    )
+    .unwrap();
+    let (confirm, i_keys) = initiator.finish(&welcome, &[2]).unwrap();
+    (i_keys, responder.finish(&confirm).unwrap())
+}

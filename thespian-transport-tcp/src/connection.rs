@@ -10,9 +10,10 @@
 //!   outbound queue, sequence numbers and what it has delivered survive a reconnect, so
 //!   unacknowledged messages are retransmitted in order on the next link and duplicates are
 //!   dropped by the receiver. At most one link is current at a time.
-//! - [`Incoming`] is an accepted socket before its handshake: it reads the peer's `Hello` (and
-//!   nothing else), so the driver can find the peer's session and [`Connection::attach`] the
-//!   link to it, or it rejects the socket with an explanation.
+//! - [`Incoming`] is an accepted socket before its handshake: it reads the peer's `Hello`, has
+//!   the peer's session answer it ([`Connection::answer`]), reads the peer's `Confirm` (and
+//!   nothing else), so the driver can [`Connection::attach`] the authenticated link to the
+//!   session; or it rejects the socket with an explanation.
 //!
 //! Time always comes in as `now: Instant`; the machines never read the clock, open sockets or
 //! spawn threads.
@@ -23,8 +24,21 @@
 //!   [`Connection::connected`] or [`Connection::connect_failed`]. A refused connection fails
 //!   every queued message as a dead target.
 //! - **Handshake.** The initiator sends `Hello` (magic, version, incarnation, session, listening
-//!   address, maximum frame); the acceptor answers `Welcome` or `Reject`. Both must arrive within
-//!   [`Config::handshake_timeout`]. A version or magic mismatch is reported on both sides.
+//!   address, maximum frame, and a `thespian_auth` challenge); the acceptor answers `Welcome`
+//!   (its own information, its proof that it holds the system's secret and its challenge) or
+//!   `Reject`; the initiator checks the proof and answers `Confirm` (its proof). Everything must
+//!   arrive within [`Config::handshake_timeout`], in frames of at most [`MAX_HANDSHAKE_FRAME`]
+//!   bytes; nothing else is accepted before the handshake completes (for the acceptor: before a
+//!   valid `Confirm`). A version or magic mismatch, and a wrong secret, are reported on both
+//!   sides, and fail every message queued for the peer.
+//! - **Authentication.** Every frame after the handshake is sealed: it ends with a MAC under the
+//!   session key of its direction, over its bytes and its index on the connection. A frame that
+//!   fails the check is dropped and counted ([`Connection::stats`]), never decoded, and only
+//!   that TCP connection is closed (a byte stream cannot resynchronise): the session survives,
+//!   reconnects and retransmits.
+//! - **Bounds.** A frame in progress must complete within [`Config::frame_timeout`] plus
+//!   [`Config::frame_time_per_mib`] per MiB it announces, counted from its first byte, so a peer
+//!   trickling one frame is closed; its buffer grows as bytes arrive.
 //! - **Data.** Every message gets a sequence number when queued; frames go out in order, at most
 //!   [`Config::max_batch`] bytes per transmit. The receiver delivers each sequence number once,
 //!   in order, and answers with a cumulative `Ack` after each batch of input.
@@ -45,6 +59,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use thespian_auth::{AuthError, Initiator, Nonce, Responder, Secret, SessionKeys, TAG_LEN};
 use thespian_core::SystemId;
 
 // Names a message for `Event::Acked` and `Event::Failed`; chosen by the caller of
@@ -55,8 +70,15 @@ pub use thespian_core::wire::MessageId;
 use crate::frame::{self, FrameDecoder, FrameError, HEADER_LEN};
 use crate::wire::{
     self, Control, Frame, GoodbyeReason, Handshake, HandshakeKind, PeerInfo, WireError,
-    WireMessage, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION,
+    WireMessage, AUTH_PROTOCOL, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION,
 };
+
+/// The reason sent and reported when the peer's proof is wrong.
+pub const AUTH_FAILED: &str = "authentication failed: this system uses another secret";
+
+/// The reason of a `Reject` sent when an endpoint refuses a connection for load.
+pub const OVERLOADED: &str =
+    "overloaded: the endpoint cannot take more connections now; try again later";
 
 /// Tunables of the transport; the defaults are Thespian's where Thespian has one.
 #[derive(Debug, Clone)]
@@ -74,6 +96,14 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Time allowed for a TCP connect plus the handshake (default 10 s).
     pub handshake_timeout: Duration,
+    /// Time allowed for a frame, from its first byte to its last, after the handshake (default
+    /// 30 s), plus [`frame_time_per_mib`](Self::frame_time_per_mib) per MiB its prefix
+    /// announces. A link whose frame in progress misses it is closed (a peer trickling one
+    /// frame cannot hold the connection and its buffer).
+    pub frame_timeout: Duration,
+    /// Extra time per announced MiB of a frame in progress (default 1 s: a 64 MiB frame has
+    /// 94 s, that is at least 0.7 MB/s).
+    pub frame_time_per_mib: Duration,
     /// A message not acknowledged within this time fails (default 5 min, Thespian's
     /// `DEFAULT_MAX_TRANSMIT_PERIOD`).
     pub transmit_timeout: Duration,
@@ -98,6 +128,8 @@ impl Default for Config {
             max_queued_bytes: 256 * 1024 * 1024,
             idle_timeout: Duration::from_secs(20 * 60),
             handshake_timeout: Duration::from_secs(10),
+            frame_timeout: Duration::from_secs(30),
+            frame_time_per_mib: Duration::from_secs(1),
             transmit_timeout: Duration::from_secs(5 * 60),
             backoff_min: Duration::from_millis(20),
             backoff_max: Duration::from_millis(7329),
@@ -113,6 +145,12 @@ impl Config {
     fn announced_max_frame(&self) -> u32 {
         self.max_frame.min(frame::ABSOLUTE_MAX_FRAME) as u32
     }
+
+    /// The deadline of a frame that started at `started` and announces `announced` bytes.
+    fn frame_deadline(&self, started: Instant, announced: Option<usize>) -> Instant {
+        let mib = announced.unwrap_or(0).div_ceil(1024 * 1024) as u32;
+        started + self.frame_timeout + self.frame_time_per_mib.saturating_mul(mib)
+    }
 }
 
 /// Who we are: the same for every session of one endpoint.
@@ -123,6 +161,9 @@ pub struct LocalIdentity {
     /// Our listening address, announced so peers can reuse connections and reconnect to us;
     /// `None` for an endpoint that accepts no connections.
     pub listen: Option<SocketAddr>,
+    /// The system's shared secret, which every peer must prove it holds (its `Debug` output
+    /// never shows it).
+    pub secret: Secret,
 }
 
 /// Names one link (one TCP connection, or one attempt to open one) of a session, so the driver
@@ -198,8 +239,10 @@ pub enum FailReason {
         /// The peer's.
         theirs: u16,
     },
-    /// The peer rejected the handshake.
+    /// The peer rejected the handshake (an overloaded peer says so here).
     Rejected(String),
+    /// The peer holds another secret (either side found out; see [`AUTH_FAILED`]).
+    AuthenticationFailed,
     /// The peer is not a thespian peer or broke the protocol during the handshake.
     Protocol(String),
     /// The peer accepts no connections and its connection is gone.
@@ -239,6 +282,7 @@ impl fmt::Display for FailReason {
                 "protocol version mismatch: we speak {ours}, the peer speaks {theirs}"
             ),
             FailReason::Rejected(reason) => write!(f, "peer rejected the connection: {reason}"),
+            FailReason::AuthenticationFailed => f.write_str(AUTH_FAILED),
             FailReason::Protocol(reason) => write!(f, "protocol error: {reason}"),
             FailReason::Unreachable => f.write_str("peer unreachable"),
             FailReason::Shutdown => f.write_str("transport shut down"),
@@ -275,6 +319,13 @@ pub enum CloseReason {
     },
     /// The peer rejected our handshake.
     Rejected(String),
+    /// The peer's proof was wrong: it holds another secret.
+    AuthenticationFailed,
+    /// A frame failed authentication (forged, replayed, reordered or altered): it was dropped
+    /// and this link closed; the session reconnects.
+    BadFrame,
+    /// A frame in progress was not completed within its deadline.
+    FrameTimeout,
     /// A newer link from the same peer replaced this one.
     Replaced,
     /// We closed the session.
@@ -297,6 +348,9 @@ impl fmt::Display for CloseReason {
                 "protocol version mismatch: we speak {ours}, the peer speaks {theirs}"
             ),
             CloseReason::Rejected(r) => write!(f, "rejected by peer: {r}"),
+            CloseReason::AuthenticationFailed => f.write_str(AUTH_FAILED),
+            CloseReason::BadFrame => f.write_str("a frame failed authentication"),
+            CloseReason::FrameTimeout => f.write_str("a frame was not completed in time"),
             CloseReason::Replaced => f.write_str("replaced by a newer connection"),
             CloseReason::Shutdown => f.write_str("shut down"),
         }
@@ -365,9 +419,12 @@ enum LinkState {
     /// The driver is opening the TCP connection.
     Connecting { deadline: Instant },
     /// We sent `Hello` and wait for `Welcome`.
-    AwaitWelcome { deadline: Instant },
-    /// Handshake done; data flows.
-    Established,
+    AwaitWelcome {
+        deadline: Instant,
+        initiator: Box<Initiator>,
+    },
+    /// Handshake done; data flows, sealed under `keys`.
+    Established { keys: Box<SessionKeys> },
 }
 
 #[derive(Debug)]
@@ -379,6 +436,59 @@ struct Link {
     decoder: FrameDecoder,
     /// Control frames (handshake, acks) waiting for `poll_transmit`.
     out: Vec<u8>,
+    /// Frames sealed on this link so far: the counter of the next one we send.
+    sent_frames: u64,
+    /// Frames opened on this link so far: the counter of the next one we receive.
+    received_frames: u64,
+    /// When the first byte of the frame in progress arrived, if one is.
+    frame_started: Option<Instant>,
+}
+
+impl Link {
+    fn new(id: LinkId, initiator: bool, state: LinkState, max_frame: usize) -> Link {
+        Link {
+            id,
+            initiator,
+            state,
+            decoder: FrameDecoder::new(max_frame),
+            out: Vec::new(),
+            sent_frames: 0,
+            received_frames: 0,
+            frame_started: None,
+        }
+    }
+
+    fn is_established(&self) -> bool {
+        matches!(self.state, LinkState::Established { .. })
+    }
+
+    /// Appends the unsealed `frame` to `out`, sealed as this link's next frame. Before the
+    /// handshake completes nothing but handshake frames is written, so there is nothing to seal.
+    fn seal_into(&mut self, out: &mut Vec<u8>, frame: &[u8]) {
+        if let LinkState::Established { keys } = &self.state {
+            wire::seal(out, frame, &keys.send, self.sent_frames);
+            self.sent_frames += 1;
+        } else {
+            debug_assert!(false, "only an established link sends control frames");
+        }
+    }
+
+    /// Queues a control frame, sealed.
+    fn push_control(&mut self, control: &Control) {
+        let frame = wire::encode_control(control);
+        let mut out = std::mem::take(&mut self.out);
+        self.seal_into(&mut out, &frame);
+        self.out = out;
+    }
+}
+
+/// Counters of what a session refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// Frames dropped because their tag was wrong (forged, replayed, reordered or altered).
+    pub bad_frames: u64,
+    /// Links closed because a frame was not completed within its deadline.
+    pub frame_timeouts: u64,
 }
 
 /// Reconnect delays: Thespian's back-off.
@@ -448,6 +558,7 @@ pub struct Connection {
     last_activity: Instant,
     events: VecDeque<Event>,
     closed: bool,
+    stats: ConnectionStats,
 }
 
 impl Connection {
@@ -483,7 +594,26 @@ impl Connection {
             last_activity: now,
             events: VecDeque::new(),
             closed: false,
+            stats: ConnectionStats::default(),
         }
+    }
+
+    /// What this session refused so far.
+    pub fn stats(&self) -> ConnectionStats {
+        self.stats
+    }
+
+    /// Bytes of the current link's frame in progress (its input buffer).
+    pub fn buffered_input(&self) -> usize {
+        self.link.as_ref().map_or(0, |l| l.decoder.buffered())
+    }
+
+    /// The current link's frame in progress: bytes buffered, and the body length its prefix
+    /// announced (once read), for the driver's [`InputBudget`](crate::frame::InputBudget).
+    pub fn input_progress(&self) -> (usize, Option<usize>) {
+        self.link
+            .as_ref()
+            .map_or((0, None), |l| (l.decoder.buffered(), l.decoder.announced()))
     }
 
     /// Where the peer listens, if known.
@@ -503,13 +633,7 @@ impl Connection {
 
     /// True when the current link has completed its handshake.
     pub fn is_established(&self) -> bool {
-        matches!(
-            self.link,
-            Some(Link {
-                state: LinkState::Established,
-                ..
-            })
-        )
+        self.link.as_ref().is_some_and(Link::is_established)
     }
 
     /// Messages queued or unacknowledged.
@@ -619,15 +743,14 @@ impl Connection {
         self.reconnect_at = None;
         self.start_link();
         let id = self.new_link_id();
-        self.link = Some(Link {
+        self.link = Some(Link::new(
             id,
-            initiator: true,
-            state: LinkState::Connecting {
+            true,
+            LinkState::Connecting {
                 deadline: now + self.config.handshake_timeout,
             },
-            decoder: FrameDecoder::new(MAX_HANDSHAKE_FRAME),
-            out: Vec::new(),
-        });
+            MAX_HANDSHAKE_FRAME,
+        ));
         self.connect_requested = true;
     }
 
@@ -666,12 +789,24 @@ impl Connection {
         }
     }
 
-    /// The driver's TCP connect for `link` completed: the `Hello` is queued.
-    pub fn connected(&mut self, now: Instant, link: LinkId) {
+    /// The driver's TCP connect for `link` completed: the `Hello` is queued. `nonce` is this
+    /// side's fresh challenge ([`Nonce::random`]).
+    pub fn connected(&mut self, now: Instant, link: LinkId, nonce: Nonce) {
+        let info = self.info();
+        let initiator = Initiator::new(
+            &self.local.secret,
+            AUTH_PROTOCOL,
+            self.local.incarnation.raw(),
+            nonce,
+            wire::peer_context(&info),
+        );
         let hello = Handshake {
             magic: wire::MAGIC,
             version: self.config.protocol_version,
-            kind: HandshakeKind::Hello(self.info()),
+            kind: HandshakeKind::Hello {
+                auth: initiator.hello().clone(),
+                info,
+            },
         };
         let Some(l) = self.link.as_mut().filter(|l| l.id == link) else {
             return;
@@ -682,6 +817,7 @@ impl Connection {
         l.out.extend_from_slice(&wire::encode_handshake(&hello));
         l.state = LinkState::AwaitWelcome {
             deadline: now + self.config.handshake_timeout,
+            initiator: Box::new(initiator),
         };
         self.last_activity = now;
     }
@@ -717,49 +853,103 @@ impl Connection {
         self.end_link(now, reason, true);
     }
 
-    /// Attaches an accepted link whose `Hello` the [`Incoming`] machine read.
+    /// Answers the `Hello` an [`Incoming`] machine read from a socket that wants to become a
+    /// link of this session: a [`Welcome`](HandshakeKind::Welcome) with our proof (the driver
+    /// hands it to [`Incoming::welcome`], which waits for the peer's `Confirm`), or a rejection
+    /// to write before closing the socket. `nonce` is this side's fresh challenge.
     ///
-    /// Returns the new link's id, and the id of a link it replaced (the driver closes that
-    /// socket at once), or a rejection to write to the new socket before closing it. A second
-    /// link from the same peer incarnation (both sides connected at once) is resolved the same
-    /// way on both sides: the link opened by the side with the smaller incarnation id wins.
-    pub fn attach(&mut self, now: Instant, accepted: Accepted) -> Attach {
-        let hello = accepted.hello;
-        let answer = |kind| {
-            wire::encode_handshake(&Handshake {
+    /// Nothing in the session changes: the peer is not authenticated yet.
+    pub fn answer(&self, hello: &IncomingHello, nonce: Nonce) -> Answer {
+        let reject = |kind| Answer::Rejected {
+            reply: wire::encode_handshake(&Handshake {
                 magic: wire::MAGIC,
                 version: self.config.protocol_version,
                 kind,
-            })
+            }),
         };
-        if self.closed {
-            return Attach::Rejected {
-                reply: answer(HandshakeKind::Reject {
-                    reason: "shutting down".into(),
-                }),
-            };
+        if let Some(kind) = self.refusal(&hello.info) {
+            return reject(kind);
         }
-        if hello.incarnation == self.local.incarnation {
-            return Attach::Rejected {
-                reply: answer(HandshakeKind::Reject {
-                    reason: "connected to ourselves".into(),
+        if hello.auth.incarnation != hello.info.incarnation.raw() {
+            return reject(HandshakeKind::Reject {
+                reason: "inconsistent handshake: two incarnations".into(),
+            });
+        }
+        let info = self.info();
+        let context = wire::peer_context(&info);
+        match Responder::new(
+            &self.local.secret,
+            AUTH_PROTOCOL,
+            self.local.incarnation.raw(),
+            nonce,
+            &context,
+            &hello.auth,
+            &wire::peer_context(&hello.info),
+        ) {
+            Ok((responder, auth)) => Answer::Welcome(Welcoming {
+                responder: Box::new(responder),
+                peer: hello.info.clone(),
+                reply: wire::encode_handshake(&Handshake {
+                    magic: wire::MAGIC,
+                    version: self.config.protocol_version,
+                    kind: HandshakeKind::Welcome { auth, info },
                 }),
-            };
+            }),
+            Err(e) => reject(HandshakeKind::Reject {
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Why a new link from `peer` is refused, if it is: we are closed, it is ourselves, or we
+    /// keep our own link with it (both sides connected at once: the link opened by the side
+    /// with the smaller incarnation id wins, the same way on both sides).
+    fn refusal(&self, peer: &PeerInfo) -> Option<HandshakeKind> {
+        if self.closed {
+            return Some(HandshakeKind::Reject {
+                reason: "shutting down".into(),
+            });
+        }
+        if peer.incarnation == self.local.incarnation {
+            return Some(HandshakeKind::Reject {
+                reason: "connected to ourselves".into(),
+            });
         }
         if let Some(link) = &self.link {
             let same_peer = self
                 .peer
                 .as_ref()
-                .is_none_or(|p| p.incarnation == hello.incarnation);
-            if same_peer && link.initiator && self.local.incarnation < hello.incarnation {
+                .is_none_or(|p| p.incarnation == peer.incarnation);
+            if same_peer && link.initiator && self.local.incarnation < peer.incarnation {
                 log::debug!(
                     "keeping our connection to {:?}, rejecting its duplicate",
                     self.peer_addr
                 );
-                return Attach::Rejected {
-                    reply: answer(HandshakeKind::Duplicate),
-                };
+                return Some(HandshakeKind::Duplicate);
             }
+        }
+        None
+    }
+
+    /// Attaches an accepted link whose handshake the [`Incoming`] machine completed (the peer
+    /// proved it holds the secret).
+    ///
+    /// Returns the new link's id, and the id of a link it replaced (the driver closes that
+    /// socket at once), or the bytes to write to the new socket before closing it (when, since
+    /// the `Welcome`, the session closed or opened its own link that wins). Only an
+    /// authenticated link can replace the current one.
+    pub fn attach(&mut self, now: Instant, accepted: Accepted) -> Attach {
+        let Accepted { hello, keys, rest } = accepted;
+        if let Some(kind) = self.refusal(&hello) {
+            // The peer already takes the link for established: say goodbye, sealed.
+            let reason = match kind {
+                HandshakeKind::Duplicate => GoodbyeReason::Duplicate,
+                _ => GoodbyeReason::Shutdown,
+            };
+            let mut reply = Vec::new();
+            let goodbye = wire::encode_control(&Control::Goodbye { reason });
+            wire::seal(&mut reply, &goodbye, &keys.send, 0);
+            return Attach::Rejected { reply };
         }
         self.start_link();
         let replaced = self.link.take().map(|old| {
@@ -771,25 +961,18 @@ impl Connection {
             old.id
         });
         let id = self.new_link_id();
-        let mut link = Link {
+        self.link = Some(Link::new(
             id,
-            initiator: false,
-            state: LinkState::Established,
-            decoder: FrameDecoder::new(self.config.max_frame),
-            out: Vec::new(),
-        };
-        let welcome = Handshake {
-            magic: wire::MAGIC,
-            version: self.config.protocol_version,
-            kind: HandshakeKind::Welcome(self.info()),
-        };
-        link.out
-            .extend_from_slice(&wire::encode_handshake(&welcome));
-        self.link = Some(link);
+            false,
+            LinkState::Established {
+                keys: Box::new(keys),
+            },
+            self.config.max_frame,
+        ));
         self.connect_requested = false;
         self.established(now, hello);
-        if !accepted.rest.is_empty() {
-            self.handle_input(now, &accepted.rest);
+        if !rest.is_empty() {
+            self.handle_input(now, &rest);
         }
         Attach::Attached { link: id, replaced }
     }
@@ -830,16 +1013,17 @@ impl Connection {
             .min(peer.max_frame as usize);
         let mut too_large = Vec::new();
         self.outbox.retain(|o| {
-            let size = o.frame.len() - HEADER_LEN;
+            // The body on the wire: the unsealed frame's content and the tag.
+            let size = o.frame.len() - HEADER_LEN + TAG_LEN;
             if size > limit {
-                too_large.push((o.id, size));
+                too_large.push((o.id, size, o.frame.len()));
                 false
             } else {
                 true
             }
         });
-        for (id, size) in too_large {
-            self.outbox_bytes -= size + HEADER_LEN;
+        for (id, size, frame_len) in too_large {
+            self.outbox_bytes -= frame_len;
             self.events.push_back(Event::Failed {
                 ids: vec![id],
                 reason: FailReason::TooLarge { size, limit },
@@ -850,12 +1034,10 @@ impl Connection {
         self.backoff.reset(&self.config);
         self.last_activity = now;
         if let Some(link) = &mut self.link {
-            link.state = LinkState::Established;
             link.decoder.set_max_frame(self.config.max_frame);
             // Tell a returning peer at once what we already have, so it can skip retransmits.
             if let Some(seq) = self.delivered {
-                link.out
-                    .extend_from_slice(&wire::encode_control(&Control::Ack { seq }));
+                link.push_control(&Control::Ack { seq });
             }
         }
         self.events
@@ -879,25 +1061,65 @@ impl Connection {
             let body = match link.decoder.decode(&mut input) {
                 Ok(Some(body)) => body,
                 Ok(None) => break,
+                Err(e) if !link.is_established() => {
+                    // Its first answer is no handshake: whatever listens there is not ours.
+                    self.protocol_error(now, format!("not a thespian peer: {e}"));
+                    return;
+                }
                 Err(e) => {
                     self.protocol_error(now, e.to_string());
                     return;
                 }
             };
+            link.frame_started = None;
             self.last_activity = now;
-            let awaiting = matches!(link.state, LinkState::AwaitWelcome { .. });
-            if awaiting {
-                if !self.handle_welcome(now, &body) {
+            if link.is_established() {
+                if !self.handle_sealed(now, &body, &mut ack_due) {
                     return;
                 }
-            } else if !self.handle_frame(now, &body, &mut ack_due) {
+            } else if !self.handle_welcome(now, &body) {
                 return;
             }
         }
-        if ack_due {
-            if let (Some(link), Some(seq)) = (self.link.as_mut(), self.delivered) {
-                link.out
-                    .extend_from_slice(&wire::encode_control(&Control::Ack { seq }));
+        if let Some(link) = self.link.as_mut() {
+            // A frame in progress is timed from its first byte.
+            if link.decoder.is_empty() {
+                link.frame_started = None;
+            } else if link.frame_started.is_none() {
+                link.frame_started = Some(now);
+            }
+            if ack_due && link.is_established() {
+                if let Some(seq) = self.delivered {
+                    link.push_control(&Control::Ack { seq });
+                }
+            }
+        }
+    }
+
+    /// Opens a sealed frame (verifying its tag before anything in it is read) and handles it;
+    /// false when the link ended.
+    fn handle_sealed(&mut self, now: Instant, body: &[u8], ack_due: &mut bool) -> bool {
+        let Some(link) = self.link.as_mut() else {
+            return false;
+        };
+        let LinkState::Established { keys } = &link.state else {
+            return false;
+        };
+        match wire::open(body, &keys.receive, link.received_frames) {
+            Ok(content) => {
+                link.received_frames += 1;
+                self.handle_frame(now, content, ack_due)
+            }
+            Err(e) => {
+                self.stats.bad_frames += 1;
+                log::warn!(
+                    "dropped a frame from {:?}: {e}; closing this connection (the session reconnects)",
+                    self.peer_addr
+                );
+                // No answer: the peer (or whoever forged the frame) learns nothing, and the
+                // session and its queue stay as they are.
+                self.end_link(now, CloseReason::BadFrame, true);
+                false
             }
         }
     }
@@ -906,7 +1128,7 @@ impl Connection {
     fn handle_welcome(&mut self, now: Instant, body: &[u8]) -> bool {
         match wire::decode_handshake(body, self.config.protocol_version) {
             Ok(Handshake {
-                kind: HandshakeKind::Welcome(info),
+                kind: HandshakeKind::Welcome { auth, info },
                 ..
             }) => {
                 if info.incarnation == self.local.incarnation {
@@ -918,17 +1140,74 @@ impl Connection {
                     );
                     return false;
                 }
-                self.established(now, info);
-                true
+                if auth.incarnation != info.incarnation.raw() {
+                    let reason = "inconsistent handshake: two incarnations".to_owned();
+                    self.handshake_failed(now, reason.clone(), FailReason::Protocol(reason), true);
+                    return false;
+                }
+                let Some(link) = self.link.as_mut() else {
+                    return false;
+                };
+                let state = std::mem::replace(
+                    &mut link.state,
+                    LinkState::Connecting {
+                        deadline: now + self.config.handshake_timeout,
+                    },
+                );
+                let LinkState::AwaitWelcome { initiator, .. } = state else {
+                    link.state = state;
+                    return false;
+                };
+                match initiator.finish(&auth, &wire::peer_context(&info)) {
+                    Ok((confirm, keys)) => {
+                        let confirm = Handshake {
+                            magic: wire::MAGIC,
+                            version: self.config.protocol_version,
+                            kind: HandshakeKind::Confirm(confirm),
+                        };
+                        link.out
+                            .extend_from_slice(&wire::encode_handshake(&confirm));
+                        link.state = LinkState::Established {
+                            keys: Box::new(keys),
+                        };
+                        self.established(now, info);
+                        true
+                    }
+                    Err(AuthError::WrongSecret) => {
+                        self.authentication_failed(now);
+                        false
+                    }
+                    Err(e) => {
+                        let reason = e.to_string();
+                        self.handshake_failed(
+                            now,
+                            reason.clone(),
+                            FailReason::Protocol(reason),
+                            true,
+                        );
+                        false
+                    }
+                }
             }
             Ok(Handshake {
                 kind: HandshakeKind::Reject { reason },
                 ..
             }) => {
                 log::warn!("peer {:?} rejected our handshake: {reason}", self.peer_addr);
-                self.end_link(now, CloseReason::Rejected(reason.clone()), false);
+                let (close, fail) = if reason == AUTH_FAILED {
+                    (
+                        CloseReason::AuthenticationFailed,
+                        FailReason::AuthenticationFailed,
+                    )
+                } else {
+                    (
+                        CloseReason::Rejected(reason.clone()),
+                        FailReason::Rejected(reason),
+                    )
+                };
+                self.end_link(now, close, false);
                 let ids = self.drain_outbox(|_| true);
-                self.fail(ids, FailReason::Rejected(reason));
+                self.fail(ids, fail);
                 false
             }
             Ok(Handshake {
@@ -944,10 +1223,14 @@ impl Connection {
                 false
             }
             Ok(Handshake {
-                kind: HandshakeKind::Hello(_),
+                kind: kind @ (HandshakeKind::Hello { .. } | HandshakeKind::Confirm(_)),
                 ..
             }) => {
-                let reason = "expected Welcome, got Hello".to_owned();
+                let got = match kind {
+                    HandshakeKind::Hello { .. } => "Hello",
+                    _ => "Confirm",
+                };
+                let reason = format!("expected Welcome, got {got}");
                 self.handshake_failed(now, reason.clone(), FailReason::Protocol(reason), true);
                 false
             }
@@ -967,6 +1250,18 @@ impl Connection {
                 false
             }
         }
+    }
+
+    /// The peer's proof is wrong: tells it, closes, and fails every queued message with the
+    /// reason. No retry: another attempt would fail the same way.
+    fn authentication_failed(&mut self, now: Instant) {
+        log::warn!("handshake with {:?} failed: {AUTH_FAILED}", self.peer_addr);
+        self.farewell_handshake(HandshakeKind::Reject {
+            reason: AUTH_FAILED.into(),
+        });
+        self.end_link(now, CloseReason::AuthenticationFailed, false);
+        let ids = self.drain_outbox(|_| true);
+        self.fail(ids, FailReason::AuthenticationFailed);
     }
 
     /// Rejects the peer's handshake answer: tells it why, closes, fails the queue.
@@ -991,13 +1286,27 @@ impl Connection {
         self.farewell_bytes(&wire::encode_handshake(&hs));
     }
 
-    /// Queues `bytes` after whatever the current link still has to send, to be written before
-    /// its socket closes.
+    /// Queues `bytes` (a handshake frame) after whatever the current link still has to send,
+    /// to be written before its socket closes.
     fn farewell_bytes(&mut self, bytes: &[u8]) {
         if let Some(link) = &mut self.link {
             self.farewell.append(&mut link.out);
         }
         self.farewell.extend_from_slice(bytes);
+    }
+
+    /// Queues a control frame, sealed, as the established link's last words. A link still in
+    /// its handshake gets none (it has no keys; nothing but handshake frames may cross it).
+    fn farewell_control(&mut self, control: &Control) {
+        if let Some(link) = &mut self.link {
+            self.farewell.append(&mut link.out);
+            if link.is_established() {
+                let frame = wire::encode_control(control);
+                let mut farewell = std::mem::take(&mut self.farewell);
+                link.seal_into(&mut farewell, &frame);
+                self.farewell = farewell;
+            }
+        }
     }
 
     /// Handles one post-handshake frame; false when the link ended.
@@ -1080,9 +1389,9 @@ impl Connection {
             self.handshake_failed(now, reason.clone(), FailReason::Protocol(reason), true);
             return;
         }
-        self.farewell_bytes(&wire::encode_control(&Control::Error {
+        self.farewell_control(&Control::Error {
             reason: reason.clone(),
-        }));
+        });
         self.end_link(now, CloseReason::Protocol(reason), true);
     }
 
@@ -1153,13 +1462,13 @@ impl Connection {
             } else {
                 buf.append(&mut link.out);
             }
-            if matches!(link.state, LinkState::Established) {
+            if link.is_established() {
                 let incarnation = self.peer.as_ref().map(|p| p.incarnation);
                 while self.sent < self.outbox.len()
                     && (buf.is_empty() || buf.len() < self.config.max_batch)
                 {
                     let o = &mut self.outbox[self.sent];
-                    buf.extend_from_slice(&o.frame);
+                    link.seal_into(&mut buf, &o.frame);
                     o.sent_to = incarnation;
                     self.sent += 1;
                 }
@@ -1194,15 +1503,18 @@ impl Connection {
         }
         match &self.link {
             Some(Link {
-                state: LinkState::Connecting { deadline } | LinkState::AwaitWelcome { deadline },
+                state: LinkState::Connecting { deadline } | LinkState::AwaitWelcome { deadline, .. },
                 ..
             }) => consider(*deadline),
-            Some(Link {
-                state: LinkState::Established,
-                ..
-            }) => {
+            Some(link) => {
                 if self.outbox.is_empty() {
                     consider(self.last_activity + self.config.idle_timeout);
+                }
+                if let Some(started) = link.frame_started {
+                    consider(
+                        self.config
+                            .frame_deadline(started, link.decoder.announced()),
+                    );
                 }
             }
             None => {
@@ -1234,21 +1546,37 @@ impl Connection {
         }
         self.fail(expired, FailReason::TimedOut);
 
+        let frame_late = self.link.as_ref().is_some_and(|l| {
+            l.frame_started.is_some_and(|started| {
+                self.config.frame_deadline(started, l.decoder.announced()) <= now
+            })
+        });
         match self.link.as_ref().map(|l| &l.state) {
-            Some(LinkState::Connecting { deadline } | LinkState::AwaitWelcome { deadline })
+            Some(LinkState::Connecting { deadline } | LinkState::AwaitWelcome { deadline, .. })
                 if *deadline <= now =>
             {
                 log::debug!("handshake with {:?} timed out", self.peer_addr);
                 self.end_link(now, CloseReason::HandshakeTimeout, true);
             }
-            Some(LinkState::Established)
+            Some(LinkState::Established { .. }) if frame_late => {
+                self.stats.frame_timeouts += 1;
+                log::warn!(
+                    "a frame from {:?} was not completed in time; closing this connection",
+                    self.peer_addr
+                );
+                self.farewell_control(&Control::Error {
+                    reason: "a frame was not completed in time".into(),
+                });
+                self.end_link(now, CloseReason::FrameTimeout, true);
+            }
+            Some(LinkState::Established { .. })
                 if self.outbox.is_empty()
                     && self.last_activity + self.config.idle_timeout <= now =>
             {
                 log::debug!("closing idle connection to {:?}", self.peer_addr);
-                self.farewell_bytes(&wire::encode_control(&Control::Goodbye {
+                self.farewell_control(&Control::Goodbye {
                     reason: GoodbyeReason::Idle,
-                }));
+                });
                 self.end_link(now, CloseReason::Idle, false);
             }
             _ => {}
@@ -1263,9 +1591,9 @@ impl Connection {
         if !self.is_established() || !self.outbox.is_empty() {
             return false;
         }
-        self.farewell_bytes(&wire::encode_control(&Control::Goodbye {
+        self.farewell_control(&Control::Goodbye {
             reason: GoodbyeReason::Idle,
-        }));
+        });
         self.end_link(now, CloseReason::Idle, false);
         true
     }
@@ -1278,9 +1606,9 @@ impl Connection {
         }
         self.closed = true;
         if self.is_established() {
-            self.farewell_bytes(&wire::encode_control(&Control::Goodbye {
+            self.farewell_control(&Control::Goodbye {
                 reason: GoodbyeReason::Shutdown,
-            }));
+            });
         }
         self.end_link(now, CloseReason::Shutdown, false);
         let ids = self.drain_outbox(|_| true);
@@ -1288,7 +1616,7 @@ impl Connection {
     }
 }
 
-/// What [`Connection::attach`] did with an accepted link.
+/// What [`Connection::attach`] did with an authenticated link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attach {
     /// The link is the session's current one now.
@@ -1298,36 +1626,89 @@ pub enum Attach {
         /// The link it replaced: close that socket now.
         replaced: Option<LinkId>,
     },
-    /// The session keeps its existing link (or is closed): write `reply` (a handshake answer)
-    /// to the new socket and close it.
+    /// The session keeps its existing link (or is closed): write `reply` (a sealed goodbye) to
+    /// the new socket and close it.
     Rejected {
         /// The bytes to write.
         reply: Vec<u8>,
     },
 }
 
-/// A handshake read by [`Incoming`]: who the peer is, and any bytes that followed its `Hello`.
+/// What [`Connection::answer`] says to a `Hello`.
+#[derive(Debug)]
+pub enum Answer {
+    /// Hand this to [`Incoming::welcome`].
+    Welcome(Welcoming),
+    /// Write `reply` (a `Reject` or `Duplicate` handshake) to the socket and close it.
+    Rejected {
+        /// The bytes to write.
+        reply: Vec<u8>,
+    },
+}
+
+/// A session's `Welcome` to an accepted socket, and what it needs to check the `Confirm`.
+#[derive(Debug)]
+pub struct Welcoming {
+    responder: Box<Responder>,
+    peer: PeerInfo,
+    reply: Vec<u8>,
+}
+
+/// A `Hello` read by [`Incoming`] (not authenticated yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingHello {
+    /// Who the peer says it is.
+    pub info: PeerInfo,
+    /// Its challenge.
+    pub auth: thespian_auth::Hello,
+}
+
+/// A handshake completed by [`Incoming`]: who the peer is (it proved it holds the secret), the
+/// session's keys, and any bytes that followed its `Confirm`.
+#[derive(Debug)]
 pub struct Accepted {
-    /// The peer's `Hello`.
+    /// The peer's `Hello` information.
     pub hello: PeerInfo,
-    /// Bytes received after the `Hello` (normally none: the peer waits for `Welcome`).
+    /// The keys of the new link.
+    pub keys: SessionKeys,
+    /// Bytes received after the `Confirm` (sealed frames of the new link).
     pub rest: Vec<u8>,
 }
 
 /// What [`Incoming`] concluded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum IncomingOutcome {
-    /// A valid `Hello`: find or create the peer's session and [`Connection::attach`] this.
-    Hello(Accepted),
-    /// The socket is rejected: write [`Incoming::poll_transmit`] (an explanation), close it,
-    /// and log the reason.
+    /// A well-formed `Hello`: find (or prepare) the peer's session, have it
+    /// [`answer`](Connection::answer), and hand a welcome back to [`Incoming::welcome`].
+    Hello(IncomingHello),
+    /// The peer proved it holds the secret: [`Connection::attach`] this to its session.
+    Authenticated(Accepted),
+    /// The socket is rejected: write [`Incoming::poll_transmit`] (an explanation, if any),
+    /// close it, and log the reason.
     Rejected(String),
 }
 
-/// An accepted socket before its handshake: reads one `Hello`, or rejects the socket (bad
-/// magic, version mismatch, oversized or malformed first frame, or no `Hello` within the
-/// handshake timeout) with a `Reject` explaining why.
+#[derive(Debug)]
+enum IncomingState {
+    /// Waiting for the peer's `Hello`.
+    AwaitHello,
+    /// The `Hello` was handed out; waiting for the driver's [`Incoming::welcome`].
+    AwaitAnswer,
+    /// We sent `Welcome`; waiting for the peer's `Confirm`.
+    AwaitConfirm {
+        responder: Box<Responder>,
+        peer: PeerInfo,
+    },
+    Done,
+}
+
+/// An accepted socket before its handshake: reads one `Hello`, then (after the session's
+/// `Welcome`) one `Confirm`, or rejects the socket (bad magic, version mismatch, oversized or
+/// malformed frame, wrong secret, anything but the expected handshake frame, or no handshake
+/// within the handshake timeout) with a `Reject` explaining why.
+///
+/// Before it concludes, nothing but handshake frames of at most [`MAX_HANDSHAKE_FRAME`] bytes
+/// is read, and only within the handshake timeout.
 ///
 /// Driver contract: feed [`handle_input`](Self::handle_input) and
 /// [`handle_timeout`](Self::handle_timeout); after each, write
@@ -1339,7 +1720,7 @@ pub struct Incoming {
     deadline: Instant,
     out: Vec<u8>,
     outcome: Option<IncomingOutcome>,
-    done: bool,
+    state: IncomingState,
 }
 
 impl Incoming {
@@ -1351,45 +1732,117 @@ impl Incoming {
             deadline: now + config.handshake_timeout,
             out: Vec::new(),
             outcome: None,
-            done: false,
+            state: IncomingState::AwaitHello,
         }
+    }
+
+    /// A socket refused for load: it is told so ([`OVERLOADED`]) and concludes at once.
+    pub fn overloaded(config: &Config, now: Instant) -> Incoming {
+        let mut incoming = Incoming::new(config, now);
+        incoming.reject(OVERLOADED.into());
+        incoming
+    }
+
+    /// Bytes of the partial handshake frame buffered.
+    pub fn buffered(&self) -> usize {
+        self.decoder.buffered()
+    }
+
+    /// How many bytes the driver may read for this socket now: no more than the rest of the
+    /// current handshake frame (so nothing beyond the handshake is read before it completes);
+    /// 0 once the outcome is known.
+    pub fn wants(&self) -> usize {
+        match self.state {
+            IncomingState::AwaitHello | IncomingState::AwaitConfirm { .. } => self.decoder.wants(),
+            IncomingState::AwaitAnswer | IncomingState::Done => 0,
+        }
+    }
+
+    /// True once the outcome is known (or handed out).
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, IncomingState::Done)
     }
 
     /// Feeds bytes read from the socket. Input after the outcome is known is ignored (the
-    /// bytes after a `Hello` in the same chunk travel in [`Accepted::rest`]).
+    /// bytes after a `Confirm` in the same chunk travel in [`Accepted::rest`]).
     pub fn handle_input(&mut self, _now: Instant, mut input: &[u8]) {
-        if self.done {
-            return;
-        }
-        let body = match self.decoder.decode(&mut input) {
-            Ok(Some(body)) => body,
-            Ok(None) => return,
-            Err(e) => {
-                self.reject(format!("bad first frame: {e}"));
+        while !input.is_empty() {
+            if matches!(self.state, IncomingState::Done) {
                 return;
             }
-        };
-        match wire::decode_handshake(&body, self.protocol_version) {
-            Ok(Handshake {
-                kind: HandshakeKind::Hello(hello),
-                ..
-            }) => {
-                self.done = true;
-                self.outcome = Some(IncomingOutcome::Hello(Accepted {
-                    hello,
-                    rest: input.to_vec(),
-                }));
+            if matches!(self.state, IncomingState::AwaitAnswer) {
+                self.reject("data before the handshake completed".into());
+                return;
             }
-            Ok(_) => self.reject("expected Hello as the first frame".into()),
-            Err(WireError::VersionMismatch { ours, theirs }) => self.reject(format!(
-                "protocol version mismatch: this endpoint speaks version {ours}, you speak version {theirs}"
-            )),
-            Err(e) => self.reject(format!("bad handshake: {e}")),
+            let body = match self.decoder.decode(&mut input) {
+                Ok(Some(body)) => body,
+                Ok(None) => return,
+                Err(e) => {
+                    self.reject(format!("bad handshake frame: {e}"));
+                    return;
+                }
+            };
+            match wire::decode_handshake(&body, self.protocol_version) {
+                Ok(Handshake { kind, .. }) => self.handle_handshake(kind, &mut input),
+                Err(WireError::VersionMismatch { ours, theirs }) => self.reject(format!(
+                    "protocol version mismatch: this endpoint speaks version {ours}, you speak version {theirs}"
+                )),
+                Err(e) => self.reject(format!("bad handshake: {e}")),
+            }
         }
     }
 
+    fn handle_handshake(&mut self, kind: HandshakeKind, input: &mut &[u8]) {
+        let state = std::mem::replace(&mut self.state, IncomingState::Done);
+        match (state, kind) {
+            (IncomingState::AwaitHello, HandshakeKind::Hello { auth, info }) => {
+                self.state = IncomingState::AwaitAnswer;
+                self.outcome = Some(IncomingOutcome::Hello(IncomingHello { info, auth }));
+            }
+            (IncomingState::AwaitConfirm { responder, peer }, HandshakeKind::Confirm(confirm)) => {
+                match responder.finish(&confirm) {
+                    Ok(keys) => {
+                        self.outcome = Some(IncomingOutcome::Authenticated(Accepted {
+                            hello: peer,
+                            keys,
+                            rest: input.to_vec(),
+                        }));
+                        *input = &[];
+                    }
+                    Err(AuthError::WrongSecret) => self.reject(AUTH_FAILED.into()),
+                    Err(e) => self.reject(e.to_string()),
+                }
+            }
+            (_, HandshakeKind::Reject { reason }) => {
+                // The initiator refused us (a wrong secret, most likely): nothing to answer.
+                let reason = if reason == AUTH_FAILED {
+                    reason
+                } else {
+                    format!("the peer rejected the handshake: {reason}")
+                };
+                self.outcome = Some(IncomingOutcome::Rejected(reason));
+            }
+            (IncomingState::AwaitHello, _) => {
+                self.reject("expected Hello as the first frame".into())
+            }
+            (_, _) => self.reject("expected Confirm".into()),
+        }
+    }
+
+    /// Sends the session's `Welcome` (from [`Connection::answer`]) and waits for the `Confirm`.
+    pub fn welcome(&mut self, welcoming: Welcoming) {
+        if !matches!(self.state, IncomingState::AwaitAnswer) {
+            return;
+        }
+        self.out.extend_from_slice(&welcoming.reply);
+        self.state = IncomingState::AwaitConfirm {
+            responder: welcoming.responder,
+            peer: welcoming.peer,
+        };
+    }
+
     fn reject(&mut self, reason: String) {
-        self.done = true;
+        self.state = IncomingState::Done;
         let hs = Handshake {
             magic: wire::MAGIC,
             version: self.protocol_version,
@@ -1401,9 +1854,9 @@ impl Incoming {
         self.outcome = Some(IncomingOutcome::Rejected(reason));
     }
 
-    /// Rejects the socket if no `Hello` arrived in time.
+    /// Rejects the socket if the handshake did not complete in time.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !self.done && now >= self.deadline {
+        if !self.is_done() && now >= self.deadline {
             self.reject("no handshake within the handshake timeout".into());
         }
     }
@@ -1411,10 +1864,11 @@ impl Incoming {
     /// When to call [`handle_timeout`](Self::handle_timeout).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.done).then_some(self.deadline)
+        (!self.is_done()).then_some(self.deadline)
     }
 
-    /// Bytes to write to the socket (a `Reject`). Call after each input or timeout.
+    /// Bytes to write to the socket (a `Welcome` or a `Reject`). Call after each input or
+    /// timeout.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))
@@ -1426,6 +1880,5 @@ impl Incoming {
         self.outcome.take()
     }
 }
-
 #[cfg(test)]
 mod tests;

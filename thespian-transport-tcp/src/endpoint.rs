@@ -12,9 +12,29 @@
 //!   acknowledged at once.
 //! - **Dead targets.** `ECONNREFUSED` on connect fails the queued messages with
 //!   [`FailReason::Refused`], so the base can dead-letter them.
-//! - **`EMFILE`/`ENFILE`** on accept or connect: the three longest-idle connections are closed
-//!   (with a goodbye) and the operation is retried; if that is not enough, accepting pauses for
-//!   100 ms and a connect is retried after the back-off.
+//! - **Authentication** is the machines' (every session proves the system's secret, every frame
+//!   is sealed); the driver only supplies fresh nonces ([`Nonce::random`]) and the secret
+//!   ([`EndpointConfig::new`]: there is no endpoint without one).
+//! - **`EMFILE`/`ENFILE`** on accept or connect: accepted sockets still in their handshake are
+//!   closed first, oldest first (told the endpoint is overloaded), then the longest-idle
+//!   authenticated connections (with a goodbye), three at a time, and the operation is retried;
+//!   if that is not enough, accepting pauses for 100 ms and a connect is retried after the
+//!   back-off.
+//! - **Load.** At most [`EndpointConfig::max_handshaking`] accepted sockets may be in their
+//!   handshake at once; a socket accepted beyond that is sent a `Reject` saying the endpoint is
+//!   overloaded ([`OVERLOADED`](crate::connection::OVERLOADED)) and closed, so its peer's error
+//!   says "overloaded", not "not a thespian peer".
+//! - **Input memory.** The bytes buffered for frames in progress, over every authenticated
+//!   socket, stay under [`EndpointConfig::max_buffered`] (an
+//!   [`InputBudget`]): a frame whose prefix arrives is reserved whole
+//!   when it fits, so it can always complete; a read never takes more than the socket's
+//!   reserved headroom plus what nobody has committed, and a socket with neither is not read
+//!   (back-pressure: TCP flow control holds its peer) until a frame completes or a socket closes
+//!   and frees room. Frame buffers grow as bytes arrive, never to the announced length up front;
+//!   the frame deadline ([`Config::frame_timeout`]) closes a peer that holds room without
+//!   completing its frame. Handshake bytes are not in the budget: they are read one handshake
+//!   frame (at most 4 KiB) at a time from at most `max_handshaking` sockets, so a full budget
+//!   never stops a new peer's handshake.
 //! - **Other threads** send through an [`EndpointSender`] (cloneable, `Send`): it checks the frame
 //!   size and the per-peer queue bound at once (so a full queue is an error at the caller, not
 //!   memory growth), then hands the message over a channel and wakes the poll loop.
@@ -33,11 +53,13 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use thespian_core::{SendBudget, SystemId};
 
+use thespian_auth::{Nonce, Secret};
+
 use crate::connection::{
-    Attach, Config, ConnectFailure, Connection, Event, FailReason, Incoming, IncomingOutcome,
-    LinkId, LocalIdentity, MessageId, SendError,
+    Answer, Attach, Config, ConnectFailure, Connection, Event, FailReason, Incoming,
+    IncomingOutcome, LinkId, LocalIdentity, MessageId, SendError,
 };
-use crate::frame::HEADER_LEN;
+use crate::frame::{InputBudget, Share, HEADER_LEN};
 use crate::wire::{self, WireMessage};
 
 const LISTENER: Token = Token(0);
@@ -62,6 +84,18 @@ pub struct EndpointConfig {
     pub transport: Config,
     /// This system's incarnation id (pick a new random one at every start).
     pub incarnation: SystemId,
+    /// The system's shared secret: every peer must prove it holds it before anything it sends
+    /// is read beyond the handshake.
+    pub secret: Secret,
+    /// Most bytes buffered for frames in progress, over all sockets (default 256 MiB: four
+    /// frames of the default 64 MiB maximum at once, while 8 peers each announcing 64 MiB cannot
+    /// make the endpoint hold 512 MB). When it is reached, sockets are not read until room
+    /// frees (back-pressure). Keep it at least `transport.max_frame`, or the largest frames
+    /// can never complete.
+    pub max_buffered: usize,
+    /// Most accepted sockets in their handshake at once (default 256); more are refused as
+    /// overloaded.
+    pub max_handshaking: usize,
     /// Where to listen (default `127.0.0.1:0`: loopback, an ephemeral port).
     pub bind: SocketAddr,
     /// The listening address announced to peers (default: the bound address). A peer that
@@ -70,11 +104,15 @@ pub struct EndpointConfig {
 }
 
 impl EndpointConfig {
-    /// Defaults for the given incarnation: loopback, ephemeral port, default transport config.
-    pub fn new(incarnation: SystemId) -> EndpointConfig {
+    /// Defaults for the given incarnation and secret: loopback, ephemeral port, default
+    /// transport config and bounds.
+    pub fn new(incarnation: SystemId, secret: Secret) -> EndpointConfig {
         EndpointConfig {
             transport: Config::default(),
             incarnation,
+            secret,
+            max_buffered: 256 * 1024 * 1024,
+            max_handshaking: 256,
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             advertise: None,
         }
@@ -192,9 +230,19 @@ impl EndpointSender {
     }
 }
 
+/// An accepted socket in its handshake.
+struct Pending {
+    incoming: Incoming,
+    /// The session its `Hello` names, once read.
+    key: Option<SocketAddr>,
+    /// The session that answered its `Hello` when none existed: it joins the sessions only
+    /// once the peer has proved it holds the secret.
+    fresh: Option<Connection>,
+}
+
 enum Role {
-    /// Accepted, handshake not read yet.
-    Incoming(Incoming),
+    /// Accepted, handshake not complete yet.
+    Incoming(Box<Pending>),
     /// The current link of the session `key`.
     Link { key: SocketAddr, link: LinkId },
 }
@@ -207,6 +255,31 @@ struct Socket {
     remote: SocketAddr,
     write_buf: Vec<u8>,
     write_pos: usize,
+    /// When it was accepted or opened.
+    opened: Instant,
+    /// Its part of the input budget (bytes buffered and reserved for a frame in progress).
+    share: Share,
+}
+
+/// What an endpoint holds and refused: see [`TcpEndpoint::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Bytes buffered now for frames in progress, over all sockets.
+    pub buffered: usize,
+    /// The most ever buffered at once.
+    pub peak_buffered: usize,
+    /// The bound ([`EndpointConfig::max_buffered`]).
+    pub max_buffered: usize,
+    /// Sockets not read for want of room in the bound, now.
+    pub parked: usize,
+    /// Frames dropped because their tag was wrong (forged, replayed, reordered or altered).
+    pub bad_frames: u64,
+    /// Connections closed because a frame was not completed within its deadline.
+    pub frame_timeouts: u64,
+    /// Accepted sockets closed before their handshake completed (any reason).
+    pub rejected: u64,
+    /// Accepted sockets refused as overloaded.
+    pub overloaded: u64,
 }
 
 impl Socket {
@@ -274,6 +347,13 @@ pub struct TcpEndpoint {
     last_sweep: Instant,
     out: Vec<EndpointEvent>,
     closed: bool,
+    max_handshaking: usize,
+    /// The bound on the bytes buffered for frames in progress (the sockets' shares).
+    budget: InputBudget,
+    /// Sockets waiting for room in `max_buffered` before they are read again.
+    parked: Vec<Token>,
+    /// Counters kept here (the buffered bytes and the sessions' counters are added in `stats`).
+    counters: EndpointStats,
 }
 
 impl std::fmt::Debug for TcpEndpoint {
@@ -327,6 +407,7 @@ impl TcpEndpoint {
         let identity = LocalIdentity {
             incarnation: config.incarnation,
             listen: Some(config.advertise.unwrap_or(local_addr)),
+            secret: config.secret,
         };
         let now = Instant::now();
         let endpoint = TcpEndpoint {
@@ -351,6 +432,10 @@ impl TcpEndpoint {
             last_sweep: now,
             out: Vec::new(),
             closed: false,
+            max_handshaking: config.max_handshaking,
+            budget: InputBudget::new(config.max_buffered),
+            parked: Vec::new(),
+            counters: EndpointStats::default(),
         };
         log::debug!(
             "TCP endpoint {:?} listening on {local_addr}",
@@ -386,6 +471,46 @@ impl TcpEndpoint {
     /// Sessions currently remembered.
     pub fn sessions(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// What the endpoint holds (bytes buffered for frames in progress, against their bound) and
+    /// what it refused (forged frames, late frames, rejected and overloaded connections).
+    pub fn stats(&self) -> EndpointStats {
+        let mut stats = self.counters;
+        stats.buffered = self.budget.buffered();
+        stats.peak_buffered = self.budget.peak();
+        stats.max_buffered = self.budget.max();
+        stats.parked = self.parked.len();
+        for s in self.sessions.values() {
+            stats.bad_frames += s.conn.stats().bad_frames;
+            stats.frame_timeouts += s.conn.stats().frame_timeouts;
+        }
+        stats
+    }
+
+    /// Records what `token`'s machine buffers now (reserving its frame in progress when the
+    /// budget has room); wakes parked sockets when room freed.
+    fn account(&mut self, token: Token) {
+        let Some(socket) = self.sockets.get_mut(&token) else {
+            return;
+        };
+        let (buffered, announced) = match &socket.role {
+            // Handshake bytes are bounded on their own (see `read_socket`).
+            Role::Incoming(_) => (0, None),
+            Role::Link { key, link } => self
+                .sessions
+                .get(key)
+                .filter(|s| s.conn.link() == Some(*link))
+                .map_or((0, None), |s| s.conn.input_progress()),
+        };
+        if self.budget.update(&mut socket.share, buffered, announced) {
+            self.wake_parked();
+        }
+    }
+
+    /// Room freed in the budget: parked sockets try again.
+    fn wake_parked(&mut self) {
+        self.read_again.append(&mut self.parked);
     }
 
     /// Runs the poll loop until at least one event is ready or `timeout` has passed (`None`:
@@ -483,7 +608,7 @@ impl TcpEndpoint {
     fn next_timer(&self) -> Option<Instant> {
         let sessions = self.sessions.values().filter_map(|s| s.conn.poll_timeout());
         let incoming = self.sockets.values().filter_map(|s| match &s.role {
-            Role::Incoming(i) => i.poll_timeout(),
+            Role::Incoming(p) => p.incoming.poll_timeout(),
             Role::Link { .. } => None,
         });
         let sweep = (!self.sessions.is_empty()).then_some(self.last_sweep + SWEEP_PERIOD);
@@ -505,17 +630,19 @@ impl TcpEndpoint {
             .sockets
             .iter()
             .filter_map(|(token, s)| match &s.role {
-                Role::Incoming(i) if i.poll_timeout().is_some_and(|t| t <= now) => Some(*token),
+                Role::Incoming(p) if p.incoming.poll_timeout().is_some_and(|t| t <= now) => {
+                    Some(*token)
+                }
                 _ => None,
             })
             .collect();
         for token in due {
             if let Some(Socket {
-                role: Role::Incoming(i),
+                role: Role::Incoming(p),
                 ..
             }) = self.sockets.get_mut(&token)
             {
-                i.handle_timeout(now);
+                p.incoming.handle_timeout(now);
             }
             self.service_incoming(now, token);
         }
@@ -626,25 +753,42 @@ impl TcpEndpoint {
                         continue;
                     }
                     log::trace!("accepted a connection from {remote}");
+                    let incoming = if self.handshaking() >= self.max_handshaking {
+                        self.counters.overloaded += 1;
+                        Incoming::overloaded(&self.config, now)
+                    } else {
+                        Incoming::new(&self.config, now)
+                    };
                     self.sockets.insert(
                         token,
                         Socket {
                             stream,
-                            role: Role::Incoming(Incoming::new(&self.config, now)),
+                            role: Role::Incoming(Box::new(Pending {
+                                incoming,
+                                key: None,
+                                fresh: None,
+                            })),
                             connecting: false,
                             remote,
                             write_buf: Vec::new(),
                             write_pos: 0,
+                            opened: now,
+                            share: Share::default(),
                         },
                     );
+                    if !self.service_incoming(now, token) {
+                        continue;
+                    }
                     // Bytes may already be waiting (edge-triggered readiness).
                     self.read_again.push(token);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_fd_exhaustion(&e) => {
-                    if !retried && self.close_idle(now, EMFILE_CLOSE) > 0 {
-                        log::warn!("out of file descriptors accepting; closed idle connections");
+                    if !retried && self.free_descriptors(now) > 0 {
+                        log::warn!(
+                            "out of file descriptors accepting; closed unauthenticated or idle connections"
+                        );
                         retried = true;
                         continue;
                     }
@@ -664,6 +808,47 @@ impl TcpEndpoint {
                 }
             }
         }
+    }
+
+    /// Accepted sockets still in their handshake.
+    fn handshaking(&self) -> usize {
+        self.sockets
+            .values()
+            .filter(|s| matches!(&s.role, Role::Incoming(p) if !p.incoming.is_done()))
+            .count()
+    }
+
+    /// Frees descriptors under `EMFILE`: sockets that have not authenticated first, oldest
+    /// first (told the endpoint is overloaded), then the longest-idle authenticated
+    /// connections. Returns how many were closed.
+    fn free_descriptors(&mut self, now: Instant) -> usize {
+        let mut pending: Vec<(Instant, Token)> = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| matches!(s.role, Role::Incoming(_)))
+            .map(|(t, s)| (s.opened, *t))
+            .collect();
+        pending.sort();
+        let mut closed = 0;
+        for (_, token) in pending.into_iter().take(EMFILE_CLOSE) {
+            if let Some(Socket {
+                role: Role::Incoming(p),
+                ..
+            }) = self.sockets.get_mut(&token)
+            {
+                if !p.incoming.is_done() {
+                    p.incoming = Incoming::overloaded(&self.config, now);
+                    self.counters.overloaded += 1;
+                }
+            }
+            self.service_incoming(now, token);
+            self.close_socket(token);
+            closed += 1;
+        }
+        if closed > 0 {
+            return closed;
+        }
+        self.close_idle(now, EMFILE_CLOSE)
     }
 
     /// Says goodbye on up to `count` established connections with nothing queued, longest idle
@@ -700,10 +885,19 @@ impl TcpEndpoint {
                     socket.connecting = false;
                     let _ = socket.stream.set_nodelay(true);
                     if let Role::Link { key, link } = socket.role {
-                        if let Some(s) = self.sessions.get_mut(&key) {
-                            s.conn.connected(now, link);
+                        match Nonce::random() {
+                            Ok(nonce) => {
+                                if let Some(s) = self.sessions.get_mut(&key) {
+                                    s.conn.connected(now, link, nonce);
+                                }
+                                self.dirty.insert(key);
+                            }
+                            Err(e) => {
+                                log::warn!("cannot connect to {key}: {e}");
+                                self.socket_failed(now, token, &e.to_string());
+                                return;
+                            }
                         }
-                        self.dirty.insert(key);
                     }
                 }
                 ConnectState::Failed(e) => {
@@ -761,7 +955,35 @@ impl TcpEndpoint {
                 self.read_again.push(token);
                 break;
             }
-            match socket.stream.read(&mut buf) {
+            let allowance = match &socket.role {
+                // A handshake frame at a time: its bytes are bounded by `max_handshaking` and
+                // the handshake frame limit, not by the budget, so a full budget cannot starve
+                // new peers' handshakes.
+                Role::Incoming(p) => p.incoming.wants().clamp(1, buf.len()),
+                Role::Link { .. } => self.budget.allowance(&socket.share, buf.len()),
+            };
+            if allowance == 0 {
+                // Room may have freed since the frame's prefix arrived: reserve it now if so.
+                self.account(token);
+                let Some(socket) = self.sockets.get_mut(&token) else {
+                    break;
+                };
+                if self.budget.allowance(&socket.share, buf.len()) > 0 {
+                    continue;
+                }
+                // No room for more frame bytes: leave them in the kernel (TCP flow control
+                // holds the peer) until a frame completes or a socket closes. A peer that
+                // hung up is still noticed.
+                if matches!(socket.stream.peek(&mut buf[..1]), Ok(0)) {
+                    self.socket_failed(now, token, "closed by peer");
+                    break;
+                }
+                if !self.parked.contains(&token) {
+                    self.parked.push(token);
+                }
+                break;
+            }
+            match socket.stream.read(&mut buf[..allowance]) {
                 Ok(0) => {
                     self.socket_failed(now, token, "closed by peer");
                     break;
@@ -769,8 +991,9 @@ impl TcpEndpoint {
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
                     match socket.role {
-                        Role::Incoming(ref mut incoming) => {
-                            incoming.handle_input(now, &buf[..n]);
+                        Role::Incoming(ref mut pending) => {
+                            pending.incoming.handle_input(now, &buf[..n]);
+                            self.account(token);
                             if !self.service_incoming(now, token) {
                                 // Now a session's link (or closed): read the rest, if any,
                                 // on the next turn (readiness is edge-triggered).
@@ -784,6 +1007,7 @@ impl TcpEndpoint {
                             if let Some(s) = self.sessions.get_mut(&key) {
                                 s.conn.handle_input(now, &buf[..n]);
                             }
+                            self.account(token);
                             self.dirty.insert(key);
                             // Keep reading only while this socket is still the session's link.
                             self.service(now, key);
@@ -807,52 +1031,114 @@ impl TcpEndpoint {
         let Some(socket) = self.sockets.get_mut(&token) else {
             return false;
         };
-        let Role::Incoming(incoming) = &mut socket.role else {
+        let Role::Incoming(pending) = &mut socket.role else {
             return false;
         };
-        let reply = incoming.poll_transmit();
-        let outcome = incoming.poll_outcome();
+        let reply = pending.incoming.poll_transmit();
+        let outcome = pending.incoming.poll_outcome();
+        let remote = socket.remote;
         if let Some(bytes) = reply {
             socket.queue(bytes);
+            if outcome.is_none() {
+                // A Welcome: the peer waits for it (a rejection is flushed when closing).
+                if let Err(e) = socket.flush() {
+                    self.socket_failed(now, token, &e.to_string());
+                    return false;
+                }
+            }
         }
+        let Some(socket) = self.sockets.get_mut(&token) else {
+            return false;
+        };
+        let Role::Incoming(pending) = &mut socket.role else {
+            return false;
+        };
         match outcome {
             None => true,
             Some(IncomingOutcome::Rejected(reason)) => {
-                let from = socket.remote;
-                log::warn!("closing connection from {from}: {reason}");
-                self.out.push(EndpointEvent::Rejected { from, reason });
+                log::warn!("closing connection from {remote}: {reason}");
+                self.counters.rejected += 1;
+                self.out.push(EndpointEvent::Rejected {
+                    from: remote,
+                    reason,
+                });
                 self.close_socket(token);
                 false
             }
-            Some(IncomingOutcome::Hello(accepted)) => {
-                let remote = socket.remote;
-                let has_listen = accepted.hello.listen.is_some();
-                let key = match accepted.hello.listen {
+            Some(IncomingOutcome::Hello(hello)) => {
+                let key = match hello.info.listen {
                     Some(a) if a.ip().is_unspecified() => SocketAddr::new(remote.ip(), a.port()),
                     Some(a) => a,
                     None => remote,
                 };
+                let nonce = match Nonce::random() {
+                    Ok(nonce) => nonce,
+                    Err(e) => {
+                        pending.incoming = Incoming::overloaded(&self.config, now);
+                        log::warn!("cannot answer {remote}: {e}");
+                        return self.service_incoming(now, token);
+                    }
+                };
+                pending.key = Some(key);
+                // The session answers; one that does not exist yet is made aside, and joins the
+                // sessions only once the peer has authenticated.
+                let answer = match self.sessions.get(&key) {
+                    Some(session) => session.conn.answer(&hello, nonce),
+                    None => {
+                        let id = self.next_session;
+                        self.next_session += 1;
+                        let conn = Connection::new(
+                            self.config.clone(),
+                            self.identity.clone(),
+                            id,
+                            hello.info.listen.is_some().then_some(key),
+                            now,
+                        );
+                        let answer = conn.answer(&hello, nonce);
+                        pending.fresh = Some(conn);
+                        answer
+                    }
+                };
+                match answer {
+                    Answer::Welcome(welcoming) => {
+                        pending.incoming.welcome(welcoming);
+                        self.service_incoming(now, token)
+                    }
+                    Answer::Rejected { reply } => {
+                        if let Some(socket) = self.sockets.get_mut(&token) {
+                            socket.queue(reply);
+                        }
+                        log::debug!("refused a connection from {remote} ({key})");
+                        self.counters.rejected += 1;
+                        self.close_socket(token);
+                        false
+                    }
+                }
+            }
+            Some(IncomingOutcome::Authenticated(accepted)) => {
+                let key = pending.key.unwrap_or(remote);
+                let fresh = pending.fresh.take();
                 // Settle the session's pending output first, so a farewell for an ended link
                 // goes to that link's socket.
                 if self.sessions.contains_key(&key) {
                     self.service(now, key);
                 }
-                let config = &self.config;
-                let identity = &self.identity;
+                let (config, identity) = (&self.config, &self.identity);
                 let next_session = &mut self.next_session;
-                let session = self.sessions.entry(key).or_insert_with(|| {
-                    let id = *next_session;
-                    *next_session += 1;
-                    Session {
-                        conn: Connection::new(
+                let listen = accepted.hello.listen.is_some().then_some(key);
+                let session = self.sessions.entry(key).or_insert_with(|| Session {
+                    // The session that answered was forgotten meanwhile: start another.
+                    conn: fresh.unwrap_or_else(|| {
+                        *next_session += 1;
+                        Connection::new(
                             config.clone(),
                             identity.clone(),
-                            id,
-                            has_listen.then_some(key),
+                            *next_session - 1,
+                            listen,
                             now,
-                        ),
-                        socket: None,
-                    }
+                        )
+                    }),
+                    socket: None,
                 });
                 match session.conn.attach(now, accepted) {
                     Attach::Attached { link, .. } => {
@@ -864,6 +1150,7 @@ impl TcpEndpoint {
                         if let Some(old) = old.filter(|old| *old != token) {
                             self.drop_socket(old);
                         }
+                        self.account(token);
                         self.dirty.insert(key);
                         self.service(now, key);
                         false
@@ -987,7 +1274,7 @@ impl TcpEndpoint {
     fn connect(&mut self, now: Instant, key: SocketAddr, link: LinkId) {
         let mut result = TcpStream::connect(key);
         if let Err(e) = &result {
-            if is_fd_exhaustion(e) && self.close_idle(now, EMFILE_CLOSE) > 0 {
+            if is_fd_exhaustion(e) && self.free_descriptors(now) > 0 {
                 log::warn!("out of file descriptors connecting to {key}; closed idle connections");
                 result = TcpStream::connect(key);
             }
@@ -1018,6 +1305,8 @@ impl TcpEndpoint {
                         remote: key,
                         write_buf: Vec::new(),
                         write_pos: 0,
+                        opened: now,
+                        share: Share::default(),
                     },
                 );
             }
@@ -1044,6 +1333,7 @@ impl TcpEndpoint {
                 let from = socket.remote;
                 let reason = format!("connection closed before the handshake: {error}");
                 log::debug!("connection from {from}: {reason}");
+                self.counters.rejected += 1;
                 self.out.push(EndpointEvent::Rejected { from, reason });
                 self.drop_socket(token);
             }
@@ -1074,6 +1364,10 @@ impl TcpEndpoint {
     fn drop_socket(&mut self, token: Token) {
         if let Some(mut socket) = self.sockets.remove(&token) {
             let _ = self.poll.registry().deregister(&mut socket.stream);
+            self.parked.retain(|t| *t != token);
+            if self.budget.release(&mut socket.share) {
+                self.wake_parked();
+            }
             if let Role::Link { key, .. } = socket.role {
                 if let Some(s) = self.sessions.get_mut(&key) {
                     if s.socket == Some(token) {
@@ -1088,12 +1382,15 @@ impl TcpEndpoint {
     fn sweep(&mut self, now: Instant) {
         self.last_sweep = now;
         let linger = self.config.transmit_timeout + self.config.handshake_timeout;
+        let counters = &mut self.counters;
         self.sessions.retain(|key, s| {
             let keep = s.socket.is_some()
                 || !s.conn.is_quiescent()
                 || now.saturating_duration_since(s.conn.last_activity()) < linger;
             if !keep {
                 log::trace!("forgetting the session with {key}");
+                counters.bad_frames += s.conn.stats().bad_frames;
+                counters.frame_timeouts += s.conn.stats().frame_timeouts;
             }
             keep
         });

@@ -142,6 +142,26 @@ impl FrameDecoder {
         self.header_len + self.body.len()
     }
 
+    /// Bytes allocated for the partial frame: at most twice [`buffered`](Self::buffered) (plus
+    /// the first 64 KiB), and never more than the frame's announced length, because the buffer
+    /// grows as bytes arrive rather than to the announced length up front.
+    pub fn allocated(&self) -> usize {
+        self.body.capacity()
+    }
+
+    /// How many more bytes complete the prefix or, once it is read, the frame.
+    pub fn wants(&self) -> usize {
+        match self.body_len {
+            None => HEADER_LEN - self.header_len,
+            Some(len) => len - self.body.len(),
+        }
+    }
+
+    /// The body length announced by the partial frame's prefix, once the prefix is complete.
+    pub fn announced(&self) -> Option<usize> {
+        self.body_len
+    }
+
     /// Consumes bytes from the front of `input` and returns the next whole frame body, if one
     /// completed.
     ///
@@ -191,6 +211,12 @@ impl FrameDecoder {
             };
             let want = len - self.body.len();
             let take = want.min(input.len());
+            // Grow geometrically (amortised copies) but never past the announced length.
+            let needed = self.body.len() + take;
+            if needed > self.body.capacity() {
+                let target = needed.max(self.body.capacity() * 2).min(len);
+                self.body.reserve_exact(target - self.body.len());
+            }
             self.body.extend_from_slice(&input[..take]);
             *input = &input[take..];
             if self.body.len() == len {
@@ -207,6 +233,105 @@ impl FrameDecoder {
         self.header_len = 0;
         self.body_len = None;
         std::mem::take(&mut self.body)
+    }
+}
+
+/// The bound on the bytes buffered for frames in progress over many streams (all the sockets
+/// of an endpoint), as a sans-IO ledger the driver consults before each read.
+///
+/// Each stream has a [`Share`]: the bytes its decoder buffers, and a *reservation*: the whole
+/// announced length of its frame in progress, granted when the prefix is seen and the bound
+/// has room for all of it. A stream may read its reservation's headroom plus what nobody has
+/// committed ([`allowance`](Self::allowance)), so the sum over streams of
+/// `max(reserved, buffered)` never exceeds the bound, and the buffered bytes with it. A frame
+/// with a reservation always has room to complete (no deadlock among large frames); a frame
+/// without one waits, unread (back-pressure), until others complete and room frees. A stream
+/// that stops sending mid-frame keeps its share until its frame deadline closes it.
+#[derive(Debug, Clone)]
+pub struct InputBudget {
+    max: usize,
+    committed: usize,
+    buffered: usize,
+    peak: usize,
+}
+
+/// One stream's part of an [`InputBudget`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Share {
+    reserved: usize,
+    buffered: usize,
+}
+
+impl Share {
+    fn committed(&self) -> usize {
+        self.reserved.max(self.buffered)
+    }
+
+    /// Bytes its decoder buffers, as last reported.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+}
+
+impl InputBudget {
+    /// A budget of `max` bytes.
+    pub fn new(max: usize) -> InputBudget {
+        InputBudget {
+            max,
+            committed: 0,
+            buffered: 0,
+            peak: 0,
+        }
+    }
+
+    /// How many bytes the stream with `share` may read now, at most `chunk`.
+    pub fn allowance(&self, share: &Share, chunk: usize) -> usize {
+        let headroom = share.reserved.saturating_sub(share.buffered);
+        let free = self.max.saturating_sub(self.committed);
+        headroom.saturating_add(free).min(chunk)
+    }
+
+    /// Records a stream's decoder after input: it buffers `buffered` bytes of a frame that
+    /// announced `announced` body bytes (if its prefix is complete). Reserves the whole frame
+    /// when it fits. Returns true when room was freed for others.
+    pub fn update(&mut self, share: &mut Share, buffered: usize, announced: Option<usize>) -> bool {
+        let old = share.committed();
+        self.buffered = self.buffered - share.buffered + buffered;
+        self.peak = self.peak.max(self.buffered);
+        share.buffered = buffered;
+        share.reserved = 0;
+        let others = self.committed - old;
+        if buffered > 0 {
+            if let Some(len) = announced {
+                let whole = len.saturating_add(HEADER_LEN);
+                if others.saturating_add(whole) <= self.max {
+                    share.reserved = whole;
+                }
+            }
+        }
+        let new = share.committed();
+        self.committed = others + new;
+        new < old
+    }
+
+    /// Forgets a stream (closed); true when room was freed.
+    pub fn release(&mut self, share: &mut Share) -> bool {
+        self.update(share, 0, None)
+    }
+
+    /// Bytes buffered now, over all streams.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// The most ever buffered at once.
+    pub fn peak(&self) -> usize {
+        self.peak
+    }
+
+    /// The bound.
+    pub fn max(&self) -> usize {
+        self.max
     }
 }
 
@@ -311,6 +436,109 @@ mod tests {
         // Poisoned: the same error again.
         let mut more = &b"x"[..];
         assert_eq!(decoder.decode(&mut more).unwrap_err(), err);
+    }
+
+    #[test]
+    fn the_buffer_grows_with_the_bytes_not_with_the_announcement() {
+        let len = 64 * 1024 * 1024 - 1;
+        let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME);
+        let mut input = &(len as u32).to_be_bytes()[..];
+        assert_eq!(decoder.decode(&mut input).unwrap(), None);
+        assert_eq!(decoder.announced(), Some(len));
+        assert!(
+            decoder.allocated() <= INITIAL_RESERVE,
+            "little allocated for a bare prefix"
+        );
+        let chunk = vec![0u8; 100_000];
+        let mut fed = 0;
+        for _ in 0..30 {
+            let mut input = &chunk[..];
+            assert_eq!(decoder.decode(&mut input).unwrap(), None);
+            fed += chunk.len();
+            assert_eq!(decoder.buffered(), HEADER_LEN + fed);
+            assert!(decoder.allocated() <= 2 * fed + INITIAL_RESERVE, "{fed}");
+        }
+        assert!(decoder.allocated() < len / 10);
+    }
+
+    /// Streams announcing `frames` (body lengths), read round-robin as the budget allows, each
+    /// with endless bytes; returns the frames completed per stream and the decoders.
+    fn run_budget(
+        budget: &mut InputBudget,
+        frames: &[usize],
+        rounds: usize,
+    ) -> (Vec<usize>, Vec<(FrameDecoder, Share)>) {
+        let mut streams: Vec<(FrameDecoder, Share)> = frames
+            .iter()
+            .map(|_| (FrameDecoder::new(DEFAULT_MAX_FRAME), Share::default()))
+            .collect();
+        // Each stream's bytes: its frames back to back, forever.
+        let wire: Vec<Vec<u8>> = frames
+            .iter()
+            .map(|&len| {
+                let mut w = Vec::new();
+                encode_frame(&mut w, &vec![1u8; len], DEFAULT_MAX_FRAME).unwrap();
+                w
+            })
+            .collect();
+        let mut position = vec![0usize; frames.len()];
+        let mut done = vec![0usize; frames.len()];
+        for _ in 0..rounds {
+            for (i, (decoder, share)) in streams.iter_mut().enumerate() {
+                let allowance = budget.allowance(share, 256 * 1024);
+                let mut chunk = Vec::new();
+                while chunk.len() < allowance {
+                    let at = position[i] % wire[i].len();
+                    let take = (wire[i].len() - at).min(allowance - chunk.len());
+                    chunk.extend_from_slice(&wire[i][at..at + take]);
+                    position[i] += take;
+                }
+                let mut input = &chunk[..];
+                while let Some(_frame) = decoder.decode(&mut input).unwrap() {
+                    done[i] += 1;
+                }
+                budget.update(share, decoder.buffered(), decoder.announced());
+                assert!(budget.buffered() <= budget.max());
+            }
+        }
+        (done, streams)
+    }
+
+    #[test]
+    fn eight_announced_64_mib_frames_stay_within_the_input_budget() {
+        let max = 20 * 1024 * 1024;
+        let mut budget = InputBudget::new(max);
+        let (done, streams) = run_budget(&mut budget, &[64 * 1024 * 1024 - 1; 8], 200);
+        assert_eq!(done, vec![0; 8]);
+        let total: usize = streams.iter().map(|(d, _)| d.buffered()).sum();
+        assert_eq!(total, budget.buffered());
+        assert_eq!(
+            budget.buffered(),
+            max,
+            "the whole budget is used, and no more"
+        );
+        assert!(budget.peak() <= max);
+        let allocated: usize = streams.iter().map(|(d, _)| d.allocated()).sum();
+        assert!(allocated <= 2 * max + 8 * INITIAL_RESERVE);
+        // A stream that goes away frees its room for the others.
+        let mut streams = streams;
+        let (_, mut share) = streams.pop().unwrap();
+        assert!(budget.release(&mut share));
+        assert!(budget.allowance(&streams[0].1, usize::MAX) > 0);
+    }
+
+    #[test]
+    fn frames_that_fit_the_budget_always_complete() {
+        // Five streams of 3 MiB frames under a 10 MiB budget: at most three are reserved at
+        // once, and every stream still completes frames (no deadlock among partial frames).
+        let mut budget = InputBudget::new(10 * 1024 * 1024);
+        let (done, _) = run_budget(&mut budget, &[3 * 1024 * 1024; 5], 400);
+        assert!(done.iter().all(|&n| n >= 3), "{done:?}");
+        assert!(budget.peak() <= 10 * 1024 * 1024);
+        // Small frames flow at full speed beside them.
+        let mut budget = InputBudget::new(1024 * 1024);
+        let (done, _) = run_budget(&mut budget, &[100, 2000, 700 * 1024], 50);
+        assert!(done[0] > 1000 && done[1] > 1000 && done[2] > 10, "{done:?}");
     }
 
     #[test]

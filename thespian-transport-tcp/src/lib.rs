@@ -7,21 +7,27 @@
 //!
 //! - [`frame`]: length-prefixed frames and a streaming decoder with a hard size limit.
 //! - [`wire`]: the postcard frame bodies: handshake (magic `THSP`, protocol version,
-//!   incarnation id, listening address), data, acknowledgements, goodbye and error.
+//!   incarnation id, listening address, and the `thespian_auth` challenge–response), data,
+//!   acknowledgements, goodbye and error, each sealed with a MAC after the handshake.
 //! - [`connection`]: the sans-IO session machine ([`Connection`]) and the pre-handshake
-//!   acceptor ([`Incoming`]): acknowledgement of every message, retransmission with back-off,
-//!   per-peer order, a bounded outbound queue, idle and handshake time-outs, peer restarts.
+//!   acceptor ([`Incoming`]): mutual authentication with the system's secret before anything
+//!   else is accepted, a MAC on every later frame, acknowledgement of every message,
+//!   retransmission with back-off, per-peer order, a bounded outbound queue, idle, handshake and
+//!   frame time-outs, peer restarts.
 //! - [`endpoint`]: the mio driver ([`TcpEndpoint`]): one listening socket, one connection per
 //!   peer reused in both directions, reconnects, dead-target reports, `EMFILE` handling, and a
 //!   cloneable [`EndpointSender`] for other threads.
 //!
 //! ```no_run
 //! use std::time::Duration;
+//! use thespian_auth::Secret;
 //! use thespian_core::{ActorAddress, Payload, SystemId};
 //! use thespian_transport_tcp::{EndpointConfig, TcpEndpoint, WireMessage};
 //!
-//! let (mut a, _) = TcpEndpoint::bind(EndpointConfig::new(SystemId::from_raw(1)))?;
-//! let (mut b, b_addr) = TcpEndpoint::bind(EndpointConfig::new(SystemId::from_raw(2)))?;
+//! // Every endpoint of one system holds the same secret.
+//! let secret = Secret::from_text(b"the secret of this example system").unwrap();
+//! let (mut a, _) = TcpEndpoint::bind(EndpointConfig::new(SystemId::from_raw(1), secret.clone()))?;
+//! let (mut b, b_addr) = TcpEndpoint::bind(EndpointConfig::new(SystemId::from_raw(2), secret))?;
 //! let to = ActorAddress::new(SystemId::from_raw(2), 7);
 //! let from = ActorAddress::new(SystemId::from_raw(1), 3);
 //! let message = WireMessage::from_payload(from, to, &Payload::new("hello")).unwrap();
@@ -49,10 +55,12 @@ pub mod frame;
 pub mod wire;
 
 pub use connection::{
-    Accepted, Attach, CloseReason, Config, ConnectFailure, Connection, Event, FailReason, Incoming,
-    IncomingOutcome, LinkId, LocalIdentity, SendError,
+    Accepted, Answer, Attach, CloseReason, Config, ConnectFailure, Connection, ConnectionStats,
+    Event, FailReason, Incoming, IncomingHello, IncomingOutcome, LinkId, LocalIdentity, SendError,
+    Welcoming, AUTH_FAILED, OVERLOADED,
 };
-pub use endpoint::{EndpointConfig, EndpointEvent, EndpointSender, TcpEndpoint};
+pub use endpoint::{EndpointConfig, EndpointEvent, EndpointSender, EndpointStats, TcpEndpoint};
 pub use frame::{FrameDecoder, FrameError, DEFAULT_MAX_FRAME};
+pub use thespian_auth::{Nonce, Secret};
 pub use thespian_core::wire::{MessageId, WireMessage};
 pub use wire::{PeerInfo, WireError, MAGIC, PROTOCOL_VERSION};

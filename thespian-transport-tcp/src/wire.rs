@@ -4,10 +4,19 @@
 //! (SPEC §4): every byte a peer sends is decoded here, into types that cannot be misread, and
 //! every decoding failure is a [`WireError`] value, never a panic.
 //!
-//! A connection carries, in each direction:
-//! 1. one [`Handshake`] frame (the initiator's `Hello`, the acceptor's `Welcome` or `Reject`);
-//! 2. then [`Control`] frames: `Data` (a postcard [`DataHeader`] followed by the raw payload
-//!    bytes, so a large payload is never walked by the decoder), `Ack`, `Goodbye`, `Error`.
+//! A connection carries:
+//! 1. the handshake, in [`Handshake`] frames: the initiator's `Hello`, the acceptor's `Welcome`
+//!    (or `Reject`, or `Duplicate`), the initiator's `Confirm`. `Hello` and `Welcome` carry the
+//!    `thespian_auth` challenge–response beside each side's [`PeerInfo`]; each side's `PeerInfo`
+//!    (its postcard bytes, [`peer_context`]) is bound into the handshake transcript, so none of
+//!    it can be changed in flight. A `Reject` may also come after a `Welcome` or instead of a
+//!    `Confirm` (a wrong secret).
+//! 2. then, once authenticated, *sealed* [`Control`] frames: `Data` (a postcard [`DataHeader`]
+//!    followed by the raw payload bytes, so a large payload is never walked by the decoder),
+//!    `Ack`, `Goodbye`, `Error`. A sealed frame's body ends with a [`TAG_LEN`]-byte tag, the
+//!    session key's MAC of the frame's length prefix and content under an implicit counter: the
+//!    frame's index in its direction on this connection, starting at 0. So a replayed, dropped,
+//!    reordered or altered frame fails [`open`] and is never decoded.
 //!
 //! The handshake starts with the magic `THSP` and the protocol version, and postcard encodes a
 //! struct as its fields in order, so *any* version can read those two fields of *any* other
@@ -18,6 +27,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
+use thespian_auth::{FrameKey, TAG_LEN};
 use thespian_core::{ActorAddress, SystemId};
 
 // The message a data frame carries is the same on every transport; it lives in thespian-core and
@@ -29,8 +39,13 @@ use crate::frame::{self, FrameError, HEADER_LEN};
 /// The four bytes every handshake starts with.
 pub const MAGIC: [u8; 4] = *b"THSP";
 
-/// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this crate speaks. Version 2 added the authenticated handshake and
+/// sealed frames; version 1 had neither.
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The protocol name bound into the authentication transcript, so a proof made for another
+/// transport (or another version of this one) is refused.
+pub const AUTH_PROTOCOL: &str = "thespian tcp 2";
 
 /// The largest handshake frame accepted: a first frame announcing more is rejected at once,
 /// whatever the configured maximum frame size.
@@ -50,14 +65,26 @@ pub struct Handshake {
     pub kind: HandshakeKind,
 }
 
-/// The three handshakes.
+/// The handshake frames.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HandshakeKind {
-    /// The initiator introduces itself.
-    Hello(PeerInfo),
-    /// The acceptor's answer: it accepts and introduces itself.
-    Welcome(PeerInfo),
-    /// Either side refuses the connection (bad version, bad magic, protocol error) and closes.
+    /// The initiator introduces itself and challenges the acceptor.
+    Hello {
+        /// The initiator's challenge.
+        auth: thespian_auth::Hello,
+        /// Who the initiator is (bound into the transcript).
+        info: PeerInfo,
+    },
+    /// The acceptor's answer: it introduces itself, proves it holds the secret and challenges
+    /// the initiator.
+    Welcome {
+        /// The acceptor's proof and challenge.
+        auth: thespian_auth::Welcome,
+        /// Who the acceptor is (bound into the transcript).
+        info: PeerInfo,
+    },
+    /// Either side refuses the connection (bad version, bad magic, wrong secret, overload,
+    /// protocol error) and closes.
     Reject {
         /// Human-readable explanation, logged by the receiver.
         reason: String,
@@ -65,6 +92,14 @@ pub enum HandshakeKind {
     /// The acceptor already has a connection with this peer (both connected at once) and keeps
     /// that one; the initiator closes this one without failing anything.
     Duplicate,
+    /// The initiator's proof that it holds the secret; the last handshake frame.
+    Confirm(thespian_auth::Confirm),
+}
+
+/// What a side's transport binds to the authenticated session: the postcard bytes of its
+/// [`PeerInfo`], as sent beside `Hello` or `Welcome`.
+pub fn peer_context(info: &PeerInfo) -> Vec<u8> {
+    postcard::to_allocvec(info).expect("a Vec never runs out of room")
 }
 
 /// Who a peer is: sent in `Hello` and `Welcome`.
@@ -195,6 +230,8 @@ pub enum WireError {
     Malformed(String),
     /// Bytes left over after a frame that has no trailing payload.
     TrailingBytes(usize),
+    /// A sealed frame's tag is wrong: forged, replayed, reordered or altered.
+    BadTag,
 }
 
 impl fmt::Display for WireError {
@@ -212,6 +249,9 @@ impl fmt::Display for WireError {
             ),
             WireError::Malformed(reason) => write!(f, "malformed frame: {reason}"),
             WireError::TrailingBytes(n) => write!(f, "{n} unexpected bytes after a frame"),
+            WireError::BadTag => f.write_str(
+                "a frame failed authentication (forged, replayed, reordered or altered)",
+            ),
         }
     }
 }
@@ -289,7 +329,8 @@ pub fn decode_frame(body: &[u8]) -> Result<Frame<'_>, WireError> {
     Ok(frame)
 }
 
-/// Encodes a control frame without payload (`Ack`, `Goodbye`, `Error`) as a whole frame.
+/// Encodes a control frame without payload (`Ack`, `Goodbye`, `Error`) as an *unsealed* frame:
+/// its length prefix counts the tag that [`seal`] appends.
 ///
 /// Panics only for `Control::Data`, which needs [`encode_data`].
 pub fn encode_control(control: &Control) -> Vec<u8> {
@@ -305,13 +346,55 @@ pub fn encode_control(control: &Control) -> Vec<u8> {
             return encode_control(&Control::Error { reason: short });
         }
     }
-    frame::finish_frame(&mut out, frame::ABSOLUTE_MAX_FRAME).expect("control frames are small");
+    finish_unsealed(&mut out, frame::ABSOLUTE_MAX_FRAME).expect("control frames are small");
     out
 }
 
-/// An upper bound of `message`'s data-frame body size (exact up to the width of the sequence
-/// number). The transport compares this with the maximum frame size, so a message is accepted or
-/// refused the same way whichever sequence number it gets.
+/// Writes the length prefix of an unsealed frame (prefix placeholder + content): the body
+/// length announced is the content's plus the tag's.
+fn finish_unsealed(frame: &mut [u8], max: usize) -> Result<(), FrameError> {
+    let max = max.min(frame::ABSOLUTE_MAX_FRAME);
+    let body = frame.len().saturating_sub(HEADER_LEN) + TAG_LEN;
+    if body > max {
+        return Err(FrameError::TooLarge {
+            len: body as u64,
+            max,
+        });
+    }
+    frame[..HEADER_LEN].copy_from_slice(&(body as u32).to_be_bytes());
+    Ok(())
+}
+
+/// Appends the unsealed `frame` (from [`encode_data`] or [`encode_control`]) and its tag, the
+/// `counter`-th frame of its direction, to `out`. The tag covers the length prefix and the
+/// content as two parts, so nothing is copied to compute it.
+pub fn seal(out: &mut Vec<u8>, frame: &[u8], key: &FrameKey, counter: u64) {
+    let (prefix, content) = frame.split_at(HEADER_LEN.min(frame.len()));
+    let tag = key.tag(counter, &[prefix, content]);
+    out.reserve(frame.len() + TAG_LEN);
+    out.extend_from_slice(frame);
+    out.extend_from_slice(&tag);
+}
+
+/// Checks a sealed frame body (content followed by its tag) as the `counter`-th frame of its
+/// direction and returns the content, to be decoded by [`decode_frame`]. Nothing in the body is
+/// interpreted before the tag is verified.
+pub fn open<'a>(body: &'a [u8], key: &FrameKey, counter: u64) -> Result<&'a [u8], WireError> {
+    if body.len() < TAG_LEN || body.len() > frame::ABSOLUTE_MAX_FRAME {
+        return Err(WireError::BadTag);
+    }
+    let (content, tag) = body.split_at(body.len() - TAG_LEN);
+    let prefix = (body.len() as u32).to_be_bytes();
+    if key.verify(counter, &[&prefix, content], tag) {
+        Ok(content)
+    } else {
+        Err(WireError::BadTag)
+    }
+}
+
+/// An upper bound of `message`'s data-frame body size, tag included (exact up to the width of the
+/// sequence number). The transport compares this with the maximum frame size, so a message is
+/// accepted or refused the same way whichever sequence number it gets.
 pub fn frame_body_bound(message: &WireMessage) -> usize {
     let header = DataHeaderRef {
         seq: 0,
@@ -323,7 +406,7 @@ pub fn frame_body_bound(message: &WireMessage) -> usize {
     let size = postcard::experimental::serialized_size(&ControlRef::Data(header))
         .expect("sizing never fails for these types");
     // seq 0 is one varint byte; reserve the widest.
-    size - 1 + MAX_VARINT_U64 + message.payload.len()
+    size - 1 + MAX_VARINT_U64 + message.payload.len() + TAG_LEN
 }
 
 /// Borrowed mirror of [`DataHeader`] (same encoding) to avoid copying the name when sending.
@@ -341,7 +424,8 @@ enum ControlRef<'a> {
     Data(DataHeaderRef<'a>),
 }
 
-/// Encodes a data frame (prefix, header, payload) for `message` with sequence number `seq`.
+/// Encodes an unsealed data frame (prefix, header, payload; the prefix counts the tag that
+/// [`seal`] appends) for `message` with sequence number `seq`.
 ///
 /// Fails with [`FrameError::TooLarge`] when [`frame_body_bound`] exceeds `max`.
 pub fn encode_data(seq: u64, message: &WireMessage, max: usize) -> Result<Vec<u8>, FrameError> {
@@ -362,7 +446,7 @@ pub fn encode_data(seq: u64, message: &WireMessage, max: usize) -> Result<Vec<u8
     });
     out = postcard::to_extend(&header, out).expect("a Vec never runs out of room");
     out.extend_from_slice(&message.payload);
-    frame::finish_frame(&mut out, max)?;
+    finish_unsealed(&mut out, max)?;
     Ok(out)
 }
 
@@ -386,6 +470,34 @@ mod tests {
         }
     }
 
+    /// Both sides' keys of a session between holders of one secret.
+    pub(crate) fn session_keys() -> (thespian_auth::SessionKeys, thespian_auth::SessionKeys) {
+        use thespian_auth::{Initiator, Nonce, Responder, Secret};
+        let secret = Secret::from_text(b"a test secret of the wire").unwrap();
+        let initiator = Initiator::new(&secret, AUTH_PROTOCOL, 1, Nonce([1; 32]), vec![1]);
+        let (responder, welcome) = Responder::new(
+            &secret,
+            AUTH_PROTOCOL,
+            2,
+            Nonce([2; 32]),
+            &[2],
+            initiator.hello(),
+            &[1],
+        )
+        .unwrap();
+        let (confirm, i_keys) = initiator.finish(&welcome, &[2]).unwrap();
+        (i_keys, responder.finish(&confirm).unwrap())
+    }
+
+    /// Seals `frame` as the `counter`-th frame and opens it again, returning the content.
+    fn sealed_content(frame: &[u8], counter: u64) -> Vec<u8> {
+        let (send, receive) = session_keys();
+        let mut wire = Vec::new();
+        seal(&mut wire, frame, &send.send, counter);
+        let body = body_of(&wire);
+        open(&body, &receive.receive, counter).unwrap().to_vec()
+    }
+
     fn body_of(frame: &[u8]) -> Vec<u8> {
         let mut decoder = FrameDecoder::new(usize::MAX);
         let mut input = frame;
@@ -399,8 +511,8 @@ mod tests {
         let m = message(b"payload bytes");
         for seq in [0, 1, 300, u64::MAX] {
             let frame = encode_data(seq, &m, 1 << 20).unwrap();
-            let body = body_of(&frame);
-            assert!(body.len() <= frame_body_bound(&m));
+            assert!(frame.len() - HEADER_LEN + TAG_LEN <= frame_body_bound(&m));
+            let body = sealed_content(&frame, seq);
             match decode_frame(&body).unwrap() {
                 Frame::Data { header, payload } => {
                     assert_eq!(header.seq, seq);
@@ -422,7 +534,7 @@ mod tests {
             assert_eq!(&body[..owned.len()], &owned[..]);
         }
         let widest = encode_data(u64::MAX, &m, 1 << 20).unwrap();
-        assert_eq!(widest.len() - HEADER_LEN, frame_body_bound(&m));
+        assert_eq!(widest.len() - HEADER_LEN + TAG_LEN, frame_body_bound(&m));
     }
 
     #[test]
@@ -450,7 +562,7 @@ mod tests {
                 reason: "bad".into(),
             },
         ] {
-            let body = body_of(&encode_control(&control));
+            let body = sealed_content(&encode_control(&control), 0);
             let decoded = decode_frame(&body).unwrap();
             let back = match decoded {
                 Frame::Ack { seq } => Control::Ack { seq },
@@ -467,6 +579,43 @@ mod tests {
     }
 
     #[test]
+    fn a_sealed_frame_opens_only_as_itself() {
+        let (a, b) = session_keys();
+        let frame = encode_control(&Control::Ack { seq: 9 });
+        let mut wire = Vec::new();
+        seal(&mut wire, &frame, &a.send, 4);
+        let body = body_of(&wire);
+        assert!(open(&body, &b.receive, 4).is_ok());
+        assert_eq!(
+            open(&body, &b.receive, 5),
+            Err(WireError::BadTag),
+            "replayed"
+        );
+        assert_eq!(
+            open(&body, &a.receive, 4),
+            Err(WireError::BadTag),
+            "reflected"
+        );
+        let mut altered = body.clone();
+        altered[0] ^= 1;
+        assert_eq!(
+            open(&altered, &b.receive, 4),
+            Err(WireError::BadTag),
+            "altered"
+        );
+        assert_eq!(
+            open(&body[1..], &b.receive, 4),
+            Err(WireError::BadTag),
+            "cut"
+        );
+        assert_eq!(
+            open(&[0; 3], &b.receive, 0),
+            Err(WireError::BadTag),
+            "short"
+        );
+    }
+
+    #[test]
     fn handshake_round_trip() {
         let info = PeerInfo {
             incarnation: SystemId::from_raw(77),
@@ -474,9 +623,26 @@ mod tests {
             listen: Some("127.0.0.1:1900".parse().unwrap()),
             max_frame: 1 << 20,
         };
+        let nonce = thespian_auth::Nonce([3; 32]);
         for kind in [
-            HandshakeKind::Hello(info.clone()),
-            HandshakeKind::Welcome(info.clone()),
+            HandshakeKind::Hello {
+                auth: thespian_auth::Hello {
+                    incarnation: 77,
+                    nonce,
+                    suite: thespian_auth::Suite::Authenticated,
+                },
+                info: info.clone(),
+            },
+            HandshakeKind::Welcome {
+                auth: thespian_auth::Welcome {
+                    incarnation: 77,
+                    nonce,
+                    suite: thespian_auth::Suite::Authenticated,
+                    proof: [4; 32],
+                },
+                info: info.clone(),
+            },
+            HandshakeKind::Confirm(thespian_auth::Confirm { proof: [5; 32] }),
             HandshakeKind::Reject {
                 reason: "no".into(),
             },
@@ -522,7 +688,7 @@ mod tests {
 
     #[test]
     fn trailing_bytes_are_an_error() {
-        let mut body = body_of(&encode_control(&Control::Ack { seq: 1 }));
+        let mut body = sealed_content(&encode_control(&Control::Ack { seq: 1 }), 0);
         body.push(0);
         assert_eq!(
             decode_frame(&body).unwrap_err(),
@@ -535,6 +701,8 @@ mod tests {
         fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_frame(&bytes);
             let _ = decode_handshake(&bytes, PROTOCOL_VERSION);
+            let (_, keys) = session_keys();
+            prop_assert!(open(&bytes, &keys.receive, 0).is_err());
         }
     }
 }

@@ -1,19 +1,23 @@
-//! Running out of file descriptors on accept: the endpoint closes its longest-idle connections
-//! and accepts again.
+//! Running out of file descriptors on accept: the endpoint closes the sockets that never
+//! authenticated first (telling them it is overloaded), its longest-idle connections only when
+//! there are none, and accepts again.
 //!
 //! The scenario needs a small descriptor limit, so the test re-runs itself in a child process
 //! under `ulimit -n` (POSIX `sh`), where it exhausts the limit on purpose.
 
 #![cfg(unix)]
 
-use std::net::SocketAddr;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thespian_core::{ActorAddress, SystemId};
+use thespian_transport_tcp::wire::{self, HandshakeKind};
 use thespian_transport_tcp::{
-    CloseReason, EndpointConfig, EndpointEvent, Event, TcpEndpoint, WireMessage,
+    CloseReason, EndpointConfig, EndpointEvent, Event, FrameDecoder, Secret, TcpEndpoint,
+    WireMessage, OVERLOADED,
 };
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -63,7 +67,8 @@ fn message(n: u64) -> WireMessage {
 }
 
 fn endpoint(incarnation: u64) -> (TcpEndpoint, SocketAddr) {
-    TcpEndpoint::bind(EndpointConfig::new(SystemId::from_raw(incarnation))).unwrap()
+    let secret = Secret::from_text(b"the secret of the emfile test").unwrap();
+    TcpEndpoint::bind(EndpointConfig::new(SystemId::from_raw(incarnation), secret)).unwrap()
 }
 
 fn pump(endpoints: &mut [TcpEndpoint], events: &mut [Vec<EndpointEvent>]) {
@@ -100,6 +105,18 @@ fn emfile_child_process() {
     }
     assert_eq!(endpoints[0].open_sockets(), 4);
 
+    // Three clients that connect and say nothing (half-open, as far as the server knows).
+    let silent: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(server_addr).unwrap())
+        .collect();
+    while endpoints[0].open_sockets() < 7 {
+        assert!(
+            Instant::now() < deadline,
+            "the silent clients were never accepted"
+        );
+        pump(&mut endpoints, &mut events);
+    }
+
     // Use up every descriptor, then free exactly one: for the latecomer's connect.
     let mut hog = Vec::new();
     loop {
@@ -127,9 +144,29 @@ fn emfile_child_process() {
             }
         )
     });
-    assert!(
-        (1..=3).contains(&idle_closed),
-        "closed {idle_closed} idle connections"
+    assert_eq!(
+        idle_closed, 0,
+        "the unauthenticated sockets go first: no authenticated connection was closed"
     );
+    assert_eq!(endpoints[0].stats().overloaded, 3);
     drop(hog);
+    // Each silent client was told why.
+    for mut client in silent {
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut reply = Vec::new();
+        let _ = client.read_to_end(&mut reply);
+        let body = FrameDecoder::new(wire::MAX_HANDSHAKE_FRAME)
+            .decode(&mut &reply[..])
+            .unwrap()
+            .expect("a whole reject frame");
+        let kind = wire::decode_handshake(&body, wire::PROTOCOL_VERSION)
+            .unwrap()
+            .kind;
+        assert!(
+            matches!(&kind, HandshakeKind::Reject { reason } if reason == OVERLOADED),
+            "{kind:?}"
+        );
+    }
 }

@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use thespian_auth::{Initiator, Nonce, SessionKeys};
 use thespian_core::{ActorAddress, SystemId};
-use thespian_transport_tcp::wire::{self, Handshake, HandshakeKind};
+use thespian_transport_tcp::wire::{self, Handshake, HandshakeKind, PeerInfo};
 use thespian_transport_tcp::{
-    CloseReason, EndpointConfig, EndpointEvent, Event, FailReason, MessageId, SendError,
-    TcpEndpoint, WireMessage,
+    CloseReason, EndpointConfig, EndpointEvent, Event, FailReason, FrameDecoder, MessageId, Secret,
+    SendError, TcpEndpoint, WireMessage, AUTH_FAILED,
 };
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -23,8 +24,17 @@ fn incarnation() -> SystemId {
     SystemId::from_raw(0x7e57_0000 + NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The secret of the system the test endpoints belong to.
+fn secret() -> Secret {
+    Secret::from_text(b"the secret of the loopback tests").unwrap()
+}
+
+fn other_secret() -> Secret {
+    Secret::from_text(b"the secret of some other system").unwrap()
+}
+
 fn endpoint(tweak: impl FnOnce(&mut EndpointConfig)) -> (TcpEndpoint, SocketAddr) {
-    let mut config = EndpointConfig::new(incarnation());
+    let mut config = EndpointConfig::new(incarnation(), secret());
     tweak(&mut config);
     TcpEndpoint::bind(config).expect("bind 127.0.0.1:0")
 }
@@ -486,4 +496,311 @@ fn version_mismatch_between_endpoints_is_reported_on_both_sides() {
     net.until("sockets closed", |n| {
         n.endpoints[0].open_sockets() == 0 && n.endpoints[1].open_sockets() == 0
     });
+}
+
+/// A raw client: reads one whole frame body from a non-blocking socket while pumping `net`.
+fn read_frame(net: &mut Net, stream: &mut TcpStream, decoder: &mut FrameDecoder) -> Vec<u8> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(Instant::now() < deadline, "timed out waiting for a frame");
+        net.pump();
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("closed before a whole frame"),
+            Ok(n) => {
+                let mut input = &buf[..n];
+                if let Some(body) = decoder.decode(&mut input).unwrap() {
+                    assert!(input.is_empty(), "one frame at a time");
+                    return body;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// A raw client's handshake with the endpoint `net.endpoints[0]` at `server`, holding `secret`:
+/// the client's Hello, the server's Welcome; returns the initiator's verdict on the Welcome.
+fn raw_handshake(
+    net: &mut Net,
+    server: SocketAddr,
+    secret: &Secret,
+) -> (
+    TcpStream,
+    Result<(thespian_auth::Confirm, SessionKeys), thespian_auth::AuthError>,
+) {
+    let mut stream = TcpStream::connect(server).unwrap();
+    stream.set_nonblocking(true).unwrap();
+    let info = PeerInfo {
+        incarnation: incarnation(),
+        session: 1,
+        listen: None,
+        max_frame: 1 << 20,
+    };
+    let initiator = Initiator::new(
+        secret,
+        wire::AUTH_PROTOCOL,
+        info.incarnation.raw(),
+        Nonce::random().unwrap(),
+        wire::peer_context(&info),
+    );
+    let hello = wire::encode_handshake(&Handshake::new(HandshakeKind::Hello {
+        auth: initiator.hello().clone(),
+        info,
+    }));
+    write_all(net, &mut stream, &hello);
+    let mut decoder = FrameDecoder::new(wire::MAX_HANDSHAKE_FRAME);
+    let body = read_frame(net, &mut stream, &mut decoder);
+    let kind = wire::decode_handshake(&body, wire::PROTOCOL_VERSION)
+        .unwrap()
+        .kind;
+    let HandshakeKind::Welcome { auth, info } = kind else {
+        panic!("not a welcome: {kind:?}");
+    };
+    let verdict = initiator.finish(&auth, &wire::peer_context(&info));
+    (stream, verdict)
+}
+
+/// Writes everything to a non-blocking socket while pumping `net`.
+fn write_all(net: &mut Net, stream: &mut TcpStream, mut bytes: &[u8]) {
+    let deadline = Instant::now() + DEADLINE;
+    while !bytes.is_empty() {
+        assert!(Instant::now() < deadline, "timed out writing");
+        match stream.write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => net.pump(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Reads until end of file (or a reset) while pumping `net`; returns what was read.
+fn read_to_close(net: &mut Net, stream: &mut TcpStream) -> Vec<u8> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the endpoint never closed the connection"
+        );
+        match stream.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => net.pump(),
+            Err(_) => return out,
+        }
+    }
+}
+
+#[test]
+fn a_wrong_secret_fails_fast_with_the_error_on_both_endpoints() {
+    let (a, _) = endpoint(|_| {});
+    let (b, b_addr) = endpoint(|c| c.secret = other_secret());
+    let sender = a.sender();
+    let mut net = Net::new(vec![a, b]);
+    let started = Instant::now();
+    let id = sender.send(b_addr, numbered(1)).unwrap();
+    net.until("both sides report", |n| {
+        !n.failed(0).is_empty() && !n.rejected(1).is_empty()
+    });
+    assert!(started.elapsed() < Duration::from_secs(5), "not a hang");
+    assert_eq!(net.failed(0), vec![(id, FailReason::AuthenticationFailed)]);
+    assert_eq!(net.rejected(1), vec![AUTH_FAILED.to_owned()]);
+    assert!(net.delivered(1).next().is_none());
+    // Neither the errors nor any debug output show the secret.
+    let shown = format!("{:?} {:?}", net.events, net.endpoints);
+    assert!(!shown.contains("loopback tests") && !shown.contains("other system"));
+    let config = format!("{:?}", EndpointConfig::new(incarnation(), secret()));
+    assert!(config.contains("Secret(<redacted>)"), "{config}");
+    net.until("sockets closed", |n| {
+        n.endpoints[0].open_sockets() == 0 && n.endpoints[1].open_sockets() == 0
+    });
+}
+
+#[test]
+fn a_raw_client_without_the_secret_gets_nothing_delivered() {
+    let (server, server_addr) = endpoint(|_| {});
+    let mut net = Net::new(vec![server]);
+    let (mut stream, verdict) = raw_handshake(&mut net, server_addr, &other_secret());
+    assert_eq!(verdict.unwrap_err(), thespian_auth::AuthError::WrongSecret);
+    // It goes on regardless: a made-up Confirm and then messages, sealed or not.
+    let mut bytes = wire::encode_handshake(&Handshake::new(HandshakeKind::Confirm(
+        thespian_auth::Confirm { proof: [7; 32] },
+    )));
+    for n in 1..=3 {
+        let target_is_anyone = message(n, b"obey me".to_vec());
+        bytes.extend_from_slice(&wire::encode_data(n, &target_is_anyone, 1 << 20).unwrap());
+        bytes.extend_from_slice(&[0; 16]);
+    }
+    write_all(&mut net, &mut stream, &bytes);
+    let reply = read_to_close(&mut net, &mut stream);
+    assert!(reject_reason(&reply).contains("authentication failed"));
+    net.until("the rejection", |n| !n.rejected(0).is_empty());
+    assert_eq!(net.rejected(0), vec![AUTH_FAILED.to_owned()]);
+    assert!(net.delivered(0).next().is_none());
+    assert_eq!(
+        net.endpoints[0].sessions(),
+        0,
+        "no session for an unauthenticated peer"
+    );
+}
+
+#[test]
+fn a_frame_trickled_after_the_handshake_is_closed_by_its_deadline() {
+    let (server, server_addr) = endpoint(|c| {
+        c.transport.frame_timeout = Duration::from_millis(300);
+        c.transport.frame_time_per_mib = Duration::ZERO;
+    });
+    let mut net = Net::new(vec![server]);
+    let (mut stream, verdict) = raw_handshake(&mut net, server_addr, &secret());
+    let (confirm, _keys) = verdict.unwrap();
+    let mut bytes = wire::encode_handshake(&Handshake::new(HandshakeKind::Confirm(confirm)));
+    // A frame announcing 1 MiB, of which a few bytes arrive.
+    bytes.extend_from_slice(&(1u32 << 20).to_be_bytes());
+    bytes.extend_from_slice(&[0; 3]);
+    write_all(&mut net, &mut stream, &bytes);
+    net.until("the link", |n| {
+        n.has(0, |e| matches!(e, Event::HandshakeDone { .. }))
+    });
+    // Then a byte at a time, until the server closes the connection: the deadline counts
+    // from the frame's first byte, however busy the trickle.
+    let deadline = Instant::now() + DEADLINE;
+    let mut buf = [0u8; 256];
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the trickling frame was never closed"
+        );
+        net.pump();
+        let timed_out = net.has(0, |e| {
+            matches!(
+                e,
+                Event::Closed {
+                    reason: CloseReason::FrameTimeout,
+                    ..
+                }
+            )
+        });
+        let peer_closed = match stream.write(&[0]) {
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            Ok(_) => matches!(stream.read(&mut buf), Ok(0)),
+        };
+        if timed_out || peer_closed {
+            break;
+        }
+    }
+    net.until("the frame timeout", |n| {
+        n.endpoints[0].stats().frame_timeouts == 1
+    });
+    assert!(net.delivered(0).next().is_none());
+    net.until("the socket closed", |n| n.endpoints[0].open_sockets() == 0);
+    assert_eq!(net.endpoints[0].stats().buffered, 0);
+}
+
+#[test]
+fn eight_peers_announcing_64_mib_frames_stay_within_the_buffer_bound() {
+    const BOUND: usize = 24 * 1024 * 1024;
+    let (server, server_addr) = endpoint(|c| {
+        c.max_buffered = BOUND;
+        // Peers that stop halfway hold their room until their frame's deadline.
+        c.transport.frame_timeout = Duration::from_secs(3);
+        c.transport.frame_time_per_mib = Duration::ZERO;
+    });
+    let mut net = Net::new(vec![server]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for _ in 0..8 {
+        let (mut stream, verdict) = raw_handshake(&mut net, server_addr, &secret());
+        let (confirm, _keys) = verdict.unwrap();
+        let mut bytes = wire::encode_handshake(&Handshake::new(HandshakeKind::Confirm(confirm)));
+        bytes.extend_from_slice(&(64 * 1024 * 1024 - 1u32).to_be_bytes());
+        write_all(&mut net, &mut stream, &bytes);
+        // Each sends 16 MiB of its frame (128 MiB in all) from its own thread, for as long as
+        // the server takes them.
+        let stop = stop.clone();
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        writers.push(std::thread::spawn(move || {
+            let chunk = vec![0u8; 256 * 1024];
+            let mut sent = 0usize;
+            while sent < 16 * 1024 * 1024 && !stop.load(Ordering::Acquire) {
+                match stream.write(&chunk) {
+                    Ok(n) => sent += n,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => break,
+                }
+            }
+            stream
+        }));
+    }
+    net.until("the bound reached and sockets held back", |n| {
+        let stats = n.endpoints[0].stats();
+        stats.parked > 0 && stats.buffered + 256 * 1024 > BOUND
+    });
+    for _ in 0..50 {
+        net.pump();
+    }
+    let stats = net.endpoints[0].stats();
+    assert_eq!(stats.max_buffered, BOUND);
+    assert!(stats.buffered <= BOUND, "{stats:?}");
+    assert!(stats.peak_buffered <= BOUND, "{stats:?}");
+    // The peers stop (unread bytes still in the server's kernel buffers): their frames'
+    // deadlines close them and free their room.
+    stop.store(true, Ordering::Release);
+    let streams: Vec<TcpStream> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    net.until("everything freed", |n| {
+        let stats = n.endpoints[0].stats();
+        stats.buffered == 0 && n.endpoints[0].open_sockets() == 0
+    });
+    let stats = net.endpoints[0].stats();
+    assert!(stats.frame_timeouts >= 1, "{stats:?}");
+    assert!(stats.peak_buffered <= BOUND, "{stats:?}");
+    drop(streams);
+}
+
+#[test]
+fn an_overloaded_endpoint_says_so_and_is_told_apart_from_other_refusals() {
+    let (busy, busy_addr) = endpoint(|c| c.max_handshaking = 0);
+    let (a, _) = endpoint(|_| {});
+    let sender = a.sender();
+    let mut net = Net::new(vec![a, busy]);
+    let id = sender.send(busy_addr, numbered(1)).unwrap();
+    net.until("the refusal", |n| !n.failed(0).is_empty());
+    let failed = net.failed(0);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, id);
+    let text = failed[0].1.to_string();
+    assert!(text.contains("overloaded"), "{text}");
+    assert!(!text.contains("not a thespian"), "{text}");
+    assert!(!text.contains("authentication"), "{text}");
+    assert_eq!(net.endpoints[1].stats().overloaded, 1);
+
+    // Something that is not a thespian peer at all is reported as such.
+    let squatter = TcpListener::bind("127.0.0.1:0").unwrap();
+    let squatter_addr = squatter.local_addr().unwrap();
+    let id = sender.send(squatter_addr, numbered(2)).unwrap();
+    squatter.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let mut conn = loop {
+        assert!(Instant::now() < deadline, "never connected");
+        net.pump();
+        if let Ok((conn, _)) = squatter.accept() {
+            break conn;
+        }
+    };
+    conn.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").unwrap();
+    net.until("the protocol error", |n| n.failed(0).len() == 2);
+    let (failed_id, reason) = net.failed(0)[1].clone();
+    assert_eq!(failed_id, id);
+    let text = reason.to_string();
+    assert!(text.contains("not a thespian peer"), "{text}");
+    assert!(!text.contains("overloaded"), "{text}");
 }

@@ -760,21 +760,32 @@ fn garbage_on_the_admin_port_is_dropped_and_the_system_goes_on() {
         listen: None,
         max_frame: 1 << 20,
     };
+    // A Hello from someone without the system's secret (it cannot make a proof, but a Hello
+    // needs none: its challenge is public).
+    let hello = || HandshakeKind::Hello {
+        auth: thespian_auth::Hello {
+            incarnation: peer.incarnation.raw(),
+            nonce: thespian_auth::Nonce([7; 32]),
+            suite: thespian_auth::Suite::Authenticated,
+        },
+        info: peer.clone(),
+    };
     let wrong_magic = encode_handshake(&Handshake {
         magic: *b"NOPE",
         version: PROTOCOL_VERSION,
-        kind: HandshakeKind::Hello(peer.clone()),
+        kind: hello(),
     });
     expect_closed(port, &wrong_magic, "a handshake with the wrong magic");
 
     // Huge length prefixes. The TCP wire's prefix is a u32 (frame.rs), so 2^40 cannot be
-    // announced: the largest it can, u32::MAX, is sent instead, as the first frame (over the
-    // 4096-byte handshake limit) and after a valid handshake (over the 64 MiB frame limit).
+    // announced: the largest it can, u32::MAX, is sent instead, as the first frame and after a
+    // valid Hello (both over the 4096-byte handshake limit: nothing larger is read before the
+    // peer has proved it holds the secret).
     let huge = u32::MAX.to_be_bytes();
     let mut first = huge.to_vec();
     first.extend_from_slice(b"more");
     expect_closed(port, &first, "a first frame announcing 4 GiB");
-    let mut after_hello = encode_handshake(&Handshake::new(HandshakeKind::Hello(peer)));
+    let mut after_hello = encode_handshake(&Handshake::new(hello()));
     after_hello.extend_from_slice(&huge);
     after_hello.extend_from_slice(b"more");
     expect_closed(

@@ -22,6 +22,15 @@ fn message(n: u64) -> WireMessage {
     }
 }
 
+/// The secret both nodes hold unless a test says otherwise.
+fn secret() -> Secret {
+    Secret::from_text(b"the secret of the simulated system").unwrap()
+}
+
+fn other_secret() -> Secret {
+    Secret::from_text(b"the secret of another system!").unwrap()
+}
+
 fn number(m: &WireMessage) -> u64 {
     u64::from_be_bytes(m.payload[..8].try_into().unwrap())
 }
@@ -39,6 +48,8 @@ enum End {
 #[derive(Debug)]
 struct SimLink {
     ends: [End; 2],
+    /// Names the link while others come and go.
+    serial: u64,
 }
 
 struct Node {
@@ -64,6 +75,7 @@ impl Node {
             identity: LocalIdentity {
                 incarnation: SystemId::from_raw(incarnation),
                 listen: Some(addr_of(index)),
+                secret: secret(),
             },
             conn: None,
             current: None,
@@ -139,6 +151,8 @@ struct Pair {
     links: Vec<SimLink>,
     /// Deliver writes in pieces of this size (exercises the decoder's splitting).
     chunk: usize,
+    /// Makes every handshake nonce different (and the run deterministic).
+    nonces: u64,
 }
 
 impl Pair {
@@ -152,7 +166,15 @@ impl Pair {
             nodes: [Node::new(A, 100, a), Node::new(B, 200, b)],
             links: Vec::new(),
             chunk: 7,
+            nonces: 0,
         }
+    }
+
+    fn nonce(&mut self) -> Nonce {
+        self.nonces += 1;
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&self.nonces.to_le_bytes());
+        Nonce(bytes)
     }
 
     fn send(&mut self, from: usize, n: u64) -> Result<MessageId, SendError> {
@@ -175,22 +197,32 @@ impl Pair {
         let to = 1 - from;
         let now = self.now;
         let chunk = self.chunk.max(1);
-        match &mut self.links[li].ends[to] {
-            End::Attached(_) => {
-                let conn = self.nodes[to]
-                    .conn
-                    .as_mut()
-                    .expect("attached end has a session");
-                for piece in bytes.chunks(chunk) {
-                    conn.handle_input(now, piece);
-                }
+        let mut pieces = bytes.chunks(chunk);
+        let serial = self.links[li].serial;
+        let mut li = li;
+        // While the receiving end is in its handshake, feed it piece by piece (a driver reads
+        // the socket for the session's link once the handshake concludes).
+        while let End::Incoming(incoming) = &mut self.links[li].ends[to] {
+            let Some(piece) = pieces.next() else {
+                return;
+            };
+            incoming.handle_input(now, piece);
+            let done = incoming.is_done();
+            self.service_incoming(li, to);
+            match self.links.iter().position(|l| l.serial == serial) {
+                Some(at) => li = at,
+                None => return, // closed
             }
-            End::Incoming(incoming) => {
-                for piece in bytes.chunks(chunk) {
-                    incoming.handle_input(now, piece);
-                }
-                self.service_incoming(li, to);
+            if done && matches!(self.links[li].ends[to], End::Incoming(_)) {
+                return;
             }
+        }
+        let conn = self.nodes[to]
+            .conn
+            .as_mut()
+            .expect("attached end has a session");
+        for piece in pieces {
+            conn.handle_input(now, piece);
         }
     }
 
@@ -213,7 +245,26 @@ impl Pair {
                 self.nodes[node].rejections.push(reason);
                 self.close_link(li, "rejected");
             }
-            Some(IncomingOutcome::Hello(accepted)) => {
+            Some(IncomingOutcome::Hello(hello)) => {
+                let other = 1 - node;
+                let nonce = self.nonce();
+                let conn = self.nodes[node].conn(now, other);
+                match conn.answer(&hello, nonce) {
+                    Answer::Welcome(welcoming) => {
+                        if let End::Incoming(incoming) = &mut self.links[li].ends[node] {
+                            incoming.welcome(welcoming);
+                        }
+                        self.service_incoming(li, node);
+                    }
+                    Answer::Rejected { reply } => {
+                        if !self.nodes[node].lose_out {
+                            self.deliver(li, node, &reply);
+                        }
+                        self.close_link(li, "rejected");
+                    }
+                }
+            }
+            Some(IncomingOutcome::Authenticated(accepted)) => {
                 let other = 1 - node;
                 let conn = self.nodes[node].conn(now, other);
                 match conn.attach(now, accepted) {
@@ -327,9 +378,12 @@ impl Pair {
                 if node == B {
                     ends.swap(0, 1);
                 }
-                self.links.push(SimLink { ends });
+                let serial = self.nonces;
+                self.links.push(SimLink { ends, serial });
                 self.nodes[node].current = Some(link);
-                conn.connected(now, link);
+                let nonce = self.nonce();
+                let conn = self.nodes[node].conn.as_mut().expect("session exists");
+                conn.connected(now, link, nonce);
             }
         }
         progress
@@ -610,6 +664,7 @@ fn oversized_message_fails_at_the_sender() {
         LocalIdentity {
             incarnation: SystemId::from_raw(1),
             listen: None,
+            secret: secret(),
         },
         1,
         Some(addr_of(B)),
@@ -658,6 +713,35 @@ fn the_peers_smaller_maximum_frame_applies() {
         .send(now, MessageId(3), &big)
         .unwrap_err();
     assert!(matches!(err, SendError::TooLarge { limit: 100, .. }));
+}
+
+#[test]
+fn the_peers_limit_counts_the_tag() {
+    let m = WireMessage {
+        payload: Arc::from(vec![0u8; 300]),
+        ..message(1)
+    };
+    // Sequence number 1 takes one byte of the ten the bound allows for: the sealed body is
+    // the bound less nine. The peer accepts one byte less than that.
+    let body = wire::frame_body_bound(&m) - 9;
+    let small = Config {
+        max_frame: body - 1,
+        ..Config::default()
+    };
+    let mut p = Pair::with_configs(Config::default(), small);
+    let now = p.now;
+    p.nodes[A].conn(now, B).send(now, MessageId(1), &m).unwrap();
+    p.send(A, 2).unwrap();
+    p.drive();
+    assert!(matches!(
+        p.nodes[A].failed().as_slice(),
+        [(MessageId(1), FailReason::TooLarge { size, .. })] if *size == body
+    ));
+    assert_eq!(p.nodes[B].delivered(), vec![2]);
+    assert!(
+        p.nodes[B].closes().is_empty(),
+        "no oversized frame reached B"
+    );
 }
 
 #[test]
@@ -715,12 +799,19 @@ fn bad_magic_is_rejected_with_an_explanation() {
     let config = Config::default();
     let now = Instant::now();
     let mut incoming = Incoming::new(&config, now);
-    let mut hs = encode_handshake(&Handshake::new(HandshakeKind::Hello(PeerInfo {
-        incarnation: SystemId::from_raw(5),
-        session: 1,
-        listen: None,
-        max_frame: 1000,
-    })));
+    let mut hs = encode_handshake(&Handshake::new(HandshakeKind::Hello {
+        auth: thespian_auth::Hello {
+            incarnation: 5,
+            nonce: Nonce([0; 32]),
+            suite: thespian_auth::Suite::Authenticated,
+        },
+        info: PeerInfo {
+            incarnation: SystemId::from_raw(5),
+            session: 1,
+            listen: None,
+            max_frame: 1000,
+        },
+    }));
     hs[4..8].copy_from_slice(b"NOPE");
     incoming.handle_input(now, &hs);
     let Some(IncomingOutcome::Rejected(reason)) = incoming.poll_outcome() else {
@@ -759,7 +850,7 @@ fn silent_or_oversized_first_frames_are_rejected() {
     // 2^40 as an 8-byte length: the first four bytes announce 256 bytes that never come.
     let mut wide = Incoming::new(&config, now);
     wide.handle_input(now, &(1u64 << 40).to_be_bytes());
-    assert_eq!(wide.poll_outcome(), None);
+    assert!(wide.poll_outcome().is_none());
     wide.handle_timeout(now + config.handshake_timeout);
     assert!(matches!(
         wide.poll_outcome(),
@@ -943,25 +1034,439 @@ fn close_says_goodbye_and_fails_the_queue() {
     assert_eq!(p.send(A, 3), Err(SendError::Closed));
 }
 
+/// The frames `node` has to write now, each a whole frame (prefix included), not delivered.
+fn take_frames(p: &mut Pair, node: usize) -> Vec<Vec<u8>> {
+    let conn = p.nodes[node].conn.as_mut().unwrap();
+    let mut bytes = Vec::new();
+    while let Some(b) = conn.poll_transmit() {
+        bytes.extend_from_slice(&b);
+    }
+    let mut decoder = FrameDecoder::new(usize::MAX);
+    let mut input = &bytes[..];
+    let mut frames = Vec::new();
+    while let Some(body) = decoder.decode(&mut input).unwrap() {
+        let mut frame = Vec::new();
+        frame::encode_frame(&mut frame, &body, usize::MAX).unwrap();
+        frames.push(frame);
+    }
+    frames
+}
+
+/// Feeds `bytes` to `node`'s session and collects what it says (its output is dropped).
+fn feed(p: &mut Pair, node: usize, bytes: &[u8]) -> Vec<Event> {
+    let now = p.now;
+    let conn = p.nodes[node].conn.as_mut().unwrap();
+    conn.handle_input(now, bytes);
+    let mut events = Vec::new();
+    while let Some(e) = conn.poll_event() {
+        events.push(e);
+    }
+    events
+}
+
+fn bad_frames(p: &Pair, node: usize) -> u64 {
+    p.nodes[node].conn.as_ref().unwrap().stats().bad_frames
+}
+
+/// After a link was closed by a bad frame outside the harness: let the harness see it, and let
+/// the session reconnect and retransmit.
+fn settle(p: &mut Pair) {
+    // The receiver's link is gone; the socket closes and the sender hears it.
+    while let Some(li) = p.links.iter().position(|_| true) {
+        p.close_link(li, "closed by peer");
+    }
+    p.drive();
+    p.advance(Duration::from_millis(50));
+}
+
 #[test]
-fn garbage_after_the_handshake_closes_the_link_with_an_error_frame() {
-    let mut p = Pair::new();
+fn garbage_after_the_handshake_is_dropped_counted_and_closes_only_the_link() {
+    let mut p = established_pair();
+    let events = feed(&mut p, B, &[0, 0, 0, 3, 0xff, 0xff, 0xff]);
+    // Not decoded, not answered (whoever sent it learns nothing), counted.
+    assert!(p.nodes[B].conn.as_mut().unwrap().poll_transmit().is_none());
+    assert!(matches!(
+        events.as_slice(),
+        [Event::Closed {
+            reason: CloseReason::BadFrame,
+            ..
+        }]
+    ));
+    assert_eq!(bad_frames(&p, B), 1);
+    // The session lives on: the next message is delivered on a new link.
+    settle(&mut p);
+    p.send(A, 2).unwrap();
+    p.drive();
+    assert_eq!(p.nodes[B].delivered(), vec![1, 2]);
+    assert!(p.nodes[A].failed().is_empty());
+}
+
+#[test]
+fn an_altered_frame_is_dropped_without_delivery_and_the_message_is_retransmitted() {
+    let mut p = established_pair();
+    p.send(A, 2).unwrap();
+    let frames = take_frames(&mut p, A);
+    assert_eq!(frames.len(), 1);
+    let mut altered = frames[0].clone();
+    let last_payload_byte = altered.len() - thespian_auth::TAG_LEN - 1;
+    altered[last_payload_byte] ^= 0x01;
+    let events = feed(&mut p, B, &altered);
+    assert!(events.iter().all(|e| !matches!(
+        e,
+        Event::Delivered(_) | Event::PeerRestarted { .. } | Event::Failed { .. }
+    )));
+    assert_eq!(bad_frames(&p, B), 1);
+    // Neither side retired the other or failed anything; the genuine frame goes again.
+    settle(&mut p);
+    assert_eq!(p.nodes[B].delivered(), vec![1, 2]);
+    assert_eq!(p.nodes[A].acked(), ids(1..=2));
+    assert!(p.nodes[A].failed().is_empty());
+    for node in [A, B] {
+        assert!(!p.nodes[node]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::PeerRestarted { .. })));
+    }
+}
+
+#[test]
+fn replayed_reordered_dropped_and_forged_frames_fail_authentication() {
+    // Replayed: a genuine frame again.
+    let mut p = established_pair();
+    p.send(A, 2).unwrap();
+    let frames = take_frames(&mut p, A);
+    let events = feed(&mut p, B, &frames[0]);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Delivered(m) if number(m) == 2)));
+    let events = feed(&mut p, B, &frames[0]);
+    assert!(events.iter().all(|e| !matches!(e, Event::Delivered(_))));
+    assert_eq!(bad_frames(&p, B), 1, "replay");
+
+    // Reordered and dropped: the second frame first, or the first one missing.
+    for skip_first in [false, true] {
+        let mut p = established_pair();
+        p.send(A, 2).unwrap();
+        p.send(A, 3).unwrap();
+        let frames = take_frames(&mut p, A);
+        assert_eq!(frames.len(), 2);
+        let events = feed(&mut p, B, &frames[1]);
+        assert!(events.iter().all(|e| !matches!(e, Event::Delivered(_))));
+        assert_eq!(bad_frames(&p, B), 1, "skip_first={skip_first}");
+        if !skip_first {
+            // The first frame after the link closed goes nowhere either.
+            let events = feed(&mut p, B, &frames[0]);
+            assert!(events.is_empty());
+        }
+        settle(&mut p);
+        assert_eq!(p.nodes[B].delivered(), vec![1, 2, 3]);
+    }
+
+    // Forged: a well-formed control frame with a made-up tag.
+    let mut p = established_pair();
+    let mut forged = wire::encode_control(&Control::Goodbye {
+        reason: GoodbyeReason::Shutdown,
+    });
+    forged.extend_from_slice(&[0x5a; thespian_auth::TAG_LEN]);
+    let events = feed(&mut p, B, &forged);
+    assert!(matches!(
+        events.as_slice(),
+        [Event::Closed {
+            reason: CloseReason::BadFrame,
+            ..
+        }]
+    ));
+    assert_eq!(bad_frames(&p, B), 1, "forged");
+}
+
+#[test]
+fn a_wrong_secret_fails_fast_with_a_clear_error_on_both_sides() {
+    for wrong in [A, B] {
+        let mut p = Pair::new();
+        p.nodes[wrong].identity.secret = other_secret();
+        p.send(A, 1).unwrap();
+        p.send(A, 2).unwrap();
+        p.drive();
+        // The initiator (A) finds the acceptor's proof wrong: it says so, closes, and fails its
+        // queue with the reason; no retry.
+        assert_eq!(
+            p.nodes[A].failed(),
+            vec![
+                (MessageId(1), FailReason::AuthenticationFailed),
+                (MessageId(2), FailReason::AuthenticationFailed)
+            ]
+        );
+        assert_eq!(FailReason::AuthenticationFailed.to_string(), AUTH_FAILED);
+        assert!(p.nodes[A]
+            .closes()
+            .contains(&CloseReason::AuthenticationFailed));
+        // The acceptor (B) hears why.
+        assert_eq!(p.nodes[B].rejections, vec![AUTH_FAILED.to_owned()]);
+        assert!(p.nodes[B].delivered().is_empty());
+        assert!(p.links.is_empty());
+        assert_eq!(p.nodes[A].conn.as_ref().unwrap().poll_timeout(), None);
+        // And the other way round: B sends to A.
+        p.send(B, 3).unwrap();
+        p.drive();
+        assert_eq!(
+            p.nodes[B].failed(),
+            vec![(MessageId(3), FailReason::AuthenticationFailed)]
+        );
+        assert_eq!(p.nodes[A].rejections, vec![AUTH_FAILED.to_owned()]);
+    }
+}
+
+/// A client that speaks the handshake, with or without the secret.
+fn client_hello(secret: &Secret) -> (Initiator, Vec<u8>, PeerInfo) {
+    let info = PeerInfo {
+        incarnation: SystemId::from_raw(5),
+        session: 1,
+        listen: None,
+        max_frame: 1 << 20,
+    };
+    let initiator = Initiator::new(
+        secret,
+        AUTH_PROTOCOL,
+        5,
+        Nonce([7; 32]),
+        wire::peer_context(&info),
+    );
+    let hello = encode_handshake(&Handshake::new(HandshakeKind::Hello {
+        auth: initiator.hello().clone(),
+        info: info.clone(),
+    }));
+    (initiator, hello, info)
+}
+
+/// An acceptor's `Incoming` answered by a session of node B's identity.
+fn answered(incoming: &mut Incoming, session: &Connection) -> Vec<u8> {
+    let Some(IncomingOutcome::Hello(hello)) = incoming.poll_outcome() else {
+        panic!("no hello");
+    };
+    let Answer::Welcome(welcoming) = session.answer(&hello, Nonce([8; 32])) else {
+        panic!("not welcomed");
+    };
+    incoming.welcome(welcoming);
+    incoming.poll_transmit().expect("a welcome")
+}
+
+fn acceptor_session() -> Connection {
+    Connection::new(
+        Arc::new(Config::default()),
+        LocalIdentity {
+            incarnation: SystemId::from_raw(200),
+            listen: Some(addr_of(B)),
+            secret: secret(),
+        },
+        1,
+        None,
+        Instant::now(),
+    )
+}
+
+fn rejection(incoming: &mut Incoming) -> String {
+    match incoming.poll_outcome() {
+        Some(IncomingOutcome::Rejected(reason)) => reason,
+        other => panic!("not rejected: {other:?}"),
+    }
+}
+
+#[test]
+fn a_client_without_the_secret_is_refused_after_its_confirm() {
+    let config = Config::default();
+    let now = Instant::now();
+    let session = acceptor_session();
+    let mut incoming = Incoming::new(&config, now);
+    let (_, hello, _) = client_hello(&other_secret());
+    incoming.handle_input(now, &hello);
+    answered(&mut incoming, &session);
+    // It cannot check our proof, so it makes one up, and sends a message after it.
+    let mut confirm = encode_handshake(&Handshake::new(HandshakeKind::Confirm(
+        thespian_auth::Confirm { proof: [0; 32] },
+    )));
+    confirm.extend_from_slice(&wire::encode_data(1, &message(1), 1 << 20).unwrap());
+    incoming.handle_input(now, &confirm);
+    assert_eq!(rejection(&mut incoming), AUTH_FAILED);
+    let reply = incoming.poll_transmit().expect("a reject");
+    let body = FrameDecoder::new(MAX_HANDSHAKE_FRAME)
+        .decode(&mut &reply[..])
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        decode_handshake(&body, PROTOCOL_VERSION).unwrap().kind,
+        HandshakeKind::Reject { reason } if reason == AUTH_FAILED
+    ));
+    // Nothing else came out: no session was touched, nothing delivered.
+    assert!(incoming.poll_outcome().is_none());
+    assert!(incoming.poll_timeout().is_none());
+}
+
+#[test]
+fn nothing_but_the_handshake_is_read_before_authentication() {
+    let config = Config::default();
+    let now = Instant::now();
+    let session = acceptor_session();
+    let data = wire::encode_data(1, &message(1), 1 << 20).unwrap();
+
+    // Data right after the Hello.
+    let mut incoming = Incoming::new(&config, now);
+    let (_, hello, _) = client_hello(&secret());
+    let mut bytes = hello.clone();
+    bytes.extend_from_slice(&data);
+    incoming.handle_input(now, &bytes);
+    assert!(rejection(&mut incoming).contains("before the handshake"));
+
+    // Data instead of the Confirm.
+    let mut incoming = Incoming::new(&config, now);
+    incoming.handle_input(now, &hello);
+    answered(&mut incoming, &session);
+    let mut sealed_looking = data.clone();
+    sealed_looking.extend_from_slice(&[0; thespian_auth::TAG_LEN]);
+    incoming.handle_input(now, &sealed_looking);
+    let reason = rejection(&mut incoming);
+    assert!(reason.contains("bad handshake"), "{reason}");
+
+    // A frame larger than a handshake may be, instead of the Confirm.
+    let mut incoming = Incoming::new(&config, now);
+    incoming.handle_input(now, &hello);
+    answered(&mut incoming, &session);
+    incoming.handle_input(now, &((MAX_HANDSHAKE_FRAME + 1) as u32).to_be_bytes());
+    assert!(rejection(&mut incoming).contains("exceeds"));
+
+    // A second Hello instead of the Confirm.
+    let mut incoming = Incoming::new(&config, now);
+    incoming.handle_input(now, &hello);
+    answered(&mut incoming, &session);
+    incoming.handle_input(now, &hello);
+    assert!(rejection(&mut incoming).contains("expected Confirm"));
+
+    // Silence after the Welcome: the handshake timeout still applies.
+    let mut incoming = Incoming::new(&config, now);
+    incoming.handle_input(now, &hello);
+    answered(&mut incoming, &session);
+    assert_eq!(
+        incoming.poll_timeout(),
+        Some(now + config.handshake_timeout)
+    );
+    incoming.handle_timeout(now + config.handshake_timeout);
+    assert!(rejection(&mut incoming).contains("no handshake"));
+
+    // The genuine client, for contrast: authenticated, its message handed on.
+    let mut incoming = Incoming::new(&config, now);
+    let (initiator, hello, _) = client_hello(&secret());
+    incoming.handle_input(now, &hello);
+    let welcome = answered(&mut incoming, &session);
+    let body = FrameDecoder::new(MAX_HANDSHAKE_FRAME)
+        .decode(&mut &welcome[..])
+        .unwrap()
+        .unwrap();
+    let HandshakeKind::Welcome { auth, info } =
+        decode_handshake(&body, PROTOCOL_VERSION).unwrap().kind
+    else {
+        panic!("not a welcome");
+    };
+    let (confirm, keys) = initiator.finish(&auth, &wire::peer_context(&info)).unwrap();
+    let mut bytes = encode_handshake(&Handshake::new(HandshakeKind::Confirm(confirm)));
+    wire::seal(&mut bytes, &data, &keys.send, 0);
+    incoming.handle_input(now, &bytes);
+    let Some(IncomingOutcome::Authenticated(accepted)) = incoming.poll_outcome() else {
+        panic!("not authenticated");
+    };
+    assert_eq!(accepted.rest.len(), data.len() + thespian_auth::TAG_LEN);
+}
+
+#[test]
+fn a_frame_in_progress_has_a_deadline() {
+    let config = Config {
+        frame_timeout: Duration::from_secs(5),
+        frame_time_per_mib: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let mut p = Pair::with_configs(Config::default(), config);
     p.send(A, 1).unwrap();
     p.drive();
-    let now = p.now;
-    let b = p.nodes[B].conn.as_mut().unwrap();
-    b.handle_input(now, &[0, 0, 0, 3, 0xff, 0xff, 0xff]);
-    let out = b.poll_transmit().expect("an error frame");
-    let mut decoder = FrameDecoder::new(1 << 20);
-    let body = decoder.decode(&mut &out[..]).unwrap().unwrap();
-    assert!(matches!(wire::decode_frame(&body), Ok(Frame::Error { .. })));
-    assert!(matches!(
-        b.poll_event(),
-        Some(Event::Closed {
-            reason: CloseReason::Protocol(_),
-            ..
-        })
-    ));
+    let start = p.now;
+    // A frame announcing 1000 bytes, then a byte a second: activity does not extend it.
+    let mut events = feed(&mut p, B, &[0, 0, 3, 232, 0]);
+    assert_eq!(
+        p.nodes[B].conn.as_ref().unwrap().poll_timeout(),
+        Some(start + Duration::from_secs(6)),
+        "5 s plus 1 s for its (part of a) MiB"
+    );
+    for _ in 0..6 {
+        p.now += Duration::from_secs(1);
+        events.extend(feed(&mut p, B, &[0]));
+        let now = p.now;
+        let conn = p.nodes[B].conn.as_mut().unwrap();
+        conn.handle_timeout(now);
+        while let Some(e) = conn.poll_event() {
+            events.push(e);
+        }
+    }
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Closed {
+                reason: CloseReason::FrameTimeout,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    assert_eq!(p.nodes[B].conn.as_ref().unwrap().stats().frame_timeouts, 1);
+    assert_eq!(p.nodes[B].conn.as_ref().unwrap().buffered_input(), 0);
+    // Whole frames keep the link open however long it lives.
+    let mut p = Pair::with_configs(Config::default(), Config::default());
+    for n in 1..=5 {
+        p.send(A, n).unwrap();
+        p.advance(Duration::from_secs(20));
+    }
+    assert_eq!(p.nodes[B].delivered(), vec![1, 2, 3, 4, 5]);
+    assert!(!p.nodes[B].closes().contains(&CloseReason::FrameTimeout));
+}
+
+#[test]
+fn an_old_peer_gets_the_version_error_it_always_got() {
+    // Version 1's Hello: magic, version 1, then its own body. We can read the version.
+    #[derive(serde::Serialize)]
+    struct V1Hello {
+        magic: [u8; 4],
+        version: u16,
+        kind: u32,
+        info: PeerInfo,
+    }
+    let body = postcard::to_allocvec(&V1Hello {
+        magic: wire::MAGIC,
+        version: 1,
+        kind: 0,
+        info: PeerInfo {
+            incarnation: SystemId::from_raw(5),
+            session: 1,
+            listen: None,
+            max_frame: 1000,
+        },
+    })
+    .unwrap();
+    let mut frame = Vec::new();
+    frame::encode_frame(&mut frame, &body, MAX_HANDSHAKE_FRAME).unwrap();
+    let now = Instant::now();
+    let mut incoming = Incoming::new(&Config::default(), now);
+    incoming.handle_input(now, &frame);
+    let reason = rejection(&mut incoming);
+    assert!(
+        reason.contains("this endpoint speaks version 2, you speak version 1"),
+        "{reason}"
+    );
+    // And the Reject we send is readable by version 1: magic and version come first.
+    let reply = incoming.poll_transmit().unwrap();
+    let body = FrameDecoder::new(MAX_HANDSHAKE_FRAME)
+        .decode(&mut &reply[..])
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        decode_handshake(&body, 1).unwrap_err(),
+        WireError::VersionMismatch { ours: 1, theirs: 2 }
+    );
 }
 
 fn established_pair() -> Pair {
@@ -988,7 +1493,7 @@ proptest! {
                 p.nodes[A].config.clone(), p.nodes[A].identity.clone(), 77, Some(addr_of(B)), now);
             fresh.send(now, MessageId(1), &message(1)).unwrap();
             let link = fresh.poll_connect().unwrap();
-            fresh.connected(now, link);
+            fresh.connected(now, link, Nonce([9; 32]));
             *conn = fresh;
         }
         for chunk in &chunks {

@@ -62,17 +62,16 @@ impl BoundSocket {
         }
     }
 
-    /// Builds the transport endpoint on this socket.
+    /// Builds the transport endpoint on this socket; it authenticates every session with
+    /// `secret` (thespian-auth).
     pub(crate) fn into_endpoint(
         self,
         incarnation: SystemId,
         secret: thespian_auth::Secret,
     ) -> io::Result<(Box<dyn TransportPoll>, Box<dyn TransportSend>)> {
-        // The transports authenticate every session with it (thespian-auth).
-        let _ = secret;
         Ok(match self {
             BoundSocket::Tcp(listener) => {
-                let config = tcp::EndpointConfig::new(incarnation);
+                let config = tcp::EndpointConfig::new(incarnation, secret);
                 let (endpoint, _) = tcp::TcpEndpoint::from_listener(listener, config)?;
                 let sender = endpoint.sender();
                 (Box::new(endpoint), Box::new(sender))
