@@ -6,10 +6,18 @@
 //! - a lost admin fails a waiting `ask` at once (in `multiprocess.rs`:
 //!   `kill_9_of_the_admin_fails_a_waiting_ask_at_once_*`).
 //!
-//! Attacks on the transports themselves (forged and replayed frames, spoofed datagrams, frames
-//! in progress filling memory, slow frames, descriptor floods) are tested against the endpoints
-//! in `thespian-transport-tcp/tests/security.rs` and `thespian-transport-udp/tests/security.rs`;
-//! the Queue base's flood bound in `queue_concurrency.rs`.
+//! The other attacks are tested where they land (all run by `cargo test`):
+//! - TCP (`thespian-transport-tcp/tests/loopback.rs`): `a_wrong_secret_fails_fast_with_the_error_on_both_endpoints`,
+//!   `a_raw_client_without_the_secret_gets_nothing_delivered`,
+//!   `a_frame_trickled_after_the_handshake_is_closed_by_its_deadline` (slowloris),
+//!   `eight_peers_announcing_64_mib_frames_stay_within_the_buffer_bound`,
+//!   `an_overloaded_endpoint_says_so_and_is_told_apart_from_other_refusals`; and in `emfile.rs`,
+//!   a half-open flood under descriptor exhaustion closes unauthenticated sockets first;
+//! - UDP (`thespian-transport-udp/tests/loopback.rs`):
+//!   `endpoints_with_different_secrets_fail_fast_with_the_authentication_error`,
+//!   `spoofed_datagrams_change_nothing_in_a_live_session`;
+//! - the Queue base's flood bound: `queue_concurrency.rs`;
+//! - forged, replayed and reordered frames and datagrams: the machines' own tests.
 //!
 //! Rules as in `multiprocess.rs`: loopback only, an Admin Port per system, every wait bounded,
 //! every process killed when the test ends.
