@@ -384,8 +384,7 @@ pub(crate) fn request<T: thespian_core::Message>(
             }
             if let Some(refused) = payload.try_get::<AdminUnreachable>() {
                 return Err(ThespianError::SystemFailure(format!(
-                    "the admin at {} cannot be reached: {}",
-                    node.admin_socket(),
+                    "cannot reach the admin: {}",
                     refused.reason
                 )));
             }

@@ -375,10 +375,12 @@ fn not_an_admin(
             "the admin started on {at} did not answer: {error}"
         ));
     }
-    // The transport refused the admin (another secret, an overloaded admin): it is a thespian
-    // admin, and the reason says what is wrong.
-    if let ThespianError::SystemFailure(reason) = error {
-        return ThespianError::StartupFailure(reason);
+    // The transport refused a thespian admin (another secret, an overloaded admin): the reason
+    // says what is wrong. Whatever else answers on the port is "not a thespian peer".
+    if let ThespianError::SystemFailure(reason) = &error {
+        if !reason.contains("not a thespian peer") {
+            return ThespianError::StartupFailure(reason.clone());
+        }
     }
     let proto = match kind {
         TransportKind::Tcp => "TCP",
