@@ -46,19 +46,21 @@ struct CrateRule {
 const TRANSPORTS: &str = "thespian-transport-*";
 /// The facade's package name.
 const FACADE: &str = "thespian";
+/// The only cryptography, reached only through `thespian-auth`.
+const CRYPTOGRAPHY: &str = "blake3";
 
 /// The dependency rules of docs/ARCHITECTURE.md, one line per workspace member.
 #[rustfmt::skip]
 const CRATE_RULES: &[CrateRule] = &[
     CrateRule { name: "thespian-core", deps: Deps::Only(&["serde", "postcard", "log"]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: "thespian-auth", deps: Deps::Only(&["serde", "log", "blake3", "getrandom", "zeroize", "libc"]), may_depend_on_facade: false, may_name_transports: false },
-    CrateRule { name: "thespian-admin", deps: Deps::AnythingBut(&[TRANSPORTS]), may_depend_on_facade: false, may_name_transports: false },
-    CrateRule { name: "thespian-transport-queue", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin"]), may_depend_on_facade: false, may_name_transports: true },
-    CrateRule { name: "thespian-transport-tcp", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin"]), may_depend_on_facade: false, may_name_transports: true },
-    CrateRule { name: "thespian-transport-udp", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin"]), may_depend_on_facade: false, may_name_transports: true },
-    CrateRule { name: FACADE, deps: Deps::AnythingBut(&[]), may_depend_on_facade: false, may_name_transports: true },
+    CrateRule { name: "thespian-admin", deps: Deps::AnythingBut(&[TRANSPORTS, CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: false },
+    CrateRule { name: "thespian-transport-queue", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin", CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
+    CrateRule { name: "thespian-transport-tcp", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin", CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
+    CrateRule { name: "thespian-transport-udp", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin", CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
+    CrateRule { name: FACADE, deps: Deps::AnythingBut(&[CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
     CrateRule { name: "xtask", deps: Deps::Only(&[]), may_depend_on_facade: true, may_name_transports: true },
-    CrateRule { name: "thespian-bench", deps: Deps::AnythingBut(&[]), may_depend_on_facade: true, may_name_transports: true },
+    CrateRule { name: "thespian-bench", deps: Deps::AnythingBut(&[CRYPTOGRAPHY]), may_depend_on_facade: true, may_name_transports: true },
 ];
 
 /// How source files refer to the transport crates.

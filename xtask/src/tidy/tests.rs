@@ -125,6 +125,14 @@ fn a_transport_depending_on_another_transport_is_reported() {
 }
 
 #[test]
+fn cryptography_outside_the_trust_boundary_is_reported() {
+    let scratch = ScratchRepo::copy_of_manifests();
+    let file = "thespian-transport-udp/Cargo.toml";
+    let line = scratch.insert_line(file, "[dependencies]", "blake3.workspace = true");
+    assert_one_violation(&scratch.violations(), file, line, "`blake3`");
+}
+
+#[test]
 fn a_crate_below_the_facade_depending_on_it_is_reported() {
     let scratch = ScratchRepo::copy_of_manifests();
     let file = "thespian-admin/Cargo.toml";
