@@ -12,7 +12,7 @@
 //! Two details of real sockets are handled here:
 //! - **ICMP port unreachable.** A datagram sent to a port where nothing listens draws an ICMP
 //!   error. On Linux the driver asks for these errors with their destination
-//!   ([`icmp`](crate::icmp)) and hands each refused address to [`Machine::refused`], so the
+//!   (the private `icmp` module) and hands each refused address to [`Machine::refused`], so the
 //!   messages of a peer that went away are reported at once. The error can also surface as an
 //!   `ECONNREFUSED` of a later `recv_from` or `send_to`: that is skipped (the `send_to` is
 //!   retried once). Without ICMP, the machine's retransmission limit gives the peer up.

@@ -7,12 +7,16 @@
 //!   loopback); see `docs/PERFORMANCE.md`.
 //! - `cargo xtask fuzz <target> [libFuzzer args]`: runs a cargo-fuzz target of `fuzz/`
 //!   (`tcp-frame`, `udp-datagram`, `auth-handshake`, `admin-protocol`); not part of CI.
+//! - `cargo xtask tidy [--no-doc]`: checks the repository rules a tool can check (crate
+//!   dependencies, transports below the facade, unsafe justifications, no wire data becoming
+//!   code, the docs build); see `tidy.rs`.
 //!
 //! Standard library only.
 
 mod bench;
 mod proc;
 mod report;
+mod tidy;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -42,6 +46,10 @@ commands:
                             auth-handshake, admin-protocol) with
                             cargo-fuzz (`cargo install cargo-fuzz`); extra args go to libFuzzer,
                             e.g. -max_total_time=60
+  tidy [--no-doc]           check the repository's rules: crate dependencies, no concrete
+                            transport below the facade, a SAFETY comment on every unsafe block,
+                            no transmute or from_image_spec, and that the docs build without
+                            warnings (the slow part; --no-doc skips it for quick local runs)
 ";
 
 /// The cargo-fuzz targets of `fuzz/Cargo.toml`.
@@ -66,6 +74,10 @@ fn main() -> ExitCode {
             Err(e) => Err(format!("{e}\n\n{USAGE}")),
         },
         "fuzz" => fuzz(&args[1..]),
+        "tidy" => match tidy::Options::parse(&args[1..]) {
+            Ok(options) => tidy::run(&root(), &options),
+            Err(e) => Err(format!("{e}\n\n{USAGE}")),
+        },
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
