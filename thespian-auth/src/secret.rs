@@ -11,8 +11,11 @@
 //! Only paths are configured, never the secret's bytes: capabilities travel in status replies
 //! and to other systems, and environments are inherited by every child an actor starts. A file
 //! that its owner's group or others may read or write, or that another user owns, is refused,
-//! as ssh refuses such a key. The file may hold any text of at least 16 bytes (so a secret can
-//! be copied to another host for a convention); its trailing white space is ignored.
+//! as ssh refuses such a key, and so is one in a folder that others may write to or that another
+//! user owns (they could replace it). The file may hold any text of at least 32 bytes (so a
+//! secret can be copied to another host for a convention); its trailing white space is ignored.
+//! It must be random: anyone who reaches a port can test guesses of it offline, so a phrase is
+//! as weak as its guessability.
 //!
 //! A [`Secret`] never shows its bytes: `Debug` is redacted, there is no `Display`, and the
 //! bytes are wiped when it is dropped.
@@ -31,8 +34,13 @@ pub const SECRET_FILE_CAPABILITY: &str = "Thespian Secret File";
 /// The environment variable naming the secret file.
 pub const SECRET_FILE_ENV: &str = "THESPIAN_SECRET_FILE";
 
-/// The fewest bytes a secret file may hold.
+/// The fewest bytes of text a [`Secret`] is made from.
 const MIN_SECRET_TEXT: usize = 16;
+
+/// The fewest bytes a secret *file* may hold: as many as a random 128-bit secret in hex. Anyone
+/// who completes half a handshake can test guesses of the text offline, so it must be random
+/// (the default file holds 64 random hex digits), never a word or a phrase.
+const MIN_SECRET_FILE_TEXT: usize = 32;
 
 /// The most bytes read from a secret file.
 const MAX_SECRET_TEXT: u64 = 4096;
@@ -167,8 +175,10 @@ impl Secret {
         getrandom::fill(&mut bytes).map_err(|e| SecretError::Random(e.to_string()))?;
         let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         bytes.zeroize();
-        let secret = Secret::from_text(text.as_bytes()).ok_or(SecretError::NoDefaultLocation)?;
-        Ok((secret, text))
+        match Secret::from_text(text.as_bytes()) {
+            Some(secret) => Ok((secret, text)),
+            None => Err(SecretError::Random("too few random bytes".into())),
+        }
     }
 
     /// Reads the secret file at `path`, refusing one that others may read or write.
@@ -177,13 +187,15 @@ impl Secret {
             path: path.to_owned(),
             error,
         };
+        // No link is followed, and a FIFO or device at the path cannot block the open.
         let mut file = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(path)
             .map_err(io_error)?;
         let metadata = file.metadata().map_err(io_error)?;
         check_permissions(path, &metadata)?;
+        check_folder(path)?;
         let mut text = Vec::new();
         (&mut file)
             .take(MAX_SECRET_TEXT + 1)
@@ -288,7 +300,45 @@ fn secret_from_file_text(path: &Path, text: &[u8]) -> Result<Secret, SecretError
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(0, |i| i + 1);
-    Secret::from_text(&text[..end]).ok_or_else(|| malformed("it holds fewer than 16 bytes"))
+    let text = &text[..end];
+    if text.len() < MIN_SECRET_FILE_TEXT {
+        return Err(malformed(
+            "it holds fewer than 32 bytes (the default file holds 64 random hex digits)",
+        ));
+    }
+    Secret::from_text(text).ok_or_else(|| malformed("it holds fewer than 16 bytes"))
+}
+
+/// The secret's folder must be its owner's (or root's) and closed to writes by others, who
+/// could otherwise replace the file.
+fn check_folder(path: &Path) -> Result<(), SecretError> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let metadata = fs::metadata(folder).map_err(|error| SecretError::Io {
+        path: folder.to_owned(),
+        error,
+    })?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let mode = metadata.permissions().mode() & 0o777;
+    let problem = if metadata.uid() != euid && metadata.uid() != 0 {
+        Some(format!("its folder belongs to user {}", metadata.uid()))
+    } else if mode & 0o022 != 0 {
+        Some(format!(
+            "its folder's mode is {mode:03o}: others may replace the file"
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(SecretError::Permissions {
+            path: path.to_owned(),
+            problem,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn check_permissions(path: &Path, metadata: &fs::Metadata) -> Result<(), SecretError> {

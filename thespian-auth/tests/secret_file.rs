@@ -87,19 +87,19 @@ fn a_file_others_may_read_is_refused_with_a_clear_error() {
 fn a_short_file_is_refused_and_any_long_text_is_a_secret() {
     let dir = TempDir::new("text");
     let short = dir.0.join("short");
-    std::fs::write(&short, "too short\n").unwrap();
+    std::fs::write(&short, "thirty-one bytes, one too few.\n").unwrap();
     std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(matches!(
         Secret::load(&short).expect_err("refused"),
         SecretError::Malformed { .. }
     ));
     let phrase = dir.0.join("phrase");
-    std::fs::write(&phrase, "correct horse battery staple\n\n").unwrap();
+    std::fs::write(&phrase, "0123456789abcdef0123456789abcdef\n\n").unwrap();
     std::fs::set_permissions(&phrase, std::fs::Permissions::from_mode(0o600)).unwrap();
     let loaded = Secret::load(&phrase).expect("loaded");
     assert_eq!(
         loaded,
-        Secret::from_text(b"correct horse battery staple").unwrap(),
+        Secret::from_text(b"0123456789abcdef0123456789abcdef").unwrap(),
         "trailing white space is ignored"
     );
 }
@@ -122,4 +122,31 @@ fn the_fingerprint_tells_secrets_apart_without_showing_them() {
     assert_ne!(a.fingerprint(), b.fingerprint());
     assert_eq!(a.fingerprint().len(), 8);
     assert_eq!(format!("{a:?}"), "Secret(<redacted>)");
+}
+
+#[test]
+fn a_file_in_a_folder_others_may_write_is_refused() {
+    let dir = TempDir::new("folder");
+    let open_folder = dir.0.join("open");
+    std::fs::create_dir(&open_folder).unwrap();
+    std::fs::set_permissions(&open_folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = open_folder.join("secret");
+    std::fs::write(&path, "0123456789abcdef0123456789abcdef").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let error = Secret::load(&path).expect_err("refused");
+    assert!(error.to_string().contains("others may replace"), "{error}");
+}
+
+#[test]
+fn a_fifo_at_the_path_is_refused_without_blocking() {
+    let dir = TempDir::new("fifo");
+    let path = dir.0.join("secret");
+    let c_path = std::ffi::CString::new(path.to_string_lossy().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a file system entry.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let error = Secret::load(&path).expect_err("refused");
+    assert!(
+        matches!(error, SecretError::Permissions { .. }),
+        "{error:?}"
+    );
 }
