@@ -1,9 +1,12 @@
 //! The admin of a multi-process system as a sans-IO machine.
 //!
-//! This module exists so that the rules of the in-process registry (global names checked
-//! first, the capability check, `Child Aborted` poison for actors that never started,
-//! dead-letter routing, misfits after a capability update, roots at shutdown, status) hold
-//! across processes too, written once and tested without processes or sockets.
+//! The rules of the system (global names checked first, the capability check, `Child Aborted`
+//! poison for actors that never started, dead-letter routing, misfits after a capability
+//! update, roots at shutdown, the listings of a status) are `thespian-core`'s, the same pieces
+//! the in-process [`Registry`](thespian_core::Registry) is made of: [`GlobalNames`],
+//! [`DeadLetters`] and the tree rules over an [`ActorTree`]. This machine adds what is about
+//! processes and hosts: launches and the creates waiting for them, actors starting in their
+//! hosts, host exits, the shutdown sequence with its kills, attached programs and log records.
 //!
 //! The driver owns the admin process: it feeds every message addressed to the admin into
 //! [`Admin::handle`], reports the hosts (actor processes, or threads of the admin process in
@@ -19,14 +22,17 @@
 //! Time comes in as `now: Instant`; the machine never reads the clock, opens sockets or
 //! spawns threads.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use thespian_core::system_messages::is_never_dead_lettered;
+use thespian_core::registry::{
+    self, ActorTree, CreateRefusal, DeadLetterRoute, DeadLetters, GlobalNames, LiveActor,
+    NameHolder, NamePlan,
+};
 use thespian_core::{
-    ActorAddress, ActorExitRequest, ActorSpec, Capabilities, ChildActorExited, DeadEnvelope,
-    Envelope, Message, Payload, PoisonMessage, Requirements, StatusRequest, SystemStatus,
+    ActorAddress, ActorExitRequest, ActorSpec, Capabilities, ChildActorExited, Envelope, Message,
+    Payload, Requirements, StatusRequest, SystemStatus,
 };
 
 use crate::protocol::{
@@ -184,6 +190,37 @@ enum NameOwner {
     Actor(ActorAddress),
 }
 
+impl NameHolder for NameOwner {
+    fn address(&self) -> Option<&ActorAddress> {
+        match self {
+            NameOwner::Pending(_) => None,
+            NameOwner::Actor(address) => Some(address),
+        }
+    }
+}
+
+/// The recorded actors, as `thespian-core`'s tree rules see them.
+struct Tree<'a>(&'a BTreeMap<ActorAddress, ActorEntry>);
+
+impl ActorTree for Tree<'_> {
+    fn live_actors(&self) -> impl Iterator<Item = LiveActor<'_>> {
+        self.0.iter().map(|(address, entry)| LiveActor {
+            address: address.clone(),
+            parent: &entry.parent,
+            spec: &entry.spec,
+            requirements: &entry.requirements,
+        })
+    }
+
+    fn parent_of(&self, address: &ActorAddress) -> Option<&ActorAddress> {
+        self.0.get(address).map(|entry| &entry.parent)
+    }
+
+    fn live_count(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// Where the system is in its life.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Phase {
@@ -208,10 +245,10 @@ pub struct Admin {
     actors: BTreeMap<ActorAddress, ActorEntry>,
     /// Every host reported by `launched` and not yet exited, with its actors.
     hosts: BTreeMap<HostId, BTreeSet<ActorAddress>>,
-    names: HashMap<String, NameOwner>,
-    dead_letter_handler: Option<ActorAddress>,
-    /// Actors that never started: dead letters to them return as `Child Aborted` poison.
-    aborted: HashSet<ActorAddress>,
+    names: GlobalNames<NameOwner>,
+    /// The handler, and the actors that never started (dead letters to them return as
+    /// `Child Aborted` poison).
+    dead_letters: DeadLetters,
     shutdown_waiters: Vec<ActorAddress>,
     /// Every address that said `Hello`: told `ShutdownComplete` too, so attached programs
     /// learn of a shutdown someone else asked for.
@@ -230,7 +267,7 @@ impl fmt::Debug for Admin {
             .field("pending", &self.pending.len())
             .field("actors", &self.actors.len())
             .field("hosts", &self.hosts.len())
-            .field("dead_letter_handler", &self.dead_letter_handler)
+            .field("dead_letter_handler", &self.dead_letters.handler())
             .field("queued_actions", &self.actions.len())
             .finish_non_exhaustive()
     }
@@ -271,9 +308,8 @@ impl Admin {
             pending: BTreeMap::new(),
             actors: BTreeMap::new(),
             hosts: BTreeMap::new(),
-            names: HashMap::new(),
-            dead_letter_handler: None,
-            aborted: HashSet::new(),
+            names: GlobalNames::new(),
+            dead_letters: DeadLetters::new(),
             shutdown_waiters: Vec::new(),
             attached: Vec::new(),
             warned: HashSet::new(),
@@ -303,28 +339,13 @@ impl Admin {
 
     /// The system's status report.
     pub fn status(&self) -> SystemStatus {
-        let mut global_actors: Vec<(String, ActorAddress)> = self
-            .names
-            .iter()
-            .filter_map(|(name, owner)| match owner {
-                NameOwner::Actor(address) => Some((name.clone(), address.clone())),
-                NameOwner::Pending(_) => None,
-            })
-            .collect();
-        global_actors.sort();
-        let child_actors: Vec<ActorAddress> = self
-            .actors
-            .iter()
-            .filter(|(_, entry)| entry.parent.is_admin())
-            .map(|(address, _)| address.clone())
-            .collect();
         SystemStatus {
             admin_address: self.config.admin.clone(),
             capabilities: self.capabilities.clone(),
             in_shutdown: self.in_shutdown(),
-            dead_letter_handler: self.dead_letter_handler.clone(),
-            global_actors,
-            child_actors,
+            dead_letter_handler: self.dead_letters.handler().cloned(),
+            global_actors: self.names.listing(),
+            child_actors: registry::top_level(&Tree(&self.actors)),
             live_actors: self.actors.len(),
         }
     }
@@ -360,7 +381,7 @@ impl Admin {
             Ok((address, host)) => {
                 if address.is_admin()
                     || self.actors.contains_key(&address)
-                    || self.aborted.contains(&address)
+                    || self.dead_letters.is_aborted(&address)
                 {
                     log::error!("admin: launch {ticket:?} reported a used address {address}");
                     // The host exists all the same: shutdown waits for it.
@@ -376,9 +397,7 @@ impl Admin {
             Ok((address, host)) => self.record_launch(ticket, pending, address, host),
             Err(reason) => {
                 if let Some(name) = &pending.global_name {
-                    if self.names.get(name) == Some(&NameOwner::Pending(ticket)) {
-                        self.names.remove(name);
-                    }
+                    self.names.release(name, &NameOwner::Pending(ticket));
                 }
                 if !pending.answered {
                     let failure = CreateFailure::CreationFailed {
@@ -458,7 +477,7 @@ impl Admin {
                 self.hosts.clear();
                 self.pending.clear();
                 self.names.clear();
-                self.dead_letter_handler = None;
+                self.dead_letters.unregister();
             }
             _ => {}
         }
@@ -538,37 +557,45 @@ impl Admin {
     }
 
     fn on_create(&mut self, sender: ActorAddress, create: CreateActor) {
-        if self.in_shutdown() {
-            self.reply_create(sender, Err(CreateFailure::ShuttingDown));
-            return;
-        }
-        if let Some(name) = &create.global_name {
-            match self.names.get(name) {
-                Some(NameOwner::Actor(address)) => {
-                    let address = address.clone();
-                    self.reply_create(
-                        sender,
-                        Ok(CreatedActor {
-                            address,
-                            is_child: false,
-                        }),
-                    );
+        let in_shutdown = self.in_shutdown();
+        let ticket = LaunchTicket(self.next_ticket);
+        let plan = self.names.plan_create(
+            in_shutdown,
+            create.global_name.as_deref(),
+            (&self.capabilities, &create.requirements),
+            || (self.resolver)(&create.type_name),
+            || {
+                self.next_ticket += 1;
+                NameOwner::Pending(ticket)
+            },
+        );
+        let spec = match plan {
+            Ok(NamePlan::New { spec, .. }) => spec,
+            Ok(NamePlan::Existing(NameOwner::Actor(address))) => {
+                self.reply_create(
+                    sender,
+                    Ok(CreatedActor {
+                        address,
+                        is_child: false,
+                    }),
+                );
+                return;
+            }
+            Ok(NamePlan::Existing(owner @ NameOwner::Pending(pending))) => {
+                if let Some(pending) = self.pending.get_mut(&pending) {
+                    pending.name_waiters.push(sender);
                     return;
                 }
-                Some(NameOwner::Pending(ticket)) => {
-                    if let Some(pending) = self.pending.get_mut(ticket) {
-                        pending.name_waiters.push(sender);
-                        return;
-                    }
-                    log::error!("admin: global name {name:?} held by a lost launch; freed");
-                    self.names.remove(name);
-                }
-                None => {}
+                let name = create.global_name.as_deref().unwrap_or_default();
+                log::error!("admin: global name {name:?} held by a lost launch; freed");
+                self.names.release(name, &owner);
+                return self.on_create(sender, create);
             }
-        }
-        let spec = match (self.resolver)(&create.type_name) {
-            Ok(spec) => spec,
-            Err(reason) => {
+            Err(CreateRefusal::ShuttingDown) => {
+                self.reply_create(sender, Err(CreateFailure::ShuttingDown));
+                return;
+            }
+            Err(CreateRefusal::Type(reason)) => {
                 log::info!("admin: cannot create {:?}: {reason}", create.type_name);
                 self.reply_create(
                     sender,
@@ -579,22 +606,17 @@ impl Admin {
                 );
                 return;
             }
+            Err(CreateRefusal::Unfit(unmet)) => {
+                self.reply_create(
+                    sender,
+                    Err(CreateFailure::NoCompatibleSystem {
+                        actor_type: create.type_name,
+                        unmet,
+                    }),
+                );
+                return;
+            }
         };
-        if let Err(unmet) = spec.check(&self.capabilities, &create.requirements) {
-            self.reply_create(
-                sender,
-                Err(CreateFailure::NoCompatibleSystem {
-                    actor_type: create.type_name,
-                    unmet,
-                }),
-            );
-            return;
-        }
-        let ticket = LaunchTicket(self.next_ticket);
-        self.next_ticket += 1;
-        if let Some(name) = &create.global_name {
-            self.names.insert(name.clone(), NameOwner::Pending(ticket));
-        }
         let placement = if self.config.thread_mode {
             Placement::Thread
         } else {
@@ -636,10 +658,8 @@ impl Admin {
     ) {
         self.hosts.entry(host).or_default().insert(address.clone());
         if let Some(name) = &pending.global_name {
-            if self.names.get(name) == Some(&NameOwner::Pending(ticket)) {
-                self.names
-                    .insert(name.clone(), NameOwner::Actor(address.clone()));
-            }
+            let owner = NameOwner::Actor(address.clone());
+            self.names.rebind(name, &NameOwner::Pending(ticket), owner);
         }
         let mut waiter = None;
         if pending.answered {
@@ -732,7 +752,7 @@ impl Admin {
             "actor {address} ({}) failed to start: {reason}",
             entry.spec.type_name()
         );
-        self.aborted.insert(address.clone());
+        self.dead_letters.never_started(address.clone());
         if let Some(waiter) = entry.waiter {
             self.reply_create(
                 waiter,
@@ -775,13 +795,9 @@ impl Admin {
             on_host.remove(address);
         }
         if let Some(name) = &entry.global_name {
-            if self.names.get(name) == Some(&NameOwner::Actor(address.clone())) {
-                self.names.remove(name);
-            }
+            self.names.release(name, &NameOwner::Actor(address.clone()));
         }
-        if self.dead_letter_handler.as_ref() == Some(address) {
-            self.dead_letter_handler = None;
-        }
+        self.dead_letters.exited(address);
         Some(entry)
     }
 
@@ -791,58 +807,30 @@ impl Admin {
             sender,
             payload,
         } = dead;
-        if is_never_dead_lettered(&payload) || payload.type_name().starts_with(WIRE_PREFIX) {
+        // The admin protocol's own messages are about processes, never anyone's dead letters.
+        if payload.type_name().starts_with(WIRE_PREFIX) {
             log::debug!("discarding {} to dead {target}", payload.type_name());
             return;
         }
-        if self.aborted.contains(&target) && !payload.has_type::<PoisonMessage>() {
-            if sender == self.config.admin {
-                log::debug!(
-                    "admin's own {} to aborted {target} dropped",
-                    payload.type_name()
-                );
-                return;
+        match self.dead_letters.route(&target, sender, payload) {
+            DeadLetterRoute::Handler { handler, payload } => self.send(target, handler, payload),
+            DeadLetterRoute::ChildAborted { sender, .. } if sender == self.config.admin => {
+                log::debug!("admin's own message to aborted {target} dropped");
             }
-            let poison = PoisonMessage::new(payload, "Child Aborted");
-            self.send(target, sender, Payload::new(poison));
-            return;
-        }
-        match &self.dead_letter_handler {
-            Some(handler) if *handler != target => {
-                let handler = handler.clone();
-                let envelope = DeadEnvelope::new(target.clone(), payload);
-                self.send(target, handler, Payload::new(envelope));
-            }
-            _ => log::debug!("dead letter to {target} dropped (no handler): {payload:?}"),
+            DeadLetterRoute::ChildAborted { sender, payload } => self.send(target, sender, payload),
+            DeadLetterRoute::Drop => {}
         }
     }
 
     fn on_handle_dead_letters(&mut self, actor: ActorAddress, enable: bool) {
-        if enable {
-            self.dead_letter_handler = Some(actor);
-        } else if self.dead_letter_handler.as_ref() == Some(&actor) {
-            self.dead_letter_handler = None;
-        }
+        self.dead_letters.handle(&actor, enable);
     }
 
     fn on_update_capability(&mut self, sender: ActorAddress, update: UpdateCapability) {
-        if self.capabilities.update(&update.name, update.value) {
-            let misfits: BTreeSet<ActorAddress> = self
-                .actors
-                .iter()
-                .filter(|(_, entry)| {
-                    entry
-                        .spec
-                        .check(&self.capabilities, &entry.requirements)
-                        .is_err()
-                })
-                .map(|(address, _)| address.clone())
-                .collect();
-            let topmost: Vec<ActorAddress> = misfits
-                .iter()
-                .filter(|address| !self.has_ancestor_in(address, &misfits))
-                .cloned()
-                .collect();
+        let tree = Tree(&self.actors);
+        let changed =
+            registry::update_capability(&mut self.capabilities, &update.name, update.value, &tree);
+        if let Some(topmost) = changed {
             for address in topmost {
                 log::info!("actor {address} no longer fits the capabilities: asked to exit");
                 self.send(
@@ -863,23 +851,6 @@ impl Admin {
             capabilities: self.capabilities.clone(),
         };
         self.reply(sender, Payload::new(now));
-    }
-
-    /// True when an ancestor of `address` (through recorded actors) is in `set`.
-    fn has_ancestor_in(&self, address: &ActorAddress, set: &BTreeSet<ActorAddress>) -> bool {
-        let mut current = self.actors.get(address).map(|e| &e.parent);
-        let mut hops = 0;
-        while let Some(parent) = current {
-            if set.contains(parent) {
-                return true;
-            }
-            hops += 1;
-            if hops > self.actors.len() {
-                break;
-            }
-            current = self.actors.get(parent).map(|e| &e.parent);
-        }
-        false
     }
 
     fn on_shutdown(&mut self, now: Instant, sender: ActorAddress) {
@@ -910,24 +881,13 @@ impl Admin {
         for to in refused {
             self.reply_create(to, Err(CreateFailure::ShuttingDown));
         }
-        for root in self.roots() {
+        for root in registry::roots(&Tree(&self.actors)) {
             self.send(
                 self.config.admin.clone(),
                 root,
                 Payload::new(ActorExitRequest::new()),
             );
         }
-    }
-
-    /// Recorded actors whose parent is the admin or no longer recorded (orphans).
-    fn roots(&self) -> Vec<ActorAddress> {
-        self.actors
-            .iter()
-            .filter(|(_, entry)| {
-                entry.parent.is_admin() || !self.actors.contains_key(&entry.parent)
-            })
-            .map(|(address, _)| address.clone())
-            .collect()
     }
 
     fn on_log(&mut self, record: LogRecord) {

@@ -1,7 +1,8 @@
 use super::*;
 use proptest::prelude::*;
 use thespian_core::{
-    Actor, ActorResult, CapabilityValue, Context, IntoMessage, SystemId, ThespianError,
+    Actor, ActorResult, CapabilityValue, Context, DeadEnvelope, IntoMessage, PoisonMessage,
+    SystemId, ThespianError,
 };
 
 #[derive(Default)]
@@ -528,8 +529,8 @@ fn a_host_death_takes_its_actors() {
     assert_eq!(status.live_actors, 1);
     assert!(status.global_actors.is_empty());
     assert_eq!(status.dead_letter_handler, None);
-    assert!(h.admin.aborted.contains(&starting));
-    assert!(!h.admin.aborted.contains(&running));
+    assert!(h.admin.dead_letters.is_aborted(&starting));
+    assert!(!h.admin.dead_letters.is_aborted(&running));
     // An unknown (or already reaped) host is ignored.
     h.admin.host_exited(h.now, host, "again");
     assert!(h.actions().is_empty());
@@ -1119,21 +1120,21 @@ impl Model {
             }
         }
         let admin = &self.h.admin;
-        for (name, owner) in &admin.names {
+        for (name, owner) in admin.names.iter() {
             match owner {
                 NameOwner::Actor(address) => {
                     let entry = admin
                         .actors
                         .get(address)
                         .expect("a named actor is recorded");
-                    assert_eq!(entry.global_name.as_ref(), Some(name));
+                    assert_eq!(entry.global_name.as_deref(), Some(name));
                 }
                 NameOwner::Pending(ticket) => {
                     let pending = admin
                         .pending
                         .get(ticket)
                         .expect("a named launch is pending");
-                    assert_eq!(pending.global_name.as_ref(), Some(name));
+                    assert_eq!(pending.global_name.as_deref(), Some(name));
                 }
             }
         }
@@ -1144,7 +1145,7 @@ impl Model {
                 .is_some_and(|on| on.contains(address)));
             if let Some(name) = &entry.global_name {
                 assert_eq!(
-                    admin.names.get(name),
+                    admin.names.holder(name),
                     Some(&NameOwner::Actor(address.clone()))
                 );
             }

@@ -75,6 +75,18 @@ impl<H: NameHolder> GlobalNames<H> {
         self.names.get(name)
     }
 
+    /// True when no name is taken.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Every taken name with its holder, in any order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &H)> {
+        self.names
+            .iter()
+            .map(|(name, holder)| (name.as_str(), holder))
+    }
+
     /// Decides a create: refused while `in_shutdown`; the holder of a known `global_name`
     /// (checked before the type); the type from `resolve` (a refusal is the caller's); its
     /// capability check against `capabilities` and `requirements`; and only then a new holder
@@ -279,7 +291,8 @@ mod tests {
         }
         names.release_all_of(&a(1));
         assert_eq!(names.listing(), vec![("z".to_owned(), a(2))]);
+        assert_eq!(names.iter().collect::<Vec<_>>(), vec![("z", &a(2))]);
         names.clear();
-        assert!(names.listing().is_empty());
+        assert!(names.is_empty() && names.listing().is_empty());
     }
 }
