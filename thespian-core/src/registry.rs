@@ -4,17 +4,32 @@
 //! keeps the parent of every live actor, the global names, the dead-letter handler and the
 //! system capabilities, and says which actors must exit after a capability update. Drivers own
 //! it (behind a lock when several threads share it) and carry out its decisions.
+//!
+//! The rules themselves live in three small sans-IO pieces that the multi-process admin
+//! (`thespian-admin`) uses too, so each is written once: [`GlobalNames`] (names, and the order
+//! in which a create is decided), [`DeadLetters`] (the handler and dead-letter routing) and the
+//! tree rules over an [`ActorTree`] ([`update_capability`], [`roots`], [`top_level`]). The
+//! registry adds what is particular to one process: addresses from one allocator and the live
+//! actors in an [`IdTable`].
 
-use std::collections::{HashMap, HashSet};
+mod dead_letters;
+mod names;
+mod tree;
+
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+
+pub use dead_letters::{DeadLetterRoute, DeadLetters};
+pub use names::{CreateRefusal, GlobalNames, NameHolder, NamePlan};
+pub use tree::{roots, top_level, topmost_misfits, update_capability, ActorTree, LiveActor};
 
 use crate::actor::{ActorSpec, CreateRequest};
 use crate::address::{ActorAddress, AddressAllocator, SystemId};
 use crate::capabilities::{keys, Capabilities, CapabilityValue, Requirements};
 use crate::error::{Result, ThespianError};
 use crate::id_table::IdTable;
-use crate::message::{Envelope, Payload};
-use crate::system_messages::{is_never_dead_lettered, DeadEnvelope, PoisonMessage, SystemStatus};
+use crate::message::Envelope;
+use crate::system_messages::SystemStatus;
 
 /// What the registry remembers about a live actor.
 #[derive(Clone, Debug)]
@@ -49,27 +64,6 @@ pub enum CreatePlan {
     New(ActorAddress),
 }
 
-/// Where an undeliverable message goes.
-#[derive(Debug)]
-pub enum DeadLetterRoute {
-    /// To the dead-letter handler, wrapped in a `DeadEnvelope`.
-    Handler {
-        /// The handler.
-        handler: ActorAddress,
-        /// The `DeadEnvelope`.
-        payload: Payload,
-    },
-    /// Back to the sender as `PoisonMessage(message, "Child Aborted")`: the target never started.
-    ChildAborted {
-        /// The original sender.
-        sender: ActorAddress,
-        /// The `PoisonMessage`.
-        payload: Payload,
-    },
-    /// Nowhere: logged and dropped.
-    Drop,
-}
-
 /// Hashes addresses (two integers handed out by this crate, never chosen by a peer) with a
 /// multiply-rotate step instead of SipHash: the registry is looked up on every create and exit,
 /// usually under a lock shared by all of a base's threads. Bases use it for their own maps
@@ -101,12 +95,42 @@ pub struct Registry {
     capabilities: Capabilities,
     /// Live actors by id (all of this system): pages of consecutive ids, records inline.
     actors: IdTable<Record>,
-    global_names: HashMap<String, ActorAddress>,
+    global_names: GlobalNames<ActorAddress>,
     /// The global name of each named live actor, by id.
     names_of: HashMap<u64, String, BuildHasherDefault<AddressHasher>>,
-    dead_letter_handler: Option<ActorAddress>,
-    aborted: HashSet<ActorAddress>,
+    dead_letters: DeadLetters,
     in_shutdown: bool,
+}
+
+/// The live actors of one registry, as the tree rules see them.
+struct Live<'r> {
+    system: SystemId,
+    actors: &'r IdTable<Record>,
+}
+
+/// The requirements of an actor created without any (its record stores none).
+static NO_REQUIREMENTS: Requirements = Requirements::new();
+
+impl ActorTree for Live<'_> {
+    fn live_actors(&self) -> impl Iterator<Item = LiveActor<'_>> {
+        self.actors.iter().map(|(id, r)| LiveActor {
+            address: ActorAddress::new(self.system, id),
+            parent: &r.parent,
+            spec: &r.spec,
+            requirements: r.requirements.as_deref().unwrap_or(&NO_REQUIREMENTS),
+        })
+    }
+
+    fn parent_of(&self, address: &ActorAddress) -> Option<&ActorAddress> {
+        if address.system() != self.system {
+            return None;
+        }
+        self.actors.get(address.id()).map(|r| &r.parent)
+    }
+
+    fn live_count(&self) -> usize {
+        self.actors.len()
+    }
 }
 
 impl Registry {
@@ -118,10 +142,9 @@ impl Registry {
             addresses: AddressAllocator::new(system),
             capabilities,
             actors: IdTable::new(),
-            global_names: HashMap::new(),
+            global_names: GlobalNames::new(),
             names_of: HashMap::default(),
-            dead_letter_handler: None,
-            aborted: HashSet::new(),
+            dead_letters: DeadLetters::new(),
             in_shutdown: false,
         }
     }
@@ -156,6 +179,13 @@ impl Registry {
         self.in_shutdown = true;
     }
 
+    fn live(&self) -> Live<'_> {
+        Live {
+            system: self.addresses.system(),
+            actors: &self.actors,
+        }
+    }
+
     /// The record of `address` if it is a live actor of this system.
     fn get(&self, address: &ActorAddress) -> Option<&Record> {
         if address.system() != self.addresses.system() {
@@ -185,35 +215,33 @@ impl Registry {
         self.actors.len()
     }
 
-    /// Decides a create: an existing actor for a known global name (checked before the type),
-    /// an error when the system is shutting down or the capabilities do not fit, else a new
-    /// address (with the global name reserved for it).
+    /// Decides a create (the rules of [`GlobalNames::plan_create`]): an existing actor for a
+    /// known global name (checked before the type), an error when the system is shutting down,
+    /// the request names a source or the capabilities do not fit, else a new address (with the
+    /// global name reserved for it).
     pub fn plan_create(&mut self, request: &CreateRequest) -> Result<CreatePlan> {
-        if self.in_shutdown {
-            return Err(ThespianError::SystemFailure(
+        let plan = self.global_names.plan_create(
+            self.in_shutdown,
+            request.global_name.as_deref(),
+            (&self.capabilities, &request.requirements),
+            || match &request.source_hash {
+                Some(hash) => Err(ThespianError::InvalidSourceHash(hash.clone())),
+                None => Ok(request.spec),
+            },
+            || self.addresses.allocate(),
+        );
+        match plan {
+            Ok(NamePlan::Existing(address)) => Ok(CreatePlan::Existing(address)),
+            Ok(NamePlan::New { holder, .. }) => Ok(CreatePlan::New(holder)),
+            Err(CreateRefusal::ShuttingDown) => Err(ThespianError::SystemFailure(
                 "the actor system is shutting down".into(),
-            ));
-        }
-        if let Some(name) = &request.global_name {
-            if let Some(existing) = self.global_names.get(name) {
-                return Ok(CreatePlan::Existing(existing.clone()));
-            }
-        }
-        if let Some(hash) = &request.source_hash {
-            return Err(ThespianError::InvalidSourceHash(hash.clone()));
-        }
-        request
-            .spec
-            .check(&self.capabilities, &request.requirements)
-            .map_err(|unmet| ThespianError::NoCompatibleSystem {
+            )),
+            Err(CreateRefusal::Type(error)) => Err(error),
+            Err(CreateRefusal::Unfit(unmet)) => Err(ThespianError::NoCompatibleSystem {
                 actor_type: request.spec.type_name().to_owned(),
                 unmet,
-            })?;
-        let address = self.allocate();
-        if let Some(name) = &request.global_name {
-            self.global_names.insert(name.clone(), address.clone());
+            }),
         }
-        Ok(CreatePlan::New(address))
     }
 
     /// Records a constructed actor (an address this registry planned).
@@ -242,8 +270,8 @@ impl Registry {
     /// Records that the actor planned at `address` could not be constructed: its name is freed
     /// and messages sent to it return to their senders as `Child Aborted` poison.
     pub fn abort(&mut self, address: &ActorAddress) {
-        self.global_names.retain(|_, a| a != address);
-        self.aborted.insert(address.clone());
+        self.global_names.release_all_of(address);
+        self.dead_letters.never_started(address.clone());
     }
 
     /// Forgets an exited actor: frees its name; a dead-letter handler that exits is unregistered.
@@ -254,13 +282,9 @@ impl Registry {
         let record = self.actors.remove(address.id())?;
         let global_name = self.names_of.remove(&address.id());
         if let Some(name) = &global_name {
-            if self.global_names.get(name) == Some(address) {
-                self.global_names.remove(name);
-            }
+            self.global_names.release(name, address);
         }
-        if self.dead_letter_handler.as_ref() == Some(address) {
-            self.dead_letter_handler = None;
-        }
+        self.dead_letters.exited(address);
         Some(ActorRecord {
             parent: record.parent,
             spec: record.spec,
@@ -272,45 +296,18 @@ impl Registry {
     /// Registers (`enable`) `actor` as the dead-letter handler (latest wins), or unregisters it
     /// if it is the current one.
     pub fn handle_dead_letters(&mut self, actor: &ActorAddress, enable: bool) {
-        if enable {
-            self.dead_letter_handler = Some(actor.clone());
-        } else if self.dead_letter_handler.as_ref() == Some(actor) {
-            self.dead_letter_handler = None;
-        }
+        self.dead_letters.handle(actor, enable);
     }
 
     /// The current dead-letter handler.
     pub fn dead_letter_handler(&self) -> Option<&ActorAddress> {
-        self.dead_letter_handler.as_ref()
+        self.dead_letters.handler()
     }
 
     /// Decides where a message for the dead `target` goes.
     pub fn route_dead_letter(&self, target: &ActorAddress, envelope: Envelope) -> DeadLetterRoute {
         let (sender, payload) = envelope.into_parts();
-        if self.aborted.contains(target)
-            && !payload.has_type::<PoisonMessage>()
-            && !is_never_dead_lettered(&payload)
-        {
-            let poison = Payload::new(PoisonMessage::new(payload, "Child Aborted"));
-            return DeadLetterRoute::ChildAborted {
-                sender,
-                payload: poison,
-            };
-        }
-        if is_never_dead_lettered(&payload) {
-            log::debug!("discarding {} to dead {target}", payload.type_name());
-            return DeadLetterRoute::Drop;
-        }
-        match &self.dead_letter_handler {
-            Some(handler) if handler != target => DeadLetterRoute::Handler {
-                handler: handler.clone(),
-                payload: Payload::new(DeadEnvelope::new(target.clone(), payload)),
-            },
-            _ => {
-                log::debug!("dead letter to {target} dropped (no handler): {payload:?}");
-                DeadLetterRoute::Drop
-            }
-        }
+        self.dead_letters.route(target, sender, payload)
     }
 
     /// Sets or removes a capability. When the capabilities changed, returns the live actors
@@ -320,83 +317,28 @@ impl Registry {
         name: &str,
         value: Option<CapabilityValue>,
     ) -> Vec<ActorAddress> {
-        if !self.capabilities.update(name, value) {
-            return Vec::new();
-        }
-        let empty = Requirements::new();
-        let misfits: HashSet<ActorAddress> = self
-            .actors
-            .iter()
-            .filter(|(_, r)| {
-                let requirements = r.requirements.as_deref().unwrap_or(&empty);
-                r.spec.check(&self.capabilities, requirements).is_err()
-            })
-            .map(|(id, _)| self.address_of(id))
-            .collect();
-        let mut out: Vec<ActorAddress> = misfits
-            .iter()
-            .filter(|a| !self.has_ancestor_in(a, &misfits))
-            .cloned()
-            .collect();
-        out.sort();
-        out
-    }
-
-    fn address_of(&self, id: u64) -> ActorAddress {
-        ActorAddress::new(self.addresses.system(), id)
-    }
-
-    fn has_ancestor_in(&self, address: &ActorAddress, set: &HashSet<ActorAddress>) -> bool {
-        let mut current = self.get(address).map(|r| &r.parent);
-        let mut hops = 0;
-        while let Some(parent) = current {
-            if set.contains(parent) {
-                return true;
-            }
-            hops += 1;
-            if hops > self.actors.len() {
-                break;
-            }
-            current = self.get(parent).map(|r| &r.parent);
-        }
-        false
+        let live = Live {
+            system: self.addresses.system(),
+            actors: &self.actors,
+        };
+        update_capability(&mut self.capabilities, name, value, &live).unwrap_or_default()
     }
 
     /// Live actors whose parent is the admin or no longer alive (orphans): the roots that a
     /// system shutdown asks to exit.
     pub fn roots(&self) -> Vec<ActorAddress> {
-        let mut roots: Vec<ActorAddress> = self
-            .actors
-            .iter()
-            .filter(|(_, r)| r.parent.is_admin() || !self.is_alive(&r.parent))
-            .map(|(id, _)| self.address_of(id))
-            .collect();
-        roots.sort();
-        roots
+        roots(&self.live())
     }
 
     /// The system's status report.
     pub fn status(&self) -> SystemStatus {
-        let mut global_actors: Vec<(String, ActorAddress)> = self
-            .global_names
-            .iter()
-            .map(|(n, a)| (n.clone(), a.clone()))
-            .collect();
-        global_actors.sort();
-        let mut child_actors: Vec<ActorAddress> = self
-            .actors
-            .iter()
-            .filter(|(_, r)| r.parent.is_admin())
-            .map(|(id, _)| self.address_of(id))
-            .collect();
-        child_actors.sort();
         SystemStatus {
             admin_address: self.admin_address(),
             capabilities: self.capabilities.clone(),
             in_shutdown: self.in_shutdown,
-            dead_letter_handler: self.dead_letter_handler.clone(),
-            global_actors,
-            child_actors,
+            dead_letter_handler: self.dead_letters.handler().cloned(),
+            global_actors: self.global_names.listing(),
+            child_actors: top_level(&self.live()),
             live_actors: self.actors.len(),
         }
     }
