@@ -402,7 +402,7 @@ impl TcpEndpoint {
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             budget: SendBudget::new(transport.max_queued_messages, transport.max_queued_bytes),
-            max_frame: transport.max_frame.min(crate::frame::ABSOLUTE_MAX_FRAME),
+            max_frame: transport.max_frame.min(wire::MAX_FRAME_IN_RECORD),
         });
         let (tx, rx) = mpsc::channel();
         let identity = LocalIdentity {

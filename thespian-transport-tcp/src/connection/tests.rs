@@ -716,13 +716,13 @@ fn the_peers_smaller_maximum_frame_applies() {
 }
 
 #[test]
-fn the_peers_limit_counts_the_tag() {
+fn the_peers_limit_applies_to_queued_messages_when_it_is_learnt() {
     let m = WireMessage {
         payload: Arc::from(vec![0u8; 300]),
         ..message(1)
     };
-    // Sequence number 1 takes one byte of the ten the bound allows for: the sealed body is
-    // the bound less nine. The peer accepts one byte less than that.
+    // Sequence number 1 takes one byte of the ten the bound allows for: the frame body is the
+    // bound less nine (the record's tag is not the frame's). The peer accepts one byte less.
     let body = wire::frame_body_bound(&m) - 9;
     let small = Config {
         max_frame: body - 1,
