@@ -1,9 +1,11 @@
 //! Fuzzes everything in `thespian-transport-tcp` that reads bytes from the network: the frame
-//! decoder (under arbitrary splits of the input), the handshake and frame-body decoders, the
-//! sealed-frame check, the pre-handshake acceptor (`Incoming`, fresh and after its `Welcome`)
-//! and an authenticated session (`Connection`), fed both raw bytes (which fail authentication)
-//! and frames sealed with the session's keys (which reach the frame decoder behind the check).
-//! None of them may panic, and the decoder must never return a frame above its maximum.
+//! decoder (under arbitrary splits of the input, bounded as a record), the handshake and
+//! frame-body decoders, the record check and the splitting of a record into frames, the
+//! pre-handshake acceptor (`Incoming`, fresh and after its `Welcome`) and an authenticated
+//! session (`Connection`), fed both raw bytes (which fail authentication) and records sealed
+//! with the session's keys (which reach the record splitter and the frame decoder behind the
+//! check): some records hold the fuzz bytes as one frame, some as their raw content.
+//! None of them may panic, and the decoder must never return a record above its maximum.
 #![no_main]
 
 use std::sync::Arc;
@@ -54,18 +56,24 @@ fuzz_target!(|data: &[u8]| {
     };
     let chunk = usize::from(split % 64) + 1;
 
-    // 1. Frames and their bodies.
-    let mut decoder = FrameDecoder::new(MAX);
+    // 1. Records (and handshake frames) and their bodies.
+    let mut decoder = FrameDecoder::new(wire::record_limit(MAX));
     let (_, keys) = session(split);
     'frames: for piece in bytes.chunks(chunk) {
         let mut input = piece;
         loop {
-            match decoder.decode(&mut input) {
+            match decoder.decode_borrowed(&mut input) {
                 Ok(Some(body)) => {
-                    assert!(body.len() <= MAX);
+                    assert!(body.len() <= wire::record_limit(MAX));
                     let _ = wire::decode_handshake(&body, wire::PROTOCOL_VERSION);
                     let _ = wire::decode_frame(&body);
                     assert!(wire::open(&body, &keys.receive, 0).is_err());
+                    if let Ok(frames) = wire::frames(&body, MAX) {
+                        for frame in frames {
+                            assert!(frame.len() <= MAX);
+                            let _ = wire::decode_frame(frame);
+                        }
+                    }
                 }
                 Ok(None) => break,
                 Err(_) => break 'frames,
@@ -115,7 +123,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // 3. An authenticated session (the peer's genuine Welcome fed first), then the fuzz bytes:
-    //    once as they are, once cut into frames sealed with the peer's key.
+    //    once as they are, once cut into records sealed with the peer's key.
     for sealed in [false, true] {
         let mut conn = Connection::new(
             Arc::new(config.clone()),
@@ -185,13 +193,17 @@ fuzz_target!(|data: &[u8]| {
         let input = if sealed {
             let mut out = Vec::new();
             for (counter, piece) in bytes.chunks(chunk).enumerate() {
-                let mut frame = Vec::new();
-                if encode_frame(&mut frame, piece, MAX).is_ok() {
-                    // The unsealed form: the prefix counts the tag.
-                    let len = (piece.len() + thespian_auth::TAG_LEN) as u32;
-                    frame[..4].copy_from_slice(&len.to_be_bytes());
-                    wire::seal(&mut out, &frame, &peer_keys.send, counter as u64);
+                let start = wire::begin_record(&mut out);
+                if piece.first().is_some_and(|b| b & 1 == 1) {
+                    // The piece is the record's content: its own idea of frames.
+                    wire::push_frame(&mut out, &[piece]);
+                } else {
+                    // The piece is one frame's body.
+                    let mut frame = Vec::new();
+                    encode_frame(&mut frame, piece, usize::MAX).expect("a chunk is small");
+                    wire::push_frame(&mut out, &[&frame]);
                 }
+                wire::seal_record(&mut out, start, &peer_keys.send, counter as u64);
             }
             out
         } else {

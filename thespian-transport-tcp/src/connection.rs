@@ -31,17 +31,22 @@
 //!   bytes; nothing else is accepted before the handshake completes (for the acceptor: before a
 //!   valid `Confirm`). A version or magic mismatch, and a wrong secret, are reported on both
 //!   sides, and fail every message queued for the peer.
-//! - **Authentication.** Every frame after the handshake is sealed: it ends with a MAC under the
-//!   session key of its direction, over its bytes and its index on the connection. A frame that
-//!   fails the check is dropped and counted ([`Connection::stats`]), never decoded, and only
-//!   that TCP connection is closed (a byte stream cannot resynchronise): the session survives,
-//!   reconnects and retransmits.
-//! - **Bounds.** A frame in progress must complete within [`Config::frame_timeout`] plus
+//! - **Authentication.** After the handshake, frames travel in sealed *records*: what a transmit
+//!   gathers (an `Ack`, then data frames up to [`Config::max_batch`] bytes plus one) goes out as
+//!   one record ending with a MAC under the session key of its direction, over its bytes and
+//!   its index on the connection. A record that fails the check is dropped whole and counted
+//!   ([`Connection::stats`]), none of its frames decoded, and only that TCP connection is
+//!   closed (a byte stream cannot resynchronise): the session survives, reconnects and
+//!   retransmits.
+//! - **Bounds.** A record may hold one maximum-size frame plus a batch
+//!   ([`wire::record_limit`]); a longer announcement is refused before anything is buffered. A
+//!   record in progress must complete within [`Config::frame_timeout`] plus
 //!   [`Config::frame_time_per_mib`] per MiB it announces, counted from its first byte, so a peer
-//!   trickling one frame is closed; its buffer grows as bytes arrive.
-//! - **Data.** Every message gets a sequence number when queued; frames go out in order, at most
-//!   [`Config::max_batch`] bytes per transmit. The receiver delivers each sequence number once,
-//!   in order, and answers with a cumulative `Ack` after each batch of input.
+//!   trickling one record is closed; its buffer grows as bytes arrive.
+//! - **Data.** Every message gets a sequence number when queued; frames go out in order, in
+//!   records of at most [`Config::max_batch`] bytes (and one frame more). The receiver delivers
+//!   each sequence number once, in order, and answers with a cumulative `Ack` after each batch of
+//!   input.
 //! - **Loss.** When a link ends with messages unacknowledged, the session reconnects after a
 //!   back-off (20 ms × 1.7 per attempt, up to 7.329 s, Thespian's values) and retransmits them
 //!   first. A message not acknowledged within [`Config::transmit_timeout`] fails.
@@ -59,7 +64,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use thespian_auth::{AuthError, Initiator, Nonce, Responder, Secret, SessionKeys, TAG_LEN};
+use thespian_auth::{AuthError, Initiator, Nonce, Responder, Secret, SessionKeys};
 use thespian_core::SystemId;
 
 // Names a message for `Event::Acked` and `Event::Failed`; chosen by the caller of
@@ -113,7 +118,8 @@ pub struct Config {
     pub backoff_max: Duration,
     /// Growth of the reconnect delay per attempt (default 1.7).
     pub backoff_factor: f64,
-    /// Data bytes gathered into one transmit (default 256 KiB; one frame is always allowed).
+    /// Data bytes gathered into one transmit, one sealed record (default 256 KiB, at most
+    /// [`wire::MAX_RECORD_BATCH`]; one frame is always allowed beyond it).
     pub max_batch: usize,
     /// The protocol version announced in handshakes. Leave it at [`PROTOCOL_VERSION`]; it is
     /// configurable so tests can play an older or newer peer.
@@ -143,7 +149,12 @@ impl Default for Config {
 impl Config {
     /// The maximum frame as announced on the wire.
     fn announced_max_frame(&self) -> u32 {
-        self.max_frame.min(frame::ABSOLUTE_MAX_FRAME) as u32
+        self.max_frame.min(wire::MAX_FRAME_IN_RECORD) as u32
+    }
+
+    /// Frame bytes gathered into one record before its last frame.
+    fn record_batch(&self) -> usize {
+        self.max_batch.min(wire::MAX_RECORD_BATCH)
     }
 
     /// The deadline of a frame that started at `started` and announces `announced` bytes.
@@ -407,11 +418,21 @@ pub enum ConnectFailure {
 struct Outgoing {
     id: MessageId,
     seq: u64,
-    /// The whole frame, prefix included.
-    frame: Vec<u8>,
+    /// The frame's prefix and header; the frame is these followed by `payload`.
+    head: Vec<u8>,
+    /// The message's payload, shared with the caller's message (never copied until it is
+    /// gathered into a record).
+    payload: Arc<[u8]>,
     deadline: Instant,
     /// The incarnation it was (last) transmitted to.
     sent_to: Option<SystemId>,
+}
+
+impl Outgoing {
+    /// Bytes of its whole frame, prefix included.
+    fn frame_len(&self) -> usize {
+        self.head.len() + self.payload.len()
+    }
 }
 
 #[derive(Debug)]
@@ -423,7 +444,7 @@ enum LinkState {
         deadline: Instant,
         initiator: Box<Initiator>,
     },
-    /// Handshake done; data flows, sealed under `keys`.
+    /// Handshake done; data flows in records sealed under `keys`.
     Established { keys: Box<SessionKeys> },
 }
 
@@ -433,14 +454,17 @@ struct Link {
     /// True when we opened it.
     initiator: bool,
     state: LinkState,
+    /// Handshake frames, then records; a record is a frame too, so its prefix bounds it.
     decoder: FrameDecoder,
-    /// Control frames (handshake, acks) waiting for `poll_transmit`.
+    /// Handshake frames waiting for `poll_transmit`.
     out: Vec<u8>,
-    /// Frames sealed on this link so far: the counter of the next one we send.
-    sent_frames: u64,
-    /// Frames opened on this link so far: the counter of the next one we receive.
-    received_frames: u64,
-    /// When the first byte of the frame in progress arrived, if one is.
+    /// The cumulative `Ack` for the next record, if one is due.
+    ack: Option<u64>,
+    /// Records sealed on this link so far: the counter of the next one we send.
+    sent_records: u64,
+    /// Records opened on this link so far: the counter of the next one we receive.
+    received_records: u64,
+    /// When the first byte of the record (or handshake frame) in progress arrived, if one is.
     frame_started: Option<Instant>,
 }
 
@@ -452,8 +476,9 @@ impl Link {
             state,
             decoder: FrameDecoder::new(max_frame),
             out: Vec::new(),
-            sent_frames: 0,
-            received_frames: 0,
+            ack: None,
+            sent_records: 0,
+            received_records: 0,
             frame_started: None,
         }
     }
@@ -462,32 +487,38 @@ impl Link {
         matches!(self.state, LinkState::Established { .. })
     }
 
-    /// Appends the unsealed `frame` to `out`, sealed as this link's next frame. Before the
-    /// handshake completes nothing but handshake frames is written, so there is nothing to seal.
-    fn seal_into(&mut self, out: &mut Vec<u8>, frame: &[u8]) {
-        if let LinkState::Established { keys } = &self.state {
-            wire::seal(out, frame, &keys.send, self.sent_frames);
-            self.sent_frames += 1;
-        } else {
-            debug_assert!(false, "only an established link sends control frames");
+    /// Starts this link's next record at the end of `out`, with the `Ack` due, if any. Only an
+    /// established link writes records (before, nothing but handshake frames crosses it).
+    fn begin_record(&mut self, out: &mut Vec<u8>) -> usize {
+        debug_assert!(
+            self.is_established(),
+            "only an established link sends records"
+        );
+        let start = wire::begin_record(out);
+        if let Some(seq) = self.ack.take() {
+            wire::push_frame(out, &[&wire::encode_control(&Control::Ack { seq })]);
         }
+        start
     }
 
-    /// Queues a control frame, sealed.
-    fn push_control(&mut self, control: &Control) {
-        let frame = wire::encode_control(control);
-        let mut out = std::mem::take(&mut self.out);
-        self.seal_into(&mut out, &frame);
-        self.out = out;
+    /// Seals the record started at `start` of `out` as this link's next record.
+    fn seal_record(&mut self, out: &mut Vec<u8>, start: usize) {
+        if let LinkState::Established { keys } = &self.state {
+            wire::seal_record(out, start, &keys.send, self.sent_records);
+            self.sent_records += 1;
+        } else {
+            out.truncate(start);
+        }
     }
 }
 
 /// Counters of what a session refused.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnectionStats {
-    /// Frames dropped because their tag was wrong (forged, replayed, reordered or altered).
+    /// Records dropped because their tag was wrong (forged, replayed, reordered or altered;
+    /// the name predates records, which took the place of individually sealed frames).
     pub bad_frames: u64,
-    /// Links closed because a frame was not completed within its deadline.
+    /// Links closed because a record was not completed within its deadline.
     pub frame_timeouts: u64,
 }
 
@@ -698,21 +729,23 @@ impl Connection {
             });
         }
         let seq = self.next_seq;
-        let frame = wire::encode_data(seq, message, limit).map_err(|e| match e {
+        let head = wire::encode_data_head(seq, message, limit).map_err(|e| match e {
             FrameError::TooLarge { len, max } => SendError::TooLarge {
                 size: len as usize,
                 limit: max,
             },
         })?;
         self.next_seq += 1;
-        self.outbox_bytes += frame.len();
-        self.outbox.push_back(Outgoing {
+        let outgoing = Outgoing {
             id,
             seq,
-            frame,
+            head,
+            payload: message.payload.clone(),
             deadline: now + self.config.transmit_timeout,
             sent_to: None,
-        });
+        };
+        self.outbox_bytes += outgoing.frame_len();
+        self.outbox.push_back(outgoing);
         self.last_activity = now;
         self.maybe_connect(now);
         Ok(())
@@ -720,7 +753,7 @@ impl Connection {
 
     /// The largest frame body we may send now.
     fn frame_limit(&self) -> usize {
-        let ours = self.config.max_frame.min(frame::ABSOLUTE_MAX_FRAME);
+        let ours = self.config.max_frame.min(wire::MAX_FRAME_IN_RECORD);
         match &self.peer {
             Some(peer) => ours.min(peer.max_frame as usize),
             None => ours,
@@ -948,7 +981,7 @@ impl Connection {
             };
             let mut reply = Vec::new();
             let goodbye = wire::encode_control(&Control::Goodbye { reason });
-            wire::seal(&mut reply, &goodbye, &keys.send, 0);
+            wire::seal(&mut reply, &[&goodbye], &keys.send, 0);
             return Attach::Rejected { reply };
         }
         self.start_link();
@@ -967,7 +1000,7 @@ impl Connection {
             LinkState::Established {
                 keys: Box::new(keys),
             },
-            self.config.max_frame,
+            wire::record_limit(self.config.max_frame),
         ));
         self.connect_requested = false;
         self.established(now, hello);
@@ -1009,14 +1042,13 @@ impl Connection {
         let limit = self
             .config
             .max_frame
-            .min(frame::ABSOLUTE_MAX_FRAME)
+            .min(wire::MAX_FRAME_IN_RECORD)
             .min(peer.max_frame as usize);
         let mut too_large = Vec::new();
         self.outbox.retain(|o| {
-            // The body on the wire: the unsealed frame's content and the tag.
-            let size = o.frame.len() - HEADER_LEN + TAG_LEN;
+            let size = o.frame_len() - HEADER_LEN;
             if size > limit {
-                too_large.push((o.id, size, o.frame.len()));
+                too_large.push((o.id, size, o.frame_len()));
                 false
             } else {
                 true
@@ -1034,10 +1066,11 @@ impl Connection {
         self.backoff.reset(&self.config);
         self.last_activity = now;
         if let Some(link) = &mut self.link {
-            link.decoder.set_max_frame(self.config.max_frame);
+            link.decoder
+                .set_max_frame(wire::record_limit(self.config.max_frame));
             // Tell a returning peer at once what we already have, so it can skip retransmits.
             if let Some(seq) = self.delivered {
-                link.push_control(&Control::Ack { seq });
+                link.ack = Some(seq);
             }
         }
         self.events
@@ -1058,7 +1091,7 @@ impl Connection {
                 log::debug!("input before the connect completed ignored");
                 return;
             }
-            let body = match link.decoder.decode(&mut input) {
+            let body = match link.decoder.decode_borrowed(&mut input) {
                 Ok(Some(body)) => body,
                 Ok(None) => break,
                 Err(e) if !link.is_established() => {
@@ -1074,7 +1107,7 @@ impl Connection {
             link.frame_started = None;
             self.last_activity = now;
             if link.is_established() {
-                if !self.handle_sealed(now, &body, &mut ack_due) {
+                if !self.handle_record(now, &body, &mut ack_due) {
                     return;
                 }
             } else if !self.handle_welcome(now, &body) {
@@ -1090,30 +1123,39 @@ impl Connection {
             }
             if ack_due && link.is_established() {
                 if let Some(seq) = self.delivered {
-                    link.push_control(&Control::Ack { seq });
+                    link.ack = Some(seq);
                 }
             }
         }
     }
 
-    /// Opens a sealed frame (verifying its tag before anything in it is read) and handles it;
-    /// false when the link ended.
-    fn handle_sealed(&mut self, now: Instant, body: &[u8], ack_due: &mut bool) -> bool {
+    /// Opens a record (verifying its tag before anything in it is read) and handles its frames
+    /// in order; false when the link ended.
+    fn handle_record(&mut self, now: Instant, body: &[u8], ack_due: &mut bool) -> bool {
         let Some(link) = self.link.as_mut() else {
             return false;
         };
         let LinkState::Established { keys } = &link.state else {
             return false;
         };
-        match wire::open(body, &keys.receive, link.received_frames) {
+        match wire::open(body, &keys.receive, link.received_records) {
             Ok(content) => {
-                link.received_frames += 1;
-                self.handle_frame(now, content, ack_due)
+                link.received_records += 1;
+                let frames = match wire::frames(content, self.config.max_frame) {
+                    Ok(frames) => frames,
+                    Err(e) => {
+                        self.protocol_error(now, e.to_string());
+                        return false;
+                    }
+                };
+                frames
+                    .into_iter()
+                    .all(|frame| self.handle_frame(now, frame, ack_due))
             }
             Err(e) => {
                 self.stats.bad_frames += 1;
                 log::warn!(
-                    "dropped a frame from {:?}: {e}; closing this connection (the session reconnects)",
+                    "dropped a record from {:?}: {e}; closing this connection (the session reconnects)",
                     self.peer_addr
                 );
                 // No answer: the peer (or whoever forged the frame) learns nothing, and the
@@ -1295,15 +1337,17 @@ impl Connection {
         self.farewell.extend_from_slice(bytes);
     }
 
-    /// Queues a control frame, sealed, as the established link's last words. A link still in
-    /// its handshake gets none (it has no keys; nothing but handshake frames may cross it).
+    /// Queues a control frame, in a sealed record (after the `Ack` due, if any), as the
+    /// established link's last words. A link still in its handshake gets none (it has no keys;
+    /// nothing but handshake frames may cross it).
     fn farewell_control(&mut self, control: &Control) {
         if let Some(link) = &mut self.link {
             self.farewell.append(&mut link.out);
             if link.is_established() {
-                let frame = wire::encode_control(control);
                 let mut farewell = std::mem::take(&mut self.farewell);
-                link.seal_into(&mut farewell, &frame);
+                let start = link.begin_record(&mut farewell);
+                wire::push_frame(&mut farewell, &[&wire::encode_control(control)]);
+                link.seal_record(&mut farewell, start);
                 self.farewell = farewell;
             }
         }
@@ -1368,7 +1412,7 @@ impl Connection {
                 return false;
             }
             let done = self.outbox.pop_front().expect("front exists");
-            self.outbox_bytes -= done.frame.len();
+            self.outbox_bytes -= done.frame_len();
             self.sent = self.sent.saturating_sub(1);
             ids.push(done.id);
         }
@@ -1427,7 +1471,7 @@ impl Connection {
             let remove = which(o);
             if remove {
                 ids.push(o.id);
-                bytes += o.frame.len();
+                bytes += o.frame_len();
                 if index < sent {
                     removed_sent += 1;
                 }
@@ -1462,16 +1506,22 @@ impl Connection {
             } else {
                 buf.append(&mut link.out);
             }
-            if link.is_established() {
+            if link.is_established() && (link.ack.is_some() || self.sent < self.outbox.len()) {
+                // One record: the ack due, then data frames while they total less than the batch.
                 let incarnation = self.peer.as_ref().map(|p| p.incarnation);
-                while self.sent < self.outbox.len()
-                    && (buf.is_empty() || buf.len() < self.config.max_batch)
-                {
+                let batch = self.config.record_batch();
+                let start = link.begin_record(&mut buf);
+                while self.sent < self.outbox.len() {
+                    let content = wire::record_content_len(&buf, start);
+                    if content > 0 && content >= batch {
+                        break;
+                    }
                     let o = &mut self.outbox[self.sent];
-                    link.seal_into(&mut buf, &o.frame);
+                    wire::push_frame(&mut buf, &[&o.head, &o.payload]);
                     o.sent_to = incarnation;
                     self.sent += 1;
                 }
+                link.seal_record(&mut buf, start);
             }
         }
         if buf.is_empty() {
@@ -1540,7 +1590,7 @@ impl Connection {
                 break;
             }
             let o = self.outbox.pop_front().expect("front exists");
-            self.outbox_bytes -= o.frame.len();
+            self.outbox_bytes -= o.frame_len();
             self.sent = self.sent.saturating_sub(1);
             expired.push(o.id);
         }

@@ -12,8 +12,8 @@
 //!   acknowledged at once.
 //! - **Dead targets.** `ECONNREFUSED` on connect fails the queued messages with
 //!   [`FailReason::Refused`], so the base can dead-letter them.
-//! - **Authentication** is the machines' (every session proves the system's secret, every frame
-//!   is sealed); the driver only supplies fresh nonces ([`Nonce::random`]) and the secret
+//! - **Authentication** is the machines' (every session proves the system's secret, every
+//!   record of frames is sealed); the driver only supplies fresh nonces ([`Nonce::random`]) and the secret
 //!   ([`EndpointConfig::new`]: there is no endpoint without one).
 //! - **`EMFILE`/`ENFILE`** on accept or connect: accepted sockets still in their handshake are
 //!   closed first, oldest first (told the endpoint is overloaded), then the longest-idle
@@ -24,8 +24,8 @@
 //!   handshake at once; a socket accepted beyond that is sent a `Reject` saying the endpoint is
 //!   overloaded ([`OVERLOADED`](crate::connection::OVERLOADED)) and closed, so its peer's error
 //!   says "overloaded", not "not a thespian peer".
-//! - **Input memory.** The bytes buffered for frames in progress, over every authenticated
-//!   socket, stay under [`EndpointConfig::max_buffered`] (an
+//! - **Input memory.** The bytes buffered for frames in progress (after the handshake, a frame
+//!   is a sealed record of frames), over every authenticated socket, stay under [`EndpointConfig::max_buffered`] (an
 //!   [`InputBudget`]): a frame whose prefix arrives is reserved whole
 //!   when it fits, so it can always complete; a read never takes more than the socket's
 //!   reserved headroom plus what nobody has committed, and a socket with neither is not read
@@ -87,10 +87,11 @@ pub struct EndpointConfig {
     /// The system's shared secret: every peer must prove it holds it before anything it sends
     /// is read beyond the handshake.
     pub secret: Secret,
-    /// Most bytes buffered for frames in progress, over all sockets (default 256 MiB: four
-    /// frames of the default 64 MiB maximum at once, while 8 peers each announcing 64 MiB cannot
-    /// make the endpoint hold 512 MB). When it is reached, sockets are not read until room
-    /// frees (back-pressure). Keep it at least `transport.max_frame`, or the largest frames
+    /// Most bytes buffered for frames (records) in progress, over all sockets (default 256 MiB:
+    /// three records holding a frame of the default 64 MiB maximum at once, while 8 peers each
+    /// announcing 64 MiB cannot make the endpoint hold 512 MB). When it is reached, sockets are
+    /// not read until room frees (back-pressure). Keep it at least
+    /// [`record_limit`](crate::wire::record_limit)`(transport.max_frame)`, or the largest frames
     /// can never complete.
     pub max_buffered: usize,
     /// Most accepted sockets in their handshake at once (default 256); more are refused as
@@ -272,7 +273,7 @@ pub struct EndpointStats {
     pub max_buffered: usize,
     /// Sockets not read for want of room in the bound, now.
     pub parked: usize,
-    /// Frames dropped because their tag was wrong (forged, replayed, reordered or altered).
+    /// Records dropped because their tag was wrong (forged, replayed, reordered or altered).
     pub bad_frames: u64,
     /// Connections closed because a frame was not completed within its deadline.
     pub frame_timeouts: u64,
@@ -401,7 +402,7 @@ impl TcpEndpoint {
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             budget: SendBudget::new(transport.max_queued_messages, transport.max_queued_bytes),
-            max_frame: transport.max_frame.min(crate::frame::ABSOLUTE_MAX_FRAME),
+            max_frame: transport.max_frame.min(wire::MAX_FRAME_IN_RECORD),
         });
         let (tx, rx) = mpsc::channel();
         let identity = LocalIdentity {

@@ -9,6 +9,7 @@
 //! Thespian used an ASCII decimal length and `'>'` (reference §5.1.2); a fixed 4-byte prefix is
 //! simpler to bound and to parse.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Bytes in the length prefix of every frame.
@@ -169,6 +170,16 @@ impl FrameDecoder {
     /// either in a returned frame or buffered for the next call. On `Err` the stream is
     /// unusable; close the connection.
     pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Vec<u8>>, FrameError> {
+        Ok(self.decode_borrowed(input)?.map(Cow::into_owned))
+    }
+
+    /// As [`decode`](Self::decode), but a frame that arrives whole within one `input` is
+    /// borrowed from it rather than copied; only a frame split over several inputs is buffered
+    /// (and handed out owned).
+    pub fn decode_borrowed<'a>(
+        &mut self,
+        input: &mut &'a [u8],
+    ) -> Result<Option<Cow<'a, [u8]>>, FrameError> {
         if let Some(error) = self.error {
             return Err(error);
         }
@@ -196,14 +207,14 @@ impl FrameDecoder {
                     }
                     self.body_len = Some(len);
                     if len == 0 {
-                        return Ok(Some(self.finish()));
+                        return Ok(Some(Cow::Owned(self.finish())));
                     }
-                    // Fast path: the whole body is already in `input`.
+                    // Fast path: the whole body is already in `input`: lend it.
                     if input.len() >= len {
-                        let body = input[..len].to_vec();
-                        *input = &input[len..];
+                        let (body, rest) = input.split_at(len);
+                        *input = rest;
                         self.finish();
-                        return Ok(Some(body));
+                        return Ok(Some(Cow::Borrowed(body)));
                     }
                     self.body = Vec::with_capacity(len.min(INITIAL_RESERVE).max(input.len()));
                     len
@@ -220,7 +231,7 @@ impl FrameDecoder {
             self.body.extend_from_slice(&input[..take]);
             *input = &input[take..];
             if self.body.len() == len {
-                return Ok(Some(self.finish()));
+                return Ok(Some(Cow::Owned(self.finish())));
             }
             if input.is_empty() {
                 return Ok(None);

@@ -8,10 +8,11 @@
 //! - [`frame`]: length-prefixed frames and a streaming decoder with a hard size limit.
 //! - [`wire`]: the postcard frame bodies: handshake (magic `THSP`, protocol version,
 //!   incarnation id, listening address, and the `thespian_auth` challenge–response), data,
-//!   acknowledgements, goodbye and error, each sealed with a MAC after the handshake.
+//!   acknowledgements, goodbye and error; after the handshake, frames travel in records, each
+//!   sealed with one MAC.
 //! - [`connection`]: the sans-IO session machine ([`Connection`]) and the pre-handshake
 //!   acceptor ([`Incoming`]): mutual authentication with the system's secret before anything
-//!   else is accepted, a MAC on every later frame, acknowledgement of every message,
+//!   else is accepted, a MAC on every later record, acknowledgement of every message,
 //!   retransmission with back-off, per-peer order, a bounded outbound queue, idle, handshake and
 //!   frame time-outs, peer restarts.
 //! - [`endpoint`]: the mio driver ([`TcpEndpoint`]): one listening socket, one connection per

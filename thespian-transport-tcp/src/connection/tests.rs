@@ -716,13 +716,13 @@ fn the_peers_smaller_maximum_frame_applies() {
 }
 
 #[test]
-fn the_peers_limit_counts_the_tag() {
+fn the_peers_limit_applies_to_queued_messages_when_it_is_learnt() {
     let m = WireMessage {
         payload: Arc::from(vec![0u8; 300]),
         ..message(1)
     };
-    // Sequence number 1 takes one byte of the ten the bound allows for: the sealed body is
-    // the bound less nine. The peer accepts one byte less than that.
+    // Sequence number 1 takes one byte of the ten the bound allows for: the frame body is the
+    // bound less nine (the record's tag is not the frame's). The peer accepts one byte less.
     let body = wire::frame_body_bound(&m) - 9;
     let small = Config {
         max_frame: body - 1,
@@ -1034,7 +1034,7 @@ fn close_says_goodbye_and_fails_the_queue() {
     assert_eq!(p.send(A, 3), Err(SendError::Closed));
 }
 
-/// The frames `node` has to write now, each a whole frame (prefix included), not delivered.
+/// The records `node` has to write now, each whole (prefix included), not delivered.
 fn take_frames(p: &mut Pair, node: usize) -> Vec<Vec<u8>> {
     let conn = p.nodes[node].conn.as_mut().unwrap();
     let mut bytes = Vec::new();
@@ -1130,6 +1130,42 @@ fn an_altered_frame_is_dropped_without_delivery_and_the_message_is_retransmitted
 }
 
 #[test]
+fn a_changed_byte_anywhere_in_a_record_fails_the_whole_record() {
+    // Two messages sent at once travel in one record; change each byte of it in turn.
+    let mut p = established_pair();
+    p.send(A, 2).unwrap();
+    p.send(A, 3).unwrap();
+    let records = take_frames(&mut p, A);
+    assert_eq!(records.len(), 1, "one record for both messages");
+    let record = &records[0];
+    for at in 0..record.len() {
+        let mut p = established_pair();
+        let mut altered = record.clone();
+        altered[at] ^= 0x20;
+        let events = feed(&mut p, B, &altered);
+        assert!(
+            events.iter().all(|e| !matches!(e, Event::Delivered(_))),
+            "byte {at}: nothing of the record is delivered"
+        );
+        if at >= HEADER_LEN {
+            // The content or the tag: the record fails its check.
+            assert_eq!(bad_frames(&p, B), 1, "byte {at}");
+            assert!(events.iter().any(|e| matches!(
+                e,
+                Event::Closed {
+                    reason: CloseReason::BadFrame,
+                    ..
+                }
+            )));
+        } else {
+            // The prefix: a shorter record fails its check; a longer one waits for bytes that
+            // never come (and the record deadline closes the link) or is refused as too long.
+            assert!(bad_frames(&p, B) <= 1, "byte {at}");
+        }
+    }
+}
+
+#[test]
 fn replayed_reordered_dropped_and_forged_frames_fail_authentication() {
     // Replayed: a genuine frame again.
     let mut p = established_pair();
@@ -1143,12 +1179,13 @@ fn replayed_reordered_dropped_and_forged_frames_fail_authentication() {
     assert!(events.iter().all(|e| !matches!(e, Event::Delivered(_))));
     assert_eq!(bad_frames(&p, B), 1, "replay");
 
-    // Reordered and dropped: the second frame first, or the first one missing.
+    // Reordered and dropped: the second record first, or the first one missing.
     for skip_first in [false, true] {
         let mut p = established_pair();
         p.send(A, 2).unwrap();
+        let mut frames = take_frames(&mut p, A);
         p.send(A, 3).unwrap();
-        let frames = take_frames(&mut p, A);
+        frames.extend(take_frames(&mut p, A));
         assert_eq!(frames.len(), 2);
         let events = feed(&mut p, B, &frames[1]);
         assert!(events.iter().all(|e| !matches!(e, Event::Delivered(_))));
@@ -1162,11 +1199,15 @@ fn replayed_reordered_dropped_and_forged_frames_fail_authentication() {
         assert_eq!(p.nodes[B].delivered(), vec![1, 2, 3]);
     }
 
-    // Forged: a well-formed control frame with a made-up tag.
+    // Forged: a well-formed record of a control frame with a made-up tag.
     let mut p = established_pair();
-    let mut forged = wire::encode_control(&Control::Goodbye {
+    let goodbye = wire::encode_control(&Control::Goodbye {
         reason: GoodbyeReason::Shutdown,
     });
+    let mut forged = ((goodbye.len() + thespian_auth::TAG_LEN) as u32)
+        .to_be_bytes()
+        .to_vec();
+    forged.extend_from_slice(&goodbye);
     forged.extend_from_slice(&[0x5a; thespian_auth::TAG_LEN]);
     let events = feed(&mut p, B, &forged);
     assert!(matches!(
@@ -1367,12 +1408,15 @@ fn nothing_but_the_handshake_is_read_before_authentication() {
     };
     let (confirm, keys) = initiator.finish(&auth, &wire::peer_context(&info)).unwrap();
     let mut bytes = encode_handshake(&Handshake::new(HandshakeKind::Confirm(confirm)));
-    wire::seal(&mut bytes, &data, &keys.send, 0);
+    wire::seal(&mut bytes, &[&data], &keys.send, 0);
     incoming.handle_input(now, &bytes);
     let Some(IncomingOutcome::Authenticated(accepted)) = incoming.poll_outcome() else {
         panic!("not authenticated");
     };
-    assert_eq!(accepted.rest.len(), data.len() + thespian_auth::TAG_LEN);
+    assert_eq!(
+        accepted.rest.len(),
+        HEADER_LEN + data.len() + thespian_auth::TAG_LEN
+    );
 }
 
 #[test]
