@@ -17,8 +17,7 @@ use thespian_core::{
     Envelope, IntoMessage, NewActor, Payload, Requirements, Result, SystemId, ThespianError,
 };
 
-use crate::multiproc::program::{ProgramBase, StartSettings};
-use crate::multiproc::transport::TransportKind;
+use crate::bases::{self, MultiprocSettings};
 use crate::simple::{self, SimpleBase};
 
 /// Which system base runs the actors. Thespian's base names are accepted by [`FromStr`].
@@ -288,7 +287,7 @@ impl ActorSystemBuilder {
     /// [`test_entry_point!`](crate::test_entry_point) defines, since the harness owns `main`.
     pub fn test_entry_point(mut self) -> Self {
         self.entry_args = [
-            crate::multiproc::launch::TEST_ENTRY,
+            crate::TEST_ENTRY,
             "--exact",
             "--nocapture",
             "--test-threads=1",
@@ -342,27 +341,18 @@ impl ActorSystemBuilder {
                     self.queue_limit,
                 ))
             }
-            SystemBase::Queue => Arc::new(thespian_transport_queue::QueueBase::start_with(
-                new_system_id(),
-                self.capabilities,
-                thespian_transport_queue::QueueConfig {
-                    queue_limit: self.queue_limit,
-                },
-            )?),
-            SystemBase::Tcp | SystemBase::Udp => {
-                let kind = if self.base == SystemBase::Tcp {
-                    TransportKind::Tcp
-                } else {
-                    TransportKind::Udp
-                };
-                Arc::new(ProgramBase::start(StartSettings {
-                    kind,
+            SystemBase::Queue => {
+                bases::queue(new_system_id(), self.capabilities, self.queue_limit)?
+            }
+            SystemBase::Tcp | SystemBase::Udp => bases::multiproc(
+                self.base,
+                MultiprocSettings {
                     capabilities: self.capabilities,
                     advertise_ip: self.advertise_ip,
                     entry_args: self.entry_args,
                     log_filter: self.log.filter(),
-                })?)
-            }
+                },
+            )?,
         };
         let shared = Arc::new(Shared {
             base: self.base,
