@@ -45,14 +45,16 @@ mod bases;
 mod simple;
 mod system;
 
-pub use system::{ActorSystem, ActorSystemBuilder, CreateOptions, LogConfig, SystemBase};
+pub use system::{
+    ActorSystem, ActorSystemBuilder, BaseSettings, CreateOptions, CustomBase, LogConfig, SystemBase,
+};
 pub use thespian_core::{
     self as core, dispatch, keys, message, Actor, ActorAddress, ActorError, ActorExitRequest,
-    ActorResult, ActorStatus, ActorSystemConventionUpdate, Capabilities, CapabilityError,
-    CapabilityValue, ChildActorExited, Context, CreateRequest, DeadEnvelope, Envelope, Flow,
-    IntoMessage, LoadedSource, Message, MessageError, NewActor, Payload, PoisonMessage,
-    RemoteSystem, RequireCapability, Requirements, StatusRequest, SystemStatus, ThespianError,
-    UnloadedSource, ValidateSource, ValidatedSource, WakeupMessage, WatchMessage,
+    ActorResult, ActorStatus, ActorSystemConventionUpdate, BaseDriver, Capabilities,
+    CapabilityError, CapabilityValue, ChildActorExited, Context, CreateRequest, DeadEnvelope,
+    Envelope, Flow, IntoMessage, LoadedSource, Message, MessageError, NewActor, Payload,
+    PoisonMessage, RemoteSystem, RequireCapability, Requirements, StatusRequest, SystemStatus,
+    ThespianError, UnloadedSource, ValidateSource, ValidatedSource, WakeupMessage, WatchMessage,
 };
 
 /// `thespian`'s error type: one enum mapping Thespian's exceptions.
