@@ -116,3 +116,20 @@ pub(crate) fn transports() -> Vec<Arc<dyn thespian_multiproc::TransportFactory>>
         Arc::new(udp::UdpTransport),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_base_not_built_in_names_its_feature() {
+        let error = not_built_in(SystemBase::Tcp, &SystemBase::Tcp.to_feature());
+        assert_eq!(
+            error.to_string(),
+            ThespianError::StartupFailure(
+                "the Tcp base is not built in: enable the thespian feature \"tcp\"".into()
+            )
+            .to_string()
+        );
+    }
+}
