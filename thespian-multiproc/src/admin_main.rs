@@ -156,6 +156,12 @@ impl Daemon {
                 },
                 recv(thread_exited) -> host => {
                     if let Ok(host) = host {
+                        // As for a process: what the actor's thread said before it ended (its
+                        // failed start, its exit report) is already in the inbox, and is
+                        // handled first, since `select!` picks among ready channels at random.
+                        while let Ok(envelope) = inbox.try_recv() {
+                            machine.handle(Instant::now(), envelope);
+                        }
                         machine.host_exited(Instant::now(), host, "its thread ended");
                     }
                 }
