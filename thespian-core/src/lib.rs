@@ -22,6 +22,7 @@ pub mod lifecycle;
 pub mod message;
 pub mod registry;
 pub mod system_messages;
+pub mod transport;
 pub mod wire;
 
 pub use actor::{Actor, ActorError, ActorResult, ActorSpec, CreateRequest, NewActor};

@@ -53,6 +53,7 @@
 pub mod connection;
 pub mod endpoint;
 pub mod frame;
+mod seam;
 pub mod wire;
 
 pub use connection::{

@@ -77,6 +77,7 @@ pub mod driver;
 mod icmp;
 pub mod machine;
 mod peer;
+mod seam;
 pub mod wire;
 
 pub use driver::{EndpointConfig, UdpEndpoint, UdpSender};

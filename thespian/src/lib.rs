@@ -32,21 +32,29 @@
 //! The vocabulary (addresses, messages, capabilities, system messages, the [`Actor`] trait and
 //! its [`Context`]) comes from `thespian-core` and is re-exported here. This crate adds the
 //! [`ActorSystem`] handle, the choice of [`SystemBase`], [`init`], and the `Simple` base.
+//!
+//! **Features.** Each base besides `Simple` is a cargo feature, all on by default: `queue`
+//! (the Queue base, `thespian-transport-queue`), `tcp` and `udp` (the multi-process bases:
+//! `thespian-multiproc` and the transport crate). A program that needs fewer depends on
+//! `thespian` with `default-features = false` and the features it uses; selecting a base that
+//! is not built in is a `StartupFailure` naming its feature.
 
 #![warn(missing_docs)]
 
-mod multiproc;
+mod bases;
 mod simple;
 mod system;
 
-pub use system::{ActorSystem, ActorSystemBuilder, CreateOptions, LogConfig, SystemBase};
+pub use system::{
+    ActorSystem, ActorSystemBuilder, BaseSettings, CreateOptions, CustomBase, LogConfig, SystemBase,
+};
 pub use thespian_core::{
     self as core, dispatch, keys, message, Actor, ActorAddress, ActorError, ActorExitRequest,
-    ActorResult, ActorStatus, ActorSystemConventionUpdate, Capabilities, CapabilityError,
-    CapabilityValue, ChildActorExited, Context, CreateRequest, DeadEnvelope, Envelope, Flow,
-    IntoMessage, LoadedSource, Message, MessageError, NewActor, Payload, PoisonMessage,
-    RemoteSystem, RequireCapability, Requirements, StatusRequest, SystemStatus, ThespianError,
-    UnloadedSource, ValidateSource, ValidatedSource, WakeupMessage, WatchMessage,
+    ActorResult, ActorStatus, ActorSystemConventionUpdate, BaseDriver, Capabilities,
+    CapabilityError, CapabilityValue, ChildActorExited, Context, CreateRequest, DeadEnvelope,
+    Envelope, Flow, IntoMessage, LoadedSource, Message, MessageError, NewActor, Payload,
+    PoisonMessage, RemoteSystem, RequireCapability, Requirements, StatusRequest, SystemStatus,
+    ThespianError, UnloadedSource, ValidateSource, ValidatedSource, WakeupMessage, WatchMessage,
 };
 
 /// `thespian`'s error type: one enum mapping Thespian's exceptions.
@@ -69,8 +77,12 @@ pub mod prelude {
 /// role and never returns (the process exits when the role ends); in an ordinary run it
 /// returns at once. Code before `init()` runs in every process of the system.
 pub fn init() {
-    multiproc::launch::enter_role_if_any();
+    #[cfg(any(feature = "tcp", feature = "udp"))]
+    thespian_multiproc::enter_role_if_any(&bases::transports());
 }
+
+/// The test a test binary's re-executed processes enter through (see [`test_entry_point!`]).
+const TEST_ENTRY: &str = "thespian_process_entry";
 
 /// Registers actor types by name, so the processes of a multi-process system (`Tcp`, `Udp`)
 /// can create them: the admin and each actor's process look a create request's type name up
@@ -98,6 +110,10 @@ pub fn init() {
 /// thespian::register_actors!(Greeter);
 /// # fn main() {}
 /// ```
+///
+/// Without the `tcp` and `udp` features nothing is registered (no base needs it), but the
+/// types are still checked to be actors.
+#[cfg(any(feature = "tcp", feature = "udp"))]
 #[macro_export]
 macro_rules! register_actors {
     ($($actor:ty),* $(,)?) => {
@@ -109,11 +125,27 @@ macro_rules! register_actors {
     };
 }
 
+/// Registers actor types by name for the multi-process bases, which are not built in (the
+/// `tcp` and `udp` features are off): only checks that the types are actors.
+#[cfg(not(any(feature = "tcp", feature = "udp")))]
+#[macro_export]
+macro_rules! register_actors {
+    ($($actor:ty),* $(,)?) => {
+        const _: () = {
+            $( $crate::__private::registrable::<$actor>(); )*
+        };
+    };
+}
+
 /// What [`register_actors!`] expands to needs; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::multiproc::types::ActorRegistration;
-    pub use inventory;
+    #[cfg(any(feature = "tcp", feature = "udp"))]
+    pub use thespian_multiproc::{__private::inventory, ActorRegistration};
+
+    /// Compiles only for actor types a multi-process base could create.
+    #[cfg(not(any(feature = "tcp", feature = "udp")))]
+    pub const fn registrable<A: crate::Actor + crate::NewActor>() {}
 }
 
 /// Defines the test through which a test binary's processes enter their role, for tests that

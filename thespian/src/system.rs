@@ -17,8 +17,7 @@ use thespian_core::{
     Envelope, IntoMessage, NewActor, Payload, Requirements, Result, SystemId, ThespianError,
 };
 
-use crate::multiproc::program::{ProgramBase, StartSettings};
-use crate::multiproc::transport::TransportKind;
+use crate::bases::{self, MultiprocSettings};
 use crate::simple::{self, SimpleBase};
 
 /// Which system base runs the actors. Thespian's base names are accepted by [`FromStr`].
@@ -59,6 +58,9 @@ pub enum SystemBase {
     /// (about 3 s). "Not delivered" means not confirmed: if every acknowledgement was lost the
     /// message may have arrived, but never twice.
     Udp,
+    /// A base from another crate, named by its [`CustomBase::name`]: set by
+    /// [`ActorSystemBuilder::driver`], which gives the base itself.
+    Custom(&'static str),
 }
 
 impl SystemBase {
@@ -69,6 +71,7 @@ impl SystemBase {
             SystemBase::Queue => "multiprocQueueBase",
             SystemBase::Tcp => "multiprocTCPBase",
             SystemBase::Udp => "multiprocUDPBase",
+            SystemBase::Custom(name) => name,
         }
     }
 }
@@ -197,6 +200,7 @@ pub struct ActorSystemBuilder {
     types: HashMap<&'static str, ActorSpec>,
     advertise_ip: Option<IpAddr>,
     entry_args: Vec<String>,
+    custom: Option<Arc<dyn CustomBase>>,
 }
 
 impl Default for ActorSystemBuilder {
@@ -211,14 +215,107 @@ impl Default for ActorSystemBuilder {
             types: HashMap::new(),
             advertise_ip: None,
             entry_args: Vec::new(),
+            custom: None,
         }
     }
 }
 
+/// A system base from another crate, given to [`ActorSystemBuilder::driver`]: it starts the
+/// [`BaseDriver`] that the system's handles drive. The base may wrap a built-in one
+/// ([`BaseSettings::start_simple`]) or be written anew around `thespian-core`'s machines.
+///
+/// ```
+/// use std::sync::Arc;
+/// use thespian::prelude::*;
+/// use thespian::{BaseDriver, BaseSettings, CustomBase};
+///
+/// /// The Simple base under another name.
+/// struct Renamed;
+///
+/// impl CustomBase for Renamed {
+///     fn name(&self) -> &'static str {
+///         "renamedSimpleBase"
+///     }
+///     fn start(&self, settings: BaseSettings) -> thespian::Result<Arc<dyn BaseDriver>> {
+///         Ok(settings.start_simple())
+///     }
+/// }
+///
+/// # fn main() -> thespian::Result<()> {
+/// let sys = ActorSystem::builder().driver(Renamed).transient_unique(true).start()?;
+/// assert_eq!(sys.base(), SystemBase::Custom("renamedSimpleBase"));
+/// assert_eq!(sys.base().to_string(), "renamedSimpleBase");
+/// sys.shutdown()
+/// # }
+/// ```
+pub trait CustomBase: Send + Sync {
+    /// The base's name: what [`SystemBase::Custom`] carries, so what
+    /// [`ActorSystem::base`] says and how a later `start()` finds this system again.
+    fn name(&self) -> &'static str;
+    /// Starts the base with the builder's settings.
+    fn start(&self, settings: BaseSettings) -> Result<Arc<dyn BaseDriver>>;
+}
+
+impl fmt::Debug for dyn CustomBase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CustomBase").field(&self.name()).finish()
+    }
+}
+
+/// What the builder was told, for a [`CustomBase`] to start with.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BaseSettings {
+    /// The new system's identity.
+    pub system: SystemId,
+    /// The capabilities the program set (the base adds its own keys).
+    pub capabilities: Capabilities,
+    /// [`ActorSystemBuilder::processing_limit`].
+    pub processing_limit: usize,
+    /// [`ActorSystemBuilder::queue_limit`].
+    pub queue_limit: usize,
+}
+
+impl BaseSettings {
+    /// Starts the Simple base on these settings, as [`SystemBase::Simple`] would, for a
+    /// custom base that wraps it.
+    pub fn start_simple(self) -> Arc<dyn BaseDriver> {
+        start_simple(
+            self.system,
+            self.capabilities,
+            self.processing_limit,
+            self.queue_limit,
+        )
+    }
+}
+
+/// Starts the Simple base.
+fn start_simple(
+    system: SystemId,
+    capabilities: Capabilities,
+    processing_limit: usize,
+    queue_limit: usize,
+) -> Arc<dyn BaseDriver> {
+    let caps = with_common_capabilities(capabilities, simple::BASE_NAME, simple::BASE_VERSION);
+    let caps = caps
+        .with(keys::WATCH_SUPPORTED, false)
+        .with(keys::ALLOW_REMOTE_ACTOR_SOURCES, "No");
+    Arc::new(SimpleBase::new(system, caps, processing_limit, queue_limit))
+}
+
 impl ActorSystemBuilder {
-    /// Selects the system base (default `Simple`).
+    /// Selects the system base (default `Simple`). A [`SystemBase::Custom`] base needs its
+    /// [`driver`](ActorSystemBuilder::driver).
     pub fn base(mut self, base: SystemBase) -> Self {
         self.base = base;
+        self
+    }
+
+    /// Runs the system on a base from another crate: selects [`SystemBase::Custom`] with the
+    /// base's name, and `start()` has `base` start the driver.
+    pub fn driver(mut self, base: impl CustomBase + 'static) -> Self {
+        self.base = SystemBase::Custom(base.name());
+        self.custom = Some(Arc::new(base));
         self
     }
 
@@ -288,7 +385,7 @@ impl ActorSystemBuilder {
     /// [`test_entry_point!`](crate::test_entry_point) defines, since the harness owns `main`.
     pub fn test_entry_point(mut self) -> Self {
         self.entry_args = [
-            crate::multiproc::launch::TEST_ENTRY,
+            crate::TEST_ENTRY,
             "--exact",
             "--nocapture",
             "--test-threads=1",
@@ -326,43 +423,37 @@ impl ActorSystemBuilder {
         }
         self.log.apply();
         let driver: Arc<dyn BaseDriver> = match self.base {
-            SystemBase::Simple => {
-                let caps = with_common_capabilities(
-                    self.capabilities,
-                    simple::BASE_NAME,
-                    simple::BASE_VERSION,
-                );
-                let caps = caps
-                    .with(keys::WATCH_SUPPORTED, false)
-                    .with(keys::ALLOW_REMOTE_ACTOR_SOURCES, "No");
-                Arc::new(SimpleBase::new(
-                    new_system_id(),
-                    caps,
-                    self.processing_limit,
-                    self.queue_limit,
-                ))
-            }
-            SystemBase::Queue => Arc::new(thespian_transport_queue::QueueBase::start_with(
+            SystemBase::Simple => start_simple(
                 new_system_id(),
                 self.capabilities,
-                thespian_transport_queue::QueueConfig {
-                    queue_limit: self.queue_limit,
-                },
-            )?),
-            SystemBase::Tcp | SystemBase::Udp => {
-                let kind = if self.base == SystemBase::Tcp {
-                    TransportKind::Tcp
-                } else {
-                    TransportKind::Udp
-                };
-                Arc::new(ProgramBase::start(StartSettings {
-                    kind,
+                self.processing_limit,
+                self.queue_limit,
+            ),
+            SystemBase::Queue => {
+                bases::queue(new_system_id(), self.capabilities, self.queue_limit)?
+            }
+            SystemBase::Tcp | SystemBase::Udp => bases::multiproc(
+                self.base,
+                MultiprocSettings {
                     capabilities: self.capabilities,
                     advertise_ip: self.advertise_ip,
                     entry_args: self.entry_args,
                     log_filter: self.log.filter(),
-                })?)
-            }
+                },
+            )?,
+            SystemBase::Custom(name) => match &self.custom {
+                Some(custom) if custom.name() == name => custom.start(BaseSettings {
+                    system: new_system_id(),
+                    capabilities: self.capabilities,
+                    processing_limit: self.processing_limit,
+                    queue_limit: self.queue_limit,
+                })?,
+                _ => {
+                    return Err(ThespianError::StartupFailure(format!(
+                        "the custom base {name:?} has no driver: give it with ActorSystemBuilder::driver"
+                    )))
+                }
+            },
         };
         let shared = Arc::new(Shared {
             base: self.base,

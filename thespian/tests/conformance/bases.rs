@@ -136,6 +136,7 @@ pub(crate) fn traits(base: TestBase) -> Traits {
             // The UDP transport's datagram limit.
             max_message: (base.base == SystemBase::Udp).then_some(UDP_MAX_MESSAGE),
         },
+        SystemBase::Custom(name) => panic!("the conformance suite has no custom base {name}"),
     }
 }
 

@@ -3,7 +3,7 @@
 //! A multi-process system creates an actor in another process from its type's name alone: the
 //! admin and every actor process look the name up in a table their own program built, so no
 //! bytes received from a peer ever become code, a path or an argument. The table is filled at
-//! link time by [`register_actors!`](crate::register_actors): each invocation submits one
+//! link time by `thespian::register_actors!`: each invocation submits one
 //! [`ActorRegistration`] per type to the `inventory` crate, which gathers them wherever they
 //! are in the program (any module, a test binary too) without a list kept in `main`.
 
@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use thespian_core::{Actor, ActorSpec, NewActor, ThespianError};
 
-/// One actor type registered by [`register_actors!`](crate::register_actors).
+/// One actor type registered by `thespian::register_actors!`.
 #[derive(Debug)]
 pub struct ActorRegistration {
     spec: fn() -> ActorSpec,
@@ -145,9 +145,12 @@ mod tests {
         }
     }
 
-    crate::register_actors!(Listed, SameNameA, SameNameB,);
+    // What `thespian::register_actors!(Listed, SameNameA, SameNameB)` submits.
+    inventory::submit! { ActorRegistration::of::<Listed>() }
+    inventory::submit! { ActorRegistration::of::<SameNameA>() }
+    inventory::submit! { ActorRegistration::of::<SameNameB>() }
     // Registering a type twice is harmless.
-    crate::register_actors!(Listed);
+    inventory::submit! { ActorRegistration::of::<Listed>() }
 
     #[test]
     fn a_registered_type_is_found_by_its_name() {

@@ -3,7 +3,7 @@
 //! It owns the Admin Port's socket (bound by the program that started it and handed over as
 //! stdin), starts actor processes (or threads), reaps them (SIGCHLD), and carries out the
 //! machine's actions until a shutdown completes. Actor types are found by name among the types
-//! its own executable registered ([`super::types`]); actor processes run that executable.
+//! its own executable registered ([`crate::types`]); actor processes run that executable.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -16,18 +16,18 @@ use crossbeam_channel::{select, Receiver};
 use thespian_admin::{Action, Admin, AdminConfig, HostId, Launch, LaunchTicket, Placement};
 use thespian_core::{keys, ActorAddress};
 
-use super::host::{self, HostSetup};
-use super::launch::{self, ActorLaunch, AdminLaunch};
-use super::node::Node;
-use super::signals;
-use super::transport::TransportKind;
-use super::types;
+use crate::factory::TransportFactory;
+use crate::host::{self, HostSetup};
+use crate::launch;
+use crate::node::Node;
+use crate::roles::{self, ActorLaunch, AdminLaunch};
+use crate::{logging, secret, signals, types};
 
 /// Host ids of thread-mode hosts start here, far above any process id.
 const FIRST_THREAD_HOST: HostId = 1 << 40;
 
 struct Daemon {
-    kind: TransportKind,
+    transport: Arc<dyn TransportFactory>,
     node: Arc<Node>,
     ip: IpAddr,
     admin: ActorAddress,
@@ -40,7 +40,7 @@ struct Daemon {
 }
 
 /// Runs the admin role; returns the process's exit code.
-pub(crate) fn run(config: AdminLaunch) -> i32 {
+pub(crate) fn run(transport: Arc<dyn TransportFactory>, config: AdminLaunch) -> i32 {
     signals::detach_session();
     if let Some(filter) = &config.log_filter {
         let _ = env_logger::Builder::new()
@@ -51,23 +51,23 @@ pub(crate) fn run(config: AdminLaunch) -> i32 {
     let log_level = config
         .log_filter
         .as_deref()
-        .map_or(0, |f| super::logging::max_level(f) as u8);
-    let socket = launch::socket_from_stdin(config.kind);
-    let local = match socket.local_addr() {
-        Ok(addr) => addr,
+        .map_or(0, |f| logging::max_level(f) as u8);
+    let socket = match roles::socket_from_stdin(&transport) {
+        Ok(socket) => socket,
         Err(e) => {
             eprintln!("thespian admin: no socket: {e}");
             return 2;
         }
     };
-    let secret = match super::secret::system_secret(&config.capabilities) {
+    let local = socket.local_addr();
+    let secret = match secret::system_secret(&config.capabilities) {
         Ok(secret) => secret,
         Err(e) => {
             eprintln!("thespian admin: {e}");
             return 2;
         }
     };
-    let incarnation = launch::new_incarnation();
+    let incarnation = roles::new_incarnation();
     let admin = ActorAddress::admin(incarnation);
     let (inbox_tx, inbox) = crossbeam_channel::unbounded();
     let node = match Node::start(
@@ -96,7 +96,7 @@ pub(crate) fn run(config: AdminLaunch) -> i32 {
         AdminConfig {
             admin: admin.clone(),
             admin_pid: std::process::id(),
-            base_name: host::base_name(config.kind),
+            base_name: transport.base_name(),
             capabilities: config.capabilities,
             thread_mode: config.thread_mode,
             shutdown_grace: Duration::from_secs(10),
@@ -105,7 +105,7 @@ pub(crate) fn run(config: AdminLaunch) -> i32 {
     );
     let (thread_exits, thread_exited) = crossbeam_channel::unbounded();
     let mut daemon = Daemon {
-        kind: config.kind,
+        transport,
         node: node.clone(),
         ip: local.ip(),
         admin,
@@ -156,6 +156,12 @@ impl Daemon {
                 },
                 recv(thread_exited) -> host => {
                     if let Ok(host) = host {
+                        // As for a process: what the actor's thread said before it ended (its
+                        // failed start, its exit report) is already in the inbox, and is
+                        // handled first, since `select!` picks among ready channels at random.
+                        while let Ok(envelope) = inbox.try_recv() {
+                            machine.handle(Instant::now(), envelope);
+                        }
                         machine.host_exited(Instant::now(), host, "its thread ended");
                     }
                 }
@@ -207,7 +213,7 @@ impl Daemon {
     ) {
         let now = Instant::now();
         let request = ActorLaunch {
-            kind: self.kind,
+            transport: self.transport.name().to_owned(),
             incarnation: 0,
             address: self.admin.clone(),
             admin: self.admin.clone(),
@@ -222,7 +228,7 @@ impl Daemon {
         };
         match placement {
             Placement::Process => {
-                match launch::spawn_actor(self.kind, self.ip, &self.entry_args, request) {
+                match launch::spawn_actor(&self.transport, self.ip, &self.entry_args, request) {
                     Ok((address, child)) => {
                         let host = HostId::from(child.id());
                         self.children.insert(host, (child, address.clone()));
@@ -238,7 +244,7 @@ impl Daemon {
                 self.next_thread_host += 1;
                 let setup = HostSetup {
                     node: self.node.clone(),
-                    kind: self.kind,
+                    base_name: self.transport.base_name(),
                     address: address.clone(),
                     mailbox,
                     parent: request.parent,
@@ -286,12 +292,12 @@ impl Daemon {
 
 /// The capabilities a new admin starts with: the user's, the common keys, and the base's.
 pub(crate) fn admin_capabilities(
-    kind: TransportKind,
+    base_name: &'static str,
     user: thespian_core::Capabilities,
     port: u16,
     thread_mode: bool,
 ) -> thespian_core::Capabilities {
-    let caps = thespian_core::registry::with_common_capabilities(user, host::base_name(kind), 1);
+    let caps = thespian_core::registry::with_common_capabilities(user, base_name, 1);
     caps.with(keys::ADMIN_PORT, i64::from(port))
         .with(keys::WATCH_SUPPORTED, true)
         .with(keys::ALLOW_REMOTE_ACTOR_SOURCES, "No")

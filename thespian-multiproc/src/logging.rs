@@ -11,7 +11,7 @@ use std::sync::Arc;
 use thespian_admin::protocol::LogRecord;
 use thespian_core::{ActorAddress, Payload};
 
-use super::node::Node;
+use crate::node::Node;
 
 thread_local! {
     static FORWARDING: Cell<bool> = const { Cell::new(false) };

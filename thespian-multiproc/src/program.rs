@@ -15,12 +15,12 @@ use thespian_core::{
     Payload, Result, StatusRequest, SystemStatus, ThespianError,
 };
 
-use super::admin_main::admin_capabilities;
-use super::admin_watch::AdminWatch;
-use super::host::{self, base_name};
-use super::launch::{self, AdminLaunch};
-use super::node::{any_admin, env_base_ip, routable_ipv4, AdminLost, Node};
-use super::transport::{BoundSocket, TransportKind};
+use crate::admin_main::admin_capabilities;
+use crate::admin_watch::AdminWatch;
+use crate::factory::{BoundSocket, TransportFactory};
+use crate::node::{any_admin, env_base_ip, routable_ipv4, AdminLost, Node};
+use crate::roles::{self, AdminLaunch};
+use crate::{host, launch, secret, signals};
 
 /// How long a new admin may take to answer its first `Hello`.
 const ADMIN_START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -32,19 +32,36 @@ const ADMIN_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What `ActorSystemBuilder::start` hands over for a multi-process base.
-#[derive(Debug)]
-pub(crate) struct StartSettings {
-    pub(crate) kind: TransportKind,
-    pub(crate) capabilities: Capabilities,
-    pub(crate) advertise_ip: Option<IpAddr>,
-    pub(crate) entry_args: Vec<String>,
-    pub(crate) log_filter: Option<String>,
+pub struct StartSettings {
+    /// The transport of the system, among those the program was built with.
+    pub transport: Arc<dyn TransportFactory>,
+    /// The user's capabilities (the common keys are added here).
+    pub capabilities: Capabilities,
+    /// The IPv4 address to listen on and give out, when the program chose one.
+    pub advertise_ip: Option<IpAddr>,
+    /// The arguments that lead a re-executed copy of the program into `thespian::init()`.
+    pub entry_args: Vec<String>,
+    /// The log filter of the admin's sink; `None`: the program leaves logging alone.
+    pub log_filter: Option<String>,
 }
 
-/// A program's handle on a multi-process system.
-pub(crate) struct ProgramBase {
+impl std::fmt::Debug for StartSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartSettings")
+            .field("transport", &self.transport.name())
+            .field("capabilities", &self.capabilities)
+            .field("advertise_ip", &self.advertise_ip)
+            .field("entry_args", &self.entry_args)
+            .field("log_filter", &self.log_filter)
+            .finish()
+    }
+}
+
+/// A program's handle on a multi-process system: the [`BaseDriver`] of the multi-process
+/// bases.
+pub struct ProgramBase {
     node: Arc<Node>,
-    kind: TransportKind,
+    transport: Arc<dyn TransportFactory>,
     /// This program started the admin, so the admin runs this very executable: types it did
     /// not register are refused here before asking.
     started_admin: bool,
@@ -68,16 +85,10 @@ impl std::fmt::Debug for ProgramBase {
     }
 }
 
-fn default_admin_port(kind: TransportKind) -> u16 {
-    match kind {
-        TransportKind::Tcp => 1900,
-        TransportKind::Udp => 1029,
-    }
-}
-
-fn admin_port(kind: TransportKind, caps: &Capabilities) -> Result<u16> {
+/// The Admin Port the capabilities name, else `default`.
+fn admin_port(default: u16, caps: &Capabilities) -> Result<u16> {
     match caps.get(thespian_core::keys::ADMIN_PORT) {
-        None => Ok(default_admin_port(kind)),
+        None => Ok(default),
         Some(CapabilityValue::Int(p)) if (1..=65535).contains(p) => Ok(*p as u16),
         Some(other) => Err(ThespianError::StartupFailure(format!(
             "'Admin Port' must be a port number (1-65535), not {other:?}"
@@ -142,11 +153,11 @@ fn listening_ip(
 
 impl ProgramBase {
     /// Attaches to the admin on the Admin Port, starting the daemon if nobody listens there.
-    pub(crate) fn start(settings: StartSettings) -> Result<ProgramBase> {
-        let kind = settings.kind;
+    pub fn start(settings: StartSettings) -> Result<ProgramBase> {
+        let transport = settings.transport;
         // Before anything is started: a missing or unsafe secret file is a startup error.
-        let secret = super::secret::system_secret(&settings.capabilities)?;
-        let port = admin_port(kind, &settings.capabilities)?;
+        let secret = secret::system_secret(&settings.capabilities)?;
+        let port = admin_port(transport.default_admin_port(), &settings.capabilities)?;
         let thread_mode = thread_mode(&settings.capabilities)?;
         let ip = listening_ip(
             env_base_ip()?,
@@ -157,13 +168,13 @@ impl ProgramBase {
         let admin_socket = SocketAddr::new(IpAddr::V4(ip), port);
         let mut admin_exit = None;
         let mut started_here = false;
-        match BoundSocket::bind(kind, admin_socket) {
+        match BoundSocket::bind(&transport, admin_socket) {
             Ok(socket) => {
                 // Nobody holds the Admin Port: this program starts the daemon on it.
                 let launch = AdminLaunch {
-                    kind,
+                    transport: transport.name().to_owned(),
                     capabilities: admin_capabilities(
-                        kind,
+                        transport.base_name(),
                         settings.capabilities,
                         port,
                         thread_mode,
@@ -190,11 +201,11 @@ impl ProgramBase {
                 )))
             }
         }
-        let own = BoundSocket::bind(kind, SocketAddr::new(IpAddr::V4(ip), 0))
+        let own = BoundSocket::bind(&transport, SocketAddr::new(IpAddr::V4(ip), 0))
             .map_err(|e| ThespianError::StartupFailure(format!("cannot bind a socket: {e}")))?;
         let node = Node::start(
             own,
-            launch::new_incarnation(),
+            roles::new_incarnation(),
             admin_socket,
             any_admin(),
             None,
@@ -210,7 +221,7 @@ impl ProgramBase {
             Ok(welcome) => welcome,
             Err(e) => {
                 node.stop();
-                return Err(not_an_admin(kind, admin_socket, started_here, e));
+                return Err(not_an_admin(&*transport, admin_socket, started_here, e));
             }
         };
         if welcome.in_shutdown {
@@ -222,7 +233,7 @@ impl ProgramBase {
         node.set_admin(welcome.admin.clone());
         let base = ProgramBase {
             node,
-            kind,
+            transport,
             started_admin: started_here,
             endpoints: Mutex::new(HashMap::new()),
             capabilities: Mutex::new(welcome.capabilities),
@@ -324,7 +335,7 @@ impl ProgramBase {
                 let _ = rx.recv_timeout(ADMIN_EXIT_TIMEOUT);
             }
             None => {
-                super::signals::wait_exit(self.admin_pid, ADMIN_EXIT_TIMEOUT);
+                signals::wait_exit(self.admin_pid, ADMIN_EXIT_TIMEOUT);
             }
         }
     }
@@ -365,7 +376,7 @@ fn hello(node: &Node, timeout: Duration, admin_exit: Option<&Receiver<()>>) -> R
 }
 
 fn not_an_admin(
-    kind: TransportKind,
+    transport: &dyn TransportFactory,
     at: SocketAddr,
     started_here: bool,
     error: ThespianError,
@@ -382,10 +393,7 @@ fn not_an_admin(
             return ThespianError::StartupFailure(reason.clone());
         }
     }
-    let proto = match kind {
-        TransportKind::Tcp => "TCP",
-        TransportKind::Udp => "UDP",
-    };
+    let proto = transport.name().to_ascii_uppercase();
     ThespianError::StartupFailure(format!(
         "{proto} port {} is held by something that is not a thespian admin ({error}); \
          choose another port with the 'Admin Port' capability",
@@ -395,7 +403,7 @@ fn not_an_admin(
 
 impl BaseDriver for ProgramBase {
     fn base_name(&self) -> &'static str {
-        base_name(self.kind)
+        self.transport.base_name()
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -616,10 +624,11 @@ mod tests {
     #[test]
     fn admin_port_and_startup_method_are_checked() {
         let mut caps = Capabilities::new();
-        assert_eq!(admin_port(TransportKind::Tcp, &caps).ok(), Some(1900));
-        assert_eq!(admin_port(TransportKind::Udp, &caps).ok(), Some(1029));
+        assert_eq!(admin_port(1900, &caps).ok(), Some(1900));
+        caps.set(thespian_core::keys::ADMIN_PORT, 1234_i64);
+        assert_eq!(admin_port(1900, &caps).ok(), Some(1234));
         caps.set(thespian_core::keys::ADMIN_PORT, 0_i64);
-        assert!(admin_port(TransportKind::Tcp, &caps).is_err());
+        assert!(admin_port(1900, &caps).is_err());
         caps.set(thespian_core::keys::PROCESS_STARTUP_METHOD, "thread");
         assert_eq!(thread_mode(&caps).ok(), Some(true));
         caps.set(thespian_core::keys::PROCESS_STARTUP_METHOD, "fork");

@@ -24,7 +24,9 @@ use thespian_core::{
     ThespianError, WireMessage,
 };
 
-use super::transport::{BoundSocket, TransportEvent, TransportPoll, TransportSend};
+use thespian_core::transport::{TransportEvent, TransportPoll, TransportSend};
+
+use crate::factory::{BoundSocket, TransportEndpoint};
 
 /// Told to every address of a process when its admin is found gone: waits end with an error.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -129,15 +131,14 @@ impl Node {
         secret: Secret,
     ) -> Result<Arc<Node>> {
         let local = match socket.local_addr() {
-            Ok(SocketAddr::V4(v4)) => v4,
-            Ok(other) => {
+            SocketAddr::V4(v4) => v4,
+            other => {
                 return Err(ThespianError::StartupFailure(format!(
                     "multi-process bases need an IPv4 address; got {other}"
                 )))
             }
-            Err(e) => return Err(ThespianError::StartupFailure(e.to_string())),
         };
-        let (poll, sender) = socket
+        let TransportEndpoint { poll, sender } = socket
             .into_endpoint(incarnation, secret)
             .map_err(|e| ThespianError::StartupFailure(format!("transport endpoint: {e}")))?;
         let node = Arc::new(Node {
@@ -611,7 +612,52 @@ pub(crate) fn env_base_ip() -> Result<Option<Ipv4Addr>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::factory::TransportFactory;
     use proptest::prelude::*;
+    use std::os::fd::{BorrowedFd, OwnedFd};
+
+    /// The UDP transport with the timing the `thespian` facade gives it (a silent peer is
+    /// given up after about 3 s), for nodes on loopback.
+    struct Udp;
+
+    impl TransportFactory for Udp {
+        fn name(&self) -> &'static str {
+            "udp"
+        }
+        fn base_name(&self) -> &'static str {
+            "multiprocUDPBase"
+        }
+        fn default_admin_port(&self) -> u16 {
+            1029
+        }
+        fn bind(&self, address: SocketAddr) -> std::io::Result<OwnedFd> {
+            Ok(std::net::UdpSocket::bind(address)?.into())
+        }
+        fn local_addr(&self, socket: BorrowedFd<'_>) -> std::io::Result<SocketAddr> {
+            std::net::UdpSocket::from(socket.try_clone_to_owned()?).local_addr()
+        }
+        fn endpoint(
+            &self,
+            socket: OwnedFd,
+            incarnation: SystemId,
+            secret: Secret,
+        ) -> std::io::Result<TransportEndpoint> {
+            use thespian_transport_udp as udp;
+            let mut config = udp::EndpointConfig::new(incarnation, secret);
+            config.transport = udp::Config {
+                initial_rto: Duration::from_millis(20),
+                max_rto: Duration::from_millis(250),
+                max_retransmits: 16,
+                ..udp::Config::default()
+            };
+            let (endpoint, _) = udp::UdpEndpoint::from_socket(socket.into(), config)?;
+            let sender = endpoint.sender();
+            Ok(TransportEndpoint {
+                poll: Box::new(endpoint),
+                sender: Box::new(sender),
+            })
+        }
+    }
 
     proptest! {
         #[test]
@@ -631,12 +677,10 @@ mod tests {
         admin_socket: SocketAddr,
         inbox: &Sender<Envelope>,
     ) -> (Arc<Node>, Receiver<Envelope>) {
-        let socket = BoundSocket::bind(
-            super::super::transport::TransportKind::Udp,
-            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        )
-        .expect("bind on loopback");
-        let hosts_admin = socket.local_addr().expect("bound") == admin_socket;
+        let udp: Arc<dyn TransportFactory> = Arc::new(Udp);
+        let socket = BoundSocket::bind(&udp, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+            .expect("bind on loopback");
+        let hosts_admin = socket.local_addr() == admin_socket;
         let (tx, rx) = crossbeam_channel::unbounded();
         let node = Node::start(
             socket,

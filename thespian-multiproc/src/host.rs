@@ -18,11 +18,10 @@ use thespian_core::{
 };
 use thespian_transport_queue::watch::Watcher;
 
-use super::launch::{ActorLaunch, ACTOR_SLOT};
-use super::node::{AdminLost, AdminUnreachable, Node};
-use super::signals;
-use super::transport::TransportKind;
-use super::types;
+use crate::factory::TransportFactory;
+use crate::node::{AdminLost, AdminUnreachable, Node};
+use crate::roles::{self, ActorLaunch, ACTOR_SLOT};
+use crate::{logging, secret, signals, types};
 
 /// How long an exiting actor waits for what it sent to be acknowledged.
 const EXIT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,7 +43,8 @@ message!(HostSignal = "thespian.admin.local.HostSignal");
 /// Everything a host needs.
 pub(crate) struct HostSetup {
     pub(crate) node: Arc<Node>,
-    pub(crate) kind: TransportKind,
+    /// Thespian's name of the base (the transport's).
+    pub(crate) base_name: &'static str,
     pub(crate) address: ActorAddress,
     pub(crate) mailbox: Receiver<Envelope>,
     pub(crate) parent: ActorAddress,
@@ -54,19 +54,11 @@ pub(crate) struct HostSetup {
     pub(crate) capabilities: Capabilities,
 }
 
-/// The Thespian name of the base a transport serves.
-pub(crate) fn base_name(kind: TransportKind) -> &'static str {
-    match kind {
-        TransportKind::Tcp => "multiprocTCPBase",
-        TransportKind::Udp => "multiprocUDPBase",
-    }
-}
-
 /// Runs the actor until it exits. Reports its start (or failure) and exit to the admin.
 pub(crate) fn run(setup: HostSetup) {
     let HostSetup {
         node,
-        kind,
+        base_name,
         address,
         mailbox,
         parent,
@@ -100,7 +92,7 @@ pub(crate) fn run(setup: HostSetup) {
     let mut cell = ActorCell::new(address.clone(), parent, spec, requirements, global_name);
     let mut services = HostServices {
         node: node.clone(),
-        kind,
+        base_name,
         capabilities,
         mailbox: mailbox.clone(),
         timers: Vec::new(),
@@ -182,7 +174,7 @@ pub(crate) fn run(setup: HostSetup) {
 }
 
 /// The actor role: one actor in this process, on the socket the admin bound for it.
-pub(crate) fn run_process(launch: ActorLaunch) -> i32 {
+pub(crate) fn run_process(transport: Arc<dyn TransportFactory>, launch: ActorLaunch) -> i32 {
     if !signals::die_with_parent(launch.admin_pid) {
         return 3; // The admin is already gone.
     }
@@ -195,14 +187,20 @@ pub(crate) fn run_process(launch: ActorLaunch) -> i32 {
             return 2;
         }
     };
-    let secret = match super::secret::system_secret(&launch.capabilities) {
+    let secret = match secret::system_secret(&launch.capabilities) {
         Ok(secret) => secret,
         Err(e) => {
             eprintln!("thespian actor process: {e}");
             return 2;
         }
     };
-    let socket = super::launch::socket_from_stdin(launch.kind);
+    let socket = match roles::socket_from_stdin(&transport) {
+        Ok(socket) => socket,
+        Err(e) => {
+            eprintln!("thespian actor process: no socket: {e}");
+            return 2;
+        }
+    };
     let (mailbox_tx, mailbox) = crossbeam_channel::unbounded();
     let node = match Node::start(
         socket,
@@ -227,11 +225,11 @@ pub(crate) fn run_process(launch: ActorLaunch) -> i32 {
         5 => log::LevelFilter::Trace,
         _ => log::LevelFilter::Off,
     };
-    super::logging::Forwarder::install(node.clone(), launch.address.clone(), level);
+    logging::Forwarder::install(node.clone(), launch.address.clone(), level);
     route_signals(&node, &launch.address);
     run(HostSetup {
         node: node.clone(),
-        kind: launch.kind,
+        base_name: transport.base_name(),
         address: launch.address,
         mailbox,
         parent: launch.parent,
@@ -289,7 +287,7 @@ type Timer = (Instant, WakeupMessage);
 /// What an actor's effects do in a multi-process system.
 struct HostServices {
     node: Arc<Node>,
-    kind: TransportKind,
+    base_name: &'static str,
     capabilities: Capabilities,
     mailbox: Receiver<Envelope>,
     timers: Vec<Timer>,
@@ -469,7 +467,7 @@ pub(crate) fn update_through_admin(
 
 impl Services for HostServices {
     fn base_name(&self) -> &'static str {
-        base_name(self.kind)
+        self.base_name
     }
 
     fn capabilities(&self) -> &Capabilities {
