@@ -827,6 +827,14 @@ impl Admin {
     }
 
     fn on_update_capability(&mut self, sender: ActorAddress, update: UpdateCapability) {
+        if let Err(refused) = thespian_core::capabilities::check_update(&update.name) {
+            log::warn!("admin: capability update from {sender} refused: {refused}");
+            let now = CapabilitiesNow {
+                capabilities: self.capabilities.clone(),
+            };
+            self.reply(sender, Payload::new(now));
+            return;
+        }
         let tree = Tree(&self.actors);
         let changed =
             registry::update_capability(&mut self.capabilities, &update.name, update.value, &tree);

@@ -38,6 +38,22 @@ pub mod keys {
     pub const ALLOW_REMOTE_ACTOR_SOURCES: &str = "AllowRemoteActorSources";
     /// Worker threads of the queue base.
     pub const WORKER_THREADS: &str = "Worker Threads";
+    /// Multi-process bases: the path of the system's secret file (thespian-rs; see
+    /// `thespian_auth::secret`). Fixed when the system starts: updates are refused.
+    pub const SECRET_FILE: &str = "Thespian Secret File";
+}
+
+/// Whether the capability `key` may be changed while the system runs: the secret file may not
+/// (every process of the system read it at its start, and a peer that could point it elsewhere
+/// could stop actors from starting or probe the owner's files).
+pub fn check_update(key: &str) -> Result<(), CapabilityError> {
+    if key == keys::SECRET_FILE {
+        return Err(CapabilityError {
+            key: key.to_owned(),
+            reason: "fixed when the system starts; restart the system to change it".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The Thespian feature generation this crate implements (`ThespianGeneration`).

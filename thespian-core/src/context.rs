@@ -291,6 +291,7 @@ impl<'a> Context<'a> {
     /// Sets (`Some`) or removes (`None`) a capability of the local system. Actors that no
     /// longer fit are asked to exit, possibly including this one.
     pub fn update_capability(&mut self, name: &str, value: Option<CapabilityValue>) -> Result<()> {
+        crate::capabilities::check_update(name).map_err(crate::ThespianError::Capability)?;
         self.services.update_capability(self.me, name, value)
     }
 

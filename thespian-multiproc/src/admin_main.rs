@@ -35,6 +35,8 @@ struct Daemon {
     /// The arguments the admin was started with: every actor process gets them too.
     entry_args: Vec<OsString>,
     children: HashMap<HostId, (Child, ActorAddress)>,
+    /// The secret file the admin was started with: every actor process reads it.
+    secret_file: std::path::PathBuf,
     next_thread_host: HostId,
     thread_exits: crossbeam_channel::Sender<HostId>,
 }
@@ -60,7 +62,7 @@ pub(crate) fn run(transport: Arc<dyn TransportFactory>, config: AdminLaunch) -> 
         }
     };
     let local = socket.local_addr();
-    let secret = match secret::system_secret(&config.capabilities) {
+    let secret = match secret::secret_at(&config.secret_file) {
         Ok(secret) => secret,
         Err(e) => {
             eprintln!("thespian admin: {e}");
@@ -112,6 +114,7 @@ pub(crate) fn run(transport: Arc<dyn TransportFactory>, config: AdminLaunch) -> 
         log_level,
         entry_args: launch::own_arguments(),
         children: HashMap::new(),
+        secret_file: config.secret_file.clone(),
         next_thread_host: FIRST_THREAD_HOST,
         thread_exits,
     };
@@ -225,6 +228,7 @@ impl Daemon {
             global_name: l.global_name,
             capabilities: l.capabilities,
             log_level: self.log_level,
+            secret_file: self.secret_file.clone(),
         };
         match placement {
             Placement::Process => {

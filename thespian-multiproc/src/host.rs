@@ -187,7 +187,7 @@ pub(crate) fn run_process(transport: Arc<dyn TransportFactory>, launch: ActorLau
             return 2;
         }
     };
-    let secret = match secret::system_secret(&launch.capabilities) {
+    let secret = match secret::secret_at(&launch.secret_file) {
         Ok(secret) => secret,
         Err(e) => {
             eprintln!("thespian actor process: {e}");

@@ -156,7 +156,7 @@ impl ProgramBase {
     pub fn start(settings: StartSettings) -> Result<ProgramBase> {
         let transport = settings.transport;
         // Before anything is started: a missing or unsafe secret file is a startup error.
-        let secret = secret::system_secret(&settings.capabilities)?;
+        let (secret, secret_file) = secret::program_secret(&settings.capabilities)?;
         let port = admin_port(transport.default_admin_port(), &settings.capabilities)?;
         let thread_mode = thread_mode(&settings.capabilities)?;
         let ip = listening_ip(
@@ -181,6 +181,7 @@ impl ProgramBase {
                     ),
                     log_filter: settings.log_filter,
                     thread_mode,
+                    secret_file,
                 };
                 let mut child = launch::spawn_admin(&settings.entry_args, &launch, socket)?;
                 let (tx, rx) = crossbeam_channel::bounded(1);

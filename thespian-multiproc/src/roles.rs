@@ -36,6 +36,8 @@ pub(crate) struct AdminLaunch {
     pub(crate) log_filter: Option<String>,
     /// Actors run on threads of the admin's process.
     pub(crate) thread_mode: bool,
+    /// The system's secret file, as the starter resolved it (absolute).
+    pub(crate) secret_file: std::path::PathBuf,
 }
 
 /// What an actor's process is told.
@@ -56,6 +58,8 @@ pub(crate) struct ActorLaunch {
     pub(crate) capabilities: Capabilities,
     /// The most verbose log level to forward to the admin (0: none).
     pub(crate) log_level: u8,
+    /// The system's secret file, as the admin was told it at its start.
+    pub(crate) secret_file: std::path::PathBuf,
 }
 
 /// Encodes a role's settings for the environment.

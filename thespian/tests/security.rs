@@ -31,7 +31,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 use thespian::{keys, ActorSystemBuilder, LogConfig, Requirements, ThespianError};
-use thespian_admin::protocol::{CreateActor, CreateFailure, CreateReply};
+use thespian_admin::protocol::{CreateActor, CreateFailure, CreateReply, UpdateCapability};
 
 thespian::test_entry_point!();
 
@@ -62,7 +62,15 @@ struct Forge(String);
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Answered(CreateReply);
 
-thespian::message!(Forge = "security.Forge", Answered = "security.Answered");
+/// Asks the relay to send the admin a raw `UpdateCapability` of the secret file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RawUpdate(CapabilityValue);
+
+thespian::message!(
+    Forge = "security.Forge",
+    Answered = "security.Answered",
+    RawUpdate = "security.RawUpdate"
+);
 
 /// An actor inside the system, holding the secret like any process of it, that speaks the
 /// admin protocol directly: the strongest position an attacker with the secret can take.
@@ -83,6 +91,12 @@ impl Actor for Relay {
                 wait_until_started: true,
             };
             ctx.send(&ctx.admin_address(), request)?;
+        } else if let Ok(RawUpdate(value)) = env.get::<RawUpdate>() {
+            let update = UpdateCapability {
+                name: "Thespian Secret File".into(),
+                value: Some(value.clone()),
+            };
+            ctx.send(&ctx.admin_address(), update)?;
         } else if let Ok(reply) = env.get::<CreateReply>() {
             if let Some(asker) = self.asker.take() {
                 ctx.send(&asker, Answered(reply.clone()))?;
@@ -317,4 +331,32 @@ fn a_secret_file_others_can_read_is_refused_at_start() {
         .expect_err("refused");
     let text = error.to_string();
     assert!(text.contains("chmod 600"), "{text}");
+}
+
+/// The secret file cannot be pointed elsewhere while the system runs: not from outside, not by
+/// an actor, not by a raw update to the admin; new actor processes still start.
+#[test]
+fn the_secret_file_cannot_be_changed_while_the_system_runs() {
+    let scratch = Scratch::new("fixed-secret");
+    let secret = scratch.secret_file("secret");
+    let sys = System(
+        builder(SystemBase::Tcp, admin_port(), "spawn", &secret)
+            .start()
+            .expect("the system starts"),
+    );
+    let elsewhere = CapabilityValue::Str("/nonexistent/secret".into());
+    match sys
+        .0
+        .update_capability("Thespian Secret File", Some(elsewhere.clone()))
+    {
+        Err(ThespianError::Capability(refused)) => {
+            assert!(refused.reason.contains("fixed"), "{refused}")
+        }
+        other => panic!("the update was not refused: {other:?}"),
+    }
+    let relay = sys.0.create_actor::<Relay>().expect("the relay");
+    sys.0
+        .tell(&relay, RawUpdate(elsewhere))
+        .expect("the relay is told");
+    assert_alive(&sys.0);
 }

@@ -264,6 +264,32 @@ fn thread_mode_places_every_actor_in_a_thread() {
     ));
 }
 
+/// A peer that points the secret file elsewhere could stop every new actor process from
+/// starting or probe the owner's files: the update is refused and nothing changes.
+#[test]
+fn the_secret_file_capability_cannot_be_updated() {
+    let mut h = Harness::new();
+    let (actor, _) = h.spawn::<Plain>(&admin_addr(), None);
+    let before = h.admin.capabilities().clone();
+    let actions = h.handle(
+        &outside(),
+        UpdateCapability {
+            name: thespian_core::keys::SECRET_FILE.into(),
+            value: Some(CapabilityValue::Str("/etc/passwd".into())),
+        },
+    );
+    assert_eq!(h.admin.capabilities(), &before);
+    let answers = sent::<CapabilitiesNow>(&actions);
+    assert_eq!(
+        answers.len(),
+        1,
+        "only the requester hears back: {actions:?}"
+    );
+    assert_eq!(answers[0].1, outside());
+    assert!(!answers.iter().any(|(_, to, _)| *to == actor));
+    assert_eq!(answers[0].2.capabilities, before);
+}
+
 #[test]
 fn a_global_name_is_answered_before_the_capability_check() {
     let mut h = Harness::new();
