@@ -63,13 +63,17 @@
 //!   "restart" changes nothing. A restarted machine that receives data meant for its
 //!   predecessor opens a session with the sender, which learns of the restart that way.
 //! - **Versions.** A datagram of another protocol version is answered with a version notice;
-//!   a version notice, when no session with its sender is established, fails every message
-//!   waiting for it ([`UndeliverableReason::VersionMismatch`]). Both are logged.
+//!   a version notice that counts (see below) fails every message waiting for the session
+//!   ([`UndeliverableReason::VersionMismatch`]) and remembers the address as dead. Both are
+//!   logged.
 //! - **What unauthenticated datagrams can do.** Nothing to an established session. A `Reject`
-//!   or version notice counts only against a handshake in progress with its sender, and only
-//!   for that attempt: the price is that an attacker who spoofs the peer's address at that
-//!   moment can fail that attempt's messages (reported, never silent), which we prefer to
-//!   reporting a wrong secret only after the retries. An ICMP port unreachable reported by the
+//!   or version notice counts only against a handshake *this endpoint started* with its
+//!   sender for messages of its own that wait for it, and only for that attempt (one rule,
+//!   `Machine::unauthenticated_refusal`, for both): the price is that an attacker who spoofs
+//!   the peer's address at that moment can fail that attempt's messages (reported, never
+//!   silent), which we prefer to reporting a wrong secret only after the retries. Otherwise
+//!   it changes nothing and is remembered nowhere: a flood of them from many addresses costs
+//!   no memory. An ICMP port unreachable reported by the
 //!   driver ([`Machine::refused`]) is still believed, authenticated session or not (forging
 //!   one takes a raw socket).
 //!
@@ -140,7 +144,8 @@ pub struct Config {
     pub ack_delay: Duration,
     /// In-order datagrams after which an acknowledgement goes at once (default 16).
     pub ack_every: u32,
-    /// How long a peer given up is remembered as dead (default 15 s, Thespian's).
+    /// How long a peer given up is remembered as dead (default 15 s, Thespian's). At most
+    /// [`Config::max_peers`] addresses are remembered as dead; the oldest memory makes room.
     pub dead_address_memory: Duration,
     /// A peer with nothing in flight and no traffic for this long is forgotten (default
     /// 10 min, longer than a datagram can linger in a network).
@@ -726,28 +731,24 @@ impl Machine {
         };
         match datagram {
             Datagram::VersionNotice { version } => {
-                if self.has_session(from) {
-                    // Unauthenticated: it cannot end a session that works.
-                    if self.log.allow(now) {
-                        log::warn!(
-                            "UDP transport: ignoring a version notice from {from}: a session \
-                             with it is established"
-                        );
-                    }
-                    return;
-                }
-                if self.log.allow(now) {
-                    log::warn!(
-                        "UDP transport: the endpoint at {from} speaks protocol version {version}, \
-                         we speak {}; giving it up",
-                        self.config.protocol_version
-                    );
-                }
                 let reason = UndeliverableReason::VersionMismatch {
                     ours: self.config.protocol_version,
                     theirs: version,
                 };
-                self.give_up(now, from, reason);
+                if self.unauthenticated_refusal(now, from, None, reason) {
+                    if self.log.allow(now) {
+                        log::warn!(
+                            "UDP transport: the endpoint at {from} speaks protocol version \
+                             {version}, we speak {}; giving it up",
+                            self.config.protocol_version
+                        );
+                    }
+                } else if self.log.allow(now) {
+                    log::warn!(
+                        "UDP transport: ignoring a version notice from {from}: no handshake of \
+                         ours is in progress with it"
+                    );
+                }
             }
             Datagram::Handshake {
                 from: inc,
@@ -1135,27 +1136,66 @@ impl Machine {
         to: Option<SystemId>,
         reason: RejectReason,
     ) {
-        // Unauthenticated, so it counts only against a handshake in progress with its sender,
-        // and only for that attempt: an established session is never touched.
-        let counts = to == Some(self.incarnation)
-            && match self.handshakes.get(&addr) {
-                Some(Handshake::Initiating { .. }) => true,
-                Some(Handshake::Responding { from, .. }) => *from == inc,
-                None => false,
-            };
-        if !counts {
+        if to != Some(self.incarnation) {
             return;
-        }
-        self.handshakes.remove(&addr);
-        self.stats.handshakes_failed += 1;
-        if self.log.allow(now) {
-            log::warn!("UDP transport: the endpoint at {addr} refused a session: {reason}");
         }
         let error = match reason {
             RejectReason::WrongSecret => AuthError::WrongSecret,
             RejectReason::UnsupportedSuite => AuthError::UnsupportedSuite(Suite::Authenticated),
         };
-        self.fail_waiting(addr, &UndeliverableReason::AuthenticationFailed(error));
+        let counted = self.unauthenticated_refusal(
+            now,
+            addr,
+            Some(inc),
+            UndeliverableReason::AuthenticationFailed(error),
+        );
+        if !counted {
+            // A responder's handshake has nothing of ours waiting: the initiator gave up.
+            match self.handshakes.get(&addr) {
+                Some(Handshake::Responding { from, .. }) if *from == inc => {
+                    self.handshakes.remove(&addr);
+                }
+                _ => return,
+            }
+        }
+        self.stats.handshakes_failed += 1;
+        if self.log.allow(now) {
+            log::warn!("UDP transport: the endpoint at {addr} refused a session: {reason}");
+        }
+    }
+
+    /// The one rule for what an unauthenticated refusal from `addr` (a `Reject` from
+    /// incarnation `sender`, or a version notice, which names none) may do: it counts only
+    /// against a handshake this endpoint started there for messages of its own that wait for
+    /// the session (never against an established session, a handshake we merely answer, or
+    /// one opened because of the peer's data). Then it ends that handshake and fails those
+    /// messages with `reason`; a version mismatch also remembers the address as dead. Returns
+    /// whether it counted; when it did not, nothing changed (nothing is remembered about the
+    /// sender, so a flood of refusals from many addresses costs no memory).
+    fn unauthenticated_refusal(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        sender: Option<SystemId>,
+        reason: UndeliverableReason,
+    ) -> bool {
+        let counts = !self.has_session(addr)
+            && self.peers.get(&addr).is_some_and(Peer::waiting)
+            && match self.handshakes.get(&addr) {
+                Some(Handshake::Initiating { .. }) => true,
+                Some(Handshake::Responding { from, .. }) => sender.is_none_or(|s| s == *from),
+                None => false,
+            };
+        if !counts {
+            return false;
+        }
+        if let UndeliverableReason::VersionMismatch { .. } = reason {
+            self.give_up(now, addr, reason);
+        } else {
+            self.handshakes.remove(&addr);
+            self.fail_waiting(addr, &reason);
+        }
+        true
     }
 
     /// A proof failed: tell the peer, warn, and fail the messages that waited for this
@@ -1636,6 +1676,18 @@ impl Machine {
         self.handshakes.remove(&addr);
         // Datagrams still queued for it would only draw more ICMP errors.
         self.transmits.retain(|(to, _)| *to != addr);
+        // Bounded like the peers: the oldest memory makes room (every entry lives equally
+        // long, so the earliest expiry is the oldest).
+        if !self.dead.contains_key(&addr) && self.dead.len() >= self.config.max_peers.max(1) {
+            if let Some(oldest) = self
+                .dead
+                .iter()
+                .min_by_key(|(a, until)| (**until, **a))
+                .map(|(a, _)| *a)
+            {
+                self.dead.remove(&oldest);
+            }
+        }
         self.dead
             .insert(addr, now + self.config.dead_address_memory);
         self.schedule_gc(now);

@@ -1850,3 +1850,75 @@ fn a_forged_hello_delays_the_higher_incarnations_messages_by_one_retransmission(
         p.now - start
     );
 }
+
+#[test]
+fn a_version_notice_counts_only_against_a_handshake_we_started_for_our_messages() {
+    let notice = wire::encode_version_notice(PROTOCOL_VERSION + 1);
+    let mut p = Pair::new(fast_config());
+    // No handshake with A at all: a spoofed notice in A's name changes nothing.
+    p.b.handle_datagram(p.now, addr(A), &notice);
+    assert!(!p.b.is_dead(p.now, addr(A)));
+    assert!(p.b.dead.is_empty());
+    // A handshake B opened only because of data from A (nothing of B's waits): still nothing.
+    let (stranger, _) = stranger_keys();
+    let data = wire::encode_data(
+        Route {
+            version: PROTOCOL_VERSION,
+            from: inc(1),
+            to: Some(inc(2)),
+        },
+        wire::Seal {
+            key: &stranger.send,
+            counter: 1,
+        },
+        Position {
+            stream: 1,
+            seq: 1,
+            base: 1,
+        },
+        &msg(0, 1),
+        None,
+    );
+    p.b.handle_datagram(p.now, addr(A), &data);
+    assert_eq!(p.b.handshakes(), 1);
+    p.b.handle_datagram(p.now, addr(A), &notice);
+    assert!(!p.b.is_dead(p.now, addr(A)));
+    // A send that follows still reaches A.
+    let _ = transmits(&mut p.b);
+    p.b.send(p.now, addr(A), msg(1, 1)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.a)), vec![1]);
+    assert!(undeliverable(&events(&mut p.b)).is_empty());
+}
+
+#[test]
+fn version_notices_from_many_sources_leave_no_trace() {
+    let mut b = machine(Config::default(), inc(2));
+    let now = Instant::now();
+    let notice = wire::encode_version_notice(PROTOCOL_VERSION + 1);
+    for i in 0..20_000u32 {
+        let from = SocketAddr::from(([127, (i >> 16) as u8, (i >> 8) as u8, i as u8], 5000));
+        b.handle_datagram(now, from, &notice);
+    }
+    assert!(b.dead.is_empty());
+    assert_eq!(b.peers(), 0);
+    assert!(events(&mut b).is_empty());
+}
+
+#[test]
+fn the_dead_address_memory_is_bounded_and_keeps_the_newest() {
+    let config = Config {
+        max_peers: 4,
+        ..Config::default()
+    };
+    let mut b = machine(config, inc(2));
+    let start = Instant::now();
+    for i in 0..10u8 {
+        b.mark_dead(start + Duration::from_millis(u64::from(i)), addr(10 + i));
+    }
+    let now = start + Duration::from_millis(10);
+    assert_eq!(b.dead.len(), 4);
+    for i in 0..10u8 {
+        assert_eq!(b.is_dead(now, addr(10 + i)), i >= 6, "address {i}");
+    }
+}
