@@ -873,7 +873,14 @@ fn spoofed_datagrams_change_nothing_in_a_live_session() {
             None,
         ),
         wire::encode_handshake(impostor, HandshakeRef::Hello(&hello)),
-        wire::encode_handshake(impostor, HandshakeRef::Confirm(&confirm)),
+        wire::encode_handshake(
+            impostor,
+            HandshakeRef::Confirm(&wire::ConfirmBody {
+                hello: hello.clone(),
+                hello_to: Some(b_inc),
+                confirm,
+            }),
+        ),
         wire::encode_version_notice(PROTOCOL_VERSION + 1),
     ];
     for (from, to) in [(a_inc, b_inc), (b_inc, a_inc)] {

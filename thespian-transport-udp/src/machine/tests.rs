@@ -1615,7 +1615,11 @@ fn forged_datagrams_change_nothing_in_an_established_session() {
         wire::encode_handshake(to_b, HandshakeRef::Hello(&hello)),
         wire::encode_handshake(
             to_b,
-            HandshakeRef::Confirm(&thespian_auth::Confirm { proof: [0; 32] }),
+            HandshakeRef::Confirm(&ConfirmBody {
+                hello: hello.clone(),
+                hello_to: Some(inc(2)),
+                confirm: thespian_auth::Confirm { proof: [0; 32] },
+            }),
         ),
         // Rejects and a version notice, from the impostor and in the peer's name.
         wire::encode_handshake(to_b, HandshakeRef::Reject(RejectReason::WrongSecret)),
@@ -1719,7 +1723,7 @@ fn a_new_incarnation_retires_the_old_only_once_its_handshake_completes() {
     }
     assert_eq!(acked(&at_a).len(), 1);
     assert_eq!(delivered(&events(&mut p.b)), vec![1]);
-    assert_eq!(p.b.handshakes(), 1);
+    assert_eq!(p.b.handshakes(), 0, "a responder keeps nothing");
     // ... until the new incarnation proves itself: only then is the old one gone.
     new_a.handle_datagram(p.now, addr(B), &welcome[0].1);
     for (_, bytes) in transmits(&mut new_a) {
@@ -1740,17 +1744,12 @@ fn a_new_incarnation_retires_the_old_only_once_its_handshake_completes() {
     assert!(delivered(&events(&mut p.b)).is_empty());
 }
 
-#[test]
-fn a_flood_of_hellos_stays_bounded() {
-    let config = Config {
-        max_handshakes: 64,
-        handshake_timeout: Duration::from_millis(500),
-        ..Config::default()
-    };
-    let mut p = Pair::new(config);
+/// `n` Hellos of strangers holding the secret's handshake format (no secret is needed to
+/// send one), each from its own source address, each twice.
+fn hello_flood(m: &mut Machine, now: Instant, n: u64) {
     let secret = secret();
-    for i in 0..10_000u64 {
-        let from = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 4000 + (i % 7) as u16));
+    for i in 0..n {
+        let from = SocketAddr::from(([127, 1, (i >> 8) as u8, i as u8], 4000 + (i % 7) as u16));
         let initiator = Initiator::new(
             &secret,
             "x",
@@ -1764,26 +1763,36 @@ fn a_flood_of_hellos_stays_bounded() {
             to: None,
         };
         let bytes = wire::encode_handshake(route, HandshakeRef::Hello(initiator.hello()));
-        p.b.handle_datagram(p.now, from, &bytes);
-        // The same address again and again costs no more room.
-        p.b.handle_datagram(p.now, from, &bytes);
+        m.handle_datagram(now, from, &bytes);
+        m.handle_datagram(now, from, &bytes);
     }
-    assert_eq!(p.b.handshakes(), 64);
-    assert_eq!(p.b.peers(), 0, "no peer is remembered for a handshake");
-    assert_eq!(p.b.stats().handshakes_refused, 2 * (10_000 - 64));
-    let welcomes = transmits(&mut p.b).len();
+}
+
+#[test]
+fn a_flood_of_hellos_holds_no_state_and_delays_no_real_peer() {
+    let config = Config {
+        max_handshakes: 64,
+        ..fast_config()
+    };
+    let mut p = Pair::new(config);
+    let start = p.now;
+    hello_flood(&mut p.b, p.now, 10_000);
+    // Every Hello is answered (the same Welcome for a repeat), and nothing is kept.
+    let welcomes = transmits(&mut p.b);
+    assert_eq!(welcomes.len(), 2 * 10_000);
     assert_eq!(
-        welcomes,
-        2 * 64,
-        "one Welcome per Hello answered, repeated for repeats"
+        welcomes[0].1, welcomes[1].1,
+        "a repeat draws the same Welcome"
     );
-    // They expire; a real peer then gets its session.
-    p.now += Duration::from_millis(500);
-    p.b.handle_timeout(p.now);
     assert_eq!(p.b.handshakes(), 0);
+    assert_eq!(p.b.peers(), 0, "no peer is remembered for a handshake");
+    assert_eq!(p.b.stats().handshakes_refused, 0);
+    // A real peer's Hello, at once, is answered and its message delivered without waiting for
+    // anything to expire.
     p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
-    p.settle();
+    p.exchange();
     assert_eq!(delivered(&events(&mut p.b)), vec![1]);
+    assert_eq!(p.now, start);
 }
 
 #[test]
@@ -1921,4 +1930,87 @@ fn the_dead_address_memory_is_bounded_and_keeps_the_newest() {
     for i in 0..10u8 {
         assert_eq!(b.is_dead(now, addr(10 + i)), i >= 6, "address {i}");
     }
+}
+
+#[test]
+fn a_replayed_confirm_creates_nothing_new() {
+    let config = Config {
+        handshake_timeout: Duration::from_secs(1),
+        ..fast_config()
+    };
+    let mut p = Pair::new(config);
+    p.a.initiate(p.now, addr(B), 0);
+    let hello = transmits(&mut p.a);
+    p.b.handle_datagram(p.now, addr(A), &hello[0].1);
+    let welcome = transmits(&mut p.b);
+    p.a.handle_datagram(p.now, addr(B), &welcome[0].1);
+    let confirm = transmits(&mut p.a).remove(0).1;
+    assert_eq!(handshake_kind(&confirm), Some("confirm"));
+    // From another address, the Confirm proves nothing: the address is in the cookie.
+    p.b.handle_datagram(p.now, addr(3), &confirm);
+    assert!(!p.b.has_session(addr(3)));
+    assert_eq!(p.b.stats().handshakes_failed, 1);
+    p.b.handle_datagram(p.now, addr(A), &confirm);
+    assert!(p.b.has_session(addr(A)));
+    p.exchange();
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.b.send(p.now, addr(A), msg(1, 1)).unwrap();
+    p.settle();
+    let sent = p.b.peers[&addr(A)].session.as_ref().unwrap().sent;
+    // A replay of the Confirm that made the session draws our proof that we have it, and
+    // leaves the session as it is (its keys and counters go on).
+    p.b.handle_datagram(p.now, addr(A), &confirm);
+    assert_eq!(transmits(&mut p.b).len(), 1);
+    assert_eq!(p.b.peers[&addr(A)].session.as_ref().unwrap().sent, sent + 1);
+    assert!(events(&mut p.b)
+        .iter()
+        .all(|e| !matches!(e, Event::PeerRestarted { .. })));
+    // After a newer session (a new Hello), the old Confirm cannot bring the old one back.
+    p.a.initiate(p.now, addr(B), 0);
+    p.exchange();
+    let newer = p.b.peers[&addr(A)].session.as_ref().unwrap().opened_by;
+    assert_ne!(newer, p.b.peers[&addr(A)].openings.front().copied());
+    p.b.handle_datagram(p.now, addr(A), &confirm);
+    assert!(transmits(&mut p.b).is_empty());
+    assert_eq!(
+        p.b.peers[&addr(A)].session.as_ref().unwrap().opened_by,
+        newer
+    );
+    p.a.send(p.now, addr(B), msg(0, 2)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![2]);
+    // Once B forgot the session, a replay within its cookie epochs would open it again (the
+    // initiator holds the same keys, so nothing is gained); after them it is refused.
+    p.b.peers.remove(&addr(A));
+    p.now += Duration::from_secs(2);
+    p.b.handle_datagram(p.now, addr(A), &confirm);
+    assert!(!p.b.has_session(addr(A)));
+    assert_eq!(p.b.stats().handshakes_failed, 2);
+    // A real new Hello still opens a session.
+    p.a.peers.remove(&addr(B));
+    p.a.send(p.now, addr(B), msg(0, 3)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![3]);
+}
+
+#[test]
+fn a_confirm_at_the_end_of_its_cookie_epoch_is_still_good() {
+    let config = Config {
+        handshake_timeout: Duration::from_secs(1),
+        ..fast_config()
+    };
+    let mut p = Pair::new(config);
+    // B's epochs start at its first Hello; A's Hello comes just before the next epoch.
+    hello_flood(&mut p.b, p.now, 1);
+    let _ = transmits(&mut p.b);
+    p.now += Duration::from_millis(999);
+    p.a.initiate(p.now, addr(B), 0);
+    let hello = transmits(&mut p.a);
+    p.b.handle_datagram(p.now, addr(A), &hello[0].1);
+    let welcome = transmits(&mut p.b);
+    p.a.handle_datagram(p.now, addr(B), &welcome[0].1);
+    let confirm = transmits(&mut p.a).remove(0).1;
+    p.now += Duration::from_millis(2);
+    p.b.handle_datagram(p.now, addr(A), &confirm);
+    assert!(p.b.has_session(addr(A)));
 }
