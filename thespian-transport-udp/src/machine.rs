@@ -14,7 +14,11 @@
 //!   Before the first message to or from a peer incarnation, the machines run the
 //!   `thespian-auth` handshake in datagrams: `Hello` → `Welcome` (the responder's proof) →
 //!   `Confirm` (the initiator's proof), the transcript binding [`HANDSHAKE_PROTOCOL`], the
-//!   protocol version and both incarnations. Messages sent meanwhile wait in the window and go
+//!   protocol version, both incarnations and the responder's port (the port the `Hello` was
+//!   sent to, which the responder is bound to; not its IP address, which an endpoint bound to
+//!   `0.0.0.0` cannot know as its peer does), so a relay on another port cannot splice two
+//!   handshakes: there, as across a NAT that rewrites ports, the proofs fail and the messages
+//!   are reported [`UndeliverableReason::AuthenticationFailed`]. Messages sent meanwhile wait in the window and go
 //!   out when the session is up; an unanswered `Hello` is retransmitted like a message and,
 //!   after [`Config::max_retransmits`], fails them ([`UndeliverableReason::RetriesExhausted`]).
 //!   A wrong proof draws a `Reject` and fails them at once
@@ -498,9 +502,15 @@ impl fmt::Debug for CookieKey {
 }
 
 /// What a transcript binds of each side: the protocol version and the incarnations in the
-/// header of its handshake datagram (sender, and the receiver as the sender knows it).
-fn context(route: Route) -> Vec<u8> {
-    postcard::to_allocvec(&(route.version, route.from, route.to)).expect("a Vec has room")
+/// header of its handshake datagram (sender, and the receiver as the sender knows it), and
+/// the responder's port: the port the initiator sent its `Hello` to, which is the port the
+/// responder is bound to. A relay on another port therefore cannot splice two handshakes: the
+/// proofs fail. The responder's IP address is not bound: an endpoint bound to an unspecified
+/// address (`0.0.0.0`, `::`) does not know which of its addresses a peer used, so both sides
+/// could not agree on it (nor across a NAT that rewrites ports: such a path breaks sessions).
+fn context(route: Route, responder_port: u16) -> Vec<u8> {
+    postcard::to_allocvec(&(route.version, route.from, route.to, responder_port))
+        .expect("a Vec has room")
 }
 
 /// Limits warnings about bad datagrams to a few per second, so a flood cannot flood the log.
@@ -555,6 +565,8 @@ impl LogLimiter {
 pub struct Machine {
     config: Config,
     incarnation: SystemId,
+    /// The port this endpoint is bound to, bound into the handshakes it answers.
+    local_port: u16,
     secret: Secret,
     nonces: Nonces,
     peers: HashMap<SocketAddr, Peer>,
@@ -579,13 +591,21 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// A machine for the endpoint of this incarnation (pick a new random one at every start),
+    /// A machine for the endpoint of this incarnation (pick a new random one at every start)
+    /// bound at `local` (its port is bound into every handshake, see the module docs),
     /// holding the system's `secret`, with handshake nonces from `nonces`
     /// ([`Nonces::random`] outside tests).
-    pub fn new(config: Config, incarnation: SystemId, secret: Secret, nonces: Nonces) -> Machine {
+    pub fn new(
+        config: Config,
+        incarnation: SystemId,
+        local: SocketAddr,
+        secret: Secret,
+        nonces: Nonces,
+    ) -> Machine {
         Machine {
             config,
             incarnation,
+            local_port: local.port(),
             secret,
             nonces,
             peers: HashMap::new(),
@@ -946,7 +966,7 @@ impl Machine {
             HANDSHAKE_PROTOCOL,
             self.incarnation.raw(),
             nonce,
-            context(route),
+            context(route, addr.port()),
         );
         let hello = wire::encode_handshake(route, HandshakeRef::Hello(initiator.hello()));
         self.transmits.push_back((addr, hello.clone()));
@@ -1031,9 +1051,9 @@ impl Machine {
             HANDSHAKE_PROTOCOL,
             self.incarnation.raw(),
             nonce,
-            &context(ours),
+            &context(ours, self.local_port),
             hello,
-            &context(theirs),
+            &context(theirs, self.local_port),
         ) {
             Ok((_, welcome)) => {
                 let welcome = wire::encode_handshake(ours, HandshakeRef::Welcome(&welcome));
@@ -1085,7 +1105,7 @@ impl Machine {
                 b"thespian udp responder nonce",
                 &epoch.to_le_bytes(),
                 &addr,
-                &context(theirs),
+                &context(theirs, self.local_port),
                 &hello,
             ],
         ))
@@ -1140,7 +1160,7 @@ impl Machine {
             from: inc,
             to,
         };
-        match initiator.finish(welcome, &context(theirs)) {
+        match initiator.finish(welcome, &context(theirs, addr.port())) {
             Ok((confirm, keys)) => {
                 let body = ConfirmBody {
                     hello,
@@ -1212,9 +1232,9 @@ impl Machine {
                 HANDSHAKE_PROTOCOL,
                 self.incarnation.raw(),
                 nonce,
-                &context(ours),
+                &context(ours, self.local_port),
                 &body.hello,
-                &context(theirs),
+                &context(theirs, self.local_port),
             ) else {
                 return;
             };

@@ -40,8 +40,15 @@ fn machine(config: Config, incarnation: SystemId) -> Machine {
     machine_with(config, incarnation, secret())
 }
 
+/// Every test machine is bound to port 9000, like the addresses of [`addr`].
 fn machine_with(config: Config, incarnation: SystemId, secret: Secret) -> Machine {
-    Machine::new(config, incarnation, secret, nonces(incarnation.raw()))
+    Machine::new(
+        config,
+        incarnation,
+        addr(0),
+        secret,
+        nonces(incarnation.raw()),
+    )
 }
 
 /// A message numbered `n` of flow `flow`.
@@ -2013,4 +2020,35 @@ fn a_confirm_at_the_end_of_its_cookie_epoch_is_still_good() {
     p.now += Duration::from_millis(2);
     p.b.handle_datagram(p.now, addr(A), &confirm);
     assert!(p.b.has_session(addr(A)));
+}
+
+#[test]
+fn a_relay_on_another_port_cannot_splice_a_handshake() {
+    // A believes B is at the relay (B's host, another port); the relay forwards everything
+    // both ways, in its own name.
+    let relay = SocketAddr::from(([10, 0, 0, B], 9001));
+    let relay_seen_by_b = SocketAddr::from(([10, 0, 0, 9], 9000));
+    let mut p = Pair::new(fast_config());
+    p.a.send(p.now, relay, msg(0, 1)).unwrap();
+    for _ in 0..20 {
+        let from_a = transmits(&mut p.a);
+        let from_b = transmits(&mut p.b);
+        for (to, bytes) in from_a {
+            assert_eq!(to, relay);
+            p.b.handle_datagram(p.now, relay_seen_by_b, &bytes);
+        }
+        for (to, bytes) in from_b {
+            assert_eq!(to, relay_seen_by_b);
+            p.a.handle_datagram(p.now, relay, &bytes);
+        }
+    }
+    // The port A addressed is in its transcript, B's own port in B's: the proofs fail.
+    assert!(!p.a.has_session(relay));
+    assert!(!p.b.has_session(relay_seen_by_b));
+    assert!(delivered(&events(&mut p.b)).is_empty());
+    let failed = undeliverable(&events(&mut p.a));
+    assert_eq!(
+        failed[0].2,
+        UndeliverableReason::AuthenticationFailed(AuthError::WrongSecret)
+    );
 }
