@@ -18,10 +18,11 @@
 //!   sent to, which the responder is bound to; not its IP address, which an endpoint bound to
 //!   `0.0.0.0` cannot know as its peer does), so a relay on another port cannot splice two
 //!   handshakes: there, as across a NAT that rewrites ports, the proofs fail and the messages
-//!   are reported [`UndeliverableReason::AuthenticationFailed`]. Messages sent meanwhile wait in the window and go
-//!   out when the session is up; an unanswered `Hello` is retransmitted like a message and,
-//!   after [`Config::max_retransmits`], fails them ([`UndeliverableReason::RetriesExhausted`]).
-//!   A wrong proof draws a `Reject` and fails them at once
+//!   are reported [`UndeliverableReason::AuthenticationFailed`]. Messages sent meanwhile wait
+//!   in the window and go out when the session is up; an unanswered `Hello` is retransmitted
+//!   like a message and, after [`Config::max_retransmits`], fails them
+//!   ([`UndeliverableReason::RetriesExhausted`]).
+//!   A wrong proof in the `Welcome` draws a `Reject` and fails them at once
 //!   ([`UndeliverableReason::AuthenticationFailed`]), with a warning naming the peer on both
 //!   sides. When both sides open at once, the higher incarnation answers the lower's `Hello`
 //!   and drops its own. The initiator sends its `Confirm` again until an authenticated
