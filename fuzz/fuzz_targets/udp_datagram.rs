@@ -34,6 +34,7 @@ fn machine(incarnation: u64) -> Machine {
     Machine::new(
         Config::default(),
         SystemId::from_raw(incarnation),
+        SocketAddr::from(([127, 0, 0, 1], 9000)),
         secret(),
         nonces,
     )

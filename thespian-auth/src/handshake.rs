@@ -42,6 +42,23 @@ impl Nonce {
         getrandom::fill(&mut bytes).map_err(|e| AuthError::Random(e.to_string()))?;
         Ok(Nonce(bytes))
     }
+
+    /// A nonce derived from `key` (a random value the caller keeps to itself, such as a
+    /// stateless responder's cookie key) and `parts`: the keyed BLAKE3 hash of the parts,
+    /// each length-prefixed, so moving bytes from one part to the next changes the result.
+    ///
+    /// Whoever does not hold `key` can neither predict nor recompute it; whoever holds it gets
+    /// the same nonce from the same parts, which is what lets a responder keep no state
+    /// between its answer and the initiator's proof. Put a label among the parts so nonces
+    /// derived for different purposes never coincide.
+    pub fn derive(key: &Nonce, parts: &[&[u8]]) -> Nonce {
+        let mut hasher = blake3::Hasher::new_keyed(&key.0);
+        for part in parts {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        Nonce(*hasher.finalize().as_bytes())
+    }
 }
 
 /// What a session protects. Named in the handshake so another suite can be added without a

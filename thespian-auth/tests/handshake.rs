@@ -184,3 +184,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn derived_nonces_depend_on_the_key_and_every_part_and_its_boundaries() {
+    let key = Nonce([3; 32]);
+    let n = Nonce::derive(&key, &[b"label", b"abc", b"def"]);
+    assert_eq!(n, Nonce::derive(&key, &[b"label", b"abc", b"def"]));
+    assert_ne!(
+        n,
+        Nonce::derive(&Nonce([4; 32]), &[b"label", b"abc", b"def"])
+    );
+    assert_ne!(n, Nonce::derive(&key, &[b"label", b"abc", b"deF"]));
+    assert_ne!(n, Nonce::derive(&key, &[b"label", b"abcd", b"ef"]));
+    assert_ne!(n, Nonce::derive(&key, &[b"label", b"abc"]));
+    assert_ne!(n.0, key.0);
+}

@@ -278,6 +278,7 @@ impl UdpEndpoint {
         let machine = Machine::new(
             config.transport,
             config.incarnation,
+            local_addr,
             config.secret,
             Nonces::random(),
         );

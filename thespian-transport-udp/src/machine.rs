@@ -14,18 +14,42 @@
 //!   Before the first message to or from a peer incarnation, the machines run the
 //!   `thespian-auth` handshake in datagrams: `Hello` → `Welcome` (the responder's proof) →
 //!   `Confirm` (the initiator's proof), the transcript binding [`HANDSHAKE_PROTOCOL`], the
-//!   protocol version and both incarnations. Messages sent meanwhile wait in the window and go
-//!   out when the session is up; an unanswered `Hello` is retransmitted like a message and,
-//!   after [`Config::max_retransmits`], fails them ([`UndeliverableReason::RetriesExhausted`]).
-//!   A wrong proof draws a `Reject` and fails them at once
+//!   protocol version, both incarnations and the responder's port (the port the `Hello` was
+//!   sent to, which the responder is bound to; not its IP address, which an endpoint bound to
+//!   `0.0.0.0` cannot know as its peer does), so a relay on another port cannot splice two
+//!   handshakes: there, as across a NAT that rewrites ports, the proofs fail and the messages
+//!   are reported [`UndeliverableReason::AuthenticationFailed`]. Messages sent meanwhile wait
+//!   in the window and go out when the session is up; an unanswered `Hello` is retransmitted
+//!   like a message and, after [`Config::max_retransmits`], fails them
+//!   ([`UndeliverableReason::RetriesExhausted`]).
+//!   A wrong proof in the `Welcome` draws a `Reject` and fails them at once
 //!   ([`UndeliverableReason::AuthenticationFailed`]), with a warning naming the peer on both
 //!   sides. When both sides open at once, the higher incarnation answers the lower's `Hello`
 //!   and drops its own. The initiator sends its `Confirm` again until an authenticated
 //!   datagram from the responder (which sends an acknowledgement of no stream on completion)
 //!   shows it arrived. Data from an address we have no session with (we restarted, or forgot
-//!   the peer) makes us open one. At most one handshake per address is in progress, and at
-//!   most [`Config::max_handshakes`] started by the network; a responder spends one proof per
-//!   `Hello` and one keyed hash per `Confirm`.
+//!   the peer) makes us open one. At most one handshake of ours per address is in progress,
+//!   and at most [`Config::max_handshakes`] opened because of the network's data.
+//! - **The responder keeps no state.** A `Hello` is answered at once and forgotten: the
+//!   `Welcome`'s nonce is a keyed hash, under a random cookie key that never leaves the
+//!   machine, of the current cookie epoch ([`Config::handshake_timeout`] long), the sender's
+//!   address and the `Hello` (with the incarnations of its header), so nobody else can
+//!   predict it and a repeated `Hello` draws the same `Welcome`. The `Confirm` carries the
+//!   `Hello` back (and the incarnation its header named); the responder recomputes its nonce
+//!   for this epoch and the one before, rebuilds the transcript, checks the proof, and only
+//!   then creates the session. A flood of `Hello`s, from as many addresses as it likes, costs
+//!   a few keyed hashes each and no memory, and never keeps a real peer from its session. A
+//!   `Confirm` is good for one to two handshake timeouts after its `Welcome` and only from
+//!   the address the `Hello` came from. A repeat (or replay) of the `Confirm` that made the
+//!   current session draws the responder's proof that it has it and changes nothing else;
+//!   a replay of an earlier session's `Confirm` (the peer remembers the `Hello` nonces of its
+//!   last sessions) is ignored, so it cannot swap a newer session for an older one. One that
+//!   fails is counted and dropped, unanswered (it is unauthenticated). A new incarnation
+//!   needs a new `Hello`. What a recorded `Confirm` can still do, replayed within its two
+//!   epochs after the responder forgot the peer: re-open the session it made, whose keys the
+//!   initiator holds, so the attacker can neither read nor write in it. (The `Welcome` is
+//!   about 30 bytes longer than the `Hello`: a spoofed `Hello` gains an attacker that factor
+//!   of amplification, no more.)
 //! - **MACs.** Every data and acknowledgement datagram carries the session's datagram counter
 //!   and a tag over its header and payload under the sender's key; it is verified before
 //!   anything in it is read, and one that fails is dropped and counted ([`Stats`]) with a
@@ -63,13 +87,17 @@
 //!   "restart" changes nothing. A restarted machine that receives data meant for its
 //!   predecessor opens a session with the sender, which learns of the restart that way.
 //! - **Versions.** A datagram of another protocol version is answered with a version notice;
-//!   a version notice, when no session with its sender is established, fails every message
-//!   waiting for it ([`UndeliverableReason::VersionMismatch`]). Both are logged.
+//!   a version notice that counts (see below) fails every message waiting for the session
+//!   ([`UndeliverableReason::VersionMismatch`]) and remembers the address as dead. Both are
+//!   logged.
 //! - **What unauthenticated datagrams can do.** Nothing to an established session. A `Reject`
-//!   or version notice counts only against a handshake in progress with its sender, and only
-//!   for that attempt: the price is that an attacker who spoofs the peer's address at that
-//!   moment can fail that attempt's messages (reported, never silent), which we prefer to
-//!   reporting a wrong secret only after the retries. An ICMP port unreachable reported by the
+//!   or version notice counts only against a handshake *this endpoint started* with its
+//!   sender for messages of its own that wait for it, and only for that attempt (one rule,
+//!   `Machine::unauthenticated_refusal`, for both): the price is that an attacker who spoofs
+//!   the peer's address at that moment can fail that attempt's messages (reported, never
+//!   silent), which we prefer to reporting a wrong secret only after the retries. Otherwise
+//!   it changes nothing and is remembered nowhere: a flood of them from many addresses costs
+//!   no memory. An ICMP port unreachable reported by the
 //!   driver ([`Machine::refused`]) is still believed, authenticated session or not (forging
 //!   one takes a raw socket).
 //!
@@ -98,8 +126,8 @@ use crate::peer::{
     backoff, Inbound, Outbound, Outgoing, Peer, PendingConfirm, Receipt, Seen, Session,
 };
 use crate::wire::{
-    self, Ack, Datagram, HandshakeRef, Kind, Mac, Position, RejectReason, Route, WireError,
-    WireMessage, MAX_DATAGRAM, PROTOCOL_VERSION,
+    self, Ack, ConfirmBody, Datagram, HandshakeRef, Kind, Mac, Position, RejectReason, Route,
+    WireError, WireMessage, MAX_DATAGRAM, PROTOCOL_VERSION,
 };
 
 /// The protocol name bound into every handshake transcript, so a proof made for another
@@ -140,7 +168,8 @@ pub struct Config {
     pub ack_delay: Duration,
     /// In-order datagrams after which an acknowledgement goes at once (default 16).
     pub ack_every: u32,
-    /// How long a peer given up is remembered as dead (default 15 s, Thespian's).
+    /// How long a peer given up is remembered as dead (default 15 s, Thespian's). At most
+    /// [`Config::max_peers`] addresses are remembered as dead; the oldest memory makes room.
     pub dead_address_memory: Duration,
     /// A peer with nothing in flight and no traffic for this long is forgotten (default
     /// 10 min, longer than a datagram can linger in a network).
@@ -148,13 +177,15 @@ pub struct Config {
     /// Most peers remembered (default 65,536). Data from a new address beyond it is dropped
     /// (its sender retransmits and, in the end, learns it was undeliverable).
     pub max_peers: usize,
-    /// Most handshakes the network may have in progress at once (default 1,024; at most one
-    /// per address): a `Hello` beyond it, or a datagram that would make us open a session, is
-    /// dropped and counted ([`Stats::handshakes_refused`]). Handshakes for our own messages
-    /// are bounded by [`Config::max_peers`] instead.
+    /// Most handshakes in progress at once when another opens because of the network (data
+    /// from an address without a session makes us open one; default 1,024; at most one per
+    /// address): beyond it, that datagram is dropped and counted
+    /// ([`Stats::handshakes_refused`]). Handshakes for our own messages are bounded by
+    /// [`Config::max_peers`] instead, and answering a `Hello` takes no room at all (the
+    /// responder keeps no state).
     pub max_handshakes: usize,
-    /// How long a responder waits for the initiator's `Confirm` (default 10 s) before it
-    /// forgets the handshake.
+    /// The responder's cookie epoch (default 10 s): a `Confirm` is accepted for one to two of
+    /// them after the `Welcome` it answers, then refused.
     pub handshake_timeout: Duration,
     /// The protocol version announced. Leave it at [`PROTOCOL_VERSION`]; it is configurable
     /// so tests can play an older or newer peer.
@@ -390,9 +421,11 @@ pub struct Stats {
     /// Data and acknowledgement datagrams dropped unauthenticated: a wrong tag, an
     /// incarnation without a session, or no session at all.
     pub unauthenticated: u64,
-    /// Handshakes refused because [`Config::max_handshakes`] were in progress.
+    /// Handshakes not opened for the network's data because [`Config::max_handshakes`] were
+    /// in progress.
     pub handshakes_refused: u64,
-    /// Handshakes that failed their proof (here or, by a reject, at the peer).
+    /// Handshakes that failed their proof (here, including `Confirm`s that fail or come too
+    /// late, or, by a reject, at the peer).
     pub handshakes_failed: u64,
 }
 
@@ -422,7 +455,8 @@ impl fmt::Debug for Nonces {
     }
 }
 
-/// A handshake in progress with the endpoint at one address.
+/// A handshake in progress with the endpoint at one address. A responder keeps none: only
+/// this endpoint's own attempts are here.
 #[derive(Debug)]
 enum Handshake {
     /// We sent a `Hello` and wait for the `Welcome`.
@@ -430,20 +464,20 @@ enum Handshake {
         initiator: Initiator,
         /// The `Hello` datagram, sent again until answered.
         hello: Vec<u8>,
+        /// The receiver's incarnation as the `Hello` named it (the `Confirm` repeats it).
+        hello_to: Option<SystemId>,
         /// Handshake datagrams sent for the messages waiting (`Hello`s of this and earlier
         /// attempts).
         transmissions: u32,
         due: Instant,
     },
-    /// We answered a `Hello` and wait for the `Confirm`.
-    Responding {
-        responder: Responder,
-        /// The initiator's incarnation and nonce.
+    /// Our messages wait, and we answered the peer's `Hello` instead of sending ours (a
+    /// simultaneous open, where the higher incarnation answers): unless its `Confirm` makes a
+    /// session by `expires`, we open the session ourselves.
+    Yielded {
+        /// The incarnation whose `Hello` we answered.
         from: SystemId,
-        nonce: Nonce,
-        /// The `Welcome` datagram, sent again for a repeated `Hello`.
-        welcome: Vec<u8>,
-        /// Carried over from our own attempt when we yielded to a simultaneous open.
+        /// Carried over from our own attempt.
         transmissions: u32,
         expires: Instant,
     },
@@ -453,15 +487,31 @@ impl Handshake {
     fn deadline(&self) -> Instant {
         match self {
             Handshake::Initiating { due, .. } => *due,
-            Handshake::Responding { expires, .. } => *expires,
+            Handshake::Yielded { expires, .. } => *expires,
         }
     }
 }
 
+/// The responder's cookie key: random, made at the first `Hello`, never sent. The responder's
+/// nonce is derived from it and the `Hello`, so the `Confirm` can be checked without state.
+struct CookieKey(Nonce);
+
+impl fmt::Debug for CookieKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CookieKey(<redacted>)")
+    }
+}
+
 /// What a transcript binds of each side: the protocol version and the incarnations in the
-/// header of its handshake datagram (sender, and the receiver as the sender knows it).
-fn context(route: Route) -> Vec<u8> {
-    postcard::to_allocvec(&(route.version, route.from, route.to)).expect("a Vec has room")
+/// header of its handshake datagram (sender, and the receiver as the sender knows it), and
+/// the responder's port: the port the initiator sent its `Hello` to, which is the port the
+/// responder is bound to. A relay on another port therefore cannot splice two handshakes: the
+/// proofs fail. The responder's IP address is not bound: an endpoint bound to an unspecified
+/// address (`0.0.0.0`, `::`) does not know which of its addresses a peer used, so both sides
+/// could not agree on it (nor across a NAT that rewrites ports: such a path breaks sessions).
+fn context(route: Route, responder_port: u16) -> Vec<u8> {
+    postcard::to_allocvec(&(route.version, route.from, route.to, responder_port))
+        .expect("a Vec has room")
 }
 
 /// Limits warnings about bad datagrams to a few per second, so a flood cannot flood the log.
@@ -516,11 +566,17 @@ impl LogLimiter {
 pub struct Machine {
     config: Config,
     incarnation: SystemId,
+    /// The port this endpoint is bound to, bound into the handshakes it answers.
+    local_port: u16,
     secret: Secret,
     nonces: Nonces,
     peers: HashMap<SocketAddr, Peer>,
-    /// Handshakes in progress, at most one per address.
+    /// Our handshakes in progress, at most one per address.
     handshakes: HashMap<SocketAddr, Handshake>,
+    /// The stateless responder's key, once a `Hello` needed it.
+    cookie_key: Option<CookieKey>,
+    /// The start of the responder's first cookie epoch (see `Machine::cookie_epoch`).
+    cookie_origin: Option<Instant>,
     stats: Stats,
     /// Addresses given up, and until when.
     dead: HashMap<SocketAddr, Instant>,
@@ -536,17 +592,27 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// A machine for the endpoint of this incarnation (pick a new random one at every start),
+    /// A machine for the endpoint of this incarnation (pick a new random one at every start)
+    /// bound at `local` (its port is bound into every handshake, see the module docs),
     /// holding the system's `secret`, with handshake nonces from `nonces`
     /// ([`Nonces::random`] outside tests).
-    pub fn new(config: Config, incarnation: SystemId, secret: Secret, nonces: Nonces) -> Machine {
+    pub fn new(
+        config: Config,
+        incarnation: SystemId,
+        local: SocketAddr,
+        secret: Secret,
+        nonces: Nonces,
+    ) -> Machine {
         Machine {
             config,
             incarnation,
+            local_port: local.port(),
             secret,
             nonces,
             peers: HashMap::new(),
             handshakes: HashMap::new(),
+            cookie_key: None,
+            cookie_origin: None,
             stats: Stats::default(),
             dead: HashMap::new(),
             transmits: VecDeque::new(),
@@ -726,28 +792,24 @@ impl Machine {
         };
         match datagram {
             Datagram::VersionNotice { version } => {
-                if self.has_session(from) {
-                    // Unauthenticated: it cannot end a session that works.
-                    if self.log.allow(now) {
-                        log::warn!(
-                            "UDP transport: ignoring a version notice from {from}: a session \
-                             with it is established"
-                        );
-                    }
-                    return;
-                }
-                if self.log.allow(now) {
-                    log::warn!(
-                        "UDP transport: the endpoint at {from} speaks protocol version {version}, \
-                         we speak {}; giving it up",
-                        self.config.protocol_version
-                    );
-                }
                 let reason = UndeliverableReason::VersionMismatch {
                     ours: self.config.protocol_version,
                     theirs: version,
                 };
-                self.give_up(now, from, reason);
+                if self.unauthenticated_refusal(now, from, None, reason) {
+                    if self.log.allow(now) {
+                        log::warn!(
+                            "UDP transport: the endpoint at {from} speaks protocol version \
+                             {version}, we speak {}; giving it up",
+                            self.config.protocol_version
+                        );
+                    }
+                } else if self.log.allow(now) {
+                    log::warn!(
+                        "UDP transport: ignoring a version notice from {from}: no handshake of \
+                         ours is in progress with it"
+                    );
+                }
             }
             Datagram::Handshake {
                 from: inc,
@@ -756,7 +818,7 @@ impl Machine {
             } => match kind {
                 Kind::Hello(hello) => self.on_hello(now, from, inc, to, &hello),
                 Kind::Welcome(welcome) => self.on_welcome(now, from, inc, to, &welcome),
-                Kind::Confirm(confirm) => self.on_confirm(now, from, inc, to, &confirm),
+                Kind::Confirm(body) => self.on_confirm(now, from, inc, to, &body),
                 Kind::Reject(reason) => self.on_reject(now, from, inc, to, reason),
                 Kind::Data(_) | Kind::Ack(_) => {}
             },
@@ -856,7 +918,7 @@ impl Machine {
                         Some(Handshake::Initiating { hello, .. }) => {
                             self.transmits.push_back((addr, hello.clone()));
                         }
-                        Some(Handshake::Responding { .. }) => {}
+                        Some(Handshake::Yielded { .. }) => {}
                         None => {
                             if self.handshake_room(now, addr) {
                                 log::debug!(
@@ -905,7 +967,7 @@ impl Machine {
             HANDSHAKE_PROTOCOL,
             self.incarnation.raw(),
             nonce,
-            context(route),
+            context(route, addr.port()),
         );
         let hello = wire::encode_handshake(route, HandshakeRef::Hello(initiator.hello()));
         self.transmits.push_back((addr, hello.clone()));
@@ -916,12 +978,18 @@ impl Machine {
             Handshake::Initiating {
                 initiator,
                 hello,
+                hello_to: route.to,
                 transmissions,
                 due,
             },
         );
     }
 
+    /// Answers a `Hello` without keeping anything: the `Welcome`'s nonce is derived from the
+    /// cookie key, the current cookie epoch, the sender's address and the `Hello`, so a repeat
+    /// draws the same `Welcome` and the `Confirm` (which brings the `Hello` back) can be
+    /// checked by recomputing it. A flood of `Hello`s costs a few keyed hashes each and no
+    /// memory, and cannot keep a real peer from its session.
     fn on_hello(
         &mut self,
         now: Instant,
@@ -940,42 +1008,43 @@ impl Machine {
         match self.handshakes.get(&addr) {
             // Simultaneous open: the lower incarnation stays initiator; the higher answers.
             Some(Handshake::Initiating { .. }) if inc.raw() >= self.incarnation.raw() => return,
-            Some(Handshake::Initiating { .. }) => {}
-            Some(Handshake::Responding {
-                from,
-                nonce,
-                welcome,
-                ..
-            }) if *from == inc && *nonce == hello.nonce => {
-                // A repeated Hello: our Welcome was lost.
-                self.transmits.push_back((addr, welcome.clone()));
-                return;
-            }
-            // Another attempt replaces the one in progress (one per address).
-            Some(Handshake::Responding { .. }) => {}
-            None => {
-                if !self.handshake_room(now, addr) {
-                    return;
+            Some(Handshake::Initiating { transmissions, .. }) => {
+                let transmissions = *transmissions;
+                self.handshakes.remove(&addr);
+                if self.peers.get(&addr).is_some_and(Peer::waiting) {
+                    // Wait for the Confirm only as long as for a Welcome, then open the
+                    // session ourselves: a forged Hello delays our messages by one
+                    // retransmission, no more.
+                    let wait = backoff(
+                        &self.config,
+                        self.config.handshake_rto(),
+                        transmissions.max(1),
+                    )
+                    .min(self.config.handshake_timeout);
+                    self.handshakes.insert(
+                        addr,
+                        Handshake::Yielded {
+                            from: inc,
+                            transmissions,
+                            expires: now + wait,
+                        },
+                    );
                 }
             }
+            Some(Handshake::Yielded { .. }) | None => {}
         }
-        let transmissions = match self.handshakes.remove(&addr) {
-            Some(Handshake::Initiating { transmissions, .. })
-            | Some(Handshake::Responding { transmissions, .. }) => transmissions,
-            None => 0,
-        };
-        let nonce = match self.nonces.next() {
-            Ok(nonce) => nonce,
-            Err(e) => {
-                log::warn!("UDP transport: cannot answer {addr}: {e}");
-                self.fail_waiting(addr, &UndeliverableReason::AuthenticationFailed(e));
-                return;
-            }
-        };
         let theirs = Route {
             version: self.config.protocol_version,
             from: inc,
             to,
+        };
+        let epoch = self.cookie_epoch(now);
+        let nonce = match self.responder_nonce(addr, theirs, hello, epoch) {
+            Ok(nonce) => nonce,
+            Err(e) => {
+                log::warn!("UDP transport: cannot answer {addr}: {e}");
+                return;
+            }
         };
         let ours = self.route(Some(inc));
         match Responder::new(
@@ -983,37 +1052,13 @@ impl Machine {
             HANDSHAKE_PROTOCOL,
             self.incarnation.raw(),
             nonce,
-            &context(ours),
+            &context(ours, self.local_port),
             hello,
-            &context(theirs),
+            &context(theirs, self.local_port),
         ) {
-            Ok((responder, welcome)) => {
+            Ok((_, welcome)) => {
                 let welcome = wire::encode_handshake(ours, HandshakeRef::Welcome(&welcome));
-                self.transmits.push_back((addr, welcome.clone()));
-                // With messages of ours waiting (we yielded to a simultaneous open), wait for
-                // the Confirm only as long as for a Welcome, then open the session ourselves:
-                // a forged Hello delays them by one retransmission, no more.
-                let wait = if self.peers.get(&addr).is_some_and(Peer::waiting) {
-                    backoff(
-                        &self.config,
-                        self.config.handshake_rto(),
-                        transmissions.max(1),
-                    )
-                    .min(self.config.handshake_timeout)
-                } else {
-                    self.config.handshake_timeout
-                };
-                self.handshakes.insert(
-                    addr,
-                    Handshake::Responding {
-                        responder,
-                        from: inc,
-                        nonce: hello.nonce,
-                        welcome,
-                        transmissions,
-                        expires: now + wait,
-                    },
-                );
+                self.transmits.push_back((addr, welcome));
             }
             Err(e) => {
                 if self.log.allow(now) {
@@ -1026,6 +1071,45 @@ impl Machine {
                 self.transmits.push_back((addr, reject));
             }
         }
+    }
+
+    /// The cookie epoch of `now`: the number of whole [`Config::handshake_timeout`]s since
+    /// the first `Hello` this machine answered. A `Confirm` is checked against the nonces of
+    /// its epoch and the one before, so it is good for between one and two handshake
+    /// timeouts after the `Welcome`, and a recorded one is worthless after that.
+    fn cookie_epoch(&mut self, now: Instant) -> u64 {
+        let origin = *self.cookie_origin.get_or_insert(now);
+        let length = self.config.handshake_timeout.as_millis().max(1);
+        u64::try_from(now.saturating_duration_since(origin).as_millis() / length)
+            .unwrap_or(u64::MAX)
+    }
+
+    /// The responder's nonce for `hello` from `addr` (whose header said `theirs`) in cookie
+    /// `epoch`: derived from the cookie key (made at the first call), so nobody else can
+    /// predict it and we can recompute it from the `Confirm`.
+    fn responder_nonce(
+        &mut self,
+        addr: SocketAddr,
+        theirs: Route,
+        hello: &thespian_auth::Hello,
+        epoch: u64,
+    ) -> Result<Nonce, AuthError> {
+        if self.cookie_key.is_none() {
+            self.cookie_key = Some(CookieKey(self.nonces.next()?));
+        }
+        let key = &self.cookie_key.as_ref().expect("just made").0;
+        let addr = postcard::to_allocvec(&addr).expect("a Vec has room");
+        let hello = postcard::to_allocvec(hello).expect("a Vec has room");
+        Ok(Nonce::derive(
+            key,
+            &[
+                b"thespian udp responder nonce",
+                &epoch.to_le_bytes(),
+                &addr,
+                &context(theirs, self.local_port),
+                &hello,
+            ],
+        ))
     }
 
     fn on_welcome(
@@ -1063,18 +1147,29 @@ impl Machine {
         {
             return;
         }
-        let Some(Handshake::Initiating { initiator, .. }) = self.handshakes.remove(&addr) else {
+        let Some(Handshake::Initiating {
+            initiator,
+            hello_to,
+            ..
+        }) = self.handshakes.remove(&addr)
+        else {
             return;
         };
+        let hello = initiator.hello().clone();
         let theirs = Route {
             version: self.config.protocol_version,
             from: inc,
             to,
         };
-        match initiator.finish(welcome, &context(theirs)) {
+        match initiator.finish(welcome, &context(theirs, addr.port())) {
             Ok((confirm, keys)) => {
+                let body = ConfirmBody {
+                    hello,
+                    hello_to,
+                    confirm,
+                };
                 let bytes =
-                    wire::encode_handshake(self.route(Some(inc)), HandshakeRef::Confirm(&confirm));
+                    wire::encode_handshake(self.route(Some(inc)), HandshakeRef::Confirm(&body));
                 self.transmits.push_back((addr, bytes.clone()));
                 let pending = PendingConfirm {
                     bytes,
@@ -1088,42 +1183,78 @@ impl Machine {
         }
     }
 
+    /// Checks a `Confirm` by recomputing the `Welcome` it answers (the responder kept nothing):
+    /// only a valid proof creates the session. A repeat of the `Confirm` that made the
+    /// current session draws our proof that we have it and changes nothing else; one that
+    /// fails, or comes after its cookie epochs, is counted and dropped (it is unauthenticated:
+    /// no `Reject`, and nothing of ours is failed).
     fn on_confirm(
         &mut self,
         now: Instant,
         addr: SocketAddr,
         inc: SystemId,
         to: Option<SystemId>,
-        confirm: &thespian_auth::Confirm,
+        body: &ConfirmBody,
     ) {
-        if to != Some(self.incarnation) {
+        if to != Some(self.incarnation) || self.cookie_origin.is_none() {
             return;
         }
-        match self.handshakes.get(&addr) {
-            Some(Handshake::Responding { from, .. }) if *from == inc => {}
-            _ => {
-                // A repeated Confirm of an established session: our proof that we have it
-                // was lost.
-                if self
-                    .peers
-                    .get(&addr)
-                    .is_some_and(|p| p.incarnation == Some(inc) && p.session.is_some())
-                {
+        if let Some(peer) = self.peers.get(&addr) {
+            if peer.retired.contains(&inc) {
+                return;
+            }
+            if peer.incarnation == Some(inc) && peer.openings.contains(&body.hello.nonce) {
+                let current = peer
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.opened_by == Some(body.hello.nonce));
+                if current {
+                    // A repeat (or a replay) of the Confirm that made this session: our
+                    // proof that we have it was lost.
+                    self.send_session_proof(addr);
+                }
+                // Otherwise a replay of an earlier session's: it must not replace this one.
+                return;
+            }
+        }
+        let theirs = Route {
+            version: self.config.protocol_version,
+            from: inc,
+            to: body.hello_to,
+        };
+        let ours = self.route(Some(inc));
+        let epoch = self.cookie_epoch(now);
+        for epoch in [Some(epoch), epoch.checked_sub(1)].into_iter().flatten() {
+            let Ok(nonce) = self.responder_nonce(addr, theirs, &body.hello, epoch) else {
+                return;
+            };
+            let Ok((responder, _)) = Responder::new(
+                &self.secret,
+                HANDSHAKE_PROTOCOL,
+                self.incarnation.raw(),
+                nonce,
+                &context(ours, self.local_port),
+                &body.hello,
+                &context(theirs, self.local_port),
+            ) else {
+                return;
+            };
+            if let Ok(keys) = responder.finish(&body.confirm) {
+                if self.establish(now, addr, inc, keys, None) {
+                    if let Some(peer) = self.peers.get_mut(&addr) {
+                        peer.opened(body.hello.nonce);
+                    }
                     self.send_session_proof(addr);
                 }
                 return;
             }
         }
-        let Some(Handshake::Responding { responder, .. }) = self.handshakes.remove(&addr) else {
-            return;
-        };
-        match responder.finish(confirm) {
-            Ok(keys) => {
-                if self.establish(now, addr, inc, keys, None) {
-                    self.send_session_proof(addr);
-                }
-            }
-            Err(e) => self.handshake_failed(now, addr, inc, e),
+        self.stats.handshakes_failed += 1;
+        if self.log.allow(now) {
+            log::warn!(
+                "UDP transport: dropping a session confirmation from {addr} that fails its \
+                 proof (forged, changed in flight, or too late)"
+            );
         }
     }
 
@@ -1135,27 +1266,64 @@ impl Machine {
         to: Option<SystemId>,
         reason: RejectReason,
     ) {
-        // Unauthenticated, so it counts only against a handshake in progress with its sender,
-        // and only for that attempt: an established session is never touched.
-        let counts = to == Some(self.incarnation)
-            && match self.handshakes.get(&addr) {
-                Some(Handshake::Initiating { .. }) => true,
-                Some(Handshake::Responding { from, .. }) => *from == inc,
-                None => false,
-            };
-        if !counts {
+        if to != Some(self.incarnation) {
             return;
-        }
-        self.handshakes.remove(&addr);
-        self.stats.handshakes_failed += 1;
-        if self.log.allow(now) {
-            log::warn!("UDP transport: the endpoint at {addr} refused a session: {reason}");
         }
         let error = match reason {
             RejectReason::WrongSecret => AuthError::WrongSecret,
             RejectReason::UnsupportedSuite => AuthError::UnsupportedSuite(Suite::Authenticated),
         };
-        self.fail_waiting(addr, &UndeliverableReason::AuthenticationFailed(error));
+        let counted = self.unauthenticated_refusal(
+            now,
+            addr,
+            Some(inc),
+            UndeliverableReason::AuthenticationFailed(error),
+        );
+        // Counted and logged either way (a responder keeps no handshake, yet its operator
+        // should learn that a peer refused its proof), but it acted only if it counted.
+        self.stats.handshakes_failed += 1;
+        if self.log.allow(now) {
+            let acted = if counted {
+                ""
+            } else {
+                " (no handshake of ours in progress there: nothing failed)"
+            };
+            log::warn!("UDP transport: the endpoint at {addr} refused a session: {reason}{acted}");
+        }
+    }
+
+    /// The one rule for what an unauthenticated refusal from `addr` (a `Reject` from
+    /// incarnation `sender`, or a version notice, which names none) may do: it counts only
+    /// against a handshake this endpoint started there for messages of its own that wait for
+    /// the session (never against an established session, a handshake we merely answer, or
+    /// one opened because of the peer's data). Then it ends that handshake and fails those
+    /// messages with `reason`; a version mismatch also remembers the address as dead. Returns
+    /// whether it counted; when it did not, nothing changed (nothing is remembered about the
+    /// sender, so a flood of refusals from many addresses costs no memory).
+    fn unauthenticated_refusal(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        sender: Option<SystemId>,
+        reason: UndeliverableReason,
+    ) -> bool {
+        let counts = !self.has_session(addr)
+            && self.peers.get(&addr).is_some_and(Peer::waiting)
+            && match self.handshakes.get(&addr) {
+                Some(Handshake::Initiating { .. }) => true,
+                Some(Handshake::Yielded { from, .. }) => sender.is_none_or(|s| s == *from),
+                None => false,
+            };
+        if !counts {
+            return false;
+        }
+        if let UndeliverableReason::VersionMismatch { .. } = reason {
+            self.give_up(now, addr, reason);
+        } else {
+            self.handshakes.remove(&addr);
+            self.fail_waiting(addr, &reason);
+        }
+        true
     }
 
     /// A proof failed: tell the peer, warn, and fail the messages that waited for this
@@ -1230,6 +1398,8 @@ impl Machine {
             }
         }
         log::debug!("UDP transport: session with {addr} (incarnation {inc:?}) established");
+        // Our own attempt, if any, is moot: the messages it waited for go out now.
+        self.handshakes.remove(&addr);
         peer.session = Some(Session::new(keys, confirm));
         peer.last_activity = now;
         self.dead.remove(&addr);
@@ -1374,6 +1544,7 @@ impl Machine {
                 Some(Handshake::Initiating {
                     initiator,
                     hello,
+                    hello_to,
                     transmissions,
                     ..
                 }) => {
@@ -1384,7 +1555,8 @@ impl Machine {
                     }
                     if transmissions > self.config.max_retransmits {
                         log::debug!(
-                            "UDP transport: no answer from {addr} to {transmissions} session                              handshakes; giving it up"
+                            "UDP transport: no answer from {addr} to {transmissions} session \
+                             handshakes; giving it up"
                         );
                         self.give_up(
                             now,
@@ -1402,12 +1574,13 @@ impl Machine {
                         Handshake::Initiating {
                             initiator,
                             hello,
+                            hello_to,
                             transmissions,
                             due,
                         },
                     );
                 }
-                Some(Handshake::Responding { transmissions, .. }) => {
+                Some(Handshake::Yielded { transmissions, .. }) => {
                     if !waiting {
                         continue;
                     }
@@ -1636,6 +1809,18 @@ impl Machine {
         self.handshakes.remove(&addr);
         // Datagrams still queued for it would only draw more ICMP errors.
         self.transmits.retain(|(to, _)| *to != addr);
+        // Bounded like the peers: the oldest memory makes room (every entry lives equally
+        // long, so the earliest expiry is the oldest).
+        if !self.dead.contains_key(&addr) && self.dead.len() >= self.config.max_peers.max(1) {
+            if let Some(oldest) = self
+                .dead
+                .iter()
+                .min_by_key(|(a, until)| (**until, **a))
+                .map(|(a, _)| *a)
+            {
+                self.dead.remove(&oldest);
+            }
+        }
         self.dead
             .insert(addr, now + self.config.dead_address_memory);
         self.schedule_gc(now);

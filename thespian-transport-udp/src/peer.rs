@@ -22,6 +22,11 @@ pub(crate) const FAST_RETRANSMIT_THRESHOLD: u64 = 3;
 /// Incarnations of a peer remembered as retired, so their late datagrams are recognised.
 const RETIRED_KEPT: usize = 8;
 
+/// `Hello` nonces of a peer's sessions remembered, so a replayed `Confirm` is recognised (a
+/// `Confirm` is only good for two cookie epochs: more sessions than this in that time are
+/// not a peer's doing).
+const OPENINGS_KEPT: usize = 8;
+
 /// One peer: the address's incarnation, our session and streams with it.
 #[derive(Debug)]
 pub(crate) struct Peer {
@@ -38,6 +43,9 @@ pub(crate) struct Peer {
     pub(crate) inb: Option<Inbound>,
     /// The last time we sent to or heard from the peer.
     pub(crate) last_activity: Instant,
+    /// On the responder: the `Hello` nonces whose `Confirm`s made the last sessions (newest
+    /// last), so a replayed `Confirm` of one of them is recognised.
+    pub(crate) openings: VecDeque<Nonce>,
 }
 
 /// What a datagram's incarnation says about the peer.
@@ -63,6 +71,18 @@ impl Peer {
             out: None,
             inb: None,
             last_activity: now,
+            openings: VecDeque::new(),
+        }
+    }
+
+    /// Records that the `Confirm` of the `Hello` with `nonce` made the current session.
+    pub(crate) fn opened(&mut self, nonce: Nonce) {
+        if self.openings.len() == OPENINGS_KEPT {
+            self.openings.pop_front();
+        }
+        self.openings.push_back(nonce);
+        if let Some(session) = &mut self.session {
+            session.opened_by = Some(nonce);
         }
     }
 
@@ -126,6 +146,9 @@ pub(crate) struct Session {
     /// On the initiator, until the responder shows it has the session too: the `Confirm` to
     /// send again.
     pub(crate) confirm: Option<PendingConfirm>,
+    /// On the responder: the nonce of the `Hello` whose `Confirm` made the session, so a
+    /// repeat (or replay) of that `Confirm` is recognised and changes nothing.
+    pub(crate) opened_by: Option<Nonce>,
 }
 
 impl Session {
@@ -134,6 +157,7 @@ impl Session {
             keys,
             sent: 0,
             confirm,
+            opened_by: None,
         }
     }
 

@@ -6,7 +6,8 @@
 //!
 //! One datagram carries one [`Header`] and, for a data datagram, the message's payload bytes
 //! after it (so a large payload is never walked by the decoder):
-//! - the session handshake (`thespian_auth`): `Hello`, `Welcome`, `Confirm`, and `Reject` (a
+//! - the session handshake (`thespian_auth`): `Hello`, `Welcome`, `Confirm` (which carries
+//!   its `Hello` back, so the responder needs no state: [`ConfirmBody`]), and `Reject` (a
 //!   handshake that failed, with the reason);
 //! - `Data`: a message with its stream, sequence number, window base, envelope header (sender,
 //!   target, wire name) and optionally a piggy-backed acknowledgement of the reverse direction;
@@ -87,10 +88,23 @@ pub enum Kind {
     Hello(Hello),
     /// The responder answers, with its proof.
     Welcome(Welcome),
-    /// The initiator's proof: the session is established.
-    Confirm(Confirm),
+    /// The initiator's proof, with the `Hello` it answers: the session is established.
+    Confirm(ConfirmBody),
     /// The handshake failed at the sender of this datagram.
     Reject(RejectReason),
+}
+
+/// A `Confirm` datagram's body: the initiator's proof and what a responder that kept no state
+/// since its `Welcome` needs to check it (the `Hello` it answers, and the incarnation that
+/// `Hello`'s header named as the receiver). The responder recomputes its `Welcome` from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmBody {
+    /// The `Hello` this handshake started with (its incarnation is the sender's).
+    pub hello: Hello,
+    /// The receiver's incarnation as the `Hello`'s header named it.
+    pub hello_to: Option<SystemId>,
+    /// The initiator's proof.
+    pub confirm: Confirm,
 }
 
 /// Why a handshake was refused (a [`Kind::Reject`]).
@@ -359,6 +373,13 @@ pub fn decode(bytes: &[u8], ours: u16) -> Result<Datagram<'_>, WireError> {
                     ));
                 }
             }
+            if let Kind::Confirm(body) = &kind {
+                if body.hello.incarnation != header.from.raw() {
+                    return Err(WireError::Malformed(
+                        "a confirm naming another incarnation than its sender".into(),
+                    ));
+                }
+            }
             if let Kind::Welcome(welcome) = &kind {
                 if welcome.incarnation != header.from.raw() {
                     return Err(WireError::Malformed(
@@ -419,7 +440,7 @@ enum KindRef<'a> {
     Ack(AckHeaderRef<'a>),
     Hello(&'a Hello),
     Welcome(&'a Welcome),
-    Confirm(&'a Confirm),
+    Confirm(&'a ConfirmBody),
     Reject(RejectReason),
 }
 
@@ -523,8 +544,8 @@ pub enum HandshakeRef<'a> {
     Hello(&'a Hello),
     /// The responder's answer.
     Welcome(&'a Welcome),
-    /// The initiator's proof.
-    Confirm(&'a Confirm),
+    /// The initiator's proof, with its `Hello`.
+    Confirm(&'a ConfirmBody),
     /// A refusal.
     Reject(RejectReason),
 }
@@ -847,7 +868,11 @@ mod tests {
             (route_back, Kind::Welcome(welcome.clone())),
             (
                 route(),
-                Kind::Confirm(thespian_auth::Confirm { proof: [9; 32] }),
+                Kind::Confirm(ConfirmBody {
+                    hello: hello.clone(),
+                    hello_to: None,
+                    confirm: thespian_auth::Confirm { proof: [9; 32] },
+                }),
             ),
             (route(), Kind::Reject(RejectReason::WrongSecret)),
         ];
@@ -969,7 +994,15 @@ mod tests {
                 encode_ack(route(), seal(3), &ack),
                 encode_handshake(
                     route(),
-                    HandshakeRef::Confirm(&thespian_auth::Confirm { proof: [4; 32] }),
+                    HandshakeRef::Confirm(&ConfirmBody {
+                        hello: Hello {
+                            incarnation: route().from.raw(),
+                            nonce: Nonce([5; 32]),
+                            suite: thespian_auth::Suite::Authenticated,
+                        },
+                        hello_to: Some(SystemId::from_raw(20)),
+                        confirm: thespian_auth::Confirm { proof: [4; 32] },
+                    }),
                 ),
                 encode_handshake(route(), HandshakeRef::Reject(RejectReason::WrongSecret)),
             ] {

@@ -476,6 +476,13 @@ struct RelayStats {
 /// A UDP forwarder between endpoint `a` and endpoint `b`: `a` talks to `front`, `b` to `back`.
 /// It drops, duplicates and delays (reorders) `percent` % of datagrams each, with a fixed seed.
 /// Dropping it stops and joins its thread.
+/// Where a relay stands in for the endpoint at `peer`: another loopback address (127.0.0.`n`,
+/// Linux answers on all of 127/8) with `peer`'s port, since the port a peer is reached at is
+/// bound into the handshake and must be the one it is bound to.
+fn stand_in(n: u8, peer: SocketAddr) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, n], peer.port()))
+}
+
 struct Relay {
     front: SocketAddr,
     back: SocketAddr,
@@ -491,8 +498,8 @@ const STOP: Token = Token(2);
 impl Relay {
     fn start(seed: u64, percent: u64, a: SocketAddr, b: SocketAddr) -> Relay {
         let poll = Poll::new().unwrap();
-        let mut front = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let mut back = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut front = UdpSocket::bind(stand_in(2, b)).unwrap();
+        let mut back = UdpSocket::bind(stand_in(3, a)).unwrap();
         poll.registry()
             .register(&mut front, FRONT, Interest::READABLE)
             .unwrap();
@@ -770,14 +777,14 @@ struct Tap {
 
 impl Tap {
     fn new(a: SocketAddr, b: SocketAddr) -> Tap {
-        let socket = || {
-            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let socket = |at: SocketAddr| {
+            let s = std::net::UdpSocket::bind(at).unwrap();
             s.set_nonblocking(true).unwrap();
             s
         };
         Tap {
-            front: socket(),
-            back: socket(),
+            front: socket(stand_in(2, b)),
+            back: socket(stand_in(3, a)),
             a,
             b,
             captured: Vec::new(),
@@ -873,7 +880,14 @@ fn spoofed_datagrams_change_nothing_in_a_live_session() {
             None,
         ),
         wire::encode_handshake(impostor, HandshakeRef::Hello(&hello)),
-        wire::encode_handshake(impostor, HandshakeRef::Confirm(&confirm)),
+        wire::encode_handshake(
+            impostor,
+            HandshakeRef::Confirm(&wire::ConfirmBody {
+                hello: hello.clone(),
+                hello_to: Some(b_inc),
+                confirm,
+            }),
+        ),
         wire::encode_version_notice(PROTOCOL_VERSION + 1),
     ];
     for (from, to) in [(a_inc, b_inc), (b_inc, a_inc)] {

@@ -40,8 +40,15 @@ fn machine(config: Config, incarnation: SystemId) -> Machine {
     machine_with(config, incarnation, secret())
 }
 
+/// Every test machine is bound to port 9000, like the addresses of [`addr`].
 fn machine_with(config: Config, incarnation: SystemId, secret: Secret) -> Machine {
-    Machine::new(config, incarnation, secret, nonces(incarnation.raw()))
+    Machine::new(
+        config,
+        incarnation,
+        addr(0),
+        secret,
+        nonces(incarnation.raw()),
+    )
 }
 
 /// A message numbered `n` of flow `flow`.
@@ -1615,7 +1622,11 @@ fn forged_datagrams_change_nothing_in_an_established_session() {
         wire::encode_handshake(to_b, HandshakeRef::Hello(&hello)),
         wire::encode_handshake(
             to_b,
-            HandshakeRef::Confirm(&thespian_auth::Confirm { proof: [0; 32] }),
+            HandshakeRef::Confirm(&ConfirmBody {
+                hello: hello.clone(),
+                hello_to: Some(inc(2)),
+                confirm: thespian_auth::Confirm { proof: [0; 32] },
+            }),
         ),
         // Rejects and a version notice, from the impostor and in the peer's name.
         wire::encode_handshake(to_b, HandshakeRef::Reject(RejectReason::WrongSecret)),
@@ -1719,7 +1730,7 @@ fn a_new_incarnation_retires_the_old_only_once_its_handshake_completes() {
     }
     assert_eq!(acked(&at_a).len(), 1);
     assert_eq!(delivered(&events(&mut p.b)), vec![1]);
-    assert_eq!(p.b.handshakes(), 1);
+    assert_eq!(p.b.handshakes(), 0, "a responder keeps nothing");
     // ... until the new incarnation proves itself: only then is the old one gone.
     new_a.handle_datagram(p.now, addr(B), &welcome[0].1);
     for (_, bytes) in transmits(&mut new_a) {
@@ -1740,17 +1751,12 @@ fn a_new_incarnation_retires_the_old_only_once_its_handshake_completes() {
     assert!(delivered(&events(&mut p.b)).is_empty());
 }
 
-#[test]
-fn a_flood_of_hellos_stays_bounded() {
-    let config = Config {
-        max_handshakes: 64,
-        handshake_timeout: Duration::from_millis(500),
-        ..Config::default()
-    };
-    let mut p = Pair::new(config);
+/// `n` Hellos of strangers holding the secret's handshake format (no secret is needed to
+/// send one), each from its own source address, each twice.
+fn hello_flood(m: &mut Machine, now: Instant, n: u64) {
     let secret = secret();
-    for i in 0..10_000u64 {
-        let from = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 4000 + (i % 7) as u16));
+    for i in 0..n {
+        let from = SocketAddr::from(([127, 1, (i >> 8) as u8, i as u8], 4000 + (i % 7) as u16));
         let initiator = Initiator::new(
             &secret,
             "x",
@@ -1764,26 +1770,36 @@ fn a_flood_of_hellos_stays_bounded() {
             to: None,
         };
         let bytes = wire::encode_handshake(route, HandshakeRef::Hello(initiator.hello()));
-        p.b.handle_datagram(p.now, from, &bytes);
-        // The same address again and again costs no more room.
-        p.b.handle_datagram(p.now, from, &bytes);
+        m.handle_datagram(now, from, &bytes);
+        m.handle_datagram(now, from, &bytes);
     }
-    assert_eq!(p.b.handshakes(), 64);
-    assert_eq!(p.b.peers(), 0, "no peer is remembered for a handshake");
-    assert_eq!(p.b.stats().handshakes_refused, 2 * (10_000 - 64));
-    let welcomes = transmits(&mut p.b).len();
+}
+
+#[test]
+fn a_flood_of_hellos_holds_no_state_and_delays_no_real_peer() {
+    let config = Config {
+        max_handshakes: 64,
+        ..fast_config()
+    };
+    let mut p = Pair::new(config);
+    let start = p.now;
+    hello_flood(&mut p.b, p.now, 10_000);
+    // Every Hello is answered (the same Welcome for a repeat), and nothing is kept.
+    let welcomes = transmits(&mut p.b);
+    assert_eq!(welcomes.len(), 2 * 10_000);
     assert_eq!(
-        welcomes,
-        2 * 64,
-        "one Welcome per Hello answered, repeated for repeats"
+        welcomes[0].1, welcomes[1].1,
+        "a repeat draws the same Welcome"
     );
-    // They expire; a real peer then gets its session.
-    p.now += Duration::from_millis(500);
-    p.b.handle_timeout(p.now);
     assert_eq!(p.b.handshakes(), 0);
+    assert_eq!(p.b.peers(), 0, "no peer is remembered for a handshake");
+    assert_eq!(p.b.stats().handshakes_refused, 0);
+    // A real peer's Hello, at once, is answered and its message delivered without waiting for
+    // anything to expire.
     p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
-    p.settle();
+    p.exchange();
     assert_eq!(delivered(&events(&mut p.b)), vec![1]);
+    assert_eq!(p.now, start);
 }
 
 #[test]
@@ -1848,5 +1864,191 @@ fn a_forged_hello_delays_the_higher_incarnations_messages_by_one_retransmission(
         p.now - start <= Duration::from_millis(30),
         "{:?}",
         p.now - start
+    );
+}
+
+#[test]
+fn a_version_notice_counts_only_against_a_handshake_we_started_for_our_messages() {
+    let notice = wire::encode_version_notice(PROTOCOL_VERSION + 1);
+    let mut p = Pair::new(fast_config());
+    // No handshake with A at all: a spoofed notice in A's name changes nothing.
+    p.b.handle_datagram(p.now, addr(A), &notice);
+    assert!(!p.b.is_dead(p.now, addr(A)));
+    assert!(p.b.dead.is_empty());
+    // A handshake B opened only because of data from A (nothing of B's waits): still nothing.
+    let (stranger, _) = stranger_keys();
+    let data = wire::encode_data(
+        Route {
+            version: PROTOCOL_VERSION,
+            from: inc(1),
+            to: Some(inc(2)),
+        },
+        wire::Seal {
+            key: &stranger.send,
+            counter: 1,
+        },
+        Position {
+            stream: 1,
+            seq: 1,
+            base: 1,
+        },
+        &msg(0, 1),
+        None,
+    );
+    p.b.handle_datagram(p.now, addr(A), &data);
+    assert_eq!(p.b.handshakes(), 1);
+    p.b.handle_datagram(p.now, addr(A), &notice);
+    assert!(!p.b.is_dead(p.now, addr(A)));
+    // A send that follows still reaches A.
+    let _ = transmits(&mut p.b);
+    p.b.send(p.now, addr(A), msg(1, 1)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.a)), vec![1]);
+    assert!(undeliverable(&events(&mut p.b)).is_empty());
+}
+
+#[test]
+fn version_notices_from_many_sources_leave_no_trace() {
+    let mut b = machine(Config::default(), inc(2));
+    let now = Instant::now();
+    let notice = wire::encode_version_notice(PROTOCOL_VERSION + 1);
+    for i in 0..20_000u32 {
+        let from = SocketAddr::from(([127, (i >> 16) as u8, (i >> 8) as u8, i as u8], 5000));
+        b.handle_datagram(now, from, &notice);
+    }
+    assert!(b.dead.is_empty());
+    assert_eq!(b.peers(), 0);
+    assert!(events(&mut b).is_empty());
+}
+
+#[test]
+fn the_dead_address_memory_is_bounded_and_keeps_the_newest() {
+    let config = Config {
+        max_peers: 4,
+        ..Config::default()
+    };
+    let mut b = machine(config, inc(2));
+    let start = Instant::now();
+    for i in 0..10u8 {
+        b.mark_dead(start + Duration::from_millis(u64::from(i)), addr(10 + i));
+    }
+    let now = start + Duration::from_millis(10);
+    assert_eq!(b.dead.len(), 4);
+    for i in 0..10u8 {
+        assert_eq!(b.is_dead(now, addr(10 + i)), i >= 6, "address {i}");
+    }
+}
+
+#[test]
+fn a_replayed_confirm_creates_nothing_new() {
+    let config = Config {
+        handshake_timeout: Duration::from_secs(1),
+        ..fast_config()
+    };
+    let mut p = Pair::new(config);
+    p.a.initiate(p.now, addr(B), 0);
+    let hello = transmits(&mut p.a);
+    p.b.handle_datagram(p.now, addr(A), &hello[0].1);
+    let welcome = transmits(&mut p.b);
+    p.a.handle_datagram(p.now, addr(B), &welcome[0].1);
+    let confirm = transmits(&mut p.a).remove(0).1;
+    assert_eq!(handshake_kind(&confirm), Some("confirm"));
+    // From another address, the Confirm proves nothing: the address is in the cookie.
+    p.b.handle_datagram(p.now, addr(3), &confirm);
+    assert!(!p.b.has_session(addr(3)));
+    assert_eq!(p.b.stats().handshakes_failed, 1);
+    p.b.handle_datagram(p.now, addr(A), &confirm);
+    assert!(p.b.has_session(addr(A)));
+    p.exchange();
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.b.send(p.now, addr(A), msg(1, 1)).unwrap();
+    p.settle();
+    let sent = p.b.peers[&addr(A)].session.as_ref().unwrap().sent;
+    // A replay of the Confirm that made the session draws our proof that we have it, and
+    // leaves the session as it is (its keys and counters go on).
+    p.b.handle_datagram(p.now, addr(A), &confirm);
+    assert_eq!(transmits(&mut p.b).len(), 1);
+    assert_eq!(p.b.peers[&addr(A)].session.as_ref().unwrap().sent, sent + 1);
+    assert!(events(&mut p.b)
+        .iter()
+        .all(|e| !matches!(e, Event::PeerRestarted { .. })));
+    // After a newer session (a new Hello), the old Confirm cannot bring the old one back.
+    p.a.initiate(p.now, addr(B), 0);
+    p.exchange();
+    let newer = p.b.peers[&addr(A)].session.as_ref().unwrap().opened_by;
+    assert_ne!(newer, p.b.peers[&addr(A)].openings.front().copied());
+    p.b.handle_datagram(p.now, addr(A), &confirm);
+    assert!(transmits(&mut p.b).is_empty());
+    assert_eq!(
+        p.b.peers[&addr(A)].session.as_ref().unwrap().opened_by,
+        newer
+    );
+    p.a.send(p.now, addr(B), msg(0, 2)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![2]);
+    // Once B forgot the session, a replay within its cookie epochs would open it again (the
+    // initiator holds the same keys, so nothing is gained); after them it is refused.
+    p.b.peers.remove(&addr(A));
+    p.now += Duration::from_secs(2);
+    p.b.handle_datagram(p.now, addr(A), &confirm);
+    assert!(!p.b.has_session(addr(A)));
+    assert_eq!(p.b.stats().handshakes_failed, 2);
+    // A real new Hello still opens a session.
+    p.a.peers.remove(&addr(B));
+    p.a.send(p.now, addr(B), msg(0, 3)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![3]);
+}
+
+#[test]
+fn a_confirm_at_the_end_of_its_cookie_epoch_is_still_good() {
+    let config = Config {
+        handshake_timeout: Duration::from_secs(1),
+        ..fast_config()
+    };
+    let mut p = Pair::new(config);
+    // B's epochs start at its first Hello; A's Hello comes just before the next epoch.
+    hello_flood(&mut p.b, p.now, 1);
+    let _ = transmits(&mut p.b);
+    p.now += Duration::from_millis(999);
+    p.a.initiate(p.now, addr(B), 0);
+    let hello = transmits(&mut p.a);
+    p.b.handle_datagram(p.now, addr(A), &hello[0].1);
+    let welcome = transmits(&mut p.b);
+    p.a.handle_datagram(p.now, addr(B), &welcome[0].1);
+    let confirm = transmits(&mut p.a).remove(0).1;
+    p.now += Duration::from_millis(2);
+    p.b.handle_datagram(p.now, addr(A), &confirm);
+    assert!(p.b.has_session(addr(A)));
+}
+
+#[test]
+fn a_relay_on_another_port_cannot_splice_a_handshake() {
+    // A believes B is at the relay (B's host, another port); the relay forwards everything
+    // both ways, in its own name.
+    let relay = SocketAddr::from(([10, 0, 0, B], 9001));
+    let relay_seen_by_b = SocketAddr::from(([10, 0, 0, 9], 9000));
+    let mut p = Pair::new(fast_config());
+    p.a.send(p.now, relay, msg(0, 1)).unwrap();
+    for _ in 0..20 {
+        let from_a = transmits(&mut p.a);
+        let from_b = transmits(&mut p.b);
+        for (to, bytes) in from_a {
+            assert_eq!(to, relay);
+            p.b.handle_datagram(p.now, relay_seen_by_b, &bytes);
+        }
+        for (to, bytes) in from_b {
+            assert_eq!(to, relay_seen_by_b);
+            p.a.handle_datagram(p.now, relay, &bytes);
+        }
+    }
+    // The port A addressed is in its transcript, B's own port in B's: the proofs fail.
+    assert!(!p.a.has_session(relay));
+    assert!(!p.b.has_session(relay_seen_by_b));
+    assert!(delivered(&events(&mut p.b)).is_empty());
+    let failed = undeliverable(&events(&mut p.a));
+    assert_eq!(
+        failed[0].2,
+        UndeliverableReason::AuthenticationFailed(AuthError::WrongSecret)
     );
 }
