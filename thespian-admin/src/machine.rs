@@ -41,6 +41,10 @@ use crate::protocol::{
     ShutdownComplete, ShutdownSystem, UpdateCapability, Welcome, WIRE_PREFIX,
 };
 
+/// The most distinct unexpected message types the admin warns about once each; beyond it they
+/// are logged at debug level only.
+const MAX_WARNED_TYPES: usize = 256;
+
 /// The driver's number for a process or thread that hosts actors.
 pub type HostId = u64;
 
@@ -80,6 +84,7 @@ const KILL_WAIT: Duration = Duration::from_secs(2);
 
 /// What the admin is told when it starts.
 #[derive(Clone, Debug)]
+
 pub struct AdminConfig {
     /// The admin's own address (id 0).
     pub admin: ActorAddress,
@@ -253,7 +258,8 @@ pub struct Admin {
     /// Every address that said `Hello`: told `ShutdownComplete` too, so attached programs
     /// learn of a shutdown someone else asked for.
     attached: Vec<ActorAddress>,
-    /// Type names of unexpected messages already warned about.
+    /// Type names of unexpected messages already warned about (at most [`MAX_WARNED_TYPES`]:
+    /// a peer sending ever new names cannot grow it).
     warned: HashSet<String>,
     actions: VecDeque<Action>,
 }
@@ -538,8 +544,10 @@ impl Admin {
             m.child_address
         ));
         let type_name = payload.type_name().into_owned();
-        if self.warned.insert(type_name.clone()) {
-            log::warn!("admin discards {type_name} from {sender}");
+        if self.warned.len() < MAX_WARNED_TYPES && self.warned.insert(type_name.clone()) {
+            log::warn!("admin discards {type_name:?} from {sender}");
+        } else {
+            log::debug!("admin discards {type_name:?} from {sender}");
         }
     }
 

@@ -10,6 +10,7 @@
 
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -56,9 +57,11 @@ fn admin_log_destination(launch: &AdminLaunch) -> Result<Stdio> {
         return Ok(Stdio::inherit());
     }
     match std::env::var_os(LOG_FILE_ENV) {
+        // Owner-only: the log holds actors' records and reasons peers gave.
         Some(path) if !path.is_empty() => std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .map(Stdio::from)
             .map_err(|e| {

@@ -112,8 +112,14 @@ pub(crate) fn socket_from_stdin(
 }
 
 /// The role this process was started in, if any.
+///
+/// Both variables are removed from the environment once read, so a program an actor starts
+/// (which inherits the environment) is not mistaken for a process of this system. `init()` is
+/// the first line of `main`, before the program starts threads that could read the environment.
 pub(crate) fn role() -> Option<(String, String)> {
     let role = std::env::var(ROLE_ENV).ok()?;
     let config = std::env::var(CONFIG_ENV).unwrap_or_default();
+    std::env::remove_var(ROLE_ENV);
+    std::env::remove_var(CONFIG_ENV);
     Some((role, config))
 }

@@ -1099,6 +1099,13 @@ fn log_records_of_actor_processes_reach_the_admins_sink() {
     );
     // The program's shutdown returned after the daemon ended: its log is complete.
     let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&log_file)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_default();
+        assert_eq!(mode, 0o600, "the admin's log file is its owner's only");
+    }
     let _ = std::fs::remove_file(&log_file);
     let marker = format!("chatty says marker-{port}");
     let line = log

@@ -106,7 +106,22 @@ impl Actor for Relay {
     }
 }
 
-thespian::register_actors!(Echo, Relay);
+/// Answers any message with whether its process still has the role variables in its
+/// environment.
+#[derive(Default)]
+struct EnvProbe;
+
+impl Actor for EnvProbe {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        let leaked = ["THESPIAN_ROLE", "THESPIAN_ROLE_CONFIG"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some());
+        ctx.send(env.sender(), leaked)?;
+        Ok(())
+    }
+}
+
+thespian::register_actors!(Echo, Relay, EnvProbe);
 
 /// A folder for one test's files, removed when it ends.
 struct Scratch(PathBuf);
@@ -359,4 +374,27 @@ fn the_secret_file_cannot_be_changed_while_the_system_runs() {
         .tell(&relay, RawUpdate(elsewhere))
         .expect("the relay is told");
     assert_alive(&sys.0);
+}
+
+/// An actor process keeps no role variables: a program it starts is not taken for a process of
+/// the system (it would take the actor's settings and stdin).
+#[test]
+fn an_actor_process_passes_no_role_to_its_children() {
+    let scratch = Scratch::new("role-env");
+    let secret = scratch.secret_file("secret");
+    let sys = System(
+        builder(SystemBase::Udp, admin_port(), "spawn", &secret)
+            .start()
+            .expect("the system starts"),
+    );
+    let probe = sys.0.create_actor::<EnvProbe>().expect("the probe");
+    let leaked = sys
+        .0
+        .ask(&probe, "env?".to_owned(), REPLY_TIMEOUT)
+        .expect("ask")
+        .expect("the probe answers");
+    assert!(
+        !leaked.get::<bool>().expect("a bool"),
+        "the role variables leaked"
+    );
 }

@@ -264,6 +264,18 @@ fn thread_mode_places_every_actor_in_a_thread() {
     ));
 }
 
+/// A peer sending ever new unknown message types cannot grow the admin's memory of what it
+/// warned about.
+#[test]
+fn warnings_about_unknown_messages_are_bounded() {
+    let mut h = Harness::new();
+    for n in 0..(2 * MAX_WARNED_TYPES) {
+        let payload = Payload::from_wire(format!("app.Unknown{n}"), vec![0u8]);
+        h.admin.handle(h.now, Envelope::new(outside(), payload));
+    }
+    assert_eq!(h.admin.warned.len(), MAX_WARNED_TYPES);
+}
+
 /// A peer that points the secret file elsewhere could stop every new actor process from
 /// starting or probe the owner's files: the update is refused and nothing changes.
 #[test]
