@@ -43,13 +43,20 @@ pub trait BaseDriver: Send + Sync {
     /// Sends a message from `endpoint`.
     fn tell(&self, endpoint: &ActorAddress, to: &ActorAddress, payload: Payload) -> Result<()>;
     /// Sends, then waits up to `timeout` for the first reply to `endpoint` from anyone.
+    ///
+    /// Provided as [`tell`](BaseDriver::tell) then [`listen`](BaseDriver::listen), so a base
+    /// writes it only when it must differ: the Simple base overrides it because its `tell` runs
+    /// the actors until they are idle, while an `ask` stops running them at the first reply.
     fn ask(
         &self,
         endpoint: &ActorAddress,
         to: &ActorAddress,
         payload: Payload,
         timeout: Duration,
-    ) -> Result<Option<Envelope>>;
+    ) -> Result<Option<Envelope>> {
+        self.tell(endpoint, to, payload)?;
+        self.listen(endpoint, timeout)
+    }
     /// Waits up to `timeout` for the next message to `endpoint`.
     fn listen(&self, endpoint: &ActorAddress, timeout: Duration) -> Result<Option<Envelope>>;
     /// Sets or removes a system capability; actors that no longer fit exit.

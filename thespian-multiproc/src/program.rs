@@ -460,17 +460,6 @@ impl BaseDriver for ProgramBase {
         self.node.send(endpoint, to, payload)
     }
 
-    fn ask(
-        &self,
-        endpoint: &ActorAddress,
-        to: &ActorAddress,
-        payload: Payload,
-        timeout: Duration,
-    ) -> Result<Option<Envelope>> {
-        self.tell(endpoint, to, payload)?;
-        self.listen(endpoint, timeout)
-    }
-
     fn listen(&self, endpoint: &ActorAddress, timeout: Duration) -> Result<Option<Envelope>> {
         self.check_running()?;
         let rx = self

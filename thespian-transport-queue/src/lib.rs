@@ -169,18 +169,6 @@ impl BaseDriver for QueueBase {
         self.inner.tell(endpoint, to, payload)
     }
 
-    fn ask(
-        &self,
-        endpoint: &ActorAddress,
-        to: &ActorAddress,
-        payload: Payload,
-        timeout: Duration,
-    ) -> Result<Option<Envelope>> {
-        let deadline = base::deadline(Instant::now(), timeout);
-        self.inner.tell(endpoint, to, payload)?;
-        self.inner.receive(endpoint, deadline)
-    }
-
     fn listen(&self, endpoint: &ActorAddress, timeout: Duration) -> Result<Option<Envelope>> {
         let deadline = base::deadline(Instant::now(), timeout);
         self.inner.check_running()?;

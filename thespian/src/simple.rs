@@ -448,6 +448,12 @@ impl Core {
         self.shut_down = true;
     }
 
+    /// Runs the actors until a reply for `endpoint` waits or `deadline` passes; takes the reply.
+    fn receive(&mut self, endpoint: &ActorAddress, deadline: Instant) -> Option<Envelope> {
+        self.run(Some(endpoint), Some(deadline));
+        self.pop_reply(endpoint)
+    }
+
     fn pop_reply(&mut self, endpoint: &ActorAddress) -> Option<Envelope> {
         let inbox = self.world.endpoints.get_mut(endpoint)?;
         while let Some(envelope) = inbox.pop_front() {
@@ -582,6 +588,8 @@ impl BaseDriver for SimpleBase {
         })
     }
 
+    /// Not the provided `tell` + `listen`: this base's `tell` runs the actors until they are
+    /// idle, while an `ask` runs them only until the first reply (or the deadline), in one call.
     fn ask(
         &self,
         endpoint: &ActorAddress,
@@ -592,17 +600,13 @@ impl BaseDriver for SimpleBase {
         let deadline = base::deadline(Instant::now(), timeout);
         self.with_core(|core| {
             core.world.enqueue_bounded(endpoint, to, payload)?;
-            core.run(Some(endpoint), Some(deadline));
-            Ok(core.pop_reply(endpoint))
+            Ok(core.receive(endpoint, deadline))
         })
     }
 
     fn listen(&self, endpoint: &ActorAddress, timeout: Duration) -> Result<Option<Envelope>> {
         let deadline = base::deadline(Instant::now(), timeout);
-        self.with_core(|core| {
-            core.run(Some(endpoint), Some(deadline));
-            Ok(core.pop_reply(endpoint))
-        })
+        self.with_core(|core| Ok(core.receive(endpoint, deadline)))
     }
 
     fn update_capability(&self, name: &str, value: Option<CapabilityValue>) -> Result<()> {
