@@ -59,7 +59,8 @@ pub trait BaseDriver: Send + Sync {
     }
     /// Waits up to `timeout` for the next message to `endpoint`.
     fn listen(&self, endpoint: &ActorAddress, timeout: Duration) -> Result<Option<Envelope>>;
-    /// Sets or removes a system capability; actors that no longer fit exit.
+    /// Sets or removes a system capability; actors that no longer fit exit. The facade has
+    /// already checked the update ([`check_change`](crate::capabilities::check_change)).
     fn update_capability(&self, name: &str, value: Option<CapabilityValue>) -> Result<()>;
     /// Shuts the system down (idempotent).
     fn shutdown(&self) -> Result<()>;

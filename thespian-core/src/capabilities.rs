@@ -56,6 +56,18 @@ pub fn check_update(key: &str) -> Result<(), CapabilityError> {
     Ok(())
 }
 
+/// Everything a capability update must pass before a base applies it: `key` may change while
+/// the system runs ([`check_update`]) and a new `value` suits `key` ([`validate`]). The two
+/// ways in, `ActorSystem::update_capability` and `Context::update_capability`, call it, so a
+/// base's own `update_capability` only makes the change.
+pub fn check_change(key: &str, value: Option<&CapabilityValue>) -> Result<(), CapabilityError> {
+    check_update(key)?;
+    match value {
+        Some(value) => validate(key, value),
+        None => Ok(()),
+    }
+}
+
 /// The Thespian feature generation this crate implements (`ThespianGeneration`).
 pub const THESPIAN_GENERATION: (i64, i64) = (3, 10);
 

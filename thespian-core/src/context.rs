@@ -53,7 +53,8 @@ pub trait Services {
     fn wakeup_after(&mut self, actor: &ActorAddress, delay: Duration, payload: Option<Payload>);
     /// Registers (or, for the current handler, unregisters) the dead-letter handler.
     fn handle_dead_letters(&mut self, actor: &ActorAddress, enable: bool);
-    /// Sets (`Some`) or removes (`None`) a capability of the local system.
+    /// Sets (`Some`) or removes (`None`) a capability of the local system. [`Context`] has
+    /// already checked the update ([`check_change`](crate::capabilities::check_change)).
     fn update_capability(
         &mut self,
         actor: &ActorAddress,
@@ -291,7 +292,7 @@ impl<'a> Context<'a> {
     /// Sets (`Some`) or removes (`None`) a capability of the local system. Actors that no
     /// longer fit are asked to exit, possibly including this one.
     pub fn update_capability(&mut self, name: &str, value: Option<CapabilityValue>) -> Result<()> {
-        crate::capabilities::check_update(name).map_err(crate::ThespianError::Capability)?;
+        crate::capabilities::check_change(name, value.as_ref())?;
         self.services.update_capability(self.me, name, value)
     }
 

@@ -454,9 +454,6 @@ pub(crate) fn update_through_admin(
     name: &str,
     value: Option<CapabilityValue>,
 ) -> Result<Capabilities> {
-    if let Some(v) = &value {
-        thespian_core::capabilities::validate(name, v)?;
-    }
     let update = UpdateCapability {
         name: name.to_owned(),
         value,

@@ -43,7 +43,6 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::{Condvar, Mutex, RwLock};
 use thespian_core::actor::panic_text;
 use thespian_core::base::{not_issued_error, not_issued_poison};
-use thespian_core::capabilities::validate;
 use thespian_core::context::Created;
 use thespian_core::registry::{ActorRecord, CreatePlan, DeadLetterRoute};
 use thespian_core::system_messages::{passes_to_external, Fd};
@@ -595,9 +594,6 @@ impl Inner {
         value: Option<CapabilityValue>,
         via: Option<&Worker>,
     ) -> Result<()> {
-        if let Some(v) = &value {
-            validate(name, v)?;
-        }
         let misfits = {
             let mut registry = self.registry.lock();
             let misfits = registry.update_capability(name, value);

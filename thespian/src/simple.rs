@@ -20,7 +20,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use thespian_core::base::{self, not_issued_error, not_issued_poison};
-use thespian_core::capabilities::validate;
 use thespian_core::context::Created;
 use thespian_core::registry::{ActorRecord, AddressHasher, CreatePlan, DeadLetterRoute};
 use thespian_core::system_messages::passes_to_external;
@@ -197,9 +196,6 @@ impl World {
     }
 
     fn update_capability(&mut self, name: &str, value: Option<CapabilityValue>) -> Result<()> {
-        if let Some(v) = &value {
-            validate(name, v)?;
-        }
         let admin = self.registry.admin_address();
         for misfit in self.registry.update_capability(name, value) {
             log::info!("{misfit} no longer fits the capabilities after updating {name:?}; asking it to exit");

@@ -660,7 +660,7 @@ impl ActorSystem {
     /// Sets (`Some`) or removes (`None`) a system capability. Live actors that no longer fit
     /// are asked to exit; nothing happens when the value is unchanged.
     pub fn update_capability(&self, name: &str, value: Option<CapabilityValue>) -> Result<()> {
-        thespian_core::capabilities::check_update(name).map_err(ThespianError::Capability)?;
+        thespian_core::capabilities::check_change(name, value.as_ref())?;
         self.shared.driver.update_capability(name, value)
     }
 
