@@ -10,7 +10,7 @@ use std::any::Any;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::capabilities::{Capabilities, RequireCapability, Requirements};
+use crate::capabilities::{Capabilities, CapabilityValue, RequireCapability, Requirements};
 use crate::context::Context;
 use crate::message::Envelope;
 
@@ -174,7 +174,86 @@ pub fn panic_text(panic: &(dyn Any + Send)) -> String {
     }
 }
 
-/// What to create: the actor type and the options of `create_actor`.
+/// The options of a create request: requirements, a global name, a source hash. The one
+/// builder for both ways to create: `ActorSystem::create_actor_with` from outside and
+/// [`Context::create_actor_with`] inside an actor; [`CreateOptions::request`] joins it to the
+/// actor type.
+///
+/// ```
+/// use thespian_core::{ActorSpec, CreateOptions};
+/// # #[derive(Default)]
+/// # struct Keeper;
+/// # impl thespian_core::Actor for Keeper {
+/// #     fn receive(&mut self, _: &thespian_core::Envelope, _: &mut thespian_core::Context<'_>)
+/// #         -> thespian_core::ActorResult { Ok(()) }
+/// # }
+/// let request = CreateOptions::new()
+///     .global_name("keeper")
+///     .requirement("Size", 3i64)
+///     .request(ActorSpec::of::<Keeper>());
+/// assert_eq!(request.global_name.as_deref(), Some("keeper"));
+/// assert_eq!(request.requirements.get("Size"), Some(&3i64.into()));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct CreateOptions {
+    requirements: Requirements,
+    global_name: Option<String>,
+    source_hash: Option<String>,
+}
+
+impl CreateOptions {
+    /// No options.
+    pub fn new() -> CreateOptions {
+        CreateOptions::default()
+    }
+
+    /// Requirements the hosting system must meet (given to the capability check and the
+    /// constructor).
+    pub fn requirements(mut self, requirements: Requirements) -> Self {
+        self.requirements = requirements;
+        self
+    }
+
+    /// One requirement.
+    pub fn requirement(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<CapabilityValue>,
+    ) -> Self {
+        self.requirements.set(key, value);
+        self
+    }
+
+    /// A system-wide name: if a live actor has it, that actor is returned instead.
+    pub fn global_name(mut self, name: impl Into<String>) -> Self {
+        self.global_name = Some(name.into());
+        self
+    }
+
+    /// Take the actor type from this loaded source.
+    pub fn source_hash(mut self, hash: impl Into<String>) -> Self {
+        self.source_hash = Some(hash.into());
+        self
+    }
+
+    /// True when a global name is set.
+    pub fn has_global_name(&self) -> bool {
+        self.global_name.is_some()
+    }
+
+    /// The request to create an actor of `spec` with these options.
+    pub fn request(self, spec: ActorSpec) -> CreateRequest {
+        CreateRequest {
+            spec,
+            requirements: self.requirements,
+            global_name: self.global_name,
+            source_hash: self.source_hash,
+        }
+    }
+}
+
+/// What to create: the actor type and the options of `create_actor` (see [`CreateOptions`],
+/// which builds one from outside and inside actors alike).
 #[derive(Clone, Debug)]
 pub struct CreateRequest {
     /// The actor type.
@@ -195,12 +274,7 @@ impl CreateRequest {
 
     /// A request for `spec` with no options.
     pub fn new(spec: ActorSpec) -> CreateRequest {
-        CreateRequest {
-            spec,
-            requirements: Requirements::new(),
-            global_name: None,
-            source_hash: None,
-        }
+        CreateOptions::new().request(spec)
     }
 
     /// Sets the requirements.

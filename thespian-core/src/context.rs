@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::actor::{Actor, CreateRequest, NewActor};
+use crate::actor::{Actor, ActorSpec, CreateOptions, CreateRequest, NewActor};
 use crate::address::ActorAddress;
 use crate::capabilities::{Capabilities, CapabilityValue};
 use crate::children::Children;
@@ -213,6 +213,17 @@ impl<'a> Context<'a> {
     /// Creates a child actor of type `A`. The address is usable at once.
     pub fn create_actor<A: Actor + NewActor>(&mut self) -> Result<ActorAddress> {
         self.create(CreateRequest::of::<A>())
+    }
+
+    /// Creates an actor of type `A` with requirements, a global name or a source hash: the
+    /// same [`CreateOptions`] as `ActorSystem::create_actor_with`. With a global name that
+    /// already names a live actor, that actor's address is returned (and this actor does not
+    /// become its parent).
+    pub fn create_actor_with<A: Actor + NewActor>(
+        &mut self,
+        options: CreateOptions,
+    ) -> Result<ActorAddress> {
+        self.create(options.request(ActorSpec::of::<A>()))
     }
 
     /// Creates an actor with requirements, a global name or a source hash. With a global name

@@ -25,7 +25,9 @@ pub mod system_messages;
 pub mod transport;
 pub mod wire;
 
-pub use actor::{Actor, ActorError, ActorResult, ActorSpec, CreateRequest, NewActor};
+pub use actor::{
+    Actor, ActorError, ActorResult, ActorSpec, CreateOptions, CreateRequest, NewActor,
+};
 pub use address::{ActorAddress, SystemId};
 pub use base::BaseDriver;
 pub use capabilities::{

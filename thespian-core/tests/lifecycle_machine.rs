@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use thespian_core::{
     Actor, ActorAddress, ActorCell, ActorExitRequest, ActorResult, ActorSpec, ActorStatus,
-    Capabilities, CapabilityValue, CellState, ChildActorExited, Context, CreateRequest, Created,
-    Envelope, Payload, PoisonMessage, Requirements, Result, Services, StatusRequest, SystemId,
-    ThespianError, WakeupMessage,
+    Capabilities, CapabilityValue, CellState, ChildActorExited, Context, CreateOptions,
+    CreateRequest, Created, Envelope, Payload, PoisonMessage, Requirements, Result, Services,
+    StatusRequest, SystemId, ThespianError, WakeupMessage,
 };
 
 const SYSTEM: SystemId = SystemId::from_raw(7);
@@ -24,6 +24,8 @@ struct Recorder {
     dead: Vec<(ActorAddress, Envelope)>,
     exited: Vec<ActorAddress>,
     wakeups: Vec<(ActorAddress, Duration)>,
+    created: Vec<CreateRequest>,
+    updated: Vec<String>,
     next_id: u64,
 }
 
@@ -51,7 +53,8 @@ impl Services for Recorder {
         self.sent.push((from.clone(), to.clone(), payload));
         Ok(())
     }
-    fn create_actor(&mut self, _parent: &ActorAddress, _request: CreateRequest) -> Result<Created> {
+    fn create_actor(&mut self, _parent: &ActorAddress, request: CreateRequest) -> Result<Created> {
+        self.created.push(request);
         self.next_id += 1;
         Ok(Created {
             address: addr(100 + self.next_id),
@@ -65,9 +68,10 @@ impl Services for Recorder {
     fn update_capability(
         &mut self,
         _: &ActorAddress,
-        _: &str,
+        name: &str,
         _: Option<CapabilityValue>,
     ) -> Result<()> {
+        self.updated.push(name.to_owned());
         Ok(())
     }
     fn actor_system_shutdown(&mut self, _actor: &ActorAddress) {}
@@ -394,4 +398,75 @@ fn context_calls_a_base_cannot_serve_are_errors() {
             ..
         }
     )));
+}
+
+#[test]
+fn create_options_reach_the_base_with_the_actor_type() {
+    #[derive(Default)]
+    struct Creator;
+    impl Actor for Creator {
+        fn receive(&mut self, _: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+            let options = CreateOptions::new()
+                .requirement("Size", 3i64)
+                .global_name("keeper")
+                .source_hash("abc");
+            ctx.create_actor_with::<Probe>(options)?;
+            Ok(())
+        }
+    }
+    let mut cell = ActorCell::new(
+        addr(1),
+        addr(0),
+        ActorSpec::of::<Creator>(),
+        Requirements::new(),
+        None,
+    );
+    let mut rec = Recorder::default();
+    cell.handle(&mut Creator, msg(9, "go"), &mut rec);
+    let [request] = rec.created.as_slice() else {
+        panic!("expected one create, got {}", rec.created.len());
+    };
+    assert_eq!(
+        request.spec.type_name(),
+        ActorSpec::of::<Probe>().type_name()
+    );
+    assert_eq!(
+        request.requirements.get("Size"),
+        Some(&CapabilityValue::Int(3))
+    );
+    assert_eq!(request.global_name.as_deref(), Some("keeper"));
+    assert_eq!(request.source_hash.as_deref(), Some("abc"));
+}
+
+#[test]
+fn context_checks_a_capability_update_before_the_base_sees_it() {
+    #[derive(Default)]
+    struct Updater(Vec<ThespianError>);
+    impl Actor for Updater {
+        fn receive(&mut self, _: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+            let secret = thespian_core::keys::SECRET_FILE;
+            let port = thespian_core::keys::ADMIN_PORT;
+            self.0.extend(ctx.update_capability(secret, None).err());
+            self.0
+                .extend(ctx.update_capability(port, Some("1900".into())).err());
+            self.0
+                .extend(ctx.update_capability(port, Some(1900i64.into())).err());
+            Ok(())
+        }
+    }
+    let mut cell = ActorCell::new(
+        addr(1),
+        addr(0),
+        ActorSpec::of::<Updater>(),
+        Requirements::new(),
+        None,
+    );
+    let (mut actor, mut rec) = (Updater::default(), Recorder::default());
+    cell.handle(&mut actor, msg(9, "go"), &mut rec);
+    assert_eq!(actor.0.len(), 2, "{:?}", actor.0);
+    assert!(actor
+        .0
+        .iter()
+        .all(|e| matches!(e, ThespianError::Capability(_))));
+    assert_eq!(rec.updated, [thespian_core::keys::ADMIN_PORT]);
 }

@@ -46,15 +46,16 @@ mod simple;
 mod system;
 
 pub use system::{
-    ActorSystem, ActorSystemBuilder, BaseSettings, CreateOptions, CustomBase, LogConfig, SystemBase,
+    ActorSystem, ActorSystemBuilder, BaseSettings, CustomBase, LogConfig, SystemBase,
 };
 pub use thespian_core::{
     self as core, dispatch, keys, message, Actor, ActorAddress, ActorError, ActorExitRequest,
     ActorResult, ActorStatus, ActorSystemConventionUpdate, BaseDriver, Capabilities,
-    CapabilityError, CapabilityValue, ChildActorExited, Context, CreateRequest, DeadEnvelope,
-    Envelope, Flow, IntoMessage, LoadedSource, Message, MessageError, NewActor, Payload,
-    PoisonMessage, RemoteSystem, RequireCapability, Requirements, StatusRequest, SystemStatus,
-    ThespianError, UnloadedSource, ValidateSource, ValidatedSource, WakeupMessage, WatchMessage,
+    CapabilityError, CapabilityValue, ChildActorExited, Context, CreateOptions, CreateRequest,
+    DeadEnvelope, Envelope, Flow, IntoMessage, LoadedSource, Message, MessageError, NewActor,
+    Payload, PoisonMessage, RemoteSystem, RequireCapability, Requirements, StatusRequest,
+    SystemStatus, ThespianError, UnloadedSource, ValidateSource, ValidatedSource, WakeupMessage,
+    WatchMessage,
 };
 
 /// `thespian`'s error type: one enum mapping Thespian's exceptions.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use thespian_core::capabilities::validate_all;
 use thespian_core::registry::with_common_capabilities;
 use thespian_core::{
-    keys, Actor, ActorAddress, ActorSpec, BaseDriver, Capabilities, CapabilityValue, CreateRequest,
+    keys, Actor, ActorAddress, ActorSpec, BaseDriver, Capabilities, CapabilityValue, CreateOptions,
     Envelope, IntoMessage, NewActor, Payload, Requirements, Result, SystemId, ThespianError,
 };
 
@@ -132,59 +132,6 @@ impl LogConfig {
             .parse_filters(&filter)
             .format_timestamp_millis()
             .try_init();
-    }
-}
-
-/// Options of a create request: requirements and global name.
-#[derive(Clone, Debug, Default)]
-pub struct CreateOptions {
-    requirements: Requirements,
-    global_name: Option<String>,
-    source_hash: Option<String>,
-}
-
-impl CreateOptions {
-    /// No options.
-    pub fn new() -> CreateOptions {
-        CreateOptions::default()
-    }
-
-    /// Requirements the hosting system must meet (given to the capability check and the
-    /// constructor).
-    pub fn requirements(mut self, requirements: Requirements) -> Self {
-        self.requirements = requirements;
-        self
-    }
-
-    /// One requirement.
-    pub fn requirement(
-        mut self,
-        key: impl Into<String>,
-        value: impl Into<CapabilityValue>,
-    ) -> Self {
-        self.requirements.set(key, value);
-        self
-    }
-
-    /// A system-wide name: if a live actor has it, that actor is returned instead.
-    pub fn global_name(mut self, name: impl Into<String>) -> Self {
-        self.global_name = Some(name.into());
-        self
-    }
-
-    /// Take the actor type from this loaded source.
-    pub fn source_hash(mut self, hash: impl Into<String>) -> Self {
-        self.source_hash = Some(hash.into());
-        self
-    }
-
-    fn into_request(self, spec: ActorSpec) -> CreateRequest {
-        CreateRequest {
-            spec,
-            requirements: self.requirements,
-            global_name: self.global_name,
-            source_hash: self.source_hash,
-        }
     }
 }
 
@@ -579,7 +526,7 @@ impl ActorSystem {
         &self,
         options: CreateOptions,
     ) -> Result<ActorAddress> {
-        let request = options.into_request(ActorSpec::of::<A>());
+        let request = options.request(ActorSpec::of::<A>());
         self.shared
             .driver
             .create_actor(&self.endpoint.address, request)
@@ -600,7 +547,7 @@ impl ActorSystem {
                     spec: type_name.to_owned(),
                     reason: "no actor type is registered under this name".to_owned(),
                 };
-                if options.global_name.is_none() {
+                if !options.has_global_name() {
                     return Err(unknown);
                 }
                 // A placeholder spec that cannot be constructed: only the name lookup can succeed.
@@ -611,7 +558,7 @@ impl ActorSystem {
         match self
             .shared
             .driver
-            .create_actor(&self.endpoint.address, options.into_request(spec))
+            .create_actor(&self.endpoint.address, options.request(spec))
         {
             Err(
                 ThespianError::ActorCreationFailed { .. }
