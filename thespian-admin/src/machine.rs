@@ -835,7 +835,10 @@ impl Admin {
     }
 
     fn on_update_capability(&mut self, sender: ActorAddress, update: UpdateCapability) {
-        if let Err(refused) = thespian_core::capabilities::check_update(&update.name) {
+        // Checked here too: a peer may send the update without going through a checked API.
+        let refusal =
+            thespian_core::capabilities::check_change(&update.name, update.value.as_ref());
+        if let Err(refused) = refusal {
             log::warn!("admin: capability update from {sender} refused: {refused}");
             let now = CapabilitiesNow {
                 capabilities: self.capabilities.clone(),

@@ -302,6 +302,21 @@ fn the_secret_file_capability_cannot_be_updated() {
     assert_eq!(answers[0].2.capabilities, before);
 }
 
+/// A value that does not suit its key is refused by the admin itself, whoever sent it.
+#[test]
+fn a_bad_capability_value_is_refused_by_the_admin() {
+    let mut h = Harness::new();
+    let before = h.admin.capabilities().clone();
+    h.handle(
+        &outside(),
+        UpdateCapability {
+            name: thespian_core::keys::ADMIN_PORT.into(),
+            value: Some(CapabilityValue::Str("not a port".into())),
+        },
+    );
+    assert_eq!(h.admin.capabilities(), &before);
+}
+
 #[test]
 fn a_global_name_is_answered_before_the_capability_check() {
     let mut h = Harness::new();
