@@ -64,6 +64,7 @@ const CRATE_RULES: &[CrateRule] = &[
     CrateRule { name: FACADE, deps: Deps::AnythingBut(&[CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
     CrateRule { name: "xtask", deps: Deps::Only(&[]), may_depend_on_facade: true, may_name_transports: true },
     CrateRule { name: "thespian-bench", deps: Deps::AnythingBut(&[CRYPTOGRAPHY]), may_depend_on_facade: true, may_name_transports: true },
+    CrateRule { name: "thespian-conformance", deps: Deps::AnythingBut(&[CRYPTOGRAPHY]), may_depend_on_facade: true, may_name_transports: false },
 ];
 
 /// How source files refer to the transport crates.

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use thespian::prelude::*;
 use thespian::{NewActor, Requirements};
 
-use crate::bases::TestBase;
+use crate::bases::{traits, TestBase};
 use crate::helpers::{ask, ask_until, builder, start_with};
 
 /// Restarts beyond which the parent stops (only reachable on bases that run actors in the
@@ -107,7 +107,7 @@ fn restart_loop<C: Actor + NewActor>(base: TestBase, expect_restarts: bool) {
     sys.tell(&parent, "Make Child").expect("tell returns");
     assert_eq!(ask::<String>(&sys, &parent, "Hello"), "Hi");
     assert_eq!(ask::<String>(&sys, &parent, "Hello"), "Hi");
-    let restarts = if expect_restarts && base.base != SystemBase::Simple {
+    let restarts = if expect_restarts && !traits(base).synchronous {
         // The simple base runs the loop inside the calls above; elsewhere the child runs in the
         // background (in a process of its own on a multi-process base, which takes a moment to
         // start and fail): ask until the parent has re-created it.
@@ -120,7 +120,7 @@ fn restart_loop<C: Actor + NewActor>(base: TestBase, expect_restarts: bool) {
     } else {
         assert_eq!(restarts, 0, "a failing message does not kill the child");
     }
-    if base.base == SystemBase::Simple {
+    if traits(base).synchronous {
         // Five calls of at most ten deliveries each: the loop did not run away.
         assert!(
             restarts < 50,

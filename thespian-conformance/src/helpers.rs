@@ -48,11 +48,13 @@ impl Drop for TestSystem {
 /// on a multi-process base also a free admin port, the loopback address, the test binary as the
 /// processes' entry point and the base's `Process Startup Method`.
 pub(crate) fn builder(base: TestBase) -> ActorSystemBuilder {
-    let builder = ActorSystem::builder()
-        .base(base.base)
+    let builder = base
+        .custom_builder()
+        .unwrap_or_else(|| ActorSystem::builder().base(base.base()))
         .transient_unique(true)
         .log(LogConfig::Untouched);
-    if base.is_multi_process() {
+    // A custom base's builder brings the settings it needs itself.
+    if base.is_multi_process() && !base.is_custom() {
         multi_process_settings(builder, base)
     } else {
         builder
@@ -61,10 +63,10 @@ pub(crate) fn builder(base: TestBase) -> ActorSystemBuilder {
 
 /// The settings a multi-process base needs to run inside a test: its own admin port (tests run
 /// in parallel), addresses on the loopback interface, processes re-executed from the test binary
-/// (through `thespian::test_entry_point!()` in `main.rs`), and the startup method.
+/// (through `thespian::test_entry_point!()` at the root of the test crate), and the startup method.
 fn multi_process_settings(builder: ActorSystemBuilder, base: TestBase) -> ActorSystemBuilder {
     let mut builder = builder.capability(keys::ADMIN_PORT, free_port(base));
-    if let Some(method) = base.startup.method() {
+    if let Some(method) = base.startup().method() {
         builder = builder.capability(keys::PROCESS_STARTUP_METHOD, method);
     }
     builder
@@ -91,7 +93,7 @@ fn free_port(base: TestBase) -> u16 {
     );
     for _ in 0..SPAN {
         let port = (FIRST + NEXT.fetch_add(1, Ordering::AcqRel) % SPAN) as u16;
-        let free = match base.base {
+        let free = match base.base() {
             SystemBase::Udp => UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok(),
             _ => TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok(),
         };
