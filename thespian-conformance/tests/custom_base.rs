@@ -139,3 +139,18 @@ fn the_suite_runs_on_the_custom_base() {
     assert!(SENT.load(Ordering::Relaxed) > before);
     sys.shutdown().expect("shutdown");
 }
+
+/// A custom base named without its driver is a clear startup error, not a panic.
+#[test]
+fn a_custom_base_without_its_driver_is_a_startup_error() {
+    match ActorSystem::builder()
+        .base(SystemBase::Custom("nowhere"))
+        .transient_unique(true)
+        .start()
+    {
+        Err(thespian::ThespianError::StartupFailure(reason)) => {
+            assert!(reason.contains("ActorSystemBuilder::driver"), "{reason}")
+        }
+        other => panic!("expected a StartupFailure, got {other:?}"),
+    }
+}
