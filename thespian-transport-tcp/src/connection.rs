@@ -30,7 +30,11 @@
 //!   arrive within [`Config::handshake_timeout`], in frames of at most [`MAX_HANDSHAKE_FRAME`]
 //!   bytes; nothing else is accepted before the handshake completes (for the acceptor: before a
 //!   valid `Confirm`). A version or magic mismatch, and a wrong secret, are reported on both
-//!   sides, and fail every message queued for the peer.
+//!   sides, and fail every message queued for the peer. A `Reject` carries a typed
+//!   [`RejectKind`]: only the kind is acted on (the text is the peer's, logged escaped and
+//!   truncated). An overloaded (or shutting-down) refusal is temporary: the queue is kept and
+//!   the session reconnects after the back-off, so messages fail only by their transmit timeout
+//!   (with the refusal as their reason).
 //! - **Authentication.** After the handshake, frames travel in sealed *records*: what a transmit
 //!   gathers (an `Ack`, then data frames up to [`Config::max_batch`] bytes plus one) goes out as
 //!   one record ending with a MAC under the session key of its direction, over its bytes and
@@ -74,7 +78,7 @@ pub use thespian_core::wire::MessageId;
 
 use crate::frame::{self, FrameDecoder, FrameError, HEADER_LEN};
 use crate::wire::{
-    self, Control, Frame, GoodbyeReason, Handshake, HandshakeKind, PeerInfo, WireError,
+    self, Control, Frame, GoodbyeReason, Handshake, HandshakeKind, PeerInfo, RejectKind, WireError,
     WireMessage, AUTH_PROTOCOL, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION,
 };
 
@@ -250,7 +254,8 @@ pub enum FailReason {
         /// The peer's.
         theirs: u16,
     },
-    /// The peer rejected the handshake (an overloaded peer says so here).
+    /// The peer rejected the handshake for good (a protocol or version refusal), or kept
+    /// refusing it for now (overloaded, shutting down) until the message's transmit timeout.
     Rejected(String),
     /// The peer holds another secret (either side found out; see [`AUTH_FAILED`]).
     AuthenticationFailed,
@@ -586,6 +591,9 @@ pub struct Connection {
     delivered: Option<u64>,
     backoff: Backoff,
     reconnect_at: Option<Instant>,
+    /// Why the peer last refused a handshake for now (overloaded, shutting down), until a
+    /// handshake completes: the reason messages that time out meanwhile fail with.
+    last_refusal: Option<String>,
     last_activity: Instant,
     events: VecDeque<Event>,
     closed: bool,
@@ -622,6 +630,7 @@ impl Connection {
             delivered: None,
             backoff,
             reconnect_at: None,
+            last_refusal: None,
             last_activity: now,
             events: VecDeque::new(),
             closed: false,
@@ -905,6 +914,7 @@ impl Connection {
         }
         if hello.auth.incarnation != hello.info.incarnation.raw() {
             return reject(HandshakeKind::Reject {
+                kind: RejectKind::Protocol,
                 reason: "inconsistent handshake: two incarnations".into(),
             });
         }
@@ -929,6 +939,7 @@ impl Connection {
                 }),
             }),
             Err(e) => reject(HandshakeKind::Reject {
+                kind: RejectKind::Protocol,
                 reason: e.to_string(),
             }),
         }
@@ -940,11 +951,13 @@ impl Connection {
     fn refusal(&self, peer: &PeerInfo) -> Option<HandshakeKind> {
         if self.closed {
             return Some(HandshakeKind::Reject {
+                kind: RejectKind::ShuttingDown,
                 reason: "shutting down".into(),
             });
         }
         if peer.incarnation == self.local.incarnation {
             return Some(HandshakeKind::Reject {
+                kind: RejectKind::Protocol,
                 reason: "connected to ourselves".into(),
             });
         }
@@ -1063,6 +1076,7 @@ impl Connection {
         }
         self.sent = 0;
         self.reconnect_at = None;
+        self.last_refusal = None;
         self.backoff.reset(&self.config);
         self.last_activity = now;
         if let Some(link) = &mut self.link {
@@ -1232,16 +1246,38 @@ impl Connection {
                 }
             }
             Ok(Handshake {
-                kind: HandshakeKind::Reject { reason },
+                kind: HandshakeKind::Reject { kind, reason },
                 ..
             }) => {
-                log::warn!("peer {:?} rejected our handshake: {reason}", self.peer_addr);
-                let (close, fail) = if reason == AUTH_FAILED {
+                // The text is the peer's (unauthenticated): only the kind is acted on.
+                let text = wire::peer_text(&reason);
+                if kind.is_transient() {
+                    // Temporary (an overloaded peer, one shutting down): keep the queue and
+                    // reconnect after the back-off; the messages fail only by their transmit
+                    // timeout, with this reason.
+                    let reason = match kind {
+                        RejectKind::Overloaded => OVERLOADED.to_owned(),
+                        _ => format!("{kind}: {text}"),
+                    };
+                    log::debug!(
+                        "peer {:?} refused our handshake for now ({reason}); retrying",
+                        self.peer_addr
+                    );
+                    self.end_link(now, CloseReason::Rejected(reason.clone()), true);
+                    self.last_refusal = Some(reason);
+                    return false;
+                }
+                log::warn!(
+                    "peer {:?} rejected our handshake ({kind}): {text}",
+                    self.peer_addr
+                );
+                let (close, fail) = if kind == RejectKind::Authentication {
                     (
                         CloseReason::AuthenticationFailed,
                         FailReason::AuthenticationFailed,
                     )
                 } else {
+                    let reason = format!("{kind}: {text}");
                     (
                         CloseReason::Rejected(reason.clone()),
                         FailReason::Rejected(reason),
@@ -1299,6 +1335,7 @@ impl Connection {
     fn authentication_failed(&mut self, now: Instant) {
         log::warn!("handshake with {:?} failed: {AUTH_FAILED}", self.peer_addr);
         self.farewell_handshake(HandshakeKind::Reject {
+            kind: RejectKind::Authentication,
             reason: AUTH_FAILED.into(),
         });
         self.end_link(now, CloseReason::AuthenticationFailed, false);
@@ -1311,6 +1348,7 @@ impl Connection {
         log::warn!("handshake with {:?} failed: {reason}", self.peer_addr);
         if tell {
             self.farewell_handshake(HandshakeKind::Reject {
+                kind: RejectKind::Protocol,
                 reason: reason.clone(),
             });
         }
@@ -1594,7 +1632,12 @@ impl Connection {
             self.sent = self.sent.saturating_sub(1);
             expired.push(o.id);
         }
-        self.fail(expired, FailReason::TimedOut);
+        let reason = match &self.last_refusal {
+            // The peer kept refusing us for now: say so rather than a bare timeout.
+            Some(refusal) => FailReason::Rejected(refusal.clone()),
+            None => FailReason::TimedOut,
+        };
+        self.fail(expired, reason);
 
         let frame_late = self.link.as_ref().is_some_and(|l| {
             l.frame_started.is_some_and(|started| {
@@ -1789,7 +1832,7 @@ impl Incoming {
     /// A socket refused for load: it is told so ([`OVERLOADED`]) and concludes at once.
     pub fn overloaded(config: &Config, now: Instant) -> Incoming {
         let mut incoming = Incoming::new(config, now);
-        incoming.reject(OVERLOADED.into());
+        incoming.reject(RejectKind::Overloaded, OVERLOADED.into());
         incoming
     }
 
@@ -1821,23 +1864,29 @@ impl Incoming {
                 return;
             }
             if matches!(self.state, IncomingState::AwaitAnswer) {
-                self.reject("data before the handshake completed".into());
+                self.reject(
+                    RejectKind::Protocol,
+                    "data before the handshake completed".into(),
+                );
                 return;
             }
             let body = match self.decoder.decode(&mut input) {
                 Ok(Some(body)) => body,
                 Ok(None) => return,
                 Err(e) => {
-                    self.reject(format!("bad handshake frame: {e}"));
+                    self.reject(RejectKind::Protocol, format!("bad handshake frame: {e}"));
                     return;
                 }
             };
             match wire::decode_handshake(&body, self.protocol_version) {
                 Ok(Handshake { kind, .. }) => self.handle_handshake(kind, &mut input),
-                Err(WireError::VersionMismatch { ours, theirs }) => self.reject(format!(
-                    "protocol version mismatch: this endpoint speaks version {ours}, you speak version {theirs}"
-                )),
-                Err(e) => self.reject(format!("bad handshake: {e}")),
+                Err(WireError::VersionMismatch { ours, theirs }) => self.reject(
+                    RejectKind::Version,
+                    format!(
+                        "protocol version mismatch: this endpoint speaks version {ours}, you speak version {theirs}"
+                    ),
+                ),
+                Err(e) => self.reject(RejectKind::Protocol, format!("bad handshake: {e}")),
             }
         }
     }
@@ -1859,23 +1908,30 @@ impl Incoming {
                         }));
                         *input = &[];
                     }
-                    Err(AuthError::WrongSecret) => self.reject(AUTH_FAILED.into()),
-                    Err(e) => self.reject(e.to_string()),
+                    Err(AuthError::WrongSecret) => {
+                        self.reject(RejectKind::Authentication, AUTH_FAILED.into())
+                    }
+                    Err(e) => self.reject(RejectKind::Protocol, e.to_string()),
                 }
             }
-            (_, HandshakeKind::Reject { reason }) => {
+            (_, HandshakeKind::Reject { kind, reason }) => {
                 // The initiator refused us (a wrong secret, most likely): nothing to answer.
-                let reason = if reason == AUTH_FAILED {
-                    reason
+                // Its text is unauthenticated: escaped and truncated.
+                let reason = if kind == RejectKind::Authentication {
+                    AUTH_FAILED.to_owned()
                 } else {
-                    format!("the peer rejected the handshake: {reason}")
+                    format!(
+                        "the peer rejected the handshake ({kind}): {}",
+                        wire::peer_text(&reason)
+                    )
                 };
                 self.outcome = Some(IncomingOutcome::Rejected(reason));
             }
-            (IncomingState::AwaitHello, _) => {
-                self.reject("expected Hello as the first frame".into())
-            }
-            (_, _) => self.reject("expected Confirm".into()),
+            (IncomingState::AwaitHello, _) => self.reject(
+                RejectKind::Protocol,
+                "expected Hello as the first frame".into(),
+            ),
+            (_, _) => self.reject(RejectKind::Protocol, "expected Confirm".into()),
         }
     }
 
@@ -1891,12 +1947,13 @@ impl Incoming {
         };
     }
 
-    fn reject(&mut self, reason: String) {
+    fn reject(&mut self, kind: RejectKind, reason: String) {
         self.state = IncomingState::Done;
         let hs = Handshake {
             magic: wire::MAGIC,
             version: self.protocol_version,
             kind: HandshakeKind::Reject {
+                kind,
                 reason: reason.clone(),
             },
         };
@@ -1907,7 +1964,10 @@ impl Incoming {
     /// Rejects the socket if the handshake did not complete in time.
     pub fn handle_timeout(&mut self, now: Instant) {
         if !self.is_done() && now >= self.deadline {
-            self.reject("no handshake within the handshake timeout".into());
+            self.reject(
+                RejectKind::Protocol,
+                "no handshake within the handshake timeout".into(),
+            );
         }
     }
 

@@ -822,7 +822,9 @@ fn bad_magic_is_rejected_with_an_explanation() {
     let mut decoder = FrameDecoder::new(MAX_HANDSHAKE_FRAME);
     let body = decoder.decode(&mut &reply[..]).unwrap().unwrap();
     let answer = decode_handshake(&body, PROTOCOL_VERSION).unwrap();
-    assert!(matches!(answer.kind, HandshakeKind::Reject { reason: r } if r.contains("magic")));
+    assert!(
+        matches!(answer.kind, HandshakeKind::Reject { kind: RejectKind::Protocol, reason: r } if r.contains("magic"))
+    );
 }
 
 #[test]
@@ -1335,7 +1337,7 @@ fn a_client_without_the_secret_is_refused_after_its_confirm() {
         .unwrap();
     assert!(matches!(
         decode_handshake(&body, PROTOCOL_VERSION).unwrap().kind,
-        HandshakeKind::Reject { reason } if reason == AUTH_FAILED
+        HandshakeKind::Reject { kind: RejectKind::Authentication, reason } if reason == AUTH_FAILED
     ));
     // Nothing else came out: no session was touched, nothing delivered.
     assert!(incoming.poll_outcome().is_none());
@@ -1574,4 +1576,114 @@ proptest! {
         p.drive();
         prop_assert_eq!(p.nodes[B].delivered(), (1..=count).collect::<Vec<_>>());
     }
+}
+
+/// An initiator session towards node B, with `config`, that has sent its `Hello` for one queued
+/// message; returns the session and the link.
+fn initiator_awaiting_welcome(config: Config, now: Instant) -> (Connection, LinkId) {
+    let mut conn = Connection::new(
+        Arc::new(config),
+        LocalIdentity {
+            incarnation: SystemId::from_raw(100),
+            listen: Some(addr_of(A)),
+            secret: secret(),
+        },
+        1,
+        Some(addr_of(B)),
+        now,
+    );
+    conn.send(now, MessageId(1), &message(1)).unwrap();
+    let link = conn.poll_connect().expect("a connect");
+    conn.connected(now, link, Nonce([3; 32]));
+    assert!(conn.poll_transmit().is_some(), "a Hello");
+    (conn, link)
+}
+
+fn reject_frame(kind: RejectKind, reason: &str) -> Vec<u8> {
+    encode_handshake(&Handshake::new(HandshakeKind::Reject {
+        kind,
+        reason: reason.into(),
+    }))
+}
+
+fn drain_events(conn: &mut Connection) -> Vec<Event> {
+    std::iter::from_fn(|| conn.poll_event()).collect()
+}
+
+#[test]
+fn an_overloaded_refusal_keeps_the_queue_and_reconnects_after_the_backoff() {
+    let config = Config {
+        transmit_timeout: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let backoff = config.backoff_min;
+    let now = Instant::now();
+    let (mut conn, _) = initiator_awaiting_welcome(config, now);
+    conn.handle_input(
+        now,
+        &reject_frame(RejectKind::Overloaded, "busy\nFAKE LOG LINE"),
+    );
+    let events = drain_events(&mut conn);
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Failed { .. })),
+        "{events:?}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Closed { reason: CloseReason::Rejected(r), .. } if r.contains("overloaded"))));
+    assert_eq!(conn.queued(), 1);
+    // The existing back-off, then a new connect; refused again, and again, until the
+    // message's transmit timeout: then it fails, saying why the peer never took it.
+    assert_eq!(conn.poll_timeout(), Some(now + backoff));
+    let mut attempts = 1;
+    let failed = loop {
+        let t = conn.poll_timeout().expect("a timer");
+        assert!(t <= now + Duration::from_secs(5), "never failed");
+        conn.handle_timeout(t);
+        if let Some(link) = conn.poll_connect() {
+            attempts += 1;
+            conn.connected(t, link, Nonce([4; 32]));
+            let _ = conn.poll_transmit();
+            conn.handle_input(t, &reject_frame(RejectKind::Overloaded, "busy"));
+        }
+        let events = drain_events(&mut conn);
+        if let Some(reason) = events.iter().find_map(|e| match e {
+            Event::Failed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        }) {
+            assert_eq!(t, now + Duration::from_secs(5));
+            break reason;
+        }
+    };
+    assert!(attempts > 5, "{attempts}");
+    let text = failed.to_string();
+    assert!(text.contains("overloaded"), "{text}");
+    assert!(!failed.is_dead_target());
+}
+
+#[test]
+fn an_authentication_refusal_stays_final() {
+    let now = Instant::now();
+    let (mut conn, _) = initiator_awaiting_welcome(Config::default(), now);
+    // Whatever text comes with it, the kind decides.
+    conn.handle_input(now, &reject_frame(RejectKind::Authentication, "overloaded"));
+    let events = drain_events(&mut conn);
+    assert!(events.contains(&Event::Failed {
+        ids: vec![MessageId(1)],
+        reason: FailReason::AuthenticationFailed
+    }));
+    assert_eq!(conn.poll_timeout(), None);
+
+    // And a protocol refusal whose text says "overloaded" is not taken for one.
+    let (mut conn, _) = initiator_awaiting_welcome(Config::default(), now);
+    conn.handle_input(now, &reject_frame(RejectKind::Protocol, "overloaded"));
+    let events = drain_events(&mut conn);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Failed {
+            reason: FailReason::Rejected(_),
+            ..
+        }
+    )));
+    assert_eq!(conn.poll_timeout(), None);
 }
