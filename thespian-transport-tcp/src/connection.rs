@@ -105,6 +105,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Time allowed for a TCP connect plus the handshake (default 10 s).
     pub handshake_timeout: Duration,
+    /// Time an accepted socket has for its whole first handshake frame, the `Hello` (default
+    /// 1 s, capped by [`handshake_timeout`](Self::handshake_timeout)): a silent socket holds a
+    /// handshake slot no longer than this.
+    pub first_frame_timeout: Duration,
     /// Time allowed for a frame, from its first byte to its last, after the handshake (default
     /// 30 s), plus [`frame_time_per_mib`](Self::frame_time_per_mib) per MiB its prefix
     /// announces. A link whose frame in progress misses it is closed (a peer trickling one
@@ -138,6 +142,7 @@ impl Default for Config {
             max_queued_bytes: 256 * 1024 * 1024,
             idle_timeout: Duration::from_secs(20 * 60),
             handshake_timeout: Duration::from_secs(10),
+            first_frame_timeout: Duration::from_secs(1),
             frame_timeout: Duration::from_secs(30),
             frame_time_per_mib: Duration::from_secs(1),
             transmit_timeout: Duration::from_secs(5 * 60),
@@ -1810,7 +1815,10 @@ enum IncomingState {
 pub struct Incoming {
     protocol_version: u16,
     decoder: FrameDecoder,
+    /// The end of the whole handshake.
     deadline: Instant,
+    /// The end of the wait for the `Hello`, until it is read.
+    first_deadline: Option<Instant>,
     out: Vec<u8>,
     outcome: Option<IncomingOutcome>,
     state: IncomingState,
@@ -1823,6 +1831,7 @@ impl Incoming {
             protocol_version: config.protocol_version,
             decoder: FrameDecoder::new(MAX_HANDSHAKE_FRAME),
             deadline: now + config.handshake_timeout,
+            first_deadline: Some(now + config.first_frame_timeout.min(config.handshake_timeout)),
             out: Vec::new(),
             outcome: None,
             state: IncomingState::AwaitHello,
@@ -1895,6 +1904,7 @@ impl Incoming {
         let state = std::mem::replace(&mut self.state, IncomingState::Done);
         match (state, kind) {
             (IncomingState::AwaitHello, HandshakeKind::Hello { auth, info }) => {
+                self.first_deadline = None;
                 self.state = IncomingState::AwaitAnswer;
                 self.outcome = Some(IncomingOutcome::Hello(IncomingHello { info, auth }));
             }
@@ -1963,7 +1973,15 @@ impl Incoming {
 
     /// Rejects the socket if the handshake did not complete in time.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !self.is_done() && now >= self.deadline {
+        if self.is_done() {
+            return;
+        }
+        if self.first_deadline.is_some_and(|t| now >= t) && now < self.deadline {
+            self.reject(
+                RejectKind::Protocol,
+                "no handshake frame within the first-frame timeout".into(),
+            );
+        } else if now >= self.deadline {
             self.reject(
                 RejectKind::Protocol,
                 "no handshake within the handshake timeout".into(),
@@ -1974,7 +1992,15 @@ impl Incoming {
     /// When to call [`handle_timeout`](Self::handle_timeout).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.is_done()).then_some(self.deadline)
+        (!self.is_done()).then(|| {
+            self.first_deadline
+                .map_or(self.deadline, |first| first.min(self.deadline))
+        })
+    }
+
+    /// True while the socket has not sent its whole first handshake frame.
+    pub fn awaits_hello(&self) -> bool {
+        matches!(self.state, IncomingState::AwaitHello)
     }
 
     /// Bytes to write to the socket (a `Welcome` or a `Reject`). Call after each input or

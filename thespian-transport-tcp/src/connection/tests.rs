@@ -833,8 +833,11 @@ fn silent_or_oversized_first_frames_are_rejected() {
     let now = Instant::now();
     let mut silent = Incoming::new(&config, now);
     silent.handle_input(now, &[0, 0]);
-    assert_eq!(silent.poll_timeout(), Some(now + config.handshake_timeout));
-    silent.handle_timeout(now + config.handshake_timeout);
+    assert_eq!(
+        silent.poll_timeout(),
+        Some(now + config.first_frame_timeout)
+    );
+    silent.handle_timeout(now + config.first_frame_timeout);
     assert!(matches!(
         silent.poll_outcome(),
         Some(IncomingOutcome::Rejected(r)) if r.contains("no handshake")
@@ -853,7 +856,7 @@ fn silent_or_oversized_first_frames_are_rejected() {
     let mut wide = Incoming::new(&config, now);
     wide.handle_input(now, &(1u64 << 40).to_be_bytes());
     assert!(wide.poll_outcome().is_none());
-    wide.handle_timeout(now + config.handshake_timeout);
+    wide.handle_timeout(now + config.first_frame_timeout);
     assert!(matches!(
         wide.poll_outcome(),
         Some(IncomingOutcome::Rejected(_))
@@ -1686,4 +1689,35 @@ fn an_authentication_refusal_stays_final() {
         }
     )));
     assert_eq!(conn.poll_timeout(), None);
+}
+
+#[test]
+fn a_silent_socket_goes_at_the_first_frame_deadline_a_talking_one_keeps_the_handshake_timeout() {
+    let config = Config {
+        first_frame_timeout: Duration::from_secs(1),
+        handshake_timeout: Duration::from_secs(10),
+        ..Config::default()
+    };
+    let now = Instant::now();
+    let second = Duration::from_secs(1);
+
+    // Silent (or trickling its first frame): rejected after one second, not ten.
+    let mut silent = Incoming::new(&config, now);
+    assert_eq!(silent.poll_timeout(), Some(now + second));
+    silent.handle_timeout(now + second - Duration::from_millis(1));
+    assert!(silent.poll_outcome().is_none());
+    silent.handle_timeout(now + second);
+    assert!(rejection(&mut silent).contains("first-frame timeout"));
+
+    // A whole Hello in time: the rest of the handshake has the handshake timeout.
+    let session = acceptor_session();
+    let (_, hello, _) = client_hello(&secret());
+    let mut talking = Incoming::new(&config, now);
+    talking.handle_input(now + second / 2, &hello);
+    let _welcome = answered(&mut talking, &session);
+    assert_eq!(talking.poll_timeout(), Some(now + config.handshake_timeout));
+    talking.handle_timeout(now + 5 * second);
+    assert!(talking.poll_outcome().is_none());
+    talking.handle_timeout(now + config.handshake_timeout);
+    assert!(rejection(&mut talking).contains("handshake timeout"));
 }
