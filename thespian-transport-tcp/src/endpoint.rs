@@ -21,9 +21,12 @@
 //!   if that is not enough, accepting pauses for 100 ms and a connect is retried after the
 //!   back-off.
 //! - **Load.** At most [`EndpointConfig::max_handshaking`] accepted sockets may be in their
-//!   handshake at once; a socket accepted beyond that is sent a `Reject` saying the endpoint is
-//!   overloaded ([`OVERLOADED`](crate::connection::OVERLOADED)) and closed, so its peer's error
-//!   says "overloaded", not "not a thespian peer".
+//!   handshake at once; when a socket is accepted beyond that, the *oldest* one still in its
+//!   handshake is sent a `Reject` saying the endpoint is overloaded
+//!   ([`OVERLOADED`](crate::connection::OVERLOADED)) and closed to make room, so sockets
+//!   holding slots without the secret cannot keep newcomers out (a thespian peer told it is
+//!   overloaded retries after its back-off). A socket must send its whole `Hello` within
+//!   [`Config::first_frame_timeout`] (1 s), so silent sockets go quickly.
 //! - **Input memory.** The bytes buffered for frames in progress (after the handshake, a frame
 //!   is a sealed record of frames), over every authenticated socket, stay under [`EndpointConfig::max_buffered`] (an
 //!   [`InputBudget`]): a frame whose prefix arrives is reserved whole
@@ -94,8 +97,8 @@ pub struct EndpointConfig {
     /// [`record_limit`](crate::wire::record_limit)`(transport.max_frame)`, or the largest frames
     /// can never complete.
     pub max_buffered: usize,
-    /// Most accepted sockets in their handshake at once (default 256); more are refused as
-    /// overloaded.
+    /// Most accepted sockets in their handshake at once (default 256); a socket accepted
+    /// beyond it closes the oldest one (told the endpoint is overloaded).
     pub max_handshaking: usize,
     /// Where to listen (default `127.0.0.1:0`: loopback, an ephemeral port).
     pub bind: SocketAddr,
@@ -754,7 +757,11 @@ impl TcpEndpoint {
                         continue;
                     }
                     log::trace!("accepted a connection from {remote}");
-                    let incoming = if self.handshaking() >= self.max_handshaking {
+                    // Full: the oldest socket in its handshake makes room, so sockets that
+                    // hold their slots (without the secret) cannot keep newcomers out.
+                    let incoming = if self.handshaking() >= self.max_handshaking
+                        && !self.evict_oldest_handshake(now)
+                    {
                         self.counters.overloaded += 1;
                         Incoming::overloaded(&self.config, now)
                     } else {
@@ -817,6 +824,31 @@ impl TcpEndpoint {
             .values()
             .filter(|s| matches!(&s.role, Role::Incoming(p) if !p.incoming.is_done()))
             .count()
+    }
+
+    /// Makes room for a new handshake: the oldest accepted socket still in its handshake is
+    /// told the endpoint is overloaded and closed (its peer, if a thespian one, retries after
+    /// its back-off). False when there is none (`max_handshaking` is 0).
+    fn evict_oldest_handshake(&mut self, now: Instant) -> bool {
+        let oldest = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| matches!(&s.role, Role::Incoming(p) if !p.incoming.is_done()))
+            .min_by_key(|(token, s)| (s.opened, token.0))
+            .map(|(token, _)| *token);
+        let Some(token) = oldest else {
+            return false;
+        };
+        if let Some(Socket {
+            role: Role::Incoming(p),
+            ..
+        }) = self.sockets.get_mut(&token)
+        {
+            p.incoming = Incoming::overloaded(&self.config, now);
+        }
+        self.counters.overloaded += 1;
+        self.service_incoming(now, token);
+        true
     }
 
     /// Frees descriptors under `EMFILE`: sockets that have not authenticated first, oldest

@@ -806,3 +806,30 @@ fn an_overloaded_endpoint_says_so_and_is_told_apart_from_other_refusals() {
     assert!(text.contains("not a thespian peer"), "{text}");
     assert!(!text.contains("overloaded"), "{text}");
 }
+
+#[test]
+fn sockets_holding_every_handshake_slot_cannot_keep_a_peer_out() {
+    // Slots held for long (the first-frame deadline is not what frees them here).
+    let (server, server_addr) = endpoint(|c| {
+        c.max_handshaking = 2;
+        c.transport.handshake_timeout = Duration::from_secs(60);
+        c.transport.first_frame_timeout = Duration::from_secs(60);
+    });
+    let (a, _) = endpoint(|_| {});
+    let sender = a.sender();
+    let mut net = Net::new(vec![server, a]);
+    let silent: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(server_addr).unwrap())
+        .collect();
+    net.until("the silent sockets accepted", |n| {
+        n.endpoints[0].open_sockets() == 2
+    });
+    sender.send(server_addr, numbered(7)).unwrap();
+    net.until("the delivery", |n| n.delivered(0).count() == 1);
+    assert!(net.failed(1).is_empty());
+    // The oldest silent socket made room, told why.
+    let reply = read_all_with_timeout(silent.into_iter().next().unwrap());
+    let text = reject_reason(&reply);
+    assert!(text.contains("overloaded"), "{text}");
+    assert!(net.endpoints[0].stats().overloaded >= 1);
+}
