@@ -89,6 +89,32 @@ pub const AUTH_FAILED: &str = "authentication failed: this system uses another s
 pub const OVERLOADED: &str =
     "overloaded: the endpoint cannot take more connections now; try again later";
 
+/// What is reported when the system that answered at `dialed` says it listens at `listens`.
+fn wrong_peer_text(dialed: SocketAddr, listens: Option<SocketAddr>) -> String {
+    match listens {
+        Some(listens) => format!(
+            "authentication failed: the peer at {dialed} says it listens on {listens}: not the system dialed"
+        ),
+        None => format!(
+            "authentication failed: the peer at {dialed} says it listens nowhere: not the system dialed"
+        ),
+    }
+}
+
+/// Whether a system announcing `listen` is the one listening at `dialed`: the same port, and
+/// the same IP unless either is unspecified (a system bound to every interface announces
+/// `0.0.0.0` and cannot know which of its addresses was dialed; an unspecified address dialed
+/// names no specific IP).
+fn listens_at(listen: Option<SocketAddr>, dialed: SocketAddr) -> bool {
+    let Some(listen) = listen else {
+        return false;
+    };
+    listen.port() == dialed.port()
+        && (listen.ip() == dialed.ip()
+            || listen.ip().is_unspecified()
+            || dialed.ip().is_unspecified())
+}
+
 /// Tunables of the transport; the defaults are Thespian's where Thespian has one.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -264,6 +290,15 @@ pub enum FailReason {
     Rejected(String),
     /// The peer holds another secret (either side found out; see [`AUTH_FAILED`]).
     AuthenticationFailed,
+    /// The system that answered at the address dialed says it listens elsewhere: not the
+    /// system dialed (a port squatter relaying to another system of the same secret, or a
+    /// misconfigured advertised address). Final, like a wrong secret.
+    WrongPeer {
+        /// The address dialed.
+        dialed: SocketAddr,
+        /// Where the answering system says it listens.
+        listens: Option<SocketAddr>,
+    },
     /// The peer is not a thespian peer or broke the protocol during the handshake.
     Protocol(String),
     /// The peer accepts no connections and its connection is gone.
@@ -304,6 +339,9 @@ impl fmt::Display for FailReason {
             ),
             FailReason::Rejected(reason) => write!(f, "peer rejected the connection: {reason}"),
             FailReason::AuthenticationFailed => f.write_str(AUTH_FAILED),
+            FailReason::WrongPeer { dialed, listens } => {
+                f.write_str(&wrong_peer_text(*dialed, *listens))
+            }
             FailReason::Protocol(reason) => write!(f, "protocol error: {reason}"),
             FailReason::Unreachable => f.write_str("peer unreachable"),
             FailReason::Shutdown => f.write_str("transport shut down"),
@@ -342,6 +380,14 @@ pub enum CloseReason {
     Rejected(String),
     /// The peer's proof was wrong: it holds another secret.
     AuthenticationFailed,
+    /// The peer says it listens elsewhere than the address dialed (see
+    /// [`FailReason::WrongPeer`]).
+    WrongPeer {
+        /// The address dialed.
+        dialed: SocketAddr,
+        /// Where the answering system says it listens.
+        listens: Option<SocketAddr>,
+    },
     /// A frame failed authentication (forged, replayed, reordered or altered): it was dropped
     /// and this link closed; the session reconnects.
     BadFrame,
@@ -370,6 +416,9 @@ impl fmt::Display for CloseReason {
             ),
             CloseReason::Rejected(r) => write!(f, "rejected by peer: {r}"),
             CloseReason::AuthenticationFailed => f.write_str(AUTH_FAILED),
+            CloseReason::WrongPeer { dialed, listens } => {
+                f.write_str(&wrong_peer_text(*dialed, *listens))
+            }
             CloseReason::BadFrame => f.write_str("a frame failed authentication"),
             CloseReason::FrameTimeout => f.write_str("a frame was not completed in time"),
             CloseReason::Replaced => f.write_str("replaced by a newer connection"),
@@ -1206,6 +1255,11 @@ impl Connection {
                     self.handshake_failed(now, reason.clone(), FailReason::Protocol(reason), true);
                     return false;
                 }
+                // We dialed where the peer listens: an answer from a system listening
+                // elsewhere (relayed by whatever holds the port) is not the system dialed.
+                let wrong_listen = self
+                    .peer_addr
+                    .filter(|dialed| !listens_at(info.listen, *dialed));
                 let Some(link) = self.link.as_mut() else {
                     return false;
                 };
@@ -1220,6 +1274,11 @@ impl Connection {
                     return false;
                 };
                 match initiator.finish(&auth, &wire::peer_context(&info)) {
+                    Ok(_) if wrong_listen.is_some() => {
+                        let dialed = wrong_listen.expect("checked");
+                        self.wrong_peer(now, dialed, info.listen);
+                        false
+                    }
                     Ok((confirm, keys)) => {
                         let confirm = Handshake {
                             magic: wire::MAGIC,
@@ -1346,6 +1405,20 @@ impl Connection {
         self.end_link(now, CloseReason::AuthenticationFailed, false);
         let ids = self.drain_outbox(|_| true);
         self.fail(ids, FailReason::AuthenticationFailed);
+    }
+
+    /// The system that answered (with a valid proof) is not the one dialed: tells it why,
+    /// closes, and fails every queued message. No retry: the same system answers there.
+    fn wrong_peer(&mut self, now: Instant, dialed: SocketAddr, listens: Option<SocketAddr>) {
+        let text = wrong_peer_text(dialed, listens);
+        log::warn!("handshake with {dialed} failed: {text}");
+        self.farewell_handshake(HandshakeKind::Reject {
+            kind: RejectKind::Protocol,
+            reason: format!("you were dialed at {dialed} but say you listen on {listens:?}"),
+        });
+        self.end_link(now, CloseReason::WrongPeer { dialed, listens }, false);
+        let ids = self.drain_outbox(|_| true);
+        self.fail(ids, FailReason::WrongPeer { dialed, listens });
     }
 
     /// Rejects the peer's handshake answer: tells it why, closes, fails the queue.

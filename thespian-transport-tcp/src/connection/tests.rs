@@ -1721,3 +1721,51 @@ fn a_silent_socket_goes_at_the_first_frame_deadline_a_talking_one_keeps_the_hand
     talking.handle_timeout(now + config.handshake_timeout);
     assert!(rejection(&mut talking).contains("handshake timeout"));
 }
+
+#[test]
+fn a_welcome_from_a_system_listening_elsewhere_is_not_the_system_dialed() {
+    // Whatever holds B's port relays the handshake to another system with the same secret,
+    // which listens elsewhere (its Welcome says so, bound into the transcript).
+    let elsewhere = SocketAddr::from(([10, 0, 0, 9], 4242));
+    let mut p = Pair::new();
+    p.nodes[B].identity.listen = Some(elsewhere);
+    p.send(A, 1).unwrap();
+    p.drive();
+    let wrong = FailReason::WrongPeer {
+        dialed: addr_of(B),
+        listens: Some(elsewhere),
+    };
+    assert_eq!(p.nodes[A].failed(), vec![(MessageId(1), wrong.clone())]);
+    let text = wrong.to_string();
+    assert!(text.contains("not the system dialed"), "{text}");
+    assert!(text.contains(&elsewhere.to_string()), "{text}");
+    assert!(p.nodes[B].delivered().is_empty());
+    assert_eq!(
+        p.nodes[B].rejections.len(),
+        1,
+        "{:?}",
+        p.nodes[B].rejections
+    );
+    // No retry.
+    assert_eq!(p.nodes[A].conn.as_ref().unwrap().poll_timeout(), None);
+}
+
+#[test]
+fn the_announced_listening_address_matches_the_one_dialed() {
+    let dialed = SocketAddr::from(([127, 0, 0, 1], 5000));
+    assert!(listens_at(Some(dialed), dialed));
+    // Bound to every interface: only the port can be checked.
+    assert!(listens_at(
+        Some(SocketAddr::from(([0, 0, 0, 0], 5000))),
+        dialed
+    ));
+    assert!(!listens_at(
+        Some(SocketAddr::from(([127, 0, 0, 1], 5001))),
+        dialed
+    ));
+    assert!(!listens_at(
+        Some(SocketAddr::from(([127, 0, 0, 2], 5000))),
+        dialed
+    ));
+    assert!(!listens_at(None, dialed));
+}
