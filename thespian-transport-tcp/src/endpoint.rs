@@ -79,6 +79,77 @@ const EMFILE_CLOSE: usize = 3;
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How often forgotten sessions are swept.
 const SWEEP_PERIOD: Duration = Duration::from_secs(1);
+/// Warnings about rejected unauthenticated connections: at most this many per
+/// [`REJECT_LOG_INTERVAL`], then one line counting the rest.
+const REJECT_LOG_BURST: u32 = 10;
+/// See [`REJECT_LOG_BURST`].
+const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A small rate limiter for log lines that strangers can cause: at most `burst` lines per
+/// `interval`; the lines beyond are counted, and the count is reported once the interval is
+/// over. Time comes in as `now` (the driver's clock).
+#[derive(Debug)]
+struct LogLimiter {
+    interval: Duration,
+    burst: u32,
+    window_start: Option<Instant>,
+    in_window: u32,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    fn new(burst: u32, interval: Duration) -> LogLimiter {
+        LogLimiter {
+            interval,
+            burst,
+            window_start: None,
+            in_window: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Starts a new window if the current one is over; returns how many lines the previous
+    /// window suppressed (to report now).
+    fn roll(&mut self, now: Instant) -> u64 {
+        match self.window_start {
+            Some(start) if now.saturating_duration_since(start) < self.interval => 0,
+            _ => {
+                self.window_start = Some(now);
+                self.in_window = 0;
+                std::mem::take(&mut self.suppressed)
+            }
+        }
+    }
+
+    /// Whether one more line may be logged now (false: it is counted instead).
+    fn admit(&mut self, now: Instant) -> bool {
+        let earlier = self.roll(now);
+        if earlier > 0 {
+            log::warn!(
+                "{earlier} more connections were rejected before their handshake (not logged)"
+            );
+        }
+        if self.in_window < self.burst {
+            self.in_window += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+
+    /// Reports the count of suppressed lines once their interval is over.
+    fn flush(&mut self, now: Instant) {
+        if self.suppressed > 0 {
+            let earlier = self.roll(now);
+            if earlier > 0 {
+                log::warn!(
+                    "{earlier} more connections were rejected before their handshake (not logged)"
+                );
+            }
+        }
+    }
+}
 
 /// How to set up a [`TcpEndpoint`].
 #[derive(Debug, Clone)]
@@ -284,6 +355,9 @@ pub struct EndpointStats {
     pub rejected: u64,
     /// Accepted sockets refused as overloaded.
     pub overloaded: u64,
+    /// Rejections of unauthenticated sockets not logged one by one (beyond the rate limit of
+    /// their warnings; counted in a summary line instead).
+    pub unlogged_rejections: u64,
 }
 
 impl Socket {
@@ -358,6 +432,8 @@ pub struct TcpEndpoint {
     parked: Vec<Token>,
     /// Counters kept here (the buffered bytes and the sessions' counters are added in `stats`).
     counters: EndpointStats,
+    /// Limits the warnings strangers can cause.
+    reject_log: LogLimiter,
 }
 
 impl std::fmt::Debug for TcpEndpoint {
@@ -440,6 +516,7 @@ impl TcpEndpoint {
             budget: InputBudget::new(config.max_buffered),
             parked: Vec::new(),
             counters: EndpointStats::default(),
+            reject_log: LogLimiter::new(REJECT_LOG_BURST, REJECT_LOG_INTERVAL),
         };
         log::debug!(
             "TCP endpoint {:?} listening on {local_addr}",
@@ -602,6 +679,7 @@ impl TcpEndpoint {
         }
         self.run_timers(now);
         self.service_dirty(now);
+        self.reject_log.flush(now);
         if now.saturating_duration_since(self.last_sweep) >= SWEEP_PERIOD {
             self.sweep(now);
         }
@@ -1089,7 +1167,16 @@ impl TcpEndpoint {
         match outcome {
             None => true,
             Some(IncomingOutcome::Rejected(reason)) => {
-                log::warn!("closing connection from {remote}: {reason}");
+                // Anyone can cause these: rate-limited, and the reason (which may quote the
+                // peer) escaped and truncated.
+                if self.reject_log.admit(now) {
+                    log::warn!(
+                        "closing connection from {remote}: {}",
+                        wire::peer_text(&reason)
+                    );
+                } else {
+                    self.counters.unlogged_rejections += 1;
+                }
                 self.counters.rejected += 1;
                 self.out.push(EndpointEvent::Rejected {
                     from: remote,
@@ -1449,5 +1536,30 @@ fn connect_result(stream: &TcpStream) -> ConnectState {
             ConnectState::Pending
         }
         Err(e) => ConnectState::Failed(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_limiter_admits_a_burst_per_interval_and_counts_the_rest() {
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut limiter = LogLimiter::new(3, 10 * second);
+        let admitted = (0..10).filter(|_| limiter.admit(start)).count();
+        assert_eq!(admitted, 3);
+        assert_eq!(limiter.suppressed, 7);
+        // Still the same interval.
+        assert!(!limiter.admit(start + 9 * second));
+        limiter.flush(start + 9 * second);
+        assert_eq!(limiter.suppressed, 8);
+        // The next interval: the count is reported (and reset), and a new burst is admitted.
+        limiter.flush(start + 10 * second);
+        assert_eq!(limiter.suppressed, 0);
+        let admitted = (0..4).filter(|_| limiter.admit(start + 11 * second)).count();
+        assert_eq!(admitted, 3);
+        assert_eq!(limiter.roll(start + 30 * second), 1);
     }
 }

@@ -833,3 +833,20 @@ fn sockets_holding_every_handshake_slot_cannot_keep_a_peer_out() {
     assert!(text.contains("overloaded"), "{text}");
     assert!(net.endpoints[0].stats().overloaded >= 1);
 }
+
+#[test]
+fn warnings_about_rejected_strangers_are_rate_limited() {
+    let (server, server_addr) = endpoint(|_| {});
+    let mut net = Net::new(vec![server]);
+    // Strangers each sending garbage (a 4 KiB reject text with newlines would be logged just
+    // as often): each is rejected, and only the first few are logged one by one.
+    let mut streams = Vec::new();
+    for _ in 0..25 {
+        let mut s = TcpStream::connect(server_addr).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        streams.push(s);
+    }
+    net.until("every rejection", |n| n.endpoints[0].stats().rejected == 25);
+    assert_eq!(net.endpoints[0].stats().unlogged_rejections, 15);
+    drop(streams);
+}
