@@ -32,7 +32,7 @@
 //!   valid `Confirm`). A version or magic mismatch, and a wrong secret, are reported on both
 //!   sides, and fail every message queued for the peer. A `Reject` carries a typed
 //!   [`RejectKind`]: only the kind is acted on (the text is the peer's, logged escaped and
-//!   truncated). An overloaded (or shutting-down) refusal is temporary: the queue is kept and
+//!   truncated). An overloaded refusal is temporary: the queue is kept and
 //!   the session reconnects after the back-off, so messages fail only by their transmit timeout
 //!   (with the refusal as their reason).
 //! - **Authentication.** After the handshake, frames travel in sealed *records*: what a transmit
@@ -285,8 +285,8 @@ pub enum FailReason {
         /// The peer's.
         theirs: u16,
     },
-    /// The peer rejected the handshake for good (a protocol or version refusal), or kept
-    /// refusing it for now (overloaded, shutting down) until the message's transmit timeout.
+    /// The peer rejected the handshake for good (a protocol refusal, a peer shutting down), or
+    /// kept refusing it for now (overloaded) until the message's transmit timeout.
     Rejected(String),
     /// The peer holds another secret (either side found out; see [`AUTH_FAILED`]).
     AuthenticationFailed,
@@ -645,7 +645,7 @@ pub struct Connection {
     delivered: Option<u64>,
     backoff: Backoff,
     reconnect_at: Option<Instant>,
-    /// Why the peer last refused a handshake for now (overloaded, shutting down), until a
+    /// Why the peer last refused a handshake for now (overloaded), until a
     /// handshake completes: the reason messages that time out meanwhile fail with.
     last_refusal: Option<String>,
     last_activity: Instant,
@@ -1316,13 +1316,10 @@ impl Connection {
                 // The text is the peer's (unauthenticated): only the kind is acted on.
                 let text = wire::peer_text(&reason);
                 if kind.is_transient() {
-                    // Temporary (an overloaded peer, one shutting down): keep the queue and
-                    // reconnect after the back-off; the messages fail only by their transmit
-                    // timeout, with this reason.
-                    let reason = match kind {
-                        RejectKind::Overloaded => OVERLOADED.to_owned(),
-                        _ => format!("{kind}: {text}"),
-                    };
+                    // Temporary (an overloaded peer): keep the queue and reconnect after the
+                    // back-off; the messages fail only by their transmit timeout, with this
+                    // reason.
+                    let reason = OVERLOADED.to_owned();
                     log::debug!(
                         "peer {:?} refused our handshake for now ({reason}); retrying",
                         self.peer_addr
@@ -1341,7 +1338,10 @@ impl Connection {
                         FailReason::AuthenticationFailed,
                     )
                 } else {
-                    let reason = format!("{kind}: {text}");
+                    let reason = match kind {
+                        RejectKind::ShuttingDown => "the peer is shutting down".to_owned(),
+                        _ => format!("{kind}: {text}"),
+                    };
                     (
                         CloseReason::Rejected(reason.clone()),
                         FailReason::Rejected(reason),

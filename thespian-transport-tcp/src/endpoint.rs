@@ -1558,7 +1558,9 @@ mod tests {
         // The next interval: the count is reported (and reset), and a new burst is admitted.
         limiter.flush(start + 10 * second);
         assert_eq!(limiter.suppressed, 0);
-        let admitted = (0..4).filter(|_| limiter.admit(start + 11 * second)).count();
+        let admitted = (0..4)
+            .filter(|_| limiter.admit(start + 11 * second))
+            .count();
         assert_eq!(admitted, 3);
         assert_eq!(limiter.roll(start + 30 * second), 1);
     }

@@ -127,8 +127,8 @@ pub enum RejectKind {
     /// The sender cannot take the connection now (too many handshakes, no randomness): a
     /// temporary refusal, try again later.
     Overloaded,
-    /// The sender is shutting down: a temporary refusal (a later connect is refused, and that
-    /// is final).
+    /// The sender is shutting down. Final: the peer is going away (retrying would only meet a
+    /// refused connect, and the base decides what a closing peer means).
     ShuttingDown,
     /// A proof was wrong: the two sides hold different secrets. Final.
     Authentication,
@@ -139,10 +139,10 @@ pub enum RejectKind {
 }
 
 impl RejectKind {
-    /// True when the refusal is temporary: the initiator keeps its queue and reconnects after
-    /// its back-off.
+    /// True when the refusal is temporary (only [`Overloaded`](RejectKind::Overloaded)): the
+    /// initiator keeps its queue and reconnects after its back-off.
     pub fn is_transient(self) -> bool {
-        matches!(self, RejectKind::Overloaded | RejectKind::ShuttingDown)
+        matches!(self, RejectKind::Overloaded)
     }
 }
 

@@ -1677,18 +1677,21 @@ fn an_authentication_refusal_stays_final() {
     }));
     assert_eq!(conn.poll_timeout(), None);
 
-    // And a protocol refusal whose text says "overloaded" is not taken for one.
-    let (mut conn, _) = initiator_awaiting_welcome(Config::default(), now);
-    conn.handle_input(now, &reject_frame(RejectKind::Protocol, "overloaded"));
-    let events = drain_events(&mut conn);
-    assert!(events.iter().any(|e| matches!(
-        e,
-        Event::Failed {
-            reason: FailReason::Rejected(_),
-            ..
-        }
-    )));
-    assert_eq!(conn.poll_timeout(), None);
+    // A protocol refusal whose text says "overloaded" is not taken for one, and a peer
+    // shutting down is not retried either.
+    for kind in [RejectKind::Protocol, RejectKind::ShuttingDown] {
+        let (mut conn, _) = initiator_awaiting_welcome(Config::default(), now);
+        conn.handle_input(now, &reject_frame(kind, "overloaded"));
+        let events = drain_events(&mut conn);
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::Failed {
+                reason: FailReason::Rejected(_),
+                ..
+            }
+        )));
+        assert_eq!(conn.poll_timeout(), None);
+    }
 }
 
 #[test]
