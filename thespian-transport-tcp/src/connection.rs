@@ -2050,8 +2050,10 @@ impl Incoming {
             return;
         }
         if self.first_deadline.is_some_and(|t| now >= t) && now < self.deadline {
+            // Load shedding (the slot goes to others), not a verdict on the peer: a thespian
+            // peer that was merely slow retries after its back-off.
             self.reject(
-                RejectKind::Protocol,
+                RejectKind::Overloaded,
                 "no handshake frame within the first-frame timeout".into(),
             );
         } else if now >= self.deadline {

@@ -1711,6 +1711,19 @@ fn a_silent_socket_goes_at_the_first_frame_deadline_a_talking_one_keeps_the_hand
     assert!(silent.poll_outcome().is_none());
     silent.handle_timeout(now + second);
     assert!(rejection(&mut silent).contains("first-frame timeout"));
+    // Told as load shedding: a slow thespian peer retries.
+    let told = decode_handshake(
+        &silent.poll_transmit().expect("a reject")[HEADER_LEN..],
+        PROTOCOL_VERSION,
+    )
+    .unwrap();
+    assert!(matches!(
+        told.kind,
+        HandshakeKind::Reject {
+            kind: RejectKind::Overloaded,
+            ..
+        }
+    ));
 
     // A whole Hello in time: the rest of the handshake has the handshake timeout.
     let session = acceptor_session();
