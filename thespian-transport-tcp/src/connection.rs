@@ -30,7 +30,11 @@
 //!   arrive within [`Config::handshake_timeout`], in frames of at most [`MAX_HANDSHAKE_FRAME`]
 //!   bytes; nothing else is accepted before the handshake completes (for the acceptor: before a
 //!   valid `Confirm`). A version or magic mismatch, and a wrong secret, are reported on both
-//!   sides, and fail every message queued for the peer.
+//!   sides, and fail every message queued for the peer. A `Reject` carries a typed
+//!   [`RejectKind`]: only the kind is acted on (the text is the peer's, logged escaped and
+//!   truncated). An overloaded refusal is temporary: the queue is kept and
+//!   the session reconnects after the back-off, so messages fail only by their transmit timeout
+//!   (with the refusal as their reason).
 //! - **Authentication.** After the handshake, frames travel in sealed *records*: what a transmit
 //!   gathers (an `Ack`, then data frames up to [`Config::max_batch`] bytes plus one) goes out as
 //!   one record ending with a MAC under the session key of its direction, over its bytes and
@@ -74,7 +78,7 @@ pub use thespian_core::wire::MessageId;
 
 use crate::frame::{self, FrameDecoder, FrameError, HEADER_LEN};
 use crate::wire::{
-    self, Control, Frame, GoodbyeReason, Handshake, HandshakeKind, PeerInfo, WireError,
+    self, Control, Frame, GoodbyeReason, Handshake, HandshakeKind, PeerInfo, RejectKind, WireError,
     WireMessage, AUTH_PROTOCOL, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION,
 };
 
@@ -84,6 +88,32 @@ pub const AUTH_FAILED: &str = "authentication failed: this system uses another s
 /// The reason of a `Reject` sent when an endpoint refuses a connection for load.
 pub const OVERLOADED: &str =
     "overloaded: the endpoint cannot take more connections now; try again later";
+
+/// What is reported when the system that answered at `dialed` says it listens at `listens`.
+fn wrong_peer_text(dialed: SocketAddr, listens: Option<SocketAddr>) -> String {
+    match listens {
+        Some(listens) => format!(
+            "authentication failed: the peer at {dialed} says it listens on {listens}: not the system dialed"
+        ),
+        None => format!(
+            "authentication failed: the peer at {dialed} says it listens nowhere: not the system dialed"
+        ),
+    }
+}
+
+/// Whether a system announcing `listen` is the one listening at `dialed`: the same port, and
+/// the same IP unless either is unspecified (a system bound to every interface announces
+/// `0.0.0.0` and cannot know which of its addresses was dialed; an unspecified address dialed
+/// names no specific IP).
+fn listens_at(listen: Option<SocketAddr>, dialed: SocketAddr) -> bool {
+    let Some(listen) = listen else {
+        return false;
+    };
+    listen.port() == dialed.port()
+        && (listen.ip() == dialed.ip()
+            || listen.ip().is_unspecified()
+            || dialed.ip().is_unspecified())
+}
 
 /// Tunables of the transport; the defaults are Thespian's where Thespian has one.
 #[derive(Debug, Clone)]
@@ -101,6 +131,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Time allowed for a TCP connect plus the handshake (default 10 s).
     pub handshake_timeout: Duration,
+    /// Time an accepted socket has for its whole first handshake frame, the `Hello` (default
+    /// 1 s, capped by [`handshake_timeout`](Self::handshake_timeout)): a silent socket holds a
+    /// handshake slot no longer than this.
+    pub first_frame_timeout: Duration,
     /// Time allowed for a frame, from its first byte to its last, after the handshake (default
     /// 30 s), plus [`frame_time_per_mib`](Self::frame_time_per_mib) per MiB its prefix
     /// announces. A link whose frame in progress misses it is closed (a peer trickling one
@@ -134,6 +168,7 @@ impl Default for Config {
             max_queued_bytes: 256 * 1024 * 1024,
             idle_timeout: Duration::from_secs(20 * 60),
             handshake_timeout: Duration::from_secs(10),
+            first_frame_timeout: Duration::from_secs(1),
             frame_timeout: Duration::from_secs(30),
             frame_time_per_mib: Duration::from_secs(1),
             transmit_timeout: Duration::from_secs(5 * 60),
@@ -250,10 +285,20 @@ pub enum FailReason {
         /// The peer's.
         theirs: u16,
     },
-    /// The peer rejected the handshake (an overloaded peer says so here).
+    /// The peer rejected the handshake for good (a protocol refusal, a peer shutting down), or
+    /// kept refusing it for now (overloaded) until the message's transmit timeout.
     Rejected(String),
     /// The peer holds another secret (either side found out; see [`AUTH_FAILED`]).
     AuthenticationFailed,
+    /// The system that answered at the address dialed says it listens elsewhere: not the
+    /// system dialed (a port squatter relaying to another system of the same secret, or a
+    /// misconfigured advertised address). Final, like a wrong secret.
+    WrongPeer {
+        /// The address dialed.
+        dialed: SocketAddr,
+        /// Where the answering system says it listens.
+        listens: Option<SocketAddr>,
+    },
     /// The peer is not a thespian peer or broke the protocol during the handshake.
     Protocol(String),
     /// The peer accepts no connections and its connection is gone.
@@ -294,6 +339,9 @@ impl fmt::Display for FailReason {
             ),
             FailReason::Rejected(reason) => write!(f, "peer rejected the connection: {reason}"),
             FailReason::AuthenticationFailed => f.write_str(AUTH_FAILED),
+            FailReason::WrongPeer { dialed, listens } => {
+                f.write_str(&wrong_peer_text(*dialed, *listens))
+            }
             FailReason::Protocol(reason) => write!(f, "protocol error: {reason}"),
             FailReason::Unreachable => f.write_str("peer unreachable"),
             FailReason::Shutdown => f.write_str("transport shut down"),
@@ -332,6 +380,14 @@ pub enum CloseReason {
     Rejected(String),
     /// The peer's proof was wrong: it holds another secret.
     AuthenticationFailed,
+    /// The peer says it listens elsewhere than the address dialed (see
+    /// [`FailReason::WrongPeer`]).
+    WrongPeer {
+        /// The address dialed.
+        dialed: SocketAddr,
+        /// Where the answering system says it listens.
+        listens: Option<SocketAddr>,
+    },
     /// A frame failed authentication (forged, replayed, reordered or altered): it was dropped
     /// and this link closed; the session reconnects.
     BadFrame,
@@ -360,6 +416,9 @@ impl fmt::Display for CloseReason {
             ),
             CloseReason::Rejected(r) => write!(f, "rejected by peer: {r}"),
             CloseReason::AuthenticationFailed => f.write_str(AUTH_FAILED),
+            CloseReason::WrongPeer { dialed, listens } => {
+                f.write_str(&wrong_peer_text(*dialed, *listens))
+            }
             CloseReason::BadFrame => f.write_str("a frame failed authentication"),
             CloseReason::FrameTimeout => f.write_str("a frame was not completed in time"),
             CloseReason::Replaced => f.write_str("replaced by a newer connection"),
@@ -586,6 +645,9 @@ pub struct Connection {
     delivered: Option<u64>,
     backoff: Backoff,
     reconnect_at: Option<Instant>,
+    /// Why the peer last refused a handshake for now (overloaded), until a
+    /// handshake completes: the reason messages that time out meanwhile fail with.
+    last_refusal: Option<String>,
     last_activity: Instant,
     events: VecDeque<Event>,
     closed: bool,
@@ -622,6 +684,7 @@ impl Connection {
             delivered: None,
             backoff,
             reconnect_at: None,
+            last_refusal: None,
             last_activity: now,
             events: VecDeque::new(),
             closed: false,
@@ -905,6 +968,7 @@ impl Connection {
         }
         if hello.auth.incarnation != hello.info.incarnation.raw() {
             return reject(HandshakeKind::Reject {
+                kind: RejectKind::Protocol,
                 reason: "inconsistent handshake: two incarnations".into(),
             });
         }
@@ -929,6 +993,7 @@ impl Connection {
                 }),
             }),
             Err(e) => reject(HandshakeKind::Reject {
+                kind: RejectKind::Protocol,
                 reason: e.to_string(),
             }),
         }
@@ -940,11 +1005,13 @@ impl Connection {
     fn refusal(&self, peer: &PeerInfo) -> Option<HandshakeKind> {
         if self.closed {
             return Some(HandshakeKind::Reject {
+                kind: RejectKind::ShuttingDown,
                 reason: "shutting down".into(),
             });
         }
         if peer.incarnation == self.local.incarnation {
             return Some(HandshakeKind::Reject {
+                kind: RejectKind::Protocol,
                 reason: "connected to ourselves".into(),
             });
         }
@@ -1063,6 +1130,7 @@ impl Connection {
         }
         self.sent = 0;
         self.reconnect_at = None;
+        self.last_refusal = None;
         self.backoff.reset(&self.config);
         self.last_activity = now;
         if let Some(link) = &mut self.link {
@@ -1187,6 +1255,11 @@ impl Connection {
                     self.handshake_failed(now, reason.clone(), FailReason::Protocol(reason), true);
                     return false;
                 }
+                // We dialed where the peer listens: an answer from a system listening
+                // elsewhere (relayed by whatever holds the port) is not the system dialed.
+                let wrong_listen = self
+                    .peer_addr
+                    .filter(|dialed| !listens_at(info.listen, *dialed));
                 let Some(link) = self.link.as_mut() else {
                     return false;
                 };
@@ -1201,6 +1274,11 @@ impl Connection {
                     return false;
                 };
                 match initiator.finish(&auth, &wire::peer_context(&info)) {
+                    Ok(_) if wrong_listen.is_some() => {
+                        let dialed = wrong_listen.expect("checked");
+                        self.wrong_peer(now, dialed, info.listen);
+                        false
+                    }
                     Ok((confirm, keys)) => {
                         let confirm = Handshake {
                             magic: wire::MAGIC,
@@ -1232,16 +1310,38 @@ impl Connection {
                 }
             }
             Ok(Handshake {
-                kind: HandshakeKind::Reject { reason },
+                kind: HandshakeKind::Reject { kind, reason },
                 ..
             }) => {
-                log::warn!("peer {:?} rejected our handshake: {reason}", self.peer_addr);
-                let (close, fail) = if reason == AUTH_FAILED {
+                // The text is the peer's (unauthenticated): only the kind is acted on.
+                let text = wire::peer_text(&reason);
+                if kind.is_transient() {
+                    // Temporary (an overloaded peer): keep the queue and reconnect after the
+                    // back-off; the messages fail only by their transmit timeout, with this
+                    // reason.
+                    let reason = OVERLOADED.to_owned();
+                    log::debug!(
+                        "peer {:?} refused our handshake for now ({reason}); retrying",
+                        self.peer_addr
+                    );
+                    self.end_link(now, CloseReason::Rejected(reason.clone()), true);
+                    self.last_refusal = Some(reason);
+                    return false;
+                }
+                log::warn!(
+                    "peer {:?} rejected our handshake ({kind}): {text}",
+                    self.peer_addr
+                );
+                let (close, fail) = if kind == RejectKind::Authentication {
                     (
                         CloseReason::AuthenticationFailed,
                         FailReason::AuthenticationFailed,
                     )
                 } else {
+                    let reason = match kind {
+                        RejectKind::ShuttingDown => "the peer is shutting down".to_owned(),
+                        _ => format!("{kind}: {text}"),
+                    };
                     (
                         CloseReason::Rejected(reason.clone()),
                         FailReason::Rejected(reason),
@@ -1299,6 +1399,7 @@ impl Connection {
     fn authentication_failed(&mut self, now: Instant) {
         log::warn!("handshake with {:?} failed: {AUTH_FAILED}", self.peer_addr);
         self.farewell_handshake(HandshakeKind::Reject {
+            kind: RejectKind::Authentication,
             reason: AUTH_FAILED.into(),
         });
         self.end_link(now, CloseReason::AuthenticationFailed, false);
@@ -1306,11 +1407,26 @@ impl Connection {
         self.fail(ids, FailReason::AuthenticationFailed);
     }
 
+    /// The system that answered (with a valid proof) is not the one dialed: tells it why,
+    /// closes, and fails every queued message. No retry: the same system answers there.
+    fn wrong_peer(&mut self, now: Instant, dialed: SocketAddr, listens: Option<SocketAddr>) {
+        let text = wrong_peer_text(dialed, listens);
+        log::warn!("handshake with {dialed} failed: {text}");
+        self.farewell_handshake(HandshakeKind::Reject {
+            kind: RejectKind::Protocol,
+            reason: format!("you were dialed at {dialed} but say you listen on {listens:?}"),
+        });
+        self.end_link(now, CloseReason::WrongPeer { dialed, listens }, false);
+        let ids = self.drain_outbox(|_| true);
+        self.fail(ids, FailReason::WrongPeer { dialed, listens });
+    }
+
     /// Rejects the peer's handshake answer: tells it why, closes, fails the queue.
     fn handshake_failed(&mut self, now: Instant, reason: String, fail: FailReason, tell: bool) {
         log::warn!("handshake with {:?} failed: {reason}", self.peer_addr);
         if tell {
             self.farewell_handshake(HandshakeKind::Reject {
+                kind: RejectKind::Protocol,
                 reason: reason.clone(),
             });
         }
@@ -1594,7 +1710,12 @@ impl Connection {
             self.sent = self.sent.saturating_sub(1);
             expired.push(o.id);
         }
-        self.fail(expired, FailReason::TimedOut);
+        let reason = match &self.last_refusal {
+            // The peer kept refusing us for now: say so rather than a bare timeout.
+            Some(refusal) => FailReason::Rejected(refusal.clone()),
+            None => FailReason::TimedOut,
+        };
+        self.fail(expired, reason);
 
         let frame_late = self.link.as_ref().is_some_and(|l| {
             l.frame_started.is_some_and(|started| {
@@ -1767,7 +1888,10 @@ enum IncomingState {
 pub struct Incoming {
     protocol_version: u16,
     decoder: FrameDecoder,
+    /// The end of the whole handshake.
     deadline: Instant,
+    /// The end of the wait for the `Hello`, until it is read.
+    first_deadline: Option<Instant>,
     out: Vec<u8>,
     outcome: Option<IncomingOutcome>,
     state: IncomingState,
@@ -1780,6 +1904,7 @@ impl Incoming {
             protocol_version: config.protocol_version,
             decoder: FrameDecoder::new(MAX_HANDSHAKE_FRAME),
             deadline: now + config.handshake_timeout,
+            first_deadline: Some(now + config.first_frame_timeout.min(config.handshake_timeout)),
             out: Vec::new(),
             outcome: None,
             state: IncomingState::AwaitHello,
@@ -1789,7 +1914,7 @@ impl Incoming {
     /// A socket refused for load: it is told so ([`OVERLOADED`]) and concludes at once.
     pub fn overloaded(config: &Config, now: Instant) -> Incoming {
         let mut incoming = Incoming::new(config, now);
-        incoming.reject(OVERLOADED.into());
+        incoming.reject(RejectKind::Overloaded, OVERLOADED.into());
         incoming
     }
 
@@ -1821,23 +1946,29 @@ impl Incoming {
                 return;
             }
             if matches!(self.state, IncomingState::AwaitAnswer) {
-                self.reject("data before the handshake completed".into());
+                self.reject(
+                    RejectKind::Protocol,
+                    "data before the handshake completed".into(),
+                );
                 return;
             }
             let body = match self.decoder.decode(&mut input) {
                 Ok(Some(body)) => body,
                 Ok(None) => return,
                 Err(e) => {
-                    self.reject(format!("bad handshake frame: {e}"));
+                    self.reject(RejectKind::Protocol, format!("bad handshake frame: {e}"));
                     return;
                 }
             };
             match wire::decode_handshake(&body, self.protocol_version) {
                 Ok(Handshake { kind, .. }) => self.handle_handshake(kind, &mut input),
-                Err(WireError::VersionMismatch { ours, theirs }) => self.reject(format!(
-                    "protocol version mismatch: this endpoint speaks version {ours}, you speak version {theirs}"
-                )),
-                Err(e) => self.reject(format!("bad handshake: {e}")),
+                Err(WireError::VersionMismatch { ours, theirs }) => self.reject(
+                    RejectKind::Version,
+                    format!(
+                        "protocol version mismatch: this endpoint speaks version {ours}, you speak version {theirs}"
+                    ),
+                ),
+                Err(e) => self.reject(RejectKind::Protocol, format!("bad handshake: {e}")),
             }
         }
     }
@@ -1846,6 +1977,7 @@ impl Incoming {
         let state = std::mem::replace(&mut self.state, IncomingState::Done);
         match (state, kind) {
             (IncomingState::AwaitHello, HandshakeKind::Hello { auth, info }) => {
+                self.first_deadline = None;
                 self.state = IncomingState::AwaitAnswer;
                 self.outcome = Some(IncomingOutcome::Hello(IncomingHello { info, auth }));
             }
@@ -1859,23 +1991,30 @@ impl Incoming {
                         }));
                         *input = &[];
                     }
-                    Err(AuthError::WrongSecret) => self.reject(AUTH_FAILED.into()),
-                    Err(e) => self.reject(e.to_string()),
+                    Err(AuthError::WrongSecret) => {
+                        self.reject(RejectKind::Authentication, AUTH_FAILED.into())
+                    }
+                    Err(e) => self.reject(RejectKind::Protocol, e.to_string()),
                 }
             }
-            (_, HandshakeKind::Reject { reason }) => {
+            (_, HandshakeKind::Reject { kind, reason }) => {
                 // The initiator refused us (a wrong secret, most likely): nothing to answer.
-                let reason = if reason == AUTH_FAILED {
-                    reason
+                // Its text is unauthenticated: escaped and truncated.
+                let reason = if kind == RejectKind::Authentication {
+                    AUTH_FAILED.to_owned()
                 } else {
-                    format!("the peer rejected the handshake: {reason}")
+                    format!(
+                        "the peer rejected the handshake ({kind}): {}",
+                        wire::peer_text(&reason)
+                    )
                 };
                 self.outcome = Some(IncomingOutcome::Rejected(reason));
             }
-            (IncomingState::AwaitHello, _) => {
-                self.reject("expected Hello as the first frame".into())
-            }
-            (_, _) => self.reject("expected Confirm".into()),
+            (IncomingState::AwaitHello, _) => self.reject(
+                RejectKind::Protocol,
+                "expected Hello as the first frame".into(),
+            ),
+            (_, _) => self.reject(RejectKind::Protocol, "expected Confirm".into()),
         }
     }
 
@@ -1891,12 +2030,13 @@ impl Incoming {
         };
     }
 
-    fn reject(&mut self, reason: String) {
+    fn reject(&mut self, kind: RejectKind, reason: String) {
         self.state = IncomingState::Done;
         let hs = Handshake {
             magic: wire::MAGIC,
             version: self.protocol_version,
             kind: HandshakeKind::Reject {
+                kind,
                 reason: reason.clone(),
             },
         };
@@ -1906,15 +2046,36 @@ impl Incoming {
 
     /// Rejects the socket if the handshake did not complete in time.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !self.is_done() && now >= self.deadline {
-            self.reject("no handshake within the handshake timeout".into());
+        if self.is_done() {
+            return;
+        }
+        if self.first_deadline.is_some_and(|t| now >= t) && now < self.deadline {
+            // Load shedding (the slot goes to others), not a verdict on the peer: a thespian
+            // peer that was merely slow retries after its back-off.
+            self.reject(
+                RejectKind::Overloaded,
+                "no handshake frame within the first-frame timeout".into(),
+            );
+        } else if now >= self.deadline {
+            self.reject(
+                RejectKind::Protocol,
+                "no handshake within the handshake timeout".into(),
+            );
         }
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.is_done()).then_some(self.deadline)
+        (!self.is_done()).then(|| {
+            self.first_deadline
+                .map_or(self.deadline, |first| first.min(self.deadline))
+        })
+    }
+
+    /// True while the socket has not sent its whole first handshake frame.
+    pub fn awaits_hello(&self) -> bool {
+        matches!(self.state, IncomingState::AwaitHello)
     }
 
     /// Bytes to write to the socket (a `Welcome` or a `Reject`). Call after each input or

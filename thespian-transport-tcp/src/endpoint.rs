@@ -21,9 +21,12 @@
 //!   if that is not enough, accepting pauses for 100 ms and a connect is retried after the
 //!   back-off.
 //! - **Load.** At most [`EndpointConfig::max_handshaking`] accepted sockets may be in their
-//!   handshake at once; a socket accepted beyond that is sent a `Reject` saying the endpoint is
-//!   overloaded ([`OVERLOADED`](crate::connection::OVERLOADED)) and closed, so its peer's error
-//!   says "overloaded", not "not a thespian peer".
+//!   handshake at once; when a socket is accepted beyond that, the *oldest* one still in its
+//!   handshake is sent a `Reject` saying the endpoint is overloaded
+//!   ([`OVERLOADED`](crate::connection::OVERLOADED)) and closed to make room, so sockets
+//!   holding slots without the secret cannot keep newcomers out (a thespian peer told it is
+//!   overloaded retries after its back-off). A socket must send its whole `Hello` within
+//!   [`Config::first_frame_timeout`] (1 s), so silent sockets go quickly.
 //! - **Input memory.** The bytes buffered for frames in progress (after the handshake, a frame
 //!   is a sealed record of frames), over every authenticated socket, stay under [`EndpointConfig::max_buffered`] (an
 //!   [`InputBudget`]): a frame whose prefix arrives is reserved whole
@@ -76,6 +79,77 @@ const EMFILE_CLOSE: usize = 3;
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How often forgotten sessions are swept.
 const SWEEP_PERIOD: Duration = Duration::from_secs(1);
+/// Warnings about rejected unauthenticated connections: at most this many per
+/// [`REJECT_LOG_INTERVAL`], then one line counting the rest.
+const REJECT_LOG_BURST: u32 = 10;
+/// See [`REJECT_LOG_BURST`].
+const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A small rate limiter for log lines that strangers can cause: at most `burst` lines per
+/// `interval`; the lines beyond are counted, and the count is reported once the interval is
+/// over. Time comes in as `now` (the driver's clock).
+#[derive(Debug)]
+struct LogLimiter {
+    interval: Duration,
+    burst: u32,
+    window_start: Option<Instant>,
+    in_window: u32,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    fn new(burst: u32, interval: Duration) -> LogLimiter {
+        LogLimiter {
+            interval,
+            burst,
+            window_start: None,
+            in_window: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Starts a new window if the current one is over; returns how many lines the previous
+    /// window suppressed (to report now).
+    fn roll(&mut self, now: Instant) -> u64 {
+        match self.window_start {
+            Some(start) if now.saturating_duration_since(start) < self.interval => 0,
+            _ => {
+                self.window_start = Some(now);
+                self.in_window = 0;
+                std::mem::take(&mut self.suppressed)
+            }
+        }
+    }
+
+    /// Whether one more line may be logged now (false: it is counted instead).
+    fn admit(&mut self, now: Instant) -> bool {
+        let earlier = self.roll(now);
+        if earlier > 0 {
+            log::warn!(
+                "{earlier} more connections were rejected before their handshake (not logged)"
+            );
+        }
+        if self.in_window < self.burst {
+            self.in_window += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+
+    /// Reports the count of suppressed lines once their interval is over.
+    fn flush(&mut self, now: Instant) {
+        if self.suppressed > 0 {
+            let earlier = self.roll(now);
+            if earlier > 0 {
+                log::warn!(
+                    "{earlier} more connections were rejected before their handshake (not logged)"
+                );
+            }
+        }
+    }
+}
 
 /// How to set up a [`TcpEndpoint`].
 #[derive(Debug, Clone)]
@@ -94,8 +168,8 @@ pub struct EndpointConfig {
     /// [`record_limit`](crate::wire::record_limit)`(transport.max_frame)`, or the largest frames
     /// can never complete.
     pub max_buffered: usize,
-    /// Most accepted sockets in their handshake at once (default 256); more are refused as
-    /// overloaded.
+    /// Most accepted sockets in their handshake at once (default 256); a socket accepted
+    /// beyond it closes the oldest one (told the endpoint is overloaded).
     pub max_handshaking: usize,
     /// Where to listen (default `127.0.0.1:0`: loopback, an ephemeral port).
     pub bind: SocketAddr,
@@ -281,6 +355,9 @@ pub struct EndpointStats {
     pub rejected: u64,
     /// Accepted sockets refused as overloaded.
     pub overloaded: u64,
+    /// Rejections of unauthenticated sockets not logged one by one (beyond the rate limit of
+    /// their warnings; counted in a summary line instead).
+    pub unlogged_rejections: u64,
 }
 
 impl Socket {
@@ -355,6 +432,8 @@ pub struct TcpEndpoint {
     parked: Vec<Token>,
     /// Counters kept here (the buffered bytes and the sessions' counters are added in `stats`).
     counters: EndpointStats,
+    /// Limits the warnings strangers can cause.
+    reject_log: LogLimiter,
 }
 
 impl std::fmt::Debug for TcpEndpoint {
@@ -437,6 +516,7 @@ impl TcpEndpoint {
             budget: InputBudget::new(config.max_buffered),
             parked: Vec::new(),
             counters: EndpointStats::default(),
+            reject_log: LogLimiter::new(REJECT_LOG_BURST, REJECT_LOG_INTERVAL),
         };
         log::debug!(
             "TCP endpoint {:?} listening on {local_addr}",
@@ -599,6 +679,7 @@ impl TcpEndpoint {
         }
         self.run_timers(now);
         self.service_dirty(now);
+        self.reject_log.flush(now);
         if now.saturating_duration_since(self.last_sweep) >= SWEEP_PERIOD {
             self.sweep(now);
         }
@@ -754,7 +835,11 @@ impl TcpEndpoint {
                         continue;
                     }
                     log::trace!("accepted a connection from {remote}");
-                    let incoming = if self.handshaking() >= self.max_handshaking {
+                    // Full: the oldest socket in its handshake makes room, so sockets that
+                    // hold their slots (without the secret) cannot keep newcomers out.
+                    let incoming = if self.handshaking() >= self.max_handshaking
+                        && !self.evict_oldest_handshake(now)
+                    {
                         self.counters.overloaded += 1;
                         Incoming::overloaded(&self.config, now)
                     } else {
@@ -817,6 +902,31 @@ impl TcpEndpoint {
             .values()
             .filter(|s| matches!(&s.role, Role::Incoming(p) if !p.incoming.is_done()))
             .count()
+    }
+
+    /// Makes room for a new handshake: the oldest accepted socket still in its handshake is
+    /// told the endpoint is overloaded and closed (its peer, if a thespian one, retries after
+    /// its back-off). False when there is none (`max_handshaking` is 0).
+    fn evict_oldest_handshake(&mut self, now: Instant) -> bool {
+        let oldest = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| matches!(&s.role, Role::Incoming(p) if !p.incoming.is_done()))
+            .min_by_key(|(token, s)| (s.opened, token.0))
+            .map(|(token, _)| *token);
+        let Some(token) = oldest else {
+            return false;
+        };
+        if let Some(Socket {
+            role: Role::Incoming(p),
+            ..
+        }) = self.sockets.get_mut(&token)
+        {
+            p.incoming = Incoming::overloaded(&self.config, now);
+        }
+        self.counters.overloaded += 1;
+        self.service_incoming(now, token);
+        true
     }
 
     /// Frees descriptors under `EMFILE`: sockets that have not authenticated first, oldest
@@ -1057,7 +1167,16 @@ impl TcpEndpoint {
         match outcome {
             None => true,
             Some(IncomingOutcome::Rejected(reason)) => {
-                log::warn!("closing connection from {remote}: {reason}");
+                // Anyone can cause these: rate-limited, and the reason (which may quote the
+                // peer) escaped and truncated.
+                if self.reject_log.admit(now) {
+                    log::warn!(
+                        "closing connection from {remote}: {}",
+                        wire::peer_text(&reason)
+                    );
+                } else {
+                    self.counters.unlogged_rejections += 1;
+                }
                 self.counters.rejected += 1;
                 self.out.push(EndpointEvent::Rejected {
                     from: remote,
@@ -1417,5 +1536,32 @@ fn connect_result(stream: &TcpStream) -> ConnectState {
             ConnectState::Pending
         }
         Err(e) => ConnectState::Failed(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_limiter_admits_a_burst_per_interval_and_counts_the_rest() {
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut limiter = LogLimiter::new(3, 10 * second);
+        let admitted = (0..10).filter(|_| limiter.admit(start)).count();
+        assert_eq!(admitted, 3);
+        assert_eq!(limiter.suppressed, 7);
+        // Still the same interval.
+        assert!(!limiter.admit(start + 9 * second));
+        limiter.flush(start + 9 * second);
+        assert_eq!(limiter.suppressed, 8);
+        // The next interval: the count is reported (and reset), and a new burst is admitted.
+        limiter.flush(start + 10 * second);
+        assert_eq!(limiter.suppressed, 0);
+        let admitted = (0..4)
+            .filter(|_| limiter.admit(start + 11 * second))
+            .count();
+        assert_eq!(admitted, 3);
+        assert_eq!(limiter.roll(start + 30 * second), 1);
     }
 }

@@ -107,7 +107,10 @@ pub enum HandshakeKind {
     /// Either side refuses the connection (bad version, bad magic, wrong secret, overload,
     /// protocol error) and closes.
     Reject {
-        /// Human-readable explanation, logged by the receiver.
+        /// What kind of refusal this is: the receiver acts on this, never on the text.
+        kind: RejectKind,
+        /// Human-readable explanation, for the receiver's logs only (chosen by an
+        /// unauthenticated peer: never trusted, escaped and truncated when logged).
         reason: String,
     },
     /// The acceptor already has a connection with this peer (both connected at once) and keeps
@@ -115,6 +118,61 @@ pub enum HandshakeKind {
     Duplicate,
     /// The initiator's proof that it holds the secret; the last handshake frame.
     Confirm(thespian_auth::Confirm),
+}
+
+/// Why a `Reject` was sent. The receiver decides what to do from this code alone (a text the
+/// peer chose is only logged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectKind {
+    /// The sender cannot take the connection now (too many handshakes, no randomness): a
+    /// temporary refusal, try again later.
+    Overloaded,
+    /// The sender is shutting down. Final: the peer is going away (retrying would only meet a
+    /// refused connect, and the base decides what a closing peer means).
+    ShuttingDown,
+    /// A proof was wrong: the two sides hold different secrets. Final.
+    Authentication,
+    /// The two sides speak different protocol versions. Final.
+    Version,
+    /// A broken or unexpected handshake. Final.
+    Protocol,
+}
+
+impl RejectKind {
+    /// True when the refusal is temporary (only [`Overloaded`](RejectKind::Overloaded)): the
+    /// initiator keeps its queue and reconnects after its back-off.
+    pub fn is_transient(self) -> bool {
+        matches!(self, RejectKind::Overloaded)
+    }
+}
+
+impl fmt::Display for RejectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RejectKind::Overloaded => "overloaded",
+            RejectKind::ShuttingDown => "shutting down",
+            RejectKind::Authentication => "authentication failed",
+            RejectKind::Version => "version mismatch",
+            RejectKind::Protocol => "protocol error",
+        })
+    }
+}
+
+/// The most characters of a peer-chosen text kept for logs and reports.
+pub const MAX_PEER_TEXT: usize = 200;
+
+/// A text an unauthenticated peer chose, made safe to log and report: at most
+/// [`MAX_PEER_TEXT`] characters, control characters and quotes escaped (`{:?}` of the text,
+/// without the surrounding quotes), so it can neither forge log lines nor flood them.
+pub fn peer_text(text: &str) -> String {
+    let mut cut: String = text.chars().take(MAX_PEER_TEXT).collect();
+    let truncated = cut.len() < text.len();
+    cut = format!("{cut:?}");
+    let mut out = cut[1..cut.len() - 1].to_owned();
+    if truncated {
+        out.push('…');
+    }
+    out
 }
 
 /// What a side's transport binds to the authenticated session: the postcard bytes of its
@@ -319,6 +377,10 @@ pub fn encode_handshake(handshake: &Handshake) -> Vec<u8> {
     if out.len() - HEADER_LEN > MAX_HANDSHAKE_FRAME {
         let short = Handshake {
             kind: HandshakeKind::Reject {
+                kind: match handshake.kind {
+                    HandshakeKind::Reject { kind, .. } => kind,
+                    _ => RejectKind::Protocol,
+                },
                 reason: "rejected (reason too long to send)".into(),
             },
             ..handshake.clone()
@@ -756,6 +818,7 @@ mod tests {
             },
             HandshakeKind::Confirm(thespian_auth::Confirm { proof: [5; 32] }),
             HandshakeKind::Reject {
+                kind: RejectKind::Overloaded,
                 reason: "no".into(),
             },
             HandshakeKind::Duplicate,
@@ -764,6 +827,19 @@ mod tests {
             let body = body_of(&encode_handshake(&hs));
             assert_eq!(decode_handshake(&body, PROTOCOL_VERSION).unwrap(), hs);
         }
+    }
+
+    #[test]
+    fn peer_text_is_escaped_and_truncated() {
+        assert_eq!(peer_text("busy"), "busy");
+        let forged = peer_text("x\nWARN forged line\u{1b}[31m");
+        assert!(
+            !forged.contains('\n') && !forged.contains('\u{1b}'),
+            "{forged}"
+        );
+        let long = peer_text(&"y".repeat(4096));
+        assert!(long.chars().count() <= MAX_PEER_TEXT + 1, "{}", long.len());
+        assert!(long.ends_with('…'));
     }
 
     #[test]

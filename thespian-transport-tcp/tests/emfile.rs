@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thespian_core::{ActorAddress, SystemId};
-use thespian_transport_tcp::wire::{self, HandshakeKind};
+use thespian_transport_tcp::wire::{self, HandshakeKind, RejectKind};
 use thespian_transport_tcp::{
     CloseReason, EndpointConfig, EndpointEvent, Event, FrameDecoder, Secret, TcpEndpoint,
     WireMessage, OVERLOADED,
@@ -165,7 +165,7 @@ fn emfile_child_process() {
             .unwrap()
             .kind;
         assert!(
-            matches!(&kind, HandshakeKind::Reject { reason } if reason == OVERLOADED),
+            matches!(&kind, HandshakeKind::Reject { kind: RejectKind::Overloaded, reason } if reason == OVERLOADED),
             "{kind:?}"
         );
     }

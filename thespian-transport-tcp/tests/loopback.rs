@@ -212,7 +212,7 @@ fn reject_reason(reply: &[u8]) -> String {
         .unwrap()
         .kind
     {
-        HandshakeKind::Reject { reason } => reason,
+        HandshakeKind::Reject { reason, .. } => reason,
         other => panic!("expected a reject, got {other:?}"),
     }
 }
@@ -239,6 +239,7 @@ fn bad_clients_are_closed_and_the_endpoint_keeps_serving() {
     // A well-framed handshake with the wrong magic.
     let mut bad_magic = TcpStream::connect(server_addr).unwrap();
     let mut hs = wire::encode_handshake(&Handshake::new(HandshakeKind::Reject {
+        kind: wire::RejectKind::Protocol,
         reason: String::new(),
     }));
     hs[4..8].copy_from_slice(b"NOPE");
@@ -769,7 +770,8 @@ fn eight_peers_announcing_64_mib_frames_stay_within_the_buffer_bound() {
 #[test]
 fn an_overloaded_endpoint_says_so_and_is_told_apart_from_other_refusals() {
     let (busy, busy_addr) = endpoint(|c| c.max_handshaking = 0);
-    let (a, _) = endpoint(|_| {});
+    // An overloaded refusal is temporary: the sender retries until the transmit timeout.
+    let (a, _) = endpoint(|c| c.transport.transmit_timeout = Duration::from_millis(500));
     let sender = a.sender();
     let mut net = Net::new(vec![a, busy]);
     let id = sender.send(busy_addr, numbered(1)).unwrap();
@@ -781,7 +783,7 @@ fn an_overloaded_endpoint_says_so_and_is_told_apart_from_other_refusals() {
     assert!(text.contains("overloaded"), "{text}");
     assert!(!text.contains("not a thespian"), "{text}");
     assert!(!text.contains("authentication"), "{text}");
-    assert_eq!(net.endpoints[1].stats().overloaded, 1);
+    assert!(net.endpoints[1].stats().overloaded > 1, "retried");
 
     // Something that is not a thespian peer at all is reported as such.
     let squatter = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -803,4 +805,48 @@ fn an_overloaded_endpoint_says_so_and_is_told_apart_from_other_refusals() {
     let text = reason.to_string();
     assert!(text.contains("not a thespian peer"), "{text}");
     assert!(!text.contains("overloaded"), "{text}");
+}
+
+#[test]
+fn sockets_holding_every_handshake_slot_cannot_keep_a_peer_out() {
+    // Slots held for long (the first-frame deadline is not what frees them here).
+    let (server, server_addr) = endpoint(|c| {
+        c.max_handshaking = 2;
+        c.transport.handshake_timeout = Duration::from_secs(60);
+        c.transport.first_frame_timeout = Duration::from_secs(60);
+    });
+    let (a, _) = endpoint(|_| {});
+    let sender = a.sender();
+    let mut net = Net::new(vec![server, a]);
+    let silent: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(server_addr).unwrap())
+        .collect();
+    net.until("the silent sockets accepted", |n| {
+        n.endpoints[0].open_sockets() == 2
+    });
+    sender.send(server_addr, numbered(7)).unwrap();
+    net.until("the delivery", |n| n.delivered(0).count() == 1);
+    assert!(net.failed(1).is_empty());
+    // The oldest silent socket made room, told why.
+    let reply = read_all_with_timeout(silent.into_iter().next().unwrap());
+    let text = reject_reason(&reply);
+    assert!(text.contains("overloaded"), "{text}");
+    assert!(net.endpoints[0].stats().overloaded >= 1);
+}
+
+#[test]
+fn warnings_about_rejected_strangers_are_rate_limited() {
+    let (server, server_addr) = endpoint(|_| {});
+    let mut net = Net::new(vec![server]);
+    // Strangers each sending garbage (a 4 KiB reject text with newlines would be logged just
+    // as often): each is rejected, and only the first few are logged one by one.
+    let mut streams = Vec::new();
+    for _ in 0..25 {
+        let mut s = TcpStream::connect(server_addr).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        streams.push(s);
+    }
+    net.until("every rejection", |n| n.endpoints[0].stats().rejected == 25);
+    assert_eq!(net.endpoints[0].stats().unlogged_rejections, 15);
+    drop(streams);
 }

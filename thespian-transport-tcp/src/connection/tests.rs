@@ -822,7 +822,9 @@ fn bad_magic_is_rejected_with_an_explanation() {
     let mut decoder = FrameDecoder::new(MAX_HANDSHAKE_FRAME);
     let body = decoder.decode(&mut &reply[..]).unwrap().unwrap();
     let answer = decode_handshake(&body, PROTOCOL_VERSION).unwrap();
-    assert!(matches!(answer.kind, HandshakeKind::Reject { reason: r } if r.contains("magic")));
+    assert!(
+        matches!(answer.kind, HandshakeKind::Reject { kind: RejectKind::Protocol, reason: r } if r.contains("magic"))
+    );
 }
 
 #[test]
@@ -831,8 +833,11 @@ fn silent_or_oversized_first_frames_are_rejected() {
     let now = Instant::now();
     let mut silent = Incoming::new(&config, now);
     silent.handle_input(now, &[0, 0]);
-    assert_eq!(silent.poll_timeout(), Some(now + config.handshake_timeout));
-    silent.handle_timeout(now + config.handshake_timeout);
+    assert_eq!(
+        silent.poll_timeout(),
+        Some(now + config.first_frame_timeout)
+    );
+    silent.handle_timeout(now + config.first_frame_timeout);
     assert!(matches!(
         silent.poll_outcome(),
         Some(IncomingOutcome::Rejected(r)) if r.contains("no handshake")
@@ -851,7 +856,7 @@ fn silent_or_oversized_first_frames_are_rejected() {
     let mut wide = Incoming::new(&config, now);
     wide.handle_input(now, &(1u64 << 40).to_be_bytes());
     assert!(wide.poll_outcome().is_none());
-    wide.handle_timeout(now + config.handshake_timeout);
+    wide.handle_timeout(now + config.first_frame_timeout);
     assert!(matches!(
         wide.poll_outcome(),
         Some(IncomingOutcome::Rejected(_))
@@ -1335,7 +1340,7 @@ fn a_client_without_the_secret_is_refused_after_its_confirm() {
         .unwrap();
     assert!(matches!(
         decode_handshake(&body, PROTOCOL_VERSION).unwrap().kind,
-        HandshakeKind::Reject { reason } if reason == AUTH_FAILED
+        HandshakeKind::Reject { kind: RejectKind::Authentication, reason } if reason == AUTH_FAILED
     ));
     // Nothing else came out: no session was touched, nothing delivered.
     assert!(incoming.poll_outcome().is_none());
@@ -1574,4 +1579,209 @@ proptest! {
         p.drive();
         prop_assert_eq!(p.nodes[B].delivered(), (1..=count).collect::<Vec<_>>());
     }
+}
+
+/// An initiator session towards node B, with `config`, that has sent its `Hello` for one queued
+/// message; returns the session and the link.
+fn initiator_awaiting_welcome(config: Config, now: Instant) -> (Connection, LinkId) {
+    let mut conn = Connection::new(
+        Arc::new(config),
+        LocalIdentity {
+            incarnation: SystemId::from_raw(100),
+            listen: Some(addr_of(A)),
+            secret: secret(),
+        },
+        1,
+        Some(addr_of(B)),
+        now,
+    );
+    conn.send(now, MessageId(1), &message(1)).unwrap();
+    let link = conn.poll_connect().expect("a connect");
+    conn.connected(now, link, Nonce([3; 32]));
+    assert!(conn.poll_transmit().is_some(), "a Hello");
+    (conn, link)
+}
+
+fn reject_frame(kind: RejectKind, reason: &str) -> Vec<u8> {
+    encode_handshake(&Handshake::new(HandshakeKind::Reject {
+        kind,
+        reason: reason.into(),
+    }))
+}
+
+fn drain_events(conn: &mut Connection) -> Vec<Event> {
+    std::iter::from_fn(|| conn.poll_event()).collect()
+}
+
+#[test]
+fn an_overloaded_refusal_keeps_the_queue_and_reconnects_after_the_backoff() {
+    let config = Config {
+        transmit_timeout: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let backoff = config.backoff_min;
+    let now = Instant::now();
+    let (mut conn, _) = initiator_awaiting_welcome(config, now);
+    conn.handle_input(
+        now,
+        &reject_frame(RejectKind::Overloaded, "busy\nFAKE LOG LINE"),
+    );
+    let events = drain_events(&mut conn);
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Failed { .. })),
+        "{events:?}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Closed { reason: CloseReason::Rejected(r), .. } if r.contains("overloaded"))));
+    assert_eq!(conn.queued(), 1);
+    // The existing back-off, then a new connect; refused again, and again, until the
+    // message's transmit timeout: then it fails, saying why the peer never took it.
+    assert_eq!(conn.poll_timeout(), Some(now + backoff));
+    let mut attempts = 1;
+    let failed = loop {
+        let t = conn.poll_timeout().expect("a timer");
+        assert!(t <= now + Duration::from_secs(5), "never failed");
+        conn.handle_timeout(t);
+        if let Some(link) = conn.poll_connect() {
+            attempts += 1;
+            conn.connected(t, link, Nonce([4; 32]));
+            let _ = conn.poll_transmit();
+            conn.handle_input(t, &reject_frame(RejectKind::Overloaded, "busy"));
+        }
+        let events = drain_events(&mut conn);
+        if let Some(reason) = events.iter().find_map(|e| match e {
+            Event::Failed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        }) {
+            assert_eq!(t, now + Duration::from_secs(5));
+            break reason;
+        }
+    };
+    assert!(attempts > 5, "{attempts}");
+    let text = failed.to_string();
+    assert!(text.contains("overloaded"), "{text}");
+    assert!(!failed.is_dead_target());
+}
+
+#[test]
+fn an_authentication_refusal_stays_final() {
+    let now = Instant::now();
+    let (mut conn, _) = initiator_awaiting_welcome(Config::default(), now);
+    // Whatever text comes with it, the kind decides.
+    conn.handle_input(now, &reject_frame(RejectKind::Authentication, "overloaded"));
+    let events = drain_events(&mut conn);
+    assert!(events.contains(&Event::Failed {
+        ids: vec![MessageId(1)],
+        reason: FailReason::AuthenticationFailed
+    }));
+    assert_eq!(conn.poll_timeout(), None);
+
+    // A protocol refusal whose text says "overloaded" is not taken for one, and a peer
+    // shutting down is not retried either.
+    for kind in [RejectKind::Protocol, RejectKind::ShuttingDown] {
+        let (mut conn, _) = initiator_awaiting_welcome(Config::default(), now);
+        conn.handle_input(now, &reject_frame(kind, "overloaded"));
+        let events = drain_events(&mut conn);
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::Failed {
+                reason: FailReason::Rejected(_),
+                ..
+            }
+        )));
+        assert_eq!(conn.poll_timeout(), None);
+    }
+}
+
+#[test]
+fn a_silent_socket_goes_at_the_first_frame_deadline_a_talking_one_keeps_the_handshake_timeout() {
+    let config = Config {
+        first_frame_timeout: Duration::from_secs(1),
+        handshake_timeout: Duration::from_secs(10),
+        ..Config::default()
+    };
+    let now = Instant::now();
+    let second = Duration::from_secs(1);
+
+    // Silent (or trickling its first frame): rejected after one second, not ten.
+    let mut silent = Incoming::new(&config, now);
+    assert_eq!(silent.poll_timeout(), Some(now + second));
+    silent.handle_timeout(now + second - Duration::from_millis(1));
+    assert!(silent.poll_outcome().is_none());
+    silent.handle_timeout(now + second);
+    assert!(rejection(&mut silent).contains("first-frame timeout"));
+    // Told as load shedding: a slow thespian peer retries.
+    let told = decode_handshake(
+        &silent.poll_transmit().expect("a reject")[HEADER_LEN..],
+        PROTOCOL_VERSION,
+    )
+    .unwrap();
+    assert!(matches!(
+        told.kind,
+        HandshakeKind::Reject {
+            kind: RejectKind::Overloaded,
+            ..
+        }
+    ));
+
+    // A whole Hello in time: the rest of the handshake has the handshake timeout.
+    let session = acceptor_session();
+    let (_, hello, _) = client_hello(&secret());
+    let mut talking = Incoming::new(&config, now);
+    talking.handle_input(now + second / 2, &hello);
+    let _welcome = answered(&mut talking, &session);
+    assert_eq!(talking.poll_timeout(), Some(now + config.handshake_timeout));
+    talking.handle_timeout(now + 5 * second);
+    assert!(talking.poll_outcome().is_none());
+    talking.handle_timeout(now + config.handshake_timeout);
+    assert!(rejection(&mut talking).contains("handshake timeout"));
+}
+
+#[test]
+fn a_welcome_from_a_system_listening_elsewhere_is_not_the_system_dialed() {
+    // Whatever holds B's port relays the handshake to another system with the same secret,
+    // which listens elsewhere (its Welcome says so, bound into the transcript).
+    let elsewhere = SocketAddr::from(([10, 0, 0, 9], 4242));
+    let mut p = Pair::new();
+    p.nodes[B].identity.listen = Some(elsewhere);
+    p.send(A, 1).unwrap();
+    p.drive();
+    let wrong = FailReason::WrongPeer {
+        dialed: addr_of(B),
+        listens: Some(elsewhere),
+    };
+    assert_eq!(p.nodes[A].failed(), vec![(MessageId(1), wrong.clone())]);
+    let text = wrong.to_string();
+    assert!(text.contains("not the system dialed"), "{text}");
+    assert!(text.contains(&elsewhere.to_string()), "{text}");
+    assert!(p.nodes[B].delivered().is_empty());
+    assert_eq!(
+        p.nodes[B].rejections.len(),
+        1,
+        "{:?}",
+        p.nodes[B].rejections
+    );
+    // No retry.
+    assert_eq!(p.nodes[A].conn.as_ref().unwrap().poll_timeout(), None);
+}
+
+#[test]
+fn the_announced_listening_address_matches_the_one_dialed() {
+    let dialed = SocketAddr::from(([127, 0, 0, 1], 5000));
+    assert!(listens_at(Some(dialed), dialed));
+    // Bound to every interface: only the port can be checked.
+    assert!(listens_at(
+        Some(SocketAddr::from(([0, 0, 0, 0], 5000))),
+        dialed
+    ));
+    assert!(!listens_at(
+        Some(SocketAddr::from(([127, 0, 0, 1], 5001))),
+        dialed
+    ));
+    assert!(!listens_at(
+        Some(SocketAddr::from(([127, 0, 0, 2], 5000))),
+        dialed
+    ));
+    assert!(!listens_at(None, dialed));
 }
