@@ -181,6 +181,25 @@ impl Drop for System {
     }
 }
 
+/// A system on a secret of its own, and the folder that holds the secret (removed after the
+/// system is shut down: fields drop in order).
+struct Started {
+    sys: System,
+    scratch: Scratch,
+}
+
+/// Starts a system of `base` with a new secret in a scratch folder named after the test.
+fn start_system(name: &str, base: SystemBase, startup: &str) -> Started {
+    let scratch = Scratch::new(name);
+    let secret = scratch.secret_file("secret");
+    let sys = System(
+        builder(base, admin_port(), startup, &secret)
+            .start()
+            .expect("the system starts"),
+    );
+    Started { sys, scratch }
+}
+
 /// The system answers: a new actor is created and echoes.
 fn assert_alive(sys: &ActorSystem) {
     let echo = sys
@@ -205,13 +224,8 @@ fn raw_create(sys: &ActorSystem, relay: &ActorAddress, type_name: String) -> Cre
 /// The attack that made the admin run a shell: a create whose "type" is a command line. Now a
 /// type is only ever a name looked up in the admin's own table.
 fn an_authenticated_peer_cannot_make_the_admin_run_a_program(base: SystemBase, startup: &str) {
-    let scratch = Scratch::new("rce");
-    let secret = scratch.secret_file("secret");
-    let sys = System(
-        builder(base, admin_port(), startup, &secret)
-            .start()
-            .expect("the system starts"),
-    );
+    let started = start_system("rce", base, startup);
+    let (scratch, sys) = (&started.scratch, &started.sys);
     let relay = sys.0.create_actor::<Relay>().expect("the relay");
     let marker = scratch.0.join("owned");
     let command = format!("/bin/sh -c 'id > {}'", marker.display());
@@ -249,13 +263,8 @@ fn an_authenticated_peer_cannot_make_the_admin_run_a_program_udp_thread() {
 /// The attack that crashed the admin with a forged function offset: now a forged type is a
 /// name that matches nothing, whatever bytes it holds, and the admin goes on.
 fn a_forged_type_is_refused_and_the_admin_lives(base: SystemBase, startup: &str) {
-    let scratch = Scratch::new("forged");
-    let secret = scratch.secret_file("secret");
-    let sys = System(
-        builder(base, admin_port(), startup, &secret)
-            .start()
-            .expect("the system starts"),
-    );
+    let started = start_system("forged", base, startup);
+    let sys = &started.sys;
     let relay = sys.0.create_actor::<Relay>().expect("the relay");
     let forged = [
         String::new(),
@@ -352,13 +361,8 @@ fn a_secret_file_others_can_read_is_refused_at_start() {
 /// an actor, not by a raw update to the admin; new actor processes still start.
 #[test]
 fn the_secret_file_cannot_be_changed_while_the_system_runs() {
-    let scratch = Scratch::new("fixed-secret");
-    let secret = scratch.secret_file("secret");
-    let sys = System(
-        builder(SystemBase::Tcp, admin_port(), "spawn", &secret)
-            .start()
-            .expect("the system starts"),
-    );
+    let started = start_system("fixed-secret", SystemBase::Tcp, "spawn");
+    let sys = &started.sys;
     let elsewhere = CapabilityValue::Str("/nonexistent/secret".into());
     match sys
         .0
@@ -380,13 +384,8 @@ fn the_secret_file_cannot_be_changed_while_the_system_runs() {
 /// the system (it would take the actor's settings and stdin).
 #[test]
 fn an_actor_process_passes_no_role_to_its_children() {
-    let scratch = Scratch::new("role-env");
-    let secret = scratch.secret_file("secret");
-    let sys = System(
-        builder(SystemBase::Udp, admin_port(), "spawn", &secret)
-            .start()
-            .expect("the system starts"),
-    );
+    let started = start_system("role-env", SystemBase::Udp, "spawn");
+    let sys = &started.sys;
     let probe = sys.0.create_actor::<EnvProbe>().expect("the probe");
     let leaked = sys
         .0
