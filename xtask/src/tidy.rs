@@ -54,6 +54,7 @@ const CRYPTOGRAPHY: &str = "blake3";
 const CRATE_RULES: &[CrateRule] = &[
     CrateRule { name: "thespian-core", deps: Deps::Only(&["serde", "postcard", "log"]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: "thespian-auth", deps: Deps::Only(&["serde", "log", "blake3", "getrandom", "zeroize", "libc"]), may_depend_on_facade: false, may_name_transports: false },
+    CrateRule { name: "thespian-conventions", deps: Deps::Only(&["thespian-core", "serde", "log"]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: "thespian-admin", deps: Deps::AnythingBut(&[TRANSPORTS, CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: "thespian-transport-queue", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin", CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
     CrateRule { name: "thespian-transport-tcp", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin", CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
