@@ -46,6 +46,9 @@
 //! of the last word it had from the leader, and since every system probes every candidate,
 //! all of them see the same next candidate live and agree on it, well within two registration
 //! periods. A returning (higher) candidate leads again as soon as it answered a registration.
+//! For its first probe period a starting system waits for the earlier candidates' answers
+//! before it takes a later one, so it does not announce a leader only because that one
+//! happened to answer first.
 //! Liveness only picks the leader: losing a member still takes `miss_max` periods, so a short
 //! partition costs no notifications.
 //!
@@ -209,6 +212,9 @@ pub struct Convention {
     actions: VecDeque<Action>,
     /// The member chosen by the last placement (ties go round-robin from it).
     last_placed: Option<SocketAddrV4>,
+    /// Until then (the first probe), a later candidate is not chosen while an earlier one has
+    /// not answered yet: the first answers decide, not whichever comes first.
+    startup_hold_until: Instant,
     shut_down: bool,
 }
 
@@ -225,7 +231,6 @@ impl Convention {
             me: config.me,
             capabilities: config.capabilities,
             sender: Hysteresis::new(config.timing.hysteresis),
-            timing: config.timing,
             configured_leaders: leaders.clone(),
             leaders: Vec::new(),
             invited_by: None,
@@ -238,6 +243,8 @@ impl Convention {
             scheduled: BTreeMap::new(),
             actions: VecDeque::new(),
             last_placed: None,
+            startup_hold_until: now + config.timing.leader_probe_period,
+            timing: config.timing,
             shut_down: false,
         };
         convention.set_leaders(now, leaders);
@@ -910,6 +917,10 @@ impl Convention {
                 if let Some(remote) = self.remotes.get(socket).filter(|r| r.member) {
                     return Some(remote.admin);
                 }
+            }
+            if now < self.startup_hold_until && !self.is_member(*socket) {
+                // Starting: this earlier candidate may still answer.
+                return None;
             }
         }
         None

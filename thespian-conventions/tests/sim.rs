@@ -91,8 +91,8 @@ fn a_thousand_systems_converge() {
     let periods = report.periods_to_convergence.expect("converged");
     assert!(periods <= 3.0, "{}", report.describe());
     println!(
-        "1000 systems: converged {periods:.2} periods after the last start, {} messages, wall {wall:?}",
-        report.counts.sent
+        "1000 systems: converged {periods:.2} periods after the last start, {} messages, {} leader changes, wall {wall:?}",
+        report.counts.sent, report.counts.leader_changes
     );
 }
 

@@ -684,3 +684,21 @@ fn a_standalone_system_leads_and_places_nothing() {
         PlacementDecision::NoCompatibleSystem { unmet: vec![] }
     );
 }
+
+#[test]
+fn a_starting_system_waits_briefly_for_the_first_candidate() {
+    let mut net = Net::new();
+    let first = net.start(1, &[1, 2], Capabilities::default());
+    let second = net.start(2, &[1, 2], Capabilities::default());
+    // Both candidates answer: the first leads, announced once.
+    net.start(3, &[1, 2], Capabilities::default());
+    assert_eq!(net.events(3), vec![Action::LeaderChanged(Some(first))]);
+    // The first candidate is silent while a system starts: no leader during the hold, then
+    // the second.
+    net.down.insert(sock(1));
+    net.start(4, &[1, 2], Capabilities::default());
+    assert_eq!(net.sys(4).leader(), None);
+    net.advance(timing().leader_probe_period);
+    assert_eq!(net.sys(4).leader(), Some(second));
+    assert_eq!(net.events(4), vec![Action::LeaderChanged(Some(second))]);
+}
