@@ -251,7 +251,9 @@ impl Convention {
         convention
     }
 
-    /// A convention message from another admin.
+    /// A convention message from another admin. Messages claiming this admin's own socket
+    /// (loopback or spoofing), without a known incarnation, or from a retired incarnation are
+    /// ignored.
     pub fn handle(&mut self, now: Instant, message: ConventionMessage) {
         let from = message.from();
         if self.shut_down || from.socket == self.me.socket || !from.is_known() {
