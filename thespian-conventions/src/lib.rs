@@ -24,12 +24,15 @@
 //! - [`hysteresis`]: the per-remote back-off every admin-to-admin message goes through.
 //! - [`machine`]: [`Convention`] itself: leaders and failover, registration, invitations,
 //!   notifications, placement.
+//! - [`remote_create`]: asking members one after the other to create what this system cannot
+//!   host, until one does or none is left.
 
 #![warn(missing_docs)]
 
 pub mod hysteresis;
 pub mod machine;
 pub mod protocol;
+pub mod remote_create;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod timing;

@@ -115,3 +115,7 @@ pub struct ConventionUpdate {
     /// `true`: it joined; `false`: it left (de-registered, expired or restarted).
     pub added: bool,
 }
+
+// Its own wire prefix (not the admin protocol's): when the transport cannot deliver one, the
+// node hands it back to the sending admin instead of dropping it, so the machine learns of it.
+thespian_core::message!(ConventionMessage = "thespian.convention.Message");

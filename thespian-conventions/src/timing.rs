@@ -49,7 +49,9 @@ impl Default for Timing {
 
 impl Timing {
     /// Thespian's defaults with other periods; the leader probe period and timeout follow the
-    /// registration period (an eighth and three quarters of it).
+    /// registration period (an eighth and three quarters of it), and so does the hysteresis
+    /// (Thespian's 250 ms / 45 s, scaled down with a shorter period so the back-off never
+    /// holds a probe longer than the period it belongs to).
     pub fn with_periods(reregistration_period: Duration, restart_period: Duration) -> Timing {
         Timing {
             reregistration_period,
@@ -58,7 +60,7 @@ impl Timing {
             reinvite_adjustment: 1.1,
             leader_probe_period: reregistration_period / 8,
             leader_timeout: reregistration_period * 3 / 4,
-            hysteresis: HysteresisConfig::default(),
+            hysteresis: scaled_hysteresis(reregistration_period),
         }
     }
 
@@ -190,6 +192,24 @@ fn parse_leader(text: &str, admin_port: u16) -> Option<SocketAddrV4> {
     }
 }
 
+/// Thespian's registration period, the scale of its hysteresis.
+const THESPIAN_PERIOD: Duration = Duration::from_secs(7 * 60 + 22);
+
+/// Thespian's hysteresis for Thespian's period; for a shorter one, both bounds shrink in
+/// proportion (a 0.5 s period gets about 0.3 ms to 51 ms).
+fn scaled_hysteresis(period: Duration) -> HysteresisConfig {
+    let thespian = HysteresisConfig::default();
+    if period >= THESPIAN_PERIOD {
+        return thespian;
+    }
+    let ratio = period.as_secs_f64() / THESPIAN_PERIOD.as_secs_f64();
+    HysteresisConfig {
+        min: thespian.min.mul_f64(ratio),
+        max: thespian.max.mul_f64(ratio),
+        rate: thespian.rate,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +232,17 @@ mod tests {
         assert_eq!(t.reinvite_adjustment, 1.1);
         assert_eq!(t.registration_validity(), Duration::from_secs(1326));
         assert_eq!(Timing::from_env(env(&[])).unwrap(), t);
+        assert_eq!(t.hysteresis, HysteresisConfig::default());
+    }
+
+    #[test]
+    fn a_shorter_period_shrinks_the_hysteresis_with_it() {
+        let t = Timing::with_periods(Duration::from_millis(500), Duration::from_millis(500));
+        // Never longer than a probe period: a probe is never held past the next one.
+        assert!(t.hysteresis.max < t.leader_probe_period, "{t:?}");
+        assert!(t.hysteresis.min > Duration::ZERO);
+        assert!(t.hysteresis.min < t.hysteresis.max);
+        assert_eq!(t.hysteresis.rate, HysteresisConfig::default().rate);
     }
 
     #[test]

@@ -9,12 +9,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::{Deserialize, Serialize};
 use thespian_admin::protocol::{
     ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateReply,
-    ExitNoted, HandleDeadLetters, ShutdownSystem, UpdateCapability,
+    DeRegisterRemote, ExitNoted, HandleDeadLetters, PreRegisterRemote, ShutdownSystem,
+    UpdateCapability, WatchConvention,
 };
 use thespian_core::{
     message, system_messages::Fd, ActorAddress, ActorCell, ActorExitRequest, ActorSpec,
     Capabilities, CapabilityValue, CellState, CreateRequest, Created, Envelope, Payload,
-    Requirements, Result, Services, ThespianError, WakeupMessage, WatchMessage,
+    RemoteSystem, Requirements, Result, Services, ThespianError, WakeupMessage, WatchMessage,
 };
 use thespian_transport_queue::watch::Watcher;
 
@@ -407,7 +408,6 @@ pub(crate) fn request<T: thespian_core::Message>(
 /// running admin leaves the decision to it (the admin's executable may know more types).
 pub(crate) fn create_through_admin(
     node: &Node,
-    capabilities: &Capabilities,
     same_executable_as_admin: bool,
     parent: &ActorAddress,
     request: CreateRequest,
@@ -416,18 +416,11 @@ pub(crate) fn create_through_admin(
     if let Some(hash) = &request.source_hash {
         return Err(ThespianError::InvalidSourceHash(hash.clone()));
     }
-    // With a global name the admin answers an existing actor first, whatever the type.
-    if request.global_name.is_none() {
-        if same_executable_as_admin {
-            types::resolve(request.spec.type_name())?;
-        }
-        request
-            .spec
-            .check(capabilities, &request.requirements)
-            .map_err(|unmet| ThespianError::NoCompatibleSystem {
-                actor_type: request.spec.type_name().to_owned(),
-                unmet,
-            })?;
+    // With a global name the admin answers an existing actor first, whatever the type. The
+    // capability check is the admin's: a type this system cannot host may fit another system
+    // of the convention.
+    if request.global_name.is_none() && same_executable_as_admin {
+        types::resolve(request.spec.type_name())?;
     }
     let create = CreateActor {
         parent: parent.clone(),
@@ -435,6 +428,7 @@ pub(crate) fn create_through_admin(
         requirements: request.requirements,
         global_name: request.global_name,
         wait_until_started,
+        remote: None,
     };
     let reply: CreateReply = request_reply(node, Payload::new(create))?;
     let created = reply.result.map_err(ThespianError::from)?;
@@ -491,7 +485,7 @@ impl Services for HostServices {
     }
 
     fn create_actor(&mut self, parent: &ActorAddress, request: CreateRequest) -> Result<Created> {
-        create_through_admin(&self.node, &self.capabilities, true, parent, request, false)
+        create_through_admin(&self.node, true, parent, request, false)
     }
 
     fn wakeup_after(&mut self, _actor: &ActorAddress, delay: Duration, payload: Option<Payload>) {
@@ -545,6 +539,39 @@ impl Services for HostServices {
 
     fn mailbox_len(&self, _actor: &ActorAddress) -> usize {
         self.mailbox.len()
+    }
+
+    fn notify_on_system_registration_changes(
+        &mut self,
+        actor: &ActorAddress,
+        enable: bool,
+    ) -> Result<()> {
+        self.to_admin(actor, Payload::new(WatchConvention { enable }));
+        Ok(())
+    }
+
+    fn pre_register_remote_system(
+        &mut self,
+        actor: &ActorAddress,
+        remote: &str,
+        capabilities: Capabilities,
+    ) -> Result<()> {
+        let remote = crate::convention::remote_admin_socket(remote, &self.capabilities)?;
+        let request = PreRegisterRemote {
+            remote,
+            capabilities,
+        };
+        self.to_admin(actor, Payload::new(request));
+        Ok(())
+    }
+
+    fn de_register_remote_system(
+        &mut self,
+        actor: &ActorAddress,
+        remote: RemoteSystem,
+    ) -> Result<()> {
+        self.to_admin(actor, Payload::new(DeRegisterRemote { remote }));
+        Ok(())
     }
 
     fn watch(&mut self, _actor: &ActorAddress, fds: &[Fd]) -> Result<()> {

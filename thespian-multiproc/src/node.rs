@@ -69,6 +69,22 @@ pub(crate) fn any_admin() -> ActorAddress {
     ActorAddress::admin(SystemId::from_raw(0))
 }
 
+/// The address of the admin listening at `socket`, as other systems of a convention name it:
+/// slot 0 of the admin's socket. Inside its own system the admin is also `ADMIN_ID`; this form
+/// says where it lives, so it travels in convention notices and reaches that admin from
+/// anywhere. `incarnation` 0 means any incarnation (a configured leader before first contact).
+pub(crate) fn routable_admin(socket: SocketAddrV4, incarnation: SystemId) -> ActorAddress {
+    ActorAddress::new(incarnation, encode_id(socket, 0))
+}
+
+/// The admin socket named by a routable admin address ([`routable_admin`]).
+pub(crate) fn admin_socket_of(address: &ActorAddress) -> Option<SocketAddrV4> {
+    match decode_id(address.id()) {
+        Some((socket, 0)) => Some(socket),
+        _ => None,
+    }
+}
+
 enum Route {
     Slot(u16),
     LocalAdmin,
@@ -166,6 +182,11 @@ impl Node {
         Ok(node)
     }
 
+    /// This process's incarnation.
+    pub(crate) fn incarnation(&self) -> SystemId {
+        self.incarnation
+    }
+
     /// This process's socket address.
     pub(crate) fn local(&self) -> SocketAddrV4 {
         self.local
@@ -189,6 +210,11 @@ impl Node {
     /// True once the admin was found gone.
     pub(crate) fn admin_lost(&self) -> bool {
         self.admin_lost.load(Ordering::Acquire)
+    }
+
+    /// This process's admin as other systems name it (meaningful in the admin's process).
+    pub(crate) fn routable_self(&self) -> ActorAddress {
+        routable_admin(self.local, self.incarnation)
     }
 
     /// The address of `slot` on this process.
@@ -226,6 +252,14 @@ impl Node {
                     Route::LocalAdmin
                 } else {
                     Route::Remote(self.admin_socket)
+                }
+            }
+            Some((host, 0)) if host == self.local && self.admin_inbox.is_some() => {
+                // This admin, as other systems name it; incarnation 0 asks for whoever is here.
+                if to.system() == self.incarnation || to.system().raw() == 0 {
+                    Route::LocalAdmin
+                } else {
+                    Route::Dead
                 }
             }
             Some((host, slot)) if host == self.local => {

@@ -445,13 +445,8 @@ impl BaseDriver for ProgramBase {
         request: CreateRequest,
     ) -> Result<ActorAddress> {
         self.check_running()?;
-        let caps = self
-            .capabilities
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
         let admin = self.node.admin();
-        host::create_through_admin(&self.node, &caps, self.started_admin, &admin, request, true)
+        host::create_through_admin(&self.node, self.started_admin, &admin, request, true)
             .map(|created| created.address)
     }
 
