@@ -323,3 +323,196 @@ fn place(
     };
     convention.place(&request, check)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ConventionConfig, ConventionMessage, Timing};
+    use thespian_core::SystemId;
+
+    fn socket(port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port)
+    }
+
+    fn admin(port: u16) -> AdminRef {
+        AdminRef {
+            socket: socket(port),
+            incarnation: SystemId::from_raw(u64::from(port)),
+        }
+    }
+
+    /// A standalone system at port 1 (so it leads) with members at `members`, each with the
+    /// given capabilities.
+    fn leader_with(now: Instant, members: &[(u16, Capabilities)]) -> Convention {
+        let config = ConventionConfig {
+            me: admin(1),
+            capabilities: Capabilities::new(),
+            leaders: Vec::new(),
+            timing: Timing::with_periods(Duration::from_secs(1), Duration::from_secs(1)),
+        };
+        let mut convention = Convention::new(config, now);
+        for (port, capabilities) in members {
+            convention.handle(
+                now,
+                ConventionMessage::Register {
+                    from: admin(*port),
+                    capabilities: capabilities.clone(),
+                    first_time: true,
+                },
+            );
+        }
+        while convention.poll_action().is_some() {}
+        convention
+    }
+
+    fn morse() -> Capabilities {
+        Capabilities::new().with("Morse", true)
+    }
+
+    /// The type of these tests fits a system with a truthy `Morse`.
+    fn check(_: &&str, caps: &Capabilities) -> Result<(), Vec<String>> {
+        if caps.is_truthy("Morse") {
+            Ok(())
+        } else {
+            Err(vec!["Morse".to_owned()])
+        }
+    }
+
+    fn start(
+        creates: &mut RemoteCreates<&'static str>,
+        now: Instant,
+        convention: &mut Convention,
+    ) -> Step<&'static str> {
+        creates.start(
+            now,
+            convention,
+            "request",
+            None,
+            Vec::new(),
+            vec!["here: Morse".to_owned()],
+            |caps| check(&"request", caps),
+        )
+    }
+
+    fn asked(step: &Step<&'static str>) -> (u64, u16) {
+        match step {
+            Step::Ask { ticket, to, .. } => (*ticket, to.socket.port()),
+            other => panic!("expected an ask, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refusal_passes_the_create_on_to_the_next_fitting_member() {
+        let now = Instant::now();
+        let mut convention =
+            leader_with(now, &[(2, morse()), (3, morse()), (4, Capabilities::new())]);
+        let mut creates = RemoteCreates::new(socket(1), Duration::from_secs(5));
+        let (ticket, first) = asked(&start(&mut creates, now, &mut convention));
+        assert!(
+            first == 2 || first == 3,
+            "a Morse member first, not {first}"
+        );
+        let refused = Answer::Refused("cannot create the type".into());
+        let next = creates.answered(now, &mut convention, ticket, refused, check);
+        let Some(Finished::Step(step)) = next else {
+            panic!("expected a next step, got {next:?}");
+        };
+        let (ticket, second) = asked(&step);
+        assert_eq!(second, if first == 2 { 3 } else { 2 });
+        if let Step::Ask { already_tried, .. } = &step {
+            assert!(already_tried.contains(&socket(1)), "{already_tried:?}");
+            assert!(already_tried.contains(&socket(first)), "{already_tried:?}");
+        }
+        // The second refuses too: nobody is left, and the answer says why for each.
+        let refused = Answer::Refused("shutting down".into());
+        match creates.answered(now, &mut convention, ticket, refused, check) {
+            Some(Finished::Step(Step::NoSystem { request, unmet })) => {
+                assert_eq!(request, "request");
+                let text = unmet.join("\n");
+                assert!(text.contains("here: Morse"), "{text}");
+                assert!(text.contains("cannot create the type"), "{text}");
+                assert!(text.contains("shutting down"), "{text}");
+                assert!(text.contains(&socket(4).to_string()), "{text}");
+            }
+            other => panic!("expected NoSystem, got {other:?}"),
+        }
+        assert!(creates.is_empty());
+    }
+
+    #[test]
+    fn an_accepted_create_ends_and_a_late_answer_is_dropped() {
+        let now = Instant::now();
+        let mut convention = leader_with(now, &[(2, morse())]);
+        let mut creates = RemoteCreates::new(socket(1), Duration::from_secs(5));
+        let (ticket, to) = asked(&start(&mut creates, now, &mut convention));
+        assert_eq!(to, 2);
+        assert_eq!(creates.request(ticket), Some(&"request"));
+        let done = creates.answered(now, &mut convention, ticket, Answer::Created, check);
+        assert_eq!(done, Some(Finished::Answered("request")));
+        assert_eq!(
+            creates.answered(now, &mut convention, ticket, Answer::Created, check),
+            None
+        );
+    }
+
+    #[test]
+    fn silence_an_undeliverable_create_and_a_lost_member_each_move_on() {
+        let now = Instant::now();
+        let mut convention = leader_with(
+            now,
+            &[(2, morse()), (3, morse()), (4, morse()), (5, morse())],
+        );
+        let mut creates = RemoteCreates::new(socket(1), Duration::from_secs(5));
+        let (ticket, first) = asked(&start(&mut creates, now, &mut convention));
+        assert_eq!(creates.poll_timeout(), Some(now + Duration::from_secs(5)));
+        // Silence: at the deadline the next member is asked.
+        let later = now + Duration::from_secs(5);
+        let steps = creates.handle_timeout(later, &mut convention, check);
+        let [step] = &steps[..] else {
+            panic!("one step, got {steps:?}")
+        };
+        let (ticket2, second) = asked(step);
+        assert_ne!(ticket2, ticket);
+        assert_ne!(second, first);
+        // Undeliverable: the next one.
+        let step = creates
+            .failed(later, &mut convention, ticket2, "connection refused", check)
+            .expect("a next step");
+        let (_, third) = asked(&step);
+        assert!(![first, second].contains(&third));
+        // Lost from the convention: the last one.
+        let steps = creates.member_lost(later, &mut convention, socket(third), check);
+        let [step] = &steps[..] else {
+            panic!("one step, got {steps:?}")
+        };
+        let (_, fourth) = asked(step);
+        assert!(![first, second, third].contains(&fourth));
+        assert_eq!(creates.len(), 1);
+        assert_eq!(creates.abandon_all(), vec!["request"]);
+        assert!(creates.is_empty());
+    }
+
+    #[test]
+    fn a_create_from_another_admin_never_goes_back_to_it() {
+        let now = Instant::now();
+        let mut convention = leader_with(now, &[(2, morse()), (3, Capabilities::new())]);
+        let mut creates = RemoteCreates::new(socket(1), Duration::from_secs(5));
+        // Member 2 asked this leader: only 2 fits, so nothing is left.
+        let step = creates.start(
+            now,
+            &mut convention,
+            "request",
+            Some(socket(2)),
+            vec![socket(2)],
+            vec!["here: Morse".to_owned()],
+            |caps| check(&"request", caps),
+        );
+        match step {
+            Step::NoSystem { unmet, .. } => {
+                let text = unmet.join("\n");
+                assert!(text.contains(&socket(3).to_string()), "{text}");
+            }
+            other => panic!("expected NoSystem, got {other:?}"),
+        }
+    }
+}

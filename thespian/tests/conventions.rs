@@ -5,7 +5,7 @@
 //! `test_HAConvention.py` and the three-system part of `test_updateSystemCapabilities.py`).
 //!
 //! Registration periods are shortened to fractions of a second through the capabilities;
-//! every wait has a deadline, and every system is shut down when its handle is dropped.
+//! every wait has a deadline, and every system is shut down when its [`Member`] is dropped.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -198,7 +198,21 @@ impl Actor for Creator {
     }
 }
 
-thespian::register_actors!(Watcher, Morse, Painter, Creator);
+/// Logs a warning with the text it is sent, then answers.
+#[derive(Default)]
+struct Grumbler;
+
+impl Actor for Grumbler {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        if let Ok(text) = env.get::<String>() {
+            log::warn!("grumbles {text}");
+            ctx.send(env.sender(), Done(Ok(())))?;
+        }
+        Ok(())
+    }
+}
+
+thespian::register_actors!(Watcher, Morse, Painter, Creator, Grumbler);
 
 // ---------------------------------------------------------------------------------------------
 // Systems
@@ -207,6 +221,16 @@ thespian::register_actors!(Watcher, Morse, Painter, Creator);
 struct Member {
     sys: ActorSystem,
     port: u16,
+}
+
+impl Drop for Member {
+    /// A multi-process system outlives the program that started it: each test's systems are
+    /// shut down when the test ends, however it ends.
+    fn drop(&mut self) {
+        if !self.sys.is_shut_down() {
+            let _ = self.sys.shutdown();
+        }
+    }
 }
 
 impl Member {
@@ -583,6 +607,146 @@ fn ten_systems_converge(base: SystemBase) {
     }
 }
 
+fn capabilities_added_at_run_time_let_members_host_more(base: SystemBase) {
+    let leader = start(base, &[], &[]);
+    let first = start(base, &[leader.port], &[]);
+    let second = start(base, &[leader.port], &[]);
+    eventually(&leader, "both members registered", |l| {
+        l.known_ports().len() == 2
+    });
+    match leader.sys.create_actor::<Morse>() {
+        Err(ThespianError::NoCompatibleSystem { .. }) => {}
+        other => panic!("nobody has Morse yet, got {other:?}"),
+    }
+    // The second member gains Morse: its leader hears of it, and creates follow.
+    second
+        .sys
+        .update_capability("Morse", Some(true.into()))
+        .expect("update");
+    eventually(&leader, "the leader knows the new capability", |l| {
+        l.status()
+            .convention
+            .is_some_and(|c| c.members.iter().any(|m| m.capabilities.is_truthy("Morse")))
+    });
+    let actor = leader.sys.create_actor::<Morse>().expect("placed");
+    assert_eq!(lives_at(&leader.sys, &actor), second.port);
+    // An actor of the first member creates on the second through the leader, too.
+    let creator = first.sys.create_actor::<Creator>().expect("a creator");
+    let CreatedChild(child) = ask::<CreatedChild>(&first.sys, &creator, CreateMorse);
+    let child = child.expect("placed through the leader");
+    assert_eq!(lives_at(&first.sys, &child), second.port);
+    // Removing it again on the second member ends the actors that need it there.
+    second.sys.update_capability("Morse", None).expect("update");
+    assert_eq!(next::<ChildGone>(&first.sys), ChildGone(child));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Central logging: a program of its own, since the admins' log sink is a file named by the
+// environment of the program that starts them.
+
+/// Tells [`central_logging_program`] the leader's and the member's Admin Ports.
+const LOGGING_PORTS_ENV: &str = "CONVENTIONS_TEST_LOGGING_PORTS";
+
+/// Run by [`a_members_warnings_reach_the_leaders_log`] as a program of its own (a no-op in a
+/// normal test run): a leader and a member, both logging warnings; an actor on the member
+/// grumbles, then the member leaves and the leader shuts down.
+#[test]
+fn central_logging_program() {
+    let Ok(ports) = std::env::var(LOGGING_PORTS_ENV) else {
+        return;
+    };
+    let (leader_port, member_port) = ports.split_once(',').expect("two ports");
+    let leader_port: u16 = leader_port.parse().expect("a port");
+    let member_port: u16 = member_port.parse().expect("a port");
+    let start_logging = |port: u16, leaders: &[u16]| {
+        let mut builder = ActorSystem::builder()
+            .base(SystemBase::Tcp)
+            .transient_unique(true)
+            .log(LogConfig::Filter("warn".into()))
+            .capability(keys::ADMIN_PORT, i64::from(port))
+            .capability(keys::CONVENTION_REREGISTRATION_PERIOD, PERIOD)
+            .advertise_ip(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .test_entry_point();
+        if let [leader] = leaders {
+            builder =
+                builder.capability(keys::CONVENTION_ADDRESS_IPV4, format!("127.0.0.1:{leader}"));
+        }
+        Member {
+            sys: builder.start().expect("the system starts"),
+            port,
+        }
+    };
+    let leader = start_logging(leader_port, &[]);
+    let (watching, _watcher) = leader.watch();
+    let member = start_logging(member_port, &[leader_port]);
+    assert!(next::<Change>(&watching).added);
+    eventually(&member, "the member knows its leader", |m| {
+        m.leader_port() == Some(leader_port)
+    });
+    let grumbler = member.sys.create_actor::<Grumbler>().expect("a grumbler");
+    let marker = format!("marker-{member_port}");
+    assert_eq!(ask::<Done>(&member.sys, &grumbler, marker), Done(Ok(())));
+    // The member's last words travel before its de-registration, on the same connection:
+    // once the leader saw it leave, the warning is in the leader's log.
+    member.sys.shutdown().expect("member shutdown");
+    assert!(!next::<Change>(&watching).added);
+    leader.sys.shutdown().expect("leader shutdown");
+}
+
+#[test]
+fn a_members_warnings_reach_the_leaders_log() {
+    let leader_port = admin_port();
+    let member_port = admin_port();
+    let log_file = std::env::temp_dir().join(format!(
+        "thespian-conventions-log-{}-{member_port}.log",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&log_file);
+    let mut child = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args([
+            "central_logging_program",
+            "--exact",
+            "--nocapture",
+            "--quiet",
+            "--test-threads=1",
+        ])
+        .env(LOGGING_PORTS_ENV, format!("{leader_port},{member_port}"))
+        .env("THESPLOG_FILE", &log_file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the logging program runs");
+    let mut stderr = child.stderr.take().expect("piped");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        let _ = done_tx.send(());
+        text
+    });
+    // The program's stderr closes when it ends (its daemons never hold it).
+    let ended = done_rx.recv_timeout(Duration::from_secs(90)).is_ok();
+    if !ended {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("reaped");
+    let err = reader.join().expect("reader");
+    let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_file);
+    assert!(
+        ended && status.success(),
+        "the logging program failed: {status}\n{err}"
+    );
+    let member = format!("[127.0.0.1:{member_port}]");
+    let marker = format!("grumbles marker-{member_port}");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&member) && l.contains(&marker))
+        .unwrap_or_else(|| panic!("the member's warning is not in the leader's log:\n{log}"));
+    assert!(line.contains("WARN"), "logged at its level: {line}");
+}
+
 macro_rules! on_both_bases {
     ($($scenario:ident),* $(,)?) => {
         mod tcp {
@@ -615,4 +779,5 @@ on_both_bases!(
     the_requester_hears_of_a_remote_exit_and_of_the_remote_shutdown,
     the_next_leader_takes_over,
     ten_systems_converge,
+    capabilities_added_at_run_time_let_members_host_more,
 );
