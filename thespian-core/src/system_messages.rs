@@ -319,7 +319,8 @@ pub struct ConventionMemberStatus {
     pub pre_registered: bool,
     /// It is the active leader.
     pub is_leader: bool,
-    /// Actors this system placed there and that still live.
+    /// Creates this system placed there (those refused or moved on excluded; exits there are
+    /// not counted down).
     pub actors_placed: u64,
 }
 
