@@ -6,7 +6,7 @@
 //!   the benchmark harness (SPEC §6: in-process, and across processes over TCP and UDP on
 //!   loopback); see `docs/PERFORMANCE.md`.
 //! - `cargo xtask fuzz <target> [libFuzzer args]`: runs a cargo-fuzz target of `fuzz/`
-//!   (`tcp-frame`, `udp-datagram`, `auth-handshake`, `admin-protocol`); not part of CI.
+//!   (`tcp-frame`, `udp-datagram`, `auth-handshake`, `admin-protocol`, `convention`); not part of CI.
 //! - `cargo xtask tidy [--no-doc]`: checks the repository rules a tool can check (crate
 //!   dependencies, transports below the facade, unsafe justifications, no wire data becoming
 //!   code, the docs build); see `tidy.rs`.
@@ -43,7 +43,7 @@ commands:
                             target/bench/partial/)
     --runs <N>              runs per figure (default 5; 3 with --quick)
   fuzz <target> [args]      run a cargo-fuzz target of fuzz/ (tcp-frame, udp-datagram,
-                            auth-handshake, admin-protocol) with
+                            auth-handshake, admin-protocol, convention) with
                             cargo-fuzz (`cargo install cargo-fuzz`); extra args go to libFuzzer,
                             e.g. -max_total_time=60
   tidy [--no-doc]           check the repository's rules: crate dependencies, no concrete
@@ -58,6 +58,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "udp-datagram",
     "auth-handshake",
     "admin-protocol",
+    "convention",
 ];
 
 fn main() -> ExitCode {
