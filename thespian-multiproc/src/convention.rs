@@ -26,13 +26,25 @@ use thespian_conventions::{
     Action, AdminRef, Convention, ConventionConfig, ConventionMessage, ConventionUpdate, Timing,
 };
 use thespian_core::{
-    keys, ActorAddress, ActorSystemConventionUpdate, Capabilities, ConventionMemberStatus,
-    ConventionStatus, Envelope, Payload, PoisonMessage, RemoteSystem, Result, StatusRequest,
-    SystemId, ThespianError,
+    keys, ActorAddress, ActorSystemConventionUpdate, Capabilities, CapabilityValue,
+    ConventionMemberStatus, ConventionStatus, Envelope, Payload, PoisonMessage, RemoteSystem,
+    Result, StatusRequest, SystemId, ThespianError,
 };
 
 use crate::node::{self, Node};
 use crate::types;
+
+/// Whether `host_port` could name a host: letters, digits, dots and dashes before an optional
+/// `:port`. Anything else is refused before a resolver (and perhaps the network) sees it.
+fn plausible_host(host_port: &str) -> bool {
+    let host = host_port
+        .rsplit_once(':')
+        .map_or(host_port, |(host, _)| host);
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+}
 
 /// A remote system's admin socket from `"host[:port]"` (a missing port is this system's Admin
 /// Port): what `pre_register_remote_system` and `de_register_remote_system` accept.
@@ -52,6 +64,9 @@ pub(crate) fn remote_admin_socket(text: &str, capabilities: &Capabilities) -> Re
             .ok_or_else(|| invalid("no port given and no Admin Port to default to".into()))?;
         format!("{text}:{port}")
     };
+    if !plausible_host(&with_port) {
+        return Err(invalid("not a host:port".into()));
+    }
     let resolved = with_port
         .to_socket_addrs()
         .map_err(|e| invalid(format!("not a host:port ({e})")))?;
@@ -62,6 +77,47 @@ pub(crate) fn remote_admin_socket(text: &str, capabilities: &Capabilities) -> Re
         })
         .find(|a| a.port() != 0 && !a.ip().is_unspecified())
         .ok_or_else(|| invalid("names no IPv4 system address".into()))
+}
+
+/// The leader candidates of `Convention Address.IPv4`: `"host[:port]"` or a list of them, a
+/// missing port meaning `admin_port`; host names are resolved here (to their first IPv4
+/// address), since the convention machine takes addresses only.
+pub(crate) fn convention_leaders(
+    capabilities: &Capabilities,
+    admin_port: u16,
+) -> std::result::Result<Vec<SocketAddrV4>, String> {
+    let value = capabilities.get(keys::CONVENTION_ADDRESS_IPV4);
+    let resolve = |text: &str| -> CapabilityValue {
+        let text = text.trim();
+        let with_port = if text.contains(':') {
+            text.to_owned()
+        } else {
+            format!("{text}:{admin_port}")
+        };
+        let resolved = plausible_host(&with_port).then(|| with_port.to_socket_addrs().ok());
+        let resolved = resolved.flatten().and_then(|mut all| {
+            all.find_map(|a| match a {
+                std::net::SocketAddr::V4(v4) => Some(v4),
+                std::net::SocketAddr::V6(_) => None,
+            })
+        });
+        // Unresolvable text goes on as it was: the machine's parser names it in its error.
+        CapabilityValue::Str(resolved.map_or_else(|| text.to_owned(), |a| a.to_string()))
+    };
+    let resolved = match value {
+        Some(CapabilityValue::Str(text)) => Some(resolve(text)),
+        Some(CapabilityValue::List(items)) => Some(CapabilityValue::List(
+            items
+                .iter()
+                .map(|item| match item {
+                    CapabilityValue::Str(text) => resolve(text),
+                    other => other.clone(),
+                })
+                .collect(),
+        )),
+        other => other.cloned(),
+    };
+    thespian_conventions::leaders_from_capability(resolved.as_ref(), admin_port)
 }
 
 /// The convention's timing: the capabilities, then Thespian's environment variables, then
@@ -131,10 +187,7 @@ impl ConventionDriver {
             socket,
             incarnation: node.incarnation(),
         };
-        let leaders = thespian_conventions::leaders_from_capability(
-            capabilities.get(keys::CONVENTION_ADDRESS_IPV4),
-            socket.port(),
-        )?;
+        let leaders = convention_leaders(capabilities, socket.port())?;
         let config = ConventionConfig {
             me,
             capabilities: capabilities.clone(),
@@ -545,5 +598,65 @@ fn check_placing(placing: &Placing, caps: &Capabilities) -> std::result::Result<
             "{} is not a registered actor type",
             placing.create.type_name
         )]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(value: CapabilityValue) -> Capabilities {
+        Capabilities::new()
+            .with(keys::ADMIN_PORT, 1900i64)
+            .with(keys::CONVENTION_ADDRESS_IPV4, value)
+    }
+
+    #[test]
+    fn leaders_are_resolved_and_default_to_the_admin_port() {
+        let one = caps("localhost".into());
+        assert_eq!(
+            convention_leaders(&one, 1900),
+            Ok(vec!["127.0.0.1:1900".parse().expect("an address")])
+        );
+        let list = caps(CapabilityValue::List(vec![
+            "127.0.0.2:1901".into(),
+            "localhost:1902".into(),
+        ]));
+        assert_eq!(
+            convention_leaders(&list, 1900),
+            Ok(vec![
+                "127.0.0.2:1901".parse().expect("an address"),
+                "127.0.0.1:1902".parse().expect("an address"),
+            ])
+        );
+        assert_eq!(convention_leaders(&Capabilities::new(), 1900), Ok(vec![]));
+        assert!(convention_leaders(&caps("no such host.invalid:x".into()), 1900).is_err());
+    }
+
+    #[test]
+    fn remote_systems_are_named_by_host_and_port() {
+        let ours = Capabilities::new().with(keys::ADMIN_PORT, 1900i64);
+        assert_eq!(
+            remote_admin_socket("localhost:1901", &ours).ok(),
+            Some("127.0.0.1:1901".parse().expect("an address"))
+        );
+        assert_eq!(
+            remote_admin_socket(" 127.0.0.3 ", &ours).ok(),
+            Some("127.0.0.3:1900".parse().expect("an address"))
+        );
+        for bad in [
+            "RegisterNOT 10.101.10:9999",
+            "127.0.0.1:0",
+            "0.0.0.0:1900",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    remote_admin_socket(bad, &ours),
+                    Err(ThespianError::InvalidActorAddress { .. })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -114,18 +114,10 @@ fn thread_mode(caps: &Capabilities) -> Result<bool> {
 }
 
 /// The IPv4 address of the (first) convention leader, when `Convention Address.IPv4` names
-/// one as `"a.b.c.d[:port]"` (or a list of them).
+/// one as `"host[:port]"` (or a list of them); host names are resolved.
 fn convention_leader(caps: &Capabilities) -> Option<std::net::Ipv4Addr> {
-    let first = match caps.get(thespian_core::keys::CONVENTION_ADDRESS_IPV4)? {
-        CapabilityValue::Str(s) => s.clone(),
-        CapabilityValue::List(items) => match items.first()? {
-            CapabilityValue::Str(s) => s.clone(),
-            _ => return None,
-        },
-        _ => return None,
-    };
-    let host = first.split(':').next()?;
-    host.trim().parse().ok()
+    let leaders = crate::convention::convention_leaders(caps, 1).ok()?;
+    leaders.first().map(|leader| *leader.ip())
 }
 
 /// The IPv4 address the admin and every actor process bind and advertise: `THESPIAN_BASE_IPADDR`
@@ -159,6 +151,10 @@ impl ProgramBase {
         let (secret, secret_file) = secret::program_secret(&settings.capabilities)?;
         let port = admin_port(transport.default_admin_port(), &settings.capabilities)?;
         let thread_mode = thread_mode(&settings.capabilities)?;
+        // A convention address the admin could not use is this call's error, not a daemon
+        // that silently fails to start.
+        crate::convention::convention_leaders(&settings.capabilities, port)
+            .map_err(|e| ThespianError::StartupFailure(format!("Convention Address.IPv4: {e}")))?;
         let ip = listening_ip(
             env_base_ip()?,
             settings.advertise_ip,
