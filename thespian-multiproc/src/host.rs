@@ -16,7 +16,7 @@ use thespian_core::{
     Capabilities, CapabilityValue, CellState, CreateRequest, Created, Envelope, Payload,
     Requirements, Result, Services, ThespianError, WakeupMessage, WatchMessage,
 };
-use thespian_transport_queue::watch::Watcher;
+use thespian_io::watch::Watcher;
 
 use crate::factory::TransportFactory;
 use crate::node::{AdminLost, AdminUnreachable, Node};

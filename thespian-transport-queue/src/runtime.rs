@@ -35,7 +35,7 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -49,14 +49,14 @@ use thespian_core::system_messages::{passes_to_external, Fd};
 use thespian_core::{
     Actor, ActorAddress, ActorCell, ActorExitRequest, Capabilities, CapabilityValue, CellState,
     ChildActorExited, CreateRequest, Envelope, Payload, Registry, Result, Services, StatusRequest,
-    SystemId, ThespianError, WakeupMessage, WatchMessage,
+    SystemId, ThespianError, WakeupMessage,
 };
 
 use crate::directory::Directory;
 use crate::mailbox::{Handled, Mailbox, Push, SETTLE_EVERY};
 use crate::scheduler::{Config, Cursor, Scheduler};
 use crate::timer::{Action, Timers};
-use crate::watch::Watcher;
+use crate::watches::Watcher;
 use crate::BASE_NAME;
 
 /// Messages an actor handles before its worker moves on to another actor, when other actors
@@ -214,7 +214,8 @@ struct Threads {
 /// The state of one running Queue system, shared by its threads and its handle.
 pub(crate) struct Inner {
     /// This system itself (for threads started later, like the poller).
-    me: Weak<Inner>,
+    #[cfg(feature = "watch")]
+    me: std::sync::Weak<Inner>,
     system: SystemId,
     /// What one sender may have queued to one actor (see [`crate::QueueConfig`]).
     queue_limit: Bound,
@@ -229,6 +230,8 @@ pub(crate) struct Inner {
     sched: Scheduler<Arc<Node>>,
     timers: Timers,
     watcher: OnceLock<Arc<Watcher>>,
+    /// Serialises starting the poller.
+    #[cfg(feature = "watch")]
     watcher_init: Mutex<()>,
     phase: AtomicU8,
     asked_to_exit: Mutex<HashSet<ActorAddress>>,
@@ -250,8 +253,9 @@ impl Inner {
         queue_limit: usize,
     ) -> Arc<Inner> {
         let registry = Registry::new(system, BASE_NAME, capabilities.clone());
-        Arc::new_cyclic(|me| Inner {
-            me: me.clone(),
+        Arc::new_cyclic(|_me| Inner {
+            #[cfg(feature = "watch")]
+            me: _me.clone(),
             system,
             queue_limit: Bound(u32::try_from(queue_limit).unwrap_or(u32::MAX - 1)),
             admin: registry.admin_address(),
@@ -264,6 +268,7 @@ impl Inner {
             sched: Scheduler::new(workers, Config::default()),
             timers: Timers::new(),
             watcher: OnceLock::new(),
+            #[cfg(feature = "watch")]
             watcher_init: Mutex::new(()),
             phase: AtomicU8::new(RUNNING),
             asked_to_exit: Mutex::new(HashSet::new()),
@@ -939,6 +944,7 @@ impl Inner {
     }
 
     /// The poller, started with the first watch.
+    #[cfg(feature = "watch")]
     fn ensure_watcher(&self) -> Result<()> {
         if self.watcher.get().is_some() {
             return Ok(());
@@ -957,7 +963,10 @@ impl Inner {
             .name("thespian-q-poll".into())
             .spawn(move || {
                 thread_watcher.run(poll, |actor, ready| {
-                    inner.deliver_if_running(&actor, Payload::new(WatchMessage { ready }))
+                    inner.deliver_if_running(
+                        &actor,
+                        Payload::new(thespian_core::WatchMessage { ready }),
+                    )
                 })
             })
             .map_err(|e| {
@@ -1206,6 +1215,8 @@ impl Services for WorkerServices<'_> {
             .with(actor.id(), |n| n.map_or(0, |n| n.mailbox.len()))
     }
 
+    /// Without the `watch` feature this is the trait's `NotSupported` default.
+    #[cfg(feature = "watch")]
     fn watch(&mut self, _actor: &ActorAddress, fds: &[Fd]) -> Result<()> {
         self.inner.ensure_watcher()?;
         self.watch = Some(fds.to_vec());
