@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod directory;
+mod locks;
 mod mailbox;
 mod runtime;
 mod scheduler;

@@ -40,7 +40,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use parking_lot::{Condvar, Mutex, RwLock};
 use thespian_core::actor::panic_text;
 use thespian_core::base::{not_issued_error, not_issued_poison};
 use thespian_core::context::Created;
@@ -53,6 +52,7 @@ use thespian_core::{
 };
 
 use crate::directory::Directory;
+use crate::locks::{Condvar, Mutex, RwLock};
 use crate::mailbox::{Handled, Mailbox, Push, SETTLE_EVERY};
 use crate::scheduler::{Config, Cursor, Scheduler};
 use crate::timer::{Action, Timers};
@@ -688,7 +688,8 @@ impl Inner {
                 return;
             }
             let wake = (now + ROOT_RESCAN).min(deadline);
-            let timed_out = self.all_exited.wait_until(&mut registry, wake).timed_out();
+            let (relocked, timed_out) = self.all_exited.wait_until(registry, wake);
+            registry = relocked;
             let live = registry.live_count();
             if timed_out && live > 0 && live == last_live {
                 // Stalled: ask every root (again: a repeated exit request changes nothing, and
@@ -714,11 +715,9 @@ impl Inner {
             let deadline = Instant::now() + SHUTDOWN_GRACE;
             let mut running = self.workers_running.lock();
             while *running > 0 {
-                if self
-                    .workers_done
-                    .wait_until(&mut running, deadline)
-                    .timed_out()
-                {
+                let (relocked, timed_out) = self.workers_done.wait_until(running, deadline);
+                running = relocked;
+                if timed_out {
                     break;
                 }
             }
