@@ -17,7 +17,7 @@ use thespian_core::{
     Capabilities, CapabilityValue, CellState, CreateRequest, Created, Envelope, Payload,
     RemoteSystem, Requirements, Result, Services, ThespianError, WakeupMessage, WatchMessage,
 };
-use thespian_transport_queue::watch::Watcher;
+use thespian_io::watch::Watcher;
 
 use crate::factory::TransportFactory;
 use crate::node::{AdminLost, AdminUnreachable, Node};
@@ -364,6 +364,18 @@ pub(crate) fn request<T: thespian_core::Message>(
     payload: Payload,
     timeout: Duration,
 ) -> Result<T> {
+    request_or_refusal(node, payload, timeout)?.map_err(|refused| {
+        ThespianError::SystemFailure(format!("cannot reach the admin: {}", refused.reason))
+    })
+}
+
+/// As [`request`], but a request the transport could not deliver to the admin is the
+/// transport's notice, with the kind of its failure.
+pub(crate) fn request_or_refusal<T: thespian_core::Message>(
+    node: &Node,
+    payload: Payload,
+    timeout: Duration,
+) -> Result<std::result::Result<T, AdminUnreachable>> {
     let (reply_to, rx) = node.open();
     let admin = node.admin();
     let result = (|| {
@@ -382,13 +394,10 @@ pub(crate) fn request<T: thespian_core::Message>(
                 return Err(ThespianError::SystemFailure(lost.reason.clone()));
             }
             if let Some(refused) = payload.try_get::<AdminUnreachable>() {
-                return Err(ThespianError::SystemFailure(format!(
-                    "cannot reach the admin: {}",
-                    refused.reason
-                )));
+                return Ok(Err(refused.clone()));
             }
             if let Some(answer) = payload.try_get::<T>() {
-                return Ok(answer.clone());
+                return Ok(Ok(answer.clone()));
             }
             log::debug!(
                 "unexpected {} while waiting for the admin",

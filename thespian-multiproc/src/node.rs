@@ -24,7 +24,7 @@ use thespian_core::{
     ThespianError, WireMessage,
 };
 
-use thespian_core::transport::{TransportEvent, TransportPoll, TransportSend};
+use thespian_core::transport::{FailureKind, TransportEvent, TransportPoll, TransportSend};
 
 use crate::factory::{BoundSocket, TransportEndpoint};
 
@@ -40,6 +40,8 @@ pub(crate) struct AdminLost {
 /// waiting for its timeout.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct AdminUnreachable {
+    /// The kind of the transport's failure.
+    pub(crate) kind: FailureKind,
     /// The transport's reason.
     pub(crate) reason: String,
 }
@@ -420,7 +422,14 @@ impl Node {
         settled
     }
 
-    fn failed(&self, wire: WireMessage, dead_target: bool, remembered_dead: bool, reason: &str) {
+    fn failed(
+        &self,
+        wire: WireMessage,
+        dead_target: bool,
+        remembered_dead: bool,
+        kind: FailureKind,
+        reason: &str,
+    ) {
         let (target, envelope) = wire.into_envelope();
         if target.is_admin() {
             if dead_target {
@@ -430,7 +439,7 @@ impl Node {
                 ));
             } else {
                 log::warn!("a {} to the admin failed: {reason}", envelope.type_name());
-                self.tell_requester(envelope.sender(), reason);
+                self.tell_requester(envelope.sender(), kind, reason);
             }
             return;
         }
@@ -498,10 +507,11 @@ impl Node {
     }
 
     /// Tells `requester`, an address of this process, that its message to the admin failed.
-    fn tell_requester(&self, requester: &ActorAddress, reason: &str) {
+    fn tell_requester(&self, requester: &ActorAddress, kind: FailureKind, reason: &str) {
         if let Some((host, slot)) = decode_id(requester.id()) {
             if host == self.local && requester.system() == self.incarnation {
                 let notice = AdminUnreachable {
+                    kind,
                     reason: reason.to_owned(),
                 };
                 let envelope = Envelope::new(self.admin(), Payload::new(notice));
@@ -602,10 +612,11 @@ fn handle_event(node: &Node, event: TransportEvent) {
             ids,
             dead_target,
             remembered_dead,
+            kind,
             reason,
         } => {
             for wire in node.settle(&ids) {
-                node.failed(wire, dead_target, remembered_dead, &reason);
+                node.failed(wire, dead_target, remembered_dead, kind, &reason);
             }
         }
     }

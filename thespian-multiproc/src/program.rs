@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use thespian_admin::protocol::{Hello, ShutdownComplete, ShutdownSystem, Welcome};
 use thespian_core::system_messages::passes_to_external;
+use thespian_core::transport::FailureKind;
 use thespian_core::{
     base, ActorAddress, BaseDriver, Capabilities, CapabilityValue, CreateRequest, Envelope,
     Payload, Result, StatusRequest, SystemStatus, ThespianError,
@@ -18,7 +19,7 @@ use thespian_core::{
 use crate::admin_main::admin_capabilities;
 use crate::admin_watch::AdminWatch;
 use crate::factory::{BoundSocket, TransportFactory};
-use crate::node::{any_admin, env_base_ip, routable_ipv4, AdminLost, Node};
+use crate::node::{any_admin, env_base_ip, routable_ipv4, AdminLost, AdminUnreachable, Node};
 use crate::roles::{self, AdminLaunch};
 use crate::{host, launch, secret, signals};
 
@@ -343,7 +344,19 @@ fn admin_gone(pid: u32) -> String {
     format!("the actor system's admin (pid {pid}) is gone")
 }
 
-fn hello(node: &Node, timeout: Duration, admin_exit: Option<&Receiver<()>>) -> Result<Welcome> {
+/// Why greeting the admin failed: the transport's refusal, or any other error.
+enum HelloFailure {
+    /// The transport could not deliver the greeting (with the kind of its failure).
+    Refused(AdminUnreachable),
+    /// No answer, or an error other than a refusal.
+    Error(ThespianError),
+}
+
+fn hello(
+    node: &Node,
+    timeout: Duration,
+    admin_exit: Option<&Receiver<()>>,
+) -> std::result::Result<Welcome, HelloFailure> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -351,21 +364,25 @@ fn hello(node: &Node, timeout: Duration, admin_exit: Option<&Receiver<()>>) -> R
         let hello = Hello {
             pid: std::process::id(),
         };
-        match host::request::<Welcome>(node, Payload::new(hello), slice) {
-            Ok(welcome) => return Ok(welcome),
-            Err(ThespianError::RequestTimeout(_)) if left <= slice => {
-                return Err(ThespianError::RequestTimeout(format!(
+        let error = match host::request_or_refusal::<Welcome>(node, Payload::new(hello), slice) {
+            Ok(Ok(welcome)) => return Ok(welcome),
+            Ok(Err(refused)) => return Err(HelloFailure::Refused(refused)),
+            Err(e) => e,
+        };
+        match error {
+            ThespianError::RequestTimeout(_) if left <= slice => {
+                return Err(HelloFailure::Error(ThespianError::RequestTimeout(format!(
                     "no answer from {} within {timeout:?}",
                     node.admin_socket()
-                )))
+                ))))
             }
-            Err(e) if left <= slice => return Err(e),
-            Err(e @ ThespianError::SystemFailure(_)) => return Err(e),
-            Err(_) => {
+            e if left <= slice => return Err(HelloFailure::Error(e)),
+            e @ ThespianError::SystemFailure(_) => return Err(HelloFailure::Error(e)),
+            _ => {
                 if admin_exit.is_some_and(|rx| rx.try_recv().is_ok()) {
-                    return Err(ThespianError::StartupFailure(
+                    return Err(HelloFailure::Error(ThespianError::StartupFailure(
                         "the admin process exited during its start (run with RUST_LOG=debug and check its log)".into(),
-                    ));
+                    )));
                 }
             }
         }
@@ -376,17 +393,24 @@ fn not_an_admin(
     transport: &dyn TransportFactory,
     at: SocketAddr,
     started_here: bool,
-    error: ThespianError,
+    failure: HelloFailure,
 ) -> ThespianError {
+    let (error, kind) = match failure {
+        HelloFailure::Refused(refused) => (
+            ThespianError::SystemFailure(format!("cannot reach the admin: {}", refused.reason)),
+            Some(refused.kind),
+        ),
+        HelloFailure::Error(error) => (error, None),
+    };
     if started_here {
         return ThespianError::StartupFailure(format!(
             "the admin started on {at} did not answer: {error}"
         ));
     }
-    // The transport refused a thespian admin (another secret, an overloaded admin): the reason
-    // says what is wrong. Whatever else answers on the port is "not a thespian peer".
+    // The transport refused a thespian admin (another secret, an overloaded admin), or lost it:
+    // the reason says what is wrong. Whatever else answers on the port is not a thespian peer.
     if let ThespianError::SystemFailure(reason) = &error {
-        if !reason.contains("not a thespian peer") {
+        if kind != Some(FailureKind::NotAPeer) {
             return ThespianError::StartupFailure(reason.clone());
         }
     }
