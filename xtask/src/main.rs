@@ -40,7 +40,10 @@ commands:
     --only <w>[,<w>...]     only these workloads: ping-pong ping-pong-cores tell-16b tell-64k
                             skynet idle ask (in one process); tcp-ping-pong tcp-tell-16b
                             tcp-tell-64k tcp-create tcp-ask udp-ping-pong udp-tell-16b (across
-                            processes) (writes to target/bench/partial/)
+                            processes) conventions (remote against local create on Tcp, and
+                            convergence in the simulation for 10, 100, 1,000 systems; run after
+                            the others, written to conventions.md; --quick keeps only the
+                            simulation) (writes to target/bench/partial/)
     --contestants <c>[,...] only these contestants: thespian-simple thespian-queue raw actix
                             ractor kameo py-simple py-queue (in one process); thespian-tcp
                             thespian-udp raw-net py-tcp py-udp (across processes) (writes to
