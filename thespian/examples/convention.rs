@@ -15,7 +15,7 @@
 //! ```text
 //! cargo run --example convention -- member --port 1951 --leader 127.0.0.1:1950 --capability Morse
 //! cargo run --example convention -- member --port 1952 --leader 127.0.0.1:1950 --capability Paint
-//! cargo run --example convention -- leader --port 1950
+//! cargo run --example convention -- leader --port 1950 --members 2
 //! ```
 //!
 //! or all three from one shell with `cargo run --example convention`, which starts the two
@@ -28,8 +28,8 @@
 //!   the Admin Port of the system it ran on, and shuts its system down, which tells the members.
 //! - A **member** starts a system whose `Convention Address.IPv4` names the leader (repeat
 //!   `--leader` for an ordered list of candidates: failover), with each `--capability NAME` set
-//!   to `true`. It prints `member P: ready`, then `member P: leader=L known=N` whenever its view
-//!   changes (`L` the leader's Admin Port, `self` when it leads, `none` when there is none). It
+//!   to `true`. It prints `member P: ready`, `member P: system Q joined` (or `left`) for each
+//!   convention update, and `member P: leader=L known=N` whenever its status view changes (`L` the leader's Admin Port, `self` when it leads, `none` when there is none). It
 //!   shuts its system down and exits when its leader has been gone for three registration
 //!   periods (unless it is a candidate itself), when no leader has appeared within `--wait`
 //!   seconds, on SIGINT (Ctrl-C) or SIGTERM, and, with `--until-stdin-closes`, when its
@@ -630,6 +630,15 @@ fn member(
 ) -> Result<(), String> {
     let running = start_system(common, port, leaders, capabilities).map_err(|e| e.to_string())?;
     let endpoint = running.0.private().map_err(|e| e.to_string())?;
+    // Convention updates come once per join and per departure, however brief the stay: a
+    // leader that came and went between two status polls is still noticed.
+    let watching = running.0.private().map_err(|e| e.to_string())?;
+    let watcher = watching
+        .create_actor::<Watcher>()
+        .map_err(|e| e.to_string())?;
+    watching
+        .tell(&watcher, StartWatching)
+        .map_err(|e| e.to_string())?;
     let candidate = leaders
         .iter()
         .any(|l| l.port() == port && (l.ip() == &common.ip || l.ip().is_loopback()));
@@ -661,6 +670,17 @@ fn member(
         if stdin_closed.load(Ordering::Relaxed) {
             break "standard input closed".to_owned();
         }
+        while let Some(env) = watching
+            .listen(Duration::from_millis(100))
+            .map_err(|e| e.to_string())?
+        {
+            if let Ok(update) = env.get::<Joined>() {
+                let what = if update.added { "joined" } else { "left" };
+                println!("member {port}: system {} {what}", update.port);
+                let leads = leaders.iter().any(|l| i64::from(l.port()) == update.port);
+                had_leader |= leads && update.added;
+            }
+        }
         let status = status(&endpoint).map_err(|e| format!("status: {e}"))?;
         let (leader, known) = view(&status, candidate);
         if shown.as_ref() != Some(&(leader.clone(), known)) {
@@ -681,9 +701,9 @@ fn member(
                 break format!("no leader within {:?}", common.wait);
             }
         }
-        std::thread::sleep(Duration::from_millis(100));
     };
     println!("member {port}: {why}; shutting down");
+    drop(watching);
     drop(endpoint);
     drop(running);
     Ok(())
@@ -737,7 +757,10 @@ fn workload(
             }
             Err(e) => {
                 failed += 1;
-                println!("failed skill={skill} error={}", e.to_string().replace('\n', " "));
+                println!(
+                    "failed skill={skill} error={}",
+                    e.to_string().replace('\n', " ")
+                );
             }
         }
     }
