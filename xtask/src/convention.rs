@@ -159,6 +159,19 @@ impl Plan {
         self.systems.iter().take(2).map(SystemPlan::admin).collect()
     }
 
+    /// The skills some system has, in [`SKILLS`] order: what the workload asks for.
+    pub(crate) fn skills(&self) -> Vec<&'static str> {
+        SKILLS
+            .iter()
+            .copied()
+            .filter(|skill| {
+                self.systems
+                    .iter()
+                    .any(|s| s.capabilities.iter().any(|c| c == skill))
+            })
+            .collect()
+    }
+
     /// The `convention member` arguments of system `i`.
     pub(crate) fn member_args(&self, i: usize, options: &Options) -> Vec<String> {
         let system = &self.systems[i];
@@ -727,6 +740,7 @@ fn run_workload(
     system: &SystemPlan,
     options: &Options,
     creates: usize,
+    skills: &[&str],
 ) -> Result<Workload, String> {
     let mut args = vec![
         "workload".to_owned(),
@@ -737,7 +751,7 @@ fn run_workload(
         "--creates".into(),
         creates.to_string(),
     ];
-    for skill in SKILLS {
+    for skill in skills {
         args.extend(["--skill".to_owned(), (*skill).to_owned()]);
     }
     let command = cluster.command(exe, system, &args);
@@ -851,12 +865,20 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
     );
 
     // The workload, from the leader.
-    let work = run_workload(&cluster, &exe, &plan.systems[0], options, options.creates)?;
+    let skills = plan.skills();
+    let work = run_workload(
+        &cluster,
+        &exe,
+        &plan.systems[0],
+        options,
+        options.creates,
+        &skills,
+    )?;
     let total: usize = work.placed.values().sum();
     println!(
         "  workload: {} creates by capability ({}) from the leader: {total} placed, {} failed; create + first ask p50 {:.1} ms, p99 {:.1} ms",
         options.creates,
-        SKILLS.join(", "),
+        skills.join(", "),
         work.failed.len(),
         percentile(&work.micros, 0.5) / 1e3,
         percentile(&work.micros, 0.99) / 1e3,
@@ -889,7 +911,14 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
     let deadline = killed + Duration::from_secs(60) + period * 20;
     while Instant::now() < deadline {
         check_interrupt()?;
-        match run_workload(&cluster, &exe, &plan.systems[1], options, SKILLS.len()) {
+        match run_workload(
+            &cluster,
+            &exe,
+            &plan.systems[1],
+            options,
+            skills.len(),
+            &skills,
+        ) {
             Ok(w) if w.failed.is_empty() && !w.placed.is_empty() => {
                 works_again = Some(killed.elapsed());
                 break;
@@ -972,6 +1001,8 @@ mod tests {
                 .filter(|s| s.capabilities.iter().any(|c| c == skill));
             assert!(having.count() >= 2, "{skill}");
         }
+        assert_eq!(plan.skills(), SKILLS);
+        assert_eq!(loopback_plan(3, 25_000).skills(), ["Morse"]);
         let member = plan.member_args(2, &Options::parse(&[]).unwrap());
         let joined = member.join(" ");
         assert!(
