@@ -24,13 +24,18 @@
 //!
 //! Every message from a member refreshes it; a member not heard from for `miss_max`
 //! registration periods, or after `miss_max` failed sends to it, is lost: a "removed"
-//! notification, [`Action::MemberLost`] and its queued traffic dropped. A registration from a
-//! new incarnation at a known socket is a restart: the old incarnation is lost, then the new
-//! one joins; the old incarnation is remembered, so its late (delayed or duplicated) messages
-//! are ignored. A first-time registration from a member with the same incarnation resets it
-//! (lost, then joined again: the member forgot this system), unless the member was heard from
-//! within the last registration period: then it is a duplicate or a retry whose answer was
-//! lost, and resetting would only tell the watchers a departure that never happened.
+//! notification, [`Action::MemberLost`] and its queued traffic dropped. A message from a new
+//! incarnation at a known socket is a restart: the old incarnation is lost, then the new one
+//! joins (when its message is a registration); the old incarnation is remembered, so its late
+//! (delayed or duplicated) messages are ignored for [`Timing::late_window`]. Incarnations are
+//! not ordered, so a late message of an earlier incarnation this system never knew (one that
+//! ran, say, behind a partition) looks the same as a restart and replaces the running one; the
+//! running one keeps talking, though, and a message from a replaced incarnation after the late
+//! window shows that it runs: it replaces the other in turn. A first-time registration from a
+//! member with the same incarnation resets it (lost, then joined again: the member forgot this
+//! system), unless the member was heard from within the last registration period: then it is a
+//! duplicate or a retry whose answer was lost, and resetting would only tell the watchers a
+//! departure that never happened.
 //!
 //! # Leader liveness and failover
 //!
@@ -201,8 +206,9 @@ pub struct Convention {
     /// The candidates other than `me`, with when their liveness ends.
     candidates: BTreeMap<SocketAddrV4, Option<Instant>>,
     remotes: BTreeMap<SocketAddrV4, Remote>,
-    /// Earlier incarnations at a socket, whose messages are ignored.
-    retired: BTreeMap<SocketAddrV4, VecDeque<SystemId>>,
+    /// Earlier incarnations at a socket, with when they were replaced: their messages are
+    /// late (ignored) for [`Timing::late_window`] after that.
+    retired: BTreeMap<SocketAddrV4, VecDeque<(SystemId, Instant)>>,
     watchers: BTreeSet<ActorAddress>,
     /// The active leader as last announced.
     active: Option<AdminRef>,
@@ -252,24 +258,35 @@ impl Convention {
     }
 
     /// A convention message from another admin. Messages claiming this admin's own socket
-    /// (loopback or spoofing), without a known incarnation, or from a retired incarnation are
-    /// ignored.
+    /// (loopback or spoofing), without a known incarnation, or from an incarnation retired
+    /// less than [`Timing::late_window`] ago are ignored.
     pub fn handle(&mut self, now: Instant, message: ConventionMessage) {
         let from = message.from();
         if self.shut_down || from.socket == self.me.socket || !from.is_known() {
             return;
         }
         let socket = from.socket;
-        if self
-            .retired
-            .get(&socket)
-            .is_some_and(|old| old.contains(&from.incarnation))
-        {
-            log::debug!(
-                "convention: ignoring {} from a retired incarnation {from:?}",
-                message.kind()
-            );
-            return;
+        let retired_at = self.retired.get(&socket).and_then(|old| {
+            old.iter()
+                .find(|(incarnation, _)| *incarnation == from.incarnation)
+                .map(|(_, at)| *at)
+        });
+        let revived = retired_at.is_some();
+        if let Some(at) = retired_at {
+            if now < at + self.timing.late_window() {
+                log::debug!(
+                    "convention: ignoring {} from a retired incarnation {from:?}",
+                    message.kind()
+                );
+                return;
+            }
+            // Still talking well after it was replaced: it runs, and what replaced it was a
+            // late message of an earlier incarnation this system never knew. It replaces that
+            // one in turn (below).
+            log::info!("convention: {from:?} runs after all: it was not replaced");
+            if let Some(old) = self.retired.get_mut(&socket) {
+                old.retain(|(incarnation, _)| *incarnation != from.incarnation);
+            }
         }
         let restarted = match self.remotes.get(&socket) {
             Some(remote)
@@ -282,13 +299,13 @@ impl Convention {
                 );
                 self.lose(now, socket);
                 let retired = self.retired.entry(socket).or_default();
-                retired.push_back(old);
+                retired.push_back((old, now));
                 if retired.len() > RETIRED_PER_SOCKET {
                     retired.pop_front();
                 }
                 true
             }
-            _ => false,
+            _ => revived,
         };
         match message {
             ConventionMessage::Register {
@@ -305,7 +322,8 @@ impl Convention {
             ConventionMessage::Alive { from } => self.heard(now, from),
         }
         if restarted && self.candidates.contains_key(&socket) && !self.is_member(socket) {
-            // A restarted candidate: tell the new incarnation about this system at once.
+            // A restarted (or revived) candidate: tell that incarnation about this system at
+            // once.
             self.register_with(now, socket);
         }
         self.recompute_leader(now);

@@ -69,6 +69,14 @@ impl Timing {
         self.reregistration_period * self.miss_max
     }
 
+    /// How long after an incarnation was replaced at its socket (a restart) its messages are
+    /// still taken as late ones, delayed or duplicated on the way, and ignored: one leader
+    /// probe period, far longer than a message is in flight. A message from it after that
+    /// shows that it still runs.
+    pub fn late_window(&self) -> Duration {
+        self.leader_probe_period
+    }
+
     /// Thespian's defaults, overridden by the variables `lookup` finds:
     /// `CONVENTION_REREGISTRATION_PERIOD` and `CONVENTION_RESTART_PERIOD` (`"M:S"`, the seconds
     /// may be fractional: `"0:0.05"`), `CONVENTION_REGISTRATION_MISS_MAX` (an integer ≥ 1),

@@ -360,6 +360,36 @@ fn a_restarted_member_is_removed_then_added() {
 }
 
 #[test]
+fn an_incarnation_still_talking_after_it_was_replaced_is_taken_back() {
+    let (mut net, _, _) = leader_and_member();
+    net.advance(PERIOD / 3);
+    let current = net.start(2, &[1], Capabilities::default());
+    net.notifications(1);
+    net.events(1);
+    net.notifications(2);
+    // A late answer of an incarnation the leader never knew (it ran between the two it knows)
+    // arrives after the current one's registration: it cannot be told from a restart.
+    let between = AdminRef {
+        socket: sock(2),
+        incarnation: SystemId::from_raw(777),
+    };
+    let now = net.now;
+    net.sys(1)
+        .handle(now, ConventionMessage::Alive { from: between });
+    net.pump();
+    assert_eq!(net.notifications(1), vec![(sock(2), false)]);
+    assert_eq!(net.events(1), vec![Action::MemberLost(current)]);
+    // Within the late window the current incarnation's messages are ignored as late ones ...
+    net.advance(timing().late_window() / 2);
+    assert_eq!(net.member_sockets(1), vec![]);
+    // ... after it, they show that it runs: it is a member again, with no reset of its own.
+    net.advance(PERIOD);
+    assert_eq!(net.notifications(1), vec![(sock(2), true)]);
+    assert_eq!(net.sys(1).members()[0].admin, current);
+    assert_eq!(net.notifications(2), vec![]);
+}
+
+#[test]
 fn a_first_time_registration_resets_a_member_unless_it_is_a_duplicate() {
     let (mut net, _, member) = leader_and_member();
     net.notifications(1);
