@@ -43,17 +43,18 @@
 //! too slow to notice a dead leader, which is how Thespian fails over. So leader *liveness* is
 //! tracked apart from membership: every system sends a [`ConventionMessage::Probe`] to each
 //! candidate it is registered with every `leader_probe_period` (an eighth of the registration
-//! period), which any system answers with [`ConventionMessage::Alive`]; a candidate is live
-//! while it was heard from (any message) within `leader_timeout` (three quarters of the
-//! period), and a failed send to it makes it not live at once. The active leader is recomputed
-//! whenever a candidate's liveness or membership changes, and [`Action::LeaderChanged`] tells
-//! the driver. A silent leader death is thus noticed by every system within `leader_timeout`
-//! of the last word it had from the leader, and since every system probes every candidate,
-//! all of them see the same next candidate live and agree on it, well within two registration
-//! periods. A returning (higher) candidate leads again as soon as it answered a registration.
-//! For its first probe period a starting system waits for the earlier candidates' answers
-//! before it takes a later one, so it does not announce a leader only because that one
-//! happened to answer first.
+//! period), and again half a probe period later to a candidate it has not heard from within the
+//! last probe period (so a few lost messages do not fail a live leader over), which any system
+//! answers with [`ConventionMessage::Alive`]; a candidate is live while it was heard from (any
+//! message) within `leader_timeout` (three quarters of the period), and a failed send to it
+//! makes it not live at once. The active leader is recomputed whenever a candidate's liveness
+//! or membership changes, and [`Action::LeaderChanged`] tells the driver. A silent leader death
+//! is thus noticed by every system within `leader_timeout` of the last word it had from the
+//! leader, and since every system probes every candidate, all of them see the same next
+//! candidate live and agree on it, well within two registration periods. A returning (higher)
+//! candidate leads again as soon as it answered a registration. For its first probe period a
+//! starting system waits for the earlier candidates' answers before it takes a later one, so it
+//! does not announce a leader only because that one happened to answer first.
 //! Liveness only picks the leader: losing a member still takes `miss_max` periods, so a short
 //! partition costs no notifications.
 //!
@@ -221,6 +222,8 @@ pub struct Convention {
     /// Until then (the first probe), a later candidate is not chosen while an earlier one has
     /// not answered yet: the first answers decide, not whichever comes first.
     startup_hold_until: Instant,
+    /// The next probe tick probes only the candidates not heard from lately.
+    probe_quiet_only: bool,
     shut_down: bool,
 }
 
@@ -250,6 +253,7 @@ impl Convention {
             actions: VecDeque::new(),
             last_placed: None,
             startup_hold_until: now + config.timing.leader_probe_period,
+            probe_quiet_only: false,
             timing: config.timing,
             shut_down: false,
         };
@@ -835,17 +839,26 @@ impl Convention {
                 }
             }
             Timer::Probe => {
+                // Every other tick (half a probe period apart) only the candidates not heard
+                // from within the last probe period are probed: their answers may have been
+                // lost, and a few lost messages must not fail a live leader over.
+                let period = self.timing.leader_probe_period;
+                let quiet = |alive: &Option<Instant>| {
+                    alive.is_none_or(|until| until + period <= now + self.timing.leader_timeout)
+                };
+                let all = !self.probe_quiet_only;
                 let probed: Vec<SocketAddrV4> = self
                     .candidates
-                    .keys()
-                    .copied()
-                    .filter(|s| self.is_member(*s))
+                    .iter()
+                    .filter(|(s, alive)| self.is_member(**s) && (all || quiet(alive)))
+                    .map(|(s, _)| *s)
                     .collect();
                 for socket in probed {
                     self.send(now, socket, ConventionMessage::Probe { from: self.me });
                 }
+                self.probe_quiet_only = all;
                 if !self.candidates.is_empty() {
-                    self.schedule(Timer::Probe, now + self.timing.leader_probe_period);
+                    self.schedule(Timer::Probe, now + period / 2);
                 }
             }
             Timer::Expire(socket) => {

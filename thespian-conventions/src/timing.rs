@@ -27,7 +27,8 @@ pub struct Timing {
     /// registration period apart (times the restart period while it is absent; Thespian: 1.1).
     pub reinvite_adjustment: f64,
     /// How often each system probes the leader candidates it is registered with (default: an
-    /// eighth of the registration period). Not in Thespian.
+    /// eighth of the registration period); one not heard from within the last of these is
+    /// probed again half of it later. Not in Thespian.
     pub leader_probe_period: Duration,
     /// A leader candidate not heard from for this long is taken as down for leader selection,
     /// long before its registration expires (default: three quarters of the registration

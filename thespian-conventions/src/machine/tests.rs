@@ -611,6 +611,27 @@ fn a_silent_leader_death_moves_everyone_to_the_next_candidate() {
 }
 
 #[test]
+fn a_quiet_candidate_is_probed_again_half_a_probe_period_later() {
+    let (mut net, _, _) = leader_and_member();
+    let probes = |net: &Net, mark| {
+        net.sent_since(mark, 2, 1)
+            .into_iter()
+            .filter(|m| matches!(m, ConventionMessage::Probe { .. }))
+            .count()
+    };
+    let probe = timing().leader_probe_period;
+    let mark = net.sent.len();
+    net.advance(probe * 4);
+    assert_eq!(probes(&net, mark), 4, "answered: once per probe period");
+    // The leader's answers are lost from now on.
+    net.down.insert(sock(1));
+    net.advance(probe);
+    let mark = net.sent.len();
+    net.advance(probe * 4);
+    assert_eq!(probes(&net, mark), 8, "quiet: twice per probe period");
+}
+
+#[test]
 fn a_failed_send_to_the_leader_fails_over_at_once() {
     let mut net = Net::new();
     net.start(1, &[1, 2], Capabilities::default());
