@@ -24,13 +24,18 @@
 //!
 //! Every message from a member refreshes it; a member not heard from for `miss_max`
 //! registration periods, or after `miss_max` failed sends to it, is lost: a "removed"
-//! notification, [`Action::MemberLost`] and its queued traffic dropped. A registration from a
-//! new incarnation at a known socket is a restart: the old incarnation is lost, then the new
-//! one joins; the old incarnation is remembered, so its late (delayed or duplicated) messages
-//! are ignored. A first-time registration from a member with the same incarnation resets it
-//! (lost, then joined again: the member forgot this system), unless the member was heard from
-//! within the last registration period: then it is a duplicate or a retry whose answer was
-//! lost, and resetting would only tell the watchers a departure that never happened.
+//! notification, [`Action::MemberLost`] and its queued traffic dropped. A message from a new
+//! incarnation at a known socket is a restart: the old incarnation is lost, then the new one
+//! joins (when its message is a registration); the old incarnation is remembered, so its late
+//! (delayed or duplicated) messages are ignored for [`Timing::late_window`]. Incarnations are
+//! not ordered, so a late message of an earlier incarnation this system never knew (one that
+//! ran, say, behind a partition) looks the same as a restart and replaces the running one; the
+//! running one keeps talking, though, and a message from a replaced incarnation after the late
+//! window shows that it runs: it replaces the other in turn. A first-time registration from a
+//! member with the same incarnation resets it (lost, then joined again: the member forgot this
+//! system), unless the member was heard from within the last registration period: then it is a
+//! duplicate or a retry whose answer was lost, and resetting would only tell the watchers a
+//! departure that never happened.
 //!
 //! # Leader liveness and failover
 //!
@@ -38,17 +43,18 @@
 //! too slow to notice a dead leader, which is how Thespian fails over. So leader *liveness* is
 //! tracked apart from membership: every system sends a [`ConventionMessage::Probe`] to each
 //! candidate it is registered with every `leader_probe_period` (an eighth of the registration
-//! period), which any system answers with [`ConventionMessage::Alive`]; a candidate is live
-//! while it was heard from (any message) within `leader_timeout` (three quarters of the
-//! period), and a failed send to it makes it not live at once. The active leader is recomputed
-//! whenever a candidate's liveness or membership changes, and [`Action::LeaderChanged`] tells
-//! the driver. A silent leader death is thus noticed by every system within `leader_timeout`
-//! of the last word it had from the leader, and since every system probes every candidate,
-//! all of them see the same next candidate live and agree on it, well within two registration
-//! periods. A returning (higher) candidate leads again as soon as it answered a registration.
-//! For its first probe period a starting system waits for the earlier candidates' answers
-//! before it takes a later one, so it does not announce a leader only because that one
-//! happened to answer first.
+//! period), and again half a probe period later to a candidate it has not heard from within the
+//! last probe period (so a few lost messages do not fail a live leader over), which any system
+//! answers with [`ConventionMessage::Alive`]; a candidate is live while it was heard from (any
+//! message) within `leader_timeout` (three quarters of the period), and a failed send to it
+//! makes it not live at once. The active leader is recomputed whenever a candidate's liveness
+//! or membership changes, and [`Action::LeaderChanged`] tells the driver. A silent leader death
+//! is thus noticed by every system within `leader_timeout` of the last word it had from the
+//! leader, and since every system probes every candidate, all of them see the same next
+//! candidate live and agree on it, well within two registration periods. A returning (higher)
+//! candidate leads again as soon as it answered a registration. For its first probe period a
+//! starting system waits for the earlier candidates' answers before it takes a later one, so it
+//! does not announce a leader only because that one happened to answer first.
 //! Liveness only picks the leader: losing a member still takes `miss_max` periods, so a short
 //! partition costs no notifications.
 //!
@@ -201,8 +207,9 @@ pub struct Convention {
     /// The candidates other than `me`, with when their liveness ends.
     candidates: BTreeMap<SocketAddrV4, Option<Instant>>,
     remotes: BTreeMap<SocketAddrV4, Remote>,
-    /// Earlier incarnations at a socket, whose messages are ignored.
-    retired: BTreeMap<SocketAddrV4, VecDeque<SystemId>>,
+    /// Earlier incarnations at a socket, with when they were replaced: their messages are
+    /// late (ignored) for [`Timing::late_window`] after that.
+    retired: BTreeMap<SocketAddrV4, VecDeque<(SystemId, Instant)>>,
     watchers: BTreeSet<ActorAddress>,
     /// The active leader as last announced.
     active: Option<AdminRef>,
@@ -215,6 +222,8 @@ pub struct Convention {
     /// Until then (the first probe), a later candidate is not chosen while an earlier one has
     /// not answered yet: the first answers decide, not whichever comes first.
     startup_hold_until: Instant,
+    /// The next probe tick probes only the candidates not heard from lately.
+    probe_quiet_only: bool,
     shut_down: bool,
 }
 
@@ -244,6 +253,7 @@ impl Convention {
             actions: VecDeque::new(),
             last_placed: None,
             startup_hold_until: now + config.timing.leader_probe_period,
+            probe_quiet_only: false,
             timing: config.timing,
             shut_down: false,
         };
@@ -252,24 +262,35 @@ impl Convention {
     }
 
     /// A convention message from another admin. Messages claiming this admin's own socket
-    /// (loopback or spoofing), without a known incarnation, or from a retired incarnation are
-    /// ignored.
+    /// (loopback or spoofing), without a known incarnation, or from an incarnation retired
+    /// less than [`Timing::late_window`] ago are ignored.
     pub fn handle(&mut self, now: Instant, message: ConventionMessage) {
         let from = message.from();
         if self.shut_down || from.socket == self.me.socket || !from.is_known() {
             return;
         }
         let socket = from.socket;
-        if self
-            .retired
-            .get(&socket)
-            .is_some_and(|old| old.contains(&from.incarnation))
-        {
-            log::debug!(
-                "convention: ignoring {} from a retired incarnation {from:?}",
-                message.kind()
-            );
-            return;
+        let retired_at = self.retired.get(&socket).and_then(|old| {
+            old.iter()
+                .find(|(incarnation, _)| *incarnation == from.incarnation)
+                .map(|(_, at)| *at)
+        });
+        let revived = retired_at.is_some();
+        if let Some(at) = retired_at {
+            if now < at + self.timing.late_window() {
+                log::debug!(
+                    "convention: ignoring {} from a retired incarnation {from:?}",
+                    message.kind()
+                );
+                return;
+            }
+            // Still talking well after it was replaced: it runs, and what replaced it was a
+            // late message of an earlier incarnation this system never knew. It replaces that
+            // one in turn (below).
+            log::info!("convention: {from:?} runs after all: it was not replaced");
+            if let Some(old) = self.retired.get_mut(&socket) {
+                old.retain(|(incarnation, _)| *incarnation != from.incarnation);
+            }
         }
         let restarted = match self.remotes.get(&socket) {
             Some(remote)
@@ -282,13 +303,13 @@ impl Convention {
                 );
                 self.lose(now, socket);
                 let retired = self.retired.entry(socket).or_default();
-                retired.push_back(old);
+                retired.push_back((old, now));
                 if retired.len() > RETIRED_PER_SOCKET {
                     retired.pop_front();
                 }
                 true
             }
-            _ => false,
+            _ => revived,
         };
         match message {
             ConventionMessage::Register {
@@ -305,7 +326,8 @@ impl Convention {
             ConventionMessage::Alive { from } => self.heard(now, from),
         }
         if restarted && self.candidates.contains_key(&socket) && !self.is_member(socket) {
-            // A restarted candidate: tell the new incarnation about this system at once.
+            // A restarted (or revived) candidate: tell that incarnation about this system at
+            // once.
             self.register_with(now, socket);
         }
         self.recompute_leader(now);
@@ -817,17 +839,26 @@ impl Convention {
                 }
             }
             Timer::Probe => {
+                // Every other tick (half a probe period apart) only the candidates not heard
+                // from within the last probe period are probed: their answers may have been
+                // lost, and a few lost messages must not fail a live leader over.
+                let period = self.timing.leader_probe_period;
+                let quiet = |alive: &Option<Instant>| {
+                    alive.is_none_or(|until| until + period <= now + self.timing.leader_timeout)
+                };
+                let all = !self.probe_quiet_only;
                 let probed: Vec<SocketAddrV4> = self
                     .candidates
-                    .keys()
-                    .copied()
-                    .filter(|s| self.is_member(*s))
+                    .iter()
+                    .filter(|(s, alive)| self.is_member(**s) && (all || quiet(alive)))
+                    .map(|(s, _)| *s)
                     .collect();
                 for socket in probed {
                     self.send(now, socket, ConventionMessage::Probe { from: self.me });
                 }
+                self.probe_quiet_only = all;
                 if !self.candidates.is_empty() {
-                    self.schedule(Timer::Probe, now + self.timing.leader_probe_period);
+                    self.schedule(Timer::Probe, now + period / 2);
                 }
             }
             Timer::Expire(socket) => {

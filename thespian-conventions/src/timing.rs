@@ -27,7 +27,8 @@ pub struct Timing {
     /// registration period apart (times the restart period while it is absent; Thespian: 1.1).
     pub reinvite_adjustment: f64,
     /// How often each system probes the leader candidates it is registered with (default: an
-    /// eighth of the registration period). Not in Thespian.
+    /// eighth of the registration period); one not heard from within the last of these is
+    /// probed again half of it later. Not in Thespian.
     pub leader_probe_period: Duration,
     /// A leader candidate not heard from for this long is taken as down for leader selection,
     /// long before its registration expires (default: three quarters of the registration
@@ -67,6 +68,14 @@ impl Timing {
     /// How long a registration stays valid without a word: `miss_max` registration periods.
     pub fn registration_validity(&self) -> Duration {
         self.reregistration_period * self.miss_max
+    }
+
+    /// How long after an incarnation was replaced at its socket (a restart) its messages are
+    /// still taken as late ones, delayed or duplicated on the way, and ignored: one leader
+    /// probe period, far longer than a message is in flight. A message from it after that
+    /// shows that it still runs.
+    pub fn late_window(&self) -> Duration {
+        self.leader_probe_period
     }
 
     /// Thespian's defaults, overridden by the variables `lookup` finds:

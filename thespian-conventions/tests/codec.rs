@@ -3,6 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use thespian_conventions::{AdminRef, ConventionMessage};
 use thespian_core::{Capabilities, CapabilityValue, SystemId};
 
@@ -48,7 +49,18 @@ fn message() -> impl Strategy<Value = ConventionMessage> {
     ]
 }
 
+/// The same 256 cases on every run.
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        rng_seed: RngSeed::Fixed(0x5EED_C0DE_2024_0002),
+        cases: 256,
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
+    #![proptest_config(config())]
+
     #[test]
     fn postcard_round_trip(message in message()) {
         let bytes = postcard::to_stdvec(&message).expect("encodes");

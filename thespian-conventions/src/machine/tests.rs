@@ -360,6 +360,36 @@ fn a_restarted_member_is_removed_then_added() {
 }
 
 #[test]
+fn an_incarnation_still_talking_after_it_was_replaced_is_taken_back() {
+    let (mut net, _, _) = leader_and_member();
+    net.advance(PERIOD / 3);
+    let current = net.start(2, &[1], Capabilities::default());
+    net.notifications(1);
+    net.events(1);
+    net.notifications(2);
+    // A late answer of an incarnation the leader never knew (it ran between the two it knows)
+    // arrives after the current one's registration: it cannot be told from a restart.
+    let between = AdminRef {
+        socket: sock(2),
+        incarnation: SystemId::from_raw(777),
+    };
+    let now = net.now;
+    net.sys(1)
+        .handle(now, ConventionMessage::Alive { from: between });
+    net.pump();
+    assert_eq!(net.notifications(1), vec![(sock(2), false)]);
+    assert_eq!(net.events(1), vec![Action::MemberLost(current)]);
+    // Within the late window the current incarnation's messages are ignored as late ones ...
+    net.advance(timing().late_window() / 2);
+    assert_eq!(net.member_sockets(1), vec![]);
+    // ... after it, they show that it runs: it is a member again, with no reset of its own.
+    net.advance(PERIOD);
+    assert_eq!(net.notifications(1), vec![(sock(2), true)]);
+    assert_eq!(net.sys(1).members()[0].admin, current);
+    assert_eq!(net.notifications(2), vec![]);
+}
+
+#[test]
 fn a_first_time_registration_resets_a_member_unless_it_is_a_duplicate() {
     let (mut net, _, member) = leader_and_member();
     net.notifications(1);
@@ -578,6 +608,27 @@ fn a_silent_leader_death_moves_everyone_to_the_next_candidate() {
     net.advance(PERIOD);
     assert_eq!(net.sys(2).leader(), Some(first));
     assert_eq!(net.sys(3).leader(), Some(first));
+}
+
+#[test]
+fn a_quiet_candidate_is_probed_again_half_a_probe_period_later() {
+    let (mut net, _, _) = leader_and_member();
+    let probes = |net: &Net, mark| {
+        net.sent_since(mark, 2, 1)
+            .into_iter()
+            .filter(|m| matches!(m, ConventionMessage::Probe { .. }))
+            .count()
+    };
+    let probe = timing().leader_probe_period;
+    let mark = net.sent.len();
+    net.advance(probe * 4);
+    assert_eq!(probes(&net, mark), 4, "answered: once per probe period");
+    // The leader's answers are lost from now on.
+    net.down.insert(sock(1));
+    net.advance(probe);
+    let mark = net.sent.len();
+    net.advance(probe * 4);
+    assert_eq!(probes(&net, mark), 8, "quiet: twice per probe period");
 }
 
 #[test]
