@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use thespian_admin::protocol::CreateFailure;
 use thespian_admin::{Action, Admin, AdminConfig, LaunchTicket};
 use thespian_core::{
     Actor, ActorAddress, ActorResult, ActorSpec, Capabilities, Context, Envelope, Payload, SystemId,
@@ -34,6 +35,10 @@ const NAMES: &[&str] = &[
     "thespian.admin.UpdateCapability",
     "thespian.admin.ShutdownSystem",
     "thespian.admin.LogRecord",
+    "thespian.admin.WatchConvention",
+    "thespian.admin.PreRegisterRemote",
+    "thespian.admin.DeRegisterRemote",
+    "thespian.convention.RemoteCreate",
     "thespian.StatusRequest",
     "thespian.ActorExitRequest",
     "thespian.ChildActorExited",
@@ -52,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
             capabilities: Capabilities::new(),
             thread_mode: data.first().is_some_and(|b| b & 1 == 1),
             shutdown_grace: Duration::from_secs(1),
+            remote_placement: data.first().is_some_and(|b| b & 2 == 2),
         },
         Box::new(|name: &str| {
             let spec = ActorSpec::of::<Registered>();
@@ -97,14 +103,30 @@ fuzz_target!(|data: &[u8]| {
                 admin.handle_timeout(now);
             }
         }
+        let mut elsewhere = Vec::new();
         while let Some(action) = admin.poll_action() {
-            if let Action::Launch { ticket, launch, .. } = action {
-                assert_eq!(
-                    launch.spec.type_name(),
-                    ActorSpec::of::<Registered>().type_name()
-                );
-                tickets.push(ticket);
+            match action {
+                Action::Launch { ticket, launch, .. } => {
+                    assert_eq!(
+                        launch.spec.type_name(),
+                        ActorSpec::of::<Registered>().type_name()
+                    );
+                    tickets.push(ticket);
+                }
+                Action::PlaceElsewhere {
+                    requester,
+                    create,
+                    unmet,
+                } => {
+                    elsewhere.push((requester, create.type_name, unmet));
+                }
+                _ => {}
             }
+        }
+        // What another system was asked for is answered: no system fits.
+        for (requester, actor_type, unmet) in elsewhere {
+            let failure = CreateFailure::NoCompatibleSystem { actor_type, unmet };
+            admin.placed_elsewhere(requester, Err(failure));
         }
     }
 });

@@ -12,4 +12,4 @@
 pub mod machine;
 pub mod protocol;
 
-pub use machine::{Action, Admin, AdminConfig, HostId, Launch, LaunchTicket, Placement};
+pub use machine::{Action, Admin, AdminConfig, HostId, Launch, LaunchTicket, Placement, Requester};

@@ -31,14 +31,14 @@ use thespian_core::registry::{
     NameHolder, NamePlan,
 };
 use thespian_core::{
-    ActorAddress, ActorExitRequest, ActorSpec, Capabilities, ChildActorExited, Envelope, Message,
-    Payload, Requirements, StatusRequest, SystemStatus,
+    ActorAddress, ActorExitRequest, ActorSpec, Capabilities, ChildActorExited, ConventionStatus,
+    Envelope, Message, Payload, Requirements, StatusRequest, SystemStatus,
 };
 
 use crate::protocol::{
     ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateFailure,
     CreateReply, CreatedActor, DeadLetter, ExitNoted, HandleDeadLetters, Hello, LogRecord,
-    ShutdownComplete, ShutdownSystem, UpdateCapability, Welcome, WIRE_PREFIX,
+    RemoteCreate, ShutdownComplete, ShutdownSystem, UpdateCapability, Welcome, WIRE_PREFIX,
 };
 
 /// The most distinct unexpected message types the admin warns about once each; beyond it they
@@ -99,6 +99,20 @@ pub struct AdminConfig {
     /// How long a shutdown waits for the actors to exit before it kills their hosts
     /// ([`DEFAULT_SHUTDOWN_GRACE`] by default).
     pub shutdown_grace: Duration,
+    /// The system may place actors on other systems of a convention: a create whose
+    /// capability check fails here becomes [`Action::PlaceElsewhere`] instead of a
+    /// `NoCompatibleSystem` answer.
+    pub remote_placement: bool,
+}
+
+/// Who gets the answer to a create: an address of this system, or another system's admin
+/// (which numbered its request with a ticket).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requester {
+    /// Where the [`CreateReply`] goes.
+    pub address: ActorAddress,
+    /// The asking admin's ticket, for a create another system asked for.
+    pub ticket: Option<u64>,
 }
 
 /// Finds an actor type by its registered name among the types the admin's own executable
@@ -126,6 +140,16 @@ pub enum Action {
         /// What to start.
         launch: Launch,
     },
+    /// The create cannot be placed here (its capability check failed): find a system of the
+    /// convention that can, then answer with [`Admin::placed_elsewhere`].
+    PlaceElsewhere {
+        /// Who gets the answer.
+        requester: Requester,
+        /// The request as it came (its `remote` says which systems were already tried).
+        create: CreateActor,
+        /// What this system's capabilities did not meet.
+        unmet: Vec<String>,
+    },
     /// Kill this host (the shutdown grace expired).
     Kill {
         /// The host.
@@ -137,8 +161,11 @@ pub enum Action {
         level: log::Level,
         /// Its target.
         target: String,
-        /// Its text (prefixed with the logging actor's address, if any).
+        /// Its text (prefixed with the other system's name and the logging actor's address,
+        /// if any).
         text: String,
+        /// Another system of the convention sent it (it is not forwarded again).
+        from_other_system: bool,
     },
     /// Shutdown is complete (the `ShutdownComplete` replies are queued as sends before this):
     /// the driver delivers what it has and exits. Emitted once; nothing follows it.
@@ -149,7 +176,7 @@ pub enum Action {
 #[derive(Debug)]
 struct PendingCreate {
     /// Who asked (gets the `CreateReply`).
-    requester: ActorAddress,
+    requester: Requester,
     wait_until_started: bool,
     parent: ActorAddress,
     /// The type (for capability re-checks).
@@ -157,7 +184,7 @@ struct PendingCreate {
     requirements: Requirements,
     global_name: Option<String>,
     /// Other requesters of the same global name: they get the address (not as a child).
-    name_waiters: Vec<ActorAddress>,
+    name_waiters: Vec<Requester>,
     /// Everyone was already answered (`ShuttingDown`): the actor must exit once launched.
     answered: bool,
 }
@@ -183,7 +210,7 @@ struct ActorEntry {
     /// `ChildActorExited`).
     wait_until_started: bool,
     /// The requester still waiting for the answer.
-    waiter: Option<ActorAddress>,
+    waiter: Option<Requester>,
 }
 
 /// Who holds a global name.
@@ -261,6 +288,8 @@ pub struct Admin {
     /// Type names of unexpected messages already warned about (at most [`MAX_WARNED_TYPES`]:
     /// a peer sending ever new names cannot grow it).
     warned: HashSet<String>,
+    /// The convention's listing for status replies, kept current by the driver.
+    convention: Option<ConventionStatus>,
     actions: VecDeque<Action>,
 }
 
@@ -319,6 +348,7 @@ impl Admin {
             shutdown_waiters: Vec::new(),
             attached: Vec::new(),
             warned: HashSet::new(),
+            convention: None,
             actions: VecDeque::new(),
         }
     }
@@ -353,7 +383,13 @@ impl Admin {
             global_actors: self.names.listing(),
             child_actors: registry::top_level(&Tree(&self.actors)),
             live_actors: self.actors.len(),
+            convention: self.convention.clone(),
         }
+    }
+
+    /// Sets the convention listing that status replies carry (the driver runs the convention).
+    pub fn set_convention_status(&mut self, convention: Option<ConventionStatus>) {
+        self.convention = convention;
     }
 
     /// Handles one message addressed to the admin (its sender is the envelope's).
@@ -523,6 +559,7 @@ impl Admin {
             self.reply(sender, Payload::new(status))
         });
         on!(payload, CreateActor, |m| self.on_create(sender, m));
+        on!(payload, RemoteCreate, |m| self.on_create(sender, m.create));
         on!(payload, ActorStarted, |m| self.on_started(m.address));
         on!(payload, ActorFailedToStart, |m| self.on_failed(m));
         on!(payload, ActorExited, |m| {
@@ -565,6 +602,14 @@ impl Admin {
     }
 
     fn on_create(&mut self, sender: ActorAddress, create: CreateActor) {
+        let requester = Requester {
+            address: sender,
+            ticket: create.remote.as_ref().map(|origin| origin.ticket),
+        };
+        self.create_for(requester, create);
+    }
+
+    fn create_for(&mut self, sender: Requester, create: CreateActor) {
         let in_shutdown = self.in_shutdown();
         let ticket = LaunchTicket(self.next_ticket);
         let plan = self.names.plan_create(
@@ -597,7 +642,7 @@ impl Admin {
                 let name = create.global_name.as_deref().unwrap_or_default();
                 log::error!("admin: global name {name:?} held by a lost launch; freed");
                 self.names.release(name, &owner);
-                return self.on_create(sender, create);
+                return self.create_for(sender, create);
             }
             Err(CreateRefusal::ShuttingDown) => {
                 self.reply_create(sender, Err(CreateFailure::ShuttingDown));
@@ -612,6 +657,14 @@ impl Admin {
                         reason,
                     }),
                 );
+                return;
+            }
+            Err(CreateRefusal::Unfit(unmet)) if self.config.remote_placement => {
+                self.actions.push_back(Action::PlaceElsewhere {
+                    requester: sender,
+                    create,
+                    unmet,
+                });
                 return;
             }
             Err(CreateRefusal::Unfit(unmet)) => {
@@ -914,10 +967,15 @@ impl Admin {
             Some(actor) => format!("{actor}: {}", record.text),
             None => record.text,
         };
+        let text = match &record.system {
+            Some(system) => format!("[{system}] {text}"),
+            None => text,
+        };
         self.actions.push_back(Action::Log {
             level: level_of(record.level),
             target: record.target,
             text,
+            from_other_system: record.system.is_some(),
         });
     }
 
@@ -953,12 +1011,30 @@ impl Admin {
         self.actions.push_back(Action::Send { from, to, payload });
     }
 
+    /// Answers a create that [`Action::PlaceElsewhere`] handed to the driver: the actor another
+    /// system created, or why no system could.
+    pub fn placed_elsewhere(
+        &mut self,
+        requester: Requester,
+        result: Result<CreatedActor, CreateFailure>,
+    ) {
+        if self.phase == Phase::Done {
+            log::debug!("admin has exited; a remote create's answer is dropped");
+            return;
+        }
+        self.reply_create(requester, result);
+    }
+
     fn reply(&mut self, to: ActorAddress, payload: Payload) {
         self.send(self.config.admin.clone(), to, payload);
     }
 
-    fn reply_create(&mut self, to: ActorAddress, result: Result<CreatedActor, CreateFailure>) {
-        self.reply(to, Payload::new(CreateReply { result }));
+    fn reply_create(&mut self, to: Requester, result: Result<CreatedActor, CreateFailure>) {
+        let reply = CreateReply {
+            result,
+            ticket: to.ticket,
+        };
+        self.reply(to.address, Payload::new(reply));
     }
 }
 

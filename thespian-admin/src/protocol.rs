@@ -5,9 +5,11 @@
 //! an answer is sent from a fresh address of the requesting process; the answer goes back to
 //! that sender, so no request ids are needed.
 
+use std::net::SocketAddrV4;
+
 use serde::{Deserialize, Serialize};
 use thespian_core::{message, ActorAddress, Capabilities, CapabilityValue, Payload};
-use thespian_core::{Requirements, ThespianError};
+use thespian_core::{RemoteSystem, Requirements, ThespianError};
 
 /// A process introduces itself to the admin (Thespian's `QueryExists`); answered by
 /// [`Welcome`].
@@ -49,6 +51,28 @@ pub struct CreateActor {
     /// report constructor failures as errors. Actors get their child's address at once and
     /// hear of a failed start as `ChildActorExited` plus `Child Aborted` poison.
     pub wait_until_started: bool,
+    /// Set when another system's admin asks (remote create by capability): the answer is a
+    /// [`CreateReply`] carrying the same ticket, and a create this system cannot place either
+    /// goes on to the systems not yet tried.
+    pub remote: Option<RemoteOrigin>,
+}
+
+/// A [`CreateActor`] from another system's admin (its `remote` is set). Its own wire prefix,
+/// outside the admin protocol's: one the transport cannot deliver comes back to the sending
+/// admin, which then asks the next system.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RemoteCreate {
+    /// The request.
+    pub create: CreateActor,
+}
+
+/// Where a create placed by another system's admin comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteOrigin {
+    /// The asking admin's number for this create, echoed in the [`CreateReply`].
+    pub ticket: u64,
+    /// The admins (their sockets) already asked, the asking one included: never asked again.
+    pub already_tried: Vec<SocketAddrV4>,
 }
 
 /// Why a create failed, as it crosses processes.
@@ -103,6 +127,8 @@ impl From<CreateFailure> for ThespianError {
 pub struct CreateReply {
     /// The actor, or why there is none.
     pub result: Result<CreatedActor, CreateFailure>,
+    /// The [`RemoteOrigin::ticket`] of a create another admin asked for; `None` otherwise.
+    pub ticket: Option<u64>,
 }
 
 /// A created (or found, by global name) actor.
@@ -201,6 +227,35 @@ pub struct LogRecord {
     pub text: String,
     /// The actor that logged it, if any.
     pub actor: Option<ActorAddress>,
+    /// Set when another system of the convention forwarded it (central logging): that
+    /// system's name. Such a record is logged here and never forwarded again.
+    #[serde(default)]
+    pub system: Option<String>,
+}
+
+/// An actor asks to hear of convention changes (`ActorSystemConventionUpdate`), or to stop.
+/// The watcher is the sender.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WatchConvention {
+    /// Start (true) or stop (false).
+    pub enable: bool,
+}
+
+/// An actor makes this system the convention leader of a remote system
+/// (`pre_register_remote_system`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PreRegisterRemote {
+    /// The remote admin's socket.
+    pub remote: SocketAddrV4,
+    /// What the remote is expected to offer until it registers with its own capabilities.
+    pub capabilities: Capabilities,
+}
+
+/// An actor drops a remote system from the convention (`de_register_remote_system`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeRegisterRemote {
+    /// The remote, by address string or by its admin's address.
+    pub remote: RemoteSystem,
 }
 
 message!(
@@ -219,6 +274,10 @@ message!(
     ShutdownSystem = "thespian.admin.ShutdownSystem",
     ShutdownComplete = "thespian.admin.ShutdownComplete",
     LogRecord = "thespian.admin.LogRecord",
+    WatchConvention = "thespian.admin.WatchConvention",
+    RemoteCreate = "thespian.convention.RemoteCreate",
+    PreRegisterRemote = "thespian.admin.PreRegisterRemote",
+    DeRegisterRemote = "thespian.admin.DeRegisterRemote",
 );
 
 /// The prefix of every admin-protocol wire name: such messages are never dead-lettered.

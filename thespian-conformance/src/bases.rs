@@ -87,8 +87,7 @@ impl Traits {
                 in_process: false,
                 synchronous: false,
                 multi_process: true,
-                // Update when the conventions crate lands.
-                conventions: false,
+                conventions: true,
                 // Update when loadable sources land on this base.
                 source_loading: false,
                 // The UDP transport's datagram limit.

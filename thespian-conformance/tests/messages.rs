@@ -229,6 +229,7 @@ fn system_messages() -> Vec<Payload> {
         global_actors: vec![],
         child_actors: vec![],
         live_actors: 0,
+        convention: None,
     };
     vec![
         Payload::new(ActorExitRequest::new()),

@@ -41,13 +41,32 @@ pub mod keys {
     /// Multi-process bases: the path of the system's secret file (thespian-rs; see
     /// `thespian_auth::secret`). Fixed when the system starts: updates are refused.
     pub const SECRET_FILE: &str = "Thespian Secret File";
+    /// Multi-process bases: seconds between a member's convention registrations (thespian-rs;
+    /// Thespian's `CONVENTION_REREGISTRATION_PERIOD`, 7 m 22 s). Fixed when the system starts.
+    pub const CONVENTION_REREGISTRATION_PERIOD: &str = "Convention Reregistration Period";
+    /// Multi-process bases: seconds between invitations to a pre-registered system that is
+    /// absent (thespian-rs; Thespian's `CONVENTION_RESTART_PERIOD`, 3 m 22 s). Fixed at start.
+    pub const CONVENTION_RESTART_PERIOD: &str = "Convention Restart Period";
+    /// Multi-process bases: registrations a member may miss before it is dropped (thespian-rs;
+    /// Thespian's `CONVENTION_REGISTRATION_MISS_MAX`, 3). Fixed when the system starts.
+    pub const CONVENTION_REGISTRATION_MISS_MAX: &str = "Convention Registration Miss Max";
 }
+
+/// Keys read once when a system starts: an update while it runs is refused (restart instead).
+const FIXED_AT_START: [&str; 5] = [
+    keys::SECRET_FILE,
+    keys::CONVENTION_ADDRESS_IPV4,
+    keys::CONVENTION_REREGISTRATION_PERIOD,
+    keys::CONVENTION_RESTART_PERIOD,
+    keys::CONVENTION_REGISTRATION_MISS_MAX,
+];
 
 /// Whether the capability `key` may be changed while the system runs: the secret file may not
 /// (every process of the system read it at its start, and a peer that could point it elsewhere
-/// could stop actors from starting or probe the owner's files).
+/// could stop actors from starting or probe the owner's files), nor the convention's settings
+/// (the admin joined its convention with them).
 pub fn check_update(key: &str) -> Result<(), CapabilityError> {
-    if key == keys::SECRET_FILE {
+    if FIXED_AT_START.contains(&key) {
         return Err(CapabilityError {
             key: key.to_owned(),
             reason: "fixed when the system starts; restart the system to change it".into(),
@@ -361,6 +380,22 @@ pub fn validate(key: &str, value: &CapabilityValue) -> Result<(), CapabilityErro
             CapabilityValue::Bool(_) => Ok(()),
             _ => bad(format!("expected a bool, found {} {value}", value.kind())),
         },
+        keys::CONVENTION_REREGISTRATION_PERIOD | keys::CONVENTION_RESTART_PERIOD => {
+            match value.as_float() {
+                Some(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(()),
+                _ => bad(format!(
+                    "expected seconds (an int or float above 0, at most a day), found {} {value}",
+                    value.kind()
+                )),
+            }
+        }
+        keys::CONVENTION_REGISTRATION_MISS_MAX => match value.as_int() {
+            Some(n) if (1..=1000).contains(&n) => Ok(()),
+            _ => bad(format!(
+                "expected an int from 1 to 1000, found {} {value}",
+                value.kind()
+            )),
+        },
         keys::PROCESS_STARTUP_METHOD => match value.as_str() {
             Some("spawn" | "thread") => Ok(()),
             _ => bad(format!("expected \"spawn\" or \"thread\", found {value}")),
@@ -474,6 +509,25 @@ mod tests {
         assert!(validate(keys::ADMIN_PORT, &1900i64.into()).is_ok());
         assert!(validate(keys::PROCESS_STARTUP_METHOD, &"fork".into()).is_err());
         assert!(validate("free form", &"anything".into()).is_ok());
+    }
+
+    #[test]
+    fn convention_timing_values_are_checked_and_fixed_at_start() {
+        let period = keys::CONVENTION_REREGISTRATION_PERIOD;
+        assert!(validate(period, &0.05.into()).is_ok());
+        assert!(validate(period, &2i64.into()).is_ok());
+        assert!(validate(period, &0i64.into()).is_err());
+        assert!(validate(period, &f64::NAN.into()).is_err());
+        assert!(validate(period, &"7:22".into()).is_err());
+        assert!(validate(keys::CONVENTION_RESTART_PERIOD, &(-1.0).into()).is_err());
+        let misses = keys::CONVENTION_REGISTRATION_MISS_MAX;
+        assert!(validate(misses, &3i64.into()).is_ok());
+        assert!(validate(misses, &0i64.into()).is_err());
+        for key in FIXED_AT_START {
+            let refused = check_change(key, None).expect_err(key);
+            assert!(refused.to_string().contains("fixed when the system starts"));
+        }
+        assert!(check_change("Morse", Some(&true.into())).is_ok());
     }
 
     #[test]

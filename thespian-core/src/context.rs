@@ -27,7 +27,7 @@ pub struct Created {
 }
 
 /// A remote system named in `de_register_remote_system`: by address string or admin address.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RemoteSystem {
     /// A transport address string such as `"host:port"`.
     Address(String),

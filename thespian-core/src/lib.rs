@@ -40,8 +40,9 @@ pub use lifecycle::{ActorCell, CellState};
 pub use message::{Envelope, IntoMessage, Message, MessageError, Payload, TakeError};
 pub use registry::Registry;
 pub use system_messages::{
-    ActorExitRequest, ActorStatus, ActorSystemConventionUpdate, ChildActorExited, DeadEnvelope,
-    LoadedSource, PoisonMessage, StatusRequest, SystemStatus, UnloadedSource, ValidateSource,
-    ValidatedSource, WakeupMessage, WatchMessage,
+    ActorExitRequest, ActorStatus, ActorSystemConventionUpdate, ChildActorExited,
+    ConventionMemberStatus, ConventionStatus, DeadEnvelope, LoadedSource, PoisonMessage,
+    StatusRequest, SystemStatus, UnloadedSource, ValidateSource, ValidatedSource, WakeupMessage,
+    WatchMessage,
 };
 pub use wire::{MessageId, SendBudget, WireMessage};

@@ -340,6 +340,7 @@ impl Registry {
             global_actors: self.global_names.listing(),
             child_actors: top_level(&self.live()),
             live_actors: self.actors.len(),
+            convention: None,
         }
     }
 }

@@ -292,6 +292,36 @@ pub struct SystemStatus {
     pub child_actors: Vec<ActorAddress>,
     /// Number of live actors.
     pub live_actors: usize,
+    /// The convention as this system sees it (multi-process bases; `None` elsewhere).
+    #[serde(default)]
+    pub convention: Option<ConventionStatus>,
+}
+
+/// A system's view of its convention, in a [`SystemStatus`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConventionStatus {
+    /// The active leader's admin; `None` when this system leads (or has no convention).
+    pub leader: Option<ActorAddress>,
+    /// The remote systems this one knows, in a stable order.
+    pub members: Vec<ConventionMemberStatus>,
+}
+
+/// One remote system of a convention, in a [`ConventionStatus`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConventionMemberStatus {
+    /// Its admin (usable with `de_register_remote_system`).
+    pub admin_address: ActorAddress,
+    /// Its capabilities as last heard.
+    pub capabilities: Capabilities,
+    /// How long ago it was last heard from; `None` if never (pre-registered only).
+    pub last_heard: Option<Duration>,
+    /// This system pre-registered it (and invites it).
+    pub pre_registered: bool,
+    /// It is the active leader.
+    pub is_leader: bool,
+    /// Creates this system placed there (those refused or moved on excluded; exits there are
+    /// not counted down).
+    pub actors_placed: u64,
 }
 
 system_message!(

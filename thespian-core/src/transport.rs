@@ -15,6 +15,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Result, ThespianError};
 use crate::message::MessageError;
 use crate::wire::{MessageId, WireMessage};
@@ -36,9 +38,43 @@ pub enum TransportEvent {
         /// Not sent at all: the transport remembers the address as dead (for an earlier
         /// process there, perhaps, not necessarily the one the messages are for).
         remembered_dead: bool,
+        /// What kind of failure, for a driver that decides on it (never on the text).
+        kind: FailureKind,
         /// Why, for the log and for `PoisonMessage` details.
         reason: String,
     },
+}
+
+/// What kind of failure a [`TransportEvent::Failed`] reports, in one vocabulary for every
+/// transport: each transport maps its own reasons onto these in its seam, and the text beside
+/// the kind says the details to people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// Whatever answered at the address is not a thespian endpoint (its answer is no
+    /// handshake of this transport).
+    NotAPeer,
+    /// The peer is a thespian endpoint holding another secret.
+    WrongSecret,
+    /// The system that answered is not the one dialed (it says it listens elsewhere).
+    WrongPeer,
+    /// The peer speaks another protocol version.
+    VersionMismatch,
+    /// The peer refused for now (too busy) until the messages' deadline.
+    Overloaded,
+    /// The peer is shutting down.
+    ShuttingDown,
+    /// Nobody is there any more: the connection or port was refused, the peer is unreachable
+    /// or gone, or a newer process replaced it.
+    Unreachable,
+    /// Not acknowledged in time.
+    TimedOut,
+    /// Larger than the peer accepts.
+    TooLarge,
+    /// This endpoint was closed before the messages were settled.
+    Closed,
+    /// Anything else (a peer that broke the protocol, a full queue).
+    Other,
 }
 
 /// The sending half of an endpoint, usable from any thread.

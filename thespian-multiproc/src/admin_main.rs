@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
 use thespian_admin::{Action, Admin, AdminConfig, HostId, Launch, LaunchTicket, Placement};
-use thespian_core::{keys, ActorAddress};
+use thespian_core::{keys, ActorAddress, Envelope};
 
+use crate::convention::ConventionDriver;
 use crate::factory::TransportFactory;
 use crate::host::{self, HostSetup};
 use crate::launch;
@@ -94,6 +95,15 @@ pub(crate) fn run(transport: Arc<dyn TransportFactory>, config: AdminLaunch) -> 
             return 2;
         }
     };
+    let convention = match ConventionDriver::new(node.clone(), &config.capabilities, Instant::now())
+    {
+        Ok(convention) => convention,
+        Err(e) => {
+            eprintln!("thespian admin: convention: {e}");
+            node.stop();
+            return 2;
+        }
+    };
     let machine = Admin::new(
         AdminConfig {
             admin: admin.clone(),
@@ -102,6 +112,7 @@ pub(crate) fn run(transport: Arc<dyn TransportFactory>, config: AdminLaunch) -> 
             capabilities: config.capabilities,
             thread_mode: config.thread_mode,
             shutdown_grace: Duration::from_secs(10),
+            remote_placement: true,
         },
         Box::new(|name| types::lookup(name).ok_or_else(|| types::unknown_reason(name))),
     );
@@ -119,7 +130,7 @@ pub(crate) fn run(transport: Arc<dyn TransportFactory>, config: AdminLaunch) -> 
         thread_exits,
     };
     log::info!("admin {} serving on {local}", daemon.admin);
-    let code = daemon.serve(machine, &inbox, &sigchld, &thread_exited);
+    let code = daemon.serve(machine, convention, &inbox, &sigchld, &thread_exited);
     // The last answers (ShutdownComplete) go to live requesters and settle in moments; a
     // program that already ended must not hold the exit up.
     node.flush(Duration::from_secs(1));
@@ -131,18 +142,22 @@ impl Daemon {
     fn serve(
         &mut self,
         mut machine: Admin,
+        mut convention: ConventionDriver,
         inbox: &Receiver<thespian_core::Envelope>,
         signals_rx: &Receiver<libc::c_int>,
         thread_exited: &Receiver<HostId>,
     ) -> i32 {
         loop {
-            let timeout = machine
-                .poll_timeout()
+            let due = match (machine.poll_timeout(), convention.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = due
                 .map(|at| at.saturating_duration_since(Instant::now()))
                 .unwrap_or(Duration::from_secs(3600));
             select! {
                 recv(inbox) -> envelope => match envelope {
-                    Ok(envelope) => machine.handle(Instant::now(), envelope),
+                    Ok(envelope) => deliver(&mut machine, &mut convention, envelope),
                     Err(_) => return 1,
                 },
                 recv(signals_rx) -> signal => match signal {
@@ -151,7 +166,7 @@ impl Daemon {
                         // What an exiting actor said before its process ended (its exit
                         // report) is handled first, so a normal exit is not taken for a death.
                         while let Ok(envelope) = inbox.try_recv() {
-                            machine.handle(Instant::now(), envelope);
+                            deliver(&mut machine, &mut convention, envelope);
                         }
                         self.reap(&mut machine)
                     }
@@ -163,15 +178,23 @@ impl Daemon {
                         // failed start, its exit report) is already in the inbox, and is
                         // handled first, since `select!` picks among ready channels at random.
                         while let Ok(envelope) = inbox.try_recv() {
-                            machine.handle(Instant::now(), envelope);
+                            deliver(&mut machine, &mut convention, envelope);
                         }
                         machine.host_exited(Instant::now(), host, "its thread ended");
                     }
                 }
-                default(timeout) => machine.handle_timeout(Instant::now()),
+                default(timeout) => {
+                    let now = Instant::now();
+                    machine.handle_timeout(now);
+                    convention.handle_timeout(now, &mut machine);
+                }
+            }
+            if machine.in_shutdown() {
+                // Leaves the convention once, as the shutdown begins.
+                convention.shutdown(Instant::now(), &mut machine);
             }
             while let Some(action) = machine.poll_action() {
-                if self.execute(&mut machine, action) {
+                if self.execute(&mut machine, &mut convention, action) {
                     return 0;
                 }
             }
@@ -179,7 +202,12 @@ impl Daemon {
     }
 
     /// Carries out one action; true when the admin must exit.
-    fn execute(&mut self, machine: &mut Admin, action: Action) -> bool {
+    fn execute(
+        &mut self,
+        machine: &mut Admin,
+        convention: &mut ConventionDriver,
+        action: Action,
+    ) -> bool {
         match action {
             Action::Send { from, to, payload } => {
                 if let Err(e) = self.node.send(&from, &to, payload) {
@@ -197,11 +225,22 @@ impl Daemon {
                     let _ = child.kill();
                 }
             }
+            Action::PlaceElsewhere {
+                requester,
+                create,
+                unmet,
+            } => convention.place_elsewhere(Instant::now(), requester, create, unmet, machine),
             Action::Log {
                 level,
                 target,
                 text,
-            } => log::log!(target: &target, level, "{text}"),
+                from_other_system,
+            } => {
+                log::log!(target: &target, level, "{text}");
+                if !from_other_system {
+                    convention.forward_log(level, &target, &text);
+                }
+            }
             Action::Exit => return true,
         }
         false
@@ -291,6 +330,16 @@ impl Daemon {
             }
             machine.host_exited(Instant::now(), host, &description);
         }
+    }
+}
+
+/// Hands one message for the admin to the convention first (its traffic stays there), then
+/// to the admin machine; a capability change the message made is told to the convention.
+fn deliver(machine: &mut Admin, convention: &mut ConventionDriver, envelope: Envelope) {
+    let now = Instant::now();
+    if let Some(envelope) = convention.intercept(now, envelope, machine) {
+        machine.handle(now, envelope);
+        convention.capabilities_now(now, machine);
     }
 }
 

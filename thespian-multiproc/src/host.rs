@@ -9,14 +9,15 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::{Deserialize, Serialize};
 use thespian_admin::protocol::{
     ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateReply,
-    ExitNoted, HandleDeadLetters, ShutdownSystem, UpdateCapability,
+    DeRegisterRemote, ExitNoted, HandleDeadLetters, PreRegisterRemote, ShutdownSystem,
+    UpdateCapability, WatchConvention,
 };
 use thespian_core::{
     message, system_messages::Fd, ActorAddress, ActorCell, ActorExitRequest, ActorSpec,
     Capabilities, CapabilityValue, CellState, CreateRequest, Created, Envelope, Payload,
-    Requirements, Result, Services, ThespianError, WakeupMessage, WatchMessage,
+    RemoteSystem, Requirements, Result, Services, ThespianError, WakeupMessage, WatchMessage,
 };
-use thespian_transport_queue::watch::Watcher;
+use thespian_io::watch::Watcher;
 
 use crate::factory::TransportFactory;
 use crate::node::{AdminLost, AdminUnreachable, Node};
@@ -363,6 +364,18 @@ pub(crate) fn request<T: thespian_core::Message>(
     payload: Payload,
     timeout: Duration,
 ) -> Result<T> {
+    request_or_refusal(node, payload, timeout)?.map_err(|refused| {
+        ThespianError::SystemFailure(format!("cannot reach the admin: {}", refused.reason))
+    })
+}
+
+/// As [`request`], but a request the transport could not deliver to the admin is the
+/// transport's notice, with the kind of its failure.
+pub(crate) fn request_or_refusal<T: thespian_core::Message>(
+    node: &Node,
+    payload: Payload,
+    timeout: Duration,
+) -> Result<std::result::Result<T, AdminUnreachable>> {
     let (reply_to, rx) = node.open();
     let admin = node.admin();
     let result = (|| {
@@ -381,13 +394,10 @@ pub(crate) fn request<T: thespian_core::Message>(
                 return Err(ThespianError::SystemFailure(lost.reason.clone()));
             }
             if let Some(refused) = payload.try_get::<AdminUnreachable>() {
-                return Err(ThespianError::SystemFailure(format!(
-                    "cannot reach the admin: {}",
-                    refused.reason
-                )));
+                return Ok(Err(refused.clone()));
             }
             if let Some(answer) = payload.try_get::<T>() {
-                return Ok(answer.clone());
+                return Ok(Ok(answer.clone()));
             }
             log::debug!(
                 "unexpected {} while waiting for the admin",
@@ -407,7 +417,6 @@ pub(crate) fn request<T: thespian_core::Message>(
 /// running admin leaves the decision to it (the admin's executable may know more types).
 pub(crate) fn create_through_admin(
     node: &Node,
-    capabilities: &Capabilities,
     same_executable_as_admin: bool,
     parent: &ActorAddress,
     request: CreateRequest,
@@ -416,18 +425,11 @@ pub(crate) fn create_through_admin(
     if let Some(hash) = &request.source_hash {
         return Err(ThespianError::InvalidSourceHash(hash.clone()));
     }
-    // With a global name the admin answers an existing actor first, whatever the type.
-    if request.global_name.is_none() {
-        if same_executable_as_admin {
-            types::resolve(request.spec.type_name())?;
-        }
-        request
-            .spec
-            .check(capabilities, &request.requirements)
-            .map_err(|unmet| ThespianError::NoCompatibleSystem {
-                actor_type: request.spec.type_name().to_owned(),
-                unmet,
-            })?;
+    // With a global name the admin answers an existing actor first, whatever the type. The
+    // capability check is the admin's: a type this system cannot host may fit another system
+    // of the convention.
+    if request.global_name.is_none() && same_executable_as_admin {
+        types::resolve(request.spec.type_name())?;
     }
     let create = CreateActor {
         parent: parent.clone(),
@@ -435,6 +437,7 @@ pub(crate) fn create_through_admin(
         requirements: request.requirements,
         global_name: request.global_name,
         wait_until_started,
+        remote: None,
     };
     let reply: CreateReply = request_reply(node, Payload::new(create))?;
     let created = reply.result.map_err(ThespianError::from)?;
@@ -491,7 +494,7 @@ impl Services for HostServices {
     }
 
     fn create_actor(&mut self, parent: &ActorAddress, request: CreateRequest) -> Result<Created> {
-        create_through_admin(&self.node, &self.capabilities, true, parent, request, false)
+        create_through_admin(&self.node, true, parent, request, false)
     }
 
     fn wakeup_after(&mut self, _actor: &ActorAddress, delay: Duration, payload: Option<Payload>) {
@@ -545,6 +548,39 @@ impl Services for HostServices {
 
     fn mailbox_len(&self, _actor: &ActorAddress) -> usize {
         self.mailbox.len()
+    }
+
+    fn notify_on_system_registration_changes(
+        &mut self,
+        actor: &ActorAddress,
+        enable: bool,
+    ) -> Result<()> {
+        self.to_admin(actor, Payload::new(WatchConvention { enable }));
+        Ok(())
+    }
+
+    fn pre_register_remote_system(
+        &mut self,
+        actor: &ActorAddress,
+        remote: &str,
+        capabilities: Capabilities,
+    ) -> Result<()> {
+        let remote = crate::convention::remote_admin_socket(remote, &self.capabilities)?;
+        let request = PreRegisterRemote {
+            remote,
+            capabilities,
+        };
+        self.to_admin(actor, Payload::new(request));
+        Ok(())
+    }
+
+    fn de_register_remote_system(
+        &mut self,
+        actor: &ActorAddress,
+        remote: RemoteSystem,
+    ) -> Result<()> {
+        self.to_admin(actor, Payload::new(DeRegisterRemote { remote }));
+        Ok(())
     }
 
     fn watch(&mut self, _actor: &ActorAddress, fds: &[Fd]) -> Result<()> {

@@ -28,6 +28,7 @@
 
 mod admin_main;
 mod admin_watch;
+mod convention;
 pub mod factory;
 mod host;
 mod launch;

@@ -52,6 +52,7 @@ impl log::Log for Forwarder {
             target: record.target().to_owned(),
             text: record.args().to_string(),
             actor: Some(self.actor.clone()),
+            system: None,
         };
         let admin = self.node.admin();
         let _ = self.node.send(&self.actor, &admin, Payload::new(message));

@@ -24,7 +24,7 @@ use thespian_core::{
     ThespianError, WireMessage,
 };
 
-use thespian_core::transport::{TransportEvent, TransportPoll, TransportSend};
+use thespian_core::transport::{FailureKind, TransportEvent, TransportPoll, TransportSend};
 
 use crate::factory::{BoundSocket, TransportEndpoint};
 
@@ -40,6 +40,8 @@ pub(crate) struct AdminLost {
 /// waiting for its timeout.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct AdminUnreachable {
+    /// The kind of the transport's failure.
+    pub(crate) kind: FailureKind,
     /// The transport's reason.
     pub(crate) reason: String,
 }
@@ -67,6 +69,22 @@ pub(crate) fn decode_id(id: u64) -> Option<(SocketAddrV4, u16)> {
 /// The admin address used before the admin's incarnation is known (the first `Hello`).
 pub(crate) fn any_admin() -> ActorAddress {
     ActorAddress::admin(SystemId::from_raw(0))
+}
+
+/// The address of the admin listening at `socket`, as other systems of a convention name it:
+/// slot 0 of the admin's socket. Inside its own system the admin is also `ADMIN_ID`; this form
+/// says where it lives, so it travels in convention notices and reaches that admin from
+/// anywhere. `incarnation` 0 means any incarnation (a configured leader before first contact).
+pub(crate) fn routable_admin(socket: SocketAddrV4, incarnation: SystemId) -> ActorAddress {
+    ActorAddress::new(incarnation, encode_id(socket, 0))
+}
+
+/// The admin socket named by a routable admin address ([`routable_admin`]).
+pub(crate) fn admin_socket_of(address: &ActorAddress) -> Option<SocketAddrV4> {
+    match decode_id(address.id()) {
+        Some((socket, 0)) => Some(socket),
+        _ => None,
+    }
 }
 
 enum Route {
@@ -166,6 +184,11 @@ impl Node {
         Ok(node)
     }
 
+    /// This process's incarnation.
+    pub(crate) fn incarnation(&self) -> SystemId {
+        self.incarnation
+    }
+
     /// This process's socket address.
     pub(crate) fn local(&self) -> SocketAddrV4 {
         self.local
@@ -189,6 +212,11 @@ impl Node {
     /// True once the admin was found gone.
     pub(crate) fn admin_lost(&self) -> bool {
         self.admin_lost.load(Ordering::Acquire)
+    }
+
+    /// This process's admin as other systems name it (meaningful in the admin's process).
+    pub(crate) fn routable_self(&self) -> ActorAddress {
+        routable_admin(self.local, self.incarnation)
     }
 
     /// The address of `slot` on this process.
@@ -226,6 +254,14 @@ impl Node {
                     Route::LocalAdmin
                 } else {
                     Route::Remote(self.admin_socket)
+                }
+            }
+            Some((host, 0)) if host == self.local && self.admin_inbox.is_some() => {
+                // This admin, as other systems name it; incarnation 0 asks for whoever is here.
+                if to.system() == self.incarnation || to.system().raw() == 0 {
+                    Route::LocalAdmin
+                } else {
+                    Route::Dead
                 }
             }
             Some((host, slot)) if host == self.local => {
@@ -386,7 +422,14 @@ impl Node {
         settled
     }
 
-    fn failed(&self, wire: WireMessage, dead_target: bool, remembered_dead: bool, reason: &str) {
+    fn failed(
+        &self,
+        wire: WireMessage,
+        dead_target: bool,
+        remembered_dead: bool,
+        kind: FailureKind,
+        reason: &str,
+    ) {
         let (target, envelope) = wire.into_envelope();
         if target.is_admin() {
             if dead_target {
@@ -396,7 +439,7 @@ impl Node {
                 ));
             } else {
                 log::warn!("a {} to the admin failed: {reason}", envelope.type_name());
-                self.tell_requester(envelope.sender(), reason);
+                self.tell_requester(envelope.sender(), kind, reason);
             }
             return;
         }
@@ -464,10 +507,11 @@ impl Node {
     }
 
     /// Tells `requester`, an address of this process, that its message to the admin failed.
-    fn tell_requester(&self, requester: &ActorAddress, reason: &str) {
+    fn tell_requester(&self, requester: &ActorAddress, kind: FailureKind, reason: &str) {
         if let Some((host, slot)) = decode_id(requester.id()) {
             if host == self.local && requester.system() == self.incarnation {
                 let notice = AdminUnreachable {
+                    kind,
                     reason: reason.to_owned(),
                 };
                 let envelope = Envelope::new(self.admin(), Payload::new(notice));
@@ -568,10 +612,11 @@ fn handle_event(node: &Node, event: TransportEvent) {
             ids,
             dead_target,
             remembered_dead,
+            kind,
             reason,
         } => {
             for wire in node.settle(&ids) {
-                node.failed(wire, dead_target, remembered_dead, &reason);
+                node.failed(wire, dead_target, remembered_dead, kind, &reason);
             }
         }
     }

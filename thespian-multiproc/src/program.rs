@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use thespian_admin::protocol::{Hello, ShutdownComplete, ShutdownSystem, Welcome};
 use thespian_core::system_messages::passes_to_external;
+use thespian_core::transport::FailureKind;
 use thespian_core::{
     base, ActorAddress, BaseDriver, Capabilities, CapabilityValue, CreateRequest, Envelope,
     Payload, Result, StatusRequest, SystemStatus, ThespianError,
@@ -18,7 +19,7 @@ use thespian_core::{
 use crate::admin_main::admin_capabilities;
 use crate::admin_watch::AdminWatch;
 use crate::factory::{BoundSocket, TransportFactory};
-use crate::node::{any_admin, env_base_ip, routable_ipv4, AdminLost, Node};
+use crate::node::{any_admin, env_base_ip, routable_ipv4, AdminLost, AdminUnreachable, Node};
 use crate::roles::{self, AdminLaunch};
 use crate::{host, launch, secret, signals};
 
@@ -114,18 +115,10 @@ fn thread_mode(caps: &Capabilities) -> Result<bool> {
 }
 
 /// The IPv4 address of the (first) convention leader, when `Convention Address.IPv4` names
-/// one as `"a.b.c.d[:port]"` (or a list of them).
+/// one as `"host[:port]"` (or a list of them); host names are resolved.
 fn convention_leader(caps: &Capabilities) -> Option<std::net::Ipv4Addr> {
-    let first = match caps.get(thespian_core::keys::CONVENTION_ADDRESS_IPV4)? {
-        CapabilityValue::Str(s) => s.clone(),
-        CapabilityValue::List(items) => match items.first()? {
-            CapabilityValue::Str(s) => s.clone(),
-            _ => return None,
-        },
-        _ => return None,
-    };
-    let host = first.split(':').next()?;
-    host.trim().parse().ok()
+    let leaders = crate::convention::convention_leaders(caps, 1).ok()?;
+    leaders.first().map(|leader| *leader.ip())
 }
 
 /// The IPv4 address the admin and every actor process bind and advertise: `THESPIAN_BASE_IPADDR`
@@ -159,6 +152,10 @@ impl ProgramBase {
         let (secret, secret_file) = secret::program_secret(&settings.capabilities)?;
         let port = admin_port(transport.default_admin_port(), &settings.capabilities)?;
         let thread_mode = thread_mode(&settings.capabilities)?;
+        // A convention address the admin could not use is this call's error, not a daemon
+        // that silently fails to start.
+        crate::convention::convention_leaders(&settings.capabilities, port)
+            .map_err(|e| ThespianError::StartupFailure(format!("Convention Address.IPv4: {e}")))?;
         let ip = listening_ip(
             env_base_ip()?,
             settings.advertise_ip,
@@ -347,7 +344,19 @@ fn admin_gone(pid: u32) -> String {
     format!("the actor system's admin (pid {pid}) is gone")
 }
 
-fn hello(node: &Node, timeout: Duration, admin_exit: Option<&Receiver<()>>) -> Result<Welcome> {
+/// Why greeting the admin failed: the transport's refusal, or any other error.
+enum HelloFailure {
+    /// The transport could not deliver the greeting (with the kind of its failure).
+    Refused(AdminUnreachable),
+    /// No answer, or an error other than a refusal.
+    Error(ThespianError),
+}
+
+fn hello(
+    node: &Node,
+    timeout: Duration,
+    admin_exit: Option<&Receiver<()>>,
+) -> std::result::Result<Welcome, HelloFailure> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -355,21 +364,25 @@ fn hello(node: &Node, timeout: Duration, admin_exit: Option<&Receiver<()>>) -> R
         let hello = Hello {
             pid: std::process::id(),
         };
-        match host::request::<Welcome>(node, Payload::new(hello), slice) {
-            Ok(welcome) => return Ok(welcome),
-            Err(ThespianError::RequestTimeout(_)) if left <= slice => {
-                return Err(ThespianError::RequestTimeout(format!(
+        let error = match host::request_or_refusal::<Welcome>(node, Payload::new(hello), slice) {
+            Ok(Ok(welcome)) => return Ok(welcome),
+            Ok(Err(refused)) => return Err(HelloFailure::Refused(refused)),
+            Err(e) => e,
+        };
+        match error {
+            ThespianError::RequestTimeout(_) if left <= slice => {
+                return Err(HelloFailure::Error(ThespianError::RequestTimeout(format!(
                     "no answer from {} within {timeout:?}",
                     node.admin_socket()
-                )))
+                ))))
             }
-            Err(e) if left <= slice => return Err(e),
-            Err(e @ ThespianError::SystemFailure(_)) => return Err(e),
-            Err(_) => {
+            e if left <= slice => return Err(HelloFailure::Error(e)),
+            e @ ThespianError::SystemFailure(_) => return Err(HelloFailure::Error(e)),
+            _ => {
                 if admin_exit.is_some_and(|rx| rx.try_recv().is_ok()) {
-                    return Err(ThespianError::StartupFailure(
+                    return Err(HelloFailure::Error(ThespianError::StartupFailure(
                         "the admin process exited during its start (run with RUST_LOG=debug and check its log)".into(),
-                    ));
+                    )));
                 }
             }
         }
@@ -380,17 +393,24 @@ fn not_an_admin(
     transport: &dyn TransportFactory,
     at: SocketAddr,
     started_here: bool,
-    error: ThespianError,
+    failure: HelloFailure,
 ) -> ThespianError {
+    let (error, kind) = match failure {
+        HelloFailure::Refused(refused) => (
+            ThespianError::SystemFailure(format!("cannot reach the admin: {}", refused.reason)),
+            Some(refused.kind),
+        ),
+        HelloFailure::Error(error) => (error, None),
+    };
     if started_here {
         return ThespianError::StartupFailure(format!(
             "the admin started on {at} did not answer: {error}"
         ));
     }
-    // The transport refused a thespian admin (another secret, an overloaded admin): the reason
-    // says what is wrong. Whatever else answers on the port is "not a thespian peer".
+    // The transport refused a thespian admin (another secret, an overloaded admin), or lost it:
+    // the reason says what is wrong. Whatever else answers on the port is not a thespian peer.
     if let ThespianError::SystemFailure(reason) = &error {
-        if !reason.contains("not a thespian peer") {
+        if kind != Some(FailureKind::NotAPeer) {
             return ThespianError::StartupFailure(reason.clone());
         }
     }
@@ -445,13 +465,8 @@ impl BaseDriver for ProgramBase {
         request: CreateRequest,
     ) -> Result<ActorAddress> {
         self.check_running()?;
-        let caps = self
-            .capabilities
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
         let admin = self.node.admin();
-        host::create_through_admin(&self.node, &caps, self.started_admin, &admin, request, true)
+        host::create_through_admin(&self.node, self.started_admin, &admin, request, true)
             .map(|created| created.address)
     }
 

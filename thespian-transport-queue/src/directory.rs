@@ -9,8 +9,9 @@
 //! messages meanwhile), and an id is never reused, so a lookup is never stale. Locks only: no
 //! lock-free state here.
 
-use parking_lot::RwLock;
 use thespian_core::id_table::IdTable;
+
+use crate::locks::RwLock;
 
 /// Number of shards (a power of two).
 const SHARDS: usize = 128;

@@ -13,7 +13,8 @@
 //!   stealing, bounded batches for fairness, spinning then parking idle workers;
 //! * `directory`: the sharded address → mailbox map of the send path;
 //! * `timer`: one heap and one thread for every `wakeup_after`;
-//! * `watch`: one mio poller for `ctx.watch(&fds)`;
+//! * `watches`: with the `watch` feature, `thespian-io`'s one mio poller for `ctx.watch(&fds)`
+//!   (without it, `ctx.watch` is `NotSupported` and the crate needs neither mio nor libc);
 //! * `runtime`: delivery, the worker loop, the `Services` of the machines,
 //!   external endpoints and shutdown.
 //!
@@ -27,12 +28,13 @@
 #![warn(missing_docs)]
 
 mod directory;
+mod locks;
 mod mailbox;
 mod runtime;
 mod scheduler;
 mod sync;
 mod timer;
-pub mod watch;
+mod watches;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -98,7 +100,7 @@ impl QueueBase {
     }
 
     /// Starts a Queue system with identity `system` and the user's `capabilities`: adds the
-    /// keys every base sets, `Thespian Watch Supported = true` and the effective
+    /// keys every base sets, `Thespian Watch Supported` (true with the `watch` feature) and the effective
     /// `Worker Threads`, then starts the worker threads and the timer thread.
     pub fn start_with(
         system: SystemId,
@@ -113,7 +115,7 @@ impl QueueBase {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let mut caps = with_common_capabilities(capabilities, BASE_NAME, BASE_VERSION)
-            .with(keys::WATCH_SUPPORTED, true)
+            .with(keys::WATCH_SUPPORTED, cfg!(feature = "watch"))
             .with(keys::WORKER_THREADS, workers as i64)
             .with(keys::ALLOW_REMOTE_ACTOR_SOURCES, "No");
         if caps.get(keys::ADMIN_ADDRESS).is_none() {

@@ -35,12 +35,11 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use parking_lot::{Condvar, Mutex, RwLock};
 use thespian_core::actor::panic_text;
 use thespian_core::base::{not_issued_error, not_issued_poison};
 use thespian_core::context::Created;
@@ -49,14 +48,15 @@ use thespian_core::system_messages::{passes_to_external, Fd};
 use thespian_core::{
     Actor, ActorAddress, ActorCell, ActorExitRequest, Capabilities, CapabilityValue, CellState,
     ChildActorExited, CreateRequest, Envelope, Payload, Registry, Result, Services, StatusRequest,
-    SystemId, ThespianError, WakeupMessage, WatchMessage,
+    SystemId, ThespianError, WakeupMessage,
 };
 
 use crate::directory::Directory;
+use crate::locks::{Condvar, Mutex, RwLock};
 use crate::mailbox::{Handled, Mailbox, Push, SETTLE_EVERY};
 use crate::scheduler::{Config, Cursor, Scheduler};
 use crate::timer::{Action, Timers};
-use crate::watch::Watcher;
+use crate::watches::Watcher;
 use crate::BASE_NAME;
 
 /// Messages an actor handles before its worker moves on to another actor, when other actors
@@ -214,7 +214,8 @@ struct Threads {
 /// The state of one running Queue system, shared by its threads and its handle.
 pub(crate) struct Inner {
     /// This system itself (for threads started later, like the poller).
-    me: Weak<Inner>,
+    #[cfg(feature = "watch")]
+    me: std::sync::Weak<Inner>,
     system: SystemId,
     /// What one sender may have queued to one actor (see [`crate::QueueConfig`]).
     queue_limit: Bound,
@@ -229,6 +230,8 @@ pub(crate) struct Inner {
     sched: Scheduler<Arc<Node>>,
     timers: Timers,
     watcher: OnceLock<Arc<Watcher>>,
+    /// Serialises starting the poller.
+    #[cfg(feature = "watch")]
     watcher_init: Mutex<()>,
     phase: AtomicU8,
     asked_to_exit: Mutex<HashSet<ActorAddress>>,
@@ -250,8 +253,9 @@ impl Inner {
         queue_limit: usize,
     ) -> Arc<Inner> {
         let registry = Registry::new(system, BASE_NAME, capabilities.clone());
-        Arc::new_cyclic(|me| Inner {
-            me: me.clone(),
+        Arc::new_cyclic(|_me| Inner {
+            #[cfg(feature = "watch")]
+            me: _me.clone(),
             system,
             queue_limit: Bound(u32::try_from(queue_limit).unwrap_or(u32::MAX - 1)),
             admin: registry.admin_address(),
@@ -264,6 +268,7 @@ impl Inner {
             sched: Scheduler::new(workers, Config::default()),
             timers: Timers::new(),
             watcher: OnceLock::new(),
+            #[cfg(feature = "watch")]
             watcher_init: Mutex::new(()),
             phase: AtomicU8::new(RUNNING),
             asked_to_exit: Mutex::new(HashSet::new()),
@@ -683,7 +688,8 @@ impl Inner {
                 return;
             }
             let wake = (now + ROOT_RESCAN).min(deadline);
-            let timed_out = self.all_exited.wait_until(&mut registry, wake).timed_out();
+            let (relocked, timed_out) = self.all_exited.wait_until(registry, wake);
+            registry = relocked;
             let live = registry.live_count();
             if timed_out && live > 0 && live == last_live {
                 // Stalled: ask every root (again: a repeated exit request changes nothing, and
@@ -709,11 +715,9 @@ impl Inner {
             let deadline = Instant::now() + SHUTDOWN_GRACE;
             let mut running = self.workers_running.lock();
             while *running > 0 {
-                if self
-                    .workers_done
-                    .wait_until(&mut running, deadline)
-                    .timed_out()
-                {
+                let (relocked, timed_out) = self.workers_done.wait_until(running, deadline);
+                running = relocked;
+                if timed_out {
                     break;
                 }
             }
@@ -939,6 +943,7 @@ impl Inner {
     }
 
     /// The poller, started with the first watch.
+    #[cfg(feature = "watch")]
     fn ensure_watcher(&self) -> Result<()> {
         if self.watcher.get().is_some() {
             return Ok(());
@@ -957,7 +962,10 @@ impl Inner {
             .name("thespian-q-poll".into())
             .spawn(move || {
                 thread_watcher.run(poll, |actor, ready| {
-                    inner.deliver_if_running(&actor, Payload::new(WatchMessage { ready }))
+                    inner.deliver_if_running(
+                        &actor,
+                        Payload::new(thespian_core::WatchMessage { ready }),
+                    )
                 })
             })
             .map_err(|e| {
@@ -1206,6 +1214,8 @@ impl Services for WorkerServices<'_> {
             .with(actor.id(), |n| n.map_or(0, |n| n.mailbox.len()))
     }
 
+    /// Without the `watch` feature this is the trait's `NotSupported` default.
+    #[cfg(feature = "watch")]
     fn watch(&mut self, _actor: &ActorAddress, fds: &[Fd]) -> Result<()> {
         self.inner.ensure_watcher()?;
         self.watch = Some(fds.to_vec());

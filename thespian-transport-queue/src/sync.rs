@@ -3,7 +3,7 @@
 //! This module exists so the lock-free parts of the scheduling protocol (the idle/searching
 //! counters read without a lock, the queue-length hints) run under loom's model checker with
 //! the very code the base ships: with `--cfg loom` these names are loom's instrumented mutexes,
-//! condition variables and atomics; otherwise they are parking_lot's and std's. The wrappers
+//! condition variables and atomics; otherwise they are std's. The wrappers
 //! give both the same small API (a `lock` that cannot fail, a by-value `wait`).
 
 #[cfg(loom)]
@@ -17,14 +17,14 @@ use std::time::Duration;
 #[derive(Debug, Default)]
 pub(crate) struct Mutex<T> {
     #[cfg(not(loom))]
-    inner: parking_lot::Mutex<T>,
+    inner: std::sync::Mutex<T>,
     #[cfg(loom)]
     inner: loom::sync::Mutex<T>,
 }
 
 /// The guard of a [`Mutex`].
 #[cfg(not(loom))]
-pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
 /// The guard of a [`Mutex`].
 #[cfg(loom)]
 pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
@@ -34,7 +34,7 @@ impl<T> Mutex<T> {
     pub(crate) fn new(value: T) -> Mutex<T> {
         Mutex {
             #[cfg(not(loom))]
-            inner: parking_lot::Mutex::new(value),
+            inner: std::sync::Mutex::new(value),
             #[cfg(loom)]
             inner: loom::sync::Mutex::new(value),
         }
@@ -47,8 +47,10 @@ impl<T> Mutex<T> {
         #[cfg(not(loom))]
         {
             for round in 0..16u32 {
-                if let Some(guard) = self.inner.try_lock() {
-                    return guard;
+                match self.inner.try_lock() {
+                    Ok(guard) => return guard,
+                    Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => {}
                 }
                 if round < 10 {
                     for _ in 0..(1u32 << round) {
@@ -64,14 +66,7 @@ impl<T> Mutex<T> {
 
     /// Locks, blocking until the lock is free.
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-        #[cfg(not(loom))]
-        {
-            self.inner.lock()
-        }
-        #[cfg(loom)]
-        {
-            self.inner.lock().unwrap_or_else(|p| p.into_inner())
-        }
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -79,7 +74,7 @@ impl<T> Mutex<T> {
 #[derive(Debug, Default)]
 pub(crate) struct Condvar {
     #[cfg(not(loom))]
-    inner: parking_lot::Condvar,
+    inner: std::sync::Condvar,
     #[cfg(loom)]
     inner: loom::sync::Condvar,
 }
@@ -89,7 +84,7 @@ impl Condvar {
     pub(crate) fn new() -> Condvar {
         Condvar {
             #[cfg(not(loom))]
-            inner: parking_lot::Condvar::new(),
+            inner: std::sync::Condvar::new(),
             #[cfg(loom)]
             inner: loom::sync::Condvar::new(),
         }
@@ -97,16 +92,7 @@ impl Condvar {
 
     /// Releases the guard's lock, waits for a notification (or a spurious wakeup), relocks.
     pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-        #[cfg(not(loom))]
-        {
-            let mut guard = guard;
-            self.inner.wait(&mut guard);
-            guard
-        }
-        #[cfg(loom)]
-        {
-            self.inner.wait(guard).unwrap_or_else(|p| p.into_inner())
-        }
+        self.inner.wait(guard).unwrap_or_else(|p| p.into_inner())
     }
 
     /// As [`Condvar::wait`], giving up after `timeout` (loom never times out, so a lost
@@ -116,19 +102,10 @@ impl Condvar {
         guard: MutexGuard<'a, T>,
         timeout: Duration,
     ) -> MutexGuard<'a, T> {
-        #[cfg(not(loom))]
-        {
-            let mut guard = guard;
-            let _ = self.inner.wait_for(&mut guard, timeout);
-            guard
-        }
-        #[cfg(loom)]
-        {
-            self.inner
-                .wait_timeout(guard, timeout)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0)
-        }
+        self.inner
+            .wait_timeout(guard, timeout)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0)
     }
 
     /// Wakes one waiter.

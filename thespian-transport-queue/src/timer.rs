@@ -11,8 +11,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex};
 use thespian_core::{ActorAddress, WakeupMessage};
+
+use crate::locks::{Condvar, Mutex};
 
 /// One pending wakeup.
 pub(crate) struct Entry {
@@ -143,10 +144,8 @@ impl Timers {
                 return Action::Fire(due);
             }
             match state.heap.peek().map(|Reverse(e)| e.due) {
-                Some(deadline) => {
-                    self.cv.wait_until(&mut state, deadline);
-                }
-                None => self.cv.wait(&mut state),
+                Some(deadline) => state = self.cv.wait_until(state, deadline).0,
+                None => state = self.cv.wait(state),
             }
         }
     }

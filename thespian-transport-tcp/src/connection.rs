@@ -287,7 +287,12 @@ pub enum FailReason {
     },
     /// The peer rejected the handshake for good (a protocol refusal, a peer shutting down), or
     /// kept refusing it for now (overloaded) until the message's transmit timeout.
-    Rejected(String),
+    Rejected {
+        /// The refusal's kind, the only part acted on.
+        kind: RejectKind,
+        /// The text for people (ours for a shutdown or an overload, else the peer's, escaped).
+        reason: String,
+    },
     /// The peer holds another secret (either side found out; see [`AUTH_FAILED`]).
     AuthenticationFailed,
     /// The system that answered at the address dialed says it listens elsewhere: not the
@@ -299,7 +304,10 @@ pub enum FailReason {
         /// Where the answering system says it listens.
         listens: Option<SocketAddr>,
     },
-    /// The peer is not a thespian peer or broke the protocol during the handshake.
+    /// Whatever answered at the address is not a thespian peer: its first answer is no
+    /// handshake of ours (the text says what came instead).
+    NotAPeer(String),
+    /// The peer broke the protocol during the handshake.
     Protocol(String),
     /// The peer accepts no connections and its connection is gone.
     Unreachable,
@@ -337,12 +345,16 @@ impl fmt::Display for FailReason {
                 f,
                 "protocol version mismatch: we speak {ours}, the peer speaks {theirs}"
             ),
-            FailReason::Rejected(reason) => write!(f, "peer rejected the connection: {reason}"),
+            FailReason::Rejected { reason, .. } => {
+                write!(f, "peer rejected the connection: {reason}")
+            }
             FailReason::AuthenticationFailed => f.write_str(AUTH_FAILED),
             FailReason::WrongPeer { dialed, listens } => {
                 f.write_str(&wrong_peer_text(*dialed, *listens))
             }
-            FailReason::Protocol(reason) => write!(f, "protocol error: {reason}"),
+            FailReason::NotAPeer(reason) | FailReason::Protocol(reason) => {
+                write!(f, "protocol error: {reason}")
+            }
             FailReason::Unreachable => f.write_str("peer unreachable"),
             FailReason::Shutdown => f.write_str("transport shut down"),
             FailReason::QueueFull => f.write_str("outbound queue full"),
@@ -1164,11 +1176,15 @@ impl Connection {
                 Ok(None) => break,
                 Err(e) if !link.is_established() => {
                     // Its first answer is no handshake: whatever listens there is not ours.
-                    self.protocol_error(now, format!("not a thespian peer: {e}"));
+                    self.protocol_error(
+                        now,
+                        format!("not a thespian peer: {e}"),
+                        FailReason::NotAPeer,
+                    );
                     return;
                 }
                 Err(e) => {
-                    self.protocol_error(now, e.to_string());
+                    self.protocol_error(now, e.to_string(), FailReason::Protocol);
                     return;
                 }
             };
@@ -1212,7 +1228,7 @@ impl Connection {
                 let frames = match wire::frames(content, self.config.max_frame) {
                     Ok(frames) => frames,
                     Err(e) => {
-                        self.protocol_error(now, e.to_string());
+                        self.protocol_error(now, e.to_string(), FailReason::Protocol);
                         return false;
                     }
                 };
@@ -1344,7 +1360,7 @@ impl Connection {
                     };
                     (
                         CloseReason::Rejected(reason.clone()),
-                        FailReason::Rejected(reason),
+                        FailReason::Rejected { kind, reason },
                     )
                 };
                 self.end_link(now, close, false);
@@ -1388,7 +1404,11 @@ impl Connection {
             }
             Err(e) => {
                 let reason = e.to_string();
-                self.handshake_failed(now, reason.clone(), FailReason::Protocol(reason), true);
+                let fail = match e {
+                    WireError::BadMagic { .. } => FailReason::NotAPeer(reason.clone()),
+                    _ => FailReason::Protocol(reason.clone()),
+                };
+                self.handshake_failed(now, reason, fail, true);
                 false
             }
         }
@@ -1507,7 +1527,7 @@ impl Connection {
                 false
             }
             Err(e) => {
-                self.protocol_error(now, e.to_string());
+                self.protocol_error(now, e.to_string(), FailReason::Protocol);
                 false
             }
         }
@@ -1521,7 +1541,11 @@ impl Connection {
                 break;
             }
             if front.sent_to.is_none() {
-                self.protocol_error(now, format!("ack {seq} for a message never sent"));
+                self.protocol_error(
+                    now,
+                    format!("ack {seq} for a message never sent"),
+                    FailReason::Protocol,
+                );
                 if !ids.is_empty() {
                     self.events.push_back(Event::Acked(ids));
                 }
@@ -1539,14 +1563,16 @@ impl Connection {
     }
 
     /// We broke with the peer: tell it why, close, and retry later if needed.
-    fn protocol_error(&mut self, now: Instant, reason: String) {
+    /// `fail` makes the reason the queued messages fail with, when the handshake was waiting
+    /// for the peer's `Welcome`.
+    fn protocol_error(&mut self, now: Instant, reason: String, fail: fn(String) -> FailReason) {
         log::warn!("protocol error from {:?}: {reason}", self.peer_addr);
         let awaiting = matches!(
             self.link.as_ref().map(|l| &l.state),
             Some(LinkState::AwaitWelcome { .. })
         );
         if awaiting {
-            self.handshake_failed(now, reason.clone(), FailReason::Protocol(reason), true);
+            self.handshake_failed(now, reason.clone(), fail(reason), true);
             return;
         }
         self.farewell_control(&Control::Error {
@@ -1712,7 +1738,10 @@ impl Connection {
         }
         let reason = match &self.last_refusal {
             // The peer kept refusing us for now: say so rather than a bare timeout.
-            Some(refusal) => FailReason::Rejected(refusal.clone()),
+            Some(refusal) => FailReason::Rejected {
+                kind: RejectKind::Overloaded,
+                reason: refusal.clone(),
+            },
             None => FailReason::TimedOut,
         };
         self.fail(expired, reason);

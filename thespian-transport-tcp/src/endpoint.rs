@@ -47,14 +47,13 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use thespian_core::{SendBudget, SystemId};
+use thespian_core::SystemId;
+use thespian_io::handoff::{Handoff, HandoffError, HandoffSender};
 
 use thespian_auth::{Nonce, Secret};
 
@@ -223,31 +222,12 @@ enum Command {
     },
 }
 
-/// State shared by the endpoint and its senders.
-struct Shared {
-    waker: Waker,
-    /// Set by a sender that woke the loop; cleared by the loop before draining commands.
-    woken: AtomicBool,
-    /// Set by [`EndpointSender::interrupt`]: the next `poll_events` returns even without events.
-    interrupted: AtomicBool,
-    closed: AtomicBool,
-    next_id: AtomicU64,
-    /// Messages handed over and not yet acknowledged or failed, per peer.
-    budget: SendBudget<SocketAddr>,
-    max_frame: usize,
-}
-
-impl Shared {
-    fn release(&self, peer: SocketAddr, bytes: usize) {
-        self.budget.release(&peer, bytes);
-    }
-}
-
 /// Sends messages through a [`TcpEndpoint`] from any thread. Cheap to clone.
 #[derive(Clone)]
 pub struct EndpointSender {
-    shared: Arc<Shared>,
-    tx: mpsc::Sender<Command>,
+    handoff: HandoffSender<Command>,
+    /// The largest frame body a send may take.
+    max_frame: usize,
 }
 
 impl std::fmt::Debug for EndpointSender {
@@ -263,45 +243,35 @@ impl EndpointSender {
     /// when the message exceeds the maximum frame, when the queue to `peer` is full (messages
     /// handed over and not yet acknowledged), or when the endpoint is closed.
     pub fn send(&self, peer: SocketAddr, message: WireMessage) -> Result<MessageId, SendError> {
-        let shared = &*self.shared;
-        if shared.closed.load(Ordering::Acquire) {
+        if self.handoff.is_closed() {
             return Err(SendError::Closed);
         }
         let size = wire::frame_body_bound(&message);
-        if size > shared.max_frame {
+        if size > self.max_frame {
             return Err(SendError::TooLarge {
                 size,
-                limit: shared.max_frame,
+                limit: self.max_frame,
             });
         }
-        let bytes = size + HEADER_LEN;
-        shared
-            .budget
-            .reserve(peer, bytes)
-            .map_err(|u| SendError::QueueFull {
-                messages: u.messages,
-                bytes: u.bytes,
-            })?;
-        let id = MessageId(shared.next_id.fetch_add(1, Ordering::Relaxed));
-        if self.tx.send(Command::Send { peer, id, message }).is_err() {
-            shared.release(peer, bytes);
-            return Err(SendError::Closed);
-        }
-        if !shared.woken.swap(true, Ordering::AcqRel) {
-            if let Err(e) = shared.waker.wake() {
-                log::warn!("cannot wake the TCP endpoint: {e}");
-            }
-        }
-        Ok(id)
+        self.handoff
+            .send(peer, size + HEADER_LEN, |id| Command::Send {
+                peer,
+                id,
+                message,
+            })
+            .map_err(|e| match e {
+                HandoffError::Closed => SendError::Closed,
+                HandoffError::Full(u) => SendError::QueueFull {
+                    messages: u.messages,
+                    bytes: u.bytes,
+                },
+            })
     }
 
     /// Makes the endpoint's current or next [`TcpEndpoint::poll_events`] return, with or
     /// without events, so its driver can look at its own state (e.g. to stop).
     pub fn interrupt(&self) {
-        self.shared.interrupted.store(true, Ordering::Release);
-        if let Err(e) = self.shared.waker.wake() {
-            log::warn!("cannot wake the TCP endpoint: {e}");
-        }
+        self.handoff.interrupt();
     }
 }
 
@@ -409,9 +379,10 @@ pub struct TcpEndpoint {
     local_addr: SocketAddr,
     identity: LocalIdentity,
     config: Arc<Config>,
-    shared: Arc<Shared>,
-    tx: mpsc::Sender<Command>,
-    rx: mpsc::Receiver<Command>,
+    /// Where senders' messages arrive; the budget they took.
+    handoff: Handoff<Command>,
+    /// The largest frame body a send may take.
+    max_frame: usize,
     sessions: HashMap<SocketAddr, Session>,
     sockets: HashMap<Token, Socket>,
     next_token: usize,
@@ -474,16 +445,13 @@ impl TcpEndpoint {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         let transport = Arc::new(config.transport);
-        let shared = Arc::new(Shared {
+        let handoff = Handoff::new(
+            "TCP endpoint",
             waker,
-            woken: AtomicBool::new(false),
-            interrupted: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            next_id: AtomicU64::new(1),
-            budget: SendBudget::new(transport.max_queued_messages, transport.max_queued_bytes),
-            max_frame: transport.max_frame.min(wire::MAX_FRAME_IN_RECORD),
-        });
-        let (tx, rx) = mpsc::channel();
+            transport.max_queued_messages,
+            transport.max_queued_bytes,
+        );
+        let max_frame = transport.max_frame.min(wire::MAX_FRAME_IN_RECORD);
         let identity = LocalIdentity {
             incarnation: config.incarnation,
             listen: Some(config.advertise.unwrap_or(local_addr)),
@@ -497,9 +465,8 @@ impl TcpEndpoint {
             local_addr,
             identity,
             config: transport,
-            shared,
-            tx,
-            rx,
+            handoff,
+            max_frame,
             sessions: HashMap::new(),
             sockets: HashMap::new(),
             next_token: FIRST_SOCKET,
@@ -538,8 +505,8 @@ impl TcpEndpoint {
     /// A handle for sending from any thread.
     pub fn sender(&self) -> EndpointSender {
         EndpointSender {
-            shared: self.shared.clone(),
-            tx: self.tx.clone(),
+            handoff: self.handoff.sender(),
+            max_frame: self.max_frame,
         }
     }
 
@@ -601,7 +568,7 @@ impl TcpEndpoint {
         loop {
             let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             self.turn(wait)?;
-            if !self.out.is_empty() || self.shared.interrupted.swap(false, Ordering::AcqRel) {
+            if !self.out.is_empty() || self.handoff.take_interrupt() {
                 return Ok(std::mem::take(&mut self.out));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -616,7 +583,7 @@ impl TcpEndpoint {
     pub fn close(&mut self) -> Vec<EndpointEvent> {
         if !self.closed {
             self.closed = true;
-            self.shared.closed.store(true, Ordering::Release);
+            self.handoff.close();
             let now = Instant::now();
             self.drain_commands(now);
             let keys: Vec<SocketAddr> = self.sessions.keys().copied().collect();
@@ -735,8 +702,8 @@ impl TcpEndpoint {
     }
 
     fn drain_commands(&mut self, now: Instant) {
-        self.shared.woken.store(false, Ordering::Release);
-        while let Ok(command) = self.rx.try_recv() {
+        self.handoff.begin_drain();
+        while let Some(command) = self.handoff.next_command() {
             match command {
                 Command::Send { peer, id, message } => self.send_now(now, peer, id, message),
             }
@@ -747,7 +714,7 @@ impl TcpEndpoint {
         let bytes = wire::frame_body_bound(&message) + HEADER_LEN;
         if self.identity.listen == Some(peer) || self.local_addr == peer {
             // Sends to self never touch the network.
-            self.shared.release(peer, bytes);
+            self.handoff.release(peer, bytes);
             self.out.push(EndpointEvent::Peer {
                 peer,
                 event: Event::Delivered(message),
@@ -759,7 +726,7 @@ impl TcpEndpoint {
             return;
         }
         if self.closed {
-            self.shared.release(peer, bytes);
+            self.handoff.release(peer, bytes);
             self.fail_now(peer, id, FailReason::Shutdown);
             return;
         }
@@ -769,7 +736,7 @@ impl TcpEndpoint {
                 self.in_flight.insert(id, (peer, bytes));
             }
             Err(e) => {
-                self.shared.release(peer, bytes);
+                self.handoff.release(peer, bytes);
                 let reason = match e {
                     SendError::TooLarge { size, limit } => FailReason::TooLarge { size, limit },
                     SendError::QueueFull { .. } => FailReason::QueueFull,
@@ -1365,7 +1332,7 @@ impl TcpEndpoint {
                     Event::Acked(ids) | Event::Failed { ids, .. } => {
                         for id in ids {
                             if let Some((peer, bytes)) = self.in_flight.remove(id) {
-                                self.shared.release(peer, bytes);
+                                self.handoff.release(peer, bytes);
                             }
                         }
                     }

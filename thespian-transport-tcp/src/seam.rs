@@ -8,11 +8,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use thespian_core::transport::{too_large, TransportEvent, TransportPoll, TransportSend};
+use thespian_core::transport::{
+    too_large, FailureKind, TransportEvent, TransportPoll, TransportSend,
+};
 use thespian_core::{MessageId, Result, ThespianError, WireMessage};
 
-use crate::connection::{Event, SendError};
+use crate::connection::{Event, FailReason, SendError};
 use crate::endpoint::{EndpointEvent, EndpointSender, TcpEndpoint};
+use crate::wire::RejectKind;
 
 impl TransportSend for EndpointSender {
     fn send(&self, peer: SocketAddr, message: WireMessage) -> Result<MessageId> {
@@ -61,6 +64,7 @@ fn seam_events(events: Vec<EndpointEvent>) -> Vec<TransportEvent> {
                     ids,
                     dead_target: reason.is_dead_target(),
                     remembered_dead: false,
+                    kind: failure_kind(&reason),
                     reason: format!("{peer}: {reason}"),
                 }),
                 other => {
@@ -74,4 +78,29 @@ fn seam_events(events: Vec<EndpointEvent>) -> Vec<TransportEvent> {
             }
         })
         .collect()
+}
+
+/// A reason for failing messages in the seam's vocabulary (a refusal by its reject kind, never
+/// by the peer's text).
+fn failure_kind(reason: &FailReason) -> FailureKind {
+    match reason {
+        FailReason::Refused | FailReason::PeerRestarted | FailReason::Unreachable => {
+            FailureKind::Unreachable
+        }
+        FailReason::TimedOut => FailureKind::TimedOut,
+        FailReason::TooLarge { .. } => FailureKind::TooLarge,
+        FailReason::VersionMismatch { .. } => FailureKind::VersionMismatch,
+        FailReason::Rejected { kind, .. } => match kind {
+            RejectKind::Overloaded => FailureKind::Overloaded,
+            RejectKind::ShuttingDown => FailureKind::ShuttingDown,
+            RejectKind::Authentication => FailureKind::WrongSecret,
+            RejectKind::Version => FailureKind::VersionMismatch,
+            RejectKind::Protocol => FailureKind::Other,
+        },
+        FailReason::AuthenticationFailed => FailureKind::WrongSecret,
+        FailReason::WrongPeer { .. } => FailureKind::WrongPeer,
+        FailReason::NotAPeer(_) => FailureKind::NotAPeer,
+        FailReason::Protocol(_) | FailReason::QueueFull => FailureKind::Other,
+        FailReason::Shutdown => FailureKind::Closed,
+    }
 }

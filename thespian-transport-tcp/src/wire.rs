@@ -33,6 +33,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 use thespian_auth::{FrameKey, TAG_LEN};
 use thespian_core::{ActorAddress, SystemId};
+use thespian_io::preamble::{self, PreambleError};
 
 // The message a data frame carries is the same on every transport; it lives in thespian-core and
 // keeps its path here.
@@ -340,26 +341,13 @@ impl std::error::Error for WireError {}
 /// Decodes a handshake frame body, checking magic and version (`ours`, normally
 /// [`PROTOCOL_VERSION`]) before anything else.
 pub fn decode_handshake(body: &[u8], ours: u16) -> Result<Handshake, WireError> {
-    let ((magic, version), _): (([u8; 4], u16), _) =
-        postcard::take_from_bytes(body).map_err(|e| {
-            // Fewer than four bytes, or not even a version: report the magic if we can.
-            if body.len() >= 4 && body[..4] != MAGIC {
-                let mut found = [0; 4];
-                found.copy_from_slice(&body[..4]);
-                WireError::BadMagic { found }
-            } else {
-                WireError::Malformed(format!("handshake: {e}"))
-            }
-        })?;
-    if magic != MAGIC {
-        return Err(WireError::BadMagic { found: magic });
-    }
-    if version != ours {
-        return Err(WireError::VersionMismatch {
-            ours,
-            theirs: version,
-        });
-    }
+    preamble::check(body, MAGIC, ours).map_err(|e| match e {
+        PreambleError::BadMagic { found } => WireError::BadMagic { found },
+        PreambleError::VersionMismatch { ours, theirs } => {
+            WireError::VersionMismatch { ours, theirs }
+        }
+        other => WireError::Malformed(format!("handshake: {other}")),
+    })?;
     let (handshake, rest): (Handshake, _) = postcard::take_from_bytes(body)
         .map_err(|e| WireError::Malformed(format!("handshake: {e}")))?;
     if !rest.is_empty() {

@@ -22,14 +22,14 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use thespian_auth::Secret;
-use thespian_core::{SendBudget, SystemId};
+use thespian_core::SystemId;
+use thespian_io::handoff::{Handoff, HandoffError, HandoffSender};
 
 use crate::machine::{Config, Event, Machine, MessageId, Nonces, SendError, UndeliverableReason};
 use crate::wire::WireMessage;
@@ -79,40 +79,12 @@ enum Command {
     Revive(SocketAddr),
 }
 
-/// State shared by the endpoint and its senders.
-struct Shared {
-    waker: Waker,
-    /// Set by a sender that woke the loop; cleared by the loop before draining commands.
-    woken: AtomicBool,
-    /// Set by [`UdpSender::interrupt`]: the next `poll_events` returns even without events.
-    interrupted: AtomicBool,
-    closed: AtomicBool,
-    next_id: AtomicU64,
-    /// Messages handed over and not yet acknowledged or reported, per peer: the send window
-    /// as senders see it (never smaller than the machine's, so the machine never refuses).
-    budget: SendBudget<SocketAddr>,
-    config: Config,
-}
-
-impl Shared {
-    fn wake(&self) {
-        if !self.woken.swap(true, Ordering::AcqRel) {
-            if let Err(e) = self.waker.wake() {
-                log::warn!("cannot wake the UDP endpoint: {e}");
-            }
-        }
-    }
-
-    fn release(&self, peer: SocketAddr, bytes: usize) {
-        self.budget.release(&peer, bytes);
-    }
-}
-
 /// Sends messages through a [`UdpEndpoint`] from any thread. Cheap to clone.
 #[derive(Clone)]
 pub struct UdpSender {
-    shared: Arc<Shared>,
-    tx: mpsc::Sender<Command>,
+    handoff: HandoffSender<Command>,
+    /// The machine's tunables, for the size check at the sender.
+    config: Arc<Config>,
 }
 
 impl std::fmt::Debug for UdpSender {
@@ -131,66 +103,46 @@ impl UdpSender {
     /// or when the endpoint is closed. Messages sent from one thread to one peer keep their
     /// order.
     pub fn send(&self, to: SocketAddr, message: WireMessage) -> Result<MessageId, SendError> {
-        let shared = &*self.shared;
-        if shared.closed.load(Ordering::Acquire) {
+        if self.handoff.is_closed() {
             return Err(SendError::Closed);
         }
-        let size = shared.config.check_size(&message)?;
-        shared
-            .budget
-            .reserve(to, size)
-            .map_err(|u| SendError::WindowFull {
-                messages: u.messages,
-                bytes: u.bytes,
-            })?;
-        let id = MessageId(shared.next_id.fetch_add(1, Ordering::Relaxed));
-        let command = Command::Send {
-            to,
-            id,
-            size,
-            message,
-        };
-        if self.tx.send(command).is_err() {
-            shared.release(to, size);
-            return Err(SendError::Closed);
-        }
-        shared.wake();
-        Ok(id)
+        let size = self.config.check_size(&message)?;
+        self.handoff
+            .send(to, size, |id| Command::Send {
+                to,
+                id,
+                size,
+                message,
+            })
+            .map_err(|e| match e {
+                HandoffError::Closed => SendError::Closed,
+                HandoffError::Full(u) => SendError::WindowFull {
+                    messages: u.messages,
+                    bytes: u.bytes,
+                },
+            })
     }
 
     /// Declares the endpoint at `peer` dead (see [`Machine::mark_dead`]): its unacknowledged
     /// messages are reported undeliverable and sends to it fail fast for a while.
     pub fn mark_dead(&self, peer: SocketAddr) -> Result<(), SendError> {
-        if self.shared.closed.load(Ordering::Acquire) {
-            return Err(SendError::Closed);
-        }
-        self.tx
-            .send(Command::MarkDead(peer))
-            .map_err(|_| SendError::Closed)?;
-        self.shared.wake();
-        Ok(())
+        self.handoff
+            .command(Command::MarkDead(peer))
+            .map_err(|_| SendError::Closed)
     }
 
     /// A new endpoint listens at `peer` (see [`Machine::revive`]): sends to it are no longer
     /// failed as to a dead address.
     pub fn revive(&self, peer: SocketAddr) -> Result<(), SendError> {
-        if self.shared.closed.load(Ordering::Acquire) {
-            return Err(SendError::Closed);
-        }
-        self.tx
-            .send(Command::Revive(peer))
-            .map_err(|_| SendError::Closed)?;
-        self.shared.wake();
-        Ok(())
+        self.handoff
+            .command(Command::Revive(peer))
+            .map_err(|_| SendError::Closed)
     }
 
     /// Makes the endpoint's current or next [`UdpEndpoint::poll_events`] return, with or
     /// without events, so its driver can look at its own state (e.g. to stop).
     pub fn interrupt(&self) {
-        self.shared.interrupted.store(true, Ordering::Release);
-        if let Err(e) = self.shared.waker.wake() {
-            log::warn!("cannot wake the UDP endpoint: {e}");
-        }
+        self.handoff.interrupt();
     }
 }
 
@@ -204,9 +156,10 @@ pub struct UdpEndpoint {
     socket: UdpSocket,
     local_addr: SocketAddr,
     machine: Machine,
-    shared: Arc<Shared>,
-    tx: mpsc::Sender<Command>,
-    rx: mpsc::Receiver<Command>,
+    /// Where senders' messages and commands arrive; the window they took.
+    handoff: Handoff<Command>,
+    /// The machine's tunables as the senders see them.
+    sender_config: Arc<Config>,
     /// Messages handed over by senders: peer and datagram size, released on their outcome.
     in_flight: HashMap<MessageId, (SocketAddr, usize)>,
     /// A datagram the socket refused with `EAGAIN`, sent first when it is writable again.
@@ -262,19 +215,13 @@ impl UdpEndpoint {
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
         let waker = Waker::new(poll.registry(), WAKER)?;
-        let shared = Arc::new(Shared {
+        let handoff = Handoff::new(
+            "UDP endpoint",
             waker,
-            woken: AtomicBool::new(false),
-            interrupted: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            next_id: AtomicU64::new(1),
-            budget: SendBudget::new(
-                config.transport.max_unacked,
-                config.transport.max_unacked_bytes,
-            ),
-            config: config.transport.clone(),
-        });
-        let (tx, rx) = mpsc::channel();
+            config.transport.max_unacked,
+            config.transport.max_unacked_bytes,
+        );
+        let sender_config = Arc::new(config.transport.clone());
         let machine = Machine::new(
             config.transport,
             config.incarnation,
@@ -292,9 +239,8 @@ impl UdpEndpoint {
             socket,
             local_addr,
             machine,
-            shared,
-            tx,
-            rx,
+            handoff,
+            sender_config,
             in_flight: HashMap::new(),
             unsent: None,
             read_again: true,
@@ -318,8 +264,8 @@ impl UdpEndpoint {
     /// A handle for sending from any thread.
     pub fn sender(&self) -> UdpSender {
         UdpSender {
-            shared: self.shared.clone(),
-            tx: self.tx.clone(),
+            handoff: self.handoff.sender(),
+            config: self.sender_config.clone(),
         }
     }
 
@@ -339,7 +285,7 @@ impl UdpEndpoint {
         loop {
             let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             self.turn(wait)?;
-            if !self.out.is_empty() || self.shared.interrupted.swap(false, Ordering::AcqRel) {
+            if !self.out.is_empty() || self.handoff.take_interrupt() {
                 return Ok(std::mem::take(&mut self.out));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -354,7 +300,7 @@ impl UdpEndpoint {
     /// endpoint is dropped.
     pub fn close(&mut self) -> Vec<Event> {
         if !self.closed {
-            self.shared.closed.store(true, Ordering::Release);
+            self.handoff.close();
             let now = Instant::now();
             self.drain_commands(now);
             self.machine.close(now);
@@ -413,8 +359,8 @@ impl UdpEndpoint {
     /// Hands queued sends and commands to the machine.
     fn drain_commands(&mut self, now: Instant) {
         // Cleared first: a sender that queues after the drain wakes the loop again.
-        self.shared.woken.store(false, Ordering::Release);
-        while let Ok(command) = self.rx.try_recv() {
+        self.handoff.begin_drain();
+        while let Some(command) = self.handoff.next_command() {
             match command {
                 Command::Send {
                     to,
@@ -530,13 +476,13 @@ impl UdpEndpoint {
 
     fn release(&mut self, id: MessageId) {
         if let Some((peer, size)) = self.in_flight.remove(&id) {
-            self.shared.release(peer, size);
+            self.handoff.release(peer, size);
         }
     }
 }
 
 impl Drop for UdpEndpoint {
     fn drop(&mut self) {
-        self.shared.closed.store(true, Ordering::Release);
+        self.handoff.close();
     }
 }

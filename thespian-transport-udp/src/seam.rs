@@ -9,7 +9,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use thespian_core::transport::{too_large, TransportEvent, TransportPoll, TransportSend};
+use thespian_core::transport::{
+    too_large, FailureKind, TransportEvent, TransportPoll, TransportSend,
+};
 use thespian_core::{MessageId, Result, ThespianError, WireMessage};
 
 use crate::driver::{UdpEndpoint, UdpSender};
@@ -65,6 +67,7 @@ fn seam_events(events: Vec<Event>) -> Vec<TransportEvent> {
                 dead_target: reason.is_dead_target()
                     || matches!(reason, UndeliverableReason::RetriesExhausted { .. }),
                 remembered_dead: reason == UndeliverableReason::DeadAddress,
+                kind: failure_kind(&reason),
                 reason: format!("{peer}: {reason}"),
             }),
             Event::PeerRestarted { peer, .. } => {
@@ -73,4 +76,23 @@ fn seam_events(events: Vec<Event>) -> Vec<TransportEvent> {
             }
         })
         .collect()
+}
+
+/// A reason for giving a message up in the seam's vocabulary.
+fn failure_kind(reason: &UndeliverableReason) -> FailureKind {
+    match reason {
+        // Unanswered retries: nobody listens there any more.
+        UndeliverableReason::RetriesExhausted { .. }
+        | UndeliverableReason::DeadAddress
+        | UndeliverableReason::PeerRestarted { .. }
+        | UndeliverableReason::MarkedDead
+        | UndeliverableReason::PortUnreachable => FailureKind::Unreachable,
+        UndeliverableReason::VersionMismatch { .. } => FailureKind::VersionMismatch,
+        UndeliverableReason::AuthenticationFailed(_) => FailureKind::WrongSecret,
+        UndeliverableReason::Shutdown | UndeliverableReason::Refused(SendError::Closed) => {
+            FailureKind::Closed
+        }
+        UndeliverableReason::Refused(SendError::TooLarge { .. }) => FailureKind::TooLarge,
+        UndeliverableReason::Refused(SendError::WindowFull { .. }) => FailureKind::Other,
+    }
 }

@@ -33,6 +33,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thespian_auth::{Confirm, FrameKey, Hello, Welcome, TAG_LEN};
 use thespian_core::{ActorAddress, SystemId};
+use thespian_io::preamble::{self, PreambleError};
 
 // The message a data datagram carries is the same on every transport; it lives in thespian-core
 // and keeps its path here.
@@ -292,19 +293,13 @@ impl std::error::Error for WireError {}
 /// [`PROTOCOL_VERSION`]) before anything else. Never panics, whatever the bytes. Tags are not
 /// verified here (that needs the session's key): see [`Mac::verify`].
 pub fn decode(bytes: &[u8], ours: u16) -> Result<Datagram<'_>, WireError> {
-    if bytes.len() < MAGIC.len() {
-        return Err(WireError::Malformed(format!(
-            "{} bytes is too short for a datagram",
-            bytes.len()
-        )));
-    }
-    if bytes[..4] != MAGIC {
-        let mut found = [0; 4];
-        found.copy_from_slice(&bytes[..4]);
-        return Err(WireError::BadMagic { found });
-    }
-    let (version, rest): (u16, &[u8]) = postcard::take_from_bytes(&bytes[4..])
-        .map_err(|e| WireError::Malformed(format!("protocol version: {e}")))?;
+    let (version, rest) = preamble::read(bytes, MAGIC).map_err(|e| match e {
+        PreambleError::Short { len } => {
+            WireError::Malformed(format!("{len} bytes is too short for a datagram"))
+        }
+        PreambleError::BadMagic { found } => WireError::BadMagic { found },
+        other => WireError::Malformed(other.to_string()),
+    })?;
     if version != ours {
         if rest.is_empty() {
             return Ok(Datagram::VersionNotice { version });

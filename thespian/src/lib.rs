@@ -37,7 +37,10 @@
 //! (the Queue base, `thespian-transport-queue`), `tcp` and `udp` (the multi-process bases:
 //! `thespian-multiproc` and the transport crate). A program that needs fewer depends on
 //! `thespian` with `default-features = false` and the features it uses; selecting a base that
-//! is not built in is a `StartupFailure` naming its feature.
+//! is not built in is a `StartupFailure` naming its feature. The default feature `watch` gives
+//! the Queue base descriptor watches (`ctx.watch`, on a mio poller); without it the Queue base
+//! answers them with `NotSupported` (and `Thespian Watch Supported` is false), and the Queue
+//! base alone links neither mio nor libc.
 
 #![warn(missing_docs)]
 

@@ -1,7 +1,8 @@
 //! What a program built without some of the facade's bases gets: a startup error naming the
 //! feature, and an `init()` and `register_actors!` that still work. Meaningful when run with
 //! features off, e.g. `cargo test -p thespian --no-default-features --features queue --test
-//! features`; with the defaults only the always-true checks run.
+//! features`; with the defaults only the always-true checks run. Without `watch`, the Queue
+//! base refuses descriptor watches.
 
 use std::time::Duration;
 
@@ -63,4 +64,42 @@ fn the_tcp_base_needs_its_feature() {
 #[test]
 fn the_udp_base_needs_its_feature() {
     assert_not_built_in(SystemBase::Udp, "udp");
+}
+
+/// Asks for a watch of its own stdin and answers with the outcome's text.
+#[cfg(all(feature = "queue", not(feature = "watch")))]
+#[derive(Default)]
+struct Watcher;
+
+#[cfg(all(feature = "queue", not(feature = "watch")))]
+impl Actor for Watcher {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        let outcome = match ctx.watch(&[0]) {
+            Ok(()) => "watching".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        ctx.send(env.sender(), outcome)?;
+        Ok(())
+    }
+}
+
+#[cfg(all(feature = "queue", not(feature = "watch")))]
+#[test]
+fn the_queue_base_without_watch_refuses_watches() -> thespian::Result<()> {
+    let sys = ActorSystem::builder()
+        .base(SystemBase::Queue)
+        .transient_unique(true)
+        .start()?;
+    assert!(!sys
+        .capabilities()
+        .is_truthy(thespian::keys::WATCH_SUPPORTED));
+    let watcher = sys.create_actor::<Watcher>()?;
+    let reply = sys
+        .ask(&watcher, (), Duration::from_secs(5))?
+        .expect("a reply");
+    assert_eq!(
+        reply.get::<String>()?,
+        "watch (ThespianWatch) is not supported by this base (multiprocQueueBase)"
+    );
+    sys.shutdown()
 }

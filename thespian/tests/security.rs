@@ -89,6 +89,7 @@ impl Actor for Relay {
                 requirements: Requirements::new(),
                 global_name: None,
                 wait_until_started: true,
+                remote: None,
             };
             ctx.send(&ctx.admin_address(), request)?;
         } else if let Ok(RawUpdate(value)) = env.get::<RawUpdate>() {

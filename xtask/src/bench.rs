@@ -32,7 +32,7 @@ impl Options {
                 "--only" => {
                     let list = split_list(&value("--only")?);
                     for w in &list {
-                        if !WORKLOADS.iter().any(|k| k.id == w) {
+                        if w != CONVENTIONS && !WORKLOADS.iter().any(|k| k.id == w) {
                             return Err(format!("unknown workload {w:?}"));
                         }
                     }
@@ -935,6 +935,14 @@ pub(crate) fn run(options: &Options, argv: &[String]) -> Result<(), String> {
         absent,
     };
     report::write(&env.out, &results)?;
+    let conventions_enabled = options.contestants.is_none()
+        && options
+            .only
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|id| id == CONVENTIONS));
+    if conventions_enabled {
+        conventions(&env, runs)?;
+    }
     eprintln!(
         "xtask bench: done in {:.0} s; wrote {}",
         begun.elapsed().as_secs_f64(),
@@ -1142,4 +1150,110 @@ fn commit(root: &Path) -> (String, Vec<String>) {
     } else {
         (format!("{hash}-dirty"), changed)
     }
+}
+
+/// The `--only` name of the convention benchmarks, which run after the workloads.
+const CONVENTIONS: &str = "conventions";
+
+/// Simulated convention sizes of the convergence benchmark.
+const SIM_SYSTEMS: &[u64] = &[10, 100, 1_000];
+
+/// Remote creates (and as many local ones) per run of the remote-create benchmark.
+const REMOTE_CREATES: u64 = 100;
+
+/// The convention benchmarks: remote against local create on the Tcp base (not in `--quick`:
+/// hundreds of actor processes), and convergence in the simulation for 10, 100 and 1,000
+/// systems (milliseconds of wall time, so also in `--quick`). Prints the figures and writes
+/// `conventions.md` next to the other results.
+fn conventions(env: &Env, runs: usize) -> Result<(), String> {
+    let mut text = String::from("# Conventions\n\n");
+    let median = |values: &[f64]| Stats::of(values).map_or(f64::NAN, |s| s.median);
+    let measure =
+        |args: &[String], limit: Duration| -> Result<BTreeMap<String, Vec<f64>>, String> {
+            let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+            for _ in 0..runs {
+                let mut command = Command::new(&env.thespian_bench);
+                command
+                    .arg("conventions")
+                    .args(args)
+                    .current_dir(&env.target);
+                for var in SCRUBBED_ENV {
+                    command.env_remove(var);
+                }
+                let finished = proc::run(command, limit)?;
+                let line = finished
+                    .stdout
+                    .lines()
+                    .rev()
+                    .find(|l| l.starts_with("RESULT "));
+                match line {
+                    Some(line) if finished.success && !finished.timed_out => {
+                        for (k, v) in line["RESULT ".len()..]
+                            .split_whitespace()
+                            .filter_map(|kv| kv.split_once('='))
+                        {
+                            if let Ok(v) = v.parse::<f64>() {
+                                values.entry(k.to_owned()).or_default().push(v);
+                            }
+                        }
+                    }
+                    _ => {
+                        return Err(format!(
+                            "`thespian-bench conventions {}` failed ({}){}",
+                            args.join(" "),
+                            finished.status,
+                            tail(&finished.stderr)
+                        ))
+                    }
+                }
+            }
+            Ok(values)
+        };
+    if !env.quick {
+        eprintln!(
+            "xtask bench: conventions: remote create against local create (Tcp, {runs} runs)"
+        );
+        let v = measure(
+            &["remote-create".to_owned(), REMOTE_CREATES.to_string()],
+            Duration::from_secs(300),
+        )?;
+        let get = |k: &str| median(v.get(k).map_or(&[][..], Vec::as_slice));
+        let ratio = get("ratio");
+        let verdict = if ratio >= 0.5 { "meets" } else { "misses" };
+        let lines = [
+            format!(
+                "Remote create across two Tcp systems on 127.0.0.1 (a leader places an actor that requires a capability only the member has; create + one ask, {REMOTE_CREATES} of each, interleaved, median of {runs} runs):\n"
+            ),
+            "| create | creates/s | p50 |\n|---|---:|---:|".to_owned(),
+            format!("| local (on the leader) | {:.0} | {:.2} ms |", get("local_rate"), get("local_p50_us") / 1e3),
+            format!("| remote (on the member) | {:.0} | {:.2} ms |", get("rate"), get("p50_us") / 1e3),
+            format!("\nRemote / local rate: {ratio:.2} ({verdict} the goal of at least 0.5).\n"),
+        ];
+        for line in &lines {
+            eprintln!("xtask bench:   {}", line.trim());
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    eprintln!("xtask bench: conventions: convergence in the simulation");
+    text.push_str(
+        "Convergence in the deterministic simulation (`thespian_conventions::sim`, `Scenario::new(n, 2)`: n systems, two leader candidates, starting within one restart period; periods from the last start until the leader knows every member and every member follows it):\n\n| systems | periods to convergence | wall time | messages |\n|---:|---:|---:|---:|\n",
+    );
+    for &n in SIM_SYSTEMS {
+        let v = measure(&["sim".to_owned(), n.to_string()], Duration::from_secs(120))?;
+        let get = |k: &str| median(v.get(k).map_or(&[][..], Vec::as_slice));
+        let line = format!(
+            "| {n} | {:.3} | {:.1} ms | {:.0} |",
+            get("periods"),
+            get("wall_ms"),
+            get("messages")
+        );
+        eprintln!("xtask bench:   {line}");
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let path = env.out.join("conventions.md");
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    eprintln!("xtask bench: wrote {}", path.display());
+    Ok(())
 }

@@ -5,8 +5,11 @@
 //! - `cargo xtask bench [--quick] [--only <workload>[,...]] [--contestants <id>[,...]] [--runs N]`:
 //!   the benchmark harness (SPEC §6: in-process, and across processes over TCP and UDP on
 //!   loopback); see `docs/PERFORMANCE.md`.
+//! - `cargo xtask convention [--systems N] [--netns] [--base tcp|udp]`: a convention of N
+//!   systems (the `convention` example's roles), a remote-create workload, a leader killed and
+//!   the failover measured; see `convention.rs`.
 //! - `cargo xtask fuzz <target> [libFuzzer args]`: runs a cargo-fuzz target of `fuzz/`
-//!   (`tcp-frame`, `udp-datagram`, `auth-handshake`, `admin-protocol`); not part of CI.
+//!   (`tcp-frame`, `udp-datagram`, `auth-handshake`, `admin-protocol`, `convention`); not part of CI.
 //! - `cargo xtask tidy [--no-doc]`: checks the repository rules a tool can check (crate
 //!   dependencies, transports below the facade, unsafe justifications, no wire data becoming
 //!   code, the docs build); see `tidy.rs`.
@@ -14,6 +17,7 @@
 //! Standard library only.
 
 mod bench;
+mod convention;
 mod proc;
 mod report;
 mod tidy;
@@ -36,14 +40,26 @@ commands:
     --only <w>[,<w>...]     only these workloads: ping-pong ping-pong-cores tell-16b tell-64k
                             skynet idle ask (in one process); tcp-ping-pong tcp-tell-16b
                             tcp-tell-64k tcp-create tcp-ask udp-ping-pong udp-tell-16b (across
-                            processes) (writes to target/bench/partial/)
+                            processes) conventions (remote against local create on Tcp, and
+                            convergence in the simulation for 10, 100, 1,000 systems; run after
+                            the others, written to conventions.md; --quick keeps only the
+                            simulation) (writes to target/bench/partial/)
     --contestants <c>[,...] only these contestants: thespian-simple thespian-queue raw actix
                             ractor kameo py-simple py-queue (in one process); thespian-tcp
                             thespian-udp raw-net py-tcp py-udp (across processes) (writes to
                             target/bench/partial/)
     --runs <N>              runs per figure (default 5; 3 with --quick)
+  convention [options]      start a convention of actor systems (the `convention` example's roles
+                            as child processes): converge, remote creates by capability from the
+                            leader, SIGKILL the leader, measure the failover; prints a summary
+    --systems <N>           systems in all, 3 to 250 (default 10): two leader candidates, members
+    --netns                 each system in a network namespace of its own on a veth bridge (needs
+                            root and `ip`; else loopback with distinct ports, as without it)
+    --base tcp|udp          the system base (default tcp)
+    --period <s>            registration period in seconds (default 1)
+    --creates <N>           creates of the workload (default 30)
   fuzz <target> [args]      run a cargo-fuzz target of fuzz/ (tcp-frame, udp-datagram,
-                            auth-handshake, admin-protocol) with
+                            auth-handshake, admin-protocol, convention) with
                             cargo-fuzz (`cargo install cargo-fuzz`); extra args go to libFuzzer,
                             e.g. -max_total_time=60
   tidy [--no-doc]           check the repository's rules: crate dependencies, no concrete
@@ -58,6 +74,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "udp-datagram",
     "auth-handshake",
     "admin-protocol",
+    "convention",
 ];
 
 fn main() -> ExitCode {
@@ -71,6 +88,10 @@ fn main() -> ExitCode {
         "test" => cargo(&["test", "--workspace"]),
         "bench" => match bench::Options::parse(&args[1..]) {
             Ok(options) => bench::run(&options, &args),
+            Err(e) => Err(format!("{e}\n\n{USAGE}")),
+        },
+        "convention" => match convention::Options::parse(&args[1..]) {
+            Ok(options) => convention::run(&options),
             Err(e) => Err(format!("{e}\n\n{USAGE}")),
         },
         "fuzz" => fuzz(&args[1..]),

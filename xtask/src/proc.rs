@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// Name of the environment variable carrying a run's token.
-const TOKEN_VAR: &str = "XTASK_BENCH_RUN";
+pub(crate) const TOKEN_VAR: &str = "XTASK_BENCH_RUN";
 
 /// What a finished (or killed) bench process left.
 pub(crate) struct Finished {
@@ -50,7 +50,7 @@ fn kill_group(pgid: u32) {
 }
 
 /// A token no other run of this harness (or any other process) carries.
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -63,7 +63,7 @@ fn new_token() -> String {
 }
 
 /// The processes whose environment holds `TOKEN_VAR=token`: descendants of one bench run.
-fn carriers(token: &str) -> Vec<i32> {
+pub(crate) fn carriers(token: &str) -> Vec<i32> {
     let needle = format!("{TOKEN_VAR}={token}");
     let me = std::process::id() as i32;
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -80,7 +80,7 @@ fn carriers(token: &str) -> Vec<i32> {
 }
 
 /// Kills every process still carrying `token` (and waits a little until none is left).
-fn kill_carriers(token: &str) {
+pub(crate) fn kill_carriers(token: &str) {
     for _ in 0..50 {
         let left = carriers(token);
         if left.is_empty() {

@@ -4,11 +4,14 @@
 //!
 //! The checks (each takes the repository root, so the tests can point them at a temporary tree):
 //! 1. crate dependencies follow [`CRATE_RULES`], and every workspace member has a line there;
-//! 2. no crate below the facade names a concrete transport in its source;
+//! 2. no crate below the facade names a concrete transport in its source (its inline test
+//!    modules aside: dev-dependencies are free);
 //! 3. the docs build without warnings (`cargo doc`; the slow one, skipped by `--no-doc`);
 //! 4. every `unsafe` block and `unsafe impl` has a `// SAFETY:` comment, every `unsafe fn` a
 //!    `# Safety` doc section;
-//! 5. no source file contains `transmute` or `from_image_spec`: no wire data becomes code.
+//! 5. no source file contains `transmute` or `from_image_spec`: no wire data becomes code;
+//! 6. the facade built with the Queue base only (`cargo tree -p thespian --no-default-features
+//!    --features queue -e normal`) pulls none of [`QUEUE_ONLY_FORBIDDEN`].
 
 mod manifest;
 mod rust_source;
@@ -38,7 +41,8 @@ struct CrateRule {
     /// May depend on the facade `thespian` (only tools and benchmarks: the facade is the top).
     may_depend_on_facade: bool,
     /// Its `.rs` files may name a concrete transport crate (`thespian_transport_*`): the
-    /// facade, the transports themselves and tools; never a crate below the facade.
+    /// facade, the transports themselves and tools; never a crate below the facade (outside
+    /// its inline test modules).
     may_name_transports: bool,
 }
 
@@ -54,17 +58,32 @@ const CRYPTOGRAPHY: &str = "blake3";
 const CRATE_RULES: &[CrateRule] = &[
     CrateRule { name: "thespian-core", deps: Deps::Only(&["serde", "postcard", "log"]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: "thespian-auth", deps: Deps::Only(&["serde", "log", "blake3", "getrandom", "zeroize", "libc"]), may_depend_on_facade: false, may_name_transports: false },
+    CrateRule { name: "thespian-conventions", deps: Deps::Only(&["thespian-core", "serde", "log"]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: "thespian-admin", deps: Deps::AnythingBut(&[TRANSPORTS, CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: false },
-    CrateRule { name: "thespian-transport-queue", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin", CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
-    CrateRule { name: "thespian-transport-tcp", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin", CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
-    CrateRule { name: "thespian-transport-udp", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin", CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
-    // Names the Queue crate (its descriptor `watch`, until that moves to a shared I/O home) and,
-    // in node.rs's unit tests only, the UDP transport (a dev-dependency).
-    CrateRule { name: "thespian-multiproc", deps: Deps::AnythingBut(&["thespian-transport-tcp", "thespian-transport-udp", FACADE, CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
+    CrateRule { name: "thespian-io", deps: Deps::Only(&["thespian-core", "mio", "log", "postcard"]), may_depend_on_facade: false, may_name_transports: false },
+    CrateRule { name: "thespian-transport-queue", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin", "thespian-multiproc", CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
+    CrateRule { name: "thespian-transport-tcp", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin", "thespian-multiproc", CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
+    CrateRule { name: "thespian-transport-udp", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin", "thespian-multiproc", CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
+    // Reaches transports only through thespian-core's seam and the facade's factories; node.rs's
+    // unit tests run over the UDP transport, a dev-dependency.
+    CrateRule { name: "thespian-multiproc", deps: Deps::AnythingBut(&[TRANSPORTS, FACADE, CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: FACADE, deps: Deps::AnythingBut(&[CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },
     CrateRule { name: "xtask", deps: Deps::Only(&[]), may_depend_on_facade: true, may_name_transports: true },
     CrateRule { name: "thespian-bench", deps: Deps::AnythingBut(&[CRYPTOGRAPHY]), may_depend_on_facade: true, may_name_transports: true },
     CrateRule { name: "thespian-conformance", deps: Deps::AnythingBut(&[CRYPTOGRAPHY]), may_depend_on_facade: true, may_name_transports: false },
+];
+
+/// Crates the facade built with the Queue base only must not pull (check 6): the I/O stack
+/// (mio, libc), the multi-process machinery and the other transports.
+const QUEUE_ONLY_FORBIDDEN: &[&str] = &[
+    "mio",
+    "libc",
+    "thespian-io",
+    "thespian-transport-tcp",
+    "thespian-transport-udp",
+    "thespian-admin",
+    "thespian-auth",
+    "thespian-multiproc",
 ];
 
 /// How source files refer to the transport crates.
@@ -146,6 +165,13 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
         },
         started.elapsed().as_secs_f64()
     );
+    let started = Instant::now();
+    let tree = check_queue_only_tree(root);
+    println!(
+        "tidy: queue-only dependency tree: {} in {:.1}s",
+        if tree.is_ok() { "ok" } else { "failed" },
+        started.elapsed().as_secs_f64()
+    );
     let docs = if options.no_doc {
         println!("tidy: docs build skipped (--no-doc)");
         Ok(())
@@ -158,6 +184,11 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
             started.elapsed().as_secs_f64()
         );
         docs
+    };
+    let docs = match (tree, docs) {
+        (Ok(()), docs) => docs,
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(d)) => Err(format!("{e}; and {d}")),
     };
     match (violations.len(), docs) {
         (0, Ok(())) => Ok(()),
@@ -369,7 +400,14 @@ fn check_no_transport_below_facade(members: &[Member], sources: &[Source]) -> Ve
             continue;
         }
         for source in sources.iter().filter(|s| s.path.starts_with(&member.dir)) {
+            let tests = rust_source::test_module_lines(&rust_source::code_only(&source.text));
             for (index, line) in source.text.lines().enumerate() {
+                let in_tests = tests
+                    .iter()
+                    .any(|&(from, to)| (from..=to).contains(&(index + 1)));
+                if in_tests {
+                    continue;
+                }
                 if let Some(at) = line.find(TRANSPORT_PATH_PREFIX) {
                     let named: String = line[at..]
                         .chars()
@@ -510,6 +548,62 @@ fn check_no_wire_to_code(sources: &[Source]) -> Vec<Violation> {
 }
 
 /// Check 3: `RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps` in `root`.
+/// Check 6: runs `cargo tree` for the facade with the Queue base only and reports what it
+/// must not pull.
+fn check_queue_only_tree(root: &Path) -> Result<(), String> {
+    let output = crate::cargo_command()
+        .current_dir(root)
+        .args(QUEUE_ONLY_TREE)
+        .output()
+        .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo tree failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let pulled = queue_only_tree_violations(&String::from_utf8_lossy(&output.stdout));
+    if pulled.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "`cargo {}` lists {}: rule: the facade built with the Queue base only pulls no I/O \
+        stack, multi-process machinery or other transport (docs/ARCHITECTURE.md); fix: make \
+        the dependency optional behind the feature that needs it",
+        QUEUE_ONLY_TREE.join(" "),
+        pulled.join(", ")
+    ))
+}
+
+/// The `cargo tree` arguments of check 6: one crate per line, no tree drawing.
+const QUEUE_ONLY_TREE: &[&str] = &[
+    "tree",
+    "-p",
+    "thespian",
+    "--no-default-features",
+    "--features",
+    "queue",
+    "-e",
+    "normal",
+    "--prefix",
+    "none",
+];
+
+/// The crates of [`QUEUE_ONLY_FORBIDDEN`] in `tree`, the output of `cargo tree --prefix none`
+/// (one `name vX.Y.Z [(path)] [(*)]` per line), each once, in the order of that list.
+fn queue_only_tree_violations(tree: &str) -> Vec<String> {
+    let listed: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    QUEUE_ONLY_FORBIDDEN
+        .iter()
+        .filter(|name| listed.contains(name))
+        .map(|name| name.to_string())
+        .collect()
+}
+
 fn check_docs_build(root: &Path) -> Result<(), String> {
     let mut rustdocflags = std::env::var("RUSTDOCFLAGS").unwrap_or_default();
     if !rustdocflags.is_empty() {

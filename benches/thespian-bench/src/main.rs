@@ -5,6 +5,7 @@
 //! ```text
 //! thespian-bench <simple|queue|raw> <workload> <size>
 //! thespian-bench <tcp|udp|raw-net> <cross-process workload> <size>
+//! thespian-bench conventions <remote-create|sim> <size>
 //! ```
 //!
 //! `cargo xtask bench` builds it with `--release` and runs it once per run of every figure.
@@ -13,6 +14,7 @@
 //! helper processes.
 
 mod common;
+mod conventions;
 mod net;
 mod raw;
 mod raw_net;
@@ -27,6 +29,9 @@ fn main() {
     // Likewise the helper processes of the raw socket references.
     raw_net::helper_if_any();
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("conventions") {
+        common::finish(conventions::main(&argv[1..]));
+    }
     if matches!(
         argv.first().map(String::as_str),
         Some("tcp" | "udp" | "raw-net")

@@ -24,7 +24,7 @@ use crate::thespian_rs::{self, expect_reply, Echo};
 
 /// Environment variable that marks every process of one thespian-rs run (the bench process,
 /// its admin daemon and the actors' processes inherit it), so leftovers can be found by pid.
-const OWNER_ENV: &str = "THESPIAN_BENCH_OWNER";
+pub(crate) const OWNER_ENV: &str = "THESPIAN_BENCH_OWNER";
 
 /// Admin ports are picked from this range: below Linux's ephemeral range (32768–60999), so an
 /// outgoing connection never holds one, and away from the well-known ports.
@@ -323,14 +323,14 @@ impl Actor for NetConsumer {
 
 /// The system of one run: shut down when dropped (an early return or a panic), so no admin
 /// daemon outlives the run.
-struct Running(Option<ActorSystem>);
+pub(crate) struct Running(pub(crate) Option<ActorSystem>);
 
 impl Running {
-    fn sys(&self) -> &ActorSystem {
+    pub(crate) fn sys(&self) -> &ActorSystem {
         self.0.as_ref().expect("the system runs until shut down")
     }
 
-    fn shutdown(mut self) -> Result<(), ThespianError> {
+    pub(crate) fn shutdown(mut self) -> Result<(), ThespianError> {
         match self.0.take() {
             Some(sys) => sys.shutdown(),
             None => Ok(()),
@@ -478,7 +478,7 @@ fn nanos() -> u32 {
 
 /// A port of `ADMIN_PORTS` free for both TCP and UDP right now (probed by binding), starting
 /// at a random one so parallel runs spread out.
-fn free_admin_port() -> Option<u16> {
+pub(crate) fn free_admin_port() -> Option<u16> {
     let span = ADMIN_PORTS.end - ADMIN_PORTS.start;
     let seed = nanos() ^ std::process::id().wrapping_mul(2_654_435_761);
     let first = (seed % u32::from(span)) as u16;
@@ -516,7 +516,7 @@ fn marked(mark: &str) -> Vec<i32> {
 
 /// Kills (SIGKILL, by pid) every process of this run still alive; returns how many there
 /// were at first. A process that is exiting anyway gets a moment first.
-fn kill_leftovers(mark: &str) -> usize {
+pub(crate) fn kill_leftovers(mark: &str) -> usize {
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut first = marked(mark);
     while !first.is_empty() && Instant::now() < deadline {

@@ -67,6 +67,7 @@ fn config(thread_mode: bool, picky: bool) -> AdminConfig {
         capabilities: Capabilities::new().with("picky", picky),
         thread_mode,
         shutdown_grace: GRACE,
+        remote_placement: false,
     }
 }
 
@@ -81,6 +82,7 @@ fn create_msg<A: Actor + thespian_core::NewActor>(
         requirements: Requirements::new(),
         global_name: name.map(str::to_owned),
         wait_until_started: wait,
+        remote: None,
     }
 }
 
@@ -373,6 +375,74 @@ fn a_name_being_launched_is_answered_once_launched() {
     assert_eq!(
         h.admin.status().global_actors,
         vec![("svc".to_owned(), address)]
+    );
+}
+
+#[test]
+fn an_unfit_type_is_placed_elsewhere_when_the_system_may_place_remotely() {
+    let mut config = config(false, false);
+    config.remote_placement = true;
+    let mut h = Harness::with(config, resolver());
+    let actions = h.handle(&outside(), create_msg::<Picky>(&admin_addr(), None, true));
+    let (requester, create, unmet) = match <[Action; 1]>::try_from(actions) {
+        Ok(
+            [Action::PlaceElsewhere {
+                requester,
+                create,
+                unmet,
+            }],
+        ) => (requester, create, unmet),
+        other => panic!("expected PlaceElsewhere, got {other:?}"),
+    };
+    assert_eq!(requester.address, outside());
+    assert_eq!(requester.ticket, None);
+    assert_eq!(create.type_name, "test.Picky");
+    assert!(!unmet.is_empty());
+    // Nothing was reserved; the answer comes from the driver.
+    assert!(h.admin.pending.is_empty());
+    let remote = ActorAddress::new(SystemId::from_raw(99), 5);
+    h.admin.placed_elsewhere(
+        requester,
+        Ok(CreatedActor {
+            address: remote.clone(),
+            is_child: true,
+        }),
+    );
+    let (to, result) = create_reply(&h.actions());
+    assert_eq!(to, outside());
+    assert_eq!(
+        result,
+        Ok(CreatedActor {
+            address: remote,
+            is_child: true
+        })
+    );
+}
+
+#[test]
+fn a_create_from_another_admin_is_answered_with_its_ticket() {
+    let mut h = Harness::new();
+    let other_admin = ActorAddress::new(SystemId::from_raw(99), 1 << 20);
+    let mut create = create_msg::<Plain>(&other_admin, None, false);
+    create.remote = Some(crate::protocol::RemoteOrigin {
+        ticket: 17,
+        already_tried: Vec::new(),
+    });
+    let (ticket, launch) = h.create(&other_admin, create);
+    // The actor's parent is the requester on the other system.
+    assert_eq!(launch.parent, other_admin);
+    let (address, _) = h.launch(ticket, None);
+    let replies = sent::<CreateReply>(&h.actions());
+    assert_eq!(replies.len(), 1);
+    let (_, to, reply) = &replies[0];
+    assert_eq!(to, &other_admin);
+    assert_eq!(reply.ticket, Some(17));
+    assert_eq!(
+        reply.result,
+        Ok(CreatedActor {
+            address,
+            is_child: true
+        })
     );
 }
 
@@ -887,6 +957,7 @@ fn log_records_are_forwarded() {
             target: "app".into(),
             text: "careful".into(),
             actor: Some(addr(3)),
+            system: None,
         },
     );
     match &actions[..] {
@@ -894,6 +965,7 @@ fn log_records_are_forwarded() {
             level,
             target,
             text,
+            from_other_system: false,
         }] => {
             assert_eq!(*level, log::Level::Warn);
             assert_eq!(target, "app");
@@ -908,11 +980,28 @@ fn log_records_are_forwarded() {
             target: "app".into(),
             text: "odd".into(),
             actor: None,
+            system: None,
         },
     );
     assert!(matches!(
         &actions[..],
         [Action::Log { level: log::Level::Info, text, .. }] if text == "odd"
+    ));
+    // Central logging: a record another system forwarded names it and is not sent on.
+    let actions = h.handle(
+        &outside(),
+        LogRecord {
+            level: 2,
+            target: "app".into(),
+            text: "far away".into(),
+            actor: None,
+            system: Some("127.0.0.1:1901".into()),
+        },
+    );
+    assert!(matches!(
+        &actions[..],
+        [Action::Log { level: log::Level::Warn, text, from_other_system: true, .. }]
+            if text == "[127.0.0.1:1901] far away"
     ));
 }
 

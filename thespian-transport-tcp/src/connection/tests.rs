@@ -1686,7 +1686,7 @@ fn an_authentication_refusal_stays_final() {
         assert!(events.iter().any(|e| matches!(
             e,
             Event::Failed {
-                reason: FailReason::Rejected(_),
+                reason: FailReason::Rejected { .. },
                 ..
             }
         )));

@@ -137,9 +137,71 @@ pub(crate) fn line_of(text: &str, at: usize) -> usize {
     text[..at].matches('\n').count() + 1
 }
 
+/// The 1-based, inclusive line ranges of the inline test modules in `code` (as returned by
+/// [`code_only`], so braces in comments and literals do not count): a `#[cfg(test)]`
+/// attribute followed by `mod <name> {`, through its closing brace.
+pub(crate) fn test_module_lines(code: &str) -> Vec<(usize, usize)> {
+    const ATTRIBUTE: &str = "#[cfg(test)]";
+    let mut ranges = Vec::new();
+    let mut from = 0;
+    while let Some(found) = code[from..].find(ATTRIBUTE) {
+        let at = from + found;
+        from = at + ATTRIBUTE.len();
+        let rest = code[from..].trim_start();
+        let is_module = rest
+            .strip_prefix("mod")
+            .is_some_and(|after| after.starts_with(char::is_whitespace));
+        if !is_module {
+            continue;
+        }
+        let module = code.len() - rest.len();
+        // An inline module opens a brace before any `;` (`mod tests;` is a file of its own).
+        let Some(open) = code[module..]
+            .find(['{', ';'])
+            .map(|i| module + i)
+            .filter(|&i| code.as_bytes()[i] == b'{')
+        else {
+            continue;
+        };
+        let mut depth = 0usize;
+        let mut close = code.len();
+        for (i, c) in code[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = open + i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        ranges.push((line_of(code, at), line_of(code, close)));
+        from = close;
+    }
+    ranges
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_test_modules_are_found_with_their_lines() {
+        let text = "fn a() {}\n\
+                    #[cfg(test)]\n\
+                    fn helper() { \"}\" }\n\
+                    #[cfg(test)]\n\
+                    mod tests {\n\
+                        fn b() { let s = \"}\"; }\n\
+                    }\n\
+                    fn c() {}\n\
+                    #[cfg(test)]\n\
+                    mod more;\n";
+        assert_eq!(test_module_lines(&code_only(text)), vec![(4, 7)]);
+    }
 
     #[test]
     fn comments_and_literals_become_spaces_and_lines_stay() {

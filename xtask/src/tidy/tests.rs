@@ -288,3 +288,59 @@ fn options_accept_no_doc_only() {
     assert!(Options::parse(&[]).is_ok_and(|o| !o.no_doc));
     assert!(Options::parse(&["--fast".to_string()]).is_err());
 }
+
+#[test]
+fn multiproc_depending_on_any_transport_is_reported() {
+    let scratch = ScratchRepo::copy_of_manifests();
+    let file = "thespian-multiproc/Cargo.toml";
+    let line = scratch.insert_line(
+        file,
+        "[dependencies]",
+        "thespian-transport-queue.workspace = true",
+    );
+    assert_one_violation(
+        &scratch.violations(),
+        file,
+        line,
+        "`thespian-transport-queue`",
+    );
+}
+
+#[test]
+fn multiproc_names_a_transport_only_in_its_test_modules() {
+    let scratch = ScratchRepo::copy_of_manifests();
+    scratch.write(
+        "thespian-multiproc/src/host.rs",
+        "use thespian_io::watch::Watcher;\n\
+         use thespian_transport_queue::Something;\n\
+         \n\
+         #[cfg(test)]\n\
+         mod tests {\n\
+             use thespian_transport_udp as udp;\n\
+         }\n",
+    );
+    assert_one_violation(
+        &scratch.violations(),
+        "thespian-multiproc/src/host.rs",
+        2,
+        "thespian_transport_queue",
+    );
+}
+
+#[test]
+fn the_queue_only_tree_check_names_what_it_finds() {
+    let clean = "thespian v0.1.0 (/repo/thespian)\n\
+                 env_logger v0.11.12\n\
+                 thespian-transport-queue v0.1.0 (/repo/thespian-transport-queue)\n\
+                 crossbeam-channel v0.5.17\n\
+                 log v0.4.35 (*)\n";
+    assert!(queue_only_tree_violations(clean).is_empty());
+    let pulled = format!(
+        "{clean}mio v1.2.5\nlibc v0.2.191\nlibc v0.2.191 (*)\n\
+         thespian-multiproc v0.1.0 (/repo/thespian-multiproc)\nmiow v0.6.0\n"
+    );
+    assert_eq!(
+        queue_only_tree_violations(&pulled),
+        vec!["mio", "libc", "thespian-multiproc"]
+    );
+}

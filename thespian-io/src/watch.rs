@@ -1,8 +1,8 @@
 //! File-descriptor watches (Thespian's `ThespianWatch` → `WatchMessage`) on one mio poller.
 //!
 //! This module exists because an actor that serves sockets must not block a worker waiting for
-//! them; it is public because the multi-process bases' actor hosts (in the facade) watch the
-//! same way. `ctx.watch(&fds)` asks for a `WatchMessage` when any of `fds` is readable, until
+//! them; the Queue base (behind its `watch` feature) and the actor processes of the
+//! multi-process bases both watch this way. `ctx.watch(&fds)` asks for a `WatchMessage` when any of `fds` is readable, until
 //! the actor's next message: the worker registers the fds here after that `receive` returns, and
 //! clears them before the actor's next message. One poller thread (started with the first
 //! watch) waits on a `mio::Poll`; when fds of an actor become readable it drops the actor's whole
@@ -13,10 +13,10 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::{Mutex, MutexGuard};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
-use parking_lot::Mutex;
 use thespian_core::system_messages::Fd;
 use thespian_core::ActorAddress;
 
@@ -55,9 +55,14 @@ impl Watcher {
         ))
     }
 
+    /// The table, whatever a panicking holder left (every update keeps it consistent).
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Replaces `actor`'s watch with `fds`. False when none of them could be watched.
     pub fn set(&self, actor: &ActorAddress, fds: &[Fd]) -> bool {
-        let mut table = self.table.lock();
+        let mut table = self.table();
         self.clear_locked(&mut table, actor.id());
         let mut registered = Vec::new();
         for &fd in fds {
@@ -100,7 +105,7 @@ impl Watcher {
 
     /// Drops `actor`'s watch, if any.
     pub fn clear(&self, actor_id: u64) {
-        let mut table = self.table.lock();
+        let mut table = self.table();
         self.clear_locked(&mut table, actor_id);
     }
 
@@ -117,13 +122,13 @@ impl Watcher {
 
     /// Actors with an active watch.
     #[cfg(test)]
-    pub(crate) fn watching(&self) -> usize {
-        self.table.lock().by_actor.len()
+    fn watching(&self) -> usize {
+        self.table().by_actor.len()
     }
 
     /// Makes [`Watcher::run`] return.
     pub fn stop(&self) {
-        self.table.lock().stop = true;
+        self.table().stop = true;
         if let Err(e) = self.waker.wake() {
             log::error!("cannot wake the watch poller: {e}");
         }
@@ -143,7 +148,7 @@ impl Watcher {
             }
             let mut ready: HashMap<u64, (ActorAddress, Vec<Fd>)> = HashMap::new();
             {
-                let mut table = self.table.lock();
+                let mut table = self.table();
                 if table.stop {
                     return;
                 }
@@ -172,7 +177,7 @@ impl Watcher {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
@@ -184,7 +189,7 @@ mod tests {
     fn readable_fd_is_reported_once_then_forgotten() {
         let (watcher, poll) = Watcher::new().unwrap();
         let watcher = std::sync::Arc::new(watcher);
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = std::sync::mpsc::channel();
         let thread = {
             let watcher = watcher.clone();
             std::thread::spawn(move || watcher.run(poll, |a, fds| tx.send((a, fds)).unwrap()))
