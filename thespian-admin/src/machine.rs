@@ -37,8 +37,9 @@ use thespian_core::{
 
 use crate::protocol::{
     ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateFailure,
-    CreateReply, CreatedActor, DeadLetter, ExitNoted, HandleDeadLetters, Hello, LogRecord,
-    RemoteCreate, ShutdownComplete, ShutdownSystem, UpdateCapability, Welcome, WIRE_PREFIX,
+    CreateReply, CreatedActor, DeadLetter, ExitNoted, HandleDeadLetters, Hello, LogLevelSet,
+    LogRecord, RemoteCreate, SetLogLevel, ShutdownComplete, ShutdownSystem, UpdateCapability,
+    Welcome, WIRE_PREFIX,
 };
 
 /// The most distinct unexpected message types the admin warns about once each; beyond it they
@@ -166,6 +167,14 @@ pub enum Action {
         text: String,
         /// Another system of the convention sent it (it is not forwarded again).
         from_other_system: bool,
+    },
+    /// Change the admin process's log filter to `level`, then answer `requester` with a
+    /// [`LogLevelSet`](crate::protocol::LogLevelSet) (the driver owns the logger).
+    SetLogLevel {
+        /// Who asked (gets the answer).
+        requester: ActorAddress,
+        /// The new level, already parsed.
+        level: log::LevelFilter,
     },
     /// Shutdown is complete (the `ShutdownComplete` replies are queued as sends before this):
     /// the driver delivers what it has and exits. Emitted once; nothing follows it.
@@ -573,6 +582,7 @@ impl Admin {
             .on_update_capability(sender, m));
         on!(payload, ShutdownSystem, |_m| self.on_shutdown(now, sender));
         on!(payload, LogRecord, |m| self.on_log(m));
+        on!(payload, SetLogLevel, |m| self.on_set_log_level(sender, &m.level));
         on!(payload, ActorExitRequest, |_m| log::debug!(
             "admin ignores ActorExitRequest from {sender}"
         ));
@@ -585,6 +595,23 @@ impl Admin {
             log::warn!("admin discards {type_name:?} from {sender}");
         } else {
             log::debug!("admin discards {type_name:?} from {sender}");
+        }
+    }
+
+    fn on_set_log_level(&mut self, sender: ActorAddress, level: &str) {
+        match level.trim().parse::<log::LevelFilter>() {
+            Ok(level) => self.actions.push_back(Action::SetLogLevel {
+                requester: sender,
+                level,
+            }),
+            Err(_) => {
+                let refusal = LogLevelSet {
+                    result: Err(format!(
+                        "{level:?} is not a log level (off, error, warn, info, debug, trace)"
+                    )),
+                };
+                self.reply(sender, Payload::new(refusal));
+            }
         }
     }
 

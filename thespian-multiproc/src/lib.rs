@@ -32,6 +32,7 @@ mod convention;
 pub mod factory;
 mod host;
 mod launch;
+mod log_level;
 mod logging;
 mod node;
 mod program;
