@@ -31,8 +31,8 @@ use thespian_core::registry::{
     NameHolder, NamePlan,
 };
 use thespian_core::{
-    ActorAddress, ActorExitRequest, ActorSpec, Capabilities, ChildActorExited, ConventionStatus,
-    Envelope, Message, Payload, Requirements, StatusRequest, SystemStatus,
+    ActorAddress, ActorExitRequest, ActorSpec, ActorSummary, Capabilities, ChildActorExited,
+    ConventionStatus, Envelope, Message, Payload, Requirements, StatusRequest, SystemStatus,
 };
 
 use crate::protocol::{
@@ -393,7 +393,31 @@ impl Admin {
             child_actors: registry::top_level(&Tree(&self.actors)),
             live_actors: self.actors.len(),
             convention: self.convention.clone(),
+            base: self.config.base_name.to_owned(),
+            actors: self
+                .actors
+                .iter()
+                .map(|(address, entry)| ActorSummary {
+                    address: address.clone(),
+                    actor_type: entry.spec.type_name().to_owned(),
+                    parent: entry.parent.clone(),
+                    global_name: entry.global_name.clone(),
+                    pid: Some(self.host_pid(entry.host)),
+                })
+                .collect(),
+            processes: 1 + self
+                .hosts
+                .keys()
+                .filter(|host| self.host_pid(**host) != self.config.admin_pid)
+                .count(),
+            dead_letters: self.dead_letters.count(),
         }
+    }
+
+    /// The process of `host`: a process host's id is its process id; thread hosts (ids past
+    /// any process id) run in the admin's process.
+    fn host_pid(&self, host: HostId) -> u32 {
+        u32::try_from(host).unwrap_or(self.config.admin_pid)
     }
 
     /// Sets the convention listing that status replies carry (the driver runs the convention).
@@ -582,7 +606,8 @@ impl Admin {
             .on_update_capability(sender, m));
         on!(payload, ShutdownSystem, |_m| self.on_shutdown(now, sender));
         on!(payload, LogRecord, |m| self.on_log(m));
-        on!(payload, SetLogLevel, |m| self.on_set_log_level(sender, &m.level));
+        on!(payload, SetLogLevel, |m| self
+            .on_set_log_level(sender, &m.level));
         on!(payload, ActorExitRequest, |_m| log::debug!(
             "admin ignores ActorExitRequest from {sender}"
         ));

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
-use thespian_admin::{Action, Admin, AdminConfig, HostId, Launch, LaunchTicket, Placement};
 use thespian_admin::protocol::LogLevelSet;
+use thespian_admin::{Action, Admin, AdminConfig, HostId, Launch, LaunchTicket, Placement};
 use thespian_core::{keys, ActorAddress, Envelope, Payload};
 
 use crate::convention::ConventionDriver;

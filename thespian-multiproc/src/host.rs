@@ -550,6 +550,10 @@ impl Services for HostServices {
         self.mailbox.len()
     }
 
+    fn process_id(&self) -> Option<u32> {
+        Some(std::process::id())
+    }
+
     fn notify_on_system_registration_changes(
         &mut self,
         actor: &ActorAddress,
