@@ -53,7 +53,7 @@ pub use system::{
 };
 pub use thespian_core::{
     self as core, dispatch, keys, message, Actor, ActorAddress, ActorError, ActorExitRequest,
-    ActorResult, ActorStatus, ActorSystemConventionUpdate, BaseDriver, Capabilities,
+    ActorResult, ActorStatus, ActorSummary, ActorSystemConventionUpdate, BaseDriver, Capabilities,
     CapabilityError, CapabilityValue, ChildActorExited, Context, CreateOptions, CreateRequest,
     DeadEnvelope, Envelope, Flow, IntoMessage, LoadedSource, Message, MessageError, NewActor,
     Payload, PoisonMessage, RemoteSystem, RequireCapability, Requirements, StatusRequest,

@@ -24,7 +24,8 @@ pub(crate) struct Greeting {
 
 message!(Greet = "tcp_daemon.Greet", Greeting = "tcp_daemon.Greeting");
 
-/// Answers every `Greet` with a `Greeting` naming its own process.
+/// Answers every `Greet` with a `Greeting` naming its own process, and any plain text
+/// (`String`) with a text greeting.
 #[derive(Default)]
 pub(crate) struct Greeter {
     count: u64,
@@ -40,6 +41,14 @@ impl Actor for Greeter {
                 pid,
                 count: self.count,
             };
+            ctx.send(env.sender(), reply)?;
+        } else if let Ok(text) = env.get::<String>() {
+            // Plain text too, so `thespian ask name:greeter hi` gets an answer.
+            self.count += 1;
+            let reply = format!(
+                "Hello! You said {text:?} (greeter in process {}).",
+                std::process::id()
+            );
             ctx.send(env.sender(), reply)?;
         }
         Ok(())
