@@ -37,6 +37,9 @@ pub fn status(out: &mut dyn Write, attach: &Attach, status: &SystemStatus) -> io
     )?;
     match &status.convention {
         None => writeln!(out, "  convention:   none")?,
+        Some(convention) if convention.leader.is_none() && convention.members.is_empty() => {
+            writeln!(out, "  convention:   none")?
+        }
         Some(convention) => {
             let leader = convention
                 .leader
@@ -67,7 +70,13 @@ pub fn status(out: &mut dyn Write, attach: &Attach, status: &SystemStatus) -> io
         writeln!(out, "  none")?;
     }
     for (i, actor) in status.actors.iter().enumerate() {
-        write!(out, "  #{:<3} {}  {}", i + 1, actor.address, actor.actor_type)?;
+        write!(
+            out,
+            "  #{:<3} {}  {}",
+            i + 1,
+            actor.address,
+            actor.actor_type
+        )?;
         if let Some(name) = &actor.global_name {
             write!(out, "  name:{name}")?;
         }
@@ -124,7 +133,10 @@ pub fn actors(
     // Children by parent; roots are those whose parent is not a listed actor (the admin).
     let mut children: BTreeMap<&ActorAddress, Vec<&ActorAddress>> = BTreeMap::new();
     for actor in &status.actors {
-        children.entry(&actor.parent).or_default().push(&actor.address);
+        children
+            .entry(&actor.parent)
+            .or_default()
+            .push(&actor.address);
     }
     let listed = |a: &ActorAddress| status.actors.iter().any(|s| &s.address == a);
     let mut stack: Vec<(&ActorAddress, usize)> = status
@@ -165,7 +177,21 @@ pub fn decoded(reply: &Envelope) -> String {
             })*
         };
     }
-    try_types!(String, bool, i64, u64, i32, u32, i16, u16, i8, u8, f64, f32, Vec<String>);
+    try_types!(
+        String,
+        bool,
+        i64,
+        u64,
+        i32,
+        u32,
+        i16,
+        u16,
+        i8,
+        u8,
+        f64,
+        f32,
+        Vec<String>
+    );
     if let Some(bytes) = reply.try_get::<Vec<u8>>() {
         return format!("{} bytes", bytes.len());
     }
@@ -237,6 +263,9 @@ mod tests {
         let number = Envelope::new(a(1), Payload::new(42u64));
         assert_eq!(decoded(&number), "42");
         let unknown = Envelope::new(a(1), Payload::from_wire("app.Thing", vec![1u8, 2, 3]));
-        assert_eq!(decoded(&unknown), "3 bytes (a type this command does not know)");
+        assert_eq!(
+            decoded(&unknown),
+            "3 bytes (a type this command does not know)"
+        );
     }
 }

@@ -5,8 +5,8 @@ use clap::Parser;
 
 fn main() {
     let cli = thespian_cli::Cli::parse();
-    // The command's own warnings (a lost connection, say) on stderr; RUST_LOG overrides.
-    let _ = env_logger_init();
+    // The libraries' errors on stderr (their warnings repeat what the command's error says).
+    let _ = stderr_logger();
     let mut out = std::io::stdout().lock();
     if let Err(e) = thespian_cli::run(&cli, &mut out) {
         eprintln!("thespian: {e}");
@@ -14,9 +14,9 @@ fn main() {
     }
 }
 
-/// Logs warnings and errors of the libraries to stderr.
-fn env_logger_init() -> Result<(), log::SetLoggerError> {
-    log::set_max_level(log::LevelFilter::Warn);
+/// Logs the libraries' errors to stderr.
+fn stderr_logger() -> Result<(), log::SetLoggerError> {
+    log::set_max_level(log::LevelFilter::Error);
     log::set_boxed_logger(Box::new(Stderr))
 }
 
@@ -25,7 +25,7 @@ struct Stderr;
 
 impl log::Log for Stderr {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Warn
+        metadata.level() <= log::Level::Error
     }
 
     fn log(&self, record: &log::Record<'_>) {

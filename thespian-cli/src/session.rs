@@ -205,11 +205,7 @@ impl Session {
                 let private = self.sys.private()?;
                 match private.ask(&to, text.join(" "), *timeout)? {
                     Some(reply) => format::reply(out, &reply)?,
-                    None => {
-                        return Err(CliError(format!(
-                            "no reply from {to} within {timeout:?}"
-                        )))
-                    }
+                    None => return Err(CliError(format!("no reply from {to} within {timeout:?}"))),
                 }
             }
             Command::Kill { actor } => {
@@ -219,7 +215,11 @@ impl Session {
             }
             Command::Shutdown => {
                 self.sys.shutdown()?;
-                writeln!(out, "the actor system on port {} is shut down", self.attach.port)?;
+                writeln!(
+                    out,
+                    "the actor system on port {} is shut down",
+                    self.attach.port
+                )?;
             }
             Command::LogLevel { level } => {
                 let (before, now) = self.sys.set_admin_log_level(level)?;

@@ -33,7 +33,10 @@ impl ShellHelper {
     fn commands() -> Vec<String> {
         ShellLine::command()
             .get_subcommands()
-            .flat_map(|c| std::iter::once(c.get_name().to_owned()).chain(c.get_all_aliases().map(str::to_owned)))
+            .flat_map(|c| {
+                std::iter::once(c.get_name().to_owned())
+                    .chain(c.get_all_aliases().map(str::to_owned))
+            })
             .collect()
     }
 
@@ -241,7 +244,10 @@ mod tests {
             ],
         };
         assert_eq!(helper.candidates("st", 2), (0, vec!["status".into()]));
-        assert_eq!(helper.candidates("ask na", 6), (4, vec!["name:greeter".into()]));
+        assert_eq!(
+            helper.candidates("ask na", 6),
+            (4, vec!["name:greeter".into()])
+        );
         assert_eq!(helper.candidates("ask #", 5), (4, vec!["#1".into()]));
         assert!(ShellHelper::commands().contains(&"quit".to_owned()));
         assert!(ShellHelper::commands().contains(&"log-level".to_owned()));

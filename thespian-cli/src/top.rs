@@ -191,8 +191,11 @@ pub fn render(frame: &mut Frame<'_>, view: &TopView) {
         view.actors, view.messages_per_second, view.mailbox, view.dead_letters
     );
     frame.render_widget(
-        Paragraph::new(Line::from(summary))
-            .block(Block::default().borders(Borders::ALL).title(view.title.as_str())),
+        Paragraph::new(Line::from(summary)).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(view.title.as_str()),
+        ),
         header,
     );
     let bold = Style::default().add_modifier(Modifier::BOLD);
@@ -217,7 +220,11 @@ pub fn render(frame: &mut Frame<'_>, view: &TopView) {
             ],
         )
         .header(Row::new(["type", "actors", "messages/s", "mailbox", "failures"]).style(bold))
-        .block(Block::default().borders(Borders::ALL).title("Actors by type")),
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title("Actors by type"),
+        ),
         types,
     );
     let process_rows = view.processes.iter().map(|p| {
@@ -225,7 +232,8 @@ pub fn render(frame: &mut Frame<'_>, view: &TopView) {
             p.pid.to_string(),
             p.actors.to_string(),
             p.cpu_percent.map_or("-".into(), |c| format!("{c:.1}")),
-            p.rss_kib.map_or("-".into(), |kib| format!("{:.1}", kib as f64 / 1024.0)),
+            p.rss_kib
+                .map_or("-".into(), |kib| format!("{:.1}", kib as f64 / 1024.0)),
         ])
     });
     frame.render_widget(

@@ -249,7 +249,10 @@ impl Daemon {
                     Some(handle) => {
                         let before = handle.set(level);
                         log::warn!("admin: log level set to {level} (was {before})");
-                        Ok((before.to_string(), level.to_string()))
+                        Ok((
+                            before.to_string().to_lowercase(),
+                            level.to_string().to_lowercase(),
+                        ))
                     }
                     None => Err("the admin has no log sink of its own (the program that \
                                  started it left logging alone)"
