@@ -169,7 +169,7 @@ pub enum Action {
         from_other_system: bool,
     },
     /// Change the admin process's log filter to `level`, then answer `requester` with a
-    /// [`LogLevelSet`](crate::protocol::LogLevelSet) (the driver owns the logger).
+    /// [`LogLevelSet`] (the driver owns the logger).
     SetLogLevel {
         /// Who asked (gets the answer).
         requester: ActorAddress,

@@ -9,7 +9,7 @@
 //!
 //! - [`args`]: the command line (clap), shared by the binary and the shell's lines;
 //! - [`session`]: an attached system and the numbered address list (`#N`);
-//! - [`format`]: how status, actors and replies are printed;
+//! - [`mod@format`]: how status, actors and replies are printed;
 //! - [`top`]: the live view's model (sampled, pure) and its rendering (ratatui);
 //! - [`shell`]: the interactive shell (rustyline).
 
