@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 /// Actors are named by their address (`ActorAddr-(5f3a|2)`), by their number in the last
 /// listing (`#2`, as `thespian actors` numbers them), or by global name (`name:greeter`).
 #[derive(Clone, Debug, Parser)]
-#[command(name = "thespian", version, about, long_about = None, after_help = EXAMPLES)]
+#[command(name = "thespian", version, after_help = EXAMPLES)]
 pub struct Cli {
     /// Where the system is.
     #[command(flatten)]
