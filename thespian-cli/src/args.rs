@@ -31,6 +31,7 @@ pub struct Cli {
 const EXAMPLES: &str = "\
 Examples:
   thespian status                      the system on TCP port 1900
+  thespian --udp status                the system on UDP port 1029
   thespian --port 1901 --udp actors --tree
   thespian ask name:greeter hi         ask the actor named \"greeter\", print its reply
   thespian tell '#2' hello             tell the second actor of `thespian actors`
@@ -42,15 +43,31 @@ Examples:
 /// Which system to attach to: every subcommand takes these.
 #[derive(Clone, Debug, Args)]
 pub struct Attach {
-    /// The system's Admin Port.
-    #[arg(long, short, global = true, default_value_t = 1900)]
-    pub port: u16,
+    /// The system's Admin Port [default: 1900, or 1029 with --udp: Thespian's defaults].
+    #[arg(long, short, global = true)]
+    pub port: Option<u16>,
     /// The system runs on the Udp base (default: Tcp).
     #[arg(long, global = true)]
     pub udp: bool,
     /// The system's secret file (default: THESPIAN_SECRET_FILE, else ~/.config/thespian/secret).
     #[arg(long, global = true, value_name = "PATH")]
     pub secret_file: Option<PathBuf>,
+}
+
+impl Attach {
+    /// The Admin Port: the one given, else the base's default (Thespian's: TCP 1900, UDP 1029).
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(if self.udp { 1029 } else { 1900 })
+    }
+
+    /// The transport's name, for messages.
+    pub fn protocol(&self) -> &'static str {
+        if self.udp {
+            "UDP"
+        } else {
+            "TCP"
+        }
+    }
 }
 
 /// One thing to do on the attached system.
@@ -200,7 +217,9 @@ mod tests {
     fn ask_joins_its_words_and_takes_global_options_after_the_subcommand() {
         let cli = Cli::try_parse_from(["thespian", "ask", "name:g", "hi", "there", "--port", "7"])
             .expect("parses");
-        assert_eq!(cli.attach.port, 7);
+        assert_eq!(cli.attach.port(), 7);
+        let udp = Cli::try_parse_from(["thespian", "--udp", "status"]).expect("parses");
+        assert_eq!(udp.attach.port(), 1029);
         match cli.command {
             Some(Command::Ask { actor, text, .. }) => {
                 assert_eq!(actor, "name:g");

@@ -11,11 +11,11 @@ use crate::args::Attach;
 
 /// Prints `status`, numbering its actors `#1`, `#2`, … in its order.
 pub fn status(out: &mut dyn Write, attach: &Attach, status: &SystemStatus) -> io::Result<()> {
-    let proto = if attach.udp { "UDP" } else { "TCP" };
     writeln!(
         out,
-        "System on {proto} port {}: {}",
-        attach.port,
+        "System on {} port {}: {}",
+        attach.protocol(),
+        attach.port(),
         display_or(&status.base, "unknown base")
     )?;
     writeln!(out, "  admin:        {}", status.admin_address)?;

@@ -29,7 +29,7 @@ pub struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("port", &self.attach.port)
+            .field("port", &self.attach.port())
             .field("udp", &self.attach.udp)
             .finish_non_exhaustive()
     }
@@ -38,14 +38,14 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Attaches to the admin of the system `attach` names; never starts one.
     pub fn attach(attach: &Attach) -> CliResult<Session> {
-        let (base, proto) = if attach.udp {
-            (SystemBase::Udp, "UDP")
+        let base = if attach.udp {
+            SystemBase::Udp
         } else {
-            (SystemBase::Tcp, "TCP")
+            SystemBase::Tcp
         };
         let mut builder = ActorSystem::builder()
             .base(base)
-            .capability(keys::ADMIN_PORT, i64::from(attach.port))
+            .capability(keys::ADMIN_PORT, i64::from(attach.port()))
             .transient_unique(true)
             .attach_only(true)
             .log(LogConfig::Untouched);
@@ -54,8 +54,9 @@ impl Session {
         }
         let sys = builder.start().map_err(|e| {
             CliError(format!(
-                "cannot attach to the actor system on {proto} port {}: {e}",
-                attach.port
+                "cannot attach to the actor system on {} port {}: {e}",
+                attach.protocol(),
+                attach.port()
             ))
         })?;
         Ok(Session {
@@ -218,7 +219,7 @@ impl Session {
                 writeln!(
                     out,
                     "the actor system on port {} is shut down",
-                    self.attach.port
+                    self.attach.port()
                 )?;
             }
             Command::LogLevel { level } => {

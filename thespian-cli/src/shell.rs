@@ -150,8 +150,8 @@ pub fn run(session: &mut Session, out: &mut dyn Write) -> CliResult {
     writeln!(
         out,
         "Attached to the actor system on {} port {}. Type help for the commands, quit to leave.",
-        if attach.udp { "UDP" } else { "TCP" },
-        attach.port
+        attach.protocol(),
+        attach.port()
     )?;
     out.flush()?;
     loop {
@@ -206,7 +206,7 @@ fn one_line(session: &mut Session, line: &str, out: &mut dyn Write) -> CliResult
         }
         ShellCommand::Attach { port, udp } => {
             let attach = Attach {
-                port,
+                port: Some(port),
                 udp,
                 secret_file: session.attached_to().secret_file.clone(),
             };

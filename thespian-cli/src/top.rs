@@ -313,8 +313,8 @@ pub fn run_terminal(session: &mut Session, args: &TopArgs) -> CliResult {
     let attach = session.attached_to();
     let title = format!(
         " thespian top: {} port {} ",
-        if attach.udp { "UDP" } else { "TCP" },
-        attach.port
+        attach.protocol(),
+        attach.port()
     );
     // Sampled before the screen is taken, so a system that is gone fails in plain text.
     let mut previous: Option<Sample> = None;

@@ -67,12 +67,13 @@ impl Drop for Daemon {
 /// Writes a new random secret file (owner-only) into `dir`.
 fn secret_file(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
-    let mut bytes = Vec::with_capacity(32);
+    // 64 hex digits, as the default secret file holds (the file's text is trimmed).
+    let mut text = String::with_capacity(64);
     for i in 0..4u64 {
         let mut hasher = RandomState::new().build_hasher();
         hasher.write_u64(i);
         hasher.write_u32(std::process::id());
-        bytes.extend_from_slice(&hasher.finish().to_le_bytes());
+        text.push_str(&format!("{:016x}", hasher.finish()));
     }
     let mut file = std::fs::OpenOptions::new()
         .create_new(true)
@@ -80,7 +81,7 @@ fn secret_file(dir: &Path, name: &str) -> PathBuf {
         .mode(0o600)
         .open(&path)
         .expect("a secret file");
-    file.write_all(&bytes).expect("the secret written");
+    file.write_all(text.as_bytes()).expect("the secret written");
     path
 }
 
@@ -381,7 +382,7 @@ fn top_in_a_terminal_quits_on_q() {
 fn top_renders_its_rows() {
     let (daemon, _other) = daemon(SystemBase::Udp, true);
     let session = Session::attach(&Attach {
-        port: daemon.port,
+        port: Some(daemon.port),
         udp: true,
         secret_file: Some(daemon.secret.clone()),
     })
