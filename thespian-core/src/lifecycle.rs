@@ -317,7 +317,16 @@ impl ActorCell {
     }
 
     fn reply_status(&self, to: &ActorAddress, services: &mut dyn Services) {
-        let status = ActorStatus {
+        let status = self.status(services);
+        if let Err(e) = services.send(&self.address, to, Payload::new(status)) {
+            log::debug!("{}: status reply to {to} failed: {e}", self.address);
+        }
+    }
+
+    /// The actor's status, as a `StatusRequest` is answered (also what drivers log on
+    /// request, e.g. on `SIGUSR1`).
+    pub fn status(&self, services: &dyn Services) -> ActorStatus {
+        ActorStatus {
             actor_address: self.address.clone(),
             actor_type: self.spec.type_name().to_owned(),
             admin_address: services.admin_address(),
@@ -334,9 +343,6 @@ impl ActorCell {
                 .unwrap_or_default(),
             failures: u64::from(self.failures),
             pid: services.process_id(),
-        };
-        if let Err(e) = services.send(&self.address, to, Payload::new(status)) {
-            log::debug!("{}: status reply to {to} failed: {e}", self.address);
         }
     }
 }

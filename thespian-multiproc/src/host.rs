@@ -144,12 +144,7 @@ pub(crate) fn run(setup: HostSetup) {
                 Envelope::new(address.clone(), Payload::new(ActorExitRequest::new()))
             }
             Some(HostSignal::Status) => {
-                log::info!(
-                    "{address}: status: {:?}, children {:?}, {} queued",
-                    cell.state(),
-                    cell.children(),
-                    mailbox.len()
-                );
+                log::info!("{address}: status: {:?}", cell.status(&services));
                 continue;
             }
             None => envelope,
