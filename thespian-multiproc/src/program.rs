@@ -668,7 +668,12 @@ mod tests {
         assert_eq!(admin_port(1900, &caps).ok(), Some(1900));
         caps.set(thespian_core::keys::ADMIN_PORT, 1234_i64);
         assert_eq!(admin_port(1900, &caps).ok(), Some(1234));
+        // 0: a free port the OS chooses when the daemon starts.
         caps.set(thespian_core::keys::ADMIN_PORT, 0_i64);
+        assert_eq!(admin_port(1900, &caps).ok(), Some(0));
+        caps.set(thespian_core::keys::ADMIN_PORT, 70_000_i64);
+        assert!(admin_port(1900, &caps).is_err());
+        caps.set(thespian_core::keys::ADMIN_PORT, -1_i64);
         assert!(admin_port(1900, &caps).is_err());
         caps.set(thespian_core::keys::PROCESS_STARTUP_METHOD, "thread");
         assert_eq!(thread_mode(&caps).ok(), Some(true));
