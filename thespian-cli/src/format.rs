@@ -115,10 +115,14 @@ pub fn actors(
         match statuses.get(address) {
             Some(s) => writeln!(
                 out,
-                "  handled {}  failures {}  mailbox {}{}",
+                "  handled {}  failures {}  mailbox {}{}{}",
                 s.received_messages,
                 s.failures,
                 s.pending_messages,
+                s.idle_for.map_or(String::new(), |idle| format!(
+                    "  idle {:.1}s",
+                    idle.as_secs_f64()
+                )),
                 if s.exiting { "  exiting" } else { "" }
             ),
             None => writeln!(out, "  (no status answer)"),

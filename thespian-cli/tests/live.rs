@@ -259,6 +259,19 @@ fn every_subcommand(base: SystemBase, thread_mode: bool, base_name: &str) {
     assert!(reply.contains("echo: second"), "{reply}");
     let told = ok(&daemon, &["tell", &other.to_string(), "hello"]);
     assert!(told.starts_with("told "), "{told}");
+    // Both actors have handled a message now: their last activity is known.
+    let statuses: Vec<ActorStatus> =
+        serde_json::from_str(&ok(&daemon, &["actors", "--json"])).expect("actors JSON");
+    let named = json.global_actors[0].1.clone();
+    let of_named = statuses
+        .iter()
+        .find(|s| s.actor_address == named)
+        .expect("the named echo's status");
+    assert!(of_named.received_messages >= 1, "{of_named:?}");
+    assert!(of_named.idle_for.is_some(), "{of_named:?}");
+    assert_eq!(of_named.failures, 0);
+    let listing = ok(&daemon, &["actors"]);
+    assert!(listing.contains("  idle "), "{listing}");
 
     let error = fails(&daemon, &["ask", "name:nobody", "hi"]);
     assert!(error.contains("no actor has the global name"), "{error}");

@@ -222,6 +222,7 @@ fn system_messages() -> Vec<Payload> {
         pending_wakeups: vec![],
         failures: 2,
         pid: Some(7),
+        idle_for: Some(Duration::from_millis(1500)),
     };
     let system_status = SystemStatus {
         admin_address: addr(0),

@@ -72,6 +72,11 @@ pub trait Services {
     fn process_id(&self) -> Option<u32> {
         None
     }
+    /// How long ago `actor` last handled a message, on bases that keep the time (for its
+    /// status); `None` by default.
+    fn idle_for(&self, _actor: &ActorAddress) -> Option<Duration> {
+        None
+    }
     /// Messages waiting for `actor`, where the base can tell.
     fn mailbox_len(&self, _actor: &ActorAddress) -> usize {
         0

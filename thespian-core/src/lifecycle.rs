@@ -343,6 +343,7 @@ impl ActorCell {
                 .unwrap_or_default(),
             failures: u64::from(self.failures),
             pid: services.process_id(),
+            idle_for: services.idle_for(&self.address),
         }
     }
 }

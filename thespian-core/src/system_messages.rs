@@ -280,6 +280,11 @@ pub struct ActorStatus {
     /// The process it runs in (multi-process bases; `None` on the in-process ones).
     #[serde(default)]
     pub pid: Option<u32>,
+    /// How long ago it last handled a message (status requests aside): its last activity.
+    /// Kept by the multi-process bases (one clock reading per message, in the actor's own
+    /// process); `None` before its first message and on the in-process bases.
+    #[serde(default)]
+    pub idle_for: Option<Duration>,
 }
 
 /// One actor in a [`SystemStatus`]: what the system's registry knows of it. The actor's own
