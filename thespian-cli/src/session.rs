@@ -264,6 +264,33 @@ mod tests {
         assert_eq!(parse_address(&address.to_string()), Ok(address));
     }
 
+    /// The same cases on every run.
+    fn config() -> proptest::test_runner::Config {
+        proptest::test_runner::Config {
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5EED_C11_0001),
+            cases: 256,
+            ..proptest::test_runner::Config::default()
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn every_address_parses_back(system: u64, id: u64) {
+            let address = ActorAddress::new(thespian::core::SystemId::from_raw(system), id);
+            proptest::prop_assert_eq!(parse_address(&address.to_string()), Ok(address));
+        }
+
+        #[test]
+        fn any_text_parses_or_is_refused_without_panicking(text in "\\PC{0,40}") {
+            if let Ok(address) = parse_address(&text) {
+                // What parses names the same address as its printed form.
+                proptest::prop_assert_eq!(parse_address(&address.to_string()), Ok(address));
+            }
+        }
+    }
+
     #[test]
     fn malformed_addresses_are_clear_errors() {
         for text in [

@@ -233,6 +233,29 @@ mod tests {
         assert!(split_words("ask \"open").is_err());
     }
 
+    /// The same cases on every run.
+    fn config() -> proptest::test_runner::Config {
+        proptest::test_runner::Config {
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5EED_C11_0002),
+            cases: 256,
+            ..proptest::test_runner::Config::default()
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn plain_words_survive_splitting(words in proptest::collection::vec("[a-z#:0-9]{1,8}", 0..6)) {
+            proptest::prop_assert_eq!(split_words(&words.join("  ")).expect("no quotes"), words);
+        }
+
+        #[test]
+        fn any_line_splits_or_is_refused_without_panicking(line in "\\PC{0,60}") {
+            let _ = split_words(&line);
+        }
+    }
+
     #[test]
     fn commands_complete_first_and_addresses_after() {
         let helper = ShellHelper {
