@@ -354,6 +354,110 @@ pub fn run_terminal(session: &mut Session, args: &TopArgs) -> CliResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use thespian::core::SystemId;
+    use thespian::{ActorSummary, Capabilities};
+
+    fn a(id: u64) -> ActorAddress {
+        ActorAddress::new(SystemId::from_raw(3), id)
+    }
+
+    fn actor_status(id: u64, received: u64, mailbox: usize) -> ActorStatus {
+        ActorStatus {
+            actor_address: a(id),
+            actor_type: String::new(),
+            admin_address: a(0),
+            parent_address: a(0),
+            global_name: None,
+            exiting: false,
+            child_actors: vec![],
+            pending_messages: mailbox,
+            received_messages: received,
+            pending_wakeups: vec![],
+            failures: 0,
+            pid: None,
+            idle_for: None,
+        }
+    }
+
+    /// A sample at `at` of actors `(type, pid, received, mailbox)`, numbered from 1.
+    fn sample(at: Instant, actors: &[(u8, u32, u64, usize)]) -> Sample {
+        let system = SystemStatus {
+            admin_address: a(0),
+            capabilities: Capabilities::new(),
+            in_shutdown: false,
+            dead_letter_handler: None,
+            global_actors: vec![],
+            child_actors: vec![],
+            live_actors: actors.len(),
+            convention: None,
+            base: "multiprocTCPBase".into(),
+            actors: actors
+                .iter()
+                .enumerate()
+                .map(|(i, (kind, pid, _, _))| ActorSummary {
+                    address: a(i as u64 + 1),
+                    actor_type: format!("T{kind}"),
+                    parent: a(0),
+                    global_name: None,
+                    pid: Some(*pid),
+                })
+                .collect(),
+            processes: 1,
+            dead_letters: 0,
+        };
+        let statuses = actors
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, received, mailbox))| {
+                (
+                    a(i as u64 + 1),
+                    actor_status(i as u64 + 1, *received, *mailbox),
+                )
+            })
+            .collect();
+        Sample {
+            at,
+            system,
+            actors: statuses,
+            processes: BTreeMap::new(),
+        }
+    }
+
+    /// The same cases on every run.
+    fn config() -> proptest::test_runner::Config {
+        proptest::test_runner::Config {
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5EED_C11_0003),
+            cases: 256,
+            ..proptest::test_runner::Config::default()
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn rows_add_up_to_the_totals(
+            actors in proptest::collection::vec((0u8..4, 1u32..4, 0u64..1000, 0usize..50, 0u64..1000), 0..20),
+            millis in 1u64..5000,
+        ) {
+            let start = Instant::now();
+            let before: Vec<_> = actors.iter().map(|(k, p, r, m, _)| (*k, *p, *r, *m)).collect();
+            let after: Vec<_> = actors.iter().map(|(k, p, r, m, more)| (*k, *p, r + more, *m)).collect();
+            let first = sample(start, &before);
+            let second = sample(start + Duration::from_millis(millis), &after);
+            let view = TopView::from_samples("t", Some(&first), &second);
+            proptest::prop_assert_eq!(view.actors, actors.len());
+            proptest::prop_assert_eq!(view.types.iter().map(|t| t.actors).sum::<usize>(), actors.len());
+            proptest::prop_assert_eq!(view.processes.iter().map(|p| p.actors).sum::<usize>(), actors.len());
+            proptest::prop_assert_eq!(view.mailbox, actors.iter().map(|x| x.3).sum::<usize>());
+            let handled: u64 = actors.iter().map(|x| x.4).sum();
+            let expected = handled as f64 / (millis as f64 / 1000.0);
+            proptest::prop_assert!((view.messages_per_second - expected).abs() <= 1e-6 * expected.max(1.0));
+            // The first sample has no rates.
+            let alone = TopView::from_samples("t", None, &second);
+            proptest::prop_assert_eq!(alone.messages_per_second, 0.0);
+        }
+    }
 
     #[test]
     fn this_process_has_stats() {
