@@ -28,6 +28,7 @@
 use crate::actor::{ActorError, ActorResult};
 use crate::context::Context;
 use crate::message::{Envelope, Message};
+use crate::typed::{Handler, Request};
 
 /// Whether a handler consumed the message or passes it on (Thespian's `SUPER`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -123,6 +124,60 @@ impl<'e, 'c, 'x, A> Dispatch<'e, 'c, 'x, A> {
             }
         }
         self
+    }
+
+    /// Handles messages of type `M` with the actor's [`Handler<M>`] impl (see [`Handler`] for
+    /// an example): `.handle::<M>()` is `.on(|a, m: &M, env, ctx| a.handle(m, env, ctx))`.
+    pub fn handle<M>(self) -> Self
+    where
+        M: Message,
+        A: Handler<M>,
+    {
+        self.on(|actor: &mut A, message: &M, envelope, ctx| actor.handle(message, envelope, ctx))
+    }
+
+    /// Handles requests of type `M` (a [`Request`]): the handler returns the reply, which is
+    /// sent to the request's sender, so its type is checked against `M::Reply`.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use thespian_core::{dispatch, Actor, ActorResult, Context, Envelope, Request};
+    ///
+    /// #[derive(Clone, Debug, Serialize, Deserialize)]
+    /// struct Add(u32, u32);
+    /// thespian_core::message!(Add = "example.Add");
+    /// impl Request for Add {
+    ///     type Reply = u32;
+    /// }
+    ///
+    /// #[derive(Default)]
+    /// struct Adder;
+    ///
+    /// impl Actor for Adder {
+    ///     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+    ///         dispatch(self, env, ctx)
+    ///             .on_request(|_, Add(a, b): &Add, _, _| Ok::<_, std::convert::Infallible>(a + b))
+    ///             .finish()
+    ///     }
+    /// }
+    /// ```
+    pub fn on_request<M, E, F>(self, handler: F) -> Self
+    where
+        M: Request,
+        E: Into<ActorError>,
+        F: FnOnce(&mut A, &M, &Envelope, &mut Context<'c>) -> Result<M::Reply, E>,
+    {
+        self.on(
+            move |actor: &mut A,
+                  message: &M,
+                  envelope: &Envelope,
+                  ctx: &mut Context<'c>|
+                  -> ActorResult {
+                let reply = handler(actor, message, envelope, ctx).map_err(Into::into)?;
+                ctx.reply_to(envelope, reply)?;
+                Ok(())
+            },
+        )
     }
 
     /// Handles any system message not handled by a typed handler (`receiveMsg_ActorSystemMessage`).
