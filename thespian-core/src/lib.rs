@@ -46,7 +46,7 @@ pub use system_messages::{
     StatusRequest, SystemStatus, UnloadedSource, ValidateSource, ValidatedSource, WakeupMessage,
     WatchMessage,
 };
-pub use typed::{Handler, Request, RequestError};
+pub use typed::{Handler, IntoReply, Request, RequestError};
 pub use wire::{MessageId, SendBudget, WireMessage};
 
 /// `#[derive(Message)]` (feature `derive`, on by default): implements [`Message`] and, with

@@ -18,6 +18,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+use crate::actor::ActorError;
 use crate::address::ActorAddress;
 use crate::context::Context;
 use crate::dispatch::HandlerOutput;
@@ -239,13 +240,34 @@ impl Context<'_> {
     /// impl Actor for Counter {
     ///     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
     ///         self.0 += 1;
-    ///         ctx.reply_to(env, self.0)
+    ///         ctx.reply_to(env, self.0)?;
+    ///         Ok(())
     ///     }
     /// }
     /// ```
     pub fn reply_to(&mut self, envelope: &Envelope, reply: impl IntoMessage) -> Result<()> {
         let to = envelope.sender().clone();
         self.send(&to, reply)
+    }
+}
+
+/// What a [`Dispatch::on_request`](crate::Dispatch::on_request) handler may return: the reply
+/// itself, or a `Result` of it whose error fails the request (the actor's failure rule:
+/// retried once, then returned to the sender as a `PoisonMessage`).
+pub trait IntoReply<R: Message> {
+    /// The reply, or the failure.
+    fn into_reply(self) -> std::result::Result<R, ActorError>;
+}
+
+impl<R: Message> IntoReply<R> for R {
+    fn into_reply(self) -> std::result::Result<R, ActorError> {
+        Ok(self)
+    }
+}
+
+impl<R: Message> IntoReply<R> for std::result::Result<R, ActorError> {
+    fn into_reply(self) -> std::result::Result<R, ActorError> {
+        self
     }
 }
 
