@@ -251,6 +251,7 @@ macro_rules! __with_scenarios {
             a_poisoned_request_is_told_apart,
             a_reply_of_another_type_is_handed_back,
             timeout_and_a_gone_system_are_told_apart,
+            handles_attribute_builds_the_dispatch_chain,
         }
         }
     };

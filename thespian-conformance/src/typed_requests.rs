@@ -133,5 +133,63 @@ pub(crate) fn timeout_and_a_gone_system_are_told_apart(base: TestBase) {
     }
 }
 
+/// Its `receive` is written by `#[thespian::handles]`: strings are answered unless they are
+/// `"pass"`, which the string handler passes on (`Flow::Super`) to the fallback, as it does
+/// with every type it has no handler for.
+#[derive(Default)]
+struct Layered;
+
+impl Handler<String> for Layered {
+    type Output = thespian::Result<Flow>;
+    fn handle(&mut self, text: &String, env: &Envelope, ctx: &mut Context<'_>) -> Self::Output {
+        if text == "pass" {
+            return Ok(Flow::Super);
+        }
+        ctx.reply_to(env, format!("string {text}"))?;
+        Ok(Flow::Done)
+    }
+}
+
+impl Handler<u32> for Layered {
+    type Output = thespian::Result<()>;
+    fn handle(&mut self, n: &u32, env: &Envelope, ctx: &mut Context<'_>) -> Self::Output {
+        ctx.reply_to(env, n + 1)
+    }
+}
+
+impl Layered {
+    fn unrecognised(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> thespian::Result<()> {
+        ctx.reply_to(env, format!("unrecognised {}", env.type_name()))
+    }
+}
+
+#[thespian::handles(String, u32, otherwise = Layered::unrecognised)]
+impl Actor for Layered {}
+
+pub(crate) fn handles_attribute_builds_the_dispatch_chain(base: TestBase) {
+    let sys = start(base);
+    let layered = sys.create_actor::<Layered>().expect("create");
+    assert_eq!(
+        sys.ask_as::<String>(&layered, "hi", REPLY_TIMEOUT)
+            .expect("answered"),
+        "string hi"
+    );
+    assert_eq!(
+        sys.ask_as::<String>(&layered, "pass", REPLY_TIMEOUT)
+            .expect("passed on"),
+        "unrecognised String"
+    );
+    assert_eq!(
+        sys.ask_as::<u32>(&layered, 41u32, REPLY_TIMEOUT)
+            .expect("answered"),
+        42
+    );
+    assert_eq!(
+        sys.ask_as::<String>(&layered, 1.5f64, REPLY_TIMEOUT)
+            .expect("the fallback"),
+        "unrecognised f64"
+    );
+}
+
 // The types a multi-process system creates here, by name.
-thespian::register_actors!(Calculator);
+thespian::register_actors!(Calculator, Layered);

@@ -1,4 +1,5 @@
-//! Procedural macros of thespian-rs: `#[derive(Message)]` and `#[thespian::main]`.
+//! Procedural macros of thespian-rs: `#[derive(Message)]`, `#[thespian::handles]` and
+//! `#[thespian::main]`.
 //!
 //! This crate exists because a derive and an attribute macro must live in a `proc-macro` crate
 //! of their own. Use them through the `thespian` facade (or `thespian-core`), whose default
@@ -10,7 +11,9 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, ToTokens};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{parse_macro_input, DeriveInput, Error, ItemFn, LitStr, Path, Token, Type};
+use syn::{
+    parse_macro_input, DeriveInput, Error, ImplItem, ItemFn, ItemImpl, LitStr, Path, Token, Type,
+};
 
 /// Implements `Message` for a struct or enum (which also derives `Clone`, `Debug`,
 /// `Serialize` and `Deserialize`).
@@ -286,4 +289,190 @@ fn expand_main(args: MainArgs, mut function: ItemFn) -> syn::Result<TokenStream2
         .stmts
         .insert(0, syn::parse_quote!(#krate::init();));
     Ok(function.into_token_stream())
+}
+
+/// Writes an actor's `receive` from its `Handler<M>` impls:
+/// placed on `impl Actor for T`, `#[thespian::handles(A, B)]` adds
+/// `fn receive(..) { dispatch(self, env, ctx).handle::<A>().handle::<B>().finish() }`, the
+/// same dispatch chain as written by hand, so a handler returning `Flow::Super` passes the
+/// message on to the next one. Optional, after the types:
+/// - `on_system_message = path`: a `fn(&mut T, &Envelope, &mut Context) -> R` for system
+///   messages no typed handler took (`receiveMsg_ActorSystemMessage`);
+/// - `otherwise = path`: the same signature, for every message nothing took
+///   (`receiveUnrecognizedMessage`); without it such messages are discarded;
+/// - `crate = path`: where thespian is (default `::thespian`).
+///
+/// The rest of the impl (`type_name`, the capability checks, ...) stays as written; a
+/// `receive` written there as well is an error.
+///
+/// ```
+/// use std::time::Duration;
+/// use thespian::prelude::*;
+///
+/// #[derive(Default)]
+/// struct Greeter {
+///     greeted: u32,
+/// }
+///
+/// impl Handler<String> for Greeter {
+///     type Output = thespian::Result<()>;
+///     fn handle(&mut self, name: &String, env: &Envelope, ctx: &mut Context<'_>) -> Self::Output {
+///         self.greeted += 1;
+///         ctx.reply_to(env, format!("Hello, {name}!"))
+///     }
+/// }
+///
+/// impl Handler<u32> for Greeter {
+///     type Output = thespian::Result<()>;
+///     fn handle(&mut self, _: &u32, env: &Envelope, ctx: &mut Context<'_>) -> Self::Output {
+///         ctx.reply_to(env, self.greeted)
+///     }
+/// }
+///
+/// impl Greeter {
+///     fn unknown(&mut self, env: &Envelope, _: &mut Context<'_>) {
+///         log::info!("ignoring {}", env.type_name());
+///     }
+/// }
+///
+/// #[thespian::handles(String, u32, otherwise = Greeter::unknown)]
+/// impl Actor for Greeter {}
+///
+/// # fn main() -> thespian::Result<()> {
+/// let sys = ActorSystem::builder().transient_unique(true).start()?;
+/// let greeter = sys.create_actor::<Greeter>()?;
+/// let hello = sys.ask_as::<String>(&greeter, "world", Duration::from_secs(1))?;
+/// assert_eq!(hello, "Hello, world!");
+/// assert_eq!(sys.ask_as::<u32>(&greeter, 0u32, Duration::from_secs(1))?, 1);
+/// sys.shutdown()
+/// # }
+/// ```
+///
+/// Without any message type, or with an unknown option, it does not compile:
+///
+/// ```compile_fail
+/// # use thespian::prelude::*;
+/// # #[derive(Default)] struct Quiet;
+/// # impl Quiet { fn unknown(&mut self, _: &Envelope, _: &mut Context<'_>) {} }
+/// #[thespian::handles(otherwise = Quiet::unknown)]
+/// impl Actor for Quiet {}
+/// ```
+///
+/// ```compile_fail
+/// # use thespian::prelude::*;
+/// # #[derive(Default)] struct Quiet;
+/// # impl Handler<String> for Quiet { type Output = (); fn handle(&mut self, _: &String, _: &Envelope, _: &mut Context<'_>) {} }
+/// # impl Quiet { fn unknown(&mut self, _: &Envelope, _: &mut Context<'_>) {} }
+/// #[thespian::handles(String, otherwize = Quiet::unknown)]
+/// impl Actor for Quiet {}
+/// ```
+#[proc_macro_attribute]
+pub fn handles(args: TokenStream, item: TokenStream) -> TokenStream {
+    let args = parse_macro_input!(args as HandlesArgs);
+    let block = parse_macro_input!(item as ItemImpl);
+    expand_handles(args, block)
+        .unwrap_or_else(Error::into_compile_error)
+        .into()
+}
+
+/// What `#[thespian::handles(...)]` said.
+struct HandlesArgs {
+    types: Vec<Type>,
+    on_system_message: Option<Path>,
+    otherwise: Option<Path>,
+    krate: Option<Path>,
+}
+
+impl Parse for HandlesArgs {
+    fn parse(input: ParseStream<'_>) -> syn::Result<HandlesArgs> {
+        let mut args = HandlesArgs {
+            types: Vec::new(),
+            on_system_message: None,
+            otherwise: None,
+            krate: None,
+        };
+        while !input.is_empty() {
+            if (input.peek(syn::Ident) || input.peek(Token![crate])) && input.peek2(Token![=]) {
+                let key: syn::Ident = if input.peek(Token![crate]) {
+                    let token: Token![crate] = input.parse()?;
+                    syn::Ident::new("crate", token.span)
+                } else {
+                    input.parse()?
+                };
+                input.parse::<Token![=]>()?;
+                let value: Path = input.parse()?;
+                let slot = match key.to_string().as_str() {
+                    "on_system_message" => &mut args.on_system_message,
+                    "otherwise" => &mut args.otherwise,
+                    "crate" => &mut args.krate,
+                    other => {
+                        return Err(Error::new(
+                            key.span(),
+                            format!(
+                                "unknown option `{other}`: expected message types, then \
+                                 `on_system_message = path`, `otherwise = path` or `crate = path`"
+                            ),
+                        ))
+                    }
+                };
+                if slot.is_some() {
+                    return Err(Error::new(key.span(), format!("`{key}` is given twice")));
+                }
+                *slot = Some(value);
+            } else {
+                args.types.push(input.parse()?);
+            }
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+        Ok(args)
+    }
+}
+
+fn expand_handles(args: HandlesArgs, mut block: ItemImpl) -> syn::Result<TokenStream2> {
+    if args.types.is_empty() {
+        return Err(Error::new(
+            Span::call_site(),
+            "#[thespian::handles] needs at least one message type: `#[thespian::handles(A, B)]`",
+        ));
+    }
+    if block.trait_.is_none() {
+        return Err(Error::new_spanned(
+            &block.self_ty,
+            "#[thespian::handles] goes on an `impl Actor for T` block",
+        ));
+    }
+    if let Some(existing) = block.items.iter().find_map(|item| match item {
+        ImplItem::Fn(f) if f.sig.ident == "receive" => Some(f),
+        _ => None,
+    }) {
+        return Err(Error::new_spanned(
+            &existing.sig,
+            "#[thespian::handles] writes `receive` itself: remove this one",
+        ));
+    }
+    let krate = args.krate.unwrap_or_else(|| syn::parse_quote!(::thespian));
+    let types = &args.types;
+    let system = args
+        .on_system_message
+        .map(|f| quote!(.on_system_message(|me, env, ctx| #f(me, env, ctx))));
+    let end = match args.otherwise {
+        Some(f) => quote!(.otherwise(|me, env, ctx| #f(me, env, ctx))),
+        None => quote!(.finish()),
+    };
+    block.items.push(syn::parse_quote! {
+        fn receive(
+            &mut self,
+            envelope: &#krate::Envelope,
+            ctx: &mut #krate::Context<'_>,
+        ) -> #krate::ActorResult {
+            #krate::dispatch(self, envelope, ctx)
+                #( .handle::<#types>() )*
+                #system
+                #end
+        }
+    });
+    Ok(block.into_token_stream())
 }

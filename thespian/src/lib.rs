@@ -36,7 +36,8 @@
 //! happened instead; [`ActorSystem::ask_as`] and [`ActorSystem::listen_as`] read any reply as
 //! a type. Inside actors, [`Context::reply_to`] answers an envelope, and handlers per message
 //! type are closures (`dispatch(self, env, ctx).on(|me, m: &M, env, ctx| ...)`), [`Handler`]
-//! impls (`.handle::<M>()`) or request handlers that return the reply (`.on_request`).
+//! impls (`.handle::<M>()`, or the whole `receive` written by [`macro@handles`]) or request
+//! handlers that return the reply (`.on_request`).
 //! [`macro@main`] marks `main` and calls [`init`] first.
 //!
 //! The vocabulary (addresses, messages, capabilities, system messages, the [`Actor`] trait and
@@ -76,7 +77,7 @@ pub use thespian_core::{
     ValidatedSource, WakeupMessage, WatchMessage,
 };
 #[cfg(feature = "derive")]
-pub use thespian_macros::{main, Message};
+pub use thespian_macros::{handles, main, Message};
 
 /// `thespian`'s error type: one enum mapping Thespian's exceptions.
 pub type Error = ThespianError;
