@@ -131,8 +131,28 @@ impl<'e, 'c, 'x, A> Dispatch<'e, 'c, 'x, A> {
         self
     }
 
-    /// Handles messages of type `M` with the actor's [`Handler<M>`] impl (see [`Handler`] for
-    /// an example): `.handle::<M>()` is `.on(|a, m: &M, env, ctx| a.handle(m, env, ctx))`.
+    /// Handles messages of type `M` with the actor's [`Handler<M>`] impl:
+    /// `.handle::<M>()` is `.on(|a, m: &M, env, ctx| a.handle(m, env, ctx))`.
+    ///
+    /// ```
+    /// use thespian_core::{dispatch, Actor, ActorResult, Context, Envelope, Handler};
+    ///
+    /// #[derive(Default)]
+    /// struct Doubler;
+    ///
+    /// impl Handler<u64> for Doubler {
+    ///     type Output = thespian_core::Result<()>;
+    ///     fn handle(&mut self, n: &u64, env: &Envelope, ctx: &mut Context<'_>) -> Self::Output {
+    ///         ctx.reply_to(env, n * 2)
+    ///     }
+    /// }
+    ///
+    /// impl Actor for Doubler {
+    ///     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+    ///         dispatch(self, env, ctx).handle::<u64>().finish()
+    ///     }
+    /// }
+    /// ```
     pub fn handle<M>(self) -> Self
     where
         M: Message,

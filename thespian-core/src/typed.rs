@@ -102,6 +102,14 @@ pub enum RequestError {
 
 impl RequestError {
     /// True for [`RequestError::Timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use thespian_core::{RequestError, ThespianError};
+    ///
+    /// assert!(RequestError::Timeout { waited: Duration::ZERO }.is_timeout());
+    /// assert!(!RequestError::System(ThespianError::SystemShutDown).is_timeout());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, RequestError::Timeout { .. })
     }
@@ -254,6 +262,14 @@ impl Context<'_> {
 /// What a [`Dispatch::on_request`](crate::Dispatch::on_request) handler may return: the reply
 /// itself, or a `Result` of it whose error fails the request (the actor's failure rule:
 /// retried once, then returned to the sender as a `PoisonMessage`).
+///
+/// ```
+/// use thespian_core::{ActorError, IntoReply};
+///
+/// assert_eq!(7u32.into_reply().unwrap(), 7);
+/// let failed: Result<u32, ActorError> = Err("no".into());
+/// assert_eq!(failed.into_reply().unwrap_err().to_string(), "no");
+/// ```
 pub trait IntoReply<R: Message> {
     /// The reply, or the failure.
     fn into_reply(self) -> std::result::Result<R, ActorError>;

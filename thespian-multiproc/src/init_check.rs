@@ -24,6 +24,12 @@ pub(crate) fn mark_init_called() {
 
 /// True once `thespian::init()` (that is, [`enter_role_if_any`](crate::enter_role_if_any)) has
 /// run in this process.
+///
+/// ```
+/// // In an ordinary run (no role to take) init returns at once and is recorded.
+/// thespian_multiproc::enter_role_if_any(&[]);
+/// assert!(thespian_multiproc::init_called());
+/// ```
 pub fn init_called() -> bool {
     INIT_CALLED.load(Ordering::Acquire)
 }
@@ -54,6 +60,11 @@ pub(crate) fn decide(init_called: bool, entry_point: bool, role_pending: bool) -
 }
 
 /// The error of a multi-process `start()` in a program that never called `init()`.
+///
+/// ```
+/// let text = thespian_multiproc::forgotten_init().to_string();
+/// assert!(text.contains("thespian::init() was never called"));
+/// ```
 pub fn forgotten_init() -> ThespianError {
     ThespianError::StartupFailure(
         "thespian::init() was never called: a program that starts a Tcp or Udp system must call \
