@@ -246,6 +246,13 @@ macro_rules! __with_scenarios {
             sender_over_the_bound_gets_queue_full_and_later_succeeds,
             message_to_an_address_no_system_issued_is_an_error_or_poison,
         }
+        typed_requests {
+            request_returns_the_declared_reply,
+            a_poisoned_request_is_told_apart,
+            a_reply_of_another_type_is_handed_back,
+            timeout_and_a_gone_system_are_told_apart,
+            handles_attribute_builds_the_dispatch_chain,
+        }
         }
     };
 }
@@ -338,6 +345,7 @@ mod simple_actor;
 mod stats;
 mod system_messages;
 mod type_dispatcher;
+mod typed_requests;
 mod update_system_capabilities;
 mod wakeup;
 mod watch;
