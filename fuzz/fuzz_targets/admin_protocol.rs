@@ -35,6 +35,7 @@ const NAMES: &[&str] = &[
     "thespian.admin.UpdateCapability",
     "thespian.admin.ShutdownSystem",
     "thespian.admin.LogRecord",
+    "thespian.admin.SetLogLevel",
     "thespian.admin.WatchConvention",
     "thespian.admin.PreRegisterRemote",
     "thespian.admin.DeRegisterRemote",

@@ -31,14 +31,15 @@ use thespian_core::registry::{
     NameHolder, NamePlan,
 };
 use thespian_core::{
-    ActorAddress, ActorExitRequest, ActorSpec, Capabilities, ChildActorExited, ConventionStatus,
-    Envelope, Message, Payload, Requirements, StatusRequest, SystemStatus,
+    ActorAddress, ActorExitRequest, ActorSpec, ActorSummary, Capabilities, ChildActorExited,
+    ConventionStatus, Envelope, Message, Payload, Requirements, StatusRequest, SystemStatus,
 };
 
 use crate::protocol::{
     ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateFailure,
-    CreateReply, CreatedActor, DeadLetter, ExitNoted, HandleDeadLetters, Hello, LogRecord,
-    RemoteCreate, ShutdownComplete, ShutdownSystem, UpdateCapability, Welcome, WIRE_PREFIX,
+    CreateReply, CreatedActor, DeadLetter, ExitNoted, HandleDeadLetters, Hello, LogLevelSet,
+    LogRecord, RemoteCreate, SetLogLevel, ShutdownComplete, ShutdownSystem, UpdateCapability,
+    Welcome, WIRE_PREFIX,
 };
 
 /// The most distinct unexpected message types the admin warns about once each; beyond it they
@@ -166,6 +167,14 @@ pub enum Action {
         text: String,
         /// Another system of the convention sent it (it is not forwarded again).
         from_other_system: bool,
+    },
+    /// Change the admin process's log filter to `level`, then answer `requester` with a
+    /// [`LogLevelSet`] (the driver owns the logger).
+    SetLogLevel {
+        /// Who asked (gets the answer).
+        requester: ActorAddress,
+        /// The new level, already parsed.
+        level: log::LevelFilter,
     },
     /// Shutdown is complete (the `ShutdownComplete` replies are queued as sends before this):
     /// the driver delivers what it has and exits. Emitted once; nothing follows it.
@@ -384,7 +393,31 @@ impl Admin {
             child_actors: registry::top_level(&Tree(&self.actors)),
             live_actors: self.actors.len(),
             convention: self.convention.clone(),
+            base: self.config.base_name.to_owned(),
+            actors: self
+                .actors
+                .iter()
+                .map(|(address, entry)| ActorSummary {
+                    address: address.clone(),
+                    actor_type: entry.spec.type_name().to_owned(),
+                    parent: entry.parent.clone(),
+                    global_name: entry.global_name.clone(),
+                    pid: Some(self.host_pid(entry.host)),
+                })
+                .collect(),
+            processes: 1 + self
+                .hosts
+                .keys()
+                .filter(|host| self.host_pid(**host) != self.config.admin_pid)
+                .count(),
+            dead_letters: self.dead_letters.count(),
         }
+    }
+
+    /// The process of `host`: a process host's id is its process id; thread hosts (ids past
+    /// any process id) run in the admin's process.
+    fn host_pid(&self, host: HostId) -> u32 {
+        u32::try_from(host).unwrap_or(self.config.admin_pid)
     }
 
     /// Sets the convention listing that status replies carry (the driver runs the convention).
@@ -573,6 +606,8 @@ impl Admin {
             .on_update_capability(sender, m));
         on!(payload, ShutdownSystem, |_m| self.on_shutdown(now, sender));
         on!(payload, LogRecord, |m| self.on_log(m));
+        on!(payload, SetLogLevel, |m| self
+            .on_set_log_level(sender, &m.level));
         on!(payload, ActorExitRequest, |_m| log::debug!(
             "admin ignores ActorExitRequest from {sender}"
         ));
@@ -585,6 +620,23 @@ impl Admin {
             log::warn!("admin discards {type_name:?} from {sender}");
         } else {
             log::debug!("admin discards {type_name:?} from {sender}");
+        }
+    }
+
+    fn on_set_log_level(&mut self, sender: ActorAddress, level: &str) {
+        match level.trim().parse::<log::LevelFilter>() {
+            Ok(level) => self.actions.push_back(Action::SetLogLevel {
+                requester: sender,
+                level,
+            }),
+            Err(_) => {
+                let refusal = LogLevelSet {
+                    result: Err(format!(
+                        "{level:?} is not a log level (off, error, warn, info, debug, trace)"
+                    )),
+                };
+                self.reply(sender, Payload::new(refusal));
+            }
         }
     }
 

@@ -258,6 +258,26 @@ pub struct DeRegisterRemote {
     pub remote: RemoteSystem,
 }
 
+/// Change the admin's log filter at run time (`thespian log-level`); answered by
+/// [`LogLevelSet`]. Only authenticated peers reach the admin, as for every message here.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SetLogLevel {
+    /// The new level: `off`, `error`, `warn`, `info`, `debug` or `trace` (any case).
+    pub level: String,
+}
+
+/// The answer to [`SetLogLevel`]: the level before and after, or why nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLevelSet {
+    /// `Ok((previous, now))` with the level names, or the reason of a refusal.
+    pub result: Result<(String, String), String>,
+}
+
+message!(
+    SetLogLevel = "thespian.admin.SetLogLevel",
+    LogLevelSet = "thespian.admin.LogLevelSet",
+);
+
 message!(
     Hello = "thespian.admin.Hello",
     Welcome = "thespian.admin.Welcome",

@@ -339,6 +339,8 @@ pub(crate) fn poison_keeps_actor_identity_and_state(base: TestBase) {
     assert_eq!(me, counter, "same actor, same address");
     assert_eq!(fish, 1, "state kept");
     assert_eq!(ask::<u32>(&sys, &counter, "fish"), 2);
+    // Its status counts both failed attempts.
+    assert_eq!(crate::helpers::status(&sys, &counter).failures, 2);
 }
 
 /// Its exit handler returns an error.

@@ -8,7 +8,9 @@ use thespian::prelude::*;
 use thespian::{StatusRequest, SystemStatus};
 
 use crate::bases::TestBase;
-use crate::helpers::{ask, expect_child_gone, spawn, start, status, Echo, Parent, Spawn};
+use crate::helpers::{
+    ask, ask_until, expect_child_gone, spawn, start, status, Echo, Parent, Spawn,
+};
 
 /// `nap` schedules a 10 s wakeup; `handle dead letters` registers it as the handler.
 #[derive(Default)]
@@ -102,15 +104,54 @@ pub(crate) fn system_status_from_admin(base: TestBase) {
     );
 
     let now: SystemStatus = ask(&sys, &admin, StatusRequest);
-    let mut top_level = vec![parent, named.clone(), napper.clone()];
+    let mut top_level = vec![parent.clone(), named.clone(), napper.clone()];
     top_level.sort();
     let mut reported = now.child_actors.clone();
     reported.sort();
     assert_eq!(reported, top_level, "top-level actors only");
     assert!(!now.child_actors.contains(&child));
     assert_eq!(now.live_actors, 4);
-    assert_eq!(now.global_actors, vec![("the named one".to_owned(), named)]);
+    assert_eq!(
+        now.global_actors,
+        vec![("the named one".to_owned(), named.clone())]
+    );
     assert_eq!(now.dead_letter_handler, Some(napper));
+
+    // The actor list, the base, the processes: what an operator's tool shows.
+    let base_name = sys
+        .capabilities()
+        .get(thespian::keys::ACTOR_SYSTEM_NAME)
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .expect("the base's name");
+    assert_eq!(now.base, base_name);
+    assert_eq!(now.actors.len(), 4);
+    let entry = |a: &ActorAddress| {
+        now.actors
+            .iter()
+            .find(|s| &s.address == a)
+            .unwrap_or_else(|| panic!("{a} is not in the actor list"))
+    };
+    assert_eq!(entry(&child).parent, parent);
+    assert_eq!(entry(&child).actor_type, <Echo as Actor>::type_name());
+    assert_eq!(entry(&named).global_name.as_deref(), Some("the named one"));
+    assert_eq!(entry(&parent).parent, admin);
+    let multi_process = base_name.starts_with("multiproc") && base_name != "multiprocQueueBase";
+    assert!(now.actors.iter().all(|a| a.pid.is_some() == multi_process));
+    assert!(now.processes >= 1);
+    if !multi_process {
+        assert_eq!(now.processes, 1);
+    }
+
+    // Dead letters are counted: a message to an actor that has exited.
+    let before = now.dead_letters;
+    let gone = sys.create_actor::<Echo>().expect("create");
+    sys.tell(&gone, ActorExitRequest::new()).expect("tell");
+    ask_until::<SystemStatus>(&sys, &admin, StatusRequest, |s| {
+        s.actors.iter().all(|a| a.address != gone)
+    });
+    sys.tell(&gone, "anyone there?").expect("tell");
+    let after = ask_until::<SystemStatus>(&sys, &admin, StatusRequest, |s| s.dead_letters > before);
+    assert_eq!(after.actors.len(), 4);
 }
 
 // The types a multi-process system creates here, by name.

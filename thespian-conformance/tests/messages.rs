@@ -220,6 +220,9 @@ fn system_messages() -> Vec<Payload> {
         pending_messages: 0,
         received_messages: 0,
         pending_wakeups: vec![],
+        failures: 2,
+        pid: Some(7),
+        idle_for: Some(Duration::from_millis(1500)),
     };
     let system_status = SystemStatus {
         admin_address: addr(0),
@@ -228,8 +231,18 @@ fn system_messages() -> Vec<Payload> {
         dead_letter_handler: None,
         global_actors: vec![],
         child_actors: vec![],
-        live_actors: 0,
+        live_actors: 1,
         convention: None,
+        base: "multiprocTCPBase".into(),
+        actors: vec![thespian::core::ActorSummary {
+            address: addr(1),
+            actor_type: "T".into(),
+            parent: addr(0),
+            global_name: Some("g".into()),
+            pid: Some(7),
+        }],
+        processes: 2,
+        dead_letters: 3,
     };
     vec![
         Payload::new(ActorExitRequest::new()),

@@ -66,6 +66,16 @@ pub trait BaseDriver: Send + Sync {
     fn shutdown(&self) -> Result<()>;
     /// True once the system is shut down.
     fn is_shut_down(&self) -> bool;
+    /// Sets the log level of the system's admin process at run time (`off` … `trace`);
+    /// returns the level names before and after. Bases whose admin is the program's own
+    /// process leave logging to the program and refuse with `NotSupported`.
+    fn set_admin_log_level(&self, level: &str) -> Result<(String, String)> {
+        let _ = level;
+        Err(ThespianError::NotSupported {
+            operation: "set_admin_log_level",
+            base: self.base_name(),
+        })
+    }
 }
 
 /// The error for a `tell` or `ask` to `address`, which no system of this base issued: its system

@@ -362,8 +362,9 @@ pub fn validate(key: &str, value: &CapabilityValue) -> Result<(), CapabilityErro
     };
     match key {
         keys::ADMIN_PORT => match value.as_int() {
-            Some(p) if (1..=65535).contains(&p) => Ok(()),
-            Some(p) => bad(format!("port {p} is outside 1..=65535")),
+            // 0: the multi-process bases start their daemon on a free port the OS chooses.
+            Some(p) if (0..=65535).contains(&p) => Ok(()),
+            Some(p) => bad(format!("port {p} is outside 0..=65535")),
             None => bad(format!(
                 "expected an int port, found {} {value}",
                 value.kind()

@@ -67,6 +67,16 @@ pub trait Services {
     fn dead_letter(&mut self, target: &ActorAddress, envelope: Envelope);
     /// `actor` has exited: forget it, free its global name.
     fn actor_exited(&mut self, actor: &ActorAddress);
+    /// The operating-system process the actors run in, on bases that run them in processes
+    /// of their own; `None` on the in-process bases.
+    fn process_id(&self) -> Option<u32> {
+        None
+    }
+    /// How long ago `actor` last handled a message, on bases that keep the time (for its
+    /// status); `None` by default.
+    fn idle_for(&self, _actor: &ActorAddress) -> Option<Duration> {
+        None
+    }
     /// Messages waiting for `actor`, where the base can tell.
     fn mailbox_len(&self, _actor: &ActorAddress) -> usize {
         0

@@ -41,7 +41,7 @@ pub use lifecycle::{ActorCell, CellState};
 pub use message::{Envelope, IntoMessage, Message, MessageError, Payload, TakeError};
 pub use registry::Registry;
 pub use system_messages::{
-    ActorExitRequest, ActorStatus, ActorSystemConventionUpdate, ChildActorExited,
+    ActorExitRequest, ActorStatus, ActorSummary, ActorSystemConventionUpdate, ChildActorExited,
     ConventionMemberStatus, ConventionStatus, DeadEnvelope, LoadedSource, PoisonMessage,
     StatusRequest, SystemStatus, UnloadedSource, ValidateSource, ValidatedSource, WakeupMessage,
     WatchMessage,

@@ -54,6 +54,8 @@ pub struct ActorCell {
     /// Requirements, global name and pending wakeups, when the actor has any.
     extra: Option<Box<CellExtra>>,
     received: u64,
+    /// Failed attempts (fits the padding beside `state`: idle actors stay as small).
+    failures: u32,
     state: CellState,
 }
 
@@ -80,6 +82,7 @@ impl ActorCell {
             children: Children::default(),
             extra,
             received: 0,
+            failures: 0,
             state: CellState::Running,
         }
     }
@@ -237,6 +240,7 @@ impl ActorCell {
             Ok(()) => return,
             Err(details) => details,
         };
+        self.failures = self.failures.saturating_add(1);
         log::warn!(
             "{} ({}) failed on {:?}, retrying once: {first}",
             self.address,
@@ -247,6 +251,7 @@ impl ActorCell {
             Ok(()) => return,
             Err(details) => details,
         };
+        self.failures = self.failures.saturating_add(1);
         log::error!(
             "{} ({}) failed twice on {:?}: {details}",
             self.address,
@@ -312,7 +317,16 @@ impl ActorCell {
     }
 
     fn reply_status(&self, to: &ActorAddress, services: &mut dyn Services) {
-        let status = ActorStatus {
+        let status = self.status(services);
+        if let Err(e) = services.send(&self.address, to, Payload::new(status)) {
+            log::debug!("{}: status reply to {to} failed: {e}", self.address);
+        }
+    }
+
+    /// The actor's status, as a `StatusRequest` is answered (also what drivers log on
+    /// request, e.g. on `SIGUSR1`).
+    pub fn status(&self, services: &dyn Services) -> ActorStatus {
+        ActorStatus {
             actor_address: self.address.clone(),
             actor_type: self.spec.type_name().to_owned(),
             admin_address: services.admin_address(),
@@ -327,9 +341,9 @@ impl ActorCell {
                 .as_ref()
                 .map(|e| e.pending_wakeups.clone())
                 .unwrap_or_default(),
-        };
-        if let Err(e) = services.send(&self.address, to, Payload::new(status)) {
-            log::debug!("{}: status reply to {to} failed: {e}", self.address);
+            failures: u64::from(self.failures),
+            pid: services.process_id(),
+            idle_for: services.idle_for(&self.address),
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::capabilities::{keys, Capabilities, CapabilityValue, Requirements};
 use crate::error::{Result, ThespianError};
 use crate::id_table::IdTable;
 use crate::message::Envelope;
-use crate::system_messages::SystemStatus;
+use crate::system_messages::{ActorSummary, SystemStatus};
 
 /// What the registry remembers about a live actor.
 #[derive(Clone, Debug)]
@@ -341,6 +341,20 @@ impl Registry {
             child_actors: top_level(&self.live()),
             live_actors: self.actors.len(),
             convention: None,
+            base: self.base_name.to_owned(),
+            actors: self
+                .actors
+                .iter()
+                .map(|(id, record)| ActorSummary {
+                    address: ActorAddress::new(self.addresses.system(), id),
+                    actor_type: record.spec.type_name().to_owned(),
+                    parent: record.parent.clone(),
+                    global_name: self.names_of.get(&id).cloned(),
+                    pid: None,
+                })
+                .collect(),
+            processes: 1,
+            dead_letters: self.dead_letters.count(),
         }
     }
 }

@@ -273,6 +273,34 @@ pub struct ActorStatus {
     pub received_messages: u64,
     /// Wakeups requested and not yet delivered, with their delays.
     pub pending_wakeups: Vec<Duration>,
+    /// Failed attempts to handle a message (an `Err` or a panic; a retried message that
+    /// fails again counts twice).
+    #[serde(default)]
+    pub failures: u64,
+    /// The process it runs in (multi-process bases; `None` on the in-process ones).
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// How long ago it last handled a message (status requests aside): its last activity.
+    /// Kept by the multi-process bases (one clock reading per message, in the actor's own
+    /// process); `None` before its first message and on the in-process bases.
+    #[serde(default)]
+    pub idle_for: Option<Duration>,
+}
+
+/// One actor in a [`SystemStatus`]: what the system's registry knows of it. The actor's own
+/// counters (messages, failures, mailbox) are in its [`ActorStatus`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActorSummary {
+    /// The actor.
+    pub address: ActorAddress,
+    /// Its type name.
+    pub actor_type: String,
+    /// Its parent (the admin for top-level actors).
+    pub parent: ActorAddress,
+    /// Its global name, if any.
+    pub global_name: Option<String>,
+    /// The process it runs in (multi-process bases; `None` on the in-process ones).
+    pub pid: Option<u32>,
 }
 
 /// A system's status (`Thespian_SystemStatus`). Informational; fields may grow.
@@ -295,6 +323,19 @@ pub struct SystemStatus {
     /// The convention as this system sees it (multi-process bases; `None` elsewhere).
     #[serde(default)]
     pub convention: Option<ConventionStatus>,
+    /// The base's Thespian name (`simpleSystemBase`, `multiprocTCPBase`, …).
+    #[serde(default)]
+    pub base: String,
+    /// Every live actor of the system, in address order.
+    #[serde(default)]
+    pub actors: Vec<ActorSummary>,
+    /// The operating-system processes of the system: 1 for the in-process bases; the admin
+    /// and each actor process on the multi-process ones.
+    #[serde(default)]
+    pub processes: usize,
+    /// Dead letters the system has had since it started (messages to actors that had exited).
+    #[serde(default)]
+    pub dead_letters: u64,
 }
 
 /// A system's view of its convention, in a [`SystemStatus`].

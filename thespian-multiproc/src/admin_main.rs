@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
+use thespian_admin::protocol::LogLevelSet;
 use thespian_admin::{Action, Admin, AdminConfig, HostId, Launch, LaunchTicket, Placement};
-use thespian_core::{keys, ActorAddress, Envelope};
+use thespian_core::{keys, ActorAddress, Envelope, Payload};
 
 use crate::convention::ConventionDriver;
 use crate::factory::TransportFactory;
@@ -22,7 +23,7 @@ use crate::host::{self, HostSetup};
 use crate::launch;
 use crate::node::Node;
 use crate::roles::{self, ActorLaunch, AdminLaunch};
-use crate::{logging, secret, signals, types};
+use crate::{log_level, logging, secret, signals, types};
 
 /// Host ids of thread-mode hosts start here, far above any process id.
 const FIRST_THREAD_HOST: HostId = 1 << 40;
@@ -33,6 +34,9 @@ struct Daemon {
     ip: IpAddr,
     admin: ActorAddress,
     log_level: u8,
+    /// Changes the admin's log level at run time; `None` when the admin has no logger of its
+    /// own (the program that started it leaves logging alone).
+    log_handle: Option<log_level::LevelHandle>,
     /// The arguments the admin was started with: every actor process gets them too.
     entry_args: Vec<OsString>,
     children: HashMap<HostId, (Child, ActorAddress)>,
@@ -45,12 +49,10 @@ struct Daemon {
 /// Runs the admin role; returns the process's exit code.
 pub(crate) fn run(transport: Arc<dyn TransportFactory>, config: AdminLaunch) -> i32 {
     signals::detach_session();
-    if let Some(filter) = &config.log_filter {
-        let _ = env_logger::Builder::new()
-            .parse_filters(filter)
-            .format_timestamp_millis()
-            .try_init();
-    }
+    let log_handle = config
+        .log_filter
+        .as_deref()
+        .and_then(log_level::AdminLogger::install);
     let log_level = config
         .log_filter
         .as_deref()
@@ -123,6 +125,7 @@ pub(crate) fn run(transport: Arc<dyn TransportFactory>, config: AdminLaunch) -> 
         ip: local.ip(),
         admin,
         log_level,
+        log_handle,
         entry_args: launch::own_arguments(),
         children: HashMap::new(),
         secret_file: config.secret_file.clone(),
@@ -239,6 +242,26 @@ impl Daemon {
                 log::log!(target: &target, level, "{text}");
                 if !from_other_system {
                     convention.forward_log(level, &target, &text);
+                }
+            }
+            Action::SetLogLevel { requester, level } => {
+                let result = match &self.log_handle {
+                    Some(handle) => {
+                        let before = handle.set(level);
+                        log::warn!("admin: log level set to {level} (was {before})");
+                        Ok((
+                            before.to_string().to_lowercase(),
+                            level.to_string().to_lowercase(),
+                        ))
+                    }
+                    None => Err("the admin has no log sink of its own (the program that \
+                                 started it left logging alone)"
+                        .to_owned()),
+                };
+                let answer = Payload::new(LogLevelSet { result });
+                let admin = self.admin.clone();
+                if let Err(e) = self.node.send(&admin, &requester, answer) {
+                    log::debug!("admin: the log-level answer to {requester} failed: {e}");
                 }
             }
             Action::Exit => return true,

@@ -15,7 +15,8 @@ use thespian_admin::protocol::{
 use thespian_core::{
     message, system_messages::Fd, ActorAddress, ActorCell, ActorExitRequest, ActorSpec,
     Capabilities, CapabilityValue, CellState, CreateRequest, Created, Envelope, Payload,
-    RemoteSystem, Requirements, Result, Services, ThespianError, WakeupMessage, WatchMessage,
+    RemoteSystem, Requirements, Result, Services, StatusRequest, ThespianError, WakeupMessage,
+    WatchMessage,
 };
 use thespian_io::watch::Watcher;
 
@@ -98,6 +99,7 @@ pub(crate) fn run(setup: HostSetup) {
         mailbox: mailbox.clone(),
         timers: Vec::new(),
         watch: None,
+        last_handled: None,
     };
     loop {
         let next = services.timers.iter().map(|t| t.0).min();
@@ -114,6 +116,7 @@ pub(crate) fn run(setup: HostSetup) {
                 services.timers = later;
                 let mut state = cell.state();
                 for (_, wakeup) in due {
+                    services.last_handled = Some(now);
                     let envelope = Envelope::new(address.clone(), Payload::new(wakeup));
                     services.unwatch(&address);
                     state = cell.handle(&mut *actor, envelope, &mut services);
@@ -144,17 +147,15 @@ pub(crate) fn run(setup: HostSetup) {
                 Envelope::new(address.clone(), Payload::new(ActorExitRequest::new()))
             }
             Some(HostSignal::Status) => {
-                log::info!(
-                    "{address}: status: {:?}, children {:?}, {} queued",
-                    cell.state(),
-                    cell.children(),
-                    mailbox.len()
-                );
+                log::info!("{address}: status: {:?}", cell.status(&services));
                 continue;
             }
             None => envelope,
         };
         services.unwatch(&address);
+        if !envelope.payload().has_type::<StatusRequest>() {
+            services.last_handled = Some(Instant::now());
+        }
         let state = cell.handle(&mut *actor, envelope, &mut services);
         services.arm_watch(&address);
         if state == CellState::Exited {
@@ -294,6 +295,8 @@ struct HostServices {
     timers: Vec<Timer>,
     /// The descriptors the actor asked to watch while handling its current message.
     watch: Option<Vec<Fd>>,
+    /// When the actor last handled a message (status requests aside), for its status.
+    last_handled: Option<Instant>,
 }
 
 /// This process's descriptor watcher, started by the first watch (every actor of a process
@@ -548,6 +551,14 @@ impl Services for HostServices {
 
     fn mailbox_len(&self, _actor: &ActorAddress) -> usize {
         self.mailbox.len()
+    }
+
+    fn process_id(&self) -> Option<u32> {
+        Some(std::process::id())
+    }
+
+    fn idle_for(&self, _actor: &ActorAddress) -> Option<Duration> {
+        self.last_handled.map(|at| at.elapsed())
     }
 
     fn notify_on_system_registration_changes(

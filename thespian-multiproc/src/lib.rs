@@ -34,6 +34,7 @@ pub mod factory;
 mod host;
 mod init_check;
 mod launch;
+mod log_level;
 mod logging;
 mod node;
 mod program;

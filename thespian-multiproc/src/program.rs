@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use thespian_admin::protocol::{Hello, ShutdownComplete, ShutdownSystem, Welcome};
+use thespian_admin::protocol::{
+    Hello, LogLevelSet, SetLogLevel, ShutdownComplete, ShutdownSystem, Welcome,
+};
 use thespian_core::system_messages::passes_to_external;
 use thespian_core::transport::FailureKind;
 use thespian_core::{
@@ -44,6 +46,9 @@ pub struct StartSettings {
     pub entry_args: Vec<String>,
     /// The log filter of the admin's sink; `None`: the program leaves logging alone.
     pub log_filter: Option<String>,
+    /// Only attach to a running admin: when nobody listens on the Admin Port, fail with
+    /// a `StartupFailure` saying so instead of starting the daemon (tools such as a shell).
+    pub attach_only: bool,
 }
 
 impl std::fmt::Debug for StartSettings {
@@ -54,6 +59,7 @@ impl std::fmt::Debug for StartSettings {
             .field("advertise_ip", &self.advertise_ip)
             .field("entry_args", &self.entry_args)
             .field("log_filter", &self.log_filter)
+            .field("attach_only", &self.attach_only)
             .finish()
     }
 }
@@ -90,9 +96,9 @@ impl std::fmt::Debug for ProgramBase {
 fn admin_port(default: u16, caps: &Capabilities) -> Result<u16> {
     match caps.get(thespian_core::keys::ADMIN_PORT) {
         None => Ok(default),
-        Some(CapabilityValue::Int(p)) if (1..=65535).contains(p) => Ok(*p as u16),
+        Some(CapabilityValue::Int(p)) if (0..=65535).contains(p) => Ok(*p as u16),
         Some(other) => Err(ThespianError::StartupFailure(format!(
-            "'Admin Port' must be a port number (1-65535), not {other:?}"
+            "'Admin Port' must be a port number (0-65535, 0 for a free one), not {other:?}"
         ))),
     }
 }
@@ -151,10 +157,11 @@ impl ProgramBase {
     /// crate::init_called)), or named an entry point for its processes (`entry_args`, as a test
     /// binary does): otherwise it fails at once with [`forgotten_init`](crate::forgotten_init),
     /// and in a process re-executed in a role it never took it prints that error and exits.
+    /// An attach-only start never starts a process, so it needs no `init()`.
     pub fn start(settings: StartSettings) -> Result<ProgramBase> {
         use crate::init_check::{decide, forgotten_init, init_called, InitCheck};
         match decide(
-            init_called(),
+            init_called() || settings.attach_only,
             !settings.entry_args.is_empty(),
             roles::role_pending(),
         ) {
@@ -168,23 +175,39 @@ impl ProgramBase {
         let transport = settings.transport;
         // Before anything is started: a missing or unsafe secret file is a startup error.
         let (secret, secret_file) = secret::program_secret(&settings.capabilities)?;
-        let port = admin_port(transport.default_admin_port(), &settings.capabilities)?;
+        let mut port = admin_port(transport.default_admin_port(), &settings.capabilities)?;
         let thread_mode = thread_mode(&settings.capabilities)?;
-        // A convention address the admin could not use is this call's error, not a daemon
-        // that silently fails to start.
-        crate::convention::convention_leaders(&settings.capabilities, port)
-            .map_err(|e| ThespianError::StartupFailure(format!("Convention Address.IPv4: {e}")))?;
+        if port == 0 && settings.attach_only {
+            return Err(ThespianError::StartupFailure(
+                "'Admin Port' 0 names no running system to attach to".into(),
+            ));
+        }
         let ip = listening_ip(
             env_base_ip()?,
             settings.advertise_ip,
             &settings.capabilities,
             routable_ipv4,
         )?;
-        let admin_socket = SocketAddr::new(IpAddr::V4(ip), port);
+        let mut admin_socket = SocketAddr::new(IpAddr::V4(ip), port);
         let mut admin_exit = None;
         let mut started_here = false;
         match BoundSocket::bind(&transport, admin_socket) {
+            Ok(socket) if settings.attach_only => {
+                drop(socket);
+                return Err(ThespianError::StartupFailure(format!(
+                    "nothing listens on {} {admin_socket}: no actor system runs there",
+                    transport.name().to_ascii_uppercase()
+                )));
+            }
             Ok(socket) => {
+                // Admin Port 0: the OS chose a free port, which the system now has.
+                port = socket.local_addr().port();
+                admin_socket.set_port(port);
+                // A convention address the admin could not use is this call's error, not a
+                // daemon that silently fails to start.
+                crate::convention::convention_leaders(&settings.capabilities, port).map_err(
+                    |e| ThespianError::StartupFailure(format!("Convention Address.IPv4: {e}")),
+                )?;
                 // Nobody holds the Admin Port: this program starts the daemon on it.
                 let launch = AdminLaunch {
                     transport: transport.name().to_owned(),
@@ -210,7 +233,11 @@ impl ProgramBase {
                 admin_exit = Some(rx);
                 started_here = true;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                crate::convention::convention_leaders(&settings.capabilities, port).map_err(
+                    |e| ThespianError::StartupFailure(format!("Convention Address.IPv4: {e}")),
+                )?;
+            }
             Err(e) => {
                 return Err(ThespianError::StartupFailure(format!(
                     "cannot use the Admin Port {admin_socket}: {e}"
@@ -562,6 +589,16 @@ impl BaseDriver for ProgramBase {
     fn is_shut_down(&self) -> bool {
         self.shut_down.load(Ordering::Acquire) || self.node.admin_lost()
     }
+
+    fn set_admin_log_level(&self, level: &str) -> Result<(String, String)> {
+        self.check_running()?;
+        let ask = SetLogLevel {
+            level: level.to_owned(),
+        };
+        let answer: LogLevelSet =
+            host::request(&self.node, Payload::new(ask), Duration::from_secs(10))?;
+        answer.result.map_err(ThespianError::SystemFailure)
+    }
 }
 
 impl Drop for ProgramBase {
@@ -650,7 +687,12 @@ mod tests {
         assert_eq!(admin_port(1900, &caps).ok(), Some(1900));
         caps.set(thespian_core::keys::ADMIN_PORT, 1234_i64);
         assert_eq!(admin_port(1900, &caps).ok(), Some(1234));
+        // 0: a free port the OS chooses when the daemon starts.
         caps.set(thespian_core::keys::ADMIN_PORT, 0_i64);
+        assert_eq!(admin_port(1900, &caps).ok(), Some(0));
+        caps.set(thespian_core::keys::ADMIN_PORT, 70_000_i64);
+        assert!(admin_port(1900, &caps).is_err());
+        caps.set(thespian_core::keys::ADMIN_PORT, -1_i64);
         assert!(admin_port(1900, &caps).is_err());
         caps.set(thespian_core::keys::PROCESS_STARTUP_METHOD, "thread");
         assert_eq!(thread_mode(&caps).ok(), Some(true));

@@ -69,7 +69,7 @@ pub use system::{
 pub use thespian_core::message::Message;
 pub use thespian_core::{
     self as core, dispatch, keys, message, Actor, ActorAddress, ActorError, ActorExitRequest,
-    ActorResult, ActorStatus, ActorSystemConventionUpdate, BaseDriver, Capabilities,
+    ActorResult, ActorStatus, ActorSummary, ActorSystemConventionUpdate, BaseDriver, Capabilities,
     CapabilityError, CapabilityValue, ChildActorExited, Context, CreateOptions, CreateRequest,
     DeadEnvelope, Envelope, Flow, Handler, IntoMessage, IntoReply, LoadedSource, MessageError,
     NewActor, Payload, PoisonMessage, RemoteSystem, Request, RequestError, RequireCapability,

@@ -148,6 +148,7 @@ pub struct ActorSystemBuilder {
     advertise_ip: Option<IpAddr>,
     entry_args: Vec<String>,
     custom: Option<Arc<dyn CustomBase>>,
+    attach_only: bool,
 }
 
 impl Default for ActorSystemBuilder {
@@ -163,6 +164,7 @@ impl Default for ActorSystemBuilder {
             advertise_ip: None,
             entry_args: Vec::new(),
             custom: None,
+            attach_only: false,
         }
     }
 }
@@ -328,6 +330,14 @@ impl ActorSystemBuilder {
         self
     }
 
+    /// Tcp and Udp bases: only attach to the admin already running on the Admin Port; when
+    /// nothing listens there, `start` fails with a `StartupFailure` saying so instead of
+    /// starting a daemon. What tools such as the `thespian` command use.
+    pub fn attach_only(mut self, attach_only: bool) -> Self {
+        self.attach_only = attach_only;
+        self
+    }
+
     /// Tcp and Udp bases, in a test binary: re-executed processes enter through the test that
     /// [`test_entry_point!`](crate::test_entry_point) defines, since the harness owns `main`.
     pub fn test_entry_point(mut self) -> Self {
@@ -409,6 +419,7 @@ impl ActorSystemBuilder {
                     advertise_ip: self.advertise_ip,
                     entry_args: self.entry_args,
                     log_filter: self.log.filter(),
+                    attach_only: self.attach_only,
                 },
             )?,
             SystemBase::Custom(name) => match &self.custom {
@@ -549,6 +560,49 @@ impl ActorSystem {
     /// The system's admin address: send it a `StatusRequest` for a `SystemStatus`.
     pub fn admin_address(&self) -> ActorAddress {
         self.shared.driver.admin_address()
+    }
+
+    /// The Admin Port of a Tcp or Udp system (the port the OS chose when the system was
+    /// started with `Admin Port` 0); `None` on the in-process bases.
+    pub fn admin_port(&self) -> Option<u16> {
+        if !matches!(self.shared.base, SystemBase::Tcp | SystemBase::Udp) {
+            return None;
+        }
+        self.capabilities()
+            .get(thespian_core::keys::ADMIN_PORT)
+            .and_then(CapabilityValue::as_int)
+            .and_then(|port| u16::try_from(port).ok())
+    }
+
+    /// Asks the admin for the system's status, waiting up to `timeout`, on a private endpoint
+    /// (so no other reply is taken for it).
+    pub fn status(&self, timeout: Duration) -> Result<thespian_core::SystemStatus> {
+        let private = self.private()?;
+        let admin = private.admin_address();
+        match private.ask(&admin, thespian_core::StatusRequest, timeout)? {
+            Some(reply) => Ok(reply.get::<thespian_core::SystemStatus>()?.clone()),
+            None => Err(ThespianError::RequestTimeout(format!(
+                "the admin sent no status within {timeout:?}"
+            ))),
+        }
+    }
+
+    /// The actor registered under global name `name`, whatever its type; `None` when no live
+    /// actor has that name. One status request to the admin.
+    pub fn global_actor(&self, name: &str, timeout: Duration) -> Result<Option<ActorAddress>> {
+        Ok(self
+            .status(timeout)?
+            .global_actors
+            .into_iter()
+            .find(|(global, _)| global == name)
+            .map(|(_, address)| address))
+    }
+
+    /// Sets the log level of the admin process of a Tcp or Udp system at run time (`off`,
+    /// `error`, `warn`, `info`, `debug`, `trace`); returns the level names before and after.
+    /// The in-process bases answer `NotSupported`: their logging is the program's own.
+    pub fn set_admin_log_level(&self, level: &str) -> Result<(String, String)> {
+        self.shared.driver.set_admin_log_level(level)
     }
 
     /// A handle with its own external endpoint, so its replies never reach other handles.

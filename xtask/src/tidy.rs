@@ -73,6 +73,8 @@ const CRATE_RULES: &[CrateRule] = &[
     CrateRule { name: "xtask", deps: Deps::Only(&[]), may_depend_on_facade: true, may_name_transports: true },
     CrateRule { name: "thespian-bench", deps: Deps::AnythingBut(&[CRYPTOGRAPHY]), may_depend_on_facade: true, may_name_transports: true },
     CrateRule { name: "thespian-conformance", deps: Deps::AnythingBut(&[CRYPTOGRAPHY]), may_depend_on_facade: true, may_name_transports: false },
+    // The operator's command: the facade and the terminal stack, nothing below the facade.
+    CrateRule { name: "thespian-cli", deps: Deps::Only(&[FACADE, "log", "serde", "serde_json", "clap", "rustyline", "ratatui"]), may_depend_on_facade: true, may_name_transports: false },
 ];
 
 /// Crates the facade built with the Queue base only must not pull (check 6): the I/O stack

@@ -948,6 +948,61 @@ fn status_reports_names_top_level_actors_and_counts() {
 }
 
 #[test]
+fn status_lists_every_actor_with_its_parent_name_and_process() {
+    let mut h = Harness::new();
+    let (a, host_a) = h.spawn::<Plain>(&admin_addr(), Some("zeta"));
+    let (b, host_b) = h.spawn::<Plain>(&a, None);
+    let status = h.admin.status();
+    assert_eq!(status.base, "multiprocTCPBase");
+    let listed: Vec<(ActorAddress, ActorAddress, Option<String>)> = status
+        .actors
+        .iter()
+        .map(|s| (s.address.clone(), s.parent.clone(), s.global_name.clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (a.clone(), admin_addr(), Some("zeta".to_owned())),
+            (b.clone(), a, None)
+        ]
+    );
+    assert!(status.actors.iter().all(|s| s.actor_type == "test.Plain"));
+    let pid = |host: HostId| u32::try_from(host).unwrap_or(42);
+    assert_eq!(status.actors[0].pid, Some(pid(host_a)));
+    assert_eq!(status.actors[1].pid, Some(pid(host_b)));
+    let hosts: BTreeSet<HostId> = [host_a, host_b].into_iter().collect();
+    let process_hosts = hosts.iter().filter(|h| pid(**h) != 42).count();
+    assert_eq!(status.processes, 1 + process_hosts);
+}
+
+#[test]
+fn a_log_level_change_goes_to_the_driver_and_a_bad_level_is_refused() {
+    let mut h = Harness::new();
+    let actions = h.handle(
+        &outside(),
+        SetLogLevel {
+            level: " Debug ".into(),
+        },
+    );
+    assert!(matches!(
+        &actions[..],
+        [Action::SetLogLevel { requester, level }]
+            if *requester == outside() && *level == log::LevelFilter::Debug
+    ));
+    let actions = h.handle(
+        &outside(),
+        SetLogLevel {
+            level: "loud".into(),
+        },
+    );
+    let replies = sent::<LogLevelSet>(&actions);
+    assert_eq!(replies.len(), 1);
+    let (_, to, answer) = &replies[0];
+    assert_eq!(to, &outside());
+    assert!(matches!(&answer.result, Err(e) if e.contains("not a log level")));
+}
+
+#[test]
 fn log_records_are_forwarded() {
     let mut h = Harness::new();
     let actions = h.handle(

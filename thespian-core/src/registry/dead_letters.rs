@@ -4,6 +4,7 @@
 //! multi-process admin) keep a [`DeadLetters`] and carry out its [`DeadLetterRoute`]s.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::address::ActorAddress;
 use crate::message::Payload;
@@ -42,6 +43,8 @@ pub enum DeadLetterRoute {
 pub struct DeadLetters {
     handler: Option<ActorAddress>,
     aborted: HashSet<ActorAddress>,
+    /// Dead letters routed so far (a counter for status reports; relaxed, never a scan).
+    routed: AtomicU64,
 }
 
 impl DeadLetters {
@@ -82,6 +85,12 @@ impl DeadLetters {
         self.aborted.insert(actor);
     }
 
+    /// Dead letters routed so far (those never dead-lettered, such as `ChildActorExited`,
+    /// excluded).
+    pub fn count(&self) -> u64 {
+        self.routed.load(Ordering::Relaxed)
+    }
+
     /// True when `actor` was planned and never started.
     pub fn is_aborted(&self, actor: &ActorAddress) -> bool {
         self.aborted.contains(actor)
@@ -98,6 +107,7 @@ impl DeadLetters {
             log::debug!("discarding {} to dead {target}", payload.type_name());
             return DeadLetterRoute::Drop;
         }
+        self.routed.fetch_add(1, Ordering::Relaxed);
         if self.aborted.contains(target) && !payload.has_type::<PoisonMessage>() {
             let poison = Payload::new(PoisonMessage::new(payload, "Child Aborted"));
             return DeadLetterRoute::ChildAborted {

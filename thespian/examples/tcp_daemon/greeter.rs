@@ -25,7 +25,8 @@ pub(crate) struct Greeting {
     pub(crate) count: u64,
 }
 
-/// Answers every `Greet` with a `Greeting` naming its own process.
+/// Answers every `Greet` with a `Greeting` naming its own process, and any plain text
+/// (`String`) with a text greeting.
 #[derive(Default)]
 pub(crate) struct Greeter {
     count: u64,
@@ -42,6 +43,15 @@ impl Actor for Greeter {
                     pid,
                     count: me.count,
                 }
+            })
+            .on(|me, text: &String, env, ctx| {
+                // Plain text too, so `thespian ask name:greeter hi` gets an answer.
+                me.count += 1;
+                let pid = std::process::id();
+                ctx.send(
+                    env.sender(),
+                    format!("Hello! You said {text:?} (greeter in process {pid})."),
+                )
             })
             .finish()
     }

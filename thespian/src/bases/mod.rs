@@ -53,6 +53,7 @@ pub(crate) struct MultiprocSettings {
     pub(crate) advertise_ip: Option<IpAddr>,
     pub(crate) entry_args: Vec<String>,
     pub(crate) log_filter: Option<String>,
+    pub(crate) attach_only: bool,
 }
 
 /// Starts (or attaches to) the multi-process system of `base` (`Tcp` or `Udp`).
@@ -68,6 +69,7 @@ pub(crate) fn multiproc(
             advertise_ip,
             entry_args,
             log_filter,
+            attach_only,
         } = settings;
         Ok(Arc::new(thespian_multiproc::ProgramBase::start(
             thespian_multiproc::StartSettings {
@@ -76,6 +78,7 @@ pub(crate) fn multiproc(
                 advertise_ip,
                 entry_args,
                 log_filter,
+                attach_only,
             },
         )?))
     }

@@ -1,0 +1,275 @@
+//! How the command prints a system's status, its actors and a reply: plain text meant for
+//! people (the `--json` forms are serde's). Kept apart so the shell and the subcommands print
+//! the same way, and so tests can read the exact text.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
+
+use thespian::{ActorAddress, ActorStatus, Envelope, SystemStatus};
+
+use crate::args::Attach;
+
+/// Prints `status`, numbering its actors `#1`, `#2`, … in its order.
+pub fn status(out: &mut dyn Write, attach: &Attach, status: &SystemStatus) -> io::Result<()> {
+    writeln!(
+        out,
+        "System on {} port {}: {}",
+        attach.protocol(),
+        attach.port(),
+        display_or(&status.base, "unknown base")
+    )?;
+    writeln!(out, "  admin:        {}", status.admin_address)?;
+    writeln!(out, "  actors:       {}", status.live_actors)?;
+    writeln!(out, "  processes:    {}", status.processes)?;
+    writeln!(out, "  dead letters: {}", status.dead_letters)?;
+    writeln!(
+        out,
+        "  dead-letter handler: {}",
+        status
+            .dead_letter_handler
+            .as_ref()
+            .map_or("none".to_owned(), ToString::to_string)
+    )?;
+    writeln!(
+        out,
+        "  in shutdown:  {}",
+        if status.in_shutdown { "yes" } else { "no" }
+    )?;
+    match &status.convention {
+        None => writeln!(out, "  convention:   none")?,
+        Some(convention) if convention.leader.is_none() && convention.members.is_empty() => {
+            writeln!(out, "  convention:   none")?
+        }
+        Some(convention) => {
+            let leader = convention
+                .leader
+                .as_ref()
+                .map_or("this system".to_owned(), ToString::to_string);
+            writeln!(
+                out,
+                "  convention:   leader {leader}, {} other members",
+                convention.members.len()
+            )?;
+            for member in &convention.members {
+                writeln!(
+                    out,
+                    "    {}{}  {} actors placed",
+                    member.admin_address,
+                    if member.is_leader { " (leader)" } else { "" },
+                    member.actors_placed
+                )?;
+            }
+        }
+    }
+    writeln!(out, "Capabilities:")?;
+    for (key, value) in status.capabilities.iter() {
+        writeln!(out, "  {key}: {value}")?;
+    }
+    writeln!(out, "Actors:")?;
+    if status.actors.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    for (i, actor) in status.actors.iter().enumerate() {
+        write!(
+            out,
+            "  #{:<3} {}  {}",
+            i + 1,
+            actor.address,
+            actor.actor_type
+        )?;
+        if let Some(name) = &actor.global_name {
+            write!(out, "  name:{name}")?;
+        }
+        if let Some(pid) = actor.pid {
+            write!(out, "  pid {pid}")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Prints the actors of `status` with their own counters (from `statuses`), as a flat list or
+/// as the parent/child tree; returns the addresses in the order they were numbered.
+pub fn actors(
+    out: &mut dyn Write,
+    status: &SystemStatus,
+    statuses: &HashMap<ActorAddress, ActorStatus>,
+    tree: bool,
+) -> io::Result<Vec<ActorAddress>> {
+    writeln!(out, "{} actors", status.actors.len())?;
+    let mut order = Vec::new();
+    let mut line = |out: &mut dyn Write, address: &ActorAddress, depth: usize| {
+        order.push(address.clone());
+        let summary = status.actors.iter().find(|a| &a.address == address);
+        let indent = "  ".repeat(depth);
+        write!(out, "  #{:<3} {indent}{address}", order.len())?;
+        if let Some(summary) = summary {
+            write!(out, "  {}", summary.actor_type)?;
+            if let Some(name) = &summary.global_name {
+                write!(out, "  name:{name}")?;
+            }
+            if let Some(pid) = summary.pid {
+                write!(out, "  pid {pid}")?;
+            }
+        }
+        match statuses.get(address) {
+            Some(s) => writeln!(
+                out,
+                "  handled {}  failures {}  mailbox {}{}{}",
+                s.received_messages,
+                s.failures,
+                s.pending_messages,
+                s.idle_for.map_or(String::new(), |idle| format!(
+                    "  idle {:.1}s",
+                    idle.as_secs_f64()
+                )),
+                if s.exiting { "  exiting" } else { "" }
+            ),
+            None => writeln!(out, "  (no status answer)"),
+        }
+    };
+    if !tree {
+        for actor in &status.actors {
+            line(out, &actor.address, 0)?;
+        }
+        return Ok(order);
+    }
+    // Children by parent; roots are those whose parent is not a listed actor (the admin).
+    let mut children: BTreeMap<&ActorAddress, Vec<&ActorAddress>> = BTreeMap::new();
+    for actor in &status.actors {
+        children
+            .entry(&actor.parent)
+            .or_default()
+            .push(&actor.address);
+    }
+    let listed = |a: &ActorAddress| status.actors.iter().any(|s| &s.address == a);
+    let mut stack: Vec<(&ActorAddress, usize)> = status
+        .actors
+        .iter()
+        .filter(|a| !listed(&a.parent))
+        .rev()
+        .map(|a| (&a.address, 0))
+        .collect();
+    // Bounded by the listing: every actor is pushed once, by its one parent.
+    while let Some((address, depth)) = stack.pop() {
+        line(out, address, depth)?;
+        if let Some(kids) = children.get(address) {
+            stack.extend(kids.iter().rev().map(|kid| (*kid, depth + 1)));
+        }
+    }
+    Ok(order)
+}
+
+/// Prints a reply: who sent it, its wire name, and a decoded form when it is a std type this
+/// command knows, else the size of its bytes.
+pub fn reply(out: &mut dyn Write, reply: &Envelope) -> io::Result<()> {
+    writeln!(
+        out,
+        "reply from {} ({}): {}",
+        reply.sender(),
+        reply.type_name(),
+        decoded(reply)
+    )
+}
+
+/// A reply's value, when it is one of the std types messages often are.
+pub fn decoded(reply: &Envelope) -> String {
+    macro_rules! try_types {
+        ($($ty:ty),*) => {
+            $(if let Some(value) = reply.try_get::<$ty>() {
+                return format!("{value:?}");
+            })*
+        };
+    }
+    try_types!(
+        String,
+        bool,
+        i64,
+        u64,
+        i32,
+        u32,
+        i16,
+        u16,
+        i8,
+        u8,
+        f64,
+        f32,
+        Vec<String>
+    );
+    if let Some(bytes) = reply.try_get::<Vec<u8>>() {
+        return format!("{} bytes", bytes.len());
+    }
+    match reply.payload().to_wire() {
+        Ok((_, bytes)) => format!("{} bytes (a type this command does not know)", bytes.len()),
+        Err(e) => format!("(cannot be encoded: {e})"),
+    }
+}
+
+fn display_or<'a>(text: &'a str, default: &'a str) -> &'a str {
+    if text.is_empty() {
+        default
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thespian::core::SystemId;
+    use thespian::{ActorSummary, Capabilities, Payload};
+
+    fn a(id: u64) -> ActorAddress {
+        ActorAddress::new(SystemId::from_raw(0xab), id)
+    }
+
+    fn summary(id: u64, parent: u64) -> ActorSummary {
+        ActorSummary {
+            address: a(id),
+            actor_type: format!("T{id}"),
+            parent: a(parent),
+            global_name: None,
+            pid: None,
+        }
+    }
+
+    fn system(actors: Vec<ActorSummary>) -> SystemStatus {
+        SystemStatus {
+            admin_address: a(0),
+            capabilities: Capabilities::new(),
+            in_shutdown: false,
+            dead_letter_handler: None,
+            global_actors: vec![],
+            child_actors: vec![],
+            live_actors: actors.len(),
+            convention: None,
+            base: "simpleSystemBase".into(),
+            actors,
+            processes: 1,
+            dead_letters: 0,
+        }
+    }
+
+    #[test]
+    fn the_tree_lists_children_under_their_parents_and_numbers_in_that_order() {
+        let status = system(vec![summary(1, 0), summary(2, 0), summary(3, 1)]);
+        let mut out = Vec::new();
+        let order = actors(&mut out, &status, &HashMap::new(), true).expect("prints");
+        assert_eq!(order, vec![a(1), a(3), a(2)]);
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.contains("#2     ActorAddr-(ab|3)  T3"), "{text}");
+    }
+
+    #[test]
+    fn known_std_replies_are_decoded_and_others_measured() {
+        let text = Envelope::new(a(1), Payload::new("hi"));
+        assert_eq!(decoded(&text), "\"hi\"");
+        let number = Envelope::new(a(1), Payload::new(42u64));
+        assert_eq!(decoded(&number), "42");
+        let unknown = Envelope::new(a(1), Payload::from_wire("app.Thing", vec![1u8, 2, 3]));
+        assert_eq!(
+            decoded(&unknown),
+            "3 bytes (a type this command does not know)"
+        );
+    }
+}
