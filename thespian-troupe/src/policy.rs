@@ -168,6 +168,8 @@ pub struct TroupePolicy<A, T> {
     keys: HashMap<u64, A>,
     keys_of: HashMap<A, Vec<u64>>,
     dismissal_scheduled: bool,
+    /// The leader is exiting: nothing is dispatched or created any more.
+    closed: bool,
     next_id: WorkId,
     handled: u64,
     rejected: u64,
@@ -187,6 +189,7 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
             keys: HashMap::new(),
             keys_of: HashMap::new(),
             dismissal_scheduled: false,
+            closed: false,
             next_id: 0,
             handled: 0,
             rejected: 0,
@@ -241,6 +244,9 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
         key: Option<u64>,
         spawn: &mut dyn FnMut() -> Result<A, String>,
     ) -> Vec<Action<A, T>> {
+        if self.closed {
+            return Vec::new();
+        }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         let work = Work { id, key, item };
@@ -271,6 +277,9 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
         id: Option<WorkId>,
         spawn: &mut dyn FnMut() -> Result<A, String>,
     ) -> Vec<Action<A, T>> {
+        if self.closed {
+            return Vec::new();
+        }
         let mut actions = Vec::new();
         match (self.state.get(worker), id) {
             (Some(State::Busy(Some(held))), Some(id)) if *held == id => {
@@ -297,6 +306,9 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
         details: &str,
         spawn: &mut dyn FnMut() -> Result<A, String>,
     ) -> Vec<Action<A, T>> {
+        if self.closed {
+            return Vec::new();
+        }
         let mut actions = Vec::new();
         if !self.in_flight.get(&id).is_some_and(|(w, _)| w == worker) {
             return actions;
@@ -322,6 +334,9 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
         worker: &A,
         spawn: &mut dyn FnMut() -> Result<A, String>,
     ) -> Vec<Action<A, T>> {
+        if self.closed {
+            return Vec::new();
+        }
         let mut actions = Vec::new();
         let Some(state) = self.state.remove(worker) else {
             return actions;
@@ -344,8 +359,22 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
         actions
     }
 
+    /// The leader is exiting (its workers with it): from now on no work is dispatched and
+    /// no worker created; every event is answered with no action.
+    pub fn close(&mut self) {
+        self.closed = true;
+    }
+
+    /// True once [`TroupePolicy::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     /// The dismissal debounce ran out: every extra worker is asked to exit.
     pub fn dismiss_extras(&mut self) -> Vec<Action<A, T>> {
+        if self.closed {
+            return Vec::new();
+        }
         self.dismissal_scheduled = false;
         let mut actions = Vec::new();
         while let Some(worker) = self.extra.pop_front() {
@@ -363,6 +392,9 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
         idle_count: Option<u32>,
         spawn: &mut dyn FnMut() -> Result<A, String>,
     ) -> Vec<Action<A, T>> {
+        if self.closed {
+            return Vec::new();
+        }
         if let Some(max) = max_count {
             self.settings.max_count = max.max(1);
         }

@@ -196,7 +196,9 @@ fn lead<W: TroupeMember>(
     } else if let Ok(update) = env.get::<UpdateTroupeSettings>() {
         update_settings::<W>(policy, *update, sender, ctx)?
     } else if env.is::<ActorExitRequest>() {
-        // The framework exits the leader after this, and its workers (its children) first.
+        // The framework exits the leader after this, and its workers (its children) first:
+        // their exits must not dispatch work again.
+        policy.close();
         Vec::new()
     } else if env.payload().is_system() {
         log::debug!("troupe leader ignores {}", env.type_name());
@@ -250,10 +252,13 @@ fn perform(actions: Actions, ctx: &mut Context<'_>) {
                     sender,
                     id,
                 };
-                // A failed send (the worker is gone) is followed by its `ChildActorExited`,
-                // which dispatches the work again.
+                // A worker that cannot be given its work is let go: its exit dispatches the
+                // work again (and a worker already gone has its `ChildActorExited` coming).
                 if let Err(e) = ctx.send(&worker, work) {
-                    log::warn!("troupe leader could not send work to {worker}: {e}");
+                    log::warn!("troupe leader could not send work to {worker}, letting it go: {e}");
+                    if let Err(e) = ctx.send(&worker, ActorExitRequest::new()) {
+                        log::warn!("troupe leader could not dismiss {worker}: {e}");
+                    }
                 }
             }
             Action::Reject { item, reason } => {
