@@ -466,8 +466,8 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
     /// Hands `work` to `worker`, binding its key.
     fn start(&mut self, worker: A, work: Work<T>, actions: &mut Vec<Action<A, T>>) {
         if let Some(key) = work.key {
-            if !self.keys.contains_key(&key) {
-                self.keys.insert(key, worker.clone());
+            if let std::collections::hash_map::Entry::Vacant(entry) = self.keys.entry(key) {
+                entry.insert(worker.clone());
                 self.keys_of.entry(worker.clone()).or_default().push(key);
             }
         }

@@ -385,3 +385,24 @@ fn over_the_pending_bound_work_is_rejected() {
     }
     assert_eq!(policy.counts().rejected, 1);
 }
+
+#[test]
+fn a_closed_policy_dispatches_nothing() {
+    let mut policy: TroupePolicy<u32, u32> =
+        TroupePolicy::new(TroupeSettings::default().max_count(2));
+    let mut next = 0;
+    let mut spawn = || -> Result<u32, String> {
+        next += 1;
+        Ok(next)
+    };
+    policy.new_work(1, None, &mut spawn);
+    policy.new_work(2, None, &mut spawn);
+    policy.new_work(3, None, &mut spawn);
+    policy.close();
+    assert!(policy.is_closed());
+    // The workers exit with the leader: their work is not sent anywhere again.
+    assert!(policy.worker_exited(&1, &mut spawn).is_empty());
+    assert!(policy.ready(&2, Some(1), &mut spawn).is_empty());
+    assert!(policy.new_work(4, None, &mut spawn).is_empty());
+    assert_eq!(next, 2, "no worker created after close");
+}
