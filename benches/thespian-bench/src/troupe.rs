@@ -5,8 +5,8 @@
 //! ```
 //!
 //! A troupe (`thespian_troupe::Troupe`) of `workers` workers, all created and idle before the
-//! clock starts, is sent `items` pieces of a fixed CPU-bound computation ([`UNITS`] units of
-//! [`crunch`]) at once from outside; the clock stops at the last answer. xtask runs it with 1
+//! clock starts, is sent `items` pieces of a fixed CPU-bound computation (`TROUPE_UNITS` units of
+//! `common::crunch`) at once from outside; the clock stops at the last answer. xtask runs it with 1
 //! worker and with one per core, and reports the speed-up. On `tcp` each worker is its own
 //! process. Figures: `secs` (the run's wall time), `rate` (items/s) and `workers` (the workers
 //! that answered).
@@ -22,12 +22,9 @@ use thespian_troupe::{
     Troupe, TroupeMember, TroupeSettings, TroupeStatus, TroupeStatusRequest, UpdateTroupeSettings,
 };
 
-use crate::common::{self, Outcome, PATIENCE};
+use crate::common::{self, crunch, Outcome, PATIENCE, TROUPE_UNITS as UNITS};
 use crate::net::{free_admin_port, kill_leftovers, Running, OWNER_ENV};
 use crate::thespian_rs::expect_reply;
-
-/// Units of [`crunch`] per item: about 10 ms of one core.
-pub(crate) const UNITS: u32 = 10;
 
 /// One item of work: `units` units of [`crunch`] seeded with `seed`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -48,17 +45,6 @@ message!(
     Crunch = "bench.troupe.Crunch",
     Crunched = "bench.troupe.Crunched"
 );
-
-/// A fixed computation: one unit is a million xorshift steps (about a millisecond).
-pub(crate) fn crunch(seed: u64, units: u32) -> u64 {
-    let mut x = seed | 1;
-    for _ in 0..u64::from(units) * 1_000_000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-    }
-    std::hint::black_box(x)
-}
 
 #[derive(Default)]
 struct Cruncher;
