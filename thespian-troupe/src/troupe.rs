@@ -103,8 +103,12 @@ impl<W: TroupeMember> NewActor for Troupe<W> {
 
 impl<W: TroupeMember> Actor for Troupe<W> {
     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
-        if let Ok(work) = env.get::<TroupeWork>() {
-            return self.work(env.sender(), work, ctx);
+        // Work makes an undecided instance a worker; a leader keeps its role (work sent to
+        // it is work like any other message).
+        if !matches!(self.role, Role::Leader(_)) {
+            if let Ok(work) = env.get::<TroupeWork>() {
+                return self.work(env.sender(), work, ctx);
+            }
         }
         match &mut self.role {
             Role::Worker { .. } => self.worker_message(env, ctx),
