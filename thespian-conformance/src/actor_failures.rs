@@ -11,8 +11,8 @@ use thespian::{NewActor, Requirements, ThespianError};
 
 use crate::bases::TestBase;
 use crate::helpers::{
-    ask, ask_env, assert_alive, assert_gone, expect_child_gone, expect_type, listen, listen_env,
-    listen_none, spawn, start, ChildGone, Echo, Parent, Spawn,
+    ask, ask_env, assert_alive, assert_gone, expect_child_gone, listen, listen_env, listen_none,
+    spawn, start, ChildGone, Echo, Parent, Spawn,
 };
 
 /// An actor whose constructor always fails.
@@ -105,7 +105,7 @@ impl Actor for Nursery {
             self.reporter = Some(env.sender().clone());
             let child = ctx.create_actor::<FailingCtor>()?;
             ctx.send(&child, "hello")?;
-            ctx.send(env.sender(), crate::helpers::Addr(child))?;
+            ctx.send(env.sender(), child)?;
         } else if let Ok(exited) = env.get::<ChildActorExited>() {
             let gone = ChildGone {
                 parent: ctx.my_address().clone(),
@@ -127,16 +127,16 @@ impl Actor for Nursery {
 pub(crate) fn child_constructor_failure_notifies_parent_and_aborts_messages(base: TestBase) {
     let sys = start(base);
     let nursery = sys.create_actor::<Nursery>().expect("create");
-    let child = ask::<crate::helpers::Addr>(&sys, &nursery, "start").0;
+    let child = ask::<ActorAddress>(&sys, &nursery, "start");
     // The parent hears of the failed child, and gets its message back as "Child Aborted".
     let mut gone = None;
     let mut aborted = None;
     for _ in 0..2 {
         let env = listen_env(&sys);
         if env.is::<ChildGone>() {
-            gone = Some(expect_type::<ChildGone>(env));
+            gone = Some(env.reply_as::<ChildGone>().unwrap());
         } else {
-            aborted = Some(expect_type::<Aborted>(env));
+            aborted = Some(env.reply_as::<Aborted>().unwrap());
         }
     }
     let gone = gone.expect("ChildActorExited reached the parent");
@@ -153,7 +153,7 @@ pub(crate) fn child_constructor_failure_notifies_parent_and_aborts_messages(base
     // The outside's messages to the failed child come back the same way.
     let reply = ask_env(&sys, &child, "are you there?");
     assert_eq!(reply.sender(), &child);
-    let poison: PoisonMessage = expect_type(reply);
+    let poison: PoisonMessage = reply.reply_as().unwrap();
     assert_eq!(
         poison.poison_message.get::<String>().expect("a String"),
         "are you there?"
@@ -314,7 +314,7 @@ impl Actor for FishCounter {
             }
             Ok("BadFish") => return Err("bad fish".into()),
             Ok("who?") => {
-                let me = crate::helpers::Addr(ctx.my_address().clone());
+                let me = ctx.my_address().clone();
                 ctx.send(env.sender(), (me, self.fish))?;
             }
             _ => {}
@@ -329,14 +329,14 @@ pub(crate) fn poison_keeps_actor_identity_and_state(base: TestBase) {
     assert_eq!(ask::<u32>(&sys, &counter, "fish"), 1);
     let reply = ask_env(&sys, &counter, "BadFish");
     assert_eq!(reply.sender(), &counter);
-    let poison: PoisonMessage = expect_type(reply);
+    let poison: PoisonMessage = reply.reply_as().unwrap();
     assert_eq!(
         poison.poison_message.get::<String>().expect("a String"),
         "BadFish"
     );
     assert!(poison.details.contains("bad fish"), "{}", poison.details);
-    let (me, fish) = ask::<(crate::helpers::Addr, u32)>(&sys, &counter, "who?");
-    assert_eq!(me.0, counter, "same actor, same address");
+    let (me, fish) = ask::<(ActorAddress, u32)>(&sys, &counter, "who?");
+    assert_eq!(me, counter, "same actor, same address");
     assert_eq!(fish, 1, "state kept");
     assert_eq!(ask::<u32>(&sys, &counter, "fish"), 2);
 }

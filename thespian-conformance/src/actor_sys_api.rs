@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 
 use crate::bases::TestBase;
-use crate::helpers::{ask, ask_env, ask_none, expect_type, listen, listen_env, listen_none, start};
+use crate::helpers::{ask, ask_env, ask_none, listen, listen_env, listen_none, start};
 
 /// Counts told messages; `count?` replies the count; `Pow` replies twice; `ignore` gets nothing.
 #[derive(Default)]
@@ -104,7 +104,7 @@ pub(crate) fn ask_returns_reply_or_none(base: TestBase) {
     let counter = sys.create_actor::<Counter>().expect("create");
     let reply = ask_env(&sys, &counter, "hello");
     assert_eq!(reply.sender(), &counter);
-    assert_eq!(expect_type::<String>(reply), "hello yourself");
+    assert_eq!(reply.reply_as::<String>().unwrap(), "hello yourself");
     ask_none(&sys, &counter, "ignore");
 }
 
@@ -122,7 +122,7 @@ pub(crate) fn ask_is_tell_plus_listen(base: TestBase) {
     sys.tell(&counter, "hello").expect("tell");
     let reply = listen_env(&sys);
     assert_eq!(reply.sender(), &counter);
-    assert_eq!(expect_type::<String>(reply), "hello yourself");
+    assert_eq!(reply.reply_as::<String>().unwrap(), "hello yourself");
     listen_none(&sys);
 }
 
@@ -150,7 +150,7 @@ pub(crate) fn replies_from_any_actor(base: TestBase) {
         .drain(..)
         .map(|env| {
             let sender = env.sender().clone();
-            let answer: Answer = expect_type(env);
+            let answer: Answer = env.reply_as().unwrap();
             assert_eq!(answer.from, sender);
             answer
         })

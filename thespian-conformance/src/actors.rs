@@ -9,18 +9,16 @@ use thespian::prelude::*;
 use thespian::Payload;
 
 use crate::bases::TestBase;
-use crate::helpers::{
-    ask, ask_env, spawn, start, status, Addr, Addrs, ChildrenQuery, Parent, Spawn,
-};
+use crate::helpers::{ask, ask_env, spawn, start, status, Addrs, ChildrenQuery, Parent, Spawn};
 
-/// Replies `Addr(its own address)` to `who?`.
+/// Replies `its own address` to `who?`.
 #[derive(Default)]
 struct Whoami;
 
 impl Actor for Whoami {
     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
         if env.get::<String>().is_ok_and(|t| t == "who?") {
-            ctx.send(env.sender(), Addr(ctx.my_address().clone()))?;
+            ctx.send(env.sender(), ctx.my_address().clone())?;
         }
         Ok(())
     }
@@ -38,7 +36,7 @@ pub(crate) fn fifty_actors_have_unique_addresses(base: TestBase) {
     for address in &addresses {
         let reply = ask_env(&sys, address, "who?");
         assert_eq!(reply.sender(), address);
-        assert_eq!(reply.get::<Addr>().expect("Addr").0, *address);
+        assert_eq!(reply.get::<ActorAddress>().expect("ActorAddress"), address);
     }
 }
 
@@ -71,8 +69,8 @@ pub(crate) fn address_equality_and_hash(base: TestBase) {
     assert_ne!(a, b);
     assert_ne!(b, a, "inequality is commutative");
     // The address the creator got is the one the actor sees as its own.
-    assert_eq!(ask::<Addr>(&sys, &a, "who?").0, a);
-    assert_eq!(ask::<Addr>(&sys, &b, "who?").0, b);
+    assert_eq!(ask::<ActorAddress>(&sys, &a, "who?"), a);
+    assert_eq!(ask::<ActorAddress>(&sys, &b, "who?"), b);
     // Addresses are hashable map keys.
     let mut names = HashMap::new();
     names.insert(a.clone(), "a");
@@ -81,13 +79,13 @@ pub(crate) fn address_equality_and_hash(base: TestBase) {
     assert_eq!(names.len(), 2);
     assert_eq!(names[&a], "a again");
     // An address that travelled as bytes is still equal (and hashes the same).
-    let (name, bytes) = Payload::new(Addr(a.clone())).to_wire().expect("encode");
+    let (name, bytes) = Payload::new(a.clone()).to_wire().expect("encode");
     let decoded = Payload::from_wire(name, bytes)
-        .get::<Addr>()
+        .get::<ActorAddress>()
         .expect("decode")
         .clone();
-    assert_eq!(decoded.0, a);
-    assert_eq!(names[&decoded.0], "a again");
+    assert_eq!(decoded, a);
+    assert_eq!(names[&decoded], "a again");
 }
 
 pub(crate) fn sub_actor_creation(base: TestBase) {
@@ -95,7 +93,7 @@ pub(crate) fn sub_actor_creation(base: TestBase) {
     let parent = sys.create_actor::<Parent<Whoami>>().expect("create");
     let child = spawn(&sys, &parent, Spawn::child());
     assert_ne!(child, parent);
-    assert_eq!(ask::<Addr>(&sys, &child, "who?").0, child);
+    assert_eq!(ask::<ActorAddress>(&sys, &child, "who?"), child);
     assert_eq!(status(&sys, &child).parent_address, parent);
     assert_eq!(ask::<Addrs>(&sys, &parent, ChildrenQuery).0, vec![child]);
 }

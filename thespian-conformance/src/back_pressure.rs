@@ -11,9 +11,7 @@ use thespian::prelude::*;
 use thespian::ThespianError;
 
 use crate::bases::TestBase;
-use crate::helpers::{
-    ask, ask_none, assert_gone, builder, expect_type, start, start_with, Addr, Echo, REPLY_TIMEOUT,
-};
+use crate::helpers::{ask, ask_none, assert_gone, builder, start, start_with, Echo, REPLY_TIMEOUT};
 
 /// The bound the back-pressure scenario configures: small, so the scenario is cheap.
 const LIMIT: usize = 8;
@@ -102,7 +100,7 @@ impl Actor for SelfFlooder {
     }
 }
 
-/// `Addr(to)`: sends `"probe"` to `to` and reports to the asker what became of it.
+/// An address `to`: sends `"probe"` to `to` and reports to the asker what became of it.
 #[derive(Default)]
 struct Prober {
     requester: Option<ActorAddress>,
@@ -110,7 +108,7 @@ struct Prober {
 
 impl Actor for Prober {
     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
-        if let Ok(Addr(to)) = env.get::<Addr>() {
+        if let Ok(to) = env.get::<ActorAddress>() {
             self.requester = Some(env.sender().clone());
             if let Err(e) = ctx.send(to, "probe") {
                 ctx.send(env.sender(), ProbeReport::SendFailed(e.to_string()))?;
@@ -190,7 +188,7 @@ pub(crate) fn message_to_an_address_no_system_issued_is_an_error_or_poison(base:
             other => panic!("{base}: ask of {foreign} gave {other:?}"),
         }
         let prober = sys.create_actor::<Prober>().unwrap();
-        let report: ProbeReport = ask(&sys, &prober, Addr(foreign.clone()));
+        let report: ProbeReport = ask(&sys, &prober, foreign.clone());
         match report {
             ProbeReport::Poisoned { text, details } => {
                 assert_eq!(text, "probe", "{base}");
@@ -206,7 +204,10 @@ pub(crate) fn message_to_an_address_no_system_issued_is_an_error_or_poison(base:
     if let (Some(other), Some(elsewhere)) = (&other, &elsewhere) {
         let echoed = other.ask(elsewhere, "still here", REPLY_TIMEOUT).unwrap();
         assert_eq!(
-            expect_type::<String>(echoed.expect("the echo answers")),
+            echoed
+                .expect("the echo answers")
+                .reply_as::<String>()
+                .unwrap(),
             "still here"
         );
     }
@@ -217,7 +218,7 @@ pub(crate) fn message_to_an_address_no_system_issued_is_an_error_or_poison(base:
     assert_gone(&sys, &gone);
     sys.tell(&gone, "late").unwrap();
     let prober = sys.create_actor::<Prober>().unwrap();
-    ask_none(&sys, &prober, Addr(gone));
+    ask_none(&sys, &prober, gone);
 }
 
 thespian::register_actors!(SelfFlooder, Prober);

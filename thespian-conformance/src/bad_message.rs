@@ -8,7 +8,7 @@ use thespian::prelude::*;
 use thespian::Payload;
 
 use crate::bases::TestBase;
-use crate::helpers::{ask, ask_caught_up, ask_env, ask_none, expect_type, listen_none, start};
+use crate::helpers::{ask, ask_caught_up, ask_env, ask_none, listen_none, start};
 
 /// Always makes [`Picky`] fail.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,7 +73,7 @@ pub(crate) fn always_failing_message_is_returned_as_poison(base: TestBase) {
     let picky = sys.create_actor::<Picky>().expect("create");
     let reply = ask_env(&sys, &picky, Bad(135));
     assert_eq!(reply.sender(), &picky);
-    let poison: PoisonMessage = expect_type(reply);
+    let poison: PoisonMessage = reply.reply_as().unwrap();
     assert_eq!(poison.poison_message.get::<Bad>(), Ok(&Bad(135)));
     assert!(
         poison.details.contains("I do not like 135"),

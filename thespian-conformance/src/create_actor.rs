@@ -10,8 +10,8 @@ use thespian::ThespianError;
 
 use crate::bases::TestBase;
 use crate::helpers::{
-    ask, ask_env, builder, expect_type, listen_env, listen_none, spawn, start, start_with, Addrs,
-    ChildrenQuery, Echo, Parent, Spawn,
+    ask, ask_env, builder, listen_env, listen_none, spawn, start, start_with, Addrs, ChildrenQuery,
+    Echo, Parent, Spawn,
 };
 
 pub(crate) fn unknown_registered_name_is_invalid_specification(base: TestBase) {
@@ -57,7 +57,7 @@ pub(crate) fn children_created_by_actors(base: TestBase) {
     for (i, child) in children.iter().enumerate() {
         let reply = ask_env(&sys, child, format!("child {i}"));
         assert_eq!(reply.sender(), child);
-        assert_eq!(expect_type::<String>(reply), format!("child {i}"));
+        assert_eq!(reply.reply_as::<String>().unwrap(), format!("child {i}"));
     }
     let mut listed = ask::<Addrs>(&sys, &parent, ChildrenQuery).0;
     listed.sort();
@@ -130,7 +130,7 @@ pub(crate) fn hundred_child_creations_are_answered(base: TestBase) {
     assert!(!senders.contains(&spawner));
     let indices: HashSet<u32> = envelopes
         .into_iter()
-        .map(|e| expect_type::<Greeted>(e).0)
+        .map(|e| e.reply_as::<Greeted>().unwrap().0)
         .collect();
     assert_eq!(indices, (0..100).collect());
     listen_none(&sys);

@@ -9,7 +9,7 @@ use thespian::ThespianError;
 use crate::bases::TestBase;
 use crate::helpers::{
     ask, ask_caught_up, assert_alive, assert_gone, expect_child_gone, listen_none, spawn, start,
-    status, Addr, Addrs, ChildrenQuery, Parent, Spawn,
+    status, Addrs, ChildrenQuery, Parent, Spawn,
 };
 
 /// `name?` replies its global name; `log?` replies the other strings it got, in order.
@@ -104,7 +104,7 @@ impl Actor for HiHo {
             let named = ctx.create(request)?;
             ctx.send(&named, "hi")?;
             ctx.send(&named, "ho")?;
-            ctx.send(env.sender(), Addr(named))?;
+            ctx.send(env.sender(), named)?;
         }
         Ok(())
     }
@@ -113,7 +113,7 @@ impl Actor for HiHo {
 pub(crate) fn messages_right_after_create_keep_order(base: TestBase) {
     let sys = start(base);
     let hiho = sys.create_actor::<HiHo>().expect("create");
-    let named_actor = ask::<Addr>(&sys, &hiho, "start").0;
+    let named_actor = ask::<ActorAddress>(&sys, &hiho, "start");
     // `hi` and `ho` were sent before the reply, but (on a multi-process base) on another
     // connection than this ask: ask until both are in, then check their order.
     let log = ask_caught_up::<Vec<String>>(base, &sys, &named_actor, "log?", |log| log.len() >= 2);

@@ -150,14 +150,16 @@ pub(crate) fn ask_env(
         .unwrap_or_else(|| panic!("no reply from {to} within {REPLY_TIMEOUT:?}"))
 }
 
-/// Asks `to` and returns the reply as a `T`; panics when none comes or it is another type.
+/// Asks `to` and returns the reply as a `T` ([`ActorSystem::ask_as`] with [`REPLY_TIMEOUT`]);
+/// panics with the [`RequestError`](thespian::RequestError) when none comes or it is another
+/// type.
 pub(crate) fn ask<T: Message>(
     sys: &ActorSystem,
     to: &ActorAddress,
     msg: impl thespian::IntoMessage,
 ) -> T {
-    let env = ask_env(sys, to, msg);
-    expect_type::<T>(env)
+    sys.ask_as::<T>(to, msg, REPLY_TIMEOUT)
+        .unwrap_or_else(|e| panic!("asking {to}: {e}"))
 }
 
 /// Asks `to` again and again until the reply, a `T`, satisfies `done`, and returns that reply:
@@ -192,7 +194,9 @@ pub(crate) fn ask_until<T: Message>(
                 clip(format!("{last:?}"))
             );
         };
-        let reply = expect_type::<T>(env);
+        let reply = env
+            .reply_as::<T>()
+            .unwrap_or_else(|e| panic!("asking {to}: {e}"));
         if done(&reply) {
             return reply;
         }
@@ -239,9 +243,11 @@ pub(crate) fn listen_env(sys: &ActorSystem) -> Envelope {
         .unwrap_or_else(|| panic!("nothing arrived within {REPLY_TIMEOUT:?}"))
 }
 
-/// Waits for the next message to `sys`'s endpoint as a `T`.
+/// Waits for the next message to `sys`'s endpoint as a `T` ([`ActorSystem::listen_as`] with
+/// [`REPLY_TIMEOUT`]); panics with the [`RequestError`](thespian::RequestError) otherwise.
 pub(crate) fn listen<T: Message>(sys: &ActorSystem) -> T {
-    expect_type::<T>(listen_env(sys))
+    sys.listen_as::<T>(REPLY_TIMEOUT)
+        .unwrap_or_else(|e| panic!("listening: {e}"))
 }
 
 /// Asserts that nothing arrives at `sys`'s endpoint within [`NO_REPLY_TIMEOUT`].
@@ -249,18 +255,6 @@ pub(crate) fn listen_none(sys: &ActorSystem) {
     if let Some(env) = sys.listen(NO_REPLY_TIMEOUT).expect("listen is accepted") {
         panic!("expected nothing, got {}", describe(&env));
     }
-}
-
-/// Takes an envelope's message as a `T`, with a clear panic on another type.
-pub(crate) fn expect_type<T: Message>(env: Envelope) -> T {
-    let description = describe(&env);
-    env.take::<T>().unwrap_or_else(|e| {
-        panic!(
-            "expected a {}, got {description} ({})",
-            T::wire_name(),
-            e.error()
-        )
-    })
 }
 
 /// Asserts `to` is a live, running actor (every actor answers `StatusRequest`).
@@ -287,10 +281,6 @@ pub(crate) fn simulate_work(period: Duration) {
         std::hint::spin_loop();
     }
 }
-
-/// An actor address as a message.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub(crate) struct Addr(pub(crate) ActorAddress);
 
 /// Several actor addresses as a message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,7 +337,6 @@ pub(crate) struct ChildrenQuery;
 pub(crate) struct UseSink(pub(crate) u64);
 
 message!(
-    Addr = "conformance.Addr",
     Addrs = "conformance.Addrs",
     ChildGone = "conformance.ChildGone",
     Spawn = "conformance.Spawn",
@@ -368,7 +357,7 @@ impl Actor for Echo {
     }
 }
 
-/// A parent of `C` children: `Spawn` creates one and replies `Addr`; each `ChildActorExited`
+/// A parent of `C` children: `Spawn` creates one and replies `ActorAddress`; each `ChildActorExited`
 /// is reported to the last `Spawn` sender as `ChildGone`; `ChildrenQuery` replies `Addrs`;
 /// strings are echoed.
 pub(crate) struct Parent<C> {
@@ -394,7 +383,7 @@ impl<C: Actor + NewActor> Actor for Parent<C> {
                 request = request.global_name(name.clone());
             }
             let child = ctx.create(request)?;
-            ctx.send(env.sender(), Addr(child))?;
+            ctx.send(env.sender(), child)?;
         } else if let Ok(exited) = env.get::<ChildActorExited>() {
             if let Some(reporter) = &self.reporter {
                 let gone = ChildGone {
@@ -414,7 +403,7 @@ impl<C: Actor + NewActor> Actor for Parent<C> {
 
 /// Asks `parent` (a [`Parent`]) to spawn and returns the child's address.
 pub(crate) fn spawn(sys: &ActorSystem, parent: &ActorAddress, how: Spawn) -> ActorAddress {
-    ask::<Addr>(sys, parent, how).0
+    ask::<ActorAddress>(sys, parent, how)
 }
 
 /// Waits for a [`Parent`]'s `ChildGone` report and checks who it names.

@@ -260,6 +260,13 @@ macro_rules! __with_scenarios {
             failing_work_returns_to_its_sender_as_poison,
             keyed_work_stays_with_one_worker_in_order,
         }
+        typed_requests {
+            request_returns_the_declared_reply,
+            a_poisoned_request_is_told_apart,
+            a_reply_of_another_type_is_handed_back,
+            timeout_and_a_gone_system_are_told_apart,
+            handles_attribute_builds_the_dispatch_chain,
+        }
         }
     };
 }
@@ -353,6 +360,7 @@ mod stats;
 mod system_messages;
 mod troupe;
 mod type_dispatcher;
+mod typed_requests;
 mod update_system_capabilities;
 mod wakeup;
 mod watch;

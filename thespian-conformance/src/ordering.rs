@@ -5,7 +5,7 @@
 use thespian::prelude::*;
 
 use crate::bases::TestBase;
-use crate::helpers::{ask_caught_up, start, Addr};
+use crate::helpers::{ask_caught_up, start};
 
 const COUNT: u32 = 50;
 
@@ -26,13 +26,13 @@ impl Actor for Recorder {
     }
 }
 
-/// `(Addr(to), tag)`: sends `(tag, 0..COUNT)` to `to`, then replies `sent`.
+/// `(to, tag)`, an address and a tag: sends `(tag, 0..COUNT)` to `to`, then replies `sent`.
 #[derive(Default)]
 struct Sprayer;
 
 impl Actor for Sprayer {
     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
-        if let Ok((Addr(to), tag)) = env.get::<(Addr, String)>() {
+        if let Ok((to, tag)) = env.get::<(ActorAddress, String)>() {
             for n in 0..COUNT {
                 ctx.send(to, (tag.clone(), n))?;
             }
@@ -54,7 +54,7 @@ pub(crate) fn per_sender_order_is_kept(base: TestBase) {
             .expect("tell");
     }
     for (i, sprayer) in sprayers.iter().enumerate() {
-        let spray = (Addr(recorder.clone()), format!("sprayer {i}"));
+        let spray = (recorder.clone(), format!("sprayer {i}"));
         // Not waiting for the reply yet: the sprayers run while the outside keeps telling.
         sys.tell(sprayer, spray).expect("tell");
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 
 use crate::bases::TestBase;
-use crate::helpers::{ask, ask_env, expect_type, listen_none, start};
+use crate::helpers::{ask, ask_env, listen_none, start};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Num(u32);
@@ -108,7 +108,7 @@ pub(crate) fn poison_returns_to_the_sending_actor(base: TestBase) {
         let reply = ask_env(&sys, &first, via);
         if value == 3 {
             assert_eq!(reply.sender(), &last);
-            let report: PoisonReport = expect_type(reply);
+            let report: PoisonReport = reply.reply_as().unwrap();
             assert_eq!(
                 report.reporter, last,
                 "the poison went to the actor that sent it"
@@ -128,7 +128,7 @@ pub(crate) fn poison_returns_to_the_sending_actor(base: TestBase) {
                 report.details
             );
         } else {
-            assert_eq!(expect_type::<Doubled>(reply), Doubled(value * 2));
+            assert_eq!(reply.reply_as::<Doubled>().unwrap(), Doubled(value * 2));
         }
     }
     listen_none(&sys);
@@ -140,7 +140,7 @@ pub(crate) fn ask_of_poisonous_message_returns_poison(base: TestBase) {
     assert_eq!(ask::<Doubled>(&sys, &yucky, Num(2)), Doubled(4));
     let reply = ask_env(&sys, &yucky, Num(3));
     assert_eq!(reply.sender(), &yucky);
-    let poison: PoisonMessage = expect_type(reply);
+    let poison: PoisonMessage = reply.reply_as().unwrap();
     assert_eq!(poison.poison_message.get::<Num>(), Ok(&Num(3)));
     assert!(
         poison.details.contains("Yucky number 3"),

@@ -8,7 +8,7 @@ use std::thread;
 use thespian::prelude::*;
 
 use crate::bases::TestBase;
-use crate::helpers::{ask, ask_env, expect_type, listen, listen_none, start, Addr, Echo};
+use crate::helpers::{ask, ask_env, listen, listen_none, start, Echo};
 
 const THREADS: u32 = 4;
 const ASKS: u32 = 20;
@@ -18,7 +18,7 @@ fn ordered_asks(sys: &ActorSystem, echo: &ActorAddress, thread: u32) {
         let reply = ask_env(sys, echo, (thread, i));
         assert_eq!(reply.sender(), echo);
         assert_eq!(
-            expect_type::<(u32, u32)>(reply),
+            reply.reply_as::<(u32, u32)>().unwrap(),
             (thread, i),
             "thread {thread} got someone else's reply"
         );
@@ -50,13 +50,13 @@ pub(crate) fn threads_get_only_their_own_replies(base: TestBase) {
     });
 }
 
-/// `(Addr(to), text)`: sends `text` to `to`, then replies `sent`.
+/// `(to, text)`, an address and a text: sends `text` to `to`, then replies `sent`.
 #[derive(Default)]
 struct Forwarder;
 
 impl Actor for Forwarder {
     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
-        if let Ok((Addr(to), text)) = env.get::<(Addr, String)>() {
+        if let Ok((to, text)) = env.get::<(ActorAddress, String)>() {
             ctx.send(to, text.clone())?;
             ctx.send(env.sender(), "sent")?;
         }
@@ -80,7 +80,7 @@ pub(crate) fn private_endpoint_is_a_distinct_sender(base: TestBase) {
     drop(private);
     let forwarder = sys.create_actor::<Forwarder>().expect("create");
     assert_eq!(
-        ask::<String>(&sys, &forwarder, (Addr(closed), "into the void".to_owned())),
+        ask::<String>(&sys, &forwarder, (closed, "into the void".to_owned())),
         "sent"
     );
     listen_none(&sys);

@@ -8,7 +8,7 @@ use thespian::ThespianError;
 
 use crate::bases::{traits, TestBase};
 use crate::helpers::{
-    ask, assert_alive, assert_gone, events, record, sink, start, status, Addr, Echo, UseSink,
+    ask, assert_alive, assert_gone, events, record, sink, start, status, Echo, UseSink,
     NO_REPLY_TIMEOUT,
 };
 
@@ -95,13 +95,14 @@ struct SinkNode {
 
 impl Actor for SinkNode {
     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
-        if let Ok((UseSink(id), names, Addr(reply_to))) = env.get::<(UseSink, Vec<String>, Addr)>()
+        if let Ok((UseSink(id), names, reply_to)) =
+            env.get::<(UseSink, Vec<String>, ActorAddress)>()
         {
             self.sink = *id;
             self.name = names[0].clone();
             if names.len() > 1 {
                 let child = ctx.create_actor::<SinkNode>()?;
-                let rest = (UseSink(*id), names[1..].to_vec(), Addr(reply_to.clone()));
+                let rest = (UseSink(*id), names[1..].to_vec(), reply_to.clone());
                 ctx.send(&child, rest)?;
             } else {
                 ctx.send(reply_to, "built")?;
@@ -120,7 +121,7 @@ impl Actor for SinkNode {
 fn build(sys: &ActorSystem, id: u64, names: &[&str]) -> ActorAddress {
     let root = sys.create_actor::<SinkNode>().expect("create");
     let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let me = Addr(sys.my_address().clone());
+    let me = sys.my_address().clone();
     assert_eq!(ask::<String>(sys, &root, (UseSink(id), names, me)), "built");
     root
 }

@@ -10,7 +10,7 @@ use thespian::prelude::*;
 use thespian::{ActorStatus, Payload, StatusRequest};
 
 use crate::bases::TestBase;
-use crate::helpers::{ask, ask_env, ask_none, expect_type, listen_none, start, Echo};
+use crate::helpers::{ask, ask_env, ask_none, listen_none, start, Echo};
 
 /// Replies to the sender with the system message its request names.
 #[derive(Default)]
@@ -74,7 +74,7 @@ pub(crate) fn actor_replying_exit_request_to_outside_is_harmless(base: TestBase)
     let echo = sys.create_actor::<Echo>().expect("create");
     let reply = ask_env(&sys, &echo, "after");
     assert_eq!(reply.sender(), &echo);
-    assert_eq!(expect_type::<String>(reply), "after");
+    assert_eq!(reply.reply_as::<String>().unwrap(), "after");
     sys.tell(&impostor, "exit").expect("tell");
     listen_none(&sys);
     assert!(!sys.is_shut_down());

@@ -24,8 +24,8 @@ use thespian_troupe::{
 
 use crate::bases::TestBase;
 use crate::helpers::{
-    ask, ask_until, assert_gone, expect_type, listen_env, listen_none, start, Addr,
-    NO_REPLY_TIMEOUT, REPLY_TIMEOUT,
+    ask, ask_until, assert_gone, describe, listen_env, listen_none, start, NO_REPLY_TIMEOUT,
+    REPLY_TIMEOUT,
 };
 
 /// Work that stays in progress until the worker gets a [`Finish`]; the worker answers
@@ -91,7 +91,7 @@ impl Actor for Member {
         } else if let Some(text) = env.try_get::<String>() {
             match text.as_str() {
                 "fail" => return Err("asked to fail".into()),
-                "whoami" => ctx.send(env.sender(), Addr(me))?,
+                "whoami" => ctx.send(env.sender(), me)?,
                 _ => {}
             }
         } else if let Some(job) = env.try_get::<Job>() {
@@ -158,6 +158,18 @@ impl TroupeMember for Shedder {
 
 thespian::register_actors!(Troupe<Member>, Troupe<Shedder>);
 
+/// Takes an envelope's message as a `T`, with a clear panic on another type.
+fn expect<T: Message>(env: Envelope) -> T {
+    let description = describe(&env);
+    env.take::<T>().unwrap_or_else(|e| {
+        panic!(
+            "expected a {}, got {description} ({})",
+            T::wire_name(),
+            e.error()
+        )
+    })
+}
+
 fn troupe_status(sys: &ActorSystem, troupe: &ActorAddress) -> TroupeStatus {
     ask(sys, troupe, TroupeStatusRequest)
 }
@@ -191,7 +203,7 @@ fn burst(
             workers.insert(s.worker.clone());
             client.tell(&s.worker, Finish).expect("tell is accepted");
         } else {
-            let f = expect_type::<Finished>(env);
+            let f = expect::<Finished>(env);
             assert!(finished.insert(f.job), "job {} finished twice", f.job);
         }
     }
@@ -211,7 +223,7 @@ pub(crate) fn one_message_to_one_worker(base: TestBase) {
         &troupe,
         "the reply comes from the worker, not the leader"
     );
-    assert_eq!(expect_type::<u32>(reply.clone()), 7);
+    assert_eq!(expect::<u32>(reply.clone()), 7);
     listen_none(&sys);
     let status = ask_until(&sys, &troupe, TroupeStatusRequest, |s: &TroupeStatus| {
         s.handled == 1
@@ -261,7 +273,7 @@ pub(crate) fn extra_workers_are_dismissed(base: TestBase) {
         assert_gone(&sys, worker);
     }
     // The one left still works.
-    let Addr(me) = ask(&sys, &troupe, "whoami".to_string());
+    let me: ActorAddress = ask(&sys, &troupe, "whoami".to_string());
     assert_eq!(vec![me], status.worker_addresses);
 }
 
@@ -269,17 +281,17 @@ pub(crate) fn worker_killed_mid_work_completes_on_another(base: TestBase) {
     let sys = start(base);
     let troupe = sys.create_actor::<Troupe<Member>>().expect("created");
     sys.tell(&troupe, Job(1)).expect("tell is accepted");
-    let first = expect_type::<Started>(listen_env(&sys));
+    let first = expect::<Started>(listen_env(&sys));
     sys.tell(&first.worker, ActorExitRequest::new())
         .expect("tell is accepted");
-    let again = expect_type::<Started>(listen_env(&sys));
+    let again = expect::<Started>(listen_env(&sys));
     assert_eq!(again.job, 1);
     assert_ne!(
         again.worker, first.worker,
         "the work moved to another worker"
     );
     sys.tell(&again.worker, Finish).expect("tell is accepted");
-    let done = expect_type::<Finished>(listen_env(&sys));
+    let done = expect::<Finished>(listen_env(&sys));
     assert_eq!((done.job, &done.worker), (1, &again.worker));
     let status = ask_until(&sys, &troupe, TroupeStatusRequest, |s: &TroupeStatus| {
         s.handled == 1
@@ -295,19 +307,19 @@ pub(crate) fn work_in_progress_keeps_its_worker(base: TestBase) {
     assert_eq!(reply, "Set troupe max_count to 1");
     sys.tell(&troupe, Job(1)).expect("tell is accepted");
     sys.tell(&troupe, Job(2)).expect("tell is accepted");
-    let first = expect_type::<Started>(listen_env(&sys));
+    let first = expect::<Started>(listen_env(&sys));
     assert_eq!(first.job, 1);
     // Job 2 waits: the only worker has work in progress.
     listen_none(&sys);
     let status = troupe_status(&sys, &troupe);
     assert_eq!((status.workers, status.pending), (1, 1), "{status:?}");
     sys.tell(&first.worker, Finish).expect("tell is accepted");
-    let done = expect_type::<Finished>(listen_env(&sys));
+    let done = expect::<Finished>(listen_env(&sys));
     assert_eq!(done.job, 1);
-    let second = expect_type::<Started>(listen_env(&sys));
+    let second = expect::<Started>(listen_env(&sys));
     assert_eq!((second.job, &second.worker), (2, &first.worker));
     sys.tell(&second.worker, Finish).expect("tell is accepted");
-    assert_eq!(expect_type::<Finished>(listen_env(&sys)).job, 2);
+    assert_eq!(expect::<Finished>(listen_env(&sys)).job, 2);
 }
 
 pub(crate) fn status_and_settings_commands(base: TestBase) {
@@ -326,7 +338,7 @@ pub(crate) fn status_and_settings_commands(base: TestBase) {
         "Error changing max_count for troupe based on message \"troupe:set_max_count=nine\": \
          invalid literal for int() with base 10: 'nine'"
     );
-    let Addr(me) = ask(&sys, &troupe, "whoami".to_string());
+    let me: ActorAddress = ask(&sys, &troupe, "whoami".to_string());
     let line = ask_until(&sys, &troupe, "troupe:status?".to_string(), |l: &String| {
         l.contains("1 idle")
     });
@@ -353,7 +365,7 @@ pub(crate) fn leader_exit_exits_every_worker(base: TestBase) {
         client.tell(&troupe, Job(j)).expect("tell is accepted");
     }
     let workers: Vec<ActorAddress> = (0..3)
-        .map(|_| expect_type::<Started>(listen_env(&client)).worker)
+        .map(|_| expect::<Started>(listen_env(&client)).worker)
         .collect();
     sys.tell(&troupe, ActorExitRequest::new())
         .expect("tell is accepted");
@@ -375,7 +387,7 @@ fn await_exit(sys: &ActorSystem, actor: &ActorAddress) {
         else {
             return;
         };
-        let status = expect_type::<ActorStatus>(env);
+        let status = expect::<ActorStatus>(env);
         assert!(
             status.exiting,
             "{actor} was asked to exit but is not exiting"
@@ -429,7 +441,7 @@ pub(crate) fn ten_thousand_messages_each_handled_once(base: TestBase) {
             to_send.push_back(n);
             continue;
         }
-        let n = expect_type::<u32>(env);
+        let n = expect::<u32>(env);
         assert!(
             !std::mem::replace(&mut seen[n as usize], true),
             "{n} handled twice"
@@ -458,7 +470,7 @@ pub(crate) fn pending_bound_sheds_load_as_poison(base: TestBase) {
         if let Some(s) = env.try_get::<Started>() {
             started = Some(s.clone());
         } else {
-            poisoned = Some(expect_type::<PoisonMessage>(env));
+            poisoned = Some(expect::<PoisonMessage>(env));
         }
     }
     let poison = poisoned.expect("poison");
@@ -471,9 +483,9 @@ pub(crate) fn pending_bound_sheds_load_as_poison(base: TestBase) {
     let mut worker = started.expect("started").worker;
     for j in 0..3 {
         sys.tell(&worker, Finish).expect("tell is accepted");
-        assert_eq!(expect_type::<Finished>(listen_env(&sys)).job, j);
+        assert_eq!(expect::<Finished>(listen_env(&sys)).job, j);
         if j < 2 {
-            let next = expect_type::<Started>(listen_env(&sys));
+            let next = expect::<Started>(listen_env(&sys));
             assert_eq!(next.job, j + 1);
             worker = next.worker;
         }
@@ -507,7 +519,7 @@ pub(crate) fn keyed_work_stays_with_one_worker_in_order(base: TestBase) {
     }
     let mut by_key: BTreeMap<u64, (ActorAddress, u32)> = BTreeMap::new();
     for _ in 0..30 {
-        let done = expect_type::<KeyedDone>(listen_env(&sys));
+        let done = expect::<KeyedDone>(listen_env(&sys));
         match by_key.get_mut(&done.key) {
             None => {
                 assert_eq!(done.seq, 0, "key {} out of order", done.key);

@@ -8,7 +8,7 @@ use thespian::prelude::*;
 use thespian::ThespianError;
 
 use crate::bases::TestBase;
-use crate::helpers::{ask, ask_env, ask_none, expect_type, listen, listen_none, start};
+use crate::helpers::{ask, ask_env, ask_none, listen, listen_none, start};
 
 #[derive(Default)]
 struct Dispatcher {
@@ -157,7 +157,7 @@ pub(crate) fn handler_errors_are_failures(base: TestBase) {
     let sys = start(base);
     let f = sys.create_actor::<Finisher>().expect("create");
     let reply = ask_env(&sys, &f, "fail");
-    let poison: PoisonMessage = expect_type(reply);
+    let poison: PoisonMessage = reply.reply_as().unwrap();
     assert_eq!(
         poison.poison_message.get::<String>().expect("a String"),
         "fail"

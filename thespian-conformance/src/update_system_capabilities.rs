@@ -14,8 +14,8 @@ use thespian::{NewActor, RequireCapability, Requirements, ThespianError};
 
 use crate::bases::{traits, TestBase};
 use crate::helpers::{
-    ask, ask_env, assert_alive, assert_gone, builder, expect_type, listen, listen_env, listen_none,
-    spawn, start_with, ChildGone, Echo, Parent, Spawn, TestSystem,
+    ask, ask_env, assert_alive, assert_gone, builder, listen, listen_env, listen_none, spawn,
+    start_with, ChildGone, Echo, Parent, Spawn, TestSystem,
 };
 
 fn system(base: TestBase) -> TestSystem {
@@ -121,7 +121,7 @@ pub(crate) fn adding_a_capability_enables_creation(base: TestBase) {
     let parent = sys.create_actor::<Parent<Red>>().expect("create");
     // Inside the parent the create fails, so its `Spawn` comes back as poison.
     let refused = ask_env(&sys, &parent, Spawn::child());
-    let poison: PoisonMessage = expect_type(refused);
+    let poison: PoisonMessage = refused.reply_as().unwrap();
     assert!(
         poison.details.contains("No compatible"),
         "{}",
@@ -234,7 +234,7 @@ pub(crate) fn actor_updates_capability_itself(base: TestBase) {
         for _ in 0..3 {
             let env = listen_env(&sys);
             if env.is::<ChildGone>() {
-                let ChildGone { parent, child } = expect_type(env);
+                let ChildGone { parent, child } = env.reply_as().unwrap();
                 assert!(
                     updated || child != updater,
                     "the updater's exit was reported before its reply"
@@ -242,7 +242,7 @@ pub(crate) fn actor_updates_capability_itself(base: TestBase) {
                 gone.insert((parent, child));
             } else {
                 let sender = env.sender().clone();
-                assert_eq!(expect_type::<String>(env), "updated");
+                assert_eq!(env.reply_as::<String>().unwrap(), "updated");
                 assert_eq!(sender, updater, "the reply comes from the updater");
                 assert!(!updated, "a second reply");
                 updated = true;

@@ -6,6 +6,11 @@
 //! any-system-message handler, then the any-message handler, then the "unrecognised" fallback.
 //! The category handlers run after every exact handler whatever order they were written in.
 //!
+//! A closure handler names only its message's type (`|me, name: &String, env, ctx|`): the
+//! actor, envelope and context types and the return type are inferred. An actor may instead
+//! implement [`Handler<M>`](crate::Handler) once per message type and chain
+//! [`Dispatch::handle`]; both kinds mix in one chain.
+//!
 //! ```
 //! use thespian_core::{dispatch, Actor, ActorResult, Context, Envelope};
 //! #[derive(Default)]
@@ -13,11 +18,11 @@
 //! impl Actor for Greeter {
 //!     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
 //!         dispatch(self, env, ctx)
-//!             .on(|me: &mut Greeter, name: &String, env, ctx| {
+//!             .on(|me, name: &String, env, ctx| {
 //!                 me.greeted += 1;
 //!                 ctx.send(env.sender(), format!("Hello, {name}!"))
 //!             })
-//!             .on(|_me: &mut Greeter, n: &u32, env, ctx| ctx.send(env.sender(), n + 1))
+//!             .on(|_, n: &u32, env, ctx| ctx.reply_to(env, n + 1))
 //!             .otherwise(|_me, env, _ctx| {
 //!                 log::info!("ignoring {}", env.type_name());
 //!             })
@@ -28,6 +33,7 @@
 use crate::actor::{ActorError, ActorResult};
 use crate::context::Context;
 use crate::message::{Envelope, Message};
+use crate::typed::{Handler, IntoReply, Request};
 
 /// Whether a handler consumed the message or passes it on (Thespian's `SUPER`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -123,6 +129,91 @@ impl<'e, 'c, 'x, A> Dispatch<'e, 'c, 'x, A> {
             }
         }
         self
+    }
+
+    /// Handles messages of type `M` with the actor's [`Handler<M>`] impl:
+    /// `.handle::<M>()` is `.on(|a, m: &M, env, ctx| a.handle(m, env, ctx))`.
+    ///
+    /// ```
+    /// use thespian_core::{dispatch, Actor, ActorResult, Context, Envelope, Handler};
+    ///
+    /// #[derive(Default)]
+    /// struct Doubler;
+    ///
+    /// impl Handler<u64> for Doubler {
+    ///     type Output = thespian_core::Result<()>;
+    ///     fn handle(&mut self, n: &u64, env: &Envelope, ctx: &mut Context<'_>) -> Self::Output {
+    ///         ctx.reply_to(env, n * 2)
+    ///     }
+    /// }
+    ///
+    /// impl Actor for Doubler {
+    ///     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+    ///         dispatch(self, env, ctx).handle::<u64>().finish()
+    ///     }
+    /// }
+    /// ```
+    pub fn handle<M>(self) -> Self
+    where
+        M: Message,
+        A: Handler<M>,
+    {
+        self.on(|actor: &mut A, message: &M, envelope, ctx| actor.handle(message, envelope, ctx))
+    }
+
+    /// Handles requests of type `M` (a [`Request`]): the handler returns the reply (an
+    /// `M::Reply`, or a `Result<M::Reply, ActorError>` when it can fail, so `?` works inside),
+    /// which is sent to the request's sender; its type is checked against `M::Reply`.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use thespian_core::{dispatch, Actor, ActorResult, Context, Envelope, Request};
+    ///
+    /// #[derive(Clone, Debug, Serialize, Deserialize)]
+    /// struct Add(u32, u32);
+    /// thespian_core::message!(Add = "example.Add");
+    /// impl Request for Add {
+    ///     type Reply = u32;
+    /// }
+    ///
+    /// #[derive(Clone, Debug, Serialize, Deserialize)]
+    /// struct Div(u32, u32);
+    /// thespian_core::message!(Div = "example.Div");
+    /// impl Request for Div {
+    ///     type Reply = u32;
+    /// }
+    ///
+    /// #[derive(Default)]
+    /// struct Calculator;
+    ///
+    /// impl Actor for Calculator {
+    ///     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+    ///         dispatch(self, env, ctx)
+    ///             .on_request(|_, Add(a, b): &Add, _, _| a + b)
+    ///             .on_request(|_, Div(a, b): &Div, _, _| {
+    ///                 a.checked_div(*b).ok_or_else(|| "division by zero".into())
+    ///             })
+    ///             .finish()
+    ///     }
+    /// }
+    /// ```
+    pub fn on_request<M, R, F>(self, handler: F) -> Self
+    where
+        M: Request,
+        R: IntoReply<M::Reply>,
+        F: FnOnce(&mut A, &M, &Envelope, &mut Context<'c>) -> R,
+    {
+        self.on(
+            move |actor: &mut A,
+                  message: &M,
+                  envelope: &Envelope,
+                  ctx: &mut Context<'c>|
+                  -> ActorResult {
+                let reply = handler(actor, message, envelope, ctx).into_reply()?;
+                ctx.reply_to(envelope, reply)?;
+                Ok(())
+            },
+        )
     }
 
     /// Handles any system message not handled by a typed handler (`receiveMsg_ActorSystemMessage`).

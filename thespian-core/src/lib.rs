@@ -23,6 +23,7 @@ pub mod message;
 pub mod registry;
 pub mod system_messages;
 pub mod transport;
+pub mod typed;
 pub mod wire;
 
 pub use actor::{
@@ -45,4 +46,10 @@ pub use system_messages::{
     StatusRequest, SystemStatus, UnloadedSource, ValidateSource, ValidatedSource, WakeupMessage,
     WatchMessage,
 };
+pub use typed::{Handler, IntoReply, Request, RequestError};
 pub use wire::{MessageId, SendBudget, WireMessage};
+
+/// `#[derive(Message)]` (feature `derive`, on by default): implements [`Message`] and, with
+/// `#[message(reply = T)]`, [`Request`]; see the `thespian-macros` crate for its attributes.
+#[cfg(feature = "derive")]
+pub use thespian_macros::CoreMessage as Message;

@@ -12,6 +12,7 @@
 //!   they live);
 //! - `roles`: the roles a re-executed program takes and what each is told; `launch`: starting
 //!   those processes; [`enter_role_if_any`]: where a re-executed process takes its role;
+//!   `init_check`: the flag it sets and the clear error of a program that forgot it;
 //! - `admin_main`: the admin daemon; `admin_watch`: a program notices at once that the admin's
 //!   process ended;
 //! - `host`: an actor's loop and its effects, in a process or a thread;
@@ -31,6 +32,7 @@ mod admin_watch;
 mod convention;
 pub mod factory;
 mod host;
+mod init_check;
 mod launch;
 mod logging;
 mod node;
@@ -43,6 +45,7 @@ pub mod types;
 use std::sync::Arc;
 
 pub use factory::{TransportEndpoint, TransportFactory};
+pub use init_check::{forgotten_init, init_called};
 pub use program::{ProgramBase, StartSettings};
 pub use thespian_auth::Secret;
 pub use types::ActorRegistration;
@@ -57,7 +60,11 @@ pub mod __private {
 /// process; in an ordinary run it returns at once. `transports` are the transports this program
 /// was built with: the role's settings name one, and a name none of them has is a startup
 /// error of that process (exit code 2).
+///
+/// It also records that it ran ([`init_called`]): a program that starts a multi-process
+/// system without it gets [`forgotten_init`] from [`ProgramBase::start`].
 pub fn enter_role_if_any(transports: &[Arc<dyn TransportFactory>]) {
+    init_check::mark_init_called();
     let Some((role, config)) = roles::role() else {
         return;
     };

@@ -146,7 +146,25 @@ fn listening_ip(
 
 impl ProgramBase {
     /// Attaches to the admin on the Admin Port, starting the daemon if nobody listens there.
+    ///
+    /// First of all it checks that the program called `thespian::init()` ([`init_called`](
+    /// crate::init_called)), or named an entry point for its processes (`entry_args`, as a test
+    /// binary does): otherwise it fails at once with [`forgotten_init`](crate::forgotten_init),
+    /// and in a process re-executed in a role it never took it prints that error and exits.
     pub fn start(settings: StartSettings) -> Result<ProgramBase> {
+        use crate::init_check::{decide, forgotten_init, init_called, InitCheck};
+        match decide(
+            init_called(),
+            !settings.entry_args.is_empty(),
+            roles::role_pending(),
+        ) {
+            InitCheck::Proceed => {}
+            InitCheck::Refuse => return Err(forgotten_init()),
+            InitCheck::ExitProcess => {
+                eprintln!("thespian: {}", forgotten_init());
+                std::process::exit(2);
+            }
+        }
         let transport = settings.transport;
         // Before anything is started: a missing or unsafe secret file is a startup error.
         let (secret, secret_file) = secret::program_secret(&settings.capabilities)?;

@@ -111,6 +111,12 @@ pub(crate) fn socket_from_stdin(
     BoundSocket::adopt(transport, fd)
 }
 
+/// True when this process was started in a role that nobody has taken yet (`init()` removes
+/// the variable when it reads it).
+pub(crate) fn role_pending() -> bool {
+    std::env::var_os(ROLE_ENV).is_some()
+}
+
 /// The role this process was started in, if any.
 ///
 /// Both variables are removed from the environment once read, so a program an actor starts

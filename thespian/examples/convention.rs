@@ -76,12 +76,14 @@ struct Joined {
     added: bool,
 }
 
-/// Text for the [`MorseEncoder`].
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Text for the [`MorseEncoder`], answered with an [`Encoded`].
+#[derive(Clone, Debug, Serialize, Deserialize, Message)]
+#[message(name = "convention_example.Encode", reply = Encoded)]
 struct Encode(String);
 
 /// The [`MorseEncoder`]'s answer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, Message)]
+#[message(name = "convention_example.Encoded")]
 struct Encoded {
     morse: String,
     /// The Admin Port of the system it ran on.
@@ -99,8 +101,6 @@ struct LivesAt(i64);
 message!(
     StartWatching = "convention_example.StartWatching",
     Joined = "convention_example.Joined",
-    Encode = "convention_example.Encode",
-    Encoded = "convention_example.Encoded",
     WhereAreYou = "convention_example.WhereAreYou",
     LivesAt = "convention_example.LivesAt",
 );
@@ -605,11 +605,9 @@ fn leader(common: &Common, port: u16, stop: &AtomicBool) -> Result<(), String> {
         .create_actor::<MorseEncoder>()
         .map_err(|e| format!("creating the MorseEncoder: {e}"))?;
     let text = "Hello from the convention";
-    let reply = sys
-        .ask(&encoder, Encode(text.into()), Duration::from_secs(10))
-        .map_err(|e| e.to_string())?
-        .ok_or("the MorseEncoder did not answer within 10 s")?;
-    let encoded = reply.get::<Encoded>().map_err(|e| e.to_string())?;
+    let encoded = sys
+        .request(&encoder, Encode(text.into()), Duration::from_secs(10))
+        .map_err(|e| format!("asking the MorseEncoder: {e}"))?;
     println!("leader {port}: {text:?} in Morse: {}", encoded.morse);
     println!(
         "leader {port}: the MorseEncoder ran on the system with Admin Port {} (the Morse member joined as {morse_member})",

@@ -8,21 +8,21 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 
-/// Asks a `Hello` actor to greet.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Asks a `Hello` actor to greet; answered with the greeting.
+#[derive(Clone, Debug, Serialize, Deserialize, Message)]
+#[message(name = "hello.Greet", reply = String)]
 struct Greet {
     /// Whom to greet.
     name: String,
 }
 
 /// The Hello actor's request to the Goodbye actor, remembering who asked.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, Message)]
+#[message(name = "hello.Farewell")]
 struct Farewell {
     greeting: String,
     reply_to: ActorAddress,
 }
-
-message!(Greet = "hello.Greet", Farewell = "hello.Farewell");
 
 #[derive(Default)]
 struct Hello {
@@ -32,7 +32,7 @@ struct Hello {
 impl Actor for Hello {
     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
         dispatch(self, env, ctx)
-            .on(|me: &mut Hello, greet: &Greet, env, ctx| {
+            .on(|me, greet: &Greet, env, ctx| {
                 let goodbye = match &me.goodbye {
                     Some(address) => address.clone(),
                     None => me.goodbye.insert(ctx.create_actor::<Goodbye>()?).clone(),
@@ -52,7 +52,7 @@ struct Goodbye;
 
 impl Actor for Goodbye {
     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
-        if let Ok(farewell) = env.get::<Farewell>() {
+        if let Some(farewell) = env.try_get::<Farewell>() {
             let both = format!("{} ... and goodbye!", farewell.greeting);
             ctx.send(&farewell.reply_to, both)?;
         }
@@ -60,8 +60,8 @@ impl Actor for Goodbye {
     }
 }
 
+#[thespian::main]
 fn main() -> thespian::Result<()> {
-    thespian::init();
     let base: SystemBase = match std::env::args().nth(1) {
         Some(name) => name.parse()?,
         None => SystemBase::Simple,
@@ -73,9 +73,10 @@ fn main() -> thespian::Result<()> {
             name: name.to_owned(),
         };
         println!("> asking {hello} to greet {name}");
-        match system.ask(&hello, greet, Duration::from_secs(5))? {
-            Some(reply) => println!("< {}", reply.get::<String>()?),
-            None => println!("< no reply within 5 s"),
+        match system.request(&hello, greet, Duration::from_secs(5)) {
+            Ok(reply) => println!("< {reply}"),
+            Err(RequestError::Timeout { .. }) => println!("< no reply within 5 s"),
+            Err(other) => return Err(other.into()),
         }
     }
     system.shutdown()

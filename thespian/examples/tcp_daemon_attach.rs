@@ -25,10 +25,10 @@ use thespian::prelude::*;
 #[path = "tcp_daemon/greeter.rs"]
 mod greeter;
 
-use greeter::{Greet, Greeter, Greeting};
+use greeter::{Greet, Greeter};
 
+#[thespian::main]
 fn main() -> thespian::Result<()> {
-    thespian::init();
     let mut port = 1900;
     let mut shutdown = false;
     for arg in std::env::args().skip(1) {
@@ -64,15 +64,13 @@ fn main() -> thespian::Result<()> {
     let greeting = Greet {
         from: format!("tcp_daemon_attach (process {})", std::process::id()),
     };
-    match sys.ask(&greeter, greeting, Duration::from_secs(5))? {
-        Some(reply) => {
-            let greeting = reply.get::<Greeting>()?;
-            println!(
-                "it says: {} [greeting number {}]",
-                greeting.text, greeting.count
-            );
-        }
-        None => println!("it did not answer within 5 s"),
+    match sys.request(&greeter, greeting, Duration::from_secs(5)) {
+        Ok(greeting) => println!(
+            "it says: {} [greeting number {}]",
+            greeting.text, greeting.count
+        ),
+        Err(RequestError::Timeout { .. }) => println!("it did not answer within 5 s"),
+        Err(other) => return Err(other.into()),
     }
     if shutdown {
         sys.shutdown()?;

@@ -14,10 +14,10 @@
 //! Another Admin Port: give it to both, e.g. `cargo run --example tcp_daemon_start -- 1901`
 //! and `cargo run --example tcp_daemon_attach -- 1901 --shutdown`.
 //!
-//! How it works: `thespian::init()`, the first line of `main`, is where this program, executed
-//! again by the system, becomes the admin daemon or the greeter's process; there it never
-//! returns. The daemon listens on the Admin Port, so any later program that starts a Tcp
-//! system with that port attaches to it instead of starting its own.
+//! How it works: `thespian::init()`, which `#[thespian::main]` calls first, is where this
+//! program, executed again by the system, becomes the admin daemon or the greeter's process;
+//! there it never returns. The daemon listens on the Admin Port, so any later program that
+//! starts a Tcp system with that port attaches to it instead of starting its own.
 
 use std::time::Duration;
 
@@ -27,10 +27,10 @@ use thespian::prelude::*;
 #[path = "tcp_daemon/greeter.rs"]
 mod greeter;
 
-use greeter::{Greet, Greeter, Greeting};
+use greeter::{Greet, Greeter};
 
+#[thespian::main]
 fn main() -> thespian::Result<()> {
-    thespian::init();
     let port: u16 = match std::env::args().nth(1) {
         Some(arg) => arg
             .parse()
@@ -48,9 +48,10 @@ fn main() -> thespian::Result<()> {
     let greeting = Greet {
         from: "tcp_daemon_start".into(),
     };
-    match sys.ask(&greeter, greeting, Duration::from_secs(5))? {
-        Some(reply) => println!("it says: {}", reply.get::<Greeting>()?.text),
-        None => println!("it did not answer within 5 s"),
+    match sys.request(&greeter, greeting, Duration::from_secs(5)) {
+        Ok(reply) => println!("it says: {}", reply.text),
+        Err(RequestError::Timeout { .. }) => println!("it did not answer within 5 s"),
+        Err(other) => return Err(other.into()),
     }
     println!(
         "The admin daemon stays on port {port}: run `cargo run --example tcp_daemon_attach{}`",

@@ -12,22 +12,33 @@
 //!
 //! impl Actor for Hello {
 //!     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
-//!         if let Ok(name) = env.get::<String>() {
-//!             ctx.send(env.sender(), format!("Hello, {name}!"))?;
+//!         if let Some(name) = env.try_get::<String>() {
+//!             ctx.reply_to(env, format!("Hello, {name}!"))?;
 //!         }
 //!         Ok(())
 //!     }
 //! }
 //!
+//! #[thespian::main]
 //! fn main() -> thespian::Result<()> {
-//!     thespian::init();
 //!     let sys = ActorSystem::builder().base(SystemBase::Simple).transient_unique(true).start()?;
 //!     let hello = sys.create_actor::<Hello>()?;
-//!     let reply = sys.ask(&hello, "world", Duration::from_secs(1))?.expect("a reply");
-//!     assert_eq!(reply.get::<String>()?, "Hello, world!");
+//!     let reply = sys.ask_as::<String>(&hello, "world", Duration::from_secs(1))?;
+//!     assert_eq!(reply, "Hello, world!");
 //!     sys.shutdown()
 //! }
 //! ```
+//!
+//! **Typed layer.** Messages of your own derive [`Message`] (`#[derive(Message)]`, with serde's
+//! derives; wire name the type's full path unless `#[message(name = "...")]` gives one), may
+//! declare their reply (`#[message(reply = T)]`, the [`Request`] trait) and are then asked
+//! with [`ActorSystem::request`], which returns the reply or a [`RequestError`] saying what
+//! happened instead; [`ActorSystem::ask_as`] and [`ActorSystem::listen_as`] read any reply as
+//! a type. Inside actors, [`Context::reply_to`] answers an envelope, and handlers per message
+//! type are closures (`dispatch(self, env, ctx).on(|me, m: &M, env, ctx| ...)`), [`Handler`]
+//! impls (`.handle::<M>()`, or the whole `receive` written by [`macro@handles`]) or request
+//! handlers that return the reply (`.on_request`).
+//! [`macro@main`] marks `main` and calls [`init`] first.
 //!
 //! The vocabulary (addresses, messages, capabilities, system messages, the [`Actor`] trait and
 //! its [`Context`]) comes from `thespian-core` and is re-exported here. This crate adds the
@@ -46,20 +57,27 @@
 
 mod bases;
 mod simple;
+mod singleton;
 mod system;
+mod typed;
 
 pub use system::{
     ActorSystem, ActorSystemBuilder, BaseSettings, CustomBase, LogConfig, SystemBase,
 };
+// `Message` is taken from its module so that only the trait comes (thespian-core's root also
+// holds its own derive of that name); the facade's derive is below.
+pub use thespian_core::message::Message;
 pub use thespian_core::{
     self as core, dispatch, keys, message, Actor, ActorAddress, ActorError, ActorExitRequest,
     ActorResult, ActorStatus, ActorSystemConventionUpdate, BaseDriver, Capabilities,
     CapabilityError, CapabilityValue, ChildActorExited, Context, CreateOptions, CreateRequest,
-    DeadEnvelope, Envelope, Flow, IntoMessage, LoadedSource, Message, MessageError, NewActor,
-    Payload, PoisonMessage, RemoteSystem, RequireCapability, Requirements, StatusRequest,
-    SystemStatus, ThespianError, UnloadedSource, ValidateSource, ValidatedSource, WakeupMessage,
-    WatchMessage,
+    DeadEnvelope, Envelope, Flow, Handler, IntoMessage, IntoReply, LoadedSource, MessageError,
+    NewActor, Payload, PoisonMessage, RemoteSystem, Request, RequestError, RequireCapability,
+    Requirements, StatusRequest, SystemStatus, ThespianError, UnloadedSource, ValidateSource,
+    ValidatedSource, WakeupMessage, WatchMessage,
 };
+#[cfg(feature = "derive")]
+pub use thespian_macros::{handles, main, Message};
 
 /// `thespian`'s error type: one enum mapping Thespian's exceptions.
 pub type Error = ThespianError;
@@ -72,7 +90,8 @@ pub mod prelude {
     pub use crate::{
         dispatch, message, Actor, ActorAddress, ActorExitRequest, ActorResult, ActorSystem,
         Capabilities, CapabilityValue, ChildActorExited, Context, CreateOptions, DeadEnvelope,
-        Envelope, Flow, Message, PoisonMessage, Requirements, SystemBase, WakeupMessage,
+        Envelope, Flow, Handler, Message, PoisonMessage, Request, RequestError, Requirements,
+        SystemBase, WakeupMessage,
     };
 }
 
@@ -80,6 +99,10 @@ pub mod prelude {
 /// the admin daemon or as an actor's process, and `init()` is where such a process takes its
 /// role and never returns (the process exits when the role ends); in an ordinary run it
 /// returns at once. Code before `init()` runs in every process of the system.
+///
+/// `#[thespian::main]` on `main` calls it for you. A program that starts a `Tcp` or `Udp`
+/// system without having called it gets a `StartupFailure` from `start()` saying so (test
+/// binaries, whose processes enter through [`test_entry_point!`], are exempt).
 pub fn init() {
     #[cfg(any(feature = "tcp", feature = "udp"))]
     thespian_multiproc::enter_role_if_any(&bases::transports());

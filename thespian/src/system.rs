@@ -356,14 +356,37 @@ impl ActorSystemBuilder {
         self
     }
 
-    /// Starts the system, or returns the process's current system of the same base (all other
-    /// settings are then ignored, as in Thespian) unless `transient_unique` is set.
+    /// Starts the system, or returns the process's current system of the same base unless
+    /// `transient_unique` is set (Thespian's singleton rule).
+    ///
+    /// Returning the current system is refused when it would ignore what this builder was told:
+    /// a builder that sets capabilities, limits, an address or actor types which differ from
+    /// those the current system was started with fails with a `StartupFailure` that names the
+    /// differences (shut the current system down first, or use `transient_unique(true)`). A
+    /// builder that sets none of them, or the same ones, gets the current system.
+    ///
+    /// ```
+    /// use thespian::prelude::*;
+    ///
+    /// # fn main() -> thespian::Result<()> {
+    /// let sys = ActorSystem::builder().capability("Color", "red").start()?;
+    /// // Nothing set, or the same settings: the running system.
+    /// let again = ActorSystem::builder().start()?;
+    /// assert_eq!(again.capabilities(), sys.capabilities());
+    /// // Other settings would be ignored: an error says so.
+    /// let other = ActorSystem::builder().capability("Color", "blue").start();
+    /// assert!(other.unwrap_err().to_string().contains("Color"));
+    /// sys.shutdown()
+    /// # }
+    /// ```
     pub fn start(self) -> Result<ActorSystem> {
         validate_all(&self.capabilities)?;
+        let settings = self.settings();
         if !self.transient_unique {
             let current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(existing) = current.as_ref() {
                 if existing.base == self.base && !existing.driver.is_shut_down() {
+                    crate::singleton::check_reuse(self.base, &existing.settings, &settings)?;
                     return ActorSystem::attach(existing.clone());
                 }
             }
@@ -406,11 +429,27 @@ impl ActorSystemBuilder {
             base: self.base,
             driver,
             types: self.types,
+            settings,
         });
         if !self.transient_unique {
             *CURRENT.lock().unwrap_or_else(|p| p.into_inner()) = Some(shared.clone());
         }
         ActorSystem::attach(shared)
+    }
+}
+
+impl ActorSystemBuilder {
+    /// What this builder sets that a running system keeps (see [`crate::singleton`]).
+    fn settings(&self) -> crate::singleton::Settings {
+        let mut types: Vec<&'static str> = self.types.keys().copied().collect();
+        types.sort_unstable();
+        crate::singleton::Settings {
+            capabilities: self.capabilities.clone(),
+            processing_limit: self.processing_limit,
+            queue_limit: self.queue_limit,
+            advertise_ip: self.advertise_ip,
+            types,
+        }
     }
 }
 
@@ -426,6 +465,8 @@ struct Shared {
     base: SystemBase,
     driver: Arc<dyn BaseDriver>,
     types: HashMap<&'static str, ActorSpec>,
+    /// What the builder that started it set, for the singleton rule.
+    settings: crate::singleton::Settings,
 }
 
 /// The process's current (non-transient) system: `ActorSystem::builder().start()` of the same

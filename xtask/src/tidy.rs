@@ -56,7 +56,9 @@ const CRYPTOGRAPHY: &str = "blake3";
 /// The dependency rules of docs/ARCHITECTURE.md, one line per workspace member.
 #[rustfmt::skip]
 const CRATE_RULES: &[CrateRule] = &[
-    CrateRule { name: "thespian-core", deps: Deps::Only(&["serde", "postcard", "log"]), may_depend_on_facade: false, may_name_transports: false },
+    CrateRule { name: "thespian-core", deps: Deps::Only(&["serde", "postcard", "log", "thespian-macros"]), may_depend_on_facade: false, may_name_transports: false },
+    // A proc-macro crate: the parser and quoter only (its doc examples use the facade, a dev-dependency).
+    CrateRule { name: "thespian-macros", deps: Deps::Only(&["proc-macro2", "quote", "syn"]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: "thespian-auth", deps: Deps::Only(&["serde", "log", "blake3", "getrandom", "zeroize", "libc"]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: "thespian-conventions", deps: Deps::Only(&["thespian-core", "serde", "log"]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: "thespian-troupe", deps: Deps::Only(&["thespian-core", "serde", "log"]), may_depend_on_facade: false, may_name_transports: false },

@@ -4,15 +4,18 @@
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
 
-/// A greeting for the greeter (the same type, under the same wire name, in both programs).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A greeting for the greeter (the same type, under the same wire name, in both programs),
+/// answered with a [`Greeting`].
+#[derive(Clone, Debug, Serialize, Deserialize, Message)]
+#[message(name = "tcp_daemon.Greet", reply = Greeting)]
 pub(crate) struct Greet {
     /// Who greets.
     pub(crate) from: String,
 }
 
 /// The greeter's answer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, Message)]
+#[message(name = "tcp_daemon.Greeting")]
 pub(crate) struct Greeting {
     /// The greeting text.
     pub(crate) text: String,
@@ -22,8 +25,6 @@ pub(crate) struct Greeting {
     pub(crate) count: u64,
 }
 
-message!(Greet = "tcp_daemon.Greet", Greeting = "tcp_daemon.Greeting");
-
 /// Answers every `Greet` with a `Greeting` naming its own process.
 #[derive(Default)]
 pub(crate) struct Greeter {
@@ -32,17 +33,17 @@ pub(crate) struct Greeter {
 
 impl Actor for Greeter {
     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
-        if let Ok(greet) = env.get::<Greet>() {
-            self.count += 1;
-            let pid = std::process::id();
-            let reply = Greeting {
-                text: format!("Hello, {}! (greeter in process {pid})", greet.from),
-                pid,
-                count: self.count,
-            };
-            ctx.send(env.sender(), reply)?;
-        }
-        Ok(())
+        dispatch(self, env, ctx)
+            .on_request(|me, greet: &Greet, _, _| {
+                me.count += 1;
+                let pid = std::process::id();
+                Greeting {
+                    text: format!("Hello, {}! (greeter in process {pid})", greet.from),
+                    pid,
+                    count: me.count,
+                }
+            })
+            .finish()
     }
 
     /// The same name in both programs: the daemon finds the type by it.
