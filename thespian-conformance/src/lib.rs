@@ -246,6 +246,20 @@ macro_rules! __with_scenarios {
             sender_over_the_bound_gets_queue_full_and_later_succeeds,
             message_to_an_address_no_system_issued_is_an_error_or_poison,
         }
+        troupe {
+            one_message_to_one_worker,
+            max_count_respected_under_a_burst_of_100,
+            idle_count_kept_after_the_burst,
+            extra_workers_are_dismissed,
+            worker_killed_mid_work_completes_on_another,
+            work_in_progress_keeps_its_worker,
+            status_and_settings_commands,
+            leader_exit_exits_every_worker,
+            ten_thousand_messages_each_handled_once,
+            pending_bound_sheds_load_as_poison,
+            failing_work_returns_to_its_sender_as_poison,
+            keyed_work_stays_with_one_worker_in_order,
+        }
         typed_requests {
             request_returns_the_declared_reply,
             a_poisoned_request_is_told_apart,
@@ -344,6 +358,7 @@ mod shutdown;
 mod simple_actor;
 mod stats;
 mod system_messages;
+mod troupe;
 mod type_dispatcher;
 mod typed_requests;
 mod update_system_capabilities;

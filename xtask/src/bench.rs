@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::{cargo, proc, report, root};
 
+mod troupes;
+
 /// Command-line options of `bench`.
 #[derive(Debug, Default)]
 pub(crate) struct Options {
@@ -32,7 +34,10 @@ impl Options {
                 "--only" => {
                     let list = split_list(&value("--only")?);
                     for w in &list {
-                        if w != CONVENTIONS && !WORKLOADS.iter().any(|k| k.id == w) {
+                        if w != CONVENTIONS
+                            && w != troupes::TROUPES
+                            && !WORKLOADS.iter().any(|k| k.id == w)
+                        {
                             return Err(format!("unknown workload {w:?}"));
                         }
                     }
@@ -942,6 +947,14 @@ pub(crate) fn run(options: &Options, argv: &[String]) -> Result<(), String> {
             .is_none_or(|list| list.iter().any(|id| id == CONVENTIONS));
     if conventions_enabled {
         conventions(&env, runs)?;
+    }
+    let troupes_enabled = options.contestants.is_none()
+        && options
+            .only
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|id| id == troupes::TROUPES));
+    if troupes_enabled {
+        troupes::troupes(&env, runs)?;
     }
     eprintln!(
         "xtask bench: done in {:.0} s; wrote {}",

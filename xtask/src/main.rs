@@ -43,7 +43,9 @@ commands:
                             processes) conventions (remote against local create on Tcp, and
                             convergence in the simulation for 10, 100, 1,000 systems; run after
                             the others, written to conventions.md; --quick keeps only the
-                            simulation) (writes to target/bench/partial/)
+                            simulation) troupes (speed-up of a troupe of one worker per core
+                            over one worker, Queue and Tcp, written to troupes.md; --quick:
+                            20 items) (writes to target/bench/partial/)
     --contestants <c>[,...] only these contestants: thespian-simple thespian-queue raw actix
                             ractor kameo py-simple py-queue (in one process); thespian-tcp
                             thespian-udp raw-net py-tcp py-udp (across processes) (writes to

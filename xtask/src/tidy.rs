@@ -61,6 +61,7 @@ const CRATE_RULES: &[CrateRule] = &[
     CrateRule { name: "thespian-macros", deps: Deps::Only(&["proc-macro2", "quote", "syn"]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: "thespian-auth", deps: Deps::Only(&["serde", "log", "blake3", "getrandom", "zeroize", "libc"]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: "thespian-conventions", deps: Deps::Only(&["thespian-core", "serde", "log"]), may_depend_on_facade: false, may_name_transports: false },
+    CrateRule { name: "thespian-troupe", deps: Deps::Only(&["thespian-core", "serde", "log"]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: "thespian-admin", deps: Deps::AnythingBut(&[TRANSPORTS, CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: "thespian-io", deps: Deps::Only(&["thespian-core", "mio", "log", "postcard"]), may_depend_on_facade: false, may_name_transports: false },
     CrateRule { name: "thespian-transport-queue", deps: Deps::AnythingBut(&[TRANSPORTS, "thespian-admin", "thespian-multiproc", CRYPTOGRAPHY]), may_depend_on_facade: false, may_name_transports: true },

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! peers-bench <actix|ractor|kameo> <workload> <size>
+//! peers-bench ractor-factory <workers> <items>     # the troupe benchmark's peer
 //! ```
 //!
 //! Each library is used through its idiomatic API: tell (`do_send` / `cast` / `tell`) between
@@ -14,10 +15,15 @@
 mod common;
 
 mod actix_bench;
+mod factory_bench;
 mod kameo_bench;
 mod ractor_bench;
 
 fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("ractor-factory") {
+        common::finish(factory_bench::main(&argv[1..]));
+    }
     let args = common::args(&["actix", "ractor", "kameo"]);
     let outcome = match args.contestant.as_str() {
         "actix" => actix_bench::run(args.workload, args.size),

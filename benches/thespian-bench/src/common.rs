@@ -24,6 +24,21 @@ pub(crate) const BATCH: u64 = 256;
 pub(crate) const SMALL: usize = 16;
 /// Large messages of the one-way tell workload carry this many bytes.
 pub(crate) const LARGE: usize = 64 * 1024;
+/// Troupe benchmark: units of [`crunch`] per item (about 10 ms of an idle core).
+pub(crate) const TROUPE_UNITS: u32 = 10;
+
+/// The troupe benchmark's fixed CPU-bound computation, the same for every contestant: one unit
+/// is a million xorshift steps (about a millisecond).
+pub(crate) fn crunch(seed: u64, units: u32) -> u64 {
+    let mut x = seed | 1;
+    for _ in 0..u64::from(units) * 1_000_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    std::hint::black_box(x)
+}
+
 /// How long an external wait may take before the run counts as failed.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(600);
 

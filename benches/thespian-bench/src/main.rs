@@ -6,6 +6,7 @@
 //! thespian-bench <simple|queue|raw> <workload> <size>
 //! thespian-bench <tcp|udp|raw-net> <cross-process workload> <size>
 //! thespian-bench conventions <remote-create|sim> <size>
+//! thespian-bench troupe <queue|tcp> <workers> <items>
 //! ```
 //!
 //! `cargo xtask bench` builds it with `--release` and runs it once per run of every figure.
@@ -19,6 +20,7 @@ mod net;
 mod raw;
 mod raw_net;
 mod thespian_rs;
+mod troupe;
 
 use common::Outcome;
 use thespian::SystemBase;
@@ -31,6 +33,9 @@ fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.first().map(String::as_str) == Some("conventions") {
         common::finish(conventions::main(&argv[1..]));
+    }
+    if argv.first().map(String::as_str) == Some("troupe") {
+        common::finish(troupe::main(&argv[1..]));
     }
     if matches!(
         argv.first().map(String::as_str),
