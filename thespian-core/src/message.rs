@@ -3,7 +3,11 @@
 //! This module exists because a message must travel two ways with one API: in-process as the
 //! value itself (no serialisation, no copy) and across processes as postcard bytes plus a stable
 //! wire name, decoded lazily when the receiver asks for a type. [`Payload`] hides which of the two
-//! a value is; [`Envelope`] adds the sender.
+//! a value is; [`Envelope`] adds the sender. A small in-process value (at most [`INLINE_SIZE`]
+//! bytes, aligned to at most [`INLINE_ALIGN`]) is stored in the payload itself, with no heap
+//! allocation (see `inline.rs`).
+
+mod inline;
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
@@ -14,6 +18,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::address::ActorAddress;
+
+pub use inline::{INLINE_ALIGN, INLINE_SIZE};
 
 /// Prefix of the wire names reserved for thespian's own system messages.
 pub const SYSTEM_MESSAGE_PREFIX: &str = "thespian.";
@@ -225,7 +231,7 @@ trait ErasedMessage: Send + Sync {
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
     fn wire_name(&self) -> Cow<'static, str>;
     fn encode(&self) -> Result<Vec<u8>, MessageError>;
-    fn clone_box(&self) -> Box<dyn ErasedMessage>;
+    fn clone_payload(&self) -> Payload;
     fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
 }
 
@@ -245,8 +251,8 @@ impl<M: Message> ErasedMessage for M {
             reason: e.to_string(),
         })
     }
-    fn clone_box(&self) -> Box<dyn ErasedMessage> {
-        Box::new(self.clone())
+    fn clone_payload(&self) -> Payload {
+        Payload::from_message(self.clone())
     }
     fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
@@ -261,18 +267,28 @@ struct WireBytes {
 }
 
 enum Repr {
-    Local(Box<dyn ErasedMessage>),
+    /// An in-process value: in place when small, else boxed.
+    Local(inline::Local),
     Wire(WireBytes),
 }
 
 /// A message of any type: the value itself in-process, or a wire name and bytes from another
 /// process. Typed access is through [`Payload::get`], [`Payload::is`] and [`Payload::take`].
+///
+/// A value of at most [`INLINE_SIZE`] bytes and an alignment of at most [`INLINE_ALIGN`] is
+/// stored in the payload itself; a larger one is boxed. Which of the two is invisible through
+/// the API.
 pub struct Payload(Repr);
 
 impl Payload {
     /// Wraps a message value.
     pub fn new<M: IntoMessage>(message: M) -> Payload {
-        Payload(Repr::Local(Box::new(message.into_message())))
+        Payload::from_message(message.into_message())
+    }
+
+    /// Stores a message in place when it fits, boxed otherwise.
+    fn from_message<M: Message>(message: M) -> Payload {
+        Payload(Repr::Local(inline::Local::new(message)))
     }
 
     /// A payload that arrived from the wire: decoded lazily by [`Payload::get`].
@@ -287,7 +303,7 @@ impl Payload {
     /// The wire name of the message's type.
     pub fn type_name(&self) -> Cow<'_, str> {
         match &self.0 {
-            Repr::Local(m) => m.wire_name(),
+            Repr::Local(m) => m.get().wire_name(),
             Repr::Wire(w) => Cow::Borrowed(&w.name),
         }
     }
@@ -305,7 +321,7 @@ impl Payload {
     /// True when the payload's wire name is `M`'s, without decoding anything.
     pub fn has_type<M: Message>(&self) -> bool {
         match &self.0 {
-            Repr::Local(m) => m.as_any().type_id() == TypeId::of::<M>(),
+            Repr::Local(m) => m.message_type_id() == TypeId::of::<M>(),
             Repr::Wire(w) => *w.name == *M::wire_name(),
         }
     }
@@ -324,9 +340,8 @@ impl Payload {
     pub fn get<M: Message>(&self) -> Result<&M, MessageError> {
         match &self.0 {
             Repr::Local(m) => m
-                .as_any()
                 .downcast_ref::<M>()
-                .ok_or_else(|| wrong_type::<M>(&**m)),
+                .ok_or_else(|| wrong_type::<M>(m.get())),
             Repr::Wire(w) => {
                 if *w.name != *M::wire_name() {
                     return Err(MessageError::WrongType {
@@ -357,7 +372,10 @@ impl Payload {
             });
         }
         let boxed = match self.0 {
-            Repr::Local(m) => m,
+            Repr::Local(m) => match m.take::<M>() {
+                Ok(value) => return Ok(value),
+                Err(_) => unreachable!("checked by get above"),
+            },
             Repr::Wire(w) => w.decoded.into_inner().expect("checked by get above"),
         };
         Ok(*boxed
@@ -369,7 +387,7 @@ impl Payload {
     /// The postcard encoding of the message (the bytes themselves for a wire payload).
     pub fn encode(&self) -> Result<Arc<[u8]>, MessageError> {
         match &self.0 {
-            Repr::Local(m) => m.encode().map(Arc::from),
+            Repr::Local(m) => m.get().encode().map(Arc::from),
             Repr::Wire(w) => Ok(w.bytes.clone()),
         }
     }
@@ -377,7 +395,10 @@ impl Payload {
     /// Converts to the wire form (name and bytes), for crossing a process boundary.
     pub fn to_wire(&self) -> Result<(Arc<str>, Arc<[u8]>), MessageError> {
         match &self.0 {
-            Repr::Local(m) => Ok((Arc::from(&*m.wire_name()), Arc::from(m.encode()?))),
+            Repr::Local(m) => {
+                let m = m.get();
+                Ok((Arc::from(&*m.wire_name()), Arc::from(m.encode()?)))
+            }
             Repr::Wire(w) => Ok((w.name.clone(), w.bytes.clone())),
         }
     }
@@ -400,7 +421,7 @@ fn decode<M: Message>(bytes: &[u8]) -> Result<M, MessageError> {
 impl Clone for Payload {
     fn clone(&self) -> Payload {
         match &self.0 {
-            Repr::Local(m) => Payload(Repr::Local(m.clone_box())),
+            Repr::Local(m) => m.get().clone_payload(),
             Repr::Wire(w) => Payload::from_wire(w.name.clone(), w.bytes.clone()),
         }
     }
@@ -409,7 +430,7 @@ impl Clone for Payload {
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Repr::Local(m) => m.debug(f),
+            Repr::Local(m) => m.get().debug(f),
             Repr::Wire(w) => match w.decoded.get() {
                 Some(m) => m.debug(f),
                 None => write!(f, "<{} bytes of {}>", w.bytes.len(), w.name),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::{cargo, proc, report, root};
 
+mod instructions;
 mod troupes;
 
 /// Command-line options of `bench`.
@@ -17,6 +18,8 @@ pub(crate) struct Options {
     pub(crate) only: Option<Vec<String>>,
     pub(crate) contestants: Option<Vec<String>>,
     pub(crate) runs: Option<usize>,
+    /// Also count instructions per message under callgrind (`--instructions`).
+    pub(crate) instructions: bool,
 }
 
 impl Options {
@@ -31,6 +34,7 @@ impl Options {
             };
             match arg.as_str() {
                 "--quick" => options.quick = true,
+                "--instructions" => options.instructions = true,
                 "--only" => {
                     let list = split_list(&value("--only")?);
                     for w in &list {
@@ -767,6 +771,9 @@ impl Env {
 /// Runs the benchmark.
 pub(crate) fn run(options: &Options, argv: &[String]) -> Result<(), String> {
     let begun = Instant::now();
+    if options.instructions {
+        instructions::check_valgrind()?;
+    }
     let root = root();
     // What is measured is what is built now, at the start.
     let started = report::utc_now();
@@ -940,6 +947,9 @@ pub(crate) fn run(options: &Options, argv: &[String]) -> Result<(), String> {
         absent,
     };
     report::write(&env.out, &results)?;
+    if options.instructions {
+        instructions::instructions(&env)?;
+    }
     let conventions_enabled = options.contestants.is_none()
         && options
             .only

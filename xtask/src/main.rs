@@ -2,9 +2,10 @@
 //!
 //! - `cargo xtask demo`: runs the hello/goodbye example.
 //! - `cargo xtask test`: runs every test of the workspace.
-//! - `cargo xtask bench [--quick] [--only <workload>[,...]] [--contestants <id>[,...]] [--runs N]`:
-//!   the benchmark harness (SPEC §6: in-process, and across processes over TCP and UDP on
-//!   loopback); see `docs/PERFORMANCE.md`.
+//! - `cargo xtask bench [--quick] [--only <workload>[,...]] [--contestants <id>[,...]] [--runs N]
+//!   [--instructions]`: the benchmark harness (SPEC §6: in-process, and across processes over
+//!   TCP and UDP on loopback), and with `--instructions` the instruction counts under callgrind;
+//!   see `docs/PERFORMANCE.md`.
 //! - `cargo xtask convention [--systems N] [--netns] [--base tcp|udp]`: a convention of N
 //!   systems (the `convention` example's roles), a remote-create workload, a leader killed and
 //!   the failover measured; see `convention.rs`.
@@ -51,6 +52,9 @@ commands:
                             thespian-udp raw-net py-tcp py-udp (across processes) (writes to
                             target/bench/partial/)
     --runs <N>              runs per figure (default 5; 3 with --quick)
+    --instructions          also count instructions per message (per actor created) of the
+                            in-process workloads and the codec under valgrind --tool=callgrind
+                            (needs valgrind); writes instructions.{md,json} beside the results
   convention [options]      start a convention of actor systems (the `convention` example's roles
                             as child processes): converge, remote creates by capability from the
                             leader, SIGKILL the leader, measure the failover; prints a summary

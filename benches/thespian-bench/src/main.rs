@@ -7,6 +7,7 @@
 //! thespian-bench <tcp|udp|raw-net> <cross-process workload> <size>
 //! thespian-bench conventions <remote-create|sim> <size>
 //! thespian-bench troupe <queue|tcp> <workers> <items>
+//! thespian-bench codec <size>
 //! ```
 //!
 //! `cargo xtask bench` builds it with `--release` and runs it once per run of every figure.
@@ -14,6 +15,7 @@
 //! as their admin daemon and actors' processes (`thespian::init()`), and `raw-net` as its
 //! helper processes.
 
+mod codec;
 mod common;
 mod conventions;
 mod net;
@@ -33,6 +35,9 @@ fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.first().map(String::as_str) == Some("conventions") {
         common::finish(conventions::main(&argv[1..]));
+    }
+    if argv.first().map(String::as_str) == Some("codec") {
+        common::finish(codec::main(&argv[1..]));
     }
     if argv.first().map(String::as_str) == Some("troupe") {
         common::finish(troupe::main(&argv[1..]));
