@@ -18,7 +18,7 @@ use thespian_auth::Secret;
 
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
-use thespian_admin::protocol::{DeadLetter, WIRE_PREFIX};
+use thespian_admin::protocol::{DeadLetter, ShutdownComplete, WIRE_PREFIX};
 use thespian_core::{
     message, ActorAddress, Envelope, MessageId, Payload, PoisonMessage, Result, SystemId,
     ThespianError, WireMessage,
@@ -123,6 +123,10 @@ pub(crate) struct Node {
     /// In the admin's process: where messages for the admin go.
     admin_inbox: Option<Sender<Envelope>>,
     admin_lost: AtomicBool,
+    /// The admin said the system shut down (`ShutdownComplete`), noted on the poll thread in
+    /// the order the admin's messages arrived, so a loss found afterwards reads as a shutdown.
+    shut_down: Mutex<bool>,
+    shut_down_seen: Condvar,
     stopping: AtomicBool,
     poller: Mutex<Option<JoinHandle<()>>>,
 }
@@ -172,6 +176,8 @@ impl Node {
             gone_hosts: Mutex::new(HashMap::new()),
             admin_inbox,
             admin_lost: AtomicBool::new(false),
+            shut_down: Mutex::new(false),
+            shut_down_seen: Condvar::new(),
             stopping: AtomicBool::new(false),
             poller: Mutex::new(None),
         });
@@ -399,6 +405,9 @@ impl Node {
 
     fn incoming(&self, wire: WireMessage) {
         let (target, envelope) = wire.into_envelope();
+        if envelope.sender().is_admin() && envelope.payload().has_type::<ShutdownComplete>() {
+            self.note_shut_down();
+        }
         match self.route(&target) {
             Route::Slot(slot) => self.deliver_local(slot, &target, envelope),
             Route::LocalAdmin => {
@@ -477,6 +486,37 @@ impl Node {
         if !self.admin_lost.swap(true, Ordering::AcqRel) {
             self.notify_all(reason.to_owned());
         }
+    }
+
+    /// Notes that the admin announced the system's shutdown.
+    fn note_shut_down(&self) {
+        *self.shut_down.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.shut_down_seen.notify_all();
+    }
+
+    /// True once the admin announced the system's shutdown to this process.
+    pub(crate) fn was_shut_down(&self) -> bool {
+        *self.shut_down.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits at most `grace` for the admin's shutdown announcement; true when it came. For a
+    /// watcher that saw the admin's process end: what the admin sent before it exited may
+    /// still be on its way through this node's poll thread.
+    pub(crate) fn wait_shut_down(&self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        let mut seen = self.shut_down.lock().unwrap_or_else(|e| e.into_inner());
+        while !*seen {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            seen = self
+                .shut_down_seen
+                .wait_timeout(seen, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *seen
     }
 
     /// The admin is gone (its process ended, or the transport found it dead): every wait here

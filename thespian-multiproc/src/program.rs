@@ -335,7 +335,13 @@ impl ProgramBase {
         let pid = self.admin_pid;
         let watch = AdminWatch::start(pid, move || {
             let Some(node) = node.upgrade() else { return };
-            if asked.load(Ordering::Acquire) || done.load(Ordering::Acquire) {
+            // The admin's last words (`ShutdownComplete`) may still be crossing this
+            // process's poll thread when its exit is seen here: a bounded grace for them.
+            if asked.load(Ordering::Acquire)
+                || done.load(Ordering::Acquire)
+                || node.wait_shut_down(SHUTDOWN_NOTICE_GRACE)
+            {
+                done.store(true, Ordering::Release);
                 node.system_gone("the actor system was shut down");
             } else {
                 node.lose_admin(admin_gone(pid));
@@ -349,8 +355,13 @@ impl ProgramBase {
         }
     }
 
+    /// True once this program knows the system shut down.
+    fn is_shut_down_here(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire) || self.node.was_shut_down()
+    }
+
     fn check_running(&self) -> Result<()> {
-        if self.shut_down.load(Ordering::Acquire) {
+        if self.is_shut_down_here() {
             Err(ThespianError::SystemShutDown)
         } else if self.node.admin_lost() {
             Err(ThespianError::SystemFailure(format!(
@@ -383,6 +394,10 @@ impl ProgramBase {
         }
     }
 }
+
+/// How long a program whose admin's process ended waits for the admin's shutdown
+/// announcement before it reports the admin lost (only a crashed admin pays it).
+const SHUTDOWN_NOTICE_GRACE: Duration = Duration::from_millis(500);
 
 /// The error text of a lost admin.
 fn admin_gone(pid: u32) -> String {
@@ -540,7 +555,7 @@ impl BaseDriver for ProgramBase {
                 Err(_) => return Ok(None),
             };
             if let Some(lost) = envelope.payload().try_get::<AdminLost>() {
-                return Err(if self.shut_down.load(Ordering::Acquire) {
+                return Err(if self.is_shut_down_here() {
                     ThespianError::SystemShutDown
                 } else {
                     ThespianError::SystemFailure(lost.reason.clone())
@@ -564,7 +579,7 @@ impl BaseDriver for ProgramBase {
     }
 
     fn shutdown(&self) -> Result<()> {
-        if self.shut_down.load(Ordering::Acquire) || self.node.admin_lost() {
+        if self.is_shut_down_here() || self.node.admin_lost() {
             self.shut_down.store(true, Ordering::Release);
             self.node.stop();
             return Ok(());
@@ -587,7 +602,7 @@ impl BaseDriver for ProgramBase {
     }
 
     fn is_shut_down(&self) -> bool {
-        self.shut_down.load(Ordering::Acquire) || self.node.admin_lost()
+        self.is_shut_down_here() || self.node.admin_lost()
     }
 
     fn set_admin_log_level(&self, level: &str) -> Result<(String, String)> {
