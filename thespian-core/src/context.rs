@@ -81,6 +81,10 @@ pub trait Services {
     fn mailbox_len(&self, _actor: &ActorAddress) -> usize {
         0
     }
+    /// `actor` is returning a `PoisonMessage` to a sender (it failed twice on a message): the
+    /// base counts it for its [`SystemStatus`](crate::SystemStatus). A rare path; nothing by
+    /// default.
+    fn poison_returned(&mut self, _actor: &ActorAddress) {}
 
     /// Registers for `ActorSystemConventionUpdate` notices.
     fn notify_on_system_registration_changes(

@@ -263,6 +263,7 @@ impl ActorCell {
             return; // Poison never wraps poison.
         }
         let poison = Payload::new(PoisonMessage::new(payload, details));
+        services.poison_returned(&self.address);
         if let Err(e) = services.send(&self.address, &sender, poison) {
             log::error!(
                 "{}: could not return PoisonMessage to {sender}: {e}",

@@ -336,6 +336,16 @@ pub struct SystemStatus {
     /// Dead letters the system has had since it started (messages to actors that had exited).
     #[serde(default)]
     pub dead_letters: u64,
+    /// Messages waiting in the system's mailboxes when the status was taken: the in-process
+    /// bases sum their mailboxes at status time. `None` where the admin cannot see them (the
+    /// multi-process bases: each actor process's mailbox depth is in that actor's
+    /// [`ActorStatus`]).
+    #[serde(default)]
+    pub pending_messages: Option<u64>,
+    /// `PoisonMessage`s the system has returned to senders since it started, for messages an
+    /// actor failed to handle twice.
+    #[serde(default)]
+    pub poison_messages: u64,
 }
 
 /// A system's view of its convention, in a [`SystemStatus`].

@@ -471,7 +471,9 @@ impl Inner {
     /// Messages to the admin: status requests are answered; anything else is discarded.
     fn admin_receive(&self, envelope: Envelope, via: Option<&Worker>) {
         if envelope.payload().has_type::<StatusRequest>() {
-            let status = self.registry.lock().status();
+            let mut status = self.registry.lock().status();
+            // A scan at status time: the send path keeps no shared counter.
+            status.pending_messages = Some(self.actors.sum(|node| node.mailbox.len() as u64));
             self.deliver(
                 self.admin.clone(),
                 envelope.sender(),
@@ -1203,6 +1205,10 @@ impl Services for WorkerServices<'_> {
         self.leftovers = Some(self.node.mailbox.close());
         self.inner.actors.remove(actor.id());
         self.inner.forget(actor);
+    }
+
+    fn poison_returned(&mut self, _actor: &ActorAddress) {
+        self.inner.registry.lock().poison_returned();
     }
 
     fn mailbox_len(&self, actor: &ActorAddress) -> usize {

@@ -303,6 +303,10 @@ impl Services for World {
     fn mailbox_len(&self, actor: &ActorAddress) -> usize {
         self.queue.iter().filter(|(t, _)| t == actor).count()
     }
+
+    fn poison_returned(&mut self, _actor: &ActorAddress) {
+        self.registry.poison_returned();
+    }
 }
 
 struct Core {
@@ -340,7 +344,9 @@ impl Core {
     fn admin_receive(&mut self, envelope: Envelope) {
         let admin = self.world.registry.admin_address();
         if envelope.payload().has_type::<StatusRequest>() {
-            let status = self.world.registry.status();
+            let mut status = self.world.registry.status();
+            // The one queue holds every waiting message, the admin's included.
+            status.pending_messages = Some(self.world.queue.len() as u64);
             self.world
                 .enqueue(&admin, envelope.sender(), Payload::new(status));
         } else {
