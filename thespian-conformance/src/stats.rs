@@ -283,5 +283,24 @@ pub(crate) fn system_status_counts_pending_and_poison(base: TestBase) {
     }
 }
 
+pub(crate) fn actor_status_keeps_last_activity(base: TestBase) {
+    let sys = start(base);
+    let grump = sys.create_actor::<Grump>().expect("create");
+    let fresh = status(&sys, &grump);
+    assert_eq!(fresh.idle_for, None, "no message handled yet: {fresh:?}");
+    assert_eq!(ask::<String>(&sys, &grump, "ok"), "ok");
+    let active = status(&sys, &grump);
+    if !base.is_custom() {
+        let idle = active
+            .idle_for
+            .expect("every built-in base keeps the last activity");
+        assert!(idle < crate::helpers::REPLY_TIMEOUT * 2, "{idle:?}");
+    }
+    assert_eq!(
+        active.received_messages, 1,
+        "status requests are not activity"
+    );
+}
+
 // The types a multi-process system creates here, by name.
 thespian::register_actors!(Napper, Parent<Echo>, Grump, Gatekeeper);

@@ -54,9 +54,50 @@ pub struct ActorCell {
     /// Requirements, global name and pending wakeups, when the actor has any.
     extra: Option<Box<CellExtra>>,
     received: u64,
-    /// Failed attempts (fits the padding beside `state`: idle actors stay as small).
-    failures: u32,
-    state: CellState,
+    /// The life state and the failed attempts, packed in one word so that `last_active` fits
+    /// beside them: an idle actor is no bigger for keeping its last activity.
+    life: Life,
+    /// When it last handled a message, on its base's coarse clock
+    /// ([`Services::activity_tick`]); 0 before its first message or where the base keeps no
+    /// clock.
+    last_active: u32,
+}
+
+/// An actor's [`CellState`] (low 2 bits) and its count of failed attempts (the other 30,
+/// saturating at about a billion: every failure also logs a line, so no actor gets near).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Life(u32);
+
+impl Life {
+    const STATE_BITS: u32 = 2;
+    const STATE_MASK: u32 = (1 << Self::STATE_BITS) - 1;
+
+    fn state(self) -> CellState {
+        match self.0 & Self::STATE_MASK {
+            0 => CellState::Running,
+            1 => CellState::Exiting,
+            _ => CellState::Exited,
+        }
+    }
+
+    fn set_state(&mut self, state: CellState) {
+        let bits = match state {
+            CellState::Running => 0,
+            CellState::Exiting => 1,
+            CellState::Exited => 2,
+        };
+        self.0 = (self.0 & !Self::STATE_MASK) | bits;
+    }
+
+    fn failures(self) -> u32 {
+        self.0 >> Self::STATE_BITS
+    }
+
+    fn add_failure(&mut self) {
+        if self.failures() < u32::MAX >> Self::STATE_BITS {
+            self.0 += 1 << Self::STATE_BITS;
+        }
+    }
 }
 
 impl ActorCell {
@@ -82,8 +123,8 @@ impl ActorCell {
             children: Children::default(),
             extra,
             received: 0,
-            failures: 0,
-            state: CellState::Running,
+            life: Life(0),
+            last_active: 0,
         }
     }
 
@@ -99,7 +140,7 @@ impl ActorCell {
 
     /// Where the actor is in its life.
     pub fn state(&self) -> CellState {
-        self.state
+        self.life.state()
     }
 
     /// The actor's live children.
@@ -135,23 +176,23 @@ impl ActorCell {
         let payload = envelope.payload();
         if payload.has_type::<StatusRequest>() {
             self.reply_status(envelope.sender(), services);
-            return self.state;
+            return self.life.state();
         }
-        match self.state {
+        match self.life.state() {
             CellState::Exited => services.dead_letter(&self.address.clone(), envelope),
             CellState::Exiting => self.handle_while_exiting(actor, envelope, services),
             CellState::Running => self.handle_running(actor, envelope, services),
         }
-        self.state
+        self.life.state()
     }
 
     /// Starts this actor's exit without running its handler (used when its process or host is
     /// lost). Children are asked to exit as for a recursive request.
     pub fn begin_exit(&mut self, services: &mut dyn Services) -> CellState {
-        if self.state == CellState::Running {
+        if self.life.state() == CellState::Running {
             self.start_exit(true, services);
         }
-        self.state
+        self.life.state()
     }
 
     fn handle_running(
@@ -161,6 +202,9 @@ impl ActorCell {
         services: &mut dyn Services,
     ) {
         self.received += 1;
+        if let Some(tick) = services.activity_tick() {
+            self.last_active = tick;
+        }
         let payload = envelope.payload();
         if let Some(exit) = payload.try_get::<ActorExitRequest>() {
             // The handler runs once; a failing exit handler still exits.
@@ -240,7 +284,7 @@ impl ActorCell {
             Ok(()) => return,
             Err(details) => details,
         };
-        self.failures = self.failures.saturating_add(1);
+        self.life.add_failure();
         log::warn!(
             "{} ({}) failed on {:?}, retrying once: {first}",
             self.address,
@@ -251,7 +295,7 @@ impl ActorCell {
             Ok(()) => return,
             Err(details) => details,
         };
-        self.failures = self.failures.saturating_add(1);
+        self.life.add_failure();
         log::error!(
             "{} ({}) failed twice on {:?}: {details}",
             self.address,
@@ -273,7 +317,7 @@ impl ActorCell {
     }
 
     fn start_exit(&mut self, recursive: bool, services: &mut dyn Services) {
-        self.state = CellState::Exiting;
+        self.life.set_state(CellState::Exiting);
         if let Some(extra) = &mut self.extra {
             extra.pending_wakeups = Vec::new();
         }
@@ -306,7 +350,7 @@ impl ActorCell {
     }
 
     fn finish_exit(&mut self, services: &mut dyn Services) {
-        self.state = CellState::Exited;
+        self.life.set_state(CellState::Exited);
         let me = self.address.clone();
         services.actor_exited(&me);
         if !self.parent.is_admin() {
@@ -333,7 +377,7 @@ impl ActorCell {
             admin_address: services.admin_address(),
             parent_address: self.parent.clone(),
             global_name: self.global_name().map(str::to_owned),
-            exiting: self.state != CellState::Running,
+            exiting: self.life.state() != CellState::Running,
             child_actors: self.children.as_slice().to_vec(),
             pending_messages: services.mailbox_len(&self.address),
             received_messages: self.received,
@@ -342,9 +386,65 @@ impl ActorCell {
                 .as_ref()
                 .map(|e| e.pending_wakeups.clone())
                 .unwrap_or_default(),
-            failures: u64::from(self.failures),
+            failures: u64::from(self.life.failures()),
             pid: services.process_id(),
-            idle_for: services.idle_for(&self.address),
+            idle_for: services.idle_for(&self.address).or_else(|| {
+                (self.last_active != 0)
+                    .then(|| services.since_tick(self.last_active))
+                    .flatten()
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod life_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_state() -> impl Strategy<Value = CellState> {
+        prop_oneof![
+            Just(CellState::Running),
+            Just(CellState::Exiting),
+            Just(CellState::Exited)
+        ]
+    }
+
+    #[test]
+    fn failures_saturate_and_keep_the_state() {
+        let mut life = Life(u32::MAX & !Life::STATE_MASK);
+        life.set_state(CellState::Exiting);
+        life.add_failure();
+        assert_eq!(life.failures(), u32::MAX >> Life::STATE_BITS);
+        assert_eq!(life.state(), CellState::Exiting);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x11FE_0001),
+            cases: 256,
+            ..ProptestConfig::default()
+        })]
+
+        /// The packed word behaves as a separate state and failure count.
+        #[test]
+        fn life_matches_its_model(steps in proptest::collection::vec(proptest::option::of(any_state()), 0..64)) {
+            let mut life = Life(0);
+            let (mut state, mut failures) = (CellState::Running, 0u32);
+            for step in steps {
+                match step {
+                    Some(s) => {
+                        life.set_state(s);
+                        state = s;
+                    }
+                    None => {
+                        life.add_failure();
+                        failures += 1;
+                    }
+                }
+                prop_assert_eq!(life.state(), state);
+                prop_assert_eq!(life.failures(), failures);
+            }
         }
     }
 }

@@ -281,8 +281,10 @@ pub struct ActorStatus {
     #[serde(default)]
     pub pid: Option<u32>,
     /// How long ago it last handled a message (status requests aside): its last activity.
-    /// Kept by the multi-process bases (one clock reading per message, in the actor's own
-    /// process); `None` before its first message and on the in-process bases.
+    /// The multi-process bases read the clock per message, in the actor's own process; the
+    /// in-process ones keep a coarse millisecond tick that their drivers refresh now and then
+    /// ([`activity`](crate::activity)), so it may read a little long there. `None` before its
+    /// first message.
     #[serde(default)]
     pub idle_for: Option<Duration>,
 }

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use thespian_core::activity::ActivityClock;
 use thespian_core::base::{self, not_issued_error, not_issued_poison};
 use thespian_core::context::Created;
 use thespian_core::registry::{ActorRecord, AddressHasher, CreatePlan, DeadLetterRoute};
@@ -91,6 +92,10 @@ struct World {
     timer_seq: u64,
     spawned: Vec<(ActorAddress, Slot)>,
     shutdown_requested: bool,
+    /// The clock actors' last activity is kept on, and its tick at the current loop round
+    /// (the loop reads the time once per round anyway).
+    clock: ActivityClock,
+    tick: u32,
 }
 
 impl World {
@@ -307,6 +312,14 @@ impl Services for World {
     fn poison_returned(&mut self, _actor: &ActorAddress) {
         self.registry.poison_returned();
     }
+
+    fn activity_tick(&self) -> Option<u32> {
+        Some(self.tick)
+    }
+
+    fn since_tick(&self, tick: u32) -> Option<Duration> {
+        Some(self.clock.since(tick, Instant::now()))
+    }
 }
 
 struct Core {
@@ -397,6 +410,7 @@ impl Core {
                 return;
             }
             self.fire_due_timers(now);
+            self.world.tick = self.world.clock.tick_at(now);
             if !self.world.queue.is_empty() {
                 if processed >= self.processing_limit {
                     log::warn!(
@@ -494,6 +508,8 @@ impl SimpleBase {
             timer_seq: 0,
             spawned: Vec::new(),
             shutdown_requested: false,
+            clock: ActivityClock::new(Instant::now()),
+            tick: 1,
         };
         SimpleBase {
             core: Mutex::new(Core {
