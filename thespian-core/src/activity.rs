@@ -30,8 +30,17 @@ impl ActivityClock {
 
     /// The tick at `now` (never 0; an instant before the start is tick 1).
     pub fn tick_at(&self, now: Instant) -> u32 {
-        let millis = now.saturating_duration_since(self.start).as_millis();
-        let wrapped = (millis % u128::from(PERIOD)) as u64;
+        let since = now.saturating_duration_since(self.start);
+        // u64 arithmetic only (this runs once per message loop round on the Simple base).
+        let millis = since
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(since.subsec_millis()));
+        let wrapped = if millis < PERIOD {
+            millis
+        } else {
+            millis % PERIOD
+        };
         // `wrapped` < u32::MAX, so the result is in 1 ..= u32::MAX.
         u32::try_from(wrapped + 1).unwrap_or(u32::MAX)
     }

@@ -54,48 +54,35 @@ pub struct ActorCell {
     /// Requirements, global name and pending wakeups, when the actor has any.
     extra: Option<Box<CellExtra>>,
     received: u64,
-    /// The life state and the failed attempts, packed in one word so that `last_active` fits
-    /// beside them: an idle actor is no bigger for keeping its last activity.
-    life: Life,
+    /// Failed attempts, in three bytes so that `last_active` fits beside `state` in the word
+    /// the old `u32` count shared with it: an idle actor is no bigger for keeping its last
+    /// activity.
+    failures: Failures,
+    state: CellState,
     /// When it last handled a message, on its base's coarse clock
     /// ([`Services::activity_tick`]); 0 before its first message or where the base keeps no
     /// clock.
     last_active: u32,
 }
 
-/// An actor's [`CellState`] (low 2 bits) and its count of failed attempts (the other 30,
-/// saturating at about a billion: every failure also logs a line, so no actor gets near).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-struct Life(u32);
+/// A count of failed attempts in 24 bits, saturating at 16,777,215 (every failure also logs a
+/// line, so no actor gets near).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+struct Failures([u8; 3]);
 
-impl Life {
-    const STATE_BITS: u32 = 2;
-    const STATE_MASK: u32 = (1 << Self::STATE_BITS) - 1;
+impl Failures {
+    const MAX: u32 = (1 << 24) - 1;
 
-    fn state(self) -> CellState {
-        match self.0 & Self::STATE_MASK {
-            0 => CellState::Running,
-            1 => CellState::Exiting,
-            _ => CellState::Exited,
-        }
+    fn get(self) -> u32 {
+        let [a, b, c] = self.0;
+        u32::from_le_bytes([a, b, c, 0])
     }
 
-    fn set_state(&mut self, state: CellState) {
-        let bits = match state {
-            CellState::Running => 0,
-            CellState::Exiting => 1,
-            CellState::Exited => 2,
-        };
-        self.0 = (self.0 & !Self::STATE_MASK) | bits;
-    }
-
-    fn failures(self) -> u32 {
-        self.0 >> Self::STATE_BITS
-    }
-
-    fn add_failure(&mut self) {
-        if self.failures() < u32::MAX >> Self::STATE_BITS {
-            self.0 += 1 << Self::STATE_BITS;
+    fn add(&mut self) {
+        let n = self.get();
+        if n < Self::MAX {
+            let [a, b, c, _] = (n + 1).to_le_bytes();
+            self.0 = [a, b, c];
         }
     }
 }
@@ -123,7 +110,8 @@ impl ActorCell {
             children: Children::default(),
             extra,
             received: 0,
-            life: Life(0),
+            failures: Failures::default(),
+            state: CellState::Running,
             last_active: 0,
         }
     }
@@ -140,7 +128,7 @@ impl ActorCell {
 
     /// Where the actor is in its life.
     pub fn state(&self) -> CellState {
-        self.life.state()
+        self.state
     }
 
     /// The actor's live children.
@@ -176,23 +164,23 @@ impl ActorCell {
         let payload = envelope.payload();
         if payload.has_type::<StatusRequest>() {
             self.reply_status(envelope.sender(), services);
-            return self.life.state();
+            return self.state;
         }
-        match self.life.state() {
+        match self.state {
             CellState::Exited => services.dead_letter(&self.address.clone(), envelope),
             CellState::Exiting => self.handle_while_exiting(actor, envelope, services),
             CellState::Running => self.handle_running(actor, envelope, services),
         }
-        self.life.state()
+        self.state
     }
 
     /// Starts this actor's exit without running its handler (used when its process or host is
     /// lost). Children are asked to exit as for a recursive request.
     pub fn begin_exit(&mut self, services: &mut dyn Services) -> CellState {
-        if self.life.state() == CellState::Running {
+        if self.state == CellState::Running {
             self.start_exit(true, services);
         }
-        self.life.state()
+        self.state
     }
 
     fn handle_running(
@@ -284,7 +272,7 @@ impl ActorCell {
             Ok(()) => return,
             Err(details) => details,
         };
-        self.life.add_failure();
+        self.failures.add();
         log::warn!(
             "{} ({}) failed on {:?}, retrying once: {first}",
             self.address,
@@ -295,7 +283,7 @@ impl ActorCell {
             Ok(()) => return,
             Err(details) => details,
         };
-        self.life.add_failure();
+        self.failures.add();
         log::error!(
             "{} ({}) failed twice on {:?}: {details}",
             self.address,
@@ -317,7 +305,7 @@ impl ActorCell {
     }
 
     fn start_exit(&mut self, recursive: bool, services: &mut dyn Services) {
-        self.life.set_state(CellState::Exiting);
+        self.state = CellState::Exiting;
         if let Some(extra) = &mut self.extra {
             extra.pending_wakeups = Vec::new();
         }
@@ -350,7 +338,7 @@ impl ActorCell {
     }
 
     fn finish_exit(&mut self, services: &mut dyn Services) {
-        self.life.set_state(CellState::Exited);
+        self.state = CellState::Exited;
         let me = self.address.clone();
         services.actor_exited(&me);
         if !self.parent.is_admin() {
@@ -377,7 +365,7 @@ impl ActorCell {
             admin_address: services.admin_address(),
             parent_address: self.parent.clone(),
             global_name: self.global_name().map(str::to_owned),
-            exiting: self.life.state() != CellState::Running,
+            exiting: self.state != CellState::Running,
             child_actors: self.children.as_slice().to_vec(),
             pending_messages: services.mailbox_len(&self.address),
             received_messages: self.received,
@@ -386,7 +374,7 @@ impl ActorCell {
                 .as_ref()
                 .map(|e| e.pending_wakeups.clone())
                 .unwrap_or_default(),
-            failures: u64::from(self.life.failures()),
+            failures: u64::from(self.failures.get()),
             pid: services.process_id(),
             idle_for: services.idle_for(&self.address).or_else(|| {
                 (self.last_active != 0)
@@ -398,25 +386,17 @@ impl ActorCell {
 }
 
 #[cfg(test)]
-mod life_tests {
+mod failures_tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn any_state() -> impl Strategy<Value = CellState> {
-        prop_oneof![
-            Just(CellState::Running),
-            Just(CellState::Exiting),
-            Just(CellState::Exited)
-        ]
-    }
-
     #[test]
-    fn failures_saturate_and_keep_the_state() {
-        let mut life = Life(u32::MAX & !Life::STATE_MASK);
-        life.set_state(CellState::Exiting);
-        life.add_failure();
-        assert_eq!(life.failures(), u32::MAX >> Life::STATE_BITS);
-        assert_eq!(life.state(), CellState::Exiting);
+    fn failures_saturate() {
+        let mut f = Failures([0xFF, 0xFF, 0xFE]);
+        assert_eq!(f.get(), Failures::MAX - 0x1_0000);
+        f = Failures([0xFF; 3]);
+        f.add();
+        assert_eq!(f.get(), Failures::MAX);
     }
 
     proptest! {
@@ -426,25 +406,14 @@ mod life_tests {
             ..ProptestConfig::default()
         })]
 
-        /// The packed word behaves as a separate state and failure count.
+        /// Adding one to any count below the bound gives the next count.
         #[test]
-        fn life_matches_its_model(steps in proptest::collection::vec(proptest::option::of(any_state()), 0..64)) {
-            let mut life = Life(0);
-            let (mut state, mut failures) = (CellState::Running, 0u32);
-            for step in steps {
-                match step {
-                    Some(s) => {
-                        life.set_state(s);
-                        state = s;
-                    }
-                    None => {
-                        life.add_failure();
-                        failures += 1;
-                    }
-                }
-                prop_assert_eq!(life.state(), state);
-                prop_assert_eq!(life.failures(), failures);
-            }
+        fn add_counts_one(n in 0u32..Failures::MAX) {
+            let [a, b, c, _] = n.to_le_bytes();
+            let mut f = Failures([a, b, c]);
+            prop_assert_eq!(f.get(), n);
+            f.add();
+            prop_assert_eq!(f.get(), n + 1);
         }
     }
 }

@@ -79,6 +79,9 @@ impl Ord for Timer {
 /// count with a local sender's; that only makes that sender's bound tighter by the poison).
 type QueuedCounts = HashMap<(u64, u64), usize, BuildHasherDefault<AddressHasher>>;
 
+/// How many messages of one run share a reading of the activity clock.
+const TICK_EVERY: u32 = 16;
+
 /// Everything but the actors themselves: the `Services` the lifecycle machine acts through.
 struct World {
     registry: Registry,
@@ -92,8 +95,9 @@ struct World {
     timer_seq: u64,
     spawned: Vec<(ActorAddress, Slot)>,
     shutdown_requested: bool,
-    /// The clock actors' last activity is kept on, and its tick at the current loop round
-    /// (the loop reads the time once per round anyway).
+    /// The clock actors' last activity is kept on, and the tick handed to them: refreshed
+    /// when a run starts and every [`TICK_EVERY`] messages of a run (the loop reads the time
+    /// once per round anyway; the tick arithmetic is what is saved).
     clock: ActivityClock,
     tick: u32,
 }
@@ -401,6 +405,7 @@ impl Core {
     /// deadline, or until the processing limit.
     fn run(&mut self, endpoint: Option<&ActorAddress>, deadline: Option<Instant>) {
         let mut processed = 0usize;
+        let mut since_tick = TICK_EVERY;
         loop {
             if endpoint.is_some_and(|e| self.has_reply(e)) {
                 return;
@@ -410,8 +415,12 @@ impl Core {
                 return;
             }
             self.fire_due_timers(now);
-            self.world.tick = self.world.clock.tick_at(now);
             if !self.world.queue.is_empty() {
+                if since_tick >= TICK_EVERY {
+                    self.world.tick = self.world.clock.tick_at(now);
+                    since_tick = 0;
+                }
+                since_tick += 1;
                 if processed >= self.processing_limit {
                     log::warn!(
                         "simple base: processing limit of {} messages reached for this call",
