@@ -38,8 +38,8 @@ use thespian_core::{
 use crate::protocol::{
     ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateFailure,
     CreateReply, CreatedActor, DeadLetter, ExitNoted, HandleDeadLetters, Hello, LogLevelSet,
-    LogRecord, RemoteCreate, SetLogLevel, ShutdownComplete, ShutdownSystem, UpdateCapability,
-    Welcome, WIRE_PREFIX,
+    LogRecord, PoisonReturned, RemoteCreate, SetLogLevel, ShutdownComplete, ShutdownSystem,
+    UpdateCapability, Welcome, WIRE_PREFIX,
 };
 
 /// The most distinct unexpected message types the admin warns about once each; beyond it they
@@ -290,6 +290,8 @@ pub struct Admin {
     /// The handler, and the actors that never started (dead letters to them return as
     /// `Child Aborted` poison).
     dead_letters: DeadLetters,
+    /// `PoisonMessage`s the actor processes reported returning ([`PoisonReturned`]).
+    poisoned: u64,
     shutdown_waiters: Vec<ActorAddress>,
     /// Every address that said `Hello`: told `ShutdownComplete` too, so attached programs
     /// learn of a shutdown someone else asked for.
@@ -354,6 +356,7 @@ impl Admin {
             hosts: BTreeMap::new(),
             names: GlobalNames::new(),
             dead_letters: DeadLetters::new(),
+            poisoned: 0,
             shutdown_waiters: Vec::new(),
             attached: Vec::new(),
             warned: HashSet::new(),
@@ -411,6 +414,8 @@ impl Admin {
                 .filter(|host| self.host_pid(**host) != self.config.admin_pid)
                 .count(),
             dead_letters: self.dead_letters.count(),
+            pending_messages: None,
+            poison_messages: self.poisoned,
         }
     }
 
@@ -600,6 +605,8 @@ impl Admin {
             self.reply(sender.clone(), Payload::new(ExitNoted));
         });
         on!(payload, DeadLetter, |m| self.on_dead_letter(m));
+        on!(payload, PoisonReturned, |_m| self.poisoned =
+            self.poisoned.saturating_add(1));
         on!(payload, HandleDeadLetters, |m| self
             .on_handle_dead_letters(m.actor, m.enable));
         on!(payload, UpdateCapability, |m| self

@@ -233,6 +233,11 @@ pub struct LogRecord {
     pub system: Option<String>,
 }
 
+/// An actor process returned a `PoisonMessage` to a sender (an actor failed twice on a
+/// message): the admin counts it for the system's status. Sent on that rare path only.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PoisonReturned;
+
 /// An actor asks to hear of convention changes (`ActorSystemConventionUpdate`), or to stop.
 /// The watcher is the sender.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -295,6 +300,7 @@ message!(
     ShutdownComplete = "thespian.admin.ShutdownComplete",
     LogRecord = "thespian.admin.LogRecord",
     WatchConvention = "thespian.admin.WatchConvention",
+    PoisonReturned = "thespian.admin.PoisonReturned",
     RemoteCreate = "thespian.convention.RemoteCreate",
     PreRegisterRemote = "thespian.admin.PreRegisterRemote",
     DeRegisterRemote = "thespian.admin.DeRegisterRemote",

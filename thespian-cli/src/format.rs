@@ -21,7 +21,16 @@ pub fn status(out: &mut dyn Write, attach: &Attach, status: &SystemStatus) -> io
     writeln!(out, "  admin:        {}", status.admin_address)?;
     writeln!(out, "  actors:       {}", status.live_actors)?;
     writeln!(out, "  processes:    {}", status.processes)?;
+    writeln!(
+        out,
+        "  pending:      {}",
+        status
+            .pending_messages
+            .map_or("n/a (see each actor's mailbox)".to_owned(), |n| n
+                .to_string())
+    )?;
     writeln!(out, "  dead letters: {}", status.dead_letters)?;
+    writeln!(out, "  poison:       {}", status.poison_messages)?;
     writeln!(
         out,
         "  dead-letter handler: {}",
@@ -247,6 +256,8 @@ mod tests {
             actors,
             processes: 1,
             dead_letters: 0,
+            pending_messages: Some(0),
+            poison_messages: 0,
         }
     }
 

@@ -80,10 +80,13 @@ pub struct TopView {
     pub actors: usize,
     /// Messages per second, all actors.
     pub messages_per_second: f64,
-    /// Messages waiting, all mailboxes.
+    /// Messages waiting, all mailboxes: the system's own count where it keeps one, else the
+    /// sum of the actors' mailbox depths.
     pub mailbox: usize,
     /// Dead letters so far.
     pub dead_letters: u64,
+    /// `PoisonMessage`s returned to senders so far.
+    pub poison: u64,
     /// Per actor type.
     pub types: Vec<TypeRow>,
     /// Per process.
@@ -168,8 +171,12 @@ impl TopView {
             title: title.to_owned(),
             actors: current.system.actors.len(),
             messages_per_second: types.iter().map(|t| t.messages_per_second).sum(),
-            mailbox: types.iter().map(|t| t.mailbox).sum(),
+            mailbox: current.system.pending_messages.map_or_else(
+                || types.iter().map(|t| t.mailbox).sum(),
+                |n| usize::try_from(n).unwrap_or(usize::MAX),
+            ),
             dead_letters: current.system.dead_letters,
+            poison: current.system.poison_messages,
             types,
             processes,
             convention,
@@ -187,8 +194,8 @@ pub fn render(frame: &mut Frame<'_>, view: &TopView) {
     ])
     .areas(frame.area());
     let summary = format!(
-        "actors {}   messages/s {:.1}   mailboxes {}   dead letters {}   (q quits)",
-        view.actors, view.messages_per_second, view.mailbox, view.dead_letters
+        "actors {}   messages/s {:.1}   pending {}   dead letters {}   poison {}   (q quits)",
+        view.actors, view.messages_per_second, view.mailbox, view.dead_letters, view.poison
     );
     frame.render_widget(
         Paragraph::new(Line::from(summary)).block(
@@ -404,6 +411,8 @@ mod tests {
                 .collect(),
             processes: 1,
             dead_letters: 0,
+            pending_messages: None,
+            poison_messages: 0,
         };
         let statuses = actors
             .iter()

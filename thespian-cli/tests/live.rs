@@ -30,13 +30,16 @@ const RUN_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a pseudo-terminal session waits for each expected text.
 const PTY_TIMEOUT_MS: u64 = 30_000;
 
-/// Answers any text with `echo: <text>`.
+/// Answers any text with `echo: <text>`, but fails on `fail` (its sender gets the poison).
 #[derive(Default)]
 struct Echo;
 
 impl Actor for Echo {
     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
         if let Ok(text) = env.get::<String>() {
+            if text == "fail" {
+                return Err("asked to fail".into());
+            }
             ctx.send(env.sender(), format!("echo: {text}"))?;
         }
         Ok(())
@@ -233,6 +236,11 @@ fn every_subcommand(base: SystemBase, thread_mode: bool, base_name: &str) {
     assert!(status.contains(base_name), "{status}");
     assert!(status.contains("actors:       2"), "{status}");
     assert!(status.contains("cli_test.Echo  name:echo"), "{status}");
+    assert!(status.contains("poison:       0"), "{status}");
+    assert!(
+        status.contains("pending:      n/a"),
+        "the admin sees no actor's mailbox: {status}"
+    );
 
     let json: SystemStatus =
         serde_json::from_str(&ok(&daemon, &["status", "--json"])).expect("status JSON");
@@ -241,6 +249,8 @@ fn every_subcommand(base: SystemBase, thread_mode: bool, base_name: &str) {
     assert_eq!(json.processes, if thread_mode { 1 } else { 3 });
     assert!(json.actors.iter().all(|a| a.pid.is_some()));
     assert!(json.global_actors.iter().any(|(name, _)| name == "echo"));
+    assert_eq!(json.poison_messages, 0);
+    assert_eq!(json.pending_messages, None);
 
     let actors = ok(&daemon, &["actors"]);
     assert!(actors.starts_with("2 actors\n"), "{actors}");
@@ -257,6 +267,16 @@ fn every_subcommand(base: SystemBase, thread_mode: bool, base_name: &str) {
     assert!(reply.contains("(String): \"echo: hi there\""), "{reply}");
     let reply = ok(&daemon, &["ask", "#2", "second", "--timeout", "10s"]);
     assert!(reply.contains("echo: second"), "{reply}");
+    // A message its actor fails on twice comes back as poison, and the system counts it (the
+    // actor's notice to the admin travels another connection than the reply: asked again).
+    let poisoned = ok(&daemon, &["ask", "name:echo", "fail"]);
+    assert!(poisoned.contains("PoisonMessage"), "{poisoned}");
+    let counted = (0..50).any(|_| {
+        let json: SystemStatus =
+            serde_json::from_str(&ok(&daemon, &["status", "--json"])).expect("status JSON");
+        json.poison_messages == 1
+    });
+    assert!(counted, "the poison was never counted");
     let told = ok(&daemon, &["tell", &other.to_string(), "hello"]);
     assert!(told.starts_with("told "), "{told}");
     // Both actors have handled a message now: their last activity is known.
@@ -269,7 +289,7 @@ fn every_subcommand(base: SystemBase, thread_mode: bool, base_name: &str) {
         .expect("the named echo's status");
     assert!(of_named.received_messages >= 1, "{of_named:?}");
     assert!(of_named.idle_for.is_some(), "{of_named:?}");
-    assert_eq!(of_named.failures, 0);
+    assert_eq!(of_named.failures, 2, "two attempts at `fail`");
     let listing = ok(&daemon, &["actors"]);
     assert!(listing.contains("  idle "), "{listing}");
 
@@ -432,6 +452,8 @@ fn top_renders_its_rows() {
         .collect();
     let screen = rows.join("\n");
     assert!(screen.contains("actors 2"), "{screen}");
+    assert!(screen.contains("pending 0"), "{screen}");
+    assert!(screen.contains("poison 0"), "{screen}");
     assert!(screen.contains("Actors by type"), "{screen}");
     assert!(
         rows.iter()

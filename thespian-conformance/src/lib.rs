@@ -212,6 +212,8 @@ macro_rules! __with_scenarios {
         stats {
             actor_status_children_and_wakeups,
             system_status_from_admin,
+            system_status_counts_pending_and_poison,
+            actor_status_keeps_last_activity,
         }
         private_endpoints {
             threads_get_only_their_own_replies,

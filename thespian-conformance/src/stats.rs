@@ -1,11 +1,13 @@
 //! Thespian's `test_stats.py`: a `StatusRequest` to an actor is answered by the framework with
 //! an `ActorStatus` (0, 1, 2 children; an exited child disappears; pending wakeups; no pending
-//! messages); to the system's admin with a `SystemStatus`.
+//! messages); to the system's admin with a `SystemStatus`, whose counts of pending and poison
+//! messages follow what happens in the system.
 
-use std::time::Duration;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use thespian::prelude::*;
-use thespian::{StatusRequest, SystemStatus};
+use thespian::{PoisonMessage, StatusRequest, SystemBase, SystemStatus};
 
 use crate::bases::TestBase;
 use crate::helpers::{
@@ -154,5 +156,151 @@ pub(crate) fn system_status_from_admin(base: TestBase) {
     assert_eq!(after.actors.len(), 4);
 }
 
+/// Answers `"ok"`; fails on anything else (twice, so the sender gets a `PoisonMessage`).
+#[derive(Default)]
+struct Grump;
+
+impl Actor for Grump {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        match env.get::<String>().map(String::as_str) {
+            Ok("ok") => {
+                ctx.send(env.sender(), "ok")?;
+                Ok(())
+            }
+            _ => Err("grumpy".into()),
+        }
+    }
+}
+
+/// How long a [`Gatekeeper`] (and the test waiting for it) waits at most.
+const GATE_LIMIT: Duration = Duration::from_secs(10);
+
+/// The gate a [`Gatekeeper`] waits at: (entered, open). One scenario uses it, on the Queue base
+/// only, so one gate per test process is enough.
+static GATE: (Mutex<(bool, bool)>, Condvar) = (Mutex::new((false, false)), Condvar::new());
+
+/// On `"hold"`, says it has entered and blocks its worker until the test opens the gate (at
+/// most [`GATE_LIMIT`]): the messages sent to it meanwhile wait in its mailbox.
+#[derive(Default)]
+struct Gatekeeper;
+
+impl Actor for Gatekeeper {
+    fn receive(&mut self, env: &Envelope, _ctx: &mut Context<'_>) -> ActorResult {
+        if env.get::<String>().map(String::as_str) == Ok("hold") {
+            let (lock, changed) = &GATE;
+            let mut gate = lock.lock().unwrap_or_else(|e| e.into_inner());
+            gate.0 = true;
+            changed.notify_all();
+            let deadline = Instant::now() + GATE_LIMIT;
+            while !gate.1 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                gate = changed
+                    .wait_timeout(gate, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits (at most [`GATE_LIMIT`]) until a [`Gatekeeper`] holds its worker; true if it does.
+fn gate_entered() -> bool {
+    let (lock, changed) = &GATE;
+    let gate = lock.lock().unwrap_or_else(|e| e.into_inner());
+    let (gate, _) = changed
+        .wait_timeout_while(gate, GATE_LIMIT, |g| !g.0)
+        .unwrap_or_else(|e| e.into_inner());
+    gate.0
+}
+
+/// Opens the gate: the [`Gatekeeper`] returns.
+fn open_gate() {
+    let (lock, changed) = &GATE;
+    lock.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+    changed.notify_all();
+}
+
+pub(crate) fn system_status_counts_pending_and_poison(base: TestBase) {
+    let sys = start(base);
+    let admin = sys.admin_address();
+    let in_process =
+        !base.is_custom() && matches!(base.base(), SystemBase::Simple | SystemBase::Queue);
+    let idle: SystemStatus = ask(&sys, &admin, StatusRequest);
+    assert_eq!(idle.poison_messages, 0, "nothing poisoned yet");
+    if in_process {
+        assert_eq!(
+            idle.pending_messages,
+            Some(0),
+            "an idle system has nothing pending"
+        );
+    } else if !base.is_custom() {
+        assert_eq!(
+            idle.pending_messages, None,
+            "the admin sees no actor's mailbox"
+        );
+    }
+
+    // A message that fails twice comes back as poison: the count rises by exactly one.
+    let grump = sys.create_actor::<Grump>().expect("create");
+    let reply = sys
+        .ask(&grump, "boom", crate::helpers::REPLY_TIMEOUT)
+        .expect("ask")
+        .expect("a reply");
+    assert!(reply.payload().has_type::<PoisonMessage>(), "{reply:?}");
+    let after = ask_until::<SystemStatus>(&sys, &admin, StatusRequest, |s| s.poison_messages > 0);
+    assert_eq!(after.poison_messages, 1);
+    // Handled messages do not count, and nothing is counted twice.
+    assert_eq!(ask::<String>(&sys, &grump, "ok"), "ok");
+    let later: SystemStatus = ask(&sys, &admin, StatusRequest);
+    assert_eq!(later.poison_messages, 1);
+    if in_process {
+        assert_eq!(later.pending_messages, Some(0));
+    }
+
+    // Messages queued behind a blocked actor are pending, where a worker can block while the
+    // admin still answers: the Queue base.
+    if !base.is_custom() && base.base() == SystemBase::Queue {
+        let keeper = sys.create_actor::<Gatekeeper>().expect("create");
+        sys.tell(&keeper, "hold").expect("tell");
+        assert!(gate_entered(), "the gatekeeper never started holding");
+        for _ in 0..3 {
+            sys.tell(&keeper, "wait").expect("tell");
+        }
+        let held: SystemStatus = ask(&sys, &admin, StatusRequest);
+        open_gate();
+        assert_eq!(
+            held.pending_messages,
+            Some(3),
+            "three messages behind the blocked one"
+        );
+        ask_until::<SystemStatus>(&sys, &admin, StatusRequest, |s| {
+            s.pending_messages == Some(0)
+        });
+    }
+}
+
+pub(crate) fn actor_status_keeps_last_activity(base: TestBase) {
+    let sys = start(base);
+    let grump = sys.create_actor::<Grump>().expect("create");
+    let fresh = status(&sys, &grump);
+    assert_eq!(fresh.idle_for, None, "no message handled yet: {fresh:?}");
+    assert_eq!(ask::<String>(&sys, &grump, "ok"), "ok");
+    let active = status(&sys, &grump);
+    if !base.is_custom() {
+        let idle = active
+            .idle_for
+            .expect("every built-in base keeps the last activity");
+        assert!(idle < crate::helpers::REPLY_TIMEOUT * 2, "{idle:?}");
+    }
+    assert_eq!(
+        active.received_messages, 1,
+        "status requests are not activity"
+    );
+}
+
 // The types a multi-process system creates here, by name.
-thespian::register_actors!(Napper, Parent<Echo>);
+thespian::register_actors!(Napper, Parent<Echo>, Grump, Gatekeeper);

@@ -243,6 +243,8 @@ fn system_messages() -> Vec<Payload> {
         }],
         processes: 2,
         dead_letters: 3,
+        pending_messages: Some(4),
+        poison_messages: 5,
     };
     vec![
         Payload::new(ActorExitRequest::new()),

@@ -77,10 +77,26 @@ pub trait Services {
     fn idle_for(&self, _actor: &ActorAddress) -> Option<Duration> {
         None
     }
+    /// The base's coarse activity clock, for an actor to stamp when it handles a message:
+    /// milliseconds since the system started, never 0, as last read by the calling thread's
+    /// driver (which may lag the true time a little: drivers refresh it now and then, not on
+    /// every message). `None` (the default) where the base keeps no such clock.
+    fn activity_tick(&self) -> Option<u32> {
+        None
+    }
+    /// How long ago `tick` (an [`activity_tick`](Self::activity_tick) reading) was, from a
+    /// fresh reading of the clock: an actor's last activity in its status.
+    fn since_tick(&self, _tick: u32) -> Option<Duration> {
+        None
+    }
     /// Messages waiting for `actor`, where the base can tell.
     fn mailbox_len(&self, _actor: &ActorAddress) -> usize {
         0
     }
+    /// `actor` is returning a `PoisonMessage` to a sender (it failed twice on a message): the
+    /// base counts it for its [`SystemStatus`](crate::SystemStatus). A rare path; nothing by
+    /// default.
+    fn poison_returned(&mut self, _actor: &ActorAddress) {}
 
     /// Registers for `ActorSystemConventionUpdate` notices.
     fn notify_on_system_registration_changes(

@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod actor;
 pub mod address;
 pub mod base;

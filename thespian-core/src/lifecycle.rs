@@ -54,9 +54,37 @@ pub struct ActorCell {
     /// Requirements, global name and pending wakeups, when the actor has any.
     extra: Option<Box<CellExtra>>,
     received: u64,
-    /// Failed attempts (fits the padding beside `state`: idle actors stay as small).
-    failures: u32,
+    /// Failed attempts, in three bytes so that `last_active` fits beside `state` in the word
+    /// the old `u32` count shared with it: an idle actor is no bigger for keeping its last
+    /// activity.
+    failures: Failures,
     state: CellState,
+    /// When it last handled a message, on its base's coarse clock
+    /// ([`Services::activity_tick`]); 0 before its first message or where the base keeps no
+    /// clock.
+    last_active: u32,
+}
+
+/// A count of failed attempts in 24 bits, saturating at 16,777,215 (every failure also logs a
+/// line, so no actor gets near).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+struct Failures([u8; 3]);
+
+impl Failures {
+    const MAX: u32 = (1 << 24) - 1;
+
+    fn get(self) -> u32 {
+        let [a, b, c] = self.0;
+        u32::from_le_bytes([a, b, c, 0])
+    }
+
+    fn add(&mut self) {
+        let n = self.get();
+        if n < Self::MAX {
+            let [a, b, c, _] = (n + 1).to_le_bytes();
+            self.0 = [a, b, c];
+        }
+    }
 }
 
 impl ActorCell {
@@ -82,8 +110,9 @@ impl ActorCell {
             children: Children::default(),
             extra,
             received: 0,
-            failures: 0,
+            failures: Failures::default(),
             state: CellState::Running,
+            last_active: 0,
         }
     }
 
@@ -161,6 +190,9 @@ impl ActorCell {
         services: &mut dyn Services,
     ) {
         self.received += 1;
+        if let Some(tick) = services.activity_tick() {
+            self.last_active = tick;
+        }
         let payload = envelope.payload();
         if let Some(exit) = payload.try_get::<ActorExitRequest>() {
             // The handler runs once; a failing exit handler still exits.
@@ -240,7 +272,7 @@ impl ActorCell {
             Ok(()) => return,
             Err(details) => details,
         };
-        self.failures = self.failures.saturating_add(1);
+        self.failures.add();
         log::warn!(
             "{} ({}) failed on {:?}, retrying once: {first}",
             self.address,
@@ -251,7 +283,7 @@ impl ActorCell {
             Ok(()) => return,
             Err(details) => details,
         };
-        self.failures = self.failures.saturating_add(1);
+        self.failures.add();
         log::error!(
             "{} ({}) failed twice on {:?}: {details}",
             self.address,
@@ -263,6 +295,7 @@ impl ActorCell {
             return; // Poison never wraps poison.
         }
         let poison = Payload::new(PoisonMessage::new(payload, details));
+        services.poison_returned(&self.address);
         if let Err(e) = services.send(&self.address, &sender, poison) {
             log::error!(
                 "{}: could not return PoisonMessage to {sender}: {e}",
@@ -341,9 +374,46 @@ impl ActorCell {
                 .as_ref()
                 .map(|e| e.pending_wakeups.clone())
                 .unwrap_or_default(),
-            failures: u64::from(self.failures),
+            failures: u64::from(self.failures.get()),
             pid: services.process_id(),
-            idle_for: services.idle_for(&self.address),
+            idle_for: services.idle_for(&self.address).or_else(|| {
+                (self.last_active != 0)
+                    .then(|| services.since_tick(self.last_active))
+                    .flatten()
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod failures_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn failures_saturate() {
+        let mut f = Failures([0xFF, 0xFF, 0xFE]);
+        assert_eq!(f.get(), Failures::MAX - 0x1_0000);
+        f = Failures([0xFF; 3]);
+        f.add();
+        assert_eq!(f.get(), Failures::MAX);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x11FE_0001),
+            cases: 256,
+            ..ProptestConfig::default()
+        })]
+
+        /// Adding one to any count below the bound gives the next count.
+        #[test]
+        fn add_counts_one(n in 0u32..Failures::MAX) {
+            let [a, b, c, _] = n.to_le_bytes();
+            let mut f = Failures([a, b, c]);
+            prop_assert_eq!(f.get(), n);
+            f.add();
+            prop_assert_eq!(f.get(), n + 1);
         }
     }
 }

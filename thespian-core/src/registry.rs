@@ -18,6 +18,7 @@ mod tree;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use dead_letters::{DeadLetterRoute, DeadLetters};
 pub use names::{CreateRefusal, GlobalNames, NameHolder, NamePlan};
@@ -99,6 +100,8 @@ pub struct Registry {
     /// The global name of each named live actor, by id.
     names_of: HashMap<u64, String, BuildHasherDefault<AddressHasher>>,
     dead_letters: DeadLetters,
+    /// `PoisonMessage`s returned to senders (a relaxed counter on a rare path, never a scan).
+    poisoned: AtomicU64,
     in_shutdown: bool,
 }
 
@@ -145,6 +148,7 @@ impl Registry {
             global_names: GlobalNames::new(),
             names_of: HashMap::default(),
             dead_letters: DeadLetters::new(),
+            poisoned: AtomicU64::new(0),
             in_shutdown: false,
         }
     }
@@ -330,7 +334,13 @@ impl Registry {
         roots(&self.live())
     }
 
-    /// The system's status report.
+    /// Counts one `PoisonMessage` returned to a sender, for [`status`](Self::status).
+    pub fn poison_returned(&self) {
+        self.poisoned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The system's status report. `pending_messages` is `None` here: the registry sees no
+    /// mailbox, so the base fills it in.
     pub fn status(&self) -> SystemStatus {
         SystemStatus {
             admin_address: self.admin_address(),
@@ -355,6 +365,8 @@ impl Registry {
                 .collect(),
             processes: 1,
             dead_letters: self.dead_letters.count(),
+            pending_messages: None,
+            poison_messages: self.poisoned.load(Ordering::Relaxed),
         }
     }
 }

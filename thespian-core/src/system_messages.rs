@@ -281,8 +281,10 @@ pub struct ActorStatus {
     #[serde(default)]
     pub pid: Option<u32>,
     /// How long ago it last handled a message (status requests aside): its last activity.
-    /// Kept by the multi-process bases (one clock reading per message, in the actor's own
-    /// process); `None` before its first message and on the in-process bases.
+    /// The multi-process bases read the clock per message, in the actor's own process; the
+    /// in-process ones keep a coarse millisecond tick that their drivers refresh now and then
+    /// ([`activity`](crate::activity)), so it may read a little long there. `None` before its
+    /// first message.
     #[serde(default)]
     pub idle_for: Option<Duration>,
 }
@@ -336,6 +338,16 @@ pub struct SystemStatus {
     /// Dead letters the system has had since it started (messages to actors that had exited).
     #[serde(default)]
     pub dead_letters: u64,
+    /// Messages waiting in the system's mailboxes when the status was taken: the in-process
+    /// bases sum their mailboxes at status time. `None` where the admin cannot see them (the
+    /// multi-process bases: each actor process's mailbox depth is in that actor's
+    /// [`ActorStatus`]).
+    #[serde(default)]
+    pub pending_messages: Option<u64>,
+    /// `PoisonMessage`s the system has returned to senders since it started, for messages an
+    /// actor failed to handle twice.
+    #[serde(default)]
+    pub poison_messages: u64,
 }
 
 /// A system's view of its convention, in a [`SystemStatus`].

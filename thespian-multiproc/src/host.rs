@@ -9,8 +9,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::{Deserialize, Serialize};
 use thespian_admin::protocol::{
     ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateReply,
-    DeRegisterRemote, ExitNoted, HandleDeadLetters, PreRegisterRemote, ShutdownSystem,
-    UpdateCapability, WatchConvention,
+    DeRegisterRemote, ExitNoted, HandleDeadLetters, PoisonReturned, PreRegisterRemote,
+    ShutdownSystem, UpdateCapability, WatchConvention,
 };
 use thespian_core::{
     message, system_messages::Fd, ActorAddress, ActorCell, ActorExitRequest, ActorSpec,
@@ -551,6 +551,10 @@ impl Services for HostServices {
 
     fn mailbox_len(&self, _actor: &ActorAddress) -> usize {
         self.mailbox.len()
+    }
+
+    fn poison_returned(&mut self, actor: &ActorAddress) {
+        self.to_admin(actor, Payload::new(PoisonReturned));
     }
 
     fn process_id(&self) -> Option<u32> {

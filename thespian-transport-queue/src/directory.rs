@@ -68,6 +68,15 @@ impl<V> Directory<V> {
         out
     }
 
+    /// The sum of `f` over every entry, one shard's read lock at a time (a status-time scan;
+    /// never on the send path).
+    pub(crate) fn sum(&self, f: impl Fn(&V) -> u64) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.read().iter().map(|(_, v)| f(v)).sum::<u64>())
+            .sum()
+    }
+
     /// Number of entries.
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.read().len()).sum()

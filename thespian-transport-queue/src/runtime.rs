@@ -40,6 +40,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use thespian_core::activity::ActivityClock;
 use thespian_core::actor::panic_text;
 use thespian_core::base::{not_issued_error, not_issued_poison};
 use thespian_core::context::Created;
@@ -64,6 +65,10 @@ use crate::BASE_NAME;
 pub(crate) const BATCH: usize = 64;
 /// A worker keeps its (empty) batch buffer for the next batch unless it grew beyond this.
 const BATCH_BUFFER_MAX: usize = 4096;
+/// A busy worker that never waits for work reads the activity clock once per this many
+/// batches: actors' last activity lags by at most that much work, and the hot path stays
+/// free of clock reads.
+const TICK_EVERY: u32 = 16;
 /// How long a shutdown waits for the actors to exit before stopping the workers anyway.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// While waiting for exits, how often a shutdown looks for new roots (orphans) to ask.
@@ -94,6 +99,12 @@ pub(crate) struct Worker {
     spares: RefCell<Vec<VecDeque<Envelope>>>,
     next: Cell<*const Node>,
     fed: Cell<u32>,
+    /// This worker's reading of the activity clock, stamped on the actors it runs: refreshed
+    /// when it took work after waiting, and every [`TICK_EVERY`] batches (so the hot path
+    /// reads no clock per message).
+    tick: u32,
+    /// Batches since `tick` was read.
+    since_tick: u32,
 }
 
 impl Worker {
@@ -103,6 +114,19 @@ impl Worker {
             spares: RefCell::new(Vec::with_capacity(SPARES)),
             next: Cell::new(std::ptr::null()),
             fed: Cell::new(0),
+            tick: 1,
+            since_tick: TICK_EVERY,
+        }
+    }
+
+    /// Reads the clock again if the cached tick may be old: after a wait for work, or after
+    /// [`TICK_EVERY`] batches.
+    fn refresh_tick(&mut self, clock: &ActivityClock) {
+        if self.cursor.take_waited() || self.since_tick >= TICK_EVERY {
+            self.tick = clock.tick_at(Instant::now());
+            self.since_tick = 0;
+        } else {
+            self.since_tick += 1;
         }
     }
 
@@ -226,6 +250,8 @@ pub(crate) struct Inner {
     caps: RwLock<Arc<Capabilities>>,
     caps_version: AtomicU64,
     actors: Directory<Arc<Node>>,
+    /// The clock actors' last activity is kept on (see [`Worker::refresh_tick`]).
+    clock: ActivityClock,
     endpoints: RwLock<HashMap<u64, Arc<Endpoint>>>,
     sched: Scheduler<Arc<Node>>,
     timers: Timers,
@@ -264,6 +290,7 @@ impl Inner {
             caps: RwLock::new(Arc::new(capabilities)),
             caps_version: AtomicU64::new(0),
             actors: Directory::new(),
+            clock: ActivityClock::new(Instant::now()),
             endpoints: RwLock::new(HashMap::new()),
             sched: Scheduler::new(workers, Config::default()),
             timers: Timers::new(),
@@ -471,7 +498,9 @@ impl Inner {
     /// Messages to the admin: status requests are answered; anything else is discarded.
     fn admin_receive(&self, envelope: Envelope, via: Option<&Worker>) {
         if envelope.payload().has_type::<StatusRequest>() {
-            let status = self.registry.lock().status();
+            let mut status = self.registry.lock().status();
+            // A scan at status time: the send path keeps no shared counter.
+            status.pending_messages = Some(self.actors.sum(|node| node.mailbox.len() as u64));
             self.deliver(
                 self.admin.clone(),
                 envelope.sender(),
@@ -803,6 +832,7 @@ impl Inner {
         };
         let mut handled = Handled::default();
         while let Some(node) = self.sched.next(&mut worker.cursor) {
+            worker.refresh_tick(&self.clock);
             let run = catch_unwind(AssertUnwindSafe(|| {
                 self.run_batch(&node, &worker, &mut batch, &mut handled, &mut caps)
             }));
@@ -1203,6 +1233,18 @@ impl Services for WorkerServices<'_> {
         self.leftovers = Some(self.node.mailbox.close());
         self.inner.actors.remove(actor.id());
         self.inner.forget(actor);
+    }
+
+    fn poison_returned(&mut self, _actor: &ActorAddress) {
+        self.inner.registry.lock().poison_returned();
+    }
+
+    fn activity_tick(&self) -> Option<u32> {
+        Some(self.worker.tick)
+    }
+
+    fn since_tick(&self, tick: u32) -> Option<Duration> {
+        Some(self.inner.clock.since(tick, Instant::now()))
     }
 
     fn mailbox_len(&self, actor: &ActorAddress) -> usize {

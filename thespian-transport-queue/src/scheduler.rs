@@ -117,6 +117,9 @@ pub(crate) struct Cursor {
     tick: u32,
     backoff: Duration,
     steal_next: bool,
+    /// [`Scheduler::next`] found no work at once (it spun or parked) since the last
+    /// [`Cursor::take_waited`]: the worker's cached clock reading may be old.
+    waited: bool,
 }
 
 impl Cursor {
@@ -129,7 +132,13 @@ impl Cursor {
             tick: 0,
             backoff: PARK_MIN,
             steal_next: false,
+            waited: false,
         }
+    }
+
+    /// True if the worker waited for work (spun or parked) since the last call.
+    pub(crate) fn take_waited(&mut self) -> bool {
+        std::mem::take(&mut self.waited)
     }
 }
 
@@ -262,6 +271,7 @@ impl<T> Scheduler<T> {
                 self.found_work(cursor);
                 return Some(task);
             }
+            cursor.waited = true;
             if !cursor.searching {
                 let searching = self.num_searching.load(SeqCst);
                 if 2 * searching < self.workers.len()

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use thespian_core::activity::ActivityClock;
 use thespian_core::base::{self, not_issued_error, not_issued_poison};
 use thespian_core::context::Created;
 use thespian_core::registry::{ActorRecord, AddressHasher, CreatePlan, DeadLetterRoute};
@@ -78,6 +79,9 @@ impl Ord for Timer {
 /// count with a local sender's; that only makes that sender's bound tighter by the poison).
 type QueuedCounts = HashMap<(u64, u64), usize, BuildHasherDefault<AddressHasher>>;
 
+/// How many messages of one run share a reading of the activity clock.
+const TICK_EVERY: u32 = 16;
+
 /// Everything but the actors themselves: the `Services` the lifecycle machine acts through.
 struct World {
     registry: Registry,
@@ -91,6 +95,11 @@ struct World {
     timer_seq: u64,
     spawned: Vec<(ActorAddress, Slot)>,
     shutdown_requested: bool,
+    /// The clock actors' last activity is kept on, and the tick handed to them: refreshed
+    /// when a run starts and every [`TICK_EVERY`] messages of a run (the loop reads the time
+    /// once per round anyway; the tick arithmetic is what is saved).
+    clock: ActivityClock,
+    tick: u32,
 }
 
 impl World {
@@ -303,6 +312,18 @@ impl Services for World {
     fn mailbox_len(&self, actor: &ActorAddress) -> usize {
         self.queue.iter().filter(|(t, _)| t == actor).count()
     }
+
+    fn poison_returned(&mut self, _actor: &ActorAddress) {
+        self.registry.poison_returned();
+    }
+
+    fn activity_tick(&self) -> Option<u32> {
+        Some(self.tick)
+    }
+
+    fn since_tick(&self, tick: u32) -> Option<Duration> {
+        Some(self.clock.since(tick, Instant::now()))
+    }
 }
 
 struct Core {
@@ -340,7 +361,9 @@ impl Core {
     fn admin_receive(&mut self, envelope: Envelope) {
         let admin = self.world.registry.admin_address();
         if envelope.payload().has_type::<StatusRequest>() {
-            let status = self.world.registry.status();
+            let mut status = self.world.registry.status();
+            // The one queue holds every waiting message, the admin's included.
+            status.pending_messages = Some(self.world.queue.len() as u64);
             self.world
                 .enqueue(&admin, envelope.sender(), Payload::new(status));
         } else {
@@ -382,6 +405,7 @@ impl Core {
     /// deadline, or until the processing limit.
     fn run(&mut self, endpoint: Option<&ActorAddress>, deadline: Option<Instant>) {
         let mut processed = 0usize;
+        let mut since_tick = TICK_EVERY;
         loop {
             if endpoint.is_some_and(|e| self.has_reply(e)) {
                 return;
@@ -392,6 +416,11 @@ impl Core {
             }
             self.fire_due_timers(now);
             if !self.world.queue.is_empty() {
+                if since_tick >= TICK_EVERY {
+                    self.world.tick = self.world.clock.tick_at(now);
+                    since_tick = 0;
+                }
+                since_tick += 1;
                 if processed >= self.processing_limit {
                     log::warn!(
                         "simple base: processing limit of {} messages reached for this call",
@@ -488,6 +517,8 @@ impl SimpleBase {
             timer_seq: 0,
             spawned: Vec::new(),
             shutdown_requested: false,
+            clock: ActivityClock::new(Instant::now()),
+            tick: 1,
         };
         SimpleBase {
             core: Mutex::new(Core {

@@ -660,6 +660,17 @@ fn a_host_death_takes_its_actors() {
 }
 
 #[test]
+fn poison_reports_are_counted_and_nothing_else_is() {
+    let mut h = Harness::new();
+    let (actor, _) = h.spawn::<Plain>(&admin_addr(), None);
+    assert_eq!(h.admin.status().poison_messages, 0);
+    assert_eq!(h.admin.status().pending_messages, None);
+    assert!(h.handle(&actor, PoisonReturned).is_empty(), "no reply");
+    assert!(h.handle(&actor, PoisonReturned).is_empty());
+    assert_eq!(h.admin.status().poison_messages, 2);
+}
+
+#[test]
 fn dead_letters_go_to_the_latest_handler() {
     let mut h = Harness::new();
     let (first, _) = h.spawn::<Plain>(&admin_addr(), None);
