@@ -955,7 +955,10 @@ impl Admin {
             DeadLetterRoute::ChildAborted { sender, .. } if sender == self.config.admin => {
                 log::debug!("admin's own message to aborted {target} dropped");
             }
-            DeadLetterRoute::ChildAborted { sender, payload } => self.send(target, sender, payload),
+            DeadLetterRoute::ChildAborted { sender, payload } => {
+                self.poisoned = self.poisoned.saturating_add(1);
+                self.send(target, sender, payload)
+            }
             DeadLetterRoute::Drop => {}
         }
     }

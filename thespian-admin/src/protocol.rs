@@ -233,8 +233,9 @@ pub struct LogRecord {
     pub system: Option<String>,
 }
 
-/// An actor process returned a `PoisonMessage` to a sender (an actor failed twice on a
-/// message): the admin counts it for the system's status. Sent on that rare path only.
+/// A node returned a `PoisonMessage` to a sender (an actor failed twice on a message, an actor
+/// sent to an address no system issued, the transport could not deliver a message): the
+/// admin counts it for the system's status. Sent on those rare paths only.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PoisonReturned;
 

@@ -345,8 +345,10 @@ pub struct SystemStatus {
     /// status taken directly from a registry or an admin machine, or a request beyond the
     /// number one gathering answers at once.
     pub pending_messages: Option<u64>,
-    /// `PoisonMessage`s the system has returned to senders since it started, for messages an
-    /// actor failed to handle twice.
+    /// `PoisonMessage`s the system has returned to senders since it started: for messages an
+    /// actor failed to handle twice, sent to an actor that never started (`Child Aborted`),
+    /// sent by an actor to an address no system issued, or that the transport could not
+    /// deliver to a live peer.
     #[serde(default)]
     pub poison_messages: u64,
 }

@@ -19,7 +19,7 @@ use thespian_auth::Secret;
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 use thespian_admin::protocol::{
-    DeadLetter, MailboxDepth, MailboxDepthQuery, ShutdownComplete, WIRE_PREFIX,
+    DeadLetter, MailboxDepth, MailboxDepthQuery, PoisonReturned, ShutdownComplete, WIRE_PREFIX,
 };
 use thespian_core::{
     message, ActorAddress, Envelope, MessageId, Payload, PoisonMessage, Result, SystemId,
@@ -483,6 +483,17 @@ impl Node {
         let poison = Payload::new(PoisonMessage::new(payload, reason.to_owned()));
         if let Err(e) = self.forward(&target, &sender, poison) {
             log::debug!("poison for {sender} lost: {e}");
+            return;
+        }
+        self.poison_returned(&target);
+    }
+
+    /// Tells the admin that a `PoisonMessage` was returned from `from`, for the system's
+    /// poison count (a rare path: one small message each).
+    pub(crate) fn poison_returned(&self, from: &ActorAddress) {
+        let admin = self.admin();
+        if let Err(e) = self.forward(from, &admin, Payload::new(PoisonReturned)) {
+            log::debug!("poison count of {from} not told: {e}");
         }
     }
 
