@@ -11,5 +11,6 @@
 
 pub mod machine;
 pub mod protocol;
+pub mod status_round;
 
 pub use machine::{Action, Admin, AdminConfig, HostId, Launch, LaunchTicket, Placement, Requester};

@@ -38,9 +38,10 @@ use thespian_core::{
 use crate::protocol::{
     ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateFailure,
     CreateReply, CreatedActor, DeadLetter, ExitNoted, HandleDeadLetters, Hello, LogLevelSet,
-    LogRecord, PoisonReturned, RemoteCreate, SetLogLevel, ShutdownComplete, ShutdownSystem,
-    UpdateCapability, Welcome, WIRE_PREFIX,
+    LogRecord, MailboxDepth, MailboxDepthQuery, PoisonReturned, RemoteCreate, SetLogLevel,
+    ShutdownComplete, ShutdownSystem, UpdateCapability, Welcome, WIRE_PREFIX,
 };
+use crate::status_round::{RoundStep, StatusRounds};
 
 /// The most distinct unexpected message types the admin warns about once each; beyond it they
 /// are logged at debug level only.
@@ -292,6 +293,8 @@ pub struct Admin {
     dead_letters: DeadLetters,
     /// `PoisonMessage`s the actor processes reported returning ([`PoisonReturned`]).
     poisoned: u64,
+    /// The status round gathering the hosts' mailbox depths, if one runs.
+    status_rounds: StatusRounds,
     shutdown_waiters: Vec<ActorAddress>,
     /// Every address that said `Hello`: told `ShutdownComplete` too, so attached programs
     /// learn of a shutdown someone else asked for.
@@ -357,6 +360,7 @@ impl Admin {
             names: GlobalNames::new(),
             dead_letters: DeadLetters::new(),
             poisoned: 0,
+            status_rounds: StatusRounds::default(),
             shutdown_waiters: Vec::new(),
             attached: Vec::new(),
             warned: HashSet::new(),
@@ -529,8 +533,10 @@ impl Admin {
         self.check_shutdown_complete();
     }
 
-    /// Runs the shutdown deadlines due at `now`.
+    /// Runs the shutdown deadlines and the status round's deadline due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let step = self.status_rounds.timeout(now);
+        self.carry_out_round(step);
         match self.phase {
             Phase::Draining { deadline } if now >= deadline => {
                 let hosts: Vec<HostId> = self.hosts.keys().copied().collect();
@@ -566,9 +572,13 @@ impl Admin {
 
     /// When [`Admin::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.phase {
+        let phase = match self.phase {
             Phase::Draining { deadline } | Phase::Killing { deadline } => Some(deadline),
             Phase::Running | Phase::Done => None,
+        };
+        match (phase, self.status_rounds.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -593,8 +603,14 @@ impl Admin {
         }
         on!(payload, Hello, |_m| self.on_hello(sender));
         on!(payload, StatusRequest, |_m| {
-            let status = self.status();
-            self.reply(sender, Payload::new(status))
+            let step = self
+                .status_rounds
+                .request(now, sender, self.actors.keys().cloned());
+            self.carry_out_round(step)
+        });
+        on!(payload, MailboxDepth, |m| {
+            let step = self.status_rounds.answer(&sender, m.round, m.depth);
+            self.carry_out_round(step)
         });
         on!(payload, CreateActor, |m| self.on_create(sender, m));
         on!(payload, RemoteCreate, |m| self.on_create(sender, m.create));
@@ -911,6 +927,8 @@ impl Admin {
     /// and takes it off its host (the host itself stays until it exits).
     fn forget(&mut self, address: &ActorAddress) -> Option<ActorEntry> {
         let entry = self.actors.remove(address)?;
+        let step = self.status_rounds.gone(address);
+        self.carry_out_round(step);
         if let Some(on_host) = self.hosts.get_mut(&entry.host) {
             on_host.remove(address);
         }
@@ -937,7 +955,10 @@ impl Admin {
             DeadLetterRoute::ChildAborted { sender, .. } if sender == self.config.admin => {
                 log::debug!("admin's own message to aborted {target} dropped");
             }
-            DeadLetterRoute::ChildAborted { sender, payload } => self.send(target, sender, payload),
+            DeadLetterRoute::ChildAborted { sender, payload } => {
+                self.poisoned = self.poisoned.saturating_add(1);
+                self.send(target, sender, payload)
+            }
             DeadLetterRoute::Drop => {}
         }
     }
@@ -1068,6 +1089,28 @@ impl Admin {
 
     fn send(&mut self, from: ActorAddress, to: ActorAddress, payload: Payload) {
         self.actions.push_back(Action::Send { from, to, payload });
+    }
+
+    /// Asks the actors' nodes of a status round, or answers its requesters.
+    fn carry_out_round(&mut self, step: RoundStep) {
+        match step {
+            RoundStep::Wait => {}
+            RoundStep::Ask { round, actors } => {
+                for actor in actors {
+                    self.reply(actor, Payload::new(MailboxDepthQuery { round }));
+                }
+            }
+            RoundStep::Answer {
+                requesters,
+                pending,
+            } => {
+                let mut status = self.status();
+                status.pending_messages = pending;
+                for requester in requesters {
+                    self.reply(requester, Payload::new(status.clone()));
+                }
+            }
+        }
     }
 
     /// Answers a create that [`Action::PlaceElsewhere`] handed to the driver: the actor another

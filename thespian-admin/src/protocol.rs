@@ -233,10 +233,30 @@ pub struct LogRecord {
     pub system: Option<String>,
 }
 
-/// An actor process returned a `PoisonMessage` to a sender (an actor failed twice on a
-/// message): the admin counts it for the system's status. Sent on that rare path only.
+/// A node returned a `PoisonMessage` to a sender (an actor failed twice on a message, an actor
+/// sent to an address no system issued, the transport could not deliver a message): the
+/// admin counts it for the system's status. Sent on those rare paths only.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PoisonReturned;
+
+/// The admin asks the node hosting an actor how many messages wait in that actor's mailbox,
+/// to fill a system status's pending count. The node answers on arrival with
+/// [`MailboxDepth`], without queueing the question behind the messages it counts; only a
+/// question from the node's own admin is answered.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MailboxDepthQuery {
+    /// The admin's status round this question belongs to.
+    pub round: u64,
+}
+
+/// A node's answer to a [`MailboxDepthQuery`], sent from the actor's address.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MailboxDepth {
+    /// The round asked about.
+    pub round: u64,
+    /// Messages waiting in the actor's mailbox when the question arrived.
+    pub depth: u64,
+}
 
 /// An actor asks to hear of convention changes (`ActorSystemConventionUpdate`), or to stop.
 /// The watcher is the sender.
@@ -301,6 +321,8 @@ message!(
     LogRecord = "thespian.admin.LogRecord",
     WatchConvention = "thespian.admin.WatchConvention",
     PoisonReturned = "thespian.admin.PoisonReturned",
+    MailboxDepthQuery = "thespian.admin.MailboxDepthQuery",
+    MailboxDepth = "thespian.admin.MailboxDepth",
     RemoteCreate = "thespian.convention.RemoteCreate",
     PreRegisterRemote = "thespian.admin.PreRegisterRemote",
     DeRegisterRemote = "thespian.admin.DeRegisterRemote",

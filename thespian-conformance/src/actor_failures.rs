@@ -7,12 +7,12 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
-use thespian::{NewActor, Requirements, ThespianError};
+use thespian::{NewActor, Requirements, StatusRequest, SystemStatus, ThespianError};
 
 use crate::bases::TestBase;
 use crate::helpers::{
-    ask, ask_env, assert_alive, assert_gone, expect_child_gone, listen, listen_env, listen_none,
-    spawn, start, ChildGone, Echo, Parent, Spawn,
+    ask, ask_env, ask_until, assert_alive, assert_gone, expect_child_gone, listen, listen_env,
+    listen_none, spawn, start, ChildGone, Echo, Parent, Spawn,
 };
 
 /// An actor whose constructor always fails.
@@ -160,6 +160,15 @@ pub(crate) fn child_constructor_failure_notifies_parent_and_aborts_messages(base
     );
     assert_eq!(poison.details, "Child Aborted");
     assert_alive(&sys, &nursery);
+    if !base.is_custom() {
+        let status = ask_until::<SystemStatus>(&sys, &sys.admin_address(), StatusRequest, |s| {
+            s.poison_messages >= 2
+        });
+        assert_eq!(
+            status.poison_messages, 2,
+            "{base}: each Child Aborted poison counts once"
+        );
+    }
 }
 
 /// Re-creates its failing child on every `ChildActorExited`, at most five times.

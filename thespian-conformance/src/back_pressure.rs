@@ -8,10 +8,12 @@
 
 use serde::{Deserialize, Serialize};
 use thespian::prelude::*;
-use thespian::ThespianError;
+use thespian::{StatusRequest, SystemStatus, ThespianError};
 
 use crate::bases::TestBase;
-use crate::helpers::{ask, ask_none, assert_gone, builder, start, start_with, Echo, REPLY_TIMEOUT};
+use crate::helpers::{
+    ask, ask_none, ask_until, assert_gone, builder, start, start_with, Echo, REPLY_TIMEOUT,
+};
 
 /// The bound the back-pressure scenario configures: small, so the scenario is cheap.
 const LIMIT: usize = 8;
@@ -176,7 +178,7 @@ pub(crate) fn message_to_an_address_no_system_issued_is_an_error_or_poison(base:
     // convention address each other's actors), so only the made-up address applies there.
     let other = (!base.is_multi_process()).then(|| start(base));
     let elsewhere = other.as_ref().map(|o| o.create_actor::<Echo>().unwrap());
-    for foreign in elsewhere.iter().chain([&made_up]) {
+    for (returned, foreign) in (1u64..).zip(elsewhere.iter().chain([&made_up])) {
         match sys.tell(foreign, "hello") {
             Err(ThespianError::InvalidActorAddress { address, .. }) => {
                 assert_eq!(address, foreign.to_string(), "{base}")
@@ -198,6 +200,16 @@ pub(crate) fn message_to_an_address_no_system_issued_is_an_error_or_poison(base:
                 );
             }
             other => panic!("{base}: an actor's send to {foreign} gave {other:?}"),
+        }
+        if !base.is_custom() {
+            let status =
+                ask_until::<SystemStatus>(&sys, &sys.admin_address(), StatusRequest, |s| {
+                    s.poison_messages >= returned
+                });
+            assert_eq!(
+                status.poison_messages, returned,
+                "{base}: the poison for an address no system issued counts once"
+            );
         }
     }
     // The other system's actor never heard of any of it.

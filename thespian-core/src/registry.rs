@@ -308,10 +308,15 @@ impl Registry {
         self.dead_letters.handler()
     }
 
-    /// Decides where a message for the dead `target` goes.
+    /// Decides where a message for the dead `target` goes. A `Child Aborted` poison is
+    /// counted as returned.
     pub fn route_dead_letter(&self, target: &ActorAddress, envelope: Envelope) -> DeadLetterRoute {
         let (sender, payload) = envelope.into_parts();
-        self.dead_letters.route(target, sender, payload)
+        let route = self.dead_letters.route(target, sender, payload);
+        if matches!(route, DeadLetterRoute::ChildAborted { .. }) {
+            self.poison_returned();
+        }
+        route
     }
 
     /// Sets or removes a capability. When the capabilities changed, returns the live actors

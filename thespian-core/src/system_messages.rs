@@ -339,13 +339,16 @@ pub struct SystemStatus {
     #[serde(default)]
     pub dead_letters: u64,
     /// Messages waiting in the system's mailboxes when the status was taken: the in-process
-    /// bases sum their mailboxes at status time. `None` where the admin cannot see them (the
-    /// multi-process bases: each actor process's mailbox depth is in that actor's
-    /// [`ActorStatus`]).
-    #[serde(default)]
+    /// bases sum their mailboxes; the multi-process admins ask each actor's node, which answers
+    /// on arrival, and sum the answers that come within a second (an actor whose process does
+    /// not answer in time, busy or gone, is not counted). `None` where no count was taken: a
+    /// status taken directly from a registry or an admin machine, or a request beyond the
+    /// number one gathering answers at once.
     pub pending_messages: Option<u64>,
-    /// `PoisonMessage`s the system has returned to senders since it started, for messages an
-    /// actor failed to handle twice.
+    /// `PoisonMessage`s the system has returned to senders since it started: for messages an
+    /// actor failed to handle twice, sent to an actor that never started (`Child Aborted`),
+    /// sent by an actor to an address no system issued, or that the transport could not
+    /// deliver to a live peer.
     #[serde(default)]
     pub poison_messages: u64,
 }

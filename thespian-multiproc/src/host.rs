@@ -9,8 +9,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::{Deserialize, Serialize};
 use thespian_admin::protocol::{
     ActorExited, ActorFailedToStart, ActorStarted, CapabilitiesNow, CreateActor, CreateReply,
-    DeRegisterRemote, ExitNoted, HandleDeadLetters, PoisonReturned, PreRegisterRemote,
-    ShutdownSystem, UpdateCapability, WatchConvention,
+    DeRegisterRemote, ExitNoted, HandleDeadLetters, PreRegisterRemote, ShutdownSystem,
+    UpdateCapability, WatchConvention,
 };
 use thespian_core::{
     message, system_messages::Fd, ActorAddress, ActorCell, ActorExitRequest, ActorSpec,
@@ -485,7 +485,10 @@ impl Services for HostServices {
         if !self.node.could_have_issued(to) {
             // No system issued `to`: the message comes back to its sender as poison.
             match thespian_core::base::not_issued_poison(to, payload) {
-                Ok(poison) => return self.node.send(to, from, poison),
+                Ok(poison) => {
+                    self.node.poison_returned(to);
+                    return self.node.send(to, from, poison);
+                }
                 Err(poison) => {
                     log::debug!("{from} sent poison to {to}, which no system issued: dropped");
                     drop(poison);
@@ -554,7 +557,7 @@ impl Services for HostServices {
     }
 
     fn poison_returned(&mut self, actor: &ActorAddress) {
-        self.to_admin(actor, Payload::new(PoisonReturned));
+        self.node.poison_returned(actor);
     }
 
     fn process_id(&self) -> Option<u32> {

@@ -18,7 +18,9 @@ use thespian_auth::Secret;
 
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
-use thespian_admin::protocol::{DeadLetter, ShutdownComplete, WIRE_PREFIX};
+use thespian_admin::protocol::{
+    DeadLetter, MailboxDepth, MailboxDepthQuery, PoisonReturned, ShutdownComplete, WIRE_PREFIX,
+};
 use thespian_core::{
     message, ActorAddress, Envelope, MessageId, Payload, PoisonMessage, Result, SystemId,
     ThespianError, WireMessage,
@@ -372,6 +374,9 @@ impl Node {
             .get(&slot)
             .cloned();
         match tx {
+            Some(tx)
+                if envelope.sender().is_admin() && answer_depth_query(self, to, &tx, &envelope) => {
+            }
             Some(tx) => {
                 if let Err(e) = tx.send(envelope) {
                     self.dead_letter(to, e.into_inner());
@@ -478,6 +483,17 @@ impl Node {
         let poison = Payload::new(PoisonMessage::new(payload, reason.to_owned()));
         if let Err(e) = self.forward(&target, &sender, poison) {
             log::debug!("poison for {sender} lost: {e}");
+            return;
+        }
+        self.poison_returned(&target);
+    }
+
+    /// Tells the admin that a `PoisonMessage` was returned from `from`, for the system's
+    /// poison count (a rare path: one small message each).
+    pub(crate) fn poison_returned(&self, from: &ActorAddress) {
+        let admin = self.admin();
+        if let Err(e) = self.forward(from, &admin, Payload::new(PoisonReturned)) {
+            log::debug!("poison count of {from} not told: {e}");
         }
     }
 
@@ -601,6 +617,29 @@ impl Node {
             }
         }
     }
+}
+
+/// Answers the admin's question for the mailbox depth of the actor at `to` (its channel
+/// `mailbox`) on arrival, instead of queueing it behind the messages it counts. Whoever sent
+/// it, the answer goes to this node's admin. False when `envelope` is no such question.
+fn answer_depth_query(
+    node: &Node,
+    to: &ActorAddress,
+    mailbox: &Sender<Envelope>,
+    envelope: &Envelope,
+) -> bool {
+    let Some(query) = envelope.payload().try_get::<MailboxDepthQuery>() else {
+        return false;
+    };
+    let answer = MailboxDepth {
+        round: query.round,
+        depth: mailbox.len() as u64,
+    };
+    let admin = node.admin();
+    if let Err(e) = node.forward(to, &admin, Payload::new(answer)) {
+        log::debug!("mailbox depth of {to} not told: {e}");
+    }
+    true
 }
 
 /// How long a gone host is remembered: at least as long as the transport refuses sends to a
@@ -778,6 +817,49 @@ mod tests {
         )
         .expect("node starts");
         (node, rx)
+    }
+
+    #[test]
+    fn the_admins_depth_question_is_answered_on_arrival_without_touching_the_mailbox() {
+        let wait = Duration::from_secs(10);
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
+        let a_port = probe.local_addr().expect("probe").port();
+        drop(probe);
+        let (inbox_tx, inbox) = crossbeam_channel::unbounded();
+        let a_socket = SocketAddr::from((Ipv4Addr::LOCALHOST, a_port));
+        let (a, _) = udp_node(a_port, 1, a_socket, &inbox_tx);
+        let (b, b_mailbox) = udp_node(0, 2, a_socket, &inbox_tx);
+        let actor = b.address_of(1);
+        for text in ["one", "two"] {
+            b.send(&actor, &actor, Payload::new(text.to_owned()))
+                .expect("accepted");
+        }
+        let admin = a.admin();
+        a.send(&admin, &actor, Payload::new(MailboxDepthQuery { round: 7 }))
+            .expect("accepted");
+        let answer = inbox.recv_timeout(wait).expect("the depth");
+        assert_eq!(answer.sender(), &actor);
+        let depth = answer.get::<MailboxDepth>().expect("a MailboxDepth");
+        assert_eq!((depth.round, depth.depth), (7, 2));
+        assert_eq!(b_mailbox.len(), 2, "the question is not queued");
+        // From anyone but the admin, it is an ordinary message for the actor.
+        let stranger = a.address_of(1);
+        a.send(
+            &stranger,
+            &actor,
+            Payload::new(MailboxDepthQuery { round: 8 }),
+        )
+        .expect("accepted");
+        let received: Vec<Envelope> = (0..3)
+            .map(|_| b_mailbox.recv_timeout(wait).expect("a message"))
+            .collect();
+        assert!(received.iter().any(|e| e
+            .payload()
+            .try_get::<MailboxDepthQuery>()
+            .map(|q| q.round)
+            == Some(8)));
+        a.stop();
+        b.stop();
     }
 
     #[test]

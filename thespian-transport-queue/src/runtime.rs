@@ -1154,9 +1154,11 @@ impl Services for WorkerServices<'_> {
         if to.system() != self.inner.system {
             // No system issued `to`: the message comes back to its sender as poison.
             match not_issued_poison(to, payload) {
-                Ok(poison) => self
-                    .inner
-                    .deliver(to.clone(), from, poison, Some(self.worker)),
+                Ok(poison) => {
+                    self.inner.registry.lock().poison_returned();
+                    self.inner
+                        .deliver(to.clone(), from, poison, Some(self.worker))
+                }
                 // Poison never wraps poison: this one is a dead letter.
                 Err(poison) => self.inner.dead_letter(
                     to,

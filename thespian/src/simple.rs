@@ -231,7 +231,10 @@ impl Services for World {
         if to.system() != self.registry.admin_address().system() {
             // No system issued `to`: the message comes back to its sender as poison.
             match not_issued_poison(to, payload) {
-                Ok(poison) => self.enqueue(to, from, poison),
+                Ok(poison) => {
+                    self.registry.poison_returned();
+                    self.enqueue(to, from, poison)
+                }
                 // Poison never wraps poison: this one is a dead letter.
                 Err(poison) => self.dead_letter(to, Envelope::new(from.clone(), poison)),
             }

@@ -940,12 +940,27 @@ fn status_reports_names_top_level_actors_and_counts() {
             enable: true,
         },
     );
+    // The status waits for every actor's node to tell its mailbox depth.
     let actions = h.handle(&outside(), StatusRequest);
+    let questions = sent::<MailboxDepthQuery>(&actions);
+    let mut asked: Vec<ActorAddress> = questions.iter().map(|(_, to, _)| to.clone()).collect();
+    asked.sort();
+    let mut all = vec![a.clone(), b.clone(), c.clone()];
+    all.sort();
+    assert_eq!(asked, all);
+    assert!(sent::<SystemStatus>(&actions).is_empty());
+    let round = questions[0].2.round;
+    assert!(h.handle(&a, MailboxDepth { round, depth: 2 }).is_empty());
+    assert!(h.handle(&b, MailboxDepth { round, depth: 0 }).is_empty());
+    let actions = h.handle(&c, MailboxDepth { round, depth: 5 });
     let replies = sent::<SystemStatus>(&actions);
     assert_eq!(replies.len(), 1);
     let (from, to, status) = &replies[0];
     assert_eq!((from, to), (&admin_addr(), &outside()));
-    assert_eq!(*status, h.admin.status());
+    assert_eq!(status.pending_messages, Some(7));
+    let mut expected = h.admin.status();
+    expected.pending_messages = Some(7);
+    assert_eq!(*status, expected);
     assert_eq!(status.admin_address, admin_addr());
     assert!(!status.in_shutdown);
     assert_eq!(status.dead_letter_handler, Some(c.clone()));
@@ -1393,4 +1408,39 @@ proptest! {
         prop_assert!(model.exited);
         prop_assert_eq!(model.h.admin.live_actors(), 0);
     }
+}
+
+#[test]
+fn a_status_round_answers_at_its_deadline_without_the_silent_hosts() {
+    let mut h = Harness::new();
+    let (a, _) = h.spawn::<Plain>(&admin_addr(), None);
+    let (b, _) = h.spawn::<Plain>(&admin_addr(), None);
+    let actions = h.handle(&outside(), StatusRequest);
+    let round = sent::<MailboxDepthQuery>(&actions)[0].2.round;
+    // A second requester joins the round; a stranger's answer is not counted.
+    assert!(h.handle(&outside(), StatusRequest).is_empty());
+    assert!(h
+        .handle(&outside(), MailboxDepth { round, depth: 100 })
+        .is_empty());
+    assert!(h.handle(&a, MailboxDepth { round, depth: 3 }).is_empty());
+    let deadline = h.admin.poll_timeout().expect("the round's deadline");
+    h.admin.handle_timeout(deadline);
+    let actions = h.actions();
+    let replies = sent::<SystemStatus>(&actions);
+    assert_eq!(replies.len(), 2);
+    assert!(replies
+        .iter()
+        .all(|(_, _, s)| s.pending_messages == Some(3)));
+    assert_eq!(h.admin.poll_timeout(), None);
+    // b's late answer belongs to no round.
+    assert!(h.handle(&b, MailboxDepth { round, depth: 1 }).is_empty());
+}
+
+#[test]
+fn a_status_of_a_system_without_actors_counts_nothing_pending_at_once() {
+    let mut h = Harness::new();
+    let actions = h.handle(&outside(), StatusRequest);
+    let replies = sent::<SystemStatus>(&actions);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].2.pending_messages, Some(0));
 }
