@@ -16,7 +16,8 @@
 //!   peer restarts.
 //! - `peer` (private): the per-peer windows the machine keeps.
 //! - [`driver`]: the mio driver ([`UdpEndpoint`]) with a cloneable [`UdpSender`] for other
-//!   threads.
+//!   threads; `batch` (private): several datagrams per system call (`sendmmsg`, `recvmmsg`
+//!   on Linux).
 //!
 //! # The size limit
 //! One message travels in one datagram of at most [`MAX_DATAGRAM`] (65,000) bytes, header
@@ -73,6 +74,7 @@
 
 #![warn(missing_docs)]
 
+mod batch;
 pub mod driver;
 mod icmp;
 pub mod machine;

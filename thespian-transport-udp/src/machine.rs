@@ -700,10 +700,26 @@ impl Machine {
         id: MessageId,
         message: WireMessage,
     ) -> Result<(), SendError> {
+        self.send_or_return(now, to, id, message)
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`send_with_id`](Self::send_with_id) that hands the message back when it fails, so a
+    /// driver can report it without keeping a copy of every message.
+    pub(crate) fn send_or_return(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        id: MessageId,
+        message: WireMessage,
+    ) -> Result<(), (SendError, WireMessage)> {
         if self.closed {
-            return Err(SendError::Closed);
+            return Err((SendError::Closed, message));
         }
-        let size = self.config.check_size(&message)?;
+        let size = match self.config.check_size(&message) {
+            Ok(size) => size,
+            Err(e) => return Err((e, message)),
+        };
         if let Some(&until) = self.dead.get(&to) {
             if now < until {
                 self.events.push_back(Event::Undeliverable {
@@ -727,10 +743,13 @@ impl Machine {
             && (out.unacked.len() >= self.config.max_unacked
                 || out.bytes + size > self.config.max_unacked_bytes)
         {
-            return Err(SendError::WindowFull {
-                messages: out.unacked.len(),
-                bytes: out.bytes,
-            });
+            return Err((
+                SendError::WindowFull {
+                    messages: out.unacked.len(),
+                    bytes: out.bytes,
+                },
+                message,
+            ));
         }
         let rto = out.rto(&self.config);
         let seq = out.next_seq;
