@@ -284,7 +284,7 @@ impl fmt::Display for SendError {
             SendError::TooLarge { size, limit } => write!(
                 f,
                 "message too large for the UDP transport: it needs a datagram of {size} bytes, \
-                 over the limit of {limit} bytes per datagram (one message per datagram, \
+                 over the limit of {limit} bytes per datagram (a message never spans datagrams, \
                  MAX_DATAGRAM = {MAX_DATAGRAM}); send large messages over TCP"
             ),
             SendError::WindowFull { messages, bytes } => write!(
