@@ -448,6 +448,8 @@ impl UdpEndpoint {
             }
             let offered = self.outgoing.len().min(batch::SEND_BATCH);
             match batch::send(&self.socket, self.outgoing.make_contiguous()) {
+                // Not from sendmmsg; a stall rather than a spin if a fallback ever says so.
+                Ok(0) => return,
                 Ok(n) => {
                     self.outgoing.drain(..n);
                     retried = false;
