@@ -2,8 +2,8 @@
 //! datagram decoder, and the machine's datagram handling, fresh and mid-conversation (with a
 //! session and a stream in each direction, so acknowledgements, held datagrams, handshake
 //! messages and restarts are reachable). None of them may panic; a decoded datagram must
-//! re-encode to the same datagram (data and acknowledgements under a key of the fuzzer's own,
-//! so only the tag differs).
+//! re-encode to the same datagram (data, batches and acknowledgements under a key of the
+//! fuzzer's own, so only the tag differs).
 #![no_main]
 
 use std::net::SocketAddr;
@@ -79,6 +79,19 @@ fn untagged(datagram: Datagram<'_>) -> Datagram<'_> {
             payload,
             mac: blank,
         },
+        Datagram::Batch {
+            from,
+            to,
+            header,
+            payloads,
+            ..
+        } => Datagram::Batch {
+            from,
+            to,
+            header,
+            payloads,
+            mac: blank,
+        },
         Datagram::Ack {
             from,
             to,
@@ -129,6 +142,46 @@ fuzz_target!(|data: &[u8]| {
                 };
                 wire::encode_data(route, seal, position, &message, header.ack.as_ref())
             }
+            Datagram::Batch {
+                from,
+                to,
+                header,
+                payloads,
+                ..
+            } => {
+                // The decoder checked that the lengths add up to the payload bytes.
+                let mut rest = *payloads;
+                let messages: Vec<WireMessage> = header
+                    .messages
+                    .iter()
+                    .map(|entry| {
+                        let (payload, tail) = rest.split_at(entry.len as usize);
+                        rest = tail;
+                        WireMessage {
+                            sender: entry.sender.clone(),
+                            target: entry.target.clone(),
+                            type_name: Arc::from(entry.type_name.as_str()),
+                            payload: Arc::from(payload),
+                        }
+                    })
+                    .collect();
+                let refs: Vec<&WireMessage> = messages.iter().collect();
+                let route = Route {
+                    version: PROTOCOL_VERSION,
+                    from: *from,
+                    to: *to,
+                };
+                let position = Position {
+                    stream: header.stream,
+                    seq: header.first_seq,
+                    base: header.base,
+                };
+                let seal = Seal {
+                    key: &key().send,
+                    counter: header.counter,
+                };
+                wire::encode_batch(route, seal, position, &refs, header.ack.as_ref())
+            }
             Datagram::Ack {
                 from,
                 to,
@@ -158,7 +211,9 @@ fuzz_target!(|data: &[u8]| {
                     Kind::Welcome(w) => HandshakeRef::Welcome(w),
                     Kind::Confirm(c) => HandshakeRef::Confirm(c),
                     Kind::Reject(r) => HandshakeRef::Reject(*r),
-                    Kind::Data(_) | Kind::Ack(_) => unreachable!("decoded as data or ack"),
+                    Kind::Data(_) | Kind::Ack(_) | Kind::Batch(_) => {
+                        unreachable!("decoded as data, batch or ack")
+                    }
                 };
                 wire::encode_handshake(route, message)
             }

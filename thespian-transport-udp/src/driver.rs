@@ -4,7 +4,8 @@
 //! else: it owns the socket, reads datagrams in batches (so one acknowledgement covers a
 //! batch), sends what the machine returns, sleeps until the machine's next timer, and lets
 //! other threads send through a cloneable [`UdpSender`]. Protocol decisions stay in the
-//! machine.
+//! machine. On Linux a batch is one system call each way (`recvmmsg`, `sendmmsg`: the private
+//! `batch` module): everything the machine has to transmit after a turn goes in one call.
 //!
 //! The machine's handshake nonces come from the operating system's random source
 //! ([`Nonces::random`]); the secret comes in with the [`EndpointConfig`].
@@ -14,12 +15,16 @@
 //!   error. On Linux the driver asks for these errors with their destination
 //!   (the private `icmp` module) and hands each refused address to [`Machine::refused`], so the
 //!   messages of a peer that went away are reported at once. The error can also surface as an
-//!   `ECONNREFUSED` of a later `recv_from` or `send_to`: that is skipped (the `send_to` is
-//!   retried once). Without ICMP, the machine's retransmission limit gives the peer up.
+//!   `ECONNREFUSED` of a later receive or send, or end a send batch early: the error queue is
+//!   read then, the datagrams still queued for a refused destination are dropped (as the
+//!   machine drops its own), and the rest of the batch goes on (a datagram that met such an
+//!   error is tried once more). Without ICMP, the machine's retransmission limit gives the
+//!   peer up.
 //! - **Send errors** (`EAGAIN` aside) drop the datagram: it counts as lost and is
-//!   retransmitted. `EAGAIN` keeps it until the socket is writable again.
+//!   retransmitted. `EAGAIN` keeps it, and the datagrams after it, until the socket is
+//!   writable again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -31,13 +36,12 @@ use thespian_auth::Secret;
 use thespian_core::SystemId;
 use thespian_io::handoff::{Handoff, HandoffError, HandoffSender};
 
+use crate::batch::{self, RecvBuffers};
 use crate::machine::{Config, Event, Machine, MessageId, Nonces, SendError, UndeliverableReason};
 use crate::wire::WireMessage;
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
-/// Receive buffer: larger than any UDP datagram over IPv4, so nothing is truncated.
-const RECV_BUFFER: usize = 65_536;
 /// Datagrams read per turn before the machine's transmits and timers get a turn.
 const READ_BUDGET: usize = 512;
 
@@ -162,10 +166,12 @@ pub struct UdpEndpoint {
     sender_config: Arc<Config>,
     /// Messages handed over by senders: peer and datagram size, released on their outcome.
     in_flight: HashMap<MessageId, (SocketAddr, usize)>,
-    /// A datagram the socket refused with `EAGAIN`, sent first when it is writable again.
-    unsent: Option<(SocketAddr, Vec<u8>)>,
+    /// Datagrams taken from the machine and not sent yet: the next batch, or what the socket
+    /// refused with `EAGAIN`, sent first when it is writable again (at most
+    /// [`batch::SEND_BATCH`]; the rest waits in the machine).
+    outgoing: VecDeque<(SocketAddr, Vec<u8>)>,
     read_again: bool,
-    buf: Vec<u8>,
+    recv: RecvBuffers,
     out: Vec<Event>,
     closed: bool,
 }
@@ -242,9 +248,9 @@ impl UdpEndpoint {
             handoff,
             sender_config,
             in_flight: HashMap::new(),
-            unsent: None,
+            outgoing: VecDeque::with_capacity(batch::SEND_BATCH),
             read_again: true,
-            buf: vec![0; RECV_BUFFER],
+            recv: RecvBuffers::new(),
             out: Vec::new(),
             closed: false,
         };
@@ -369,7 +375,7 @@ impl UdpEndpoint {
                     message,
                 } => {
                     self.in_flight.insert(id, (to, size));
-                    if let Err(e) = self.machine.send_with_id(now, to, id, message.clone()) {
+                    if let Err((e, message)) = self.machine.send_or_return(now, to, id, message) {
                         // Senders check size and window first; this is a closed machine.
                         self.out.push(Event::Undeliverable {
                             peer: to,
@@ -386,11 +392,27 @@ impl UdpEndpoint {
         }
     }
 
-    /// Reads up to [`READ_BUDGET`] datagrams into the machine.
+    /// Reads up to [`READ_BUDGET`] datagrams into the machine, a batch per call.
     fn read(&mut self, now: Instant) {
+        let mut read = 0;
         for _ in 0..READ_BUDGET {
-            match self.socket.recv_from(&mut self.buf) {
-                Ok((len, from)) => self.machine.handle_datagram(now, from, &self.buf[..len]),
+            if read >= READ_BUDGET {
+                break;
+            }
+            match batch::recv(&self.socket, &mut self.recv) {
+                Ok(n) => {
+                    for i in 0..n {
+                        if let Some((from, bytes)) = self.recv.get(i) {
+                            self.machine.handle_datagram(now, from, bytes);
+                        }
+                    }
+                    read += n;
+                    if n < batch::RECV_BATCH {
+                        // The socket is empty: what arrives later raises a new event.
+                        self.read_again = false;
+                        return;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.read_again = false;
                     return;
@@ -399,7 +421,7 @@ impl UdpEndpoint {
                 Err(e) if is_icmp_error(&e) => self.take_refusals(now),
                 Err(e) => {
                     // Not expected; the next readiness event or timer reads again.
-                    log::warn!("UDP endpoint {}: recv_from failed: {e}", self.local_addr);
+                    log::warn!("UDP endpoint {}: receive failed: {e}", self.local_addr);
                     self.read_again = false;
                     return;
                 }
@@ -408,33 +430,52 @@ impl UdpEndpoint {
         self.read_again = true;
     }
 
-    /// Sends what the machine asks for, until it has nothing more or the socket is full.
+    /// Sends what the machine asks for, a batch per call, until it has nothing more or the
+    /// socket is full.
     fn flush(&mut self) {
+        // The first datagram of the batch met an ICMP error of an earlier one and is tried once
+        // more.
+        let mut retried = false;
         loop {
-            let Some((to, datagram)) = self.unsent.take().or_else(|| self.machine.poll_transmit())
-            else {
-                return;
-            };
-            let mut result = self.socket.send_to(&datagram, to);
-            if result.as_ref().is_err_and(is_icmp_error) {
-                // The socket reported an ICMP error of an earlier datagram instead of sending
-                // this one; the error is consumed now, so try once more.
-                self.take_refusals(Instant::now());
-                result = self.socket.send_to(&datagram, to);
+            while self.outgoing.len() < batch::SEND_BATCH {
+                match self.machine.poll_transmit() {
+                    Some(t) => self.outgoing.push_back(t),
+                    None => break,
+                }
             }
-            match result {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.unsent = Some((to, datagram));
-                    return;
+            if self.outgoing.is_empty() {
+                return;
+            }
+            let offered = self.outgoing.len().min(batch::SEND_BATCH);
+            match batch::send(&self.socket, self.outgoing.make_contiguous()) {
+                // Not from sendmmsg; a stall rather than a spin if a fallback ever says so.
+                Ok(0) => return,
+                Ok(n) => {
+                    self.outgoing.drain(..n);
+                    retried = false;
+                    if n < offered {
+                        // Something ended the batch early. If it was an ICMP error, its
+                        // destination waits in the error queue: read it before going on.
+                        self.take_refusals(Instant::now());
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    self.unsent = Some((to, datagram));
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_icmp_error(&e) && !retried => {
+                    // The socket reported an ICMP error of an earlier datagram instead of
+                    // sending this one; the error is consumed now, so try once more.
+                    self.take_refusals(Instant::now());
+                    retried = true;
                 }
-                Err(e) => log::debug!(
-                    "UDP endpoint {}: send_to {to} failed: {e}; counted as lost",
-                    self.local_addr
-                ),
+                Err(e) => {
+                    retried = false;
+                    if let Some((to, _)) = self.outgoing.pop_front() {
+                        log::debug!(
+                            "UDP endpoint {}: send to {to} failed: {e}; counted as lost",
+                            self.local_addr
+                        );
+                    }
+                }
             }
         }
     }
@@ -443,12 +484,16 @@ impl UdpEndpoint {
     fn take_refusals(&mut self, now: Instant) {
         match crate::icmp::refused_destinations(&self.socket) {
             Ok(refused) => {
-                for peer in refused {
+                for &peer in &refused {
                     log::debug!(
                         "UDP endpoint {}: {peer} refused a datagram (port unreachable)",
                         self.local_addr
                     );
                     self.machine.refused(now, peer);
+                }
+                if !refused.is_empty() {
+                    // As the machine drops its own: they would only draw more ICMP errors.
+                    self.outgoing.retain(|(to, _)| !refused.contains(to));
                 }
             }
             Err(e) => log::debug!(

@@ -24,6 +24,10 @@ pub(crate) fn refused_destinations(socket: &UdpSocket) -> io::Result<Vec<SocketA
     imp::refused_destinations(socket)
 }
 
+/// C socket addresses, shared with the batched send and receive of the `batch` module.
+#[cfg(target_os = "linux")]
+pub(crate) use imp::{to_sockaddr, to_socket_addr};
+
 #[cfg(target_os = "linux")]
 mod imp {
     use std::io;
@@ -130,7 +134,43 @@ mod imp {
         found
     }
 
-    fn to_socket_addr(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    /// Writes `addr` as a C socket address into `name`; returns its length.
+    pub(crate) fn to_sockaddr(
+        addr: SocketAddr,
+        name: &mut MaybeUninit<libc::sockaddr_storage>,
+    ) -> libc::socklen_t {
+        match addr {
+            SocketAddr::V4(a) => {
+                // SAFETY: an all-zero sockaddr_in is a valid value.
+                let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+                // SAFETY: sockaddr_storage is larger than sockaddr_in and aligned for it.
+                unsafe { name.as_mut_ptr().cast::<libc::sockaddr_in>().write(sin) };
+                size_of::<libc::sockaddr_in>() as libc::socklen_t
+            }
+            SocketAddr::V6(a) => {
+                // SAFETY: an all-zero sockaddr_in6 is a valid value.
+                let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_flowinfo = a.flowinfo().to_be();
+                sin6.sin6_addr.s6_addr = a.ip().octets();
+                sin6.sin6_scope_id = a.scope_id();
+                // SAFETY: sockaddr_storage is larger than sockaddr_in6 and aligned for it.
+                unsafe { name.as_mut_ptr().cast::<libc::sockaddr_in6>().write(sin6) };
+                size_of::<libc::sockaddr_in6>() as libc::socklen_t
+            }
+        }
+    }
+
+    /// The address in `name`, of which the kernel wrote `len` bytes (`None`: not IPv4 or
+    /// IPv6).
+    pub(crate) fn to_socket_addr(
+        name: &libc::sockaddr_storage,
+        len: libc::socklen_t,
+    ) -> Option<SocketAddr> {
         let len = len as usize;
         match libc::c_int::from(name.ss_family) {
             libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {

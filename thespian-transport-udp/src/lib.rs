@@ -3,20 +3,22 @@
 //!
 //! Thespian's `multiprocUDPBase` sends each message as one datagram and nothing more: no
 //! acknowledgement, no retransmission, so messages can be lost, duplicated or reordered
-//! silently (reference §5.2). This crate keeps the one-message-per-datagram model and adds a
-//! promise, built the way `quinn` splits QUIC: the protocol is a deterministic machine that
-//! never touches a socket or the clock, and the I/O is a small driver.
+//! silently (reference §5.2). This crate keeps the datagram model (a message never spans
+//! datagrams, though small ones to one peer share a batch) and adds a promise, built the way
+//! `quinn` splits QUIC: the protocol is a deterministic machine that never touches a socket or
+//! the clock, and the I/O is a small driver.
 //!
 //! - [`wire`]: the postcard datagrams (magic `THSU`, protocol version, incarnation ids, the
-//!   session handshake, data with its envelope header and tag, acknowledgements, version
-//!   notices) and the size limit [`MAX_DATAGRAM`].
+//!   session handshake, data with its envelope header and tag, batches of consecutive
+//!   messages, acknowledgements, version notices) and the size limit [`MAX_DATAGRAM`].
 //! - [`machine`]: the sans-IO [`Machine`]: authenticated sessions (`thespian-auth`'s
 //!   handshake, a MAC on every later datagram), acknowledgements, retransmission with
 //!   back-off, duplicate suppression, per-peer order, bounded windows, dead-address memory,
 //!   peer restarts.
 //! - `peer` (private): the per-peer windows the machine keeps.
 //! - [`driver`]: the mio driver ([`UdpEndpoint`]) with a cloneable [`UdpSender`] for other
-//!   threads.
+//!   threads; `batch` (private): several datagrams per system call (`sendmmsg`, `recvmmsg`
+//!   on Linux).
 //!
 //! # The size limit
 //! One message travels in one datagram of at most [`MAX_DATAGRAM`] (65,000) bytes, header
@@ -73,6 +75,7 @@
 
 #![warn(missing_docs)]
 
+mod batch;
 pub mod driver;
 mod icmp;
 pub mod machine;

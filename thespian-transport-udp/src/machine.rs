@@ -56,7 +56,11 @@
 //!   rate-limited warning. A replay is a duplicate, absorbed by duplicate suppression.
 //! - **Streams.** Per peer address, we keep one outgoing *stream*: consecutive sequence numbers
 //!   from 1, under a stream id that this incarnation never reuses. Every message is sent at
-//!   once, in its own datagram.
+//!   the next [`Machine::poll_transmit`], never later: the messages accepted since the last
+//!   one go out together, consecutive messages to one peer coalesced into one batch datagram
+//!   up to [`Config::coalesce_limit`] bytes (a lone message, or one larger than that, goes in
+//!   a datagram of its own). Retransmissions of consecutive messages are coalesced the same
+//!   way. Each message keeps its sequence number; one counter and one tag cover the batch.
 //! - **Acknowledgements.** The receiver answers with a cumulative acknowledgement (everything
 //!   up to *n* delivered) plus selective ranges of what it holds beyond a gap. It waits up to
 //!   [`Config::ack_delay`] so the acknowledgement can ride on a reply (piggy-backing), but
@@ -112,6 +116,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use thespian_auth::{AuthError, Initiator, Nonce, Responder, Secret, SessionKeys, Suite};
@@ -132,7 +137,7 @@ use crate::wire::{
 
 /// The protocol name bound into every handshake transcript, so a proof made for another
 /// transport (or another version of this one) is worthless here.
-pub const HANDSHAKE_PROTOCOL: &str = "thespian udp 2";
+pub const HANDSHAKE_PROTOCOL: &str = "thespian udp 3";
 
 /// Tunables of the transport; the defaults are Thespian's where Thespian has one.
 #[derive(Debug, Clone)]
@@ -166,8 +171,13 @@ pub struct Config {
     /// How long an acknowledgement waits for a reply to ride on (default 1 ms; zero
     /// acknowledges at the next [`Machine::poll_transmit`]).
     pub ack_delay: Duration,
-    /// In-order datagrams after which an acknowledgement goes at once (default 16).
+    /// In-order messages after which an acknowledgement goes at once (default 16).
     pub ack_every: u32,
+    /// Largest batch datagram that coalesces several messages to one peer (default 1,400
+    /// bytes, so a batch fits an Ethernet frame and is never fragmented; at most
+    /// [`Config::max_datagram`]). A lone message, or one larger than this, travels in a
+    /// datagram of its own.
+    pub coalesce_limit: usize,
     /// How long a peer given up is remembered as dead (default 15 s, Thespian's). At most
     /// [`Config::max_peers`] addresses are remembered as dead; the oldest memory makes room.
     pub dead_address_memory: Duration,
@@ -206,6 +216,7 @@ impl Default for Config {
             max_retransmits: 20,
             ack_delay: Duration::from_millis(1),
             ack_every: 16,
+            coalesce_limit: 1400,
             dead_address_memory: Duration::from_secs(15),
             peer_idle_timeout: Duration::from_secs(10 * 60),
             max_peers: 65_536,
@@ -273,7 +284,7 @@ impl fmt::Display for SendError {
             SendError::TooLarge { size, limit } => write!(
                 f,
                 "message too large for the UDP transport: it needs a datagram of {size} bytes, \
-                 over the limit of {limit} bytes per datagram (one message per datagram, \
+                 over the limit of {limit} bytes per datagram (a message never spans datagrams, \
                  MAX_DATAGRAM = {MAX_DATAGRAM}); send large messages over TCP"
             ),
             SendError::WindowFull { messages, bytes } => write!(
@@ -583,6 +594,9 @@ pub struct Machine {
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     /// Peers owed an acknowledgement at the next `poll_transmit`.
     ack_queue: Vec<SocketAddr>,
+    /// Peers with messages not sent yet (`Outbound::fresh`), sent at the next
+    /// `poll_transmit`.
+    fresh_peers: VecDeque<SocketAddr>,
     events: VecDeque<Event>,
     next_id: u64,
     next_stream: u64,
@@ -617,6 +631,7 @@ impl Machine {
             dead: HashMap::new(),
             transmits: VecDeque::new(),
             ack_queue: Vec::new(),
+            fresh_peers: VecDeque::new(),
             events: VecDeque::new(),
             next_id: 1,
             next_stream: 1,
@@ -700,10 +715,26 @@ impl Machine {
         id: MessageId,
         message: WireMessage,
     ) -> Result<(), SendError> {
+        self.send_or_return(now, to, id, message)
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`send_with_id`](Self::send_with_id) that hands the message back when it fails, so a
+    /// driver can report it without keeping a copy of every message.
+    pub(crate) fn send_or_return(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        id: MessageId,
+        message: WireMessage,
+    ) -> Result<(), (SendError, WireMessage)> {
         if self.closed {
-            return Err(SendError::Closed);
+            return Err((SendError::Closed, message));
         }
-        let size = self.config.check_size(&message)?;
+        let size = match self.config.check_size(&message) {
+            Ok(size) => size,
+            Err(e) => return Err((e, message)),
+        };
         if let Some(&until) = self.dead.get(&to) {
             if now < until {
                 self.events.push_back(Event::Undeliverable {
@@ -727,10 +758,13 @@ impl Machine {
             && (out.unacked.len() >= self.config.max_unacked
                 || out.bytes + size > self.config.max_unacked_bytes)
         {
-            return Err(SendError::WindowFull {
-                messages: out.unacked.len(),
-                bytes: out.bytes,
-            });
+            return Err((
+                SendError::WindowFull {
+                    messages: out.unacked.len(),
+                    bytes: out.bytes,
+                },
+                message,
+            ));
         }
         let rto = out.rto(&self.config);
         let seq = out.next_seq;
@@ -757,9 +791,10 @@ impl Machine {
             return Ok(());
         }
         out.next_due = Some(out.next_due.map_or(due, |d| d.min(due)));
-        let index = peer.out.as_ref().map_or(0, |o| o.unacked.len() - 1);
-        if let Some(datagram) = data_datagram(&self.config, self.incarnation, peer, index) {
-            self.transmits.push_back((to, datagram));
+        // Encoded at the next `poll_transmit`, with whatever else is sent to `to` meanwhile.
+        if out.fresh.is_none() {
+            out.fresh = Some(seq);
+            self.fresh_peers.push_back(to);
         }
         Ok(())
     }
@@ -820,7 +855,7 @@ impl Machine {
                 Kind::Welcome(welcome) => self.on_welcome(now, from, inc, to, &welcome),
                 Kind::Confirm(body) => self.on_confirm(now, from, inc, to, &body),
                 Kind::Reject(reason) => self.on_reject(now, from, inc, to, reason),
-                Kind::Data(_) | Kind::Ack(_) => {}
+                Kind::Data(_) | Kind::Ack(_) | Kind::Batch(_) => {}
             },
             Datagram::Ack {
                 from: inc,
@@ -831,6 +866,38 @@ impl Machine {
             } => {
                 if self.authenticate(now, from, inc, to, counter, mac, &[], false) {
                     self.apply_ack(now, from, &ack);
+                }
+            }
+            Datagram::Batch {
+                from: inc,
+                to,
+                header,
+                payloads,
+                mac,
+            } => {
+                if !self.authenticate(now, from, inc, to, header.counter, mac, payloads, true) {
+                    return;
+                }
+                if let Some(ack) = &header.ack {
+                    self.apply_ack(now, from, ack);
+                }
+                let mut rest = payloads;
+                for (seq, entry) in (header.first_seq..).zip(header.messages) {
+                    // The decoder checked that the lengths add up; never trust it to panic.
+                    let Some(payload) = usize::try_from(entry.len)
+                        .ok()
+                        .and_then(|len| rest.get(..len))
+                    else {
+                        return;
+                    };
+                    rest = &rest[payload.len()..];
+                    let message = WireMessage {
+                        sender: entry.sender,
+                        target: entry.target,
+                        type_name: entry.type_name.into(),
+                        payload: payload.into(),
+                    };
+                    self.receive_data(now, from, header.stream, seq, header.base, message);
                 }
             }
             Datagram::Data {
@@ -1418,10 +1485,15 @@ impl Machine {
             }
         }
         out.refresh_due();
-        for index in waiting {
-            if let Some(datagram) = data_datagram(&self.config, self.incarnation, peer, index) {
-                self.transmits.push_back((addr, datagram));
-            }
+        for run in runs(&waiting) {
+            send_run(
+                &self.config,
+                self.incarnation,
+                peer,
+                addr,
+                run,
+                &mut self.transmits,
+            );
         }
         true
     }
@@ -1506,10 +1578,15 @@ impl Machine {
                 resend.push(index);
             }
             out.refresh_due();
-            for index in resend {
-                if let Some(datagram) = data_datagram(&self.config, self.incarnation, peer, index) {
-                    self.transmits.push_back((addr, datagram));
-                }
+            for run in runs(&resend) {
+                send_run(
+                    &self.config,
+                    self.incarnation,
+                    peer,
+                    addr,
+                    run,
+                    &mut self.transmits,
+                );
             }
         }
         for (addr, transmissions) in given_up {
@@ -1612,6 +1689,34 @@ impl Machine {
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         if let Some(t) = self.transmits.pop_front() {
             return Some(t);
+        }
+        // New messages before owed acknowledgements, so those ride on them.
+        while let Some(addr) = self.fresh_peers.pop_front() {
+            let Some(peer) = self.peers.get_mut(&addr) else {
+                continue;
+            };
+            let Some(out) = peer.out.as_mut() else {
+                continue;
+            };
+            let Some(first) = out.fresh.take() else {
+                continue;
+            };
+            let base = out.base();
+            let start = usize::try_from(first.saturating_sub(base)).unwrap_or(usize::MAX);
+            let end = out.unacked.len();
+            if start < end {
+                send_run(
+                    &self.config,
+                    self.incarnation,
+                    peer,
+                    addr,
+                    start..end,
+                    &mut self.transmits,
+                );
+            }
+            if let Some(t) = self.transmits.pop_front() {
+                return Some(t);
+            }
         }
         while let Some(addr) = self.ack_queue.pop() {
             let Some(peer) = self.peers.get_mut(&addr) else {
@@ -1855,6 +1960,104 @@ fn fail_all(
     }
     out.bytes = 0;
     out.next_due = None;
+    out.fresh = None;
+}
+
+/// The runs of consecutive indices in `indices` (ascending).
+fn runs(indices: &[usize]) -> Vec<Range<usize>> {
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    for &i in indices {
+        match runs.last_mut() {
+            Some(run) if run.end == i => run.end = i + 1,
+            _ => runs.push(i..i + 1),
+        }
+    }
+    runs
+}
+
+/// Encodes the consecutive unacknowledged messages `run` of `peer`'s stream into
+/// `transmits`: as many as fit in [`Config::coalesce_limit`] (and [`wire::MAX_BATCH`]) in
+/// each batch datagram, a message alone in a data datagram of its own. The first datagram
+/// carries an owed acknowledgement when it fits.
+fn send_run(
+    config: &Config,
+    me: SystemId,
+    peer: &mut Peer,
+    addr: SocketAddr,
+    run: Range<usize>,
+    transmits: &mut VecDeque<(SocketAddr, Vec<u8>)>,
+) {
+    let limit = config.coalesce_limit.min(config.datagram_limit());
+    let mut i = run.start;
+    while i < run.end {
+        let Some(out) = peer.out.as_ref() else {
+            return;
+        };
+        let ack_len = peer
+            .inb
+            .as_ref()
+            .filter(|inb| inb.ack_pending())
+            .map_or(0, |inb| wire::ack_size(&inb.ack()));
+        let mut size = wire::batch_bound() + ack_len;
+        let mut j = i;
+        while j < run.end.min(out.unacked.len()) && j - i < wire::MAX_BATCH {
+            let more = wire::batch_entry_bound(&out.unacked[j].message);
+            if j > i && size + more > limit {
+                break;
+            }
+            size += more;
+            j += 1;
+        }
+        let datagram = if j - i > 1 && size <= limit {
+            batch_datagram(config, me, peer, i..j)
+        } else {
+            j = i + 1;
+            data_datagram(config, me, peer, i)
+        };
+        match datagram {
+            Some(datagram) => transmits.push_back((addr, datagram)),
+            None => return,
+        }
+        i = j;
+    }
+}
+
+/// Encodes unacknowledged messages `run` (two or more, consecutive, within the coalescing
+/// limit with an owed acknowledgement) of `peer`'s stream as one batch in its session,
+/// piggy-backing the owed acknowledgement. `None` without a session.
+fn batch_datagram(
+    config: &Config,
+    me: SystemId,
+    peer: &mut Peer,
+    run: Range<usize>,
+) -> Option<Vec<u8>> {
+    let session = peer.session.as_mut()?;
+    let out = peer.out.as_ref()?;
+    let messages: Vec<&WireMessage> = out.unacked.range(run.clone()).map(|o| &o.message).collect();
+    let route = Route {
+        version: config.protocol_version,
+        from: me,
+        to: peer.incarnation,
+    };
+    let position = Position {
+        stream: out.stream,
+        seq: out.unacked.get(run.start)?.seq,
+        base: out.base(),
+    };
+    // `take_ack` clears the debt; a queued `ack_now` finds nothing owed and is skipped by
+    // `poll_transmit`.
+    let ack = peer
+        .inb
+        .as_mut()
+        .filter(|inb| inb.ack_pending())
+        .map(|inb| inb.take_ack());
+    Some(wire::encode_batch(
+        route,
+        session.seal(),
+        position,
+        &messages,
+        ack.as_ref(),
+    ))
 }
 
 /// Encodes unacknowledged message `index` of `peer`'s stream in its session, piggy-backing an

@@ -212,6 +212,10 @@ pub(crate) struct Outbound {
     rttvar: Duration,
     /// The earliest `due` of an unacknowledged, not selectively acknowledged message.
     pub(crate) next_due: Option<Instant>,
+    /// The sequence number of the first message accepted in an established session and not
+    /// sent yet: it and every later one go out, coalesced, at the machine's next
+    /// `poll_transmit`.
+    pub(crate) fresh: Option<u64>,
 }
 
 impl Outbound {
@@ -224,6 +228,7 @@ impl Outbound {
             srtt: None,
             rttvar: Duration::ZERO,
             next_due: None,
+            fresh: None,
         }
     }
 

@@ -5,19 +5,26 @@
 //! every decoding failure is a [`WireError`] value, never a panic.
 //!
 //! One datagram carries one [`Header`] and, for a data datagram, the message's payload bytes
-//! after it (so a large payload is never walked by the decoder):
+//! after it (so a large payload is never walked by the decoder; a batch's payloads follow its
+//! header one after the other):
 //! - the session handshake (`thespian_auth`): `Hello`, `Welcome`, `Confirm` (which carries
 //!   its `Hello` back, so the responder needs no state: [`ConfirmBody`]), and `Reject` (a
 //!   handshake that failed, with the reason);
 //! - `Data`: a message with its stream, sequence number, window base, envelope header (sender,
 //!   target, wire name) and optionally a piggy-backed acknowledgement of the reverse direction;
+//! - `Batch`: several consecutive messages of one stream (sequence numbers `first_seq`,
+//!   `first_seq + 1`, ...), each with its envelope header and payload length, under one
+//!   counter and one tag, optionally with a piggy-backed acknowledgement; at most
+//!   [`MAX_BATCH`] messages. The sender coalesces small messages to one peer this way, so
+//!   a burst costs one datagram instead of one per message;
 //! - `Ack`: a cumulative acknowledgement plus up to [`MAX_ACK_RANGES`] selective ranges;
 //! - a *version notice*: only the magic and a protocol version, sent in answer to a datagram of
 //!   another protocol version so its sender learns of the mismatch at once.
 //!
-//! `Data` and `Ack` belong to an authenticated session: their header carries a per-session
-//! datagram `counter`, and the datagram ends with a [`TAG_LEN`]-byte tag,
-//! `FrameKey::tag(counter, &[header bytes, payload bytes])` under the sender's session key.
+//! `Data`, `Batch` and `Ack` belong to an authenticated session: their header carries a
+//! per-session datagram `counter`, and the datagram ends with a [`TAG_LEN`]-byte tag,
+//! `FrameKey::tag(counter, &[header bytes, payload bytes])` under the sender's session key
+//! (a batch's payload bytes are all its payloads).
 //! The decoder only splits the bytes ([`Mac`]); the machine verifies the tag before it acts on
 //! anything in the datagram.
 //!
@@ -42,8 +49,9 @@ pub use thespian_core::wire::WireMessage;
 /// The four bytes every datagram starts with ("thespian UDP"; the TCP transport uses `THSP`).
 pub const MAGIC: [u8; 4] = *b"THSU";
 
-/// The protocol version this crate speaks: 2, authenticated sessions (version 1 had none).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// The protocol version this crate speaks: 3, batches of messages in one datagram (version 2
+/// sent one message per datagram; version 1 had no authenticated sessions).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The largest datagram the transport sends, in bytes, header and tag included: 65,000.
 ///
@@ -60,6 +68,9 @@ pub const MAX_DATAGRAM: usize = 65_000;
 /// Most selective-acknowledgement ranges in one acknowledgement; a datagram with more is
 /// malformed.
 pub const MAX_ACK_RANGES: usize = 32;
+
+/// Most messages in one batch datagram; a batch with more (or none) is malformed.
+pub const MAX_BATCH: usize = 256;
 
 /// The start of every datagram (all but version notices, which stop after `version`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +104,9 @@ pub enum Kind {
     Confirm(ConfirmBody),
     /// The handshake failed at the sender of this datagram.
     Reject(RejectReason),
+    /// Consecutive messages of one stream; their payloads, one after the other, and the
+    /// session tag follow the header.
+    Batch(BatchHeader),
 }
 
 /// A `Confirm` datagram's body: the initiator's proof and what a responder that kept no state
@@ -151,6 +165,37 @@ pub struct DataHeader {
     pub type_name: String,
     /// A piggy-backed acknowledgement of the peer's stream to us.
     pub ack: Option<Ack>,
+}
+
+/// The header of a batch datagram: what [`DataHeader`] says, once for several consecutive
+/// messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchHeader {
+    /// The sender's count of authenticated datagrams in this session (the tag's counter).
+    pub counter: u64,
+    /// The sender's stream to this peer (as in [`DataHeader::stream`]).
+    pub stream: u64,
+    /// The sequence number of the first message; the `i`-th has `first_seq + i`.
+    pub first_seq: u64,
+    /// The sender's window base (as in [`DataHeader::base`]).
+    pub base: u64,
+    /// A piggy-backed acknowledgement of the peer's stream to us.
+    pub ack: Option<Ack>,
+    /// The messages, in sequence order (1 to [`MAX_BATCH`]).
+    pub messages: Vec<BatchEntry>,
+}
+
+/// One message of a batch: its envelope header and the length of its payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchEntry {
+    /// The sending actor.
+    pub sender: ActorAddress,
+    /// The receiving actor.
+    pub target: ActorAddress,
+    /// The message's wire name.
+    pub type_name: String,
+    /// The length of its payload among the payloads after the header.
+    pub len: u64,
 }
 
 /// The header of an acknowledgement datagram.
@@ -213,6 +258,19 @@ pub enum Datagram<'a> {
         header: DataHeader,
         /// The postcard payload bytes.
         payload: &'a [u8],
+        /// What the tag covers, and the tag: unverified.
+        mac: Mac<'a>,
+    },
+    /// Consecutive messages of one stream.
+    Batch {
+        /// The sender's incarnation.
+        from: SystemId,
+        /// Our incarnation as the sender knows it.
+        to: Option<SystemId>,
+        /// The header (its entries' lengths add up to `payloads`' length).
+        header: BatchHeader,
+        /// The postcard payload bytes of every message, one after the other.
+        payloads: &'a [u8],
         /// What the tag covers, and the tag: unverified.
         mac: Mac<'a>,
     },
@@ -343,6 +401,42 @@ pub fn decode(bytes: &[u8], ours: u16) -> Result<Datagram<'_>, WireError> {
                 },
             })
         }
+        Kind::Batch(batch) => {
+            if let Some(ack) = &batch.ack {
+                check_ack(ack)?;
+            }
+            let count = batch.messages.len();
+            if count == 0 || count > MAX_BATCH {
+                return Err(WireError::Malformed(format!(
+                    "a batch of {count} messages (1 to {MAX_BATCH})"
+                )));
+            }
+            if batch.first_seq.checked_add(count as u64).is_none() {
+                return Err(WireError::Malformed(
+                    "a batch's sequence numbers overflow".into(),
+                ));
+            }
+            let end = tag_start(rest)?;
+            let total = batch
+                .messages
+                .iter()
+                .try_fold(0u64, |sum, m| sum.checked_add(m.len));
+            if total != Some(end as u64) {
+                return Err(WireError::Malformed(format!(
+                    "a batch's payload lengths do not add up to its {end} payload bytes"
+                )));
+            }
+            Ok(Datagram::Batch {
+                from: header.from,
+                to: header.to,
+                header: batch,
+                payloads: &rest[..end],
+                mac: Mac {
+                    signed,
+                    tag: &rest[end..],
+                },
+            })
+        }
         Kind::Ack(AckHeader { counter, ack }) => {
             let end = tag_start(rest)?;
             if end != 0 {
@@ -437,6 +531,38 @@ enum KindRef<'a> {
     Welcome(&'a Welcome),
     Confirm(&'a ConfirmBody),
     Reject(RejectReason),
+    Batch(BatchHeaderRef<'a>),
+}
+
+/// Borrowed mirror of [`BatchHeader`] (same encoding).
+#[derive(Serialize)]
+struct BatchHeaderRef<'a> {
+    counter: u64,
+    stream: u64,
+    first_seq: u64,
+    base: u64,
+    ack: Option<&'a Ack>,
+    messages: Vec<BatchEntryRef<'a>>,
+}
+
+/// Borrowed mirror of [`BatchEntry`] (same encoding).
+#[derive(Serialize)]
+struct BatchEntryRef<'a> {
+    sender: &'a ActorAddress,
+    target: &'a ActorAddress,
+    type_name: &'a str,
+    len: u64,
+}
+
+impl<'a> BatchEntryRef<'a> {
+    fn of(message: &'a WireMessage) -> BatchEntryRef<'a> {
+        BatchEntryRef {
+            sender: &message.sender,
+            target: &message.target,
+            type_name: &message.type_name,
+            len: message.payload.len() as u64,
+        }
+    }
 }
 
 /// Borrowed mirror of [`DataHeader`] (same encoding).
@@ -512,6 +638,80 @@ pub fn encode_data(
     out.extend_from_slice(&message.payload);
     out.extend_from_slice(&tag);
     out
+}
+
+/// Encodes a batch datagram: header (with `ack` piggy-backed, if any), every message's
+/// payload and the tag. `position.seq` is the first message's sequence number; the others
+/// follow it.
+///
+/// The caller keeps to [`MAX_BATCH`] messages and checks the size first ([`batch_bound`] and
+/// [`batch_entry_bound`], plus [`ack_size`]); this function does not refuse anything.
+pub fn encode_batch(
+    route: Route,
+    seal: Seal<'_>,
+    position: Position,
+    messages: &[&WireMessage],
+    ack: Option<&Ack>,
+) -> Vec<u8> {
+    let header = HeaderRef {
+        magic: MAGIC,
+        version: route.version,
+        from: route.from,
+        to: route.to,
+        kind: KindRef::Batch(BatchHeaderRef {
+            counter: seal.counter,
+            stream: position.stream,
+            first_seq: position.seq,
+            base: position.base,
+            ack,
+            messages: messages.iter().map(|m| BatchEntryRef::of(m)).collect(),
+        }),
+    };
+    let payloads: usize = messages.iter().map(|m| m.payload.len()).sum();
+    let mut out = postcard::to_allocvec(&header).expect("a Vec never runs out of room");
+    let signed = out.len();
+    out.reserve(payloads + TAG_LEN);
+    for m in messages {
+        out.extend_from_slice(&m.payload);
+    }
+    let tag = seal
+        .key
+        .tag(seal.counter, &[&out[..signed], &out[signed..]]);
+    out.extend_from_slice(&tag);
+    out
+}
+
+/// The largest size of a batch datagram without its entries and payloads (and without a
+/// piggy-backed acknowledgement), whatever its numbers and incarnations, tag included: add
+/// [`batch_entry_bound`] of every message for the batch's bound.
+pub fn batch_bound() -> usize {
+    let widest = SystemId::from_raw(u64::MAX);
+    let header = HeaderRef {
+        magic: MAGIC,
+        version: u16::MAX,
+        from: widest,
+        to: Some(widest),
+        kind: KindRef::Batch(BatchHeaderRef {
+            counter: u64::MAX,
+            stream: u64::MAX,
+            first_seq: u64::MAX,
+            base: u64::MAX,
+            ack: None,
+            messages: Vec::new(),
+        }),
+    };
+    // The entry count's varint grows from one byte to at most two for MAX_BATCH entries.
+    postcard::experimental::serialized_size(&header).expect("sizing never fails") + 1 + TAG_LEN
+}
+
+/// The largest size `message` adds to a batch datagram: its entry and its payload.
+pub fn batch_entry_bound(message: &WireMessage) -> usize {
+    let entry = BatchEntryRef {
+        len: u64::MAX,
+        ..BatchEntryRef::of(message)
+    };
+    postcard::experimental::serialized_size(&entry).expect("sizing never fails")
+        + message.payload.len()
 }
 
 /// Encodes an acknowledgement datagram, with its tag.
@@ -749,6 +949,142 @@ mod tests {
         }
     }
 
+    /// A batch's messages with their payloads, as the receiver splits them.
+    fn split(header: &BatchHeader, payloads: &[u8]) -> Vec<WireMessage> {
+        let mut rest = payloads;
+        header
+            .messages
+            .iter()
+            .map(|e| {
+                let (payload, tail) = rest.split_at(e.len as usize);
+                rest = tail;
+                WireMessage {
+                    sender: e.sender.clone(),
+                    target: e.target.clone(),
+                    type_name: e.type_name.as_str().into(),
+                    payload: payload.into(),
+                }
+            })
+            .collect()
+    }
+
+    fn batch_of(payloads: &[&[u8]]) -> Vec<WireMessage> {
+        payloads.iter().map(|p| message(p)).collect()
+    }
+
+    #[test]
+    fn batch_round_trip_matches_the_owned_encoding() {
+        let messages = batch_of(&[b"one", b"", b"three bytes and more"]);
+        let refs: Vec<&WireMessage> = messages.iter().collect();
+        let ack = sample_ack();
+        let position = Position {
+            stream: 7,
+            seq: 300,
+            base: 290,
+        };
+        let bytes = encode_batch(route(), seal(5), position, &refs, Some(&ack));
+        let bound: usize =
+            batch_bound() + ack_size(&ack) + messages.iter().map(batch_entry_bound).sum::<usize>();
+        assert!(bytes.len() <= bound, "{} > {bound}", bytes.len());
+        let header = BatchHeader {
+            counter: 5,
+            stream: 7,
+            first_seq: 300,
+            base: 290,
+            ack: Some(ack.clone()),
+            messages: messages
+                .iter()
+                .map(|m| BatchEntry {
+                    sender: m.sender.clone(),
+                    target: m.target.clone(),
+                    type_name: m.type_name.to_string(),
+                    len: m.payload.len() as u64,
+                })
+                .collect(),
+        };
+        let owned = postcard::to_allocvec(&Header {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            from: route().from,
+            to: route().to,
+            kind: Kind::Batch(header.clone()),
+        })
+        .unwrap();
+        assert_eq!(&bytes[..owned.len()], &owned[..]);
+        let Ok(Datagram::Batch {
+            from,
+            to,
+            header: got,
+            payloads,
+            mac,
+        }) = decode(&bytes, PROTOCOL_VERSION)
+        else {
+            panic!("not a batch")
+        };
+        assert_eq!((from, to, &got), (route().from, route().to, &header));
+        assert_eq!(split(&got, payloads), messages);
+        assert_eq!(mac.signed, &owned[..]);
+        // One tag covers the header and every payload.
+        assert!(mac.verify(&keys().1.receive, 5, payloads));
+        assert!(!mac.verify(&keys().1.receive, 6, payloads));
+        let mut changed = payloads.to_vec();
+        changed[0] ^= 1;
+        assert!(!mac.verify(&keys().1.receive, 5, &changed));
+    }
+
+    #[test]
+    fn batches_are_validated() {
+        let messages = batch_of(&[b"ab", b"cd"]);
+        let refs: Vec<&WireMessage> = messages.iter().collect();
+        let position = Position {
+            stream: 1,
+            seq: 1,
+            base: 1,
+        };
+        let good = encode_batch(route(), seal(1), position, &refs, None);
+        // A payload byte more or less than the entries announce.
+        let mut longer = good.clone();
+        longer.insert(good.len() - TAG_LEN, 0);
+        let shorter = [
+            &good[..good.len() - TAG_LEN - 1],
+            &good[good.len() - TAG_LEN..],
+        ]
+        .concat();
+        for bytes in [longer, shorter] {
+            assert!(matches!(
+                decode(&bytes, PROTOCOL_VERSION),
+                Err(WireError::Malformed(_))
+            ));
+        }
+        // No message, too many, or sequence numbers past the end.
+        let empty = encode_batch(route(), seal(1), position, &[], None);
+        let many: Vec<&WireMessage> = std::iter::repeat_n(&messages[0], MAX_BATCH + 1).collect();
+        let too_many = encode_batch(route(), seal(1), position, &many, None);
+        let overflow = encode_batch(
+            route(),
+            seal(1),
+            Position {
+                seq: u64::MAX - 1,
+                ..position
+            },
+            &refs,
+            None,
+        );
+        for bytes in [empty, too_many, overflow] {
+            assert!(matches!(
+                decode(&bytes, PROTOCOL_VERSION),
+                Err(WireError::Malformed(_))
+            ));
+        }
+        let most: Vec<&WireMessage> = std::iter::repeat_n(&messages[0], MAX_BATCH).collect();
+        let bytes = encode_batch(route(), seal(1), position, &most, None);
+        assert!(bytes.len() <= batch_bound() + MAX_BATCH * batch_entry_bound(&messages[0]));
+        assert!(matches!(
+            decode(&bytes, PROTOCOL_VERSION),
+            Ok(Datagram::Batch { header, .. }) if header.messages.len() == MAX_BATCH
+        ));
+    }
+
     #[test]
     fn the_bound_is_exact_for_the_widest_numbers() {
         let m = message(&[7; 1000]);
@@ -954,6 +1290,34 @@ mod tests {
     }
 
     proptest! {
+        /// Any batch within the bounds decodes to its messages, within its size bound.
+        #[test]
+        fn batches_round_trip(
+            payloads in proptest::collection::vec(
+                proptest::collection::vec(any::<u8>(), 0..64), 1..40),
+            first_seq in 1u64..u64::MAX / 2,
+            with_ack in any::<bool>(),
+        ) {
+            let messages: Vec<WireMessage> = payloads.iter().map(|p| message(p)).collect();
+            let refs: Vec<&WireMessage> = messages.iter().collect();
+            let ack = sample_ack();
+            let ack = with_ack.then_some(&ack);
+            let position = Position { stream: 3, seq: first_seq, base: first_seq };
+            let bytes = encode_batch(route(), seal(2), position, &refs, ack);
+            let bound = batch_bound()
+                + ack.map_or(0, ack_size)
+                + messages.iter().map(batch_entry_bound).sum::<usize>();
+            prop_assert!(bytes.len() <= bound);
+            let Ok(Datagram::Batch { header, payloads, mac, .. }) = decode(&bytes, PROTOCOL_VERSION)
+            else {
+                panic!("not a batch");
+            };
+            prop_assert_eq!(header.first_seq, first_seq);
+            prop_assert_eq!(header.ack.as_ref(), ack);
+            prop_assert_eq!(split(&header, payloads), messages);
+            prop_assert!(mac.verify(&keys().1.receive, 2, payloads));
+        }
+
         /// Any bytes decode to a datagram or an error, never a panic.
         #[test]
         fn any_bytes_decode_or_fail(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
@@ -987,6 +1351,13 @@ mod tests {
                     Some(&ack),
                 ),
                 encode_ack(route(), seal(3), &ack),
+                encode_batch(
+                    route(),
+                    seal(4),
+                    Position { stream: 2, seq: 9, base: 3 },
+                    &[&message(b"abc"), &message(b""), &message(b"defg")],
+                    Some(&ack),
+                ),
                 encode_handshake(
                     route(),
                     HandshakeRef::Confirm(&ConfirmBody {
