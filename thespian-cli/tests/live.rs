@@ -9,7 +9,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -148,39 +148,36 @@ fn thespian(daemon: &Daemon) -> Command {
     command
 }
 
-/// Runs `command` to its end (killed past [`RUN_DEADLINE`]).
+/// Runs `command` to its end (killed past [`RUN_DEADLINE`]): a waiter thread collects its
+/// output and exit, and the test waits for that, at most the deadline.
 fn run(mut command: Command) -> Output {
-    let mut child = command
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("the command starts");
-    let deadline = Instant::now() + RUN_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the command is waited for") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+    let pid = child.id();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait_with_output());
+    });
+    let output = match done.recv_timeout(RUN_DEADLINE) {
+        Ok(output) => output.expect("the command is waited for"),
+        Err(_) => {
+            let pid = libc::pid_t::try_from(pid).expect("a pid");
+            // SAFETY: `kill` takes no pointers; `pid` is our child, which the waiter thread
+            // has not reaped (it has not answered), so the pid still names that process.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = waiter.join();
             panic!("the command ran past {RUN_DEADLINE:?}: {command:?}");
         }
-        // Waiting for the kernel to report the process's end.
-        std::thread::sleep(Duration::from_millis(10));
     };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        out.read_to_string(&mut stdout).expect("stdout");
-    }
-    if let Some(mut err) = child.stderr.take() {
-        err.read_to_string(&mut stderr).expect("stderr");
-    }
+    let _ = waiter.join();
     Output {
-        ok: status.success(),
-        stdout,
-        stderr,
+        ok: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 
@@ -210,7 +207,8 @@ fn fails(daemon: &Daemon, args: &[&str]) -> String {
     output.stderr
 }
 
-/// Waits (bounded) until the system has `n` actors.
+/// Waits (bounded) until the system has `n` actors. Each attempt is a full status round trip
+/// to the admin (which itself waits for the actors' nodes), never a sleep.
 fn wait_for_actors(daemon: &Daemon, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -223,8 +221,6 @@ fn wait_for_actors(daemon: &Daemon, n: usize) {
             "still {} actors, not {n}",
             status.actors.len()
         );
-        // The exit runs in the actor's process: wait a moment before asking again.
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -1085,6 +1085,26 @@ fn one_run(
     }
 }
 
+/// Adds the `key=value` figures of a finished run's last `RESULT` line to `values`; false when
+/// the run failed, timed out or printed no such line.
+fn add_result(finished: &proc::Finished, values: &mut BTreeMap<String, Vec<f64>>) -> bool {
+    let line = finished
+        .stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("RESULT "));
+    match line {
+        Some(line) if finished.success && !finished.timed_out => {
+            for (k, v) in line.split_whitespace().filter_map(|kv| kv.split_once('=')) {
+                if let Ok(v) = v.parse::<f64>() {
+                    values.entry(k.to_owned()).or_default().push(v);
+                }
+            }
+            true
+        }
+        _ => false,
+    }
+}
 /// The last lines of a process's stderr, for an error message.
 fn tail(stderr: &str) -> String {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -1204,30 +1224,13 @@ fn conventions(env: &Env, runs: usize) -> Result<(), String> {
                     command.env_remove(var);
                 }
                 let finished = proc::run(command, limit)?;
-                let line = finished
-                    .stdout
-                    .lines()
-                    .rev()
-                    .find(|l| l.starts_with("RESULT "));
-                match line {
-                    Some(line) if finished.success && !finished.timed_out => {
-                        for (k, v) in line["RESULT ".len()..]
-                            .split_whitespace()
-                            .filter_map(|kv| kv.split_once('='))
-                        {
-                            if let Ok(v) = v.parse::<f64>() {
-                                values.entry(k.to_owned()).or_default().push(v);
-                            }
-                        }
-                    }
-                    _ => {
-                        return Err(format!(
-                            "`thespian-bench conventions {}` failed ({}){}",
-                            args.join(" "),
-                            finished.status,
-                            tail(&finished.stderr)
-                        ))
-                    }
+                if !add_result(&finished, &mut values) {
+                    return Err(format!(
+                        "`thespian-bench conventions {}` failed ({}){}",
+                        args.join(" "),
+                        finished.status,
+                        tail(&finished.stderr)
+                    ));
                 }
             }
             Ok(values)
@@ -1279,4 +1282,51 @@ fn conventions(env: &Env, runs: usize) -> Result<(), String> {
     std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     eprintln!("xtask bench: wrote {}", path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(stdout: &str, success: bool, timed_out: bool) -> proc::Finished {
+        proc::Finished {
+            status: "exit status: 0".into(),
+            success,
+            timed_out,
+            stdout: stdout.into(),
+            stderr: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_last_result_line_of_a_good_run_is_added() {
+        let mut values = BTreeMap::new();
+        let out = "RESULT a=1\nnoise\nRESULT a=2 b=3.5 c=x d\n";
+        assert!(add_result(&finished(out, true, false), &mut values));
+        assert!(add_result(
+            &finished("RESULT a=4\n", true, false),
+            &mut values
+        ));
+        assert_eq!(values["a"], vec![2.0, 4.0]);
+        assert_eq!(values["b"], vec![3.5]);
+        assert!(!values.contains_key("c") && !values.contains_key("d"));
+    }
+
+    #[test]
+    fn a_failed_run_or_one_without_a_result_adds_nothing() {
+        let mut values = BTreeMap::new();
+        assert!(!add_result(
+            &finished("RESULT a=1\n", false, false),
+            &mut values
+        ));
+        assert!(!add_result(
+            &finished("RESULT a=1\n", true, true),
+            &mut values
+        ));
+        assert!(!add_result(
+            &finished("no result\n", true, false),
+            &mut values
+        ));
+        assert!(values.is_empty());
+    }
 }

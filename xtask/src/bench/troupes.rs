@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use super::{tail, Env, Stats, SCRUBBED_ENV};
+use super::{add_result, tail, Env, Stats, SCRUBBED_ENV};
 use crate::{cargo, proc, root};
 
 /// The `--only` name of the troupe benchmark.
@@ -54,29 +54,12 @@ fn measure(
             command.env_remove(var);
         }
         let finished = proc::run(command, Duration::from_secs(300))?;
-        let line = finished
-            .stdout
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("RESULT "));
-        match line {
-            Some(line) if finished.success && !finished.timed_out => {
-                for (k, v) in line["RESULT ".len()..]
-                    .split_whitespace()
-                    .filter_map(|kv| kv.split_once('='))
-                {
-                    if let Ok(v) = v.parse::<f64>() {
-                        values.entry(k.to_owned()).or_default().push(v);
-                    }
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "`{shown} {workers} {items}` failed ({}){}",
-                    finished.status,
-                    tail(&finished.stderr)
-                ))
-            }
+        if !add_result(&finished, &mut values) {
+            return Err(format!(
+                "`{shown} {workers} {items}` failed ({}){}",
+                finished.status,
+                tail(&finished.stderr)
+            ));
         }
     }
     Ok(values)
