@@ -226,7 +226,9 @@ fn display_or<'a>(text: &'a str, default: &'a str) -> &'a str {
 mod tests {
     use super::*;
     use thespian::core::SystemId;
-    use thespian::{ActorSummary, Capabilities, Payload};
+    use thespian::{ActorSummary, Payload};
+
+    use crate::test_support::system_status;
 
     fn a(id: u64) -> ActorAddress {
         ActorAddress::new(SystemId::from_raw(0xab), id)
@@ -244,20 +246,8 @@ mod tests {
 
     fn system(actors: Vec<ActorSummary>) -> SystemStatus {
         SystemStatus {
-            admin_address: a(0),
-            capabilities: Capabilities::new(),
-            in_shutdown: false,
-            dead_letter_handler: None,
-            global_actors: vec![],
-            child_actors: vec![],
-            live_actors: actors.len(),
-            convention: None,
-            base: "simpleSystemBase".into(),
-            actors,
-            processes: 1,
-            dead_letters: 0,
             pending_messages: Some(0),
-            poison_messages: 0,
+            ..system_status(a(0), "simpleSystemBase", actors)
         }
     }
 

@@ -21,6 +21,9 @@ pub mod session;
 pub mod shell;
 pub mod top;
 
+#[cfg(test)]
+mod test_support;
+
 use std::fmt;
 use std::io::Write;
 

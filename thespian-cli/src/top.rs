@@ -362,7 +362,9 @@ pub fn run_terminal(session: &mut Session, args: &TopArgs) -> CliResult {
 mod tests {
     use super::*;
     use thespian::core::SystemId;
-    use thespian::{ActorSummary, Capabilities};
+    use thespian::ActorSummary;
+
+    use crate::test_support::system_status;
 
     fn a(id: u64) -> ActorAddress {
         ActorAddress::new(SystemId::from_raw(3), id)
@@ -388,32 +390,18 @@ mod tests {
 
     /// A sample at `at` of actors `(type, pid, received, mailbox)`, numbered from 1.
     fn sample(at: Instant, actors: &[(u8, u32, u64, usize)]) -> Sample {
-        let system = SystemStatus {
-            admin_address: a(0),
-            capabilities: Capabilities::new(),
-            in_shutdown: false,
-            dead_letter_handler: None,
-            global_actors: vec![],
-            child_actors: vec![],
-            live_actors: actors.len(),
-            convention: None,
-            base: "multiprocTCPBase".into(),
-            actors: actors
-                .iter()
-                .enumerate()
-                .map(|(i, (kind, pid, _, _))| ActorSummary {
-                    address: a(i as u64 + 1),
-                    actor_type: format!("T{kind}"),
-                    parent: a(0),
-                    global_name: None,
-                    pid: Some(*pid),
-                })
-                .collect(),
-            processes: 1,
-            dead_letters: 0,
-            pending_messages: None,
-            poison_messages: 0,
-        };
+        let summaries = actors
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, pid, _, _))| ActorSummary {
+                address: a(i as u64 + 1),
+                actor_type: format!("T{kind}"),
+                parent: a(0),
+                global_name: None,
+                pid: Some(*pid),
+            })
+            .collect();
+        let system = system_status(a(0), "multiprocTCPBase", summaries);
         let statuses = actors
             .iter()
             .enumerate()
