@@ -169,7 +169,9 @@ fn run(mut command: Command) -> Output {
             // SAFETY: `kill` takes no pointers; `pid` is our child, which the waiter thread
             // has not reaped (it has not answered), so the pid still names that process.
             unsafe { libc::kill(pid, libc::SIGKILL) };
-            let _ = waiter.join();
+            // The waiter then reaps it and reports; waited for with a deadline too, since a
+            // joined thread could block without end if something still held the pipes.
+            let _ = done.recv_timeout(Duration::from_secs(10));
             panic!("the command ran past {RUN_DEADLINE:?}: {command:?}");
         }
     };
