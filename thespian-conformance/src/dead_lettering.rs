@@ -21,7 +21,31 @@ struct DeadReport {
     message: String,
 }
 
-message!(DeadReport = "conformance.dead.DeadReport");
+/// Asks a [`Relay`] to send `text` to `to` and answer "relayed".
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Relayed {
+    to: ActorAddress,
+    text: String,
+}
+
+message!(
+    DeadReport = "conformance.dead.DeadReport",
+    Relayed = "conformance.dead.Relayed",
+);
+
+/// Sends for its asker: messages from an actor to an actor, not from outside.
+#[derive(Default)]
+struct Relay;
+
+impl Actor for Relay {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        if let Ok(relayed) = env.get::<Relayed>() {
+            ctx.send(&relayed.to, relayed.text.clone())?;
+            ctx.send(env.sender(), "relayed")?;
+        }
+        Ok(())
+    }
+}
 
 /// `register` / `unregister` as the dead-letter handler (replying when done); reports every
 /// `DeadEnvelope` to whoever registered it.
@@ -148,5 +172,42 @@ pub(crate) fn no_handler_drops_dead_letters(base: TestBase) {
     assert_eq!(ask::<String>(&sys, &watcher, "still fine"), "still fine");
 }
 
+/// An actor that sent to another before that one exited: its later sends are dead letters too
+/// (a base that remembers where it last delivered must not deliver there after the exit).
+pub(crate) fn dead_letters_from_an_actor_that_sent_before(base: TestBase) {
+    let sys = start(base);
+    let handler = sys.create_actor::<Handler>().expect("create");
+    assert_eq!(ask::<String>(&sys, &handler, "register"), "registered");
+    let watcher = sys.create_actor::<Parent<Echo>>().expect("create");
+    let target = spawn(&sys, &watcher, Spawn::child());
+    let relay = sys.create_actor::<Relay>().expect("create");
+    let relay_to = |text: &str| {
+        let relayed = Relayed {
+            to: target.clone(),
+            text: text.to_owned(),
+        };
+        assert_eq!(ask::<String>(&sys, &relay, relayed), "relayed");
+    };
+    for i in 0..3 {
+        relay_to(&format!("live {i}"));
+    }
+    sys.tell(&target, ActorExitRequest::new()).expect("tell");
+    expect_child_gone(&sys, &watcher, &target);
+    for i in 0..3 {
+        let text = format!("lost {i}");
+        relay_to(&text);
+        let report: DeadReport = listen(&sys);
+        assert_eq!(
+            report,
+            DeadReport {
+                handler: handler.clone(),
+                dead_address: target.clone(),
+                message: text,
+            }
+        );
+    }
+    listen_none(&sys);
+}
+
 // The types a multi-process system creates here, by name.
-thespian::register_actors!(Handler, Parent<Echo>, Parent<Handler>);
+thespian::register_actors!(Handler, Parent<Echo>, Parent<Handler>, Relay);
