@@ -311,7 +311,8 @@ impl<T> Mailbox<T> {
         if inner.queue.capacity() == 0 {
             if let Some(buffer) = spare() {
                 debug_assert!(buffer.is_empty());
-                inner.queue = buffer;
+                // A buffer of no capacity owns no memory: skip its (not free) drop.
+                std::mem::forget(std::mem::replace(&mut inner.queue, buffer));
             }
         }
         match inner.state.flags() & STATE_MASK {

@@ -188,7 +188,9 @@ impl Worker {
 
     /// Keeps an empty buffer for reuse (or frees it).
     fn keep(&self, mut buffer: VecDeque<Envelope>) {
-        buffer.clear();
+        if !buffer.is_empty() {
+            buffer.clear();
+        }
         let mut spares = self.spares.borrow_mut();
         if spares.len() < SPARES && (1..=SPARE_CAPACITY).contains(&buffer.capacity()) {
             spares.push(buffer);
