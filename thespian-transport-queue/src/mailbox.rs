@@ -313,6 +313,11 @@ impl<T> Mailbox<T> {
                 debug_assert!(buffer.is_empty());
                 // A buffer of no capacity owns no memory: skip its (not free) drop.
                 std::mem::forget(std::mem::replace(&mut inner.queue, buffer));
+            } else {
+                // One slot, not `VecDeque`'s first four: most mailboxes that get a buffer
+                // hold one message at a time (a request, a SkyNet leaf), and a flood doubles
+                // from here as from four.
+                inner.queue.reserve_exact(1);
             }
         }
         match inner.state.flags() & STATE_MASK {
