@@ -109,8 +109,11 @@ pub(crate) struct Worker {
     /// to one of them takes no directory lock. An entry may outlive its actor; its closed
     /// mailbox then refuses the message, which goes to dead letters as it would for an id the
     /// directory no longer has (ids are never reused), and the entry is dropped.
-    targets: RefCell<[Option<(u64, Arc<Node>)>; TARGETS]>,
+    targets: RefCell<[Option<Target>; TARGETS]>,
 }
+
+/// A cached send target: an actor's id and its node.
+type Target = (u64, Arc<Node>);
 
 /// Entries of a worker's [`Worker::targets`] (a power of two): a request/reply pair and a few
 /// fan-out targets fit.
