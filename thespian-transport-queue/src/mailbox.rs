@@ -32,7 +32,8 @@
 //! at most a batch of it, and puts any rest back in front of what arrived meanwhile: senders
 //! never wait behind a long copy, and a flooded mailbox never drains through a bottleneck. An
 //! idle mailbox holds no buffer: it hands its empty buffer back when it goes idle; workers keep
-//! a few such buffers and give them to the next push that finds a mailbox without one. So a
+//! a few such buffers and give them to the next push that finds a mailbox without one (when
+//! they have none, the mailbox's first buffer has room for one message). So a
 //! million actors that each got a message cost no queue memory once idle, and request/reply
 //! traffic allocates no buffers at all.
 
