@@ -9,8 +9,8 @@ use thespian::prelude::*;
 
 use crate::bases::TestBase;
 use crate::helpers::{
-    ask, ask_none, assert_alive, assert_gone, expect_child_gone, listen, listen_none, spawn, start,
-    Echo, Parent, Spawn,
+    ask, ask_none, assert_alive, assert_gone, expect_child_gone, listen, listen_env, listen_none,
+    spawn, start, Echo, Parent, Spawn,
 };
 
 /// What a handler got: which handler, for which address, which message.
@@ -21,7 +21,31 @@ struct DeadReport {
     message: String,
 }
 
-message!(DeadReport = "conformance.dead.DeadReport");
+/// Asks a [`Relay`] to send `text` to `to` and answer "relayed".
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Relayed {
+    to: ActorAddress,
+    text: String,
+}
+
+message!(
+    DeadReport = "conformance.dead.DeadReport",
+    Relayed = "conformance.dead.Relayed",
+);
+
+/// Sends for its asker: messages from an actor to an actor, not from outside.
+#[derive(Default)]
+struct Relay;
+
+impl Actor for Relay {
+    fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
+        if let Ok(relayed) = env.get::<Relayed>() {
+            ctx.send(&relayed.to, relayed.text.clone())?;
+            ctx.send(env.sender(), "relayed")?;
+        }
+        Ok(())
+    }
+}
 
 /// `register` / `unregister` as the dead-letter handler (replying when done); reports every
 /// `DeadEnvelope` to whoever registered it.
@@ -148,5 +172,58 @@ pub(crate) fn no_handler_drops_dead_letters(base: TestBase) {
     assert_eq!(ask::<String>(&sys, &watcher, "still fine"), "still fine");
 }
 
+/// An actor that sent to another before that one exited: its later sends are dead letters too
+/// (a base that remembers where it last delivered must not deliver there after the exit).
+pub(crate) fn dead_letters_from_an_actor_that_sent_before(base: TestBase) {
+    let sys = start(base);
+    let handler = sys.create_actor::<Handler>().expect("create");
+    assert_eq!(ask::<String>(&sys, &handler, "register"), "registered");
+    let watcher = sys.create_actor::<Parent<Echo>>().expect("create");
+    let target = spawn(&sys, &watcher, Spawn::child());
+    let relay = sys.create_actor::<Relay>().expect("create");
+    let relay_to = |text: &str| {
+        let relayed = Relayed {
+            to: target.clone(),
+            text: text.to_owned(),
+        };
+        assert_eq!(ask::<String>(&sys, &relay, relayed), "relayed");
+    };
+    for i in 0..3 {
+        relay_to(&format!("live {i}"));
+    }
+    sys.tell(&target, ActorExitRequest::new()).expect("tell");
+    expect_child_gone(&sys, &watcher, &target);
+    for i in 0..3 {
+        let text = format!("lost {i}");
+        let relayed = Relayed {
+            to: target.clone(),
+            text: text.clone(),
+        };
+        sys.tell(&relay, relayed).expect("tell");
+        // The relay's answer and the handler's report come from different actors (different
+        // processes on some bases): either may arrive first.
+        let (mut answered, mut report) = (false, None);
+        for _ in 0..2 {
+            let env = listen_env(&sys);
+            if let Ok(dead) = env.get::<DeadReport>() {
+                assert!(report.replace(dead.clone()).is_none(), "two reports");
+            } else {
+                assert_eq!(env.get::<String>().map(String::as_str), Ok("relayed"));
+                answered = true;
+            }
+        }
+        assert!(answered, "the relay did not answer");
+        assert_eq!(
+            report,
+            Some(DeadReport {
+                handler: handler.clone(),
+                dead_address: target.clone(),
+                message: text,
+            })
+        );
+    }
+    listen_none(&sys);
+}
+
 // The types a multi-process system creates here, by name.
-thespian::register_actors!(Handler, Parent<Echo>, Parent<Handler>);
+thespian::register_actors!(Handler, Parent<Echo>, Parent<Handler>, Relay);

@@ -147,6 +147,7 @@ macro_rules! __with_scenarios {
             dead_letters_with_top_level_handlers,
             dead_letters_with_child_handlers,
             no_handler_drops_dead_letters,
+            dead_letters_from_an_actor_that_sent_before,
         }
         generators {
             named_workers_matched_by_sender,

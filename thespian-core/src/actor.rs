@@ -92,9 +92,15 @@ pub type Unmet = Vec<String>;
 type Constructor = fn(&Capabilities, &Requirements) -> Result<Box<dyn Actor>, ActorError>;
 
 /// A copyable description of an actor type: everything a base needs to create one.
+///
+/// One pointer to a static table of the type's functions, so the copy that every live actor
+/// keeps (in its cell and in the registry) costs 8 bytes, not 32.
 #[derive(Clone, Copy)]
-pub struct ActorSpec {
-    type_name: &'static str,
+pub struct ActorSpec(&'static SpecFns);
+
+/// An actor type's functions, one static table per type.
+struct SpecFns {
+    type_name: fn() -> &'static str,
     construct: Constructor,
     check: CapabilityCheck,
 }
@@ -105,21 +111,25 @@ type CapabilityCheck = fn(&Capabilities, &Requirements) -> Result<(), Unmet>;
 impl ActorSpec {
     /// The spec of actor type `A`.
     pub fn of<A: Actor + NewActor>() -> ActorSpec {
-        ActorSpec {
-            type_name: A::type_name(),
-            construct: |caps, reqs| A::new_actor(caps, reqs).map(|a| Box::new(a) as Box<dyn Actor>),
-            check: check_capabilities::<A>,
-        }
+        ActorSpec(
+            const {
+                &SpecFns {
+                    type_name: A::type_name,
+                    construct: construct_boxed::<A>,
+                    check: check_capabilities::<A>,
+                }
+            },
+        )
     }
 
     /// The actor type's stable name.
     pub fn type_name(&self) -> &'static str {
-        self.type_name
+        (self.0.type_name)()
     }
 
     /// Runs the capability conditions against `caps`: `Err` lists the unmet ones.
     pub fn check(&self, caps: &Capabilities, requirements: &Requirements) -> Result<(), Unmet> {
-        (self.check)(caps, requirements)
+        (self.0.check)(caps, requirements)
     }
 
     /// Constructs the actor; a constructor panic becomes an error.
@@ -128,7 +138,7 @@ impl ActorSpec {
         caps: &Capabilities,
         requirements: &Requirements,
     ) -> Result<Box<dyn Actor>, String> {
-        match catch_unwind(AssertUnwindSafe(|| (self.construct)(caps, requirements))) {
+        match catch_unwind(AssertUnwindSafe(|| (self.0.construct)(caps, requirements))) {
             Ok(Ok(actor)) => Ok(actor),
             Ok(Err(e)) => Err(e.to_string()),
             Err(panic) => Err(format!("constructor panicked: {}", panic_text(&*panic))),
@@ -138,8 +148,15 @@ impl ActorSpec {
 
 impl fmt::Debug for ActorSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ActorSpec").field(&self.type_name).finish()
+        f.debug_tuple("ActorSpec").field(&self.type_name()).finish()
     }
+}
+
+fn construct_boxed<A: Actor + NewActor>(
+    caps: &Capabilities,
+    reqs: &Requirements,
+) -> Result<Box<dyn Actor>, ActorError> {
+    A::new_actor(caps, reqs).map(|a| Box::new(a) as Box<dyn Actor>)
 }
 
 fn check_capabilities<A: Actor>(caps: &Capabilities, reqs: &Requirements) -> Result<(), Unmet> {
@@ -322,5 +339,14 @@ mod tests {
         caps.set("picky", true);
         assert!(spec.check(&caps, &Requirements::new()).is_ok());
         assert!(spec.construct(&caps, &Requirements::new()).is_ok());
+    }
+
+    /// Every live actor keeps its spec twice (cell and registry): one pointer each.
+    #[test]
+    fn a_spec_is_one_pointer() {
+        assert_eq!(
+            std::mem::size_of::<ActorSpec>(),
+            std::mem::size_of::<usize>()
+        );
     }
 }

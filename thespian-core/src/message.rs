@@ -9,7 +9,7 @@
 
 mod inline;
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -321,7 +321,7 @@ impl Payload {
     /// True when the payload's wire name is `M`'s, without decoding anything.
     pub fn has_type<M: Message>(&self) -> bool {
         match &self.0 {
-            Repr::Local(m) => m.message_type_id() == TypeId::of::<M>(),
+            Repr::Local(m) => m.is::<M>(),
             Repr::Wire(w) => *w.name == *M::wire_name(),
         }
     }

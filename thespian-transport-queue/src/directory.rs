@@ -5,8 +5,9 @@
 //! allocator, so the directory is a fixed array of shards (`id % SHARDS`), each a paged id
 //! table ([`IdTable`]) behind a reader-writer lock: senders to different actors rarely touch
 //! the same shard, senders to the same actor share a read lock, and a create or exit write-locks
-//! one shard only. Nothing is cached: an exited actor is removed (its closed mailbox refuses
-//! messages meanwhile), and an id is never reused, so a lookup is never stale. Locks only: no
+//! one shard only. An exited actor is removed (its closed mailbox refuses messages meanwhile),
+//! and an id is never reused, so a lookup is never stale; the workers' caches of recent
+//! targets (`runtime::Worker::targets`) rely on the same two facts. Locks only: no
 //! lock-free state here.
 
 use thespian_core::id_table::IdTable;

@@ -32,7 +32,8 @@
 //! at most a batch of it, and puts any rest back in front of what arrived meanwhile: senders
 //! never wait behind a long copy, and a flooded mailbox never drains through a bottleneck. An
 //! idle mailbox holds no buffer: it hands its empty buffer back when it goes idle; workers keep
-//! a few such buffers and give them to the next push that finds a mailbox without one. So a
+//! a few such buffers and give them to the next push that finds a mailbox without one (when
+//! they have none, the mailbox's first buffer has room for one message). So a
 //! million actors that each got a message cost no queue memory once idle, and request/reply
 //! traffic allocates no buffers at all.
 
@@ -311,7 +312,13 @@ impl<T> Mailbox<T> {
         if inner.queue.capacity() == 0 {
             if let Some(buffer) = spare() {
                 debug_assert!(buffer.is_empty());
-                inner.queue = buffer;
+                // A buffer of no capacity owns no memory: skip its (not free) drop.
+                std::mem::forget(std::mem::replace(&mut inner.queue, buffer));
+            } else {
+                // One slot, not `VecDeque`'s first four: most mailboxes that get a buffer
+                // hold one message at a time (a request, a SkyNet leaf), and a flood doubles
+                // from here as from four.
+                inner.queue.reserve_exact(1);
             }
         }
         match inner.state.flags() & STATE_MASK {

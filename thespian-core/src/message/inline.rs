@@ -153,15 +153,22 @@ impl Local {
         (self.vtable.type_id)()
     }
 
+    /// True when the message is an `M`. The table's address answers without a call when the
+    /// slot was filled where this is compiled (different types never share a table, as each
+    /// table's `type_id` differs); a table promoted twice falls back to the `TypeId`.
+    pub(super) fn is<M: Message>(&self) -> bool {
+        ptr::eq(self.vtable, &Table::<M>::VTABLE) || self.message_type_id() == TypeId::of::<M>()
+    }
+
     /// The message as an `M`, if it is one.
     pub(super) fn downcast_ref<M: Message>(&self) -> Option<&M> {
-        if self.message_type_id() != TypeId::of::<M>() {
+        if !self.is::<M>() {
             return None;
         }
         let value: *const M = if fits::<M>() {
             self.slot.get().cast::<M>()
         } else {
-            // SAFETY: the slot holds an initialised `Box<M>` (the `TypeId` matched and `M`
+            // SAFETY: the slot holds an initialised `Box<M>` (`is::<M>()` held and `M`
             // does not fit), aligned; reading the pointer neither moves nor frees the box.
             unsafe { &**self.slot.get().cast::<Box<M>>() }
         };
@@ -173,12 +180,12 @@ impl Local {
 
     /// Moves the message out as an `M`, or hands `self` back when it holds another type.
     pub(super) fn take<M: Message>(self) -> Result<M, Local> {
-        if self.message_type_id() != TypeId::of::<M>() {
+        if !self.is::<M>() {
             return Err(self);
         }
         let this = ManuallyDrop::new(self);
         if fits::<M>() {
-            // SAFETY: the slot holds an initialised `M` in place (the `TypeId` check above and
+            // SAFETY: the slot holds an initialised `M` in place (the `is::<M>()` check above and
             // `fits::<M>()`), aligned; `ManuallyDrop` keeps `Drop` from dropping it again and
             // `this` is not used after the read, so the value moves out exactly once.
             Ok(unsafe { ptr::read(this.slot.get().cast::<M>()) })
