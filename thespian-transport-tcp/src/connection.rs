@@ -49,8 +49,12 @@
 //!   trickling one record is closed; its buffer grows as bytes arrive.
 //! - **Data.** Every message gets a sequence number when queued; frames go out in order, in
 //!   records of at most [`Config::max_batch`] bytes (and one frame more). The receiver delivers
-//!   each sequence number once, in order, and answers with a cumulative `Ack` after each batch of
-//!   input.
+//!   each sequence number once, in order, and owes a cumulative `Ack` after each batch of
+//!   input. The `Ack` rides in the next record with data; with no data going back it waits at
+//!   most [`Config::ack_delay`], and goes at once when [`Config::ack_frames`] frames or
+//!   [`Config::ack_bytes`] bytes arrived since the last one (so a sender's window never waits on
+//!   the timer when it is larger than the thresholds, and never longer than the delay when not).
+//!   A returning peer's first record after a handshake carries the `Ack` at once.
 //! - **Loss.** When a link ends with messages unacknowledged, the session reconnects after a
 //!   back-off (20 ms × 1.7 per attempt, up to 7.329 s, Thespian's values) and retransmits them
 //!   first. A message not acknowledged within [`Config::transmit_timeout`] fails.
@@ -155,6 +159,16 @@ pub struct Config {
     /// Data bytes gathered into one transmit, one sealed record (default 256 KiB, at most
     /// [`wire::MAX_RECORD_BATCH`]; one frame is always allowed beyond it).
     pub max_batch: usize,
+    /// How long an acknowledgement may wait for a record with data to ride in (default 2 ms).
+    /// Zero acknowledges every batch of input at once.
+    pub ack_delay: Duration,
+    /// Data frames received since the last acknowledgement that make it due at once (default
+    /// 128, an eighth of the default [`max_queued_messages`](Self::max_queued_messages), so a
+    /// peer with the default window never waits for [`ack_delay`](Self::ack_delay)).
+    pub ack_frames: usize,
+    /// Data bytes received since the last acknowledgement that make it due at once (default
+    /// 1 MiB).
+    pub ack_bytes: usize,
     /// The protocol version announced in handshakes. Leave it at [`PROTOCOL_VERSION`]; it is
     /// configurable so tests can play an older or newer peer.
     pub protocol_version: u16,
@@ -176,6 +190,9 @@ impl Default for Config {
             backoff_max: Duration::from_millis(7329),
             backoff_factor: 1.7,
             max_batch: 256 * 1024,
+            ack_delay: Duration::from_millis(2),
+            ack_frames: 128,
+            ack_bytes: 1024 * 1024,
             protocol_version: PROTOCOL_VERSION,
         }
     }
@@ -529,8 +546,13 @@ struct Link {
     decoder: FrameDecoder,
     /// Handshake frames waiting for `poll_transmit`.
     out: Vec<u8>,
-    /// The cumulative `Ack` for the next record, if one is due.
+    /// The cumulative `Ack` for the next record, if one is owed.
     ack: Option<u64>,
+    /// When the owed `Ack` must go out even without data (`None` with an `Ack` owed: at once).
+    ack_deadline: Option<Instant>,
+    /// Data frames and bytes received since the last `Ack` went out.
+    unacked_frames: usize,
+    unacked_bytes: usize,
     /// Records sealed on this link so far: the counter of the next one we send.
     sent_records: u64,
     /// Records opened on this link so far: the counter of the next one we receive.
@@ -548,6 +570,9 @@ impl Link {
             decoder: FrameDecoder::new(max_frame),
             out: Vec::new(),
             ack: None,
+            ack_deadline: None,
+            unacked_frames: 0,
+            unacked_bytes: 0,
             sent_records: 0,
             received_records: 0,
             frame_started: None,
@@ -568,8 +593,35 @@ impl Link {
         let start = wire::begin_record(out);
         if let Some(seq) = self.ack.take() {
             wire::push_frame(out, &[&wire::encode_control(&Control::Ack { seq })]);
+            self.ack_deadline = None;
+            self.unacked_frames = 0;
+            self.unacked_bytes = 0;
         }
         start
+    }
+
+    /// True when the owed `Ack` must go out now, with or without data.
+    fn ack_due_now(&self, now: Option<Instant>) -> bool {
+        self.ack.is_some()
+            && self
+                .ack_deadline
+                .is_none_or(|deadline| now.is_some_and(|now| deadline <= now))
+    }
+
+    /// Owes an `Ack` for `seq`: at once when the frames or bytes since the last one reach the
+    /// thresholds (or there is no delay), else by the delay's deadline, unless data goes first.
+    fn owe_ack(&mut self, now: Instant, seq: u64, config: &Config) {
+        let owed_before = self.ack.replace(seq).is_some();
+        if config.ack_delay.is_zero()
+            || self.unacked_frames >= config.ack_frames
+            || self.unacked_bytes >= config.ack_bytes
+        {
+            self.ack_deadline = None;
+        } else if !owed_before {
+            self.ack_deadline = Some(now + config.ack_delay);
+        }
+        // Else the earlier deadline (or "at once") stands: a steady trickle is still
+        // acknowledged every `ack_delay`.
     }
 
     /// Seals the record started at `start` of `out` as this link's next record.
@@ -1207,7 +1259,7 @@ impl Connection {
             }
             if ack_due && link.is_established() {
                 if let Some(seq) = self.delivered {
-                    link.ack = Some(seq);
+                    link.owe_ack(now, seq, &self.config);
                 }
             }
         }
@@ -1512,6 +1564,10 @@ impl Connection {
                         payload: Arc::from(payload),
                     }));
                 }
+                if let Some(link) = self.link.as_mut() {
+                    link.unacked_frames += 1;
+                    link.unacked_bytes += body.len();
+                }
                 *ack_due = true;
                 true
             }
@@ -1648,8 +1704,9 @@ impl Connection {
             } else {
                 buf.append(&mut link.out);
             }
-            if link.is_established() && (link.ack.is_some() || self.sent < self.outbox.len()) {
-                // One record: the ack due, then data frames while they total less than the batch.
+            if link.is_established() && (link.ack_due_now(None) || self.sent < self.outbox.len()) {
+                // One record: the ack owed (delayed or not: it rides with data), then data
+                // frames while they total less than the batch.
                 let incarnation = self.peer.as_ref().map(|p| p.incarnation);
                 let batch = self.config.record_batch();
                 let start = link.begin_record(&mut buf);
@@ -1702,6 +1759,11 @@ impl Connection {
                 if self.outbox.is_empty() {
                     consider(self.last_activity + self.config.idle_timeout);
                 }
+                if link.ack.is_some() {
+                    if let Some(deadline) = link.ack_deadline {
+                        consider(deadline);
+                    }
+                }
                 if let Some(started) = link.frame_started {
                     consider(
                         self.config
@@ -1751,6 +1813,12 @@ impl Connection {
                 self.config.frame_deadline(started, l.decoder.announced()) <= now
             })
         });
+        if let Some(link) = self.link.as_mut() {
+            if link.ack_due_now(Some(now)) {
+                // The delay is over: the next transmit carries the ack, data or not.
+                link.ack_deadline = None;
+            }
+        }
         match self.link.as_ref().map(|l| &l.state) {
             Some(LinkState::Connecting { deadline } | LinkState::AwaitWelcome { deadline, .. })
                 if *deadline <= now =>

@@ -156,7 +156,14 @@ struct Pair {
 }
 
 impl Pair {
+    /// A pair that acknowledges at once, so the other rules' tests see acks without waiting;
+    /// the delayed-ack tests use [`Pair::delayed`].
     fn new() -> Pair {
+        Pair::with_configs(immediate_acks(), immediate_acks())
+    }
+
+    /// A pair with the default configuration (delayed acknowledgements).
+    fn delayed() -> Pair {
         Pair::with_configs(Config::default(), Config::default())
     }
 
@@ -444,6 +451,13 @@ impl Pair {
     }
 }
 
+fn immediate_acks() -> Config {
+    Config {
+        ack_delay: Duration::ZERO,
+        ..Config::default()
+    }
+}
+
 fn ids(range: std::ops::RangeInclusive<u64>) -> Vec<MessageId> {
     range.map(MessageId).collect()
 }
@@ -613,9 +627,9 @@ fn reconnect_attempts_back_off_until_the_peer_answers() {
 fn full_queue_fails_the_send_at_once() {
     let config = Config {
         max_queued_messages: 3,
-        ..Config::default()
+        ..immediate_acks()
     };
-    let mut p = Pair::with_configs(config, Config::default());
+    let mut p = Pair::with_configs(config, immediate_acks());
     for n in 1..=3 {
         p.send(A, n).unwrap();
     }
@@ -633,7 +647,7 @@ fn full_queue_fails_the_send_at_once() {
     // The byte bound: room for one 100-byte message only.
     let config = Config {
         max_queued_bytes: 150,
-        ..Config::default()
+        ..immediate_acks()
     };
     let mut conn = Connection::new(
         Arc::new(config),
@@ -657,7 +671,7 @@ fn full_queue_fails_the_send_at_once() {
 fn oversized_message_fails_at_the_sender() {
     let config = Config {
         max_frame: 100,
-        ..Config::default()
+        ..immediate_acks()
     };
     let mut conn = Connection::new(
         Arc::new(config),
@@ -687,9 +701,9 @@ fn oversized_message_fails_at_the_sender() {
 fn the_peers_smaller_maximum_frame_applies() {
     let small = Config {
         max_frame: 100,
-        ..Config::default()
+        ..immediate_acks()
     };
-    let mut p = Pair::with_configs(Config::default(), small);
+    let mut p = Pair::with_configs(immediate_acks(), small);
     let big = WireMessage {
         payload: Arc::from(vec![0u8; 500]),
         ..message(1)
@@ -726,9 +740,9 @@ fn the_peers_limit_applies_to_queued_messages_when_it_is_learnt() {
     let body = wire::frame_body_bound(&m) - 9;
     let small = Config {
         max_frame: body - 1,
-        ..Config::default()
+        ..immediate_acks()
     };
-    let mut p = Pair::with_configs(Config::default(), small);
+    let mut p = Pair::with_configs(immediate_acks(), small);
     let now = p.now;
     p.nodes[A].conn(now, B).send(now, MessageId(1), &m).unwrap();
     p.send(A, 2).unwrap();
@@ -748,9 +762,9 @@ fn the_peers_limit_applies_to_queued_messages_when_it_is_learnt() {
 fn version_mismatch_is_a_clear_error_on_both_sides() {
     let newer = Config {
         protocol_version: PROTOCOL_VERSION + 1,
-        ..Config::default()
+        ..immediate_acks()
     };
-    let mut p = Pair::with_configs(Config::default(), newer);
+    let mut p = Pair::with_configs(immediate_acks(), newer);
     p.send(A, 1).unwrap();
     p.drive();
     // The acceptor (B) explains and closes.
@@ -775,7 +789,7 @@ fn version_mismatch_is_a_clear_error_on_both_sides() {
     let mut p = Pair::with_configs(
         Config {
             protocol_version: 7,
-            ..Config::default()
+            ..immediate_acks()
         },
         Config::default(),
     );
@@ -967,9 +981,9 @@ fn connection_refused_fails_every_queued_message_as_dead() {
 fn unacknowledged_messages_time_out() {
     let config = Config {
         transmit_timeout: Duration::from_secs(2),
-        ..Config::default()
+        ..immediate_acks()
     };
-    let mut p = Pair::with_configs(config, Config::default());
+    let mut p = Pair::with_configs(config, immediate_acks());
     p.nodes[B].lose_out = true;
     p.send(A, 1).unwrap();
     p.drive();
@@ -1429,9 +1443,9 @@ fn a_frame_in_progress_has_a_deadline() {
     let config = Config {
         frame_timeout: Duration::from_secs(5),
         frame_time_per_mib: Duration::from_secs(1),
-        ..Config::default()
+        ..immediate_acks()
     };
-    let mut p = Pair::with_configs(Config::default(), config);
+    let mut p = Pair::with_configs(immediate_acks(), config);
     p.send(A, 1).unwrap();
     p.drive();
     let start = p.now;
@@ -1465,7 +1479,7 @@ fn a_frame_in_progress_has_a_deadline() {
     assert_eq!(p.nodes[B].conn.as_ref().unwrap().stats().frame_timeouts, 1);
     assert_eq!(p.nodes[B].conn.as_ref().unwrap().buffered_input(), 0);
     // Whole frames keep the link open however long it lives.
-    let mut p = Pair::with_configs(Config::default(), Config::default());
+    let mut p = Pair::with_configs(immediate_acks(), Config::default());
     for n in 1..=5 {
         p.send(A, n).unwrap();
         p.advance(Duration::from_secs(20));
@@ -1617,7 +1631,7 @@ fn drain_events(conn: &mut Connection) -> Vec<Event> {
 fn an_overloaded_refusal_keeps_the_queue_and_reconnects_after_the_backoff() {
     let config = Config {
         transmit_timeout: Duration::from_secs(5),
-        ..Config::default()
+        ..immediate_acks()
     };
     let backoff = config.backoff_min;
     let now = Instant::now();
@@ -1699,7 +1713,7 @@ fn a_silent_socket_goes_at_the_first_frame_deadline_a_talking_one_keeps_the_hand
     let config = Config {
         first_frame_timeout: Duration::from_secs(1),
         handshake_timeout: Duration::from_secs(10),
-        ..Config::default()
+        ..immediate_acks()
     };
     let now = Instant::now();
     let second = Duration::from_secs(1);
@@ -1784,4 +1798,167 @@ fn the_announced_listening_address_matches_the_one_dialed() {
         dialed
     ));
     assert!(!listens_at(None, dialed));
+}
+
+/// Records `node` would write now (without delivering them).
+fn records_pending(p: &mut Pair, node: usize) -> usize {
+    take_frames(p, node).len()
+}
+
+#[test]
+fn with_no_data_flowing_back_the_ack_waits_for_the_delay() {
+    let mut p = Pair::delayed();
+    p.send(A, 1).unwrap();
+    p.drive();
+    let delay = Config::default().ack_delay;
+    p.send(A, 2).unwrap();
+    p.drive();
+    assert_eq!(p.nodes[B].delivered(), vec![1, 2]);
+    let acked_before = p.nodes[A].acked();
+    assert!(
+        !acked_before.contains(&MessageId(2)),
+        "no ack-only record before the delay"
+    );
+    let due = p.nodes[B].conn.as_ref().unwrap().poll_timeout().unwrap();
+    assert!(due <= p.now + delay, "the delay is a timer of the machine");
+    p.advance(delay);
+    let mut acked = p.nodes[A].acked();
+    acked.sort();
+    assert_eq!(acked, ids(1..=2), "one cumulative ack after the delay");
+}
+
+/// A default pair where B has just received message 2 and owes its ack (no data flowed back).
+fn pair_owing_an_ack() -> Pair {
+    let mut p = Pair::delayed();
+    p.send(A, 1).unwrap();
+    p.drive();
+    p.advance(Config::default().ack_delay);
+    p.send(A, 2).unwrap();
+    p.drive();
+    assert!(!p.nodes[A].acked().contains(&MessageId(2)));
+    p
+}
+
+#[test]
+fn an_ack_rides_with_data_going_back_at_once() {
+    // B answers: its one record carries the ack owed and the data, without waiting.
+    let mut p = pair_owing_an_ack();
+    p.send(B, 100).unwrap();
+    assert_eq!(records_pending(&mut p, B), 1, "one record: ack and data");
+    let mut p = pair_owing_an_ack();
+    p.send(B, 100).unwrap();
+    p.drive();
+    assert!(p.nodes[A].acked().contains(&MessageId(2)));
+    assert_eq!(p.nodes[A].delivered(), vec![100]);
+}
+
+#[test]
+fn enough_frames_or_bytes_make_the_ack_due_at_once() {
+    let config = Config {
+        ack_frames: 4,
+        ..Config::default()
+    };
+    let mut p = Pair::with_configs(Config::default(), config);
+    p.send(A, 1).unwrap();
+    p.drive();
+    p.advance(Config::default().ack_delay);
+    for n in 2..=4 {
+        p.send(A, n).unwrap();
+        p.drive();
+    }
+    assert!(
+        !p.nodes[A].acked().contains(&MessageId(4)),
+        "three frames wait"
+    );
+    p.send(A, 5).unwrap();
+    p.drive();
+    assert!(
+        p.nodes[A].acked().contains(&MessageId(5)),
+        "the fourth frame since the last ack is acknowledged at once"
+    );
+
+    let config = Config {
+        ack_bytes: 1,
+        ..Config::default()
+    };
+    let mut p = Pair::with_configs(Config::default(), config);
+    p.send(A, 1).unwrap();
+    p.drive();
+    p.send(A, 2).unwrap();
+    p.drive();
+    assert_eq!(
+        p.nodes[A].acked(),
+        ids(1..=2),
+        "past the byte threshold: at once"
+    );
+}
+
+#[test]
+fn queued_small_messages_go_out_as_one_record_and_a_lone_one_at_once() {
+    // A lone message is written by the first transmit, with no timer to wait for.
+    let mut p = pair_owing_an_ack();
+    p.send(A, 3).unwrap();
+    assert_eq!(records_pending(&mut p, A), 1);
+    // Many queued messages: one record.
+    let mut p = pair_owing_an_ack();
+    for n in 3..=50 {
+        p.send(A, n).unwrap();
+    }
+    assert_eq!(records_pending(&mut p, A), 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever the thresholds, the delay and the sender's window, a one-way stream never
+    /// deadlocks: every message is delivered and acknowledged once the clock moves by the
+    /// delay, and the sender never waits longer than the delay for room.
+    #[test]
+    fn delayed_acks_never_stall_the_senders_window(
+        window in 1usize..8,
+        ack_frames in 1usize..20,
+        ack_bytes in 1usize..4096,
+        delay_ms in 0u64..10,
+        count in 1u64..60,
+        chunk in 1usize..300,
+    ) {
+        let sender = Config { max_queued_messages: window, ..Config::default() };
+        let receiver = Config {
+            ack_frames,
+            ack_bytes,
+            ack_delay: Duration::from_millis(delay_ms),
+            ..Config::default()
+        };
+        let mut p = Pair::with_configs(sender, receiver);
+        p.chunk = chunk;
+        let mut next = 1;
+        let mut waited = Duration::ZERO;
+        while next <= count {
+            match p.send(A, next) {
+                Ok(_) => {
+                    next += 1;
+                    waited = Duration::ZERO;
+                }
+                Err(SendError::QueueFull { .. }) => {
+                    p.drive();
+                    if p.send(A, next).is_ok() {
+                        next += 1;
+                        waited = Duration::ZERO;
+                        continue;
+                    }
+                    prop_assert!(waited <= Duration::from_millis(delay_ms), "stalled past the delay");
+                    p.advance(Duration::from_millis(1));
+                    waited += Duration::from_millis(1);
+                }
+                Err(e) => prop_assert!(false, "{e}"),
+            }
+        }
+        p.drive();
+        p.advance(Duration::from_millis(delay_ms));
+        prop_assert_eq!(p.nodes[B].delivered(), (1..=count).collect::<Vec<_>>());
+        let mut acked = p.nodes[A].acked();
+        acked.sort();
+        prop_assert_eq!(acked, ids(1..=count));
+        prop_assert_eq!(p.nodes[A].conn.as_ref().unwrap().queued(), 0);
+    }
 }
