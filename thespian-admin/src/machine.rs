@@ -105,6 +105,9 @@ pub struct AdminConfig {
     /// capability check fails here becomes [`Action::PlaceElsewhere`] instead of a
     /// `NoCompatibleSystem` answer.
     pub remote_placement: bool,
+    /// The largest reply payload the transport carries, in bytes of its wire form: a status
+    /// reply lists fewer actors rather than exceed it ([`fit_status`]).
+    pub max_reply: usize,
 }
 
 /// Who gets the answer to a create: an address of this system, or another system's admin
@@ -331,6 +334,39 @@ fn take<M: Message>(payload: Payload) -> Result<M, Payload> {
         log::warn!("admin cannot decode {}: {}", M::wire_name(), e.error());
         e.into_inner()
     })
+}
+
+/// Keeps `status` within `limit` bytes of wire form by dropping entries from the end of its
+/// longest listings: first the actor list, then the top-level actors, then the global names
+/// (the counts, `live_actors` among them, stay whole, so a reader sees what was left out).
+/// True when anything was dropped.
+pub fn fit_status(status: &mut SystemStatus, limit: usize) -> bool {
+    fn size(status: &SystemStatus) -> usize {
+        postcard::to_allocvec(status).map_or(usize::MAX, |bytes| bytes.len())
+    }
+    fn shrink<T>(list: &mut Vec<T>, total: usize, limit: usize) {
+        // Entries cost about total / len bytes each (an over-estimate: the fixed part is
+        // counted in), so this cuts at least what is needed, and at least one.
+        let len = list.len();
+        let each = (total / len.max(1)).max(1);
+        let cut = ((total - limit) / each + 1).min(len);
+        list.truncate(len - cut);
+    }
+    let mut total = size(status);
+    let trimmed = total > limit;
+    while total > limit {
+        if !status.actors.is_empty() {
+            shrink(&mut status.actors, total, limit);
+        } else if !status.child_actors.is_empty() {
+            shrink(&mut status.child_actors, total, limit);
+        } else if !status.global_actors.is_empty() {
+            shrink(&mut status.global_actors, total, limit);
+        } else {
+            break;
+        }
+        total = size(status);
+    }
+    trimmed
 }
 
 /// `log::Level` from its number in a [`LogRecord`]; Info when out of range.
@@ -1106,6 +1142,14 @@ impl Admin {
             } => {
                 let mut status = self.status();
                 status.pending_messages = pending;
+                if fit_status(&mut status, self.config.max_reply) {
+                    log::debug!(
+                        "status reply lists {} of {} actors: the transport carries {} bytes",
+                        status.actors.len(),
+                        status.live_actors,
+                        self.config.max_reply
+                    );
+                }
                 for requester in requesters {
                     self.reply(requester, Payload::new(status.clone()));
                 }

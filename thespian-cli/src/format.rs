@@ -74,7 +74,7 @@ pub fn status(out: &mut dyn Write, attach: &Attach, status: &SystemStatus) -> io
     for (key, value) in status.capabilities.iter() {
         writeln!(out, "  {key}: {value}")?;
     }
-    writeln!(out, "Actors:")?;
+    writeln!(out, "Actors:{}", unlisted(status))?;
     if status.actors.is_empty() {
         writeln!(out, "  none")?;
     }
@@ -97,6 +97,20 @@ pub fn status(out: &mut dyn Write, attach: &Attach, status: &SystemStatus) -> io
     Ok(())
 }
 
+/// What a status left out of its actor list (the admin lists fewer actors rather than exceed
+/// the transport's message size), as a note for a heading; empty when it lists them all.
+fn unlisted(status: &SystemStatus) -> String {
+    if status.actors.len() < status.live_actors {
+        format!(
+            " ({} of {} listed: the whole list exceeds one message of the transport)",
+            status.actors.len(),
+            status.live_actors
+        )
+    } else {
+        String::new()
+    }
+}
+
 /// Prints the actors of `status` with their own counters (from `statuses`), as a flat list or
 /// as the parent/child tree; returns the addresses in the order they were numbered.
 pub fn actors(
@@ -105,7 +119,7 @@ pub fn actors(
     statuses: &HashMap<ActorAddress, ActorStatus>,
     tree: bool,
 ) -> io::Result<Vec<ActorAddress>> {
-    writeln!(out, "{} actors", status.actors.len())?;
+    writeln!(out, "{} actors{}", status.actors.len(), unlisted(status))?;
     let mut order = Vec::new();
     let mut line = |out: &mut dyn Write, address: &ActorAddress, depth: usize| {
         order.push(address.clone());
@@ -259,6 +273,20 @@ mod tests {
         assert_eq!(order, vec![a(1), a(3), a(2)]);
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.contains("#2     ActorAddr-(ab|3)  T3"), "{text}");
+    }
+
+    #[test]
+    fn a_shortened_actor_list_says_how_many_it_left_out() {
+        let mut status = system(vec![summary(1, 0), summary(2, 0)]);
+        let mut out = Vec::new();
+        actors(&mut out, &status, &HashMap::new(), false).expect("prints");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.starts_with("2 actors\n"), "{text}");
+        status.live_actors = 5;
+        let mut out = Vec::new();
+        actors(&mut out, &status, &HashMap::new(), false).expect("prints");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.starts_with("2 actors (2 of 5 listed: "), "{text}");
     }
 
     #[test]

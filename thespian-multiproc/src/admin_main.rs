@@ -115,6 +115,7 @@ pub(crate) fn run(transport: Arc<dyn TransportFactory>, config: AdminLaunch) -> 
             thread_mode: config.thread_mode,
             shutdown_grace: Duration::from_secs(10),
             remote_placement: true,
+            max_reply: transport.max_payload(),
         },
         Box::new(|name| types::lookup(name).ok_or_else(|| types::unknown_reason(name))),
     );

@@ -30,6 +30,9 @@ pub trait TransportFactory: Send + Sync + 'static {
     fn default_admin_port(&self) -> u16;
     /// Binds a socket of this transport at `address` (a listener for a stream transport).
     fn bind(&self, address: SocketAddr) -> io::Result<OwnedFd>;
+    /// The largest payload, in bytes of its wire form, that one message of this transport
+    /// carries: replies the admin builds (a status listing every actor) are kept under it.
+    fn max_payload(&self) -> usize;
     /// The address a socket of this transport is bound to.
     fn local_addr(&self, socket: BorrowedFd<'_>) -> io::Result<SocketAddr>;
     /// Builds the endpoint on `socket` (one [`bind`](TransportFactory::bind) made, here or in

@@ -757,6 +757,10 @@ mod tests {
         fn bind(&self, address: SocketAddr) -> std::io::Result<OwnedFd> {
             Ok(std::net::UdpSocket::bind(address)?.into())
         }
+        fn max_payload(&self) -> usize {
+            60_000
+        }
+
         fn local_addr(&self, socket: BorrowedFd<'_>) -> std::io::Result<SocketAddr> {
             std::net::UdpSocket::from(socket.try_clone_to_owned()?).local_addr()
         }

@@ -61,6 +61,7 @@ fn resolver() -> Resolver {
 
 fn config(thread_mode: bool, picky: bool) -> AdminConfig {
     AdminConfig {
+        max_reply: 60_000,
         admin: admin_addr(),
         admin_pid: 42,
         base_name: "multiprocTCPBase",
@@ -1443,4 +1444,75 @@ fn a_status_of_a_system_without_actors_counts_nothing_pending_at_once() {
     let replies = sent::<SystemStatus>(&actions);
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].2.pending_messages, Some(0));
+}
+
+#[test]
+fn a_status_reply_lists_fewer_actors_rather_than_exceed_the_transport() {
+    let mut config = config(false, true);
+    config.max_reply = 2_000;
+    let mut h = Harness::with(config, resolver());
+    let actors: Vec<ActorAddress> = (0..100)
+        .map(|n| {
+            h.spawn::<Plain>(&admin_addr(), Some(&format!("actor-{n}")))
+                .0
+        })
+        .collect();
+    let actions = h.handle(&outside(), StatusRequest);
+    let round = sent::<MailboxDepthQuery>(&actions)[0].2.round;
+    let mut replies = Vec::new();
+    for actor in &actors {
+        replies.extend(sent::<SystemStatus>(
+            &h.handle(actor, MailboxDepth { round, depth: 1 }),
+        ));
+    }
+    assert_eq!(replies.len(), 1);
+    let status = &replies[0].2;
+    assert!(postcard::to_allocvec(status).unwrap().len() <= 2_000);
+    assert_eq!(status.live_actors, 100, "the count stays whole");
+    assert_eq!(status.pending_messages, Some(100));
+    assert!(!status.actors.is_empty() && status.actors.len() < 100);
+    assert_eq!(
+        status.actors[..],
+        h.admin.status().actors[..status.actors.len()]
+    );
+}
+
+proptest! {
+    /// Whatever the listings and the limit, the fitted status is within the limit when its
+    /// fixed part is, keeps a prefix of each listing, and is untouched when it already fit.
+    #[test]
+    fn a_fitted_status_fits_and_keeps_prefixes(
+        actors in 0usize..60,
+        names in 0usize..30,
+        limit in 0usize..6_000,
+    ) {
+        let address = |n: u64| ActorAddress::new(thespian_core::SystemId::from_raw(3), n);
+        let mut status = Harness::new().admin.status();
+        status.actors = (0..actors as u64)
+            .map(|n| ActorSummary {
+                address: address(n),
+                actor_type: format!("some::Type{n}"),
+                parent: address(0),
+                global_name: None,
+                pid: Some(7),
+            })
+            .collect();
+        status.child_actors = (0..actors as u64).map(address).collect();
+        status.global_actors = (0..names as u64).map(|n| (format!("name-{n}"), address(n))).collect();
+        let original = status.clone();
+        let trimmed = fit_status(&mut status, limit);
+        let size = postcard::to_allocvec(&status).unwrap().len();
+        let mut bare = original.clone();
+        bare.actors.clear();
+        bare.child_actors.clear();
+        bare.global_actors.clear();
+        if postcard::to_allocvec(&bare).unwrap().len() <= limit {
+            prop_assert!(size <= limit);
+        }
+        prop_assert_eq!(trimmed, postcard::to_allocvec(&original).unwrap().len() > limit);
+        prop_assert_eq!(&status.actors[..], &original.actors[..status.actors.len()]);
+        prop_assert_eq!(&status.child_actors[..], &original.child_actors[..status.child_actors.len()]);
+        prop_assert_eq!(&status.global_actors[..], &original.global_actors[..status.global_actors.len()]);
+        prop_assert_eq!(status.live_actors, original.live_actors);
+    }
 }

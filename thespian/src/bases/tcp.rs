@@ -9,7 +9,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 
 use thespian_core::SystemId;
 use thespian_multiproc::{Secret, TransportEndpoint, TransportFactory};
-use thespian_transport_tcp::{EndpointConfig, TcpEndpoint};
+use thespian_transport_tcp::{EndpointConfig, TcpEndpoint, DEFAULT_MAX_FRAME};
 
 use crate::system::SystemBase;
 
@@ -32,6 +32,11 @@ impl TransportFactory for TcpTransport {
 
     fn bind(&self, address: SocketAddr) -> io::Result<OwnedFd> {
         Ok(TcpListener::bind(address)?.into())
+    }
+
+    fn max_payload(&self) -> usize {
+        // A data frame's header (addresses, wire name, sequence) takes well under 1 KiB.
+        DEFAULT_MAX_FRAME - 1024
     }
 
     fn local_addr(&self, socket: BorrowedFd<'_>) -> io::Result<SocketAddr> {

@@ -49,6 +49,11 @@ impl TransportFactory for UdpTransport {
         Ok(UdpSocket::bind(address)?.into())
     }
 
+    fn max_payload(&self) -> usize {
+        // The datagram's headers (addresses, wire name, counter, tag) take well under 1 KiB.
+        udp_settings().datagram_limit() - 1024
+    }
+
     fn local_addr(&self, socket: BorrowedFd<'_>) -> io::Result<SocketAddr> {
         UdpSocket::from(socket.try_clone_to_owned()?).local_addr()
     }
