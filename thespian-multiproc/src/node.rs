@@ -1165,6 +1165,36 @@ mod tests {
     }
 
     #[test]
+    fn an_inline_sender_past_its_peers_window_turns_the_poll_for_room() {
+        let wait = Duration::from_secs(10);
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
+        let a_port = probe.local_addr().expect("probe").port();
+        drop(probe);
+        let (inbox_tx, _inbox) = crossbeam_channel::unbounded();
+        let a_socket = SocketAddr::from((Ipv4Addr::LOCALHOST, a_port));
+        let (a, a_mailbox) = udp_node(a_port, 1, a_socket, &inbox_tx);
+        let (b, _) = udp_node_driven(0, 2, a_socket, &inbox_tx, Driving::Inline);
+        let (a_actor, b_actor) = (a.address_of(1), b.address_of(1));
+        // More than the UDP transport's window (128 unacknowledged) in one go, as one handler
+        // of the actor would: nothing else turns the poll meanwhile.
+        let count = 400u32;
+        for n in 0..count {
+            b.send(&b_actor, &a_actor, Payload::new(n))
+                .expect("room was made");
+        }
+        assert!(b.flush(wait), "all acknowledged");
+        let got: Vec<u32> = (0..count)
+            .map(|_| {
+                let envelope = a_mailbox.recv_timeout(wait).expect("a message");
+                *envelope.get::<u32>().expect("a u32")
+            })
+            .collect();
+        assert_eq!(got, (0..count).collect::<Vec<_>>(), "all, in order");
+        b.stop();
+        a.stop();
+    }
+
+    #[test]
     fn the_admin_id_lives_nowhere_in_particular() {
         assert_eq!(decode_id(ActorAddress::ADMIN_ID), None);
     }
