@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -140,6 +140,9 @@ pub(crate) struct Node {
     /// Sent and not yet settled: kept to turn a failure into a dead letter or poison.
     in_flight: Mutex<HashMap<MessageId, WireMessage>>,
     settled: Condvar,
+    /// Flushes blocked on `settled`, changed and read under `in_flight`'s lock: a settle
+    /// notifies only when one waits (a notify is a system call even with no waiter).
+    flushing: AtomicUsize,
     /// Hosts found gone, with the incarnation that was there and when: the transport may
     /// refuse sends to such an address for a while, which must not hit a newer process that
     /// took the port (its addresses name another incarnation).
@@ -209,6 +212,7 @@ impl Node {
             next_slot: AtomicU32::new(1),
             in_flight: Mutex::new(HashMap::new()),
             settled: Condvar::new(),
+            flushing: AtomicUsize::new(0),
             gone_hosts: Mutex::new(HashMap::new()),
             admin_inbox,
             admin_lost: AtomicBool::new(false),
@@ -593,7 +597,7 @@ impl Node {
     fn settle(&self, ids: &[MessageId]) -> Vec<WireMessage> {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         let settled = ids.iter().filter_map(|id| in_flight.remove(id)).collect();
-        if in_flight.is_empty() {
+        if in_flight.is_empty() && self.flushing.load(Ordering::Relaxed) > 0 {
             self.settled.notify_all();
         }
         settled
@@ -754,10 +758,13 @@ impl Node {
             return settled;
         }
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        self.flushing.fetch_add(1, Ordering::Relaxed);
+        let mut settled = true;
         while !in_flight.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return false;
+                settled = false;
+                break;
             }
             in_flight = self
                 .settled
@@ -765,7 +772,8 @@ impl Node {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        true
+        self.flushing.fetch_sub(1, Ordering::Relaxed);
+        settled
     }
 
     /// True when nothing sent is waiting for its outcome.
