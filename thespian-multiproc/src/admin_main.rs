@@ -21,7 +21,7 @@ use crate::convention::ConventionDriver;
 use crate::factory::TransportFactory;
 use crate::host::{self, HostSetup};
 use crate::launch;
-use crate::node::Node;
+use crate::node::{Driving, Node};
 use crate::roles::{self, ActorLaunch, AdminLaunch};
 use crate::{log_level, logging, secret, signals, types};
 
@@ -83,6 +83,7 @@ pub(crate) fn run(transport: Arc<dyn TransportFactory>, config: AdminLaunch) -> 
         Some(inbox_tx),
         Vec::new(),
         secret,
+        Driving::Thread,
     ) {
         Ok(node) => node,
         Err(e) => {

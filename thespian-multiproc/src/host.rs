@@ -21,7 +21,7 @@ use thespian_core::{
 use thespian_io::watch::Watcher;
 
 use crate::factory::TransportFactory;
-use crate::node::{AdminLost, AdminUnreachable, Node};
+use crate::node::{AdminLost, AdminUnreachable, Driving, Node};
 use crate::roles::{self, ActorLaunch, ACTOR_SLOT};
 use crate::{logging, secret, signals, types};
 
@@ -103,11 +103,7 @@ pub(crate) fn run(setup: HostSetup) {
     };
     loop {
         let next = services.timers.iter().map(|t| t.0).min();
-        let received = match next {
-            Some(at) => mailbox.recv_timeout(at.saturating_duration_since(Instant::now())),
-            None => mailbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        let envelope = match received {
+        let envelope = match node.recv(&mailbox, next) {
             Ok(envelope) => envelope,
             Err(RecvTimeoutError::Timeout) => {
                 let now = Instant::now();
@@ -212,6 +208,8 @@ pub(crate) fn run_process(transport: Arc<dyn TransportFactory>, launch: ActorLau
         None,
         vec![(ACTOR_SLOT, mailbox_tx)],
         secret,
+        // The actor runs on the thread that turns its socket's poll: no hand-off per message.
+        Driving::Inline,
     ) {
         Ok(node) => node,
         Err(e) => {
@@ -385,8 +383,7 @@ pub(crate) fn request_or_refusal<T: thespian_core::Message>(
         node.send(&reply_to, &admin, payload)?;
         let deadline = Instant::now() + timeout;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let envelope = rx.recv_timeout(left).map_err(|_| {
+            let envelope = node.recv(&rx, Some(deadline)).map_err(|_| {
                 ThespianError::RequestTimeout(format!(
                     "the admin at {} did not answer within {timeout:?}",
                     node.admin_socket()

@@ -10,13 +10,13 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 use thespian_auth::Secret;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use serde::{Deserialize, Serialize};
 use thespian_admin::protocol::{
     DeadLetter, MailboxDepth, MailboxDepthQuery, PoisonReturned, ShutdownComplete, WIRE_PREFIX,
@@ -106,6 +106,28 @@ fn could_be_a_system(host: SocketAddrV4) -> bool {
     host.port() != 0 && !ip.is_unspecified() && !ip.is_broadcast() && !ip.is_multicast()
 }
 
+/// Who drives a node's transport poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Driving {
+    /// A poll thread of the node's own: the admin's process and programs, whose actors and
+    /// callers run on other threads.
+    Thread,
+    /// The thread that starts the node, between its waits ([`Node::recv`], [`Node::flush`]):
+    /// an actor process, whose one actor then needs no hand-off to another thread.
+    Inline,
+}
+
+/// The node's side of its transport poll.
+enum Driver {
+    /// [`Driving::Thread`]: the poll thread, joined on stop.
+    Thread(Mutex<Option<JoinHandle<()>>>),
+    /// [`Driving::Inline`]: the poll, turned by `thread` while it waits; `None` once closed.
+    Inline {
+        thread: ThreadId,
+        poll: Mutex<Option<Box<dyn TransportPoll>>>,
+    },
+}
+
 /// One process's endpoint and the addresses it hosts.
 pub(crate) struct Node {
     incarnation: SystemId,
@@ -118,6 +140,9 @@ pub(crate) struct Node {
     /// Sent and not yet settled: kept to turn a failure into a dead letter or poison.
     in_flight: Mutex<HashMap<MessageId, WireMessage>>,
     settled: Condvar,
+    /// Flushes blocked on `settled`, changed and read under `in_flight`'s lock: a settle
+    /// notifies only when one waits (a notify is a system call even with no waiter).
+    flushing: AtomicUsize,
     /// Hosts found gone, with the incarnation that was there and when: the transport may
     /// refuse sends to such an address for a while, which must not hit a newer process that
     /// took the port (its addresses name another incarnation).
@@ -130,7 +155,7 @@ pub(crate) struct Node {
     shut_down: Mutex<bool>,
     shut_down_seen: Condvar,
     stopping: AtomicBool,
-    poller: Mutex<Option<JoinHandle<()>>>,
+    driver: Driver,
 }
 
 impl std::fmt::Debug for Node {
@@ -144,7 +169,8 @@ impl std::fmt::Debug for Node {
 
 impl Node {
     /// Starts a node on `socket` with `slots` already open (so nothing that arrives first is
-    /// lost): its poll thread runs until [`Node::stop`].
+    /// lost), its poll driven as `driving` says until [`Node::stop`].
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         socket: BoundSocket,
         incarnation: SystemId,
@@ -153,6 +179,7 @@ impl Node {
         admin_inbox: Option<Sender<Envelope>>,
         slots: Vec<(u16, Sender<Envelope>)>,
         secret: Secret,
+        driving: Driving,
     ) -> Result<Arc<Node>> {
         let local = match socket.local_addr() {
             SocketAddr::V4(v4) => v4,
@@ -165,6 +192,16 @@ impl Node {
         let TransportEndpoint { poll, sender } = socket
             .into_endpoint(incarnation, secret)
             .map_err(|e| ThespianError::StartupFailure(format!("transport endpoint: {e}")))?;
+        let (driver, threaded) = match driving {
+            Driving::Thread => (Driver::Thread(Mutex::new(None)), Some(poll)),
+            Driving::Inline => (
+                Driver::Inline {
+                    thread: std::thread::current().id(),
+                    poll: Mutex::new(Some(poll)),
+                },
+                None,
+            ),
+        };
         let node = Arc::new(Node {
             incarnation,
             local,
@@ -175,21 +212,128 @@ impl Node {
             next_slot: AtomicU32::new(1),
             in_flight: Mutex::new(HashMap::new()),
             settled: Condvar::new(),
+            flushing: AtomicUsize::new(0),
             gone_hosts: Mutex::new(HashMap::new()),
             admin_inbox,
             admin_lost: AtomicBool::new(false),
             shut_down: Mutex::new(false),
             shut_down_seen: Condvar::new(),
             stopping: AtomicBool::new(false),
-            poller: Mutex::new(None),
+            driver,
         });
-        let weak = Arc::downgrade(&node);
-        let handle = std::thread::Builder::new()
-            .name("thespian-node".into())
-            .spawn(move || run_poller(weak, poll))
-            .map_err(|e| ThespianError::StartupFailure(format!("node thread: {e}")))?;
-        *node.poller.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        if let (Some(poll), Driver::Thread(poller)) = (threaded, &node.driver) {
+            let weak = Arc::downgrade(&node);
+            let handle = std::thread::Builder::new()
+                .name("thespian-node".into())
+                .spawn(move || run_poller(weak, poll))
+                .map_err(|e| ThespianError::StartupFailure(format!("node thread: {e}")))?;
+            *poller.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        }
         Ok(node)
+    }
+
+    /// True on the thread that drives an inline node's poll.
+    fn drives_here(&self) -> bool {
+        match &self.driver {
+            Driver::Inline { thread, .. } => *thread == std::thread::current().id(),
+            Driver::Thread(_) => false,
+        }
+    }
+
+    /// One turn of an inline node's poll, on its driving thread: waits at most `timeout` for
+    /// the transport and handles what it reports. False when there is no poll to turn (a
+    /// threaded node, another thread, or the poll is closed): the caller blocks instead.
+    fn turn(&self, timeout: Option<Duration>) -> bool {
+        if !self.drives_here() {
+            return false;
+        }
+        let Driver::Inline { poll, .. } = &self.driver else {
+            return false;
+        };
+        let mut guard = poll.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(transport) = guard.as_mut() else {
+            return false;
+        };
+        match transport.poll(timeout) {
+            Ok(events) => {
+                drop(guard);
+                for event in events {
+                    handle_event(self, event);
+                }
+                true
+            }
+            Err(e) => {
+                log::error!("transport poll failed: {e}");
+                if let Some(mut transport) = guard.take() {
+                    let _ = transport.close();
+                }
+                false
+            }
+        }
+    }
+
+    /// On an inline node's driving thread, turns the poll until `done` (`Some(true)`) or
+    /// `deadline` passes (`Some(false)`); `None` when this thread cannot turn it, and the
+    /// caller must block on what it waits for. The one wait of both modes: whatever the
+    /// driving thread waits for arrives through the poll it turns here.
+    fn pump_until(
+        &self,
+        deadline: Option<Instant>,
+        mut done: impl FnMut() -> bool,
+    ) -> Option<bool> {
+        loop {
+            if done() {
+                return Some(true);
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                return Some(false);
+            }
+            if !self.turn(left) {
+                return None;
+            }
+        }
+    }
+
+    /// The next envelope on `rx`, waiting until `deadline` (`None`: without end). On an inline
+    /// node's driving thread the wait turns the poll; elsewhere it blocks on the channel.
+    pub(crate) fn recv(
+        &self,
+        rx: &Receiver<Envelope>,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<Envelope, RecvTimeoutError> {
+        let mut got = None;
+        let mut gone = false;
+        let pumped = self.pump_until(deadline, || match rx.try_recv() {
+            Ok(envelope) => {
+                got = Some(envelope);
+                true
+            }
+            Err(TryRecvError::Disconnected) => {
+                gone = true;
+                true
+            }
+            Err(TryRecvError::Empty) => false,
+        });
+        match (pumped, got) {
+            (_, Some(envelope)) => Ok(envelope),
+            (Some(true), None) if gone => Err(RecvTimeoutError::Disconnected),
+            (Some(_), None) => Err(RecvTimeoutError::Timeout),
+            (None, None) => match deadline {
+                Some(at) => rx.recv_deadline(at),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            },
+        }
+    }
+
+    /// Queues `envelope` on a local mailbox; an inline node's poll is interrupted when another
+    /// thread (signals, descriptor watches, the admin watch) queued it, so it is seen at once.
+    fn push(&self, tx: &Sender<Envelope>, envelope: Envelope) -> std::result::Result<(), Envelope> {
+        tx.send(envelope).map_err(|e| e.into_inner())?;
+        if matches!(self.driver, Driver::Inline { .. }) && !self.drives_here() {
+            self.sender.interrupt();
+        }
+        Ok(())
     }
 
     /// This process's incarnation.
@@ -316,16 +460,39 @@ impl Node {
                 let _ = self.revive_if_newer(peer, to);
                 let wire = WireMessage::from_payload(from.clone(), to.clone(), &payload)
                     .map_err(ThespianError::Message)?;
-                let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                let id = self.sender.send(peer, wire.clone())?;
-                in_flight.insert(id, wire);
-                Ok(())
+                self.transmit(peer, wire)
             }
             Route::Dead => {
                 self.dead_letter(to, Envelope::new(from.clone(), payload));
                 Ok(())
             }
             Route::NotIssued => Err(thespian_core::base::not_issued_error(to)),
+        }
+    }
+
+    /// Hands `wire` to the transport and keeps it until it is settled. A peer's full queue
+    /// is refused at once, except on an inline node's driving thread: nothing else turns its
+    /// poll while the actor runs, so it turns the poll until acknowledgements make room (at
+    /// most [`FULL_WAIT`]), as the poll thread would have meanwhile.
+    fn transmit(&self, peer: SocketAddr, wire: WireMessage) -> Result<()> {
+        let mut deadline = None;
+        loop {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match self.sender.send(peer, wire.clone()) {
+                Ok(id) => {
+                    in_flight.insert(id, wire);
+                    return Ok(());
+                }
+                Err(ThespianError::QueueFull { target }) => {
+                    drop(in_flight);
+                    let by = *deadline.get_or_insert_with(|| Instant::now() + FULL_WAIT);
+                    let left = by.saturating_duration_since(Instant::now());
+                    if left.is_zero() || !self.turn(Some(left.min(FULL_TURN))) {
+                        return Err(ThespianError::QueueFull { target });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -378,8 +545,8 @@ impl Node {
                 if envelope.sender().is_admin() && answer_depth_query(self, to, &tx, &envelope) => {
             }
             Some(tx) => {
-                if let Err(e) = tx.send(envelope) {
-                    self.dead_letter(to, e.into_inner());
+                if let Err(envelope) = self.push(&tx, envelope) {
+                    self.dead_letter(to, envelope);
                 }
             }
             None => self.dead_letter(to, envelope),
@@ -430,7 +597,7 @@ impl Node {
     fn settle(&self, ids: &[MessageId]) -> Vec<WireMessage> {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         let settled = ids.iter().filter_map(|id| in_flight.remove(id)).collect();
-        if in_flight.is_empty() {
+        if in_flight.is_empty() && self.flushing.load(Ordering::Relaxed) > 0 {
             self.settled.notify_all();
         }
         settled
@@ -558,7 +725,7 @@ impl Node {
             let notice = AdminLost {
                 reason: reason.clone(),
             };
-            let _ = tx.send(Envelope::new(admin.clone(), Payload::new(notice)));
+            let _ = self.push(&tx, Envelope::new(admin.clone(), Payload::new(notice)));
         }
     }
 
@@ -587,11 +754,17 @@ impl Node {
     /// Waits until every message sent so far is settled (or `timeout` passes).
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        if let Some(settled) = self.pump_until(Some(deadline), || self.all_settled()) {
+            return settled;
+        }
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        self.flushing.fetch_add(1, Ordering::Relaxed);
+        let mut settled = true;
         while !in_flight.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return false;
+                settled = false;
+                break;
             }
             in_flight = self
                 .settled
@@ -599,10 +772,19 @@ impl Node {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        true
+        self.flushing.fetch_sub(1, Ordering::Relaxed);
+        settled
     }
 
-    /// Stops the poll thread and closes the endpoint (its port is free afterwards). Until
+    /// True when nothing sent is waiting for its outcome.
+    fn all_settled(&self) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// Stops driving the poll and closes the endpoint (its port is free afterwards). Until
     /// everything sent is settled (at most [`STOP_LINGER`]) the node still takes what arrives
     /// and dead-letters it, so nothing acknowledged to a sender is lost.
     pub(crate) fn stop(&self) {
@@ -610,10 +792,21 @@ impl Node {
             return;
         }
         self.sender.interrupt();
-        let handle = self.poller.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(handle) = handle {
-            if handle.thread().id() != std::thread::current().id() {
-                let _ = handle.join();
+        match &self.driver {
+            Driver::Thread(poller) => {
+                let handle = poller.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(handle) = handle {
+                    if handle.thread().id() != std::thread::current().id() {
+                        let _ = handle.join();
+                    }
+                }
+            }
+            Driver::Inline { poll, .. } => {
+                let transport = poll.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(mut transport) = transport {
+                    linger(self, &mut *transport);
+                    let _ = transport.close();
+                }
             }
         }
     }
@@ -648,14 +841,18 @@ const GONE_HOST_MEMORY: Duration = Duration::from_secs(60);
 /// Gone hosts kept before the older ones are forgotten.
 const GONE_HOSTS_KEPT: usize = 4096;
 
+/// How long an inline node's actor waits for room in a peer's full queue.
+const FULL_WAIT: Duration = Duration::from_secs(1);
+/// The longest poll turn of that wait: the transport's own timers end it sooner.
+const FULL_TURN: Duration = Duration::from_millis(10);
+
 /// How long a stopping node goes on settling what it sent and dead-lettering late arrivals.
 const STOP_LINGER: Duration = Duration::from_secs(2);
 
+/// A [`Driving::Thread`] node's poll thread.
 fn run_poller(node: std::sync::Weak<Node>, mut poll: Box<dyn TransportPoll>) {
-    let mut stop_by: Option<Instant> = None;
     loop {
-        let timeout = stop_by.map(|_| Duration::from_millis(20));
-        let events = match poll.poll(timeout) {
+        let events = match poll.poll(None) {
             Ok(events) => events,
             Err(e) => {
                 log::error!("transport poll failed: {e}");
@@ -667,18 +864,29 @@ fn run_poller(node: std::sync::Weak<Node>, mut poll: Box<dyn TransportPoll>) {
             handle_event(&node, event);
         }
         if node.stopping.load(Ordering::Acquire) {
-            let by = *stop_by.get_or_insert_with(|| Instant::now() + STOP_LINGER);
-            let settled = node
-                .in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty();
-            if settled || Instant::now() >= by {
-                break;
-            }
+            linger(&node, &mut *poll);
+            break;
         }
     }
     let _ = poll.close();
+}
+
+/// A stopping node's last turns: until everything it sent is settled, at most [`STOP_LINGER`].
+fn linger(node: &Node, poll: &mut dyn TransportPoll) {
+    let by = Instant::now() + STOP_LINGER;
+    while !node.all_settled() && Instant::now() < by {
+        match poll.poll(Some(Duration::from_millis(20))) {
+            Ok(events) => {
+                for event in events {
+                    handle_event(node, event);
+                }
+            }
+            Err(e) => {
+                log::error!("transport poll failed: {e}");
+                return;
+            }
+        }
+    }
 }
 
 fn handle_event(node: &Node, event: TransportEvent) {
@@ -805,6 +1013,17 @@ mod tests {
         admin_socket: SocketAddr,
         inbox: &Sender<Envelope>,
     ) -> (Arc<Node>, Receiver<Envelope>) {
+        udp_node_driven(port, incarnation, admin_socket, inbox, Driving::Thread)
+    }
+
+    /// [`udp_node`], its poll driven as `driving` says.
+    fn udp_node_driven(
+        port: u16,
+        incarnation: u64,
+        admin_socket: SocketAddr,
+        inbox: &Sender<Envelope>,
+        driving: Driving,
+    ) -> (Arc<Node>, Receiver<Envelope>) {
         let udp: Arc<dyn TransportFactory> = Arc::new(Udp);
         let socket = BoundSocket::bind(&udp, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
             .expect("bind on loopback");
@@ -818,6 +1037,7 @@ mod tests {
             hosts_admin.then(|| inbox.clone()),
             vec![(1, tx)],
             thespian_auth::Secret::from_text(b"node tests' shared secret").expect("long enough"),
+            driving,
         )
         .expect("node starts");
         (node, rx)
@@ -902,6 +1122,87 @@ mod tests {
             .expect("delivered to the new process");
         assert_eq!(got.get::<String>().expect("a String"), "to the new");
         c.stop();
+        a.stop();
+    }
+
+    #[test]
+    fn an_inline_node_is_driven_by_the_thread_that_waits() {
+        let wait = Duration::from_secs(10);
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
+        let a_port = probe.local_addr().expect("probe").port();
+        drop(probe);
+        let (inbox_tx, _inbox) = crossbeam_channel::unbounded();
+        let a_socket = SocketAddr::from((Ipv4Addr::LOCALHOST, a_port));
+        let (a, a_mailbox) = udp_node(a_port, 1, a_socket, &inbox_tx);
+        let (b, b_mailbox) = udp_node_driven(0, 2, a_socket, &inbox_tx, Driving::Inline);
+        let (a_actor, b_actor) = (a.address_of(1), b.address_of(1));
+        // Sent from the driving thread: it goes out when that thread next waits.
+        b.send(&b_actor, &a_actor, Payload::new("ping".to_owned()))
+            .expect("accepted");
+        assert!(b.flush(wait), "settled while the driving thread waits");
+        let ping = a_mailbox.recv_timeout(wait).expect("b's ping");
+        assert_eq!(ping.get::<String>().expect("a String"), "ping");
+        // Arrives through the poll that the waiting thread turns.
+        a.send(&a_actor, &b_actor, Payload::new("pong".to_owned()))
+            .expect("accepted");
+        let pong = b
+            .recv(&b_mailbox, Some(Instant::now() + wait))
+            .expect("a's pong");
+        assert_eq!(pong.get::<String>().expect("a String"), "pong");
+        // Queued by another thread: it interrupts the poll, which has nothing else to report.
+        let other = {
+            let b = b.clone();
+            let b_actor = b_actor.clone();
+            std::thread::spawn(move || {
+                b.send(&b_actor, &b_actor, Payload::new("signal".to_owned()))
+                    .expect("accepted");
+            })
+        };
+        let got = b
+            .recv(&b_mailbox, Some(Instant::now() + wait))
+            .expect("the other thread's message");
+        assert_eq!(got.get::<String>().expect("a String"), "signal");
+        other.join().expect("the sending thread");
+        // Only the driving thread turns the poll; another one waits on the channel.
+        let waiter = {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                b.recv(&b_mailbox, Some(Instant::now() + Duration::from_millis(10)))
+                    .is_err()
+            })
+        };
+        assert!(waiter.join().expect("the waiting thread"), "nothing came");
+        b.stop();
+        a.stop();
+    }
+
+    #[test]
+    fn an_inline_sender_past_its_peers_window_turns_the_poll_for_room() {
+        let wait = Duration::from_secs(10);
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
+        let a_port = probe.local_addr().expect("probe").port();
+        drop(probe);
+        let (inbox_tx, _inbox) = crossbeam_channel::unbounded();
+        let a_socket = SocketAddr::from((Ipv4Addr::LOCALHOST, a_port));
+        let (a, a_mailbox) = udp_node(a_port, 1, a_socket, &inbox_tx);
+        let (b, _) = udp_node_driven(0, 2, a_socket, &inbox_tx, Driving::Inline);
+        let (a_actor, b_actor) = (a.address_of(1), b.address_of(1));
+        // More than the UDP transport's window (128 unacknowledged) in one go, as one handler
+        // of the actor would: nothing else turns the poll meanwhile.
+        let count = 400u32;
+        for n in 0..count {
+            b.send(&b_actor, &a_actor, Payload::new(n))
+                .expect("room was made");
+        }
+        assert!(b.flush(wait), "all acknowledged");
+        let got: Vec<u32> = (0..count)
+            .map(|_| {
+                let envelope = a_mailbox.recv_timeout(wait).expect("a message");
+                *envelope.get::<u32>().expect("a u32")
+            })
+            .collect();
+        assert_eq!(got, (0..count).collect::<Vec<_>>(), "all, in order");
+        b.stop();
         a.stop();
     }
 

@@ -21,7 +21,9 @@ use thespian_core::{
 use crate::admin_main::admin_capabilities;
 use crate::admin_watch::AdminWatch;
 use crate::factory::{BoundSocket, TransportFactory};
-use crate::node::{any_admin, env_base_ip, routable_ipv4, AdminLost, AdminUnreachable, Node};
+use crate::node::{
+    any_admin, env_base_ip, routable_ipv4, AdminLost, AdminUnreachable, Driving, Node,
+};
 use crate::roles::{self, AdminLaunch};
 use crate::{host, launch, secret, signals};
 
@@ -254,6 +256,7 @@ impl ProgramBase {
             None,
             Vec::new(),
             secret,
+            Driving::Thread,
         )?;
         let timeout = if started_here {
             ADMIN_START_TIMEOUT
