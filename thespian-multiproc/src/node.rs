@@ -351,6 +351,16 @@ impl Node {
         self.admin.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Whether `sender` is this system's admin: its id and, once known, its incarnation (an
+    /// admin of another system, or a peer naming the admin's id, is not).
+    fn is_own_admin(&self, sender: &ActorAddress) -> bool {
+        if !sender.is_admin() {
+            return false;
+        }
+        let admin = self.admin.read().unwrap_or_else(|e| e.into_inner());
+        admin.system() == sender.system() || admin.system().raw() == 0
+    }
+
     /// Sets the admin's address once its incarnation is known.
     pub(crate) fn set_admin(&self, admin: ActorAddress) {
         *self.admin.write().unwrap_or_else(|e| e.into_inner()) = admin;
@@ -542,8 +552,8 @@ impl Node {
             .cloned();
         match tx {
             Some(tx)
-                if envelope.sender().is_admin() && answer_depth_query(self, to, &tx, &envelope) => {
-            }
+                if self.is_own_admin(envelope.sender())
+                    && answer_depth_query(self, to, &tx, &envelope) => {}
             Some(tx) => {
                 if let Err(envelope) = self.push(&tx, envelope) {
                     self.dead_letter(to, envelope);
@@ -577,7 +587,8 @@ impl Node {
 
     fn incoming(&self, wire: WireMessage) {
         let (target, envelope) = wire.into_envelope();
-        if envelope.sender().is_admin() && envelope.payload().has_type::<ShutdownComplete>() {
+        if self.is_own_admin(envelope.sender()) && envelope.payload().has_type::<ShutdownComplete>()
+        {
             self.note_shut_down();
         }
         match self.route(&target) {
@@ -1041,6 +1052,35 @@ mod tests {
         )
         .expect("node starts");
         (node, rx)
+    }
+
+    #[test]
+    fn only_the_own_admin_can_say_the_system_shut_down() {
+        let wait = Duration::from_secs(10);
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
+        let a_port = probe.local_addr().expect("probe").port();
+        drop(probe);
+        let (inbox_tx, _inbox) = crossbeam_channel::unbounded();
+        let a_socket = SocketAddr::from((Ipv4Addr::LOCALHOST, a_port));
+        let (a, _) = udp_node(a_port, 1, a_socket, &inbox_tx);
+        let (b, b_mailbox) = udp_node(0, 2, a_socket, &inbox_tx);
+        let actor = b.address_of(1);
+        // Another incarnation's admin id: delivered as a message, but not believed.
+        let stranger = ActorAddress::admin(SystemId::from_raw(99));
+        a.send(&stranger, &actor, Payload::new(ShutdownComplete))
+            .expect("accepted");
+        b_mailbox
+            .recv_timeout(wait)
+            .expect("the forged notice arrives");
+        assert!(!b.was_shut_down());
+        a.send(&a.admin(), &actor, Payload::new(ShutdownComplete))
+            .expect("accepted");
+        b_mailbox
+            .recv_timeout(wait)
+            .expect("the admin's notice arrives");
+        assert!(b.was_shut_down());
+        a.stop();
+        b.stop();
     }
 
     #[test]
