@@ -689,9 +689,11 @@ impl Admin {
                 level,
             }),
             Err(_) => {
+                // The asker's text comes back clipped: it is the peer's, of any length.
+                let shown: String = level.chars().take(40).collect();
                 let refusal = LogLevelSet {
                     result: Err(format!(
-                        "{level:?} is not a log level (off, error, warn, info, debug, trace)"
+                        "{shown:?} is not a log level (off, error, warn, info, debug, trace)"
                     )),
                 };
                 self.reply(sender, Payload::new(refusal));

@@ -1027,6 +1027,15 @@ fn a_log_level_change_goes_to_the_driver_and_a_bad_level_is_refused() {
     let (_, to, answer) = &replies[0];
     assert_eq!(to, &outside());
     assert!(matches!(&answer.result, Err(e) if e.contains("not a log level")));
+    // A long text comes back clipped.
+    let actions = h.handle(
+        &outside(),
+        SetLogLevel {
+            level: "x".repeat(10_000),
+        },
+    );
+    let replies = sent::<LogLevelSet>(&actions);
+    assert!(matches!(&replies[0].2.result, Err(e) if e.len() < 200));
 }
 
 #[test]
