@@ -84,10 +84,10 @@ pub fn status(out: &mut dyn Write, attach: &Attach, status: &SystemStatus) -> io
             "  #{:<3} {}  {}",
             i + 1,
             actor.address,
-            actor.actor_type
+            printable(&actor.actor_type)
         )?;
         if let Some(name) = &actor.global_name {
-            write!(out, "  name:{name}")?;
+            write!(out, "  name:{}", printable(name))?;
         }
         if let Some(pid) = actor.pid {
             write!(out, "  pid {pid}")?;
@@ -95,6 +95,25 @@ pub fn status(out: &mut dyn Write, attach: &Attach, status: &SystemStatus) -> io
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// `text` (a name a peer chose) with its control characters escaped, so that printing it
+/// cannot send escape sequences to the operator's terminal.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .flat_map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect::<Vec<_>>()
+                } else {
+                    vec![c]
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
 }
 
 /// What a status left out of its actor list (the admin lists fewer actors rather than exceed
@@ -127,9 +146,9 @@ pub fn actors(
         let indent = "  ".repeat(depth);
         write!(out, "  #{:<3} {indent}{address}", order.len())?;
         if let Some(summary) = summary {
-            write!(out, "  {}", summary.actor_type)?;
+            write!(out, "  {}", printable(&summary.actor_type))?;
             if let Some(name) = &summary.global_name {
-                write!(out, "  name:{name}")?;
+                write!(out, "  name:{}", printable(name))?;
             }
             if let Some(pid) = summary.pid {
                 write!(out, "  pid {pid}")?;
@@ -273,6 +292,21 @@ mod tests {
         assert_eq!(order, vec![a(1), a(3), a(2)]);
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.contains("#2     ActorAddr-(ab|3)  T3"), "{text}");
+    }
+
+    #[test]
+    fn names_from_peers_cannot_send_escape_sequences() {
+        let mut evil = summary(1, 0);
+        evil.global_name = Some("x\u{1b}]0;owned\u{7}".into());
+        let status = system(vec![evil]);
+        let mut out = Vec::new();
+        actors(&mut out, &status, &HashMap::new(), false).expect("prints");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(text.contains("name:x\\u{1b}]0;owned\\u{7}"), "{text}");
     }
 
     #[test]

@@ -351,14 +351,11 @@ impl Node {
         self.admin.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Whether `sender` is this system's admin: its id and, once known, its incarnation (an
-    /// admin of another system, or a peer naming the admin's id, is not).
+    /// Whether `sender` is this system's admin: its id and its incarnation (an admin of
+    /// another system, or a peer naming the admin's id, is not; before the admin's incarnation
+    /// is known, nobody is).
     fn is_own_admin(&self, sender: &ActorAddress) -> bool {
-        if !sender.is_admin() {
-            return false;
-        }
-        let admin = self.admin.read().unwrap_or_else(|e| e.into_inner());
-        admin.system() == sender.system() || admin.system().raw() == 0
+        sender.is_admin() && *sender == *self.admin.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sets the admin's address once its incarnation is known.

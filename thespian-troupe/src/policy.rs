@@ -518,7 +518,7 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
     ) {
         let mut index = 0;
         // Keys of work left waiting: later work of those keys waits behind it.
-        let mut blocked: Vec<u64> = Vec::new();
+        let mut blocked: std::collections::HashSet<u64> = std::collections::HashSet::new();
         while index < self.pending.len() {
             let nothing_free = self.idle.is_empty()
                 && self.extra.is_empty()
