@@ -1035,6 +1035,27 @@ mod tests {
         let udp: Arc<dyn TransportFactory> = Arc::new(Udp);
         let socket = BoundSocket::bind(&udp, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
             .expect("bind on loopback");
+        start_on(socket, incarnation, admin_socket, inbox, driving)
+    }
+
+    /// A node of incarnation 1 hosting the admin (its messages land in `inbox`) on a loopback
+    /// port the OS chose, and that port's address, which the other nodes name as the admin's.
+    fn admin_node(inbox: &Sender<Envelope>) -> (Arc<Node>, Receiver<Envelope>, SocketAddr) {
+        let udp: Arc<dyn TransportFactory> = Arc::new(Udp);
+        let socket = BoundSocket::bind(&udp, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .expect("bind on loopback");
+        let at = socket.local_addr();
+        let (node, mailbox) = start_on(socket, 1, at, inbox, Driving::Thread);
+        (node, mailbox, at)
+    }
+
+    fn start_on(
+        socket: BoundSocket,
+        incarnation: u64,
+        admin_socket: SocketAddr,
+        inbox: &Sender<Envelope>,
+        driving: Driving,
+    ) -> (Arc<Node>, Receiver<Envelope>) {
         let hosts_admin = socket.local_addr() == admin_socket;
         let (tx, rx) = crossbeam_channel::unbounded();
         let node = Node::start(
@@ -1054,12 +1075,8 @@ mod tests {
     #[test]
     fn only_the_own_admin_can_say_the_system_shut_down() {
         let wait = Duration::from_secs(10);
-        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
-        let a_port = probe.local_addr().expect("probe").port();
-        drop(probe);
         let (inbox_tx, _inbox) = crossbeam_channel::unbounded();
-        let a_socket = SocketAddr::from((Ipv4Addr::LOCALHOST, a_port));
-        let (a, _) = udp_node(a_port, 1, a_socket, &inbox_tx);
+        let (a, _, a_socket) = admin_node(&inbox_tx);
         let (b, b_mailbox) = udp_node(0, 2, a_socket, &inbox_tx);
         let actor = b.address_of(1);
         // Another incarnation's admin id: delivered as a message, but not believed.
@@ -1083,12 +1100,8 @@ mod tests {
     #[test]
     fn the_admins_depth_question_is_answered_on_arrival_without_touching_the_mailbox() {
         let wait = Duration::from_secs(10);
-        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
-        let a_port = probe.local_addr().expect("probe").port();
-        drop(probe);
         let (inbox_tx, inbox) = crossbeam_channel::unbounded();
-        let a_socket = SocketAddr::from((Ipv4Addr::LOCALHOST, a_port));
-        let (a, _) = udp_node(a_port, 1, a_socket, &inbox_tx);
+        let (a, _, a_socket) = admin_node(&inbox_tx);
         let (b, b_mailbox) = udp_node(0, 2, a_socket, &inbox_tx);
         let actor = b.address_of(1);
         for text in ["one", "two"] {
@@ -1127,12 +1140,8 @@ mod tests {
     fn a_new_process_on_the_port_of_a_gone_one_is_reached() {
         let wait = Duration::from_secs(10);
         // Node `a` hosts the admin: dead letters land in its inbox.
-        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
-        let a_port = probe.local_addr().expect("probe").port();
-        drop(probe);
         let (inbox_tx, inbox) = crossbeam_channel::unbounded();
-        let a_socket = SocketAddr::from((Ipv4Addr::LOCALHOST, a_port));
-        let (a, a_mailbox) = udp_node(a_port, 1, a_socket, &inbox_tx);
+        let (a, a_mailbox, a_socket) = admin_node(&inbox_tx);
         let (b, _) = udp_node(0, 2, a_socket, &inbox_tx);
         let b_port = b.local().port();
         let old = b.address_of(1);
@@ -1165,12 +1174,8 @@ mod tests {
     #[test]
     fn an_inline_node_is_driven_by_the_thread_that_waits() {
         let wait = Duration::from_secs(10);
-        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
-        let a_port = probe.local_addr().expect("probe").port();
-        drop(probe);
         let (inbox_tx, _inbox) = crossbeam_channel::unbounded();
-        let a_socket = SocketAddr::from((Ipv4Addr::LOCALHOST, a_port));
-        let (a, a_mailbox) = udp_node(a_port, 1, a_socket, &inbox_tx);
+        let (a, a_mailbox, a_socket) = admin_node(&inbox_tx);
         let (b, b_mailbox) = udp_node_driven(0, 2, a_socket, &inbox_tx, Driving::Inline);
         let (a_actor, b_actor) = (a.address_of(1), b.address_of(1));
         // Sent from the driving thread: it goes out when that thread next waits.
@@ -1216,12 +1221,8 @@ mod tests {
     #[test]
     fn an_inline_sender_past_its_peers_window_turns_the_poll_for_room() {
         let wait = Duration::from_secs(10);
-        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
-        let a_port = probe.local_addr().expect("probe").port();
-        drop(probe);
         let (inbox_tx, _inbox) = crossbeam_channel::unbounded();
-        let a_socket = SocketAddr::from((Ipv4Addr::LOCALHOST, a_port));
-        let (a, a_mailbox) = udp_node(a_port, 1, a_socket, &inbox_tx);
+        let (a, a_mailbox, a_socket) = admin_node(&inbox_tx);
         let (b, _) = udp_node_driven(0, 2, a_socket, &inbox_tx, Driving::Inline);
         let (a_actor, b_actor) = (a.address_of(1), b.address_of(1));
         // More than the UDP transport's window (128 unacknowledged) in one go, as one handler
