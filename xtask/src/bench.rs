@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::{cargo, proc, report, root};
 
+pub(crate) mod baseline;
 mod instructions;
 mod troupes;
 
@@ -20,6 +21,8 @@ pub(crate) struct Options {
     pub(crate) runs: Option<usize>,
     /// Also count instructions per message under callgrind (`--instructions`).
     pub(crate) instructions: bool,
+    /// An earlier run's `figures.tsv` (or its directory) to compare with (`--baseline`).
+    pub(crate) baseline: Option<PathBuf>,
 }
 
 impl Options {
@@ -56,6 +59,7 @@ impl Options {
                     }
                     options.contestants = Some(list);
                 }
+                "--baseline" => options.baseline = Some(PathBuf::from(value("--baseline")?)),
                 "--runs" => {
                     let n = value("--runs")?;
                     let n: usize = n.parse().map_err(|_| format!("bad --runs {n:?}"))?;
@@ -630,7 +634,7 @@ pub(crate) enum Cell {
 }
 
 /// Median, min and max of a figure's runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Stats {
     pub(crate) median: f64,
     pub(crate) min: f64,
@@ -690,6 +694,8 @@ pub(crate) struct Results {
     pub(crate) cells: BTreeMap<(usize, usize), Cell>,
     /// Why a contestant is absent as a whole, if it is.
     pub(crate) absent: BTreeMap<usize, String>,
+    /// The earlier run to compare with (`--baseline`).
+    pub(crate) baseline: Option<baseline::Baseline>,
 }
 
 impl Results {
@@ -774,6 +780,12 @@ pub(crate) fn run(options: &Options, argv: &[String]) -> Result<(), String> {
     if options.instructions {
         instructions::check_valgrind()?;
     }
+    // Read before measuring, so a bad path fails at once, not after the run.
+    let earlier = options
+        .baseline
+        .as_deref()
+        .map(baseline::read)
+        .transpose()?;
     let root = root();
     // What is measured is what is built now, at the start.
     let started = report::utc_now();
@@ -945,6 +957,7 @@ pub(crate) fn run(options: &Options, argv: &[String]) -> Result<(), String> {
         machine: report::machine(),
         cells,
         absent,
+        baseline: earlier,
     };
     report::write(&env.out, &results)?;
     if options.instructions {
@@ -969,7 +982,7 @@ pub(crate) fn run(options: &Options, argv: &[String]) -> Result<(), String> {
     eprintln!(
         "xtask bench: done in {:.0} s; wrote {}",
         begun.elapsed().as_secs_f64(),
-        ["results.md", "results.json", "chart.svg"]
+        ["results.md", "results.json", baseline::FILE, "chart.svg"]
             .iter()
             .map(|f| env.out.join(f).display().to_string())
             .collect::<Vec<_>>()

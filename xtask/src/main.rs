@@ -3,7 +3,7 @@
 //! - `cargo xtask demo`: runs the hello/goodbye example.
 //! - `cargo xtask test`: runs every test of the workspace.
 //! - `cargo xtask bench [--quick] [--only <workload>[,...]] [--contestants <id>[,...]] [--runs N]
-//!   [--instructions]`: the benchmark harness (SPEC §6: in-process, and across processes over
+//!   [--instructions] [--baseline <figures.tsv>]`: the benchmark harness (SPEC §6: in-process, and across processes over
 //!   TCP and UDP on loopback), and with `--instructions` the instruction counts under callgrind;
 //!   see `docs/PERFORMANCE.md`.
 //! - `cargo xtask convention [--systems N] [--netns] [--base tcp|udp]`: a convention of N
@@ -55,6 +55,9 @@ commands:
     --instructions          also count instructions per message (per actor created) of the
                             in-process workloads and the codec under valgrind --tool=callgrind
                             (needs valgrind); writes instructions.{md,json} beside the results
+    --baseline <path>       compare with an earlier run: its figures.tsv (every run writes one
+                            beside results.md) or the directory holding it; the report lists
+                            each figure's change and any slowdown beyond this run's spread
   convention [options]      start a convention of actor systems (the `convention` example's roles
                             as child processes): converge, remote creates by capability from the
                             leader, SIGKILL the leader, measure the failover; prints a summary

@@ -1,9 +1,10 @@
-//! The bench report: `results.md` (tables, ratios, targets), `results.json` and `chart.svg`,
-//! all written by hand (no dependencies).
+//! The bench report: `results.md` (tables, ratios, targets, the comparison with a baseline),
+//! `results.json`, `figures.tsv` and `chart.svg`, all written by hand (no dependencies).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::bench::baseline::{self, Verdict};
 use crate::bench::{
     Better, Cell, Class, Figure, Results, Scope, Stats, Workload, CONTESTANTS, WORKLOADS,
 };
@@ -46,11 +47,12 @@ pub(crate) fn progress(workload: &Workload, cell: &Cell) -> String {
     }
 }
 
-/// Writes the three report files into `out`.
+/// Writes the four report files into `out`.
 pub(crate) fn write(out: &Path, results: &Results) -> Result<(), String> {
     let files = [
         ("results.md", markdown(results)),
         ("results.json", json(results)),
+        (baseline::FILE, baseline::tsv(results)),
         ("chart.svg", svg(results)),
     ];
     for (name, text) in files {
@@ -320,8 +322,16 @@ fn cross_process_targets(results: &Results, subject: usize, scope: Scope) -> Vec
                     "raw-net",
                     "tcp-tell-64k",
                     "mb_s",
-                    0.7,
+                    0.9,
                     "TCP one-way tell 64 KiB (bandwidth)",
+                ),
+                ratio_target(
+                    results,
+                    subject,
+                    "raw-net",
+                    "tcp-ask",
+                    0.5,
+                    "ask from another process (rate)",
                 ),
                 ratio_target(
                     results,
@@ -766,7 +776,7 @@ fn markdown(results: &Results) -> String {
             }
             md.push('\n');
         }
-        let _ = writeln!(md, "Targets of issue 3 for {name}:\n");
+        let _ = writeln!(md, "Targets (issues 3, 4, 5 and 15) for {name}:\n");
         let _ = writeln!(md, "| target | measured | verdict |\n|---|---|---|");
         for t in targets(results, s) {
             let _ = writeln!(
@@ -779,7 +789,62 @@ fn markdown(results: &Results) -> String {
         }
         md.push('\n');
     }
+    if let Some(earlier) = &results.baseline {
+        comparison(&mut md, results, earlier);
+    }
     md
+}
+
+/// The section that compares this run with `--baseline`'s.
+fn comparison(md: &mut String, results: &Results, earlier: &baseline::Baseline) {
+    let compared = baseline::compare(results, earlier);
+    let _ = writeln!(md, "## Against the baseline ({})\n", earlier.label);
+    let slower: Vec<&baseline::Compared> = compared
+        .iter()
+        .filter(|x| x.verdict == Verdict::SlowerBeyondSpread)
+        .collect();
+    let subjects_slower = slower
+        .iter()
+        .filter(|x| CONTESTANTS[x.contestant].subject)
+        .count();
+    let _ = writeln!(
+        md,
+        "{} figure(s) compared; slower than the baseline by more than this run's min–max spread: {} of thespian-rs, {} of the references (a reference that moved shows the machine, not the code).\n",
+        compared.len(),
+        subjects_slower,
+        slower.len() - subjects_slower
+    );
+    let _ = writeln!(
+        md,
+        "| figure | contestant | baseline | this run | change | verdict |\n|---|---|---|---|---|---|"
+    );
+    for x in &compared {
+        let figure = &WORKLOADS[x.workload].figures[x.figure];
+        let verdict = match x.verdict {
+            Verdict::SlowerBeyondSpread => "**slower beyond the spread**",
+            Verdict::SlowerWithinSpread => "slower within the spread",
+            Verdict::NotSlower => "not slower",
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.2}× | {verdict} |",
+            figure.label,
+            CONTESTANTS[x.contestant].name,
+            stats_text(x.before, figure.unit),
+            stats_text(x.now, figure.unit),
+            x.change
+        );
+    }
+    md.push('\n');
+}
+
+fn stats_text(s: Stats, unit: &str) -> String {
+    format!(
+        "{} [{}–{}]",
+        value(s.median, unit),
+        number(s.min, unit),
+        number(s.max, unit)
+    )
 }
 
 fn escape_md(text: &str) -> String {
