@@ -124,8 +124,14 @@ fn main() -> ExitCode {
 }
 
 /// The workspace root (the parent of `xtask/`).
+///
+/// `cargo run` (which `cargo xtask` is) sets `CARGO_MANIFEST_DIR` for the program it runs, and
+/// that is read first: a target directory copied from another checkout of the repository
+/// holds an `xtask` built there, whose compile-time path names the other checkout.
 fn root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     manifest.parent().map_or(manifest.clone(), PathBuf::from)
 }
 
