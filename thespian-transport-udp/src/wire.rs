@@ -7,9 +7,10 @@
 //! One datagram carries one [`Header`] and, for a data datagram, the message's payload bytes
 //! after it (so a large payload is never walked by the decoder; a batch's payloads follow its
 //! header one after the other):
-//! - the session handshake (`thespian_auth`): `Hello`, `Welcome`, `Confirm` (which carries
-//!   its `Hello` back, so the responder needs no state: [`ConfirmBody`]), and `Reject` (a
-//!   handshake that failed, with the reason);
+//! - the session handshake (`thespian_auth`): `Hello` (with the initiator's opening number:
+//!   [`HelloBody`]), `Welcome`, `Confirm` (which carries its `Hello` back, so the responder
+//!   needs no state: [`ConfirmBody`]), and `Reject` (a handshake that failed, with the
+//!   reason);
 //! - `Data`: a message with its stream, sequence number, window base, envelope header (sender,
 //!   target, wire name) and optionally a piggy-backed acknowledgement of the reverse direction;
 //! - `Batch`: several consecutive messages of one stream (sequence numbers `first_seq`,
@@ -49,9 +50,11 @@ pub use thespian_core::wire::WireMessage;
 /// The four bytes every datagram starts with ("thespian UDP"; the TCP transport uses `THSP`).
 pub const MAGIC: [u8; 4] = *b"THSU";
 
-/// The protocol version this crate speaks: 3, batches of messages in one datagram (version 2
-/// sent one message per datagram; version 1 had no authenticated sessions).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// The protocol version this crate speaks: 4, handshakes that name their session with the
+/// initiator's opening number (version 3 did not, so a late `Confirm` could replace a newer
+/// session; version 2 sent one message per datagram; version 1 had no authenticated
+/// sessions).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The largest datagram the transport sends, in bytes, header and tag included: 65,000.
 ///
@@ -97,7 +100,7 @@ pub enum Kind {
     /// An acknowledgement; the session tag follows the header.
     Ack(AckHeader),
     /// The initiator opens a session.
-    Hello(Hello),
+    Hello(HelloBody),
     /// The responder answers, with its proof.
     Welcome(Welcome),
     /// The initiator's proof, with the `Hello` it answers: the session is established.
@@ -109,6 +112,17 @@ pub enum Kind {
     Batch(BatchHeader),
 }
 
+/// A `Hello` datagram's body: the initiator's opening and its number, which names the session
+/// (bound into both proofs of the handshake).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloBody {
+    /// The initiator's `Hello`.
+    pub hello: Hello,
+    /// The initiator's opening number: every handshake an incarnation starts has a larger one
+    /// than the one before, so a responder can tell a newer session from an older one.
+    pub opening: u64,
+}
+
 /// A `Confirm` datagram's body: the initiator's proof and what a responder that kept no state
 /// since its `Welcome` needs to check it (the `Hello` it answers, and the incarnation that
 /// `Hello`'s header named as the receiver). The responder recomputes its `Welcome` from them.
@@ -118,6 +132,8 @@ pub struct ConfirmBody {
     pub hello: Hello,
     /// The receiver's incarnation as the `Hello`'s header named it.
     pub hello_to: Option<SystemId>,
+    /// The opening number the `Hello` carried.
+    pub opening: u64,
     /// The initiator's proof.
     pub confirm: Confirm,
 }
@@ -455,8 +471,8 @@ pub fn decode(bytes: &[u8], ours: u16) -> Result<Datagram<'_>, WireError> {
             if !rest.is_empty() {
                 return Err(WireError::TrailingBytes(rest.len()));
             }
-            if let Kind::Hello(hello) = &kind {
-                if hello.incarnation != header.from.raw() {
+            if let Kind::Hello(body) = &kind {
+                if body.hello.incarnation != header.from.raw() {
                     return Err(WireError::Malformed(
                         "a hello naming another incarnation than its sender".into(),
                     ));
@@ -527,7 +543,7 @@ struct HeaderRef<'a> {
 enum KindRef<'a> {
     Data(DataHeaderRef<'a>),
     Ack(AckHeaderRef<'a>),
-    Hello(&'a Hello),
+    Hello(&'a HelloBody),
     Welcome(&'a Welcome),
     Confirm(&'a ConfirmBody),
     Reject(RejectReason),
@@ -736,7 +752,7 @@ pub fn encode_ack(route: Route, seal: Seal<'_>, ack: &Ack) -> Vec<u8> {
 #[derive(Debug, Clone, Copy)]
 pub enum HandshakeRef<'a> {
     /// The initiator's opening.
-    Hello(&'a Hello),
+    Hello(&'a HelloBody),
     /// The responder's answer.
     Welcome(&'a Welcome),
     /// The initiator's proof, with its `Hello`.
@@ -1195,13 +1211,20 @@ mod tests {
             to: Some(SystemId::from_raw(10)),
         };
         let cases = [
-            (route(), Kind::Hello(hello.clone())),
+            (
+                route(),
+                Kind::Hello(HelloBody {
+                    hello: hello.clone(),
+                    opening: 7,
+                }),
+            ),
             (route_back, Kind::Welcome(welcome.clone())),
             (
                 route(),
                 Kind::Confirm(ConfirmBody {
                     hello: hello.clone(),
                     hello_to: None,
+                    opening: 7,
                     confirm: thespian_auth::Confirm { proof: [9; 32] },
                 }),
             ),
@@ -1232,7 +1255,13 @@ mod tests {
         };
         assert!(matches!(
             decode(
-                &encode_handshake(liar, HandshakeRef::Hello(&hello)),
+                &encode_handshake(
+                    liar,
+                    HandshakeRef::Hello(&HelloBody {
+                        hello: hello.clone(),
+                        opening: 1
+                    })
+                ),
                 PROTOCOL_VERSION
             ),
             Err(WireError::Malformed(_))
@@ -1367,6 +1396,7 @@ mod tests {
                             suite: thespian_auth::Suite::Authenticated,
                         },
                         hello_to: Some(SystemId::from_raw(20)),
+                        opening: u64::MAX,
                         confirm: thespian_auth::Confirm { proof: [4; 32] },
                     }),
                 ),
