@@ -23,6 +23,8 @@
 //!   in the window and go out when the session is up; an unanswered `Hello` is retransmitted
 //!   like a message and, after [`Config::max_retransmits`], fails them
 //!   ([`UndeliverableReason::RetriesExhausted`]).
+//!   A `Welcome` names the opening number of the `Hello` it answers, so a late answer to an
+//!   earlier `Hello` of ours is ignored rather than taken for a wrong proof.
 //!   A wrong proof in the `Welcome` draws a `Reject` and fails them at once
 //!   ([`UndeliverableReason::AuthenticationFailed`]), with a warning naming the peer on both
 //!   sides. When both sides open at once, the higher incarnation answers the lower's `Hello`
@@ -164,7 +166,7 @@ use crate::peer::{
 };
 use crate::wire::{
     self, Ack, ConfirmBody, Datagram, HandshakeRef, HelloBody, Kind, Mac, Position, RejectReason,
-    Route, WireError, WireMessage, MAX_DATAGRAM, PROTOCOL_VERSION,
+    Route, WelcomeBody, WireError, WireMessage, MAX_DATAGRAM, PROTOCOL_VERSION,
 };
 
 /// The protocol name bound into every handshake transcript, so a proof made for another
@@ -894,7 +896,7 @@ impl Machine {
                 kind,
             } => match kind {
                 Kind::Hello(hello) => self.on_hello(now, from, inc, to, &hello),
-                Kind::Welcome(welcome) => self.on_welcome(now, from, inc, to, &welcome),
+                Kind::Welcome(body) => self.on_welcome(now, from, inc, to, &body),
                 Kind::Confirm(body) => self.on_confirm(now, from, inc, to, &body),
                 Kind::Reject(reason) => self.on_reject(now, from, inc, to, reason),
                 Kind::Data(_) | Kind::Ack(_) | Kind::Batch(_) => {}
@@ -1175,7 +1177,13 @@ impl Machine {
             &context(theirs, self.local_port, body.opening),
         ) {
             Ok((_, welcome)) => {
-                let welcome = wire::encode_handshake(ours, HandshakeRef::Welcome(&welcome));
+                let welcome = wire::encode_handshake(
+                    ours,
+                    HandshakeRef::Welcome(&WelcomeBody {
+                        welcome,
+                        opening: body.opening,
+                    }),
+                );
                 self.transmits.push_back((addr, welcome));
             }
             Err(e) => {
@@ -1236,16 +1244,18 @@ impl Machine {
         addr: SocketAddr,
         inc: SystemId,
         to: Option<SystemId>,
-        welcome: &thespian_auth::Welcome,
+        body: &WelcomeBody,
     ) {
+        let welcome = &body.welcome;
         if to != Some(self.incarnation) {
             return;
         }
         if !matches!(
             self.handshakes.get(&addr),
-            Some(Handshake::Initiating { .. })
+            Some(Handshake::Initiating { opening, .. }) if *opening == body.opening
         ) {
-            // A repeated Welcome of a session we opened: our Confirm was lost.
+            // A repeated Welcome of a session we opened (our Confirm was lost), or a late
+            // answer to an earlier Hello of ours: not a failed proof.
             if let Some(peer) = self.peers.get(&addr).filter(|p| p.incarnation == Some(inc)) {
                 if let Some(confirm) = peer
                     .session

@@ -8,7 +8,7 @@
 //! after it (so a large payload is never walked by the decoder; a batch's payloads follow its
 //! header one after the other):
 //! - the session handshake (`thespian_auth`): `Hello` (with the initiator's opening number:
-//!   [`HelloBody`]), `Welcome`, `Confirm` (which carries its `Hello` back, so the responder
+//!   [`HelloBody`]), `Welcome` (naming the opening it answers: [`WelcomeBody`]), `Confirm` (which carries its `Hello` back, so the responder
 //!   needs no state: [`ConfirmBody`]), and `Reject` (a handshake that failed, with the
 //!   reason);
 //! - `Data`: a message with its stream, sequence number, window base, envelope header (sender,
@@ -102,7 +102,7 @@ pub enum Kind {
     /// The initiator opens a session.
     Hello(HelloBody),
     /// The responder answers, with its proof.
-    Welcome(Welcome),
+    Welcome(WelcomeBody),
     /// The initiator's proof, with the `Hello` it answers: the session is established.
     Confirm(ConfirmBody),
     /// The handshake failed at the sender of this datagram.
@@ -120,6 +120,17 @@ pub struct HelloBody {
     pub hello: Hello,
     /// The initiator's opening number: every handshake an incarnation starts has a larger one
     /// than the one before, so a responder can tell a newer session from an older one.
+    pub opening: u64,
+}
+
+/// A `Welcome` datagram's body: the responder's answer and the opening number of the `Hello`
+/// it answers, so an initiator can tell an answer to an earlier `Hello` of its own from a
+/// failed proof (the number is not authenticated here; the proof covers it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WelcomeBody {
+    /// The responder's `Welcome`.
+    pub welcome: Welcome,
+    /// The opening number of the `Hello` it answers.
     pub opening: u64,
 }
 
@@ -485,8 +496,8 @@ pub fn decode(bytes: &[u8], ours: u16) -> Result<Datagram<'_>, WireError> {
                     ));
                 }
             }
-            if let Kind::Welcome(welcome) = &kind {
-                if welcome.incarnation != header.from.raw() {
+            if let Kind::Welcome(body) = &kind {
+                if body.welcome.incarnation != header.from.raw() {
                     return Err(WireError::Malformed(
                         "a welcome naming another incarnation than its sender".into(),
                     ));
@@ -544,7 +555,7 @@ enum KindRef<'a> {
     Data(DataHeaderRef<'a>),
     Ack(AckHeaderRef<'a>),
     Hello(&'a HelloBody),
-    Welcome(&'a Welcome),
+    Welcome(&'a WelcomeBody),
     Confirm(&'a ConfirmBody),
     Reject(RejectReason),
     Batch(BatchHeaderRef<'a>),
@@ -754,7 +765,7 @@ pub enum HandshakeRef<'a> {
     /// The initiator's opening.
     Hello(&'a HelloBody),
     /// The responder's answer.
-    Welcome(&'a Welcome),
+    Welcome(&'a WelcomeBody),
     /// The initiator's proof, with its `Hello`.
     Confirm(&'a ConfirmBody),
     /// A refusal.
@@ -1218,7 +1229,13 @@ mod tests {
                     opening: 7,
                 }),
             ),
-            (route_back, Kind::Welcome(welcome.clone())),
+            (
+                route_back,
+                Kind::Welcome(WelcomeBody {
+                    welcome: welcome.clone(),
+                    opening: 7,
+                }),
+            ),
             (
                 route(),
                 Kind::Confirm(ConfirmBody {

@@ -2069,6 +2069,44 @@ fn crossing_confirms_of_a_simultaneous_open_leave_both_sides_on_one_session() {
     assert_eq!(p.a.stats().unauthenticated + p.b.stats().unauthenticated, 0);
 }
 
+/// A `Welcome` names the opening it answers: one answering an earlier `Hello` of ours,
+/// arriving late while a newer handshake of ours is in progress, is ignored (it is not a
+/// failed proof, and fails nothing).
+#[test]
+fn a_late_welcome_of_an_earlier_hello_fails_nothing() {
+    let mut p = Pair::new(fast_config());
+    // B opens; A answers, and the Welcome is held up in the network.
+    p.b.send(p.now, addr(A), msg(1, 1)).unwrap();
+    let hello_b = transmits(&mut p.b).remove(0).1;
+    p.a.handle_datagram(p.now, addr(B), &hello_b);
+    let late_welcome = transmits(&mut p.a).remove(0).1;
+    assert_eq!(handshake_kind(&late_welcome), Some("welcome"));
+    // A opens too; B (the higher incarnation) yields and answers. A's Confirm is lost.
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    let hello_a = transmits(&mut p.a).remove(0).1;
+    p.b.handle_datagram(p.now, addr(A), &hello_a);
+    let welcome_a = transmits(&mut p.b).remove(0).1;
+    p.a.handle_datagram(p.now, addr(B), &welcome_a);
+    let _lost = transmits(&mut p.a);
+    // B waited long enough and opens again; then the first Welcome arrives.
+    p.now = p.b.poll_timeout().expect("B waits for A's Confirm");
+    p.b.handle_timeout(p.now);
+    assert_eq!(
+        handshake_kind(&transmits(&mut p.b).remove(0).1),
+        Some("hello")
+    );
+    p.b.handle_datagram(p.now, addr(A), &late_welcome);
+    assert!(transmits(&mut p.b).is_empty(), "no Reject, no Confirm");
+    assert!(undeliverable(&events(&mut p.b)).is_empty());
+    assert_eq!(p.b.stats().handshakes_failed, 0);
+    p.settle();
+    let at_a = events(&mut p.a);
+    let at_b = events(&mut p.b);
+    assert_eq!(delivered(&at_a), vec![1]);
+    assert_eq!(delivered(&at_b), vec![1]);
+    assert!(undeliverable(&at_a).is_empty() && undeliverable(&at_b).is_empty());
+}
+
 #[test]
 fn a_forged_hello_delays_the_higher_incarnations_messages_by_one_retransmission() {
     let mut p = Pair::new(fast_config());
