@@ -2107,6 +2107,41 @@ fn a_late_welcome_of_an_earlier_hello_fails_nothing() {
     assert!(undeliverable(&at_a).is_empty() && undeliverable(&at_b).is_empty());
 }
 
+/// Either side may forget a session (an idle peer is forgotten) and open a new one while the
+/// other still holds the old: the newer session always takes over. When the higher
+/// incarnation re-opens, the lower refuses its `Confirm` (its own session stands) and opens
+/// the new session itself.
+#[test]
+fn a_forgotten_session_is_replaced_whichever_side_forgot() {
+    let mut p = Pair::connected(fast_config());
+    // The lower incarnation (A, which opened the session) forgets it and sends.
+    p.a.peers.remove(&addr(B));
+    p.a.send(p.now, addr(B), msg(0, 1)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![1]);
+    assert_eq!(acked(&events(&mut p.a)).len(), 1);
+    // The higher incarnation forgets the session and sends: A refuses B's session, opens
+    // its third, and B takes it.
+    p.b.peers.remove(&addr(A));
+    p.b.send(p.now, addr(A), msg(1, 1)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.a)), vec![1]);
+    let at_b = events(&mut p.b);
+    assert_eq!(acked(&at_b).len(), 1);
+    assert!(undeliverable(&at_b).is_empty());
+    assert_eq!(p.a.next_opening, 4);
+    assert_eq!(
+        p.b.peers[&addr(A)].session.as_ref().unwrap().theirs,
+        Some(3)
+    );
+    // Both sides are on that session: traffic flows both ways.
+    p.a.send(p.now, addr(B), msg(0, 2)).unwrap();
+    p.b.send(p.now, addr(A), msg(1, 2)).unwrap();
+    p.settle();
+    assert_eq!(delivered(&events(&mut p.b)), vec![2]);
+    assert_eq!(delivered(&events(&mut p.a)), vec![2]);
+}
+
 #[test]
 fn a_forged_hello_delays_the_higher_incarnations_messages_by_one_retransmission() {
     let mut p = Pair::new(fast_config());
