@@ -14,7 +14,8 @@
 //!   Before the first message to or from a peer incarnation, the machines run the
 //!   `thespian-auth` handshake in datagrams: `Hello` → `Welcome` (the responder's proof) →
 //!   `Confirm` (the initiator's proof), the transcript binding [`HANDSHAKE_PROTOCOL`], the
-//!   protocol version, both incarnations and the responder's port (the port the `Hello` was
+//!   protocol version, both incarnations, the initiator's *opening number* (which names the
+//!   session, see below) and the responder's port (the port the `Hello` was
 //!   sent to, which the responder is bound to; not its IP address, which an endpoint bound to
 //!   `0.0.0.0` cannot know as its peer does), so a relay on another port cannot splice two
 //!   handshakes: there, as across a NAT that rewrites ports, the proofs fail and the messages
@@ -22,10 +23,13 @@
 //!   in the window and go out when the session is up; an unanswered `Hello` is retransmitted
 //!   like a message and, after [`Config::max_retransmits`], fails them
 //!   ([`UndeliverableReason::RetriesExhausted`]).
+//!   A `Welcome` names the opening number of the `Hello` it answers, so a late answer to an
+//!   earlier `Hello` of ours is ignored rather than taken for a wrong proof.
 //!   A wrong proof in the `Welcome` draws a `Reject` and fails them at once
 //!   ([`UndeliverableReason::AuthenticationFailed`]), with a warning naming the peer on both
 //!   sides. When both sides open at once, the higher incarnation answers the lower's `Hello`
-//!   and drops its own. The initiator sends its `Confirm` again until an authenticated
+//!   and drops its own, and the lower incarnation's session wins (see *One session per
+//!   pair*). The initiator sends its `Confirm` again until an authenticated
 //!   datagram from the responder (which sends an acknowledgement of no stream on completion)
 //!   shows it arrived. Data from an address we have no session with (we restarted, or forgot
 //!   the peer) makes us open one. At most one handshake of ours per address is in progress,
@@ -42,14 +46,44 @@
 //!   `Confirm` is good for one to two handshake timeouts after its `Welcome` and only from
 //!   the address the `Hello` came from. A repeat (or replay) of the `Confirm` that made the
 //!   current session draws the responder's proof that it has it and changes nothing else;
-//!   a replay of an earlier session's `Confirm` (the peer remembers the `Hello` nonces of its
-//!   last sessions) is ignored, so it cannot swap a newer session for an older one. One that
+//!   a `Confirm` whose opening number is not above the largest this responder verified from
+//!   that incarnation (a late copy or replay of an older handshake's) is ignored, so it
+//!   cannot swap a newer session for an older one. One that
 //!   fails is counted and dropped, unanswered (it is unauthenticated). A new incarnation
 //!   needs a new `Hello`. What a recorded `Confirm` can still do, replayed within its two
 //!   epochs after the responder forgot the peer: re-open the session it made, whose keys the
 //!   initiator holds, so the attacker can neither read nor write in it. (The `Welcome` is
 //!   about 30 bytes longer than the `Hello`: a spoofed `Hello` gains an attacker that factor
 //!   of amplification, no more.)
+//! - **One session per pair.** Every `Hello` carries the initiator's opening number, larger
+//!   for every handshake the incarnation starts and bound into both proofs, so it names the
+//!   session and orders one initiator's sessions. Two rules keep both sides on the same
+//!   session whatever the network loses, repeats or reorders:
+//!   1. a responder takes a verified `Confirm` only if its opening number is above every
+//!      one it verified from that incarnation (the peer's newest session only);
+//!   2. an endpoint whose current session it opened itself, and which is the *lower*
+//!      incarnation, refuses a verified `Confirm` from the higher one (the lower
+//!      incarnation's session wins, as it wins the simultaneous `Hello`s) and, unless a
+//!      handshake of its own is in progress, opens a new session, which the peer takes
+//!      by rule 1 whatever it holds. That `Confirm` may be a late copy of a handshake the
+//!      peer gave up for ours (then the new session costs one handshake) or the peer may
+//!      have forgotten ours (then the new session is the way back). The refused number is
+//!      remembered, so its repeats do nothing.
+//!
+//!   Without them, a simultaneous open under loss could end with each side on the session
+//!   the *other* opened: A's session made, its `Confirm` lost; B opens again, A answers; A's
+//!   retransmitted `Confirm` makes B switch to A's session while B's late `Confirm` makes A
+//!   switch to B's, and neither could read the other again. Now B takes A's (the lower's)
+//!   and A refuses B's and opens anew. An endpoint abandons a session it opened only for
+//!   one of its own with a larger number (late `Confirm`s of the older one are then ignored
+//!   by rule 1), or, when it is the higher incarnation, for the lower peer's, which that
+//!   peer made first and holds (or a newer one of its own) ever since: it refuses the
+//!   abandoned one by rule 2. So no late `Confirm` can pull either side back. What this
+//!   grants an attacker without the secret: nothing new. The opening number cannot be
+//!   changed (it is in both proofs); a recorded `Confirm` replayed within its cookie epochs
+//!   is either ignored (rule 1) or, once, makes the lower incarnation open a new session:
+//!   the established session stands until that handshake completes with the real peer,
+//!   and messages in flight are retransmitted under the new keys, never lost or repeated.
 //! - **MACs.** Every data and acknowledgement datagram carries the session's datagram counter
 //!   and a tag over its header and payload under the sender's key; it is verified before
 //!   anything in it is read, and one that fails is dropped and counted ([`Stats`]) with a
@@ -131,13 +165,13 @@ use crate::peer::{
     backoff, Inbound, Outbound, Outgoing, Peer, PendingConfirm, Receipt, Seen, Session,
 };
 use crate::wire::{
-    self, Ack, ConfirmBody, Datagram, HandshakeRef, Kind, Mac, Position, RejectReason, Route,
-    WireError, WireMessage, MAX_DATAGRAM, PROTOCOL_VERSION,
+    self, Ack, ConfirmBody, Datagram, HandshakeRef, HelloBody, Kind, Mac, Position, RejectReason,
+    Route, WelcomeBody, WireError, WireMessage, MAX_DATAGRAM, PROTOCOL_VERSION,
 };
 
 /// The protocol name bound into every handshake transcript, so a proof made for another
 /// transport (or another version of this one) is worthless here.
-pub const HANDSHAKE_PROTOCOL: &str = "thespian udp 3";
+pub const HANDSHAKE_PROTOCOL: &str = "thespian udp 4";
 
 /// Tunables of the transport; the defaults are Thespian's where Thespian has one.
 #[derive(Debug, Clone)]
@@ -477,6 +511,11 @@ enum Handshake {
         hello: Vec<u8>,
         /// The receiver's incarnation as the `Hello` named it (the `Confirm` repeats it).
         hello_to: Option<SystemId>,
+        /// The opening number the `Hello` carries.
+        opening: u64,
+        /// Sent again even when no message of ours waits: a re-opening after a refused
+        /// `Confirm` (see `Machine::on_confirm`).
+        reopen: bool,
         /// Handshake datagrams sent for the messages waiting (`Hello`s of this and earlier
         /// attempts).
         transmissions: u32,
@@ -520,8 +559,10 @@ impl fmt::Debug for CookieKey {
 /// proofs fail. The responder's IP address is not bound: an endpoint bound to an unspecified
 /// address (`0.0.0.0`, `::`) does not know which of its addresses a peer used, so both sides
 /// could not agree on it (nor across a NAT that rewrites ports: such a path breaks sessions).
-fn context(route: Route, responder_port: u16) -> Vec<u8> {
-    postcard::to_allocvec(&(route.version, route.from, route.to, responder_port))
+///
+/// Both sides also bind the initiator's opening number, which names the session.
+fn context(route: Route, responder_port: u16, opening: u64) -> Vec<u8> {
+    postcard::to_allocvec(&(route.version, route.from, route.to, responder_port, opening))
         .expect("a Vec has room")
 }
 
@@ -600,6 +641,8 @@ pub struct Machine {
     events: VecDeque<Event>,
     next_id: u64,
     next_stream: u64,
+    /// The opening number of our next `Hello` (never reused by this incarnation).
+    next_opening: u64,
     next_gc: Option<Instant>,
     log: LogLimiter,
     closed: bool,
@@ -635,6 +678,7 @@ impl Machine {
             events: VecDeque::new(),
             next_id: 1,
             next_stream: 1,
+            next_opening: 1,
             next_gc: None,
             log: LogLimiter::default(),
             closed: false,
@@ -786,7 +830,7 @@ impl Machine {
         peer.last_activity = now;
         if !established {
             if !self.handshakes.contains_key(&to) {
-                self.initiate(now, to, 0);
+                self.initiate(now, to, 0, false);
             }
             return Ok(());
         }
@@ -852,7 +896,7 @@ impl Machine {
                 kind,
             } => match kind {
                 Kind::Hello(hello) => self.on_hello(now, from, inc, to, &hello),
-                Kind::Welcome(welcome) => self.on_welcome(now, from, inc, to, &welcome),
+                Kind::Welcome(body) => self.on_welcome(now, from, inc, to, &body),
                 Kind::Confirm(body) => self.on_confirm(now, from, inc, to, &body),
                 Kind::Reject(reason) => self.on_reject(now, from, inc, to, reason),
                 Kind::Data(_) | Kind::Ack(_) | Kind::Batch(_) => {}
@@ -992,7 +1036,7 @@ impl Machine {
                                     "UDP transport: data from {addr} without a session; \
                                      opening one"
                                 );
-                                self.initiate(now, addr, 0);
+                                self.initiate(now, addr, 0, false);
                             }
                         }
                     }
@@ -1018,8 +1062,8 @@ impl Machine {
     }
 
     /// Opens a session with `addr`: sends a `Hello`. `transmissions` were spent on earlier
-    /// attempts.
-    fn initiate(&mut self, now: Instant, addr: SocketAddr, transmissions: u32) {
+    /// attempts; `reopen` keeps the `Hello` going when no message of ours waits.
+    fn initiate(&mut self, now: Instant, addr: SocketAddr, transmissions: u32, reopen: bool) {
         let nonce = match self.nonces.next() {
             Ok(nonce) => nonce,
             Err(e) => {
@@ -1029,14 +1073,20 @@ impl Machine {
             }
         };
         let route = self.route(self.peers.get(&addr).and_then(|p| p.incarnation));
+        let opening = self.next_opening;
+        self.next_opening += 1;
         let initiator = Initiator::new(
             &self.secret,
             HANDSHAKE_PROTOCOL,
             self.incarnation.raw(),
             nonce,
-            context(route, addr.port()),
+            context(route, addr.port(), opening),
         );
-        let hello = wire::encode_handshake(route, HandshakeRef::Hello(initiator.hello()));
+        let body = HelloBody {
+            hello: initiator.hello().clone(),
+            opening,
+        };
+        let hello = wire::encode_handshake(route, HandshakeRef::Hello(&body));
         self.transmits.push_back((addr, hello.clone()));
         let transmissions = transmissions + 1;
         let due = now + backoff(&self.config, self.config.handshake_rto(), transmissions);
@@ -1046,6 +1096,8 @@ impl Machine {
                 initiator,
                 hello,
                 hello_to: route.to,
+                opening,
+                reopen,
                 transmissions,
                 due,
             },
@@ -1063,8 +1115,9 @@ impl Machine {
         addr: SocketAddr,
         inc: SystemId,
         to: Option<SystemId>,
-        hello: &thespian_auth::Hello,
+        body: &HelloBody,
     ) {
+        let hello = &body.hello;
         if self
             .peers
             .get(&addr)
@@ -1106,7 +1159,7 @@ impl Machine {
             to,
         };
         let epoch = self.cookie_epoch(now);
-        let nonce = match self.responder_nonce(addr, theirs, hello, epoch) {
+        let nonce = match self.responder_nonce(addr, theirs, body, epoch) {
             Ok(nonce) => nonce,
             Err(e) => {
                 log::warn!("UDP transport: cannot answer {addr}: {e}");
@@ -1119,12 +1172,18 @@ impl Machine {
             HANDSHAKE_PROTOCOL,
             self.incarnation.raw(),
             nonce,
-            &context(ours, self.local_port),
+            &context(ours, self.local_port, body.opening),
             hello,
-            &context(theirs, self.local_port),
+            &context(theirs, self.local_port, body.opening),
         ) {
             Ok((_, welcome)) => {
-                let welcome = wire::encode_handshake(ours, HandshakeRef::Welcome(&welcome));
+                let welcome = wire::encode_handshake(
+                    ours,
+                    HandshakeRef::Welcome(&WelcomeBody {
+                        welcome,
+                        opening: body.opening,
+                    }),
+                );
                 self.transmits.push_back((addr, welcome));
             }
             Err(e) => {
@@ -1158,7 +1217,7 @@ impl Machine {
         &mut self,
         addr: SocketAddr,
         theirs: Route,
-        hello: &thespian_auth::Hello,
+        body: &HelloBody,
         epoch: u64,
     ) -> Result<Nonce, AuthError> {
         if self.cookie_key.is_none() {
@@ -1166,14 +1225,14 @@ impl Machine {
         }
         let key = &self.cookie_key.as_ref().expect("just made").0;
         let addr = postcard::to_allocvec(&addr).expect("a Vec has room");
-        let hello = postcard::to_allocvec(hello).expect("a Vec has room");
+        let hello = postcard::to_allocvec(&body.hello).expect("a Vec has room");
         Ok(Nonce::derive(
             key,
             &[
                 b"thespian udp responder nonce",
                 &epoch.to_le_bytes(),
                 &addr,
-                &context(theirs, self.local_port),
+                &context(theirs, self.local_port, body.opening),
                 &hello,
             ],
         ))
@@ -1185,16 +1244,18 @@ impl Machine {
         addr: SocketAddr,
         inc: SystemId,
         to: Option<SystemId>,
-        welcome: &thespian_auth::Welcome,
+        body: &WelcomeBody,
     ) {
+        let welcome = &body.welcome;
         if to != Some(self.incarnation) {
             return;
         }
         if !matches!(
             self.handshakes.get(&addr),
-            Some(Handshake::Initiating { .. })
+            Some(Handshake::Initiating { opening, .. }) if *opening == body.opening
         ) {
-            // A repeated Welcome of a session we opened: our Confirm was lost.
+            // A repeated Welcome of a session we opened (our Confirm was lost), or a late
+            // answer to an earlier Hello of ours: not a failed proof.
             if let Some(peer) = self.peers.get(&addr).filter(|p| p.incarnation == Some(inc)) {
                 if let Some(confirm) = peer
                     .session
@@ -1217,6 +1278,7 @@ impl Machine {
         let Some(Handshake::Initiating {
             initiator,
             hello_to,
+            opening,
             ..
         }) = self.handshakes.remove(&addr)
         else {
@@ -1228,11 +1290,12 @@ impl Machine {
             from: inc,
             to,
         };
-        match initiator.finish(welcome, &context(theirs, addr.port())) {
+        match initiator.finish(welcome, &context(theirs, addr.port(), opening)) {
             Ok((confirm, keys)) => {
                 let body = ConfirmBody {
                     hello,
                     hello_to,
+                    opening,
                     confirm,
                 };
                 let bytes =
@@ -1270,17 +1333,19 @@ impl Machine {
             if peer.retired.contains(&inc) {
                 return;
             }
-            if peer.incarnation == Some(inc) && peer.openings.contains(&body.hello.nonce) {
+            if peer.incarnation == Some(inc) && peer.last_opening.is_some_and(|l| body.opening <= l)
+            {
                 let current = peer
                     .session
                     .as_ref()
-                    .is_some_and(|s| s.opened_by == Some(body.hello.nonce));
+                    .is_some_and(|s| s.theirs == Some(body.opening));
                 if current {
                     // A repeat (or a replay) of the Confirm that made this session: our
                     // proof that we have it was lost.
                     self.send_session_proof(addr);
                 }
-                // Otherwise a replay of an earlier session's: it must not replace this one.
+                // Otherwise a late copy (or a replay) of an older handshake's, or of one we
+                // refused: it must not replace this session.
                 return;
             }
         }
@@ -1291,8 +1356,12 @@ impl Machine {
         };
         let ours = self.route(Some(inc));
         let epoch = self.cookie_epoch(now);
+        let hello = HelloBody {
+            hello: body.hello.clone(),
+            opening: body.opening,
+        };
         for epoch in [Some(epoch), epoch.checked_sub(1)].into_iter().flatten() {
-            let Ok(nonce) = self.responder_nonce(addr, theirs, &body.hello, epoch) else {
+            let Ok(nonce) = self.responder_nonce(addr, theirs, &hello, epoch) else {
                 return;
             };
             let Ok((responder, _)) = Responder::new(
@@ -1300,16 +1369,33 @@ impl Machine {
                 HANDSHAKE_PROTOCOL,
                 self.incarnation.raw(),
                 nonce,
-                &context(ours, self.local_port),
+                &context(ours, self.local_port, body.opening),
                 &body.hello,
-                &context(theirs, self.local_port),
+                &context(theirs, self.local_port, body.opening),
             ) else {
                 return;
             };
             if let Ok(keys) = responder.finish(&body.confirm) {
+                if self.keeps_ours(addr, inc) {
+                    // Both sides opened a session and the lower incarnation's wins: this
+                    // one is refused. It may be a late copy of a handshake the peer gave up
+                    // for ours, or the peer may have forgotten ours; a new handshake of ours
+                    // settles both (the peer takes any newer session of ours).
+                    if let Some(peer) = self.peers.get_mut(&addr) {
+                        peer.opened(body.opening, false);
+                    }
+                    if !self.handshakes.contains_key(&addr) {
+                        log::debug!(
+                            "UDP transport: {addr} confirmed a session while ours stands; \
+                             opening a new one"
+                        );
+                        self.initiate(now, addr, 0, true);
+                    }
+                    return;
+                }
                 if self.establish(now, addr, inc, keys, None) {
                     if let Some(peer) = self.peers.get_mut(&addr) {
-                        peer.opened(body.hello.nonce);
+                        peer.opened(body.opening, true);
                     }
                     self.send_session_proof(addr);
                 }
@@ -1323,6 +1409,17 @@ impl Machine {
                  proof (forged, changed in flight, or too late)"
             );
         }
+    }
+
+    /// True when a verified `Confirm` from incarnation `inc` at `addr` must not replace our
+    /// session there: one we opened ourselves, with the same incarnation, while we are the
+    /// lower incarnation (the rule of simultaneous opens: the lower incarnation's session
+    /// wins, so both sides end on the same one).
+    fn keeps_ours(&self, addr: SocketAddr, inc: SystemId) -> bool {
+        self.incarnation.raw() < inc.raw()
+            && self.peers.get(&addr).is_some_and(|p| {
+                p.incarnation == Some(inc) && p.session.as_ref().is_some_and(|s| s.initiated)
+            })
     }
 
     fn on_reject(
@@ -1622,9 +1719,33 @@ impl Machine {
                     initiator,
                     hello,
                     hello_to,
+                    opening,
+                    reopen,
                     transmissions,
                     ..
                 }) => {
+                    if reopen && !waiting {
+                        // A re-opening: the session we have stands meanwhile.
+                        if transmissions <= self.config.max_retransmits {
+                            let transmissions = transmissions + 1;
+                            let due = now
+                                + backoff(&self.config, self.config.handshake_rto(), transmissions);
+                            self.transmits.push_back((addr, hello.clone()));
+                            self.handshakes.insert(
+                                addr,
+                                Handshake::Initiating {
+                                    initiator,
+                                    hello,
+                                    hello_to,
+                                    opening,
+                                    reopen,
+                                    transmissions,
+                                    due,
+                                },
+                            );
+                        }
+                        continue;
+                    }
                     if !waiting {
                         // Opened for a peer's data, not for ours: its retransmissions open
                         // it again if they need to.
@@ -1652,6 +1773,8 @@ impl Machine {
                             initiator,
                             hello,
                             hello_to,
+                            opening,
+                            reopen,
                             transmissions,
                             due,
                         },
@@ -1670,7 +1793,7 @@ impl Machine {
                             UndeliverableReason::RetriesExhausted { transmissions },
                         );
                     } else {
-                        self.initiate(now, addr, transmissions);
+                        self.initiate(now, addr, transmissions, false);
                     }
                 }
                 None => {}

@@ -22,11 +22,6 @@ pub(crate) const FAST_RETRANSMIT_THRESHOLD: u64 = 3;
 /// Incarnations of a peer remembered as retired, so their late datagrams are recognised.
 const RETIRED_KEPT: usize = 8;
 
-/// `Hello` nonces of a peer's sessions remembered, so a replayed `Confirm` is recognised (a
-/// `Confirm` is only good for two cookie epochs: more sessions than this in that time are
-/// not a peer's doing).
-const OPENINGS_KEPT: usize = 8;
-
 /// One peer: the address's incarnation, our session and streams with it.
 #[derive(Debug)]
 pub(crate) struct Peer {
@@ -43,9 +38,10 @@ pub(crate) struct Peer {
     pub(crate) inb: Option<Inbound>,
     /// The last time we sent to or heard from the peer.
     pub(crate) last_activity: Instant,
-    /// On the responder: the `Hello` nonces whose `Confirm`s made the last sessions (newest
-    /// last), so a replayed `Confirm` of one of them is recognised.
-    pub(crate) openings: VecDeque<Nonce>,
+    /// The largest opening number of the current incarnation's `Confirm`s verified here
+    /// (taken or refused): a `Confirm` with a number not above it is a repeat or a late copy
+    /// of an older handshake, and never replaces the session.
+    pub(crate) last_opening: Option<u64>,
 }
 
 /// What a datagram's incarnation says about the peer.
@@ -71,18 +67,18 @@ impl Peer {
             out: None,
             inb: None,
             last_activity: now,
-            openings: VecDeque::new(),
+            last_opening: None,
         }
     }
 
-    /// Records that the `Confirm` of the `Hello` with `nonce` made the current session.
-    pub(crate) fn opened(&mut self, nonce: Nonce) {
-        if self.openings.len() == OPENINGS_KEPT {
-            self.openings.pop_front();
-        }
-        self.openings.push_back(nonce);
-        if let Some(session) = &mut self.session {
-            session.opened_by = Some(nonce);
+    /// Records that a verified `Confirm` with opening number `opening` made the current
+    /// session (`taken`) or was refused.
+    pub(crate) fn opened(&mut self, opening: u64, taken: bool) {
+        self.last_opening = Some(self.last_opening.map_or(opening, |l| l.max(opening)));
+        if taken {
+            if let Some(session) = &mut self.session {
+                session.theirs = Some(opening);
+            }
         }
     }
 
@@ -102,6 +98,8 @@ impl Peer {
                 }
                 self.retired.push_back(old);
                 self.incarnation = Some(incarnation);
+                // Opening numbers are the old incarnation's.
+                self.last_opening = None;
                 Seen::Restarted { old }
             }
         }
@@ -146,9 +144,11 @@ pub(crate) struct Session {
     /// On the initiator, until the responder shows it has the session too: the `Confirm` to
     /// send again.
     pub(crate) confirm: Option<PendingConfirm>,
-    /// On the responder: the nonce of the `Hello` whose `Confirm` made the session, so a
+    /// True when this endpoint opened the session (its `Hello`, the peer's `Welcome`).
+    pub(crate) initiated: bool,
+    /// On the responder: the opening number of the `Confirm` that made the session, so a
     /// repeat (or replay) of that `Confirm` is recognised and changes nothing.
-    pub(crate) opened_by: Option<Nonce>,
+    pub(crate) theirs: Option<u64>,
 }
 
 impl Session {
@@ -156,8 +156,9 @@ impl Session {
         Session {
             keys,
             sent: 0,
+            initiated: confirm.is_some(),
             confirm,
-            opened_by: None,
+            theirs: None,
         }
     }
 

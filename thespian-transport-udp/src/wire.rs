@@ -7,9 +7,10 @@
 //! One datagram carries one [`Header`] and, for a data datagram, the message's payload bytes
 //! after it (so a large payload is never walked by the decoder; a batch's payloads follow its
 //! header one after the other):
-//! - the session handshake (`thespian_auth`): `Hello`, `Welcome`, `Confirm` (which carries
-//!   its `Hello` back, so the responder needs no state: [`ConfirmBody`]), and `Reject` (a
-//!   handshake that failed, with the reason);
+//! - the session handshake (`thespian_auth`): `Hello` (with the initiator's opening number:
+//!   [`HelloBody`]), `Welcome` (naming the opening it answers: [`WelcomeBody`]), `Confirm` (which carries its `Hello` back, so the responder
+//!   needs no state: [`ConfirmBody`]), and `Reject` (a handshake that failed, with the
+//!   reason);
 //! - `Data`: a message with its stream, sequence number, window base, envelope header (sender,
 //!   target, wire name) and optionally a piggy-backed acknowledgement of the reverse direction;
 //! - `Batch`: several consecutive messages of one stream (sequence numbers `first_seq`,
@@ -49,9 +50,11 @@ pub use thespian_core::wire::WireMessage;
 /// The four bytes every datagram starts with ("thespian UDP"; the TCP transport uses `THSP`).
 pub const MAGIC: [u8; 4] = *b"THSU";
 
-/// The protocol version this crate speaks: 3, batches of messages in one datagram (version 2
-/// sent one message per datagram; version 1 had no authenticated sessions).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// The protocol version this crate speaks: 4, handshakes that name their session with the
+/// initiator's opening number (version 3 did not, so a late `Confirm` could replace a newer
+/// session; version 2 sent one message per datagram; version 1 had no authenticated
+/// sessions).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The largest datagram the transport sends, in bytes, header and tag included: 65,000.
 ///
@@ -97,9 +100,9 @@ pub enum Kind {
     /// An acknowledgement; the session tag follows the header.
     Ack(AckHeader),
     /// The initiator opens a session.
-    Hello(Hello),
+    Hello(HelloBody),
     /// The responder answers, with its proof.
-    Welcome(Welcome),
+    Welcome(WelcomeBody),
     /// The initiator's proof, with the `Hello` it answers: the session is established.
     Confirm(ConfirmBody),
     /// The handshake failed at the sender of this datagram.
@@ -107,6 +110,28 @@ pub enum Kind {
     /// Consecutive messages of one stream; their payloads, one after the other, and the
     /// session tag follow the header.
     Batch(BatchHeader),
+}
+
+/// A `Hello` datagram's body: the initiator's opening and its number, which names the session
+/// (bound into both proofs of the handshake).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloBody {
+    /// The initiator's `Hello`.
+    pub hello: Hello,
+    /// The initiator's opening number: every handshake an incarnation starts has a larger one
+    /// than the one before, so a responder can tell a newer session from an older one.
+    pub opening: u64,
+}
+
+/// A `Welcome` datagram's body: the responder's answer and the opening number of the `Hello`
+/// it answers, so an initiator can tell an answer to an earlier `Hello` of its own from a
+/// failed proof (the number is not authenticated here; the proof covers it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WelcomeBody {
+    /// The responder's `Welcome`.
+    pub welcome: Welcome,
+    /// The opening number of the `Hello` it answers.
+    pub opening: u64,
 }
 
 /// A `Confirm` datagram's body: the initiator's proof and what a responder that kept no state
@@ -118,6 +143,8 @@ pub struct ConfirmBody {
     pub hello: Hello,
     /// The receiver's incarnation as the `Hello`'s header named it.
     pub hello_to: Option<SystemId>,
+    /// The opening number the `Hello` carried.
+    pub opening: u64,
     /// The initiator's proof.
     pub confirm: Confirm,
 }
@@ -455,8 +482,8 @@ pub fn decode(bytes: &[u8], ours: u16) -> Result<Datagram<'_>, WireError> {
             if !rest.is_empty() {
                 return Err(WireError::TrailingBytes(rest.len()));
             }
-            if let Kind::Hello(hello) = &kind {
-                if hello.incarnation != header.from.raw() {
+            if let Kind::Hello(body) = &kind {
+                if body.hello.incarnation != header.from.raw() {
                     return Err(WireError::Malformed(
                         "a hello naming another incarnation than its sender".into(),
                     ));
@@ -469,8 +496,8 @@ pub fn decode(bytes: &[u8], ours: u16) -> Result<Datagram<'_>, WireError> {
                     ));
                 }
             }
-            if let Kind::Welcome(welcome) = &kind {
-                if welcome.incarnation != header.from.raw() {
+            if let Kind::Welcome(body) = &kind {
+                if body.welcome.incarnation != header.from.raw() {
                     return Err(WireError::Malformed(
                         "a welcome naming another incarnation than its sender".into(),
                     ));
@@ -527,8 +554,8 @@ struct HeaderRef<'a> {
 enum KindRef<'a> {
     Data(DataHeaderRef<'a>),
     Ack(AckHeaderRef<'a>),
-    Hello(&'a Hello),
-    Welcome(&'a Welcome),
+    Hello(&'a HelloBody),
+    Welcome(&'a WelcomeBody),
     Confirm(&'a ConfirmBody),
     Reject(RejectReason),
     Batch(BatchHeaderRef<'a>),
@@ -736,9 +763,9 @@ pub fn encode_ack(route: Route, seal: Seal<'_>, ack: &Ack) -> Vec<u8> {
 #[derive(Debug, Clone, Copy)]
 pub enum HandshakeRef<'a> {
     /// The initiator's opening.
-    Hello(&'a Hello),
+    Hello(&'a HelloBody),
     /// The responder's answer.
-    Welcome(&'a Welcome),
+    Welcome(&'a WelcomeBody),
     /// The initiator's proof, with its `Hello`.
     Confirm(&'a ConfirmBody),
     /// A refusal.
@@ -1195,13 +1222,26 @@ mod tests {
             to: Some(SystemId::from_raw(10)),
         };
         let cases = [
-            (route(), Kind::Hello(hello.clone())),
-            (route_back, Kind::Welcome(welcome.clone())),
+            (
+                route(),
+                Kind::Hello(HelloBody {
+                    hello: hello.clone(),
+                    opening: 7,
+                }),
+            ),
+            (
+                route_back,
+                Kind::Welcome(WelcomeBody {
+                    welcome: welcome.clone(),
+                    opening: 7,
+                }),
+            ),
             (
                 route(),
                 Kind::Confirm(ConfirmBody {
                     hello: hello.clone(),
                     hello_to: None,
+                    opening: 7,
                     confirm: thespian_auth::Confirm { proof: [9; 32] },
                 }),
             ),
@@ -1232,7 +1272,13 @@ mod tests {
         };
         assert!(matches!(
             decode(
-                &encode_handshake(liar, HandshakeRef::Hello(&hello)),
+                &encode_handshake(
+                    liar,
+                    HandshakeRef::Hello(&HelloBody {
+                        hello: hello.clone(),
+                        opening: 1
+                    })
+                ),
                 PROTOCOL_VERSION
             ),
             Err(WireError::Malformed(_))
@@ -1367,6 +1413,7 @@ mod tests {
                             suite: thespian_auth::Suite::Authenticated,
                         },
                         hello_to: Some(SystemId::from_raw(20)),
+                        opening: u64::MAX,
                         confirm: thespian_auth::Confirm { proof: [4; 32] },
                     }),
                 ),

@@ -933,12 +933,19 @@ fn spoofed_datagrams_change_nothing_in_a_live_session() {
             &numbered(9, 1),
             None,
         ),
-        wire::encode_handshake(impostor, HandshakeRef::Hello(&hello)),
+        wire::encode_handshake(
+            impostor,
+            HandshakeRef::Hello(&wire::HelloBody {
+                hello: hello.clone(),
+                opening: 1,
+            }),
+        ),
         wire::encode_handshake(
             impostor,
             HandshakeRef::Confirm(&wire::ConfirmBody {
                 hello: hello.clone(),
                 hello_to: Some(b_inc),
+                opening: 1,
                 confirm,
             }),
         ),
