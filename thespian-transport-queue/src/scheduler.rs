@@ -5,19 +5,12 @@
 //! an actor whose mailbox turned `SCHEDULED` (see `mailbox`); it is in at most one queue.
 //!
 //! * Each worker has a local queue (a `VecDeque` behind a mutex, so other workers can steal
-//!   half of it), a `next` slot and a bounded stack under it. An actor that makes another one
-//!   ready puts it in `next`, so a request/reply pair keeps running on one warm core without
-//!   waking anyone (ping-pong); the task it displaces goes on the stack, and the worker takes
-//!   from the stack's top before its queue, so a tree of actors that each create and message
-//!   children runs depth first (few ready at once, the newest in cache) instead of breadth
-//!   first. Thieves take the stack's bottom half (the oldest, largest pieces of such a tree).
-//!   Fairness: a worker runs at most [`MAX_LIFO_STREAK`] `next`/stack tasks in a row before its
-//!   queue's front gets a turn (the `next` task then goes to the queue's back, so a pair cannot
-//!   starve the queue), the stack's bottom gets a turn every [`STACK_FAIR_INTERVAL`] tasks (so
-//!   a pair or a growing tree at the top cannot starve the tasks under it), and a stack over
-//!   [`STACK_CAP`] tasks spills its bottom to the queue. When the running actor keeps feeding
-//!   the task in `next` (a pipeline, not a reply), the driver promotes it to the stealable
-//!   queue ([`Scheduler::promote_next`]) so it runs in parallel. External threads, timers and the fd poller push to
+//!   half of it) plus a `next` slot. An actor that makes another one ready puts it in `next`,
+//!   so a request/reply pair keeps running on one warm core without waking anyone (ping-pong);
+//!   a worker runs at most [`MAX_LIFO_STREAK`] `next` tasks in a row before taking from its queue,
+//!   so the pair cannot starve the queue. When the running actor keeps feeding the task in `next`
+//!   (a pipeline, not a reply), the driver promotes it to the stealable queue
+//!   ([`Scheduler::promote_next`]) so it runs in parallel. External threads, timers and the fd poller push to
 //!   one global injector, which workers also check every [`INJECTOR_INTERVAL`] tasks.
 //! * A worker without work becomes a *searcher* (at most half of the workers at once), spins
 //!   briefly while looking at the queues' length hints, then parks. Producers wake a parked
@@ -43,12 +36,8 @@ use std::time::Duration;
 
 use crate::sync::{spin_hint, yield_now, AtomicBool, AtomicUsize, Condvar, Mutex};
 
-/// At most this many `next`-slot or stack tasks run in a row before the local queue gets a turn.
+/// At most this many `next`-slot tasks run in a row before the local queue gets a turn.
 pub(crate) const MAX_LIFO_STREAK: u32 = 3;
-/// Every this many tasks a worker takes, the bottom (oldest) task of its stack runs.
-pub(crate) const STACK_FAIR_INTERVAL: u32 = 64;
-/// Tasks a worker's stack holds; a push beyond it moves the bottom task to the local queue.
-pub(crate) const STACK_CAP: usize = 256;
 /// Every this many tasks, a worker looks at the global injector before its own queue.
 pub(crate) const INJECTOR_INTERVAL: u32 = 61;
 /// First timed park while another worker is busy.
@@ -75,28 +64,15 @@ impl Default for Config {
 }
 
 struct Local<T> {
-    /// The task made ready last by the running actor (not stolen but by a stuck-looking worker).
     next: Option<T>,
-    /// Tasks displaced from `next`, newest at the back; the owner pops the back, thieves and
-    /// the fairness turn take the front.
-    stack: VecDeque<T>,
-    /// Yielded, promoted, demoted and spilled tasks, first in, first out.
     queue: VecDeque<T>,
-}
-
-impl<T> Local<T> {
-    /// Tasks another worker may steal: the queue and the stack.
-    fn stealable(&self) -> usize {
-        self.queue.len() + self.stack.len()
-    }
 }
 
 /// A worker's shared part, on its own cache lines.
 #[repr(align(128))]
 struct WorkerShared<T> {
     local: Mutex<Local<T>>,
-    /// Tasks in `local.queue` and `local.stack`, the stealable part (hint for thieves and
-    /// searchers).
+    /// Tasks in `local.queue`, the stealable part (hint for thieves and searchers).
     len: AtomicUsize,
     parker: Parker,
 }
@@ -138,8 +114,6 @@ pub(crate) struct Cursor {
     index: usize,
     searching: bool,
     lifo_streak: u32,
-    /// Tasks taken since the stack's bottom last had a turn.
-    since_stack_fair: u32,
     tick: u32,
     backoff: Duration,
     steal_next: bool,
@@ -155,7 +129,6 @@ impl Cursor {
             index,
             searching: false,
             lifo_streak: 0,
-            since_stack_fair: 0,
             tick: 0,
             backoff: PARK_MIN,
             steal_next: false,
@@ -192,7 +165,6 @@ impl<T> Scheduler<T> {
                 .map(|_| WorkerShared {
                     local: Mutex::new(Local {
                         next: None,
-                        stack: VecDeque::new(),
                         queue: VecDeque::new(),
                     }),
                     len: AtomicUsize::new(0),
@@ -223,25 +195,20 @@ impl<T> Scheduler<T> {
     }
 
     /// Queues a task made ready by the actor worker `cursor` is running: it runs next on this
-    /// worker (a task it displaces from `next` goes on top of the stack).
+    /// worker (a task it displaces from `next` goes to the back of the local queue).
     pub(crate) fn push_next(&self, cursor: &Cursor, task: T) {
         let me = &self.workers[cursor.index];
         let displaced = {
             let mut local = me.local.lock();
             let displaced = match local.next.replace(task) {
                 Some(old) => {
-                    local.stack.push_back(old);
-                    if local.stack.len() > STACK_CAP {
-                        if let Some(oldest) = local.stack.pop_front() {
-                            local.queue.push_back(oldest);
-                        }
-                    }
+                    local.queue.push_back(old);
                     true
                 }
                 None => false,
             };
             if displaced {
-                me.len.store(local.stealable(), SeqCst);
+                me.len.store(local.queue.len(), SeqCst);
             }
             displaced
         };
@@ -261,7 +228,7 @@ impl<T> Scheduler<T> {
                 return;
             };
             local.queue.push_back(task);
-            me.len.store(local.stealable(), SeqCst);
+            me.len.store(local.queue.len(), SeqCst);
         }
         self.notify_if_needed();
     }
@@ -271,9 +238,9 @@ impl<T> Scheduler<T> {
         let me = &self.workers[cursor.index];
         let others_waiting = {
             let mut local = me.local.lock();
-            let waiting = local.stealable() + usize::from(local.next.is_some());
+            let waiting = local.queue.len() + usize::from(local.next.is_some());
             local.queue.push_back(task);
-            me.len.store(local.stealable(), SeqCst);
+            me.len.store(local.queue.len(), SeqCst);
             waiting > 0
         };
         // Alone in the queue it simply runs again here; with company, another worker may help.
@@ -289,7 +256,7 @@ impl<T> Scheduler<T> {
             return true;
         }
         let local = self.workers[cursor.index].local.lock();
-        local.next.is_some() || local.stealable() > 0
+        local.next.is_some() || !local.queue.is_empty()
     }
 
     /// The next task for worker `cursor`, blocking (spinning briefly, then parked) until there
@@ -357,7 +324,6 @@ impl<T> Scheduler<T> {
         for worker in self.workers.iter() {
             let mut local = worker.local.lock();
             out.extend(local.next.take());
-            out.extend(local.stack.drain(..));
             out.extend(local.queue.drain(..));
             worker.len.store(0, SeqCst);
         }
@@ -413,41 +379,19 @@ impl<T> Scheduler<T> {
         task
     }
 
-    /// The worker's own next task: the stack's bottom on its fairness turn; else `next` or the
-    /// stack's top while the streak lasts; else the queue's front (the `next` task, if any,
-    /// going to the queue's back), or the stack's top when the queue is empty.
     fn pop_local(&self, cursor: &mut Cursor) -> Option<T> {
         let me = &self.workers[cursor.index];
         let mut local = me.local.lock();
-        cursor.since_stack_fair += 1;
-        if cursor.since_stack_fair >= STACK_FAIR_INTERVAL {
-            cursor.since_stack_fair = 0;
-            if let Some(task) = local.stack.pop_front() {
-                me.len.store(local.stealable(), SeqCst);
-                return Some(task);
-            }
-        }
-        if cursor.lifo_streak < MAX_LIFO_STREAK {
-            if let Some(task) = local.next.take() {
+        if let Some(task) = local.next.take() {
+            if cursor.lifo_streak < MAX_LIFO_STREAK {
                 cursor.lifo_streak += 1;
                 return Some(task);
             }
-            if let Some(task) = local.stack.pop_back() {
-                cursor.lifo_streak += 1;
-                me.len.store(local.stealable(), SeqCst);
-                return Some(task);
-            }
+            local.queue.push_back(task);
         }
         cursor.lifo_streak = 0;
-        // The queue's front first, so a `next` task demoted now runs after what waited there.
         let task = local.queue.pop_front();
-        if let Some(demoted) = local.next.take() {
-            local.queue.push_back(demoted);
-        }
-        let task = task
-            .or_else(|| local.queue.pop_front())
-            .or_else(|| local.stack.pop_back());
-        me.len.store(local.stealable(), SeqCst);
+        me.len.store(local.queue.len(), SeqCst);
         task
     }
 
@@ -480,25 +424,19 @@ impl<T> Scheduler<T> {
         None
     }
 
-    /// Steals half of `victim`'s queue, or when it is empty the bottom half of its stack (one
-    /// task to run, the rest into our queue); its `next` slot only after a timed park (the
-    /// victim looks stuck).
+    /// Steals half of `victim`'s queue (one task to run, the rest into our queue); its `next`
+    /// slot only after a timed park (the victim looks stuck).
     fn steal(&self, cursor: &Cursor, victim: usize) -> Option<T> {
         let mut stolen: VecDeque<T> = {
             let them = &self.workers[victim];
             let mut local = them.local.lock();
-            let mut stolen = if local.queue.is_empty() {
-                let take = local.stack.len().div_ceil(2);
-                local.stack.drain(..take).collect()
-            } else {
-                let take = local.queue.len().div_ceil(2);
-                let at = local.queue.len() - take;
-                local.queue.split_off(at)
-            };
+            let take = local.queue.len().div_ceil(2);
+            let at = local.queue.len() - take;
+            let mut stolen = local.queue.split_off(at);
             if stolen.is_empty() && cursor.steal_next {
                 stolen.extend(local.next.take());
             }
-            them.len.store(local.stealable(), SeqCst);
+            them.len.store(local.queue.len(), SeqCst);
             stolen
         };
         let task = stolen.pop_front()?;
@@ -506,7 +444,7 @@ impl<T> Scheduler<T> {
             let me = &self.workers[cursor.index];
             let mut local = me.local.lock();
             local.queue.extend(stolen);
-            me.len.store(local.stealable(), SeqCst);
+            me.len.store(local.queue.len(), SeqCst);
         }
         Some(task)
     }
@@ -582,198 +520,6 @@ mod tests {
         assert_eq!(order, [0, 1, 2, 100, 4, 3]);
         s.stop();
         assert_eq!(s.next(&mut c), None);
-    }
-
-    /// Runs a tree on one worker, each task readying its `fanout` children as an actor does
-    /// when it creates and messages them; returns the most tasks ready at once.
-    fn run_tree(fanout: u32, depth: u32) -> usize {
-        let s: Scheduler<(u32, u64)> = Scheduler::new(1, Config::default());
-        let mut c = Cursor::new(0);
-        s.push_external((0, 0));
-        let (mut ready, mut peak, mut ran) = (1usize, 1usize, 0u64);
-        while ready > 0 {
-            let (level, id) = s.next(&mut c).expect("a ready task");
-            ready -= 1;
-            ran += 1;
-            if level < depth {
-                for k in 0..fanout {
-                    s.push_next(&c, (level + 1, id * u64::from(fanout) + u64::from(k)));
-                    ready += 1;
-                }
-                peak = peak.max(ready);
-            }
-        }
-        let expected: u64 = (0..=depth).map(|d| u64::from(fanout).pow(d)).sum();
-        assert_eq!(ran, expected);
-        peak
-    }
-
-    #[test]
-    fn a_tree_runs_depth_first() {
-        // Breadth first, all 10,000 leaves would be ready at once before the first of them ran.
-        let peak = run_tree(10, 4);
-        assert!(peak <= 400, "{peak} tasks ready at once");
-    }
-
-    /// Pops tasks until `wanted` all ran, a ping-pong pair (1000, 1001) readying each other
-    /// through `next` meanwhile; false if that took more than `limit` pops.
-    fn pair_lets_others_run(
-        s: &Scheduler<u32>,
-        c: &mut Cursor,
-        wanted: &[u32],
-        limit: usize,
-    ) -> bool {
-        let mut left: std::collections::BTreeSet<u32> = wanted.iter().copied().collect();
-        let mut pair_runs = 0;
-        for _ in 0..limit {
-            let task = s.next(c).expect("a ready task");
-            match task {
-                1000 | 1001 => {
-                    pair_runs += 1;
-                    s.push_next(c, 2001 - task);
-                }
-                other => {
-                    left.remove(&other);
-                }
-            }
-            if left.is_empty() {
-                return pair_runs > 0;
-            }
-        }
-        false
-    }
-
-    #[test]
-    fn a_pair_does_not_starve_the_stack_or_the_queue() {
-        let s: Scheduler<u32> = Scheduler::new(1, Config::default());
-        let mut c = Cursor::new(0);
-        // Twenty tasks on the stack, ten in the queue, then the pair on top.
-        for t in 1..=20 {
-            s.push_next(&c, t);
-        }
-        for t in 101..=110 {
-            s.push_yield(&c, t);
-        }
-        s.push_next(&c, 1000);
-        let wanted: Vec<u32> = (1..=20).chain(101..=110).collect();
-        let limit = 30 * STACK_FAIR_INTERVAL as usize;
-        assert!(pair_lets_others_run(&s, &mut c, &wanted, limit));
-    }
-
-    #[test]
-    fn the_stack_spills_into_the_queue_beyond_its_cap() {
-        let s: Scheduler<u32> = Scheduler::new(2, Config::default());
-        let c = Cursor::new(0);
-        for t in 0..(STACK_CAP as u32 + 10) {
-            s.push_next(&c, t);
-        }
-        let local = s.workers[0].local.lock();
-        assert_eq!(local.stack.len(), STACK_CAP);
-        assert_eq!(local.queue.len(), 9);
-        // The oldest tasks spilled, in order.
-        assert_eq!(
-            local.queue.iter().copied().collect::<Vec<_>>(),
-            (0..9).collect::<Vec<_>>()
-        );
-        assert_eq!(s.workers[0].len.load(SeqCst), STACK_CAP + 9);
-    }
-
-    #[test]
-    fn a_thief_takes_the_bottom_of_the_stack() {
-        let s: Scheduler<u32> = Scheduler::new(2, Config::default());
-        let owner = Cursor::new(0);
-        let mut thief = Cursor::new(1);
-        for t in 0..5 {
-            s.push_next(&owner, t);
-        }
-        // 0..=3 on the stack, 4 in `next`: the thief runs 0 and keeps 1.
-        assert_eq!(s.next(&mut thief), Some(0));
-        assert_eq!(
-            s.workers[1]
-                .local
-                .lock()
-                .queue
-                .iter()
-                .copied()
-                .collect::<Vec<_>>(),
-            [1]
-        );
-        let local = s.workers[0].local.lock();
-        assert_eq!(local.stack.iter().copied().collect::<Vec<_>>(), [2, 3]);
-        assert_eq!(local.next, Some(4));
-    }
-
-    /// What the running task does after it was taken, in the property test.
-    #[derive(Clone, Debug)]
-    enum Step {
-        /// Readies this many new tasks, as an actor messaging idle actors.
-        Ready(u8),
-        /// Used up its batch: yields.
-        Yield,
-        /// A task from outside the workers.
-        External,
-        /// Nothing more.
-        Done,
-    }
-
-    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
-        use proptest::prelude::*;
-        prop_oneof![
-            3 => (0u8..12).prop_map(Step::Ready),
-            1 => Just(Step::Yield),
-            1 => Just(Step::External),
-            2 => Just(Step::Done),
-        ]
-    }
-
-    proptest::proptest! {
-        /// On one worker, whatever the running tasks do: no task is lost or run twice, and
-        /// none waits more than a bound set by the most tasks ready at once (no starvation).
-        #[test]
-        fn every_task_runs_once_within_a_bounded_wait(
-            steps in proptest::collection::vec(step(), 1..600),
-        ) {
-            let s: Scheduler<u64> = Scheduler::new(1, Config::default());
-            let mut c = Cursor::new(0);
-            let mut fresh = 0u64;
-            // Ready task -> the pop count when it became ready.
-            let mut ready = std::collections::HashMap::new();
-            let mut peak = 1usize;
-            let mut pops = 0usize;
-            let mut longest = 0usize;
-            s.push_external(fresh);
-            ready.insert(fresh, 0usize);
-            let mut steps = steps.into_iter();
-            while !ready.is_empty() {
-                let task = s.next(&mut c).expect("a ready task");
-                pops += 1;
-                let since = ready.remove(&task).expect("a task runs once, after it was readied");
-                longest = longest.max(pops - since);
-                match steps.next().unwrap_or(Step::Done) {
-                    Step::Ready(n) => {
-                        for _ in 0..n {
-                            fresh += 1;
-                            ready.insert(fresh, pops);
-                            s.push_next(&c, fresh);
-                        }
-                    }
-                    Step::Yield => {
-                        ready.insert(task, pops);
-                        s.push_yield(&c, task);
-                    }
-                    Step::External => {
-                        fresh += 1;
-                        ready.insert(fresh, pops);
-                        s.push_external(fresh);
-                    }
-                    Step::Done => {}
-                }
-                peak = peak.max(ready.len());
-            }
-            proptest::prop_assert!(s.drain().is_empty());
-            let bound = (STACK_FAIR_INTERVAL as usize + 2 * INJECTOR_INTERVAL as usize) * (peak + 1);
-            proptest::prop_assert!(longest <= bound, "waited {} pops, bound {}", longest, bound);
-        }
     }
 
     #[test]
