@@ -208,7 +208,7 @@ impl State {
 }
 
 /// What a worker handled since it last settled with the mailbox: senders and counts, in runs
-/// (a batch from one sender is one entry). Settled by [`Mailbox::refill`],
+/// (a batch from one sender is one entry). Settled by [`Mailbox::refill_or_finish`],
 /// [`Mailbox::finish_batch`] and [`Mailbox::settle`].
 #[derive(Debug, Default)]
 pub(crate) struct Handled {
@@ -347,16 +347,31 @@ impl<T> Mailbox<T> {
     }
 
     /// During a batch, after `out` ran empty: settles `handled` and takes what arrived
-    /// meanwhile (swapping buffers). False when nothing did.
-    pub(crate) fn refill(&self, out: &mut VecDeque<T>, handled: &mut Handled) -> bool {
+    /// meanwhile (swapping buffers; `None`), or, when nothing did, ends the batch as
+    /// [`Mailbox::finish_batch`] with nothing left over would, under the same lock (one lock
+    /// per batch fewer: a request/reply actor's batch is one message).
+    pub(crate) fn refill_or_finish(
+        &self,
+        out: &mut VecDeque<T>,
+        handled: &mut Handled,
+        watching: bool,
+        exiting: bool,
+    ) -> Option<Finish<T>> {
         debug_assert!(out.is_empty());
         let mut inner = self.inner.lock_brief();
-        handled.settle_into(&mut inner.state);
-        if inner.queue.is_empty() {
-            return false;
+        if inner.state.flags() & STATE_MASK == CLOSED {
+            handled.clear();
+            return Some(Finish {
+                requeue: false,
+                spare: None,
+            });
         }
-        std::mem::swap(&mut inner.queue, out);
-        true
+        handled.settle_into(&mut inner.state);
+        if !inner.queue.is_empty() {
+            std::mem::swap(&mut inner.queue, out);
+            return None;
+        }
+        Some(Self::end_batch(&mut inner, watching, exiting))
     }
 
     /// During a batch: settles `handled`, so its senders may queue more.
@@ -392,6 +407,12 @@ impl<T> Mailbox<T> {
             rest.append(&mut inner.queue);
             std::mem::swap(&mut inner.queue, rest);
         }
+        Self::end_batch(&mut inner, watching, exiting)
+    }
+
+    /// Records the watch and exiting flags and returns the mailbox to `IDLE`, or reports
+    /// that messages wait (the actor must be requeued).
+    fn end_batch(inner: &mut Inner<T>, watching: bool, exiting: bool) -> Finish<T> {
         let mut flags = inner.state.flags() & STATE_MASK;
         if watching {
             flags |= WATCHING;
@@ -529,15 +550,17 @@ mod tests {
             handled.note(sender);
         }
         batch.clear();
-        assert!(mb.refill(&mut batch, &mut handled));
+        assert!(mb
+            .refill_or_finish(&mut batch, &mut handled, false, false)
+            .is_none());
         assert_eq!(batch, [6]);
         assert_eq!((mb.count_of(7), mb.count_of(8), mb.count_of(9)), (1, 0, 0));
         handled.note(7);
         batch.clear();
-        assert!(
-            !mb.finish_batch(&mut batch, &mut handled, false, false)
-                .requeue
-        );
+        let finish = mb
+            .refill_or_finish(&mut batch, &mut handled, false, false)
+            .expect("nothing arrived: the batch ends");
+        assert!(!finish.requeue);
         assert_eq!(mb.count_of(7), 0);
         assert!(matches!(push(7, 7), Push::Schedule));
         assert!(matches!(
@@ -586,6 +609,94 @@ mod tests {
         assert_eq!(state.first_count(), MAX_INLINE_COUNT - 1);
         state.clear_counts();
         assert_eq!((state.count_of(9), state.flags()), (0, CLOSED));
+    }
+
+    /// One step of the property test's single-threaded run of the protocol.
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// A push from sender `0..3`.
+        Push(u8),
+        /// The runner handles up to this many messages of its batch, then refills or finishes.
+        Run(u8),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![(0u8..3).prop_map(Op::Push), (0u8..4).prop_map(Op::Run)]
+    }
+
+    proptest::proptest! {
+        /// Pushes interleaved with batches that end in `refill_or_finish` or `finish_batch`:
+        /// every message is handled once, in push order; the actor is scheduled only when it
+        /// is idle, and is idle exactly when nothing waits; the counts come back to zero.
+        #[test]
+        fn batches_lose_nothing_and_keep_order(
+            ops in proptest::collection::vec(op(), 0..200),
+            spare_buffers in proptest::bool::ANY,
+        ) {
+            let mb: Mailbox<(u8, u32)> = Mailbox::new_owned();
+            proptest::prop_assert!(!mb.release());
+            let mut scheduled = false;
+            let mut pushed = 0u32;
+            let mut handled_in_order = Vec::new();
+            let mut handled = Handled::default();
+            let mut batch = VecDeque::new();
+            // Handles up to `n` messages of one batch; true when the batch ended with the
+            // mailbox idle.
+            let mut run = |n: u8, handled_in_order: &mut Vec<u32>, batch: &mut VecDeque<(u8, u32)>| {
+                mb.take_batch(batch);
+                let mut left = n;
+                loop {
+                    if left == 0 {
+                        let finish = mb.finish_batch(batch, &mut handled, false, false);
+                        return !finish.requeue;
+                    }
+                    match batch.pop_front() {
+                        Some((sender, m)) => {
+                            handled.note(u64::from(sender));
+                            handled_in_order.push(m);
+                            left -= 1;
+                        }
+                        None => {
+                            if let Some(finish) = mb.refill_or_finish(batch, &mut handled, false, false) {
+                                return !finish.requeue;
+                            }
+                        }
+                    }
+                }
+            };
+            for op in ops {
+                match op {
+                    Op::Push(sender) => {
+                        let spare = || spare_buffers.then(|| VecDeque::with_capacity(4));
+                        match mb.push((sender, pushed), u64::from(sender), u32::MAX, |_| false, spare) {
+                            Push::Schedule => {
+                                proptest::prop_assert!(!scheduled, "scheduled twice");
+                                scheduled = true;
+                            }
+                            Push::Queued => proptest::prop_assert!(scheduled, "a message stranded in an idle mailbox"),
+                            other => proptest::prop_assert!(false, "unexpected {:?}", other),
+                        }
+                        pushed += 1;
+                    }
+                    Op::Run(n) => {
+                        if scheduled && run(n, &mut handled_in_order, &mut batch) {
+                            scheduled = false;
+                            proptest::prop_assert_eq!(mb.len(), 0);
+                        }
+                    }
+                }
+            }
+            while scheduled {
+                if run(3, &mut handled_in_order, &mut batch) {
+                    scheduled = false;
+                }
+            }
+            proptest::prop_assert_eq!(handled_in_order, (0..pushed).collect::<Vec<_>>());
+            for sender in 0..3 {
+                proptest::prop_assert_eq!(mb.count_of(sender), 0);
+            }
+        }
     }
 
     #[test]
@@ -690,6 +801,57 @@ mod loom_tests {
             let mut rest = VecDeque::new();
             mb.take_batch(&mut rest);
             assert_eq!(rest, [1, 2]);
+        });
+    }
+
+    /// A sender racing a runner whose batch ran empty: the runner's `refill_or_finish` either
+    /// takes the message or leaves the mailbox idle for the push to schedule it, never both
+    /// and never neither.
+    #[test]
+    fn push_racing_refill_or_finish() {
+        loom::model(|| {
+            let mb = Arc::new(Mailbox::<u32>::new_owned());
+            assert!(!mb.release());
+            assert!(matches!(
+                mb.push(0, 1, u32::MAX, |_| false, || None),
+                Push::Schedule
+            ));
+            let sender = {
+                let mb = mb.clone();
+                loom::thread::spawn(move || {
+                    matches!(mb.push(1, 1, u32::MAX, |_| false, || None), Push::Schedule)
+                })
+            };
+            let mut batch = VecDeque::new();
+            mb.take_batch(&mut batch);
+            let mut total = batch.len();
+            batch.clear();
+            let mut handled = Handled::default();
+            let refilled = match mb.refill_or_finish(&mut batch, &mut handled, false, false) {
+                None => true,
+                Some(finish) => {
+                    assert!(!finish.requeue, "nothing waited when it ended");
+                    false
+                }
+            };
+            total += batch.len();
+            batch.clear();
+            let rescheduled = sender.join().unwrap();
+            assert!(!(refilled && rescheduled), "taken and scheduled again");
+            if refilled {
+                assert!(mb
+                    .refill_or_finish(&mut batch, &mut handled, false, false)
+                    .is_some());
+            } else if rescheduled {
+                mb.take_batch(&mut batch);
+                total += batch.len();
+                batch.clear();
+                assert!(mb
+                    .refill_or_finish(&mut batch, &mut handled, false, false)
+                    .is_some());
+            }
+            assert_eq!(total, 2);
+            assert_eq!(mb.len(), 0);
         });
     }
 

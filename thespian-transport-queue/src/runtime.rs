@@ -54,7 +54,7 @@ use thespian_core::{
 
 use crate::directory::Directory;
 use crate::locks::{Condvar, Mutex, RwLock};
-use crate::mailbox::{Handled, Mailbox, Push, SETTLE_EVERY};
+use crate::mailbox::{Finish, Handled, Mailbox, Push, SETTLE_EVERY};
 use crate::scheduler::{Config, Cursor, Scheduler};
 use crate::timer::{Action, Timers};
 use crate::watches::Watcher;
@@ -942,6 +942,8 @@ impl Inner {
             leftovers: None,
         };
         let mut count = 0usize;
+        // Set when the batch ended in the refill's lock: the node may be another worker's now.
+        let mut finished = None;
         loop {
             // Fairness: every `BATCH` messages, yield if other work waits for this worker.
             if count > 0 && count.is_multiple_of(BATCH) && self.sched.others_waiting(&worker.cursor)
@@ -953,11 +955,20 @@ impl Inner {
                 node.mailbox.settle(handled);
             }
             let Some(envelope) = batch.pop_front() else {
-                // Took everything: take what arrived meanwhile (an O(1) swap), if anything.
-                if node.mailbox.refill(batch, handled) {
-                    continue;
+                // Took everything: take what arrived meanwhile (an O(1) swap), or end the batch
+                // in the same lock when nothing did. The cell has not exited here (that breaks
+                // out below), so it has no leftovers.
+                let exiting = slot.cell.state() == CellState::Exiting;
+                match node
+                    .mailbox
+                    .refill_or_finish(batch, handled, watching, exiting)
+                {
+                    None => continue,
+                    Some(finish) => {
+                        finished = Some(finish);
+                        break;
+                    }
                 }
-                break;
             };
             count += 1;
             handled.note(envelope.sender().id());
@@ -978,6 +989,13 @@ impl Inner {
             if state == CellState::Exited {
                 break;
             }
+        }
+        if let Some(finish) = finished {
+            // The slot is not touched after this point (see below).
+            debug_assert!(services.leftovers.is_none());
+            drop(services);
+            self.after_batch(node, worker, batch, finish);
+            return;
         }
         let state = slot.cell.state();
         let leftovers = services.leftovers.take();
@@ -1004,6 +1022,18 @@ impl Inner {
         let finish =
             node.mailbox
                 .finish_batch(batch, handled, watching, state == CellState::Exiting);
+        self.after_batch(node, worker, batch, finish);
+    }
+
+    /// After a batch ended (`batch` is empty): keeps the buffers for reuse and requeues the
+    /// node if messages wait.
+    fn after_batch(
+        &self,
+        node: &Arc<Node>,
+        worker: &Worker,
+        batch: &mut VecDeque<Envelope>,
+        finish: Finish<Envelope>,
+    ) {
         // `batch` is empty now: it goes into the next mailbox this worker takes from (so a
         // flooded mailbox does not regrow its buffer every round), unless it is huge.
         if batch.capacity() > BATCH_BUFFER_MAX {

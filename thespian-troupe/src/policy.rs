@@ -13,8 +13,10 @@
 //! - new work goes to the first idle worker (FIFO), else to an extra worker awaiting
 //!   dismissal, else to a new worker while fewer than `max_count` exist, else it waits in the
 //!   pending queue; over `pending_limit` it is rejected (load shedding);
-//! - work with an affinity key goes to the worker the key is bound to while that worker lives,
-//!   waiting for it when it is busy; an unbound key binds to whichever worker takes the work;
+//! - work with an affinity key goes to the worker the key is bound to, waiting for it when it
+//!   is busy; an unbound key binds to whichever worker takes the work; the binding lasts while
+//!   work of that key waits or is with the worker (and the worker lives), so the bindings never
+//!   outnumber the work held, however many distinct keys pass;
 //! - a worker that says it is ready takes the oldest pending work it may take; with none, it
 //!   becomes idle, or "extra" when more than `idle_count` workers exist and at least
 //!   `idle_count` are idle already; extras are dismissed together after the debounce;
@@ -167,6 +169,8 @@ pub struct TroupePolicy<A, T> {
     /// Affinity: key → the worker it is bound to, and each worker's keys.
     keys: HashMap<u64, A>,
     keys_of: HashMap<A, Vec<u64>>,
+    /// Work of each key pending or in flight; a key leaves every map when it drops to zero.
+    live_keys: HashMap<u64, usize>,
     dismissal_scheduled: bool,
     /// The leader is exiting: nothing is dispatched or created any more.
     closed: bool,
@@ -188,6 +192,7 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
             in_flight: HashMap::new(),
             keys: HashMap::new(),
             keys_of: HashMap::new(),
+            live_keys: HashMap::new(),
             dismissal_scheduled: false,
             closed: false,
             next_id: 0,
@@ -231,6 +236,12 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
         self.state.contains_key(worker)
     }
 
+    /// How many affinity keys are bound to a worker now: at most the number of keyed work
+    /// items pending or in flight.
+    pub fn affinity_bindings(&self) -> usize {
+        self.keys.len()
+    }
+
     /// The worker that holds work `id`, if any.
     pub fn holder(&self, id: WorkId) -> Option<&A> {
         self.in_flight.get(&id).map(|(w, _)| w)
@@ -251,12 +262,16 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
         self.next_id = self.next_id.wrapping_add(1);
         let work = Work { id, key, item };
         let mut actions = Vec::new();
+        if let Some(key) = key {
+            *self.live_keys.entry(key).or_default() += 1;
+        }
         self.pending.push_back(work);
         // Oldest first, so work of one key starts in order even after a failed create.
         self.pump(spawn, &mut actions);
         let still_waiting = self.pending.back().is_some_and(|w| w.id == id);
         if still_waiting && self.pending.len() > self.settings.pending_limit {
             let work = self.pending.pop_back().expect("just queued");
+            self.work_gone(work.key);
             self.rejected += 1;
             actions.push(Action::Reject {
                 item: work.item,
@@ -283,7 +298,9 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
         let mut actions = Vec::new();
         match (self.state.get(worker), id) {
             (Some(State::Busy(Some(held))), Some(id)) if *held == id => {
-                self.in_flight.remove(&id);
+                if let Some((_, work)) = self.in_flight.remove(&id) {
+                    self.work_gone(work.key);
+                }
                 self.handled += 1;
             }
             (Some(State::Busy(None)), _) => {}
@@ -314,6 +331,7 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
             return actions;
         }
         let (_, work) = self.in_flight.remove(&id).expect("checked above");
+        self.work_gone(work.key);
         self.rejected += 1;
         actions.push(Action::Reject {
             item: work.item,
@@ -442,6 +460,7 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
                         Err(reason) => {
                             if self.workers.is_empty() {
                                 let work = self.pending.remove(index).expect("index in range");
+                                self.work_gone(work.key);
                                 self.rejected += 1;
                                 actions.push(Action::Reject {
                                     item: work.item,
@@ -479,6 +498,30 @@ impl<A: Clone + Eq + Hash + Debug, T: Clone> TroupePolicy<A, T> {
             item: work.item.clone(),
         });
         self.in_flight.insert(work.id, (worker, work));
+    }
+
+    /// A piece of work with `key` finished or was rejected: with no other work of that key
+    /// pending or in flight, the key is unbound (the next work of it may go to any worker).
+    fn work_gone(&mut self, key: Option<u64>) {
+        let Some(key) = key else { return };
+        let std::collections::hash_map::Entry::Occupied(mut live) = self.live_keys.entry(key)
+        else {
+            return;
+        };
+        *live.get_mut() -= 1;
+        if *live.get() > 0 {
+            return;
+        }
+        live.remove();
+        let Some(worker) = self.keys.remove(&key) else {
+            return;
+        };
+        if let Some(keys) = self.keys_of.get_mut(&worker) {
+            keys.retain(|k| *k != key);
+            if keys.is_empty() {
+                self.keys_of.remove(&worker);
+            }
+        }
     }
 
     /// `worker` (busy) has finished: it takes the oldest pending work it may take, or becomes

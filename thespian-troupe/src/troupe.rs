@@ -56,8 +56,10 @@ pub trait TroupeMember: Actor + NewActor {
         false
     }
 
-    /// An affinity key for a message: work with the same key goes to the same worker while
-    /// that worker lives (per-key order). `None` (the default): any worker.
+    /// An affinity key for a message: work with the same key goes to one worker at a time,
+    /// in order; a key stays with its worker while work of it waits or is being done there
+    /// (and the worker lives), then the next work of it may go to any worker. `None` (the
+    /// default): any worker.
     fn affinity_key(_envelope: &Envelope) -> Option<u64> {
         None
     }
