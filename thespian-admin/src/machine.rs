@@ -47,6 +47,32 @@ use crate::status_round::{RoundStep, StatusRounds};
 /// are logged at debug level only.
 const MAX_WARNED_TYPES: usize = 256;
 
+/// The most characters of a name a peer chose (a type name, a global name) that a log line
+/// shows.
+const SHOWN_NAME: usize = 80;
+
+/// The most characters of a peer's longer text (a reason, a refusal) that a log line shows.
+const SHOWN_TEXT: usize = 200;
+
+/// The most characters of a refused log level that the refusal echoes back.
+const SHOWN_LEVEL: usize = 40;
+
+/// A peer's `text` made fit for a log line or a reply: at most `max` of its characters, with
+/// control characters, quotes and backslashes escaped (so it cannot forge lines or drive the
+/// reader's terminal), and `…` after it when it was longer.
+pub(crate) fn peer_text(text: &str, max: usize) -> String {
+    let mut chars = text.chars();
+    let mut shown: String = chars
+        .by_ref()
+        .take(max)
+        .flat_map(char::escape_debug)
+        .collect();
+    if chars.next().is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
 /// The driver's number for a process or thread that hosts actors.
 pub type HostId = u64;
 
@@ -473,7 +499,10 @@ impl Admin {
     /// Handles one message addressed to the admin (its sender is the envelope's).
     pub fn handle(&mut self, now: Instant, envelope: Envelope) {
         if self.phase == Phase::Done {
-            log::debug!("admin has exited; dropping {}", envelope.type_name());
+            log::debug!(
+                "admin has exited; dropping \"{}\"",
+                peer_text(&envelope.type_name(), SHOWN_NAME)
+            );
             return;
         }
         let (sender, payload) = envelope.into_parts();
@@ -674,11 +703,12 @@ impl Admin {
             "admin ignores ChildActorExited({}) from {sender}",
             m.child_address
         ));
-        let type_name = payload.type_name().into_owned();
-        if self.warned.len() < MAX_WARNED_TYPES && self.warned.insert(type_name.clone()) {
-            log::warn!("admin discards {type_name:?} from {sender}");
+        let type_name = payload.type_name();
+        let shown = peer_text(&type_name, SHOWN_NAME);
+        if self.warned.len() < MAX_WARNED_TYPES && self.warned.insert(type_name.into_owned()) {
+            log::warn!("admin discards \"{shown}\" from {sender}");
         } else {
-            log::debug!("admin discards {type_name:?} from {sender}");
+            log::debug!("admin discards \"{shown}\" from {sender}");
         }
     }
 
@@ -689,11 +719,10 @@ impl Admin {
                 level,
             }),
             Err(_) => {
-                // The asker's text comes back clipped: it is the peer's, of any length.
-                let shown: String = level.chars().take(40).collect();
                 let refusal = LogLevelSet {
                     result: Err(format!(
-                        "{shown:?} is not a log level (off, error, warn, info, debug, trace)"
+                        "\"{}\" is not a log level (off, error, warn, info, debug, trace)",
+                        peer_text(level, SHOWN_LEVEL)
                     )),
                 };
                 self.reply(sender, Payload::new(refusal));
@@ -753,7 +782,10 @@ impl Admin {
                     return;
                 }
                 let name = create.global_name.as_deref().unwrap_or_default();
-                log::error!("admin: global name {name:?} held by a lost launch; freed");
+                log::error!(
+                    "admin: global name \"{}\" held by a lost launch; freed",
+                    peer_text(name, SHOWN_NAME)
+                );
                 self.names.release(name, &owner);
                 return self.create_for(sender, create);
             }
@@ -762,7 +794,11 @@ impl Admin {
                 return;
             }
             Err(CreateRefusal::Type(reason)) => {
-                log::info!("admin: cannot create {:?}: {reason}", create.type_name);
+                log::info!(
+                    "admin: cannot create \"{}\": {}",
+                    peer_text(&create.type_name, SHOWN_NAME),
+                    peer_text(&reason, SHOWN_TEXT)
+                );
                 self.reply_create(
                     sender,
                     Err(CreateFailure::InvalidActorSpecification {
@@ -907,7 +943,7 @@ impl Admin {
             Some(ActorState::Running) => log::warn!(
                 "admin: ActorFailedToStart for running {} ignored: {}",
                 failed.address,
-                failed.reason
+                peer_text(&failed.reason, SHOWN_TEXT)
             ),
             None => log::debug!(
                 "admin: ActorFailedToStart for unknown {} ignored",
@@ -923,8 +959,9 @@ impl Admin {
             return;
         };
         log::info!(
-            "actor {address} ({}) failed to start: {reason}",
-            entry.spec.type_name()
+            "actor {address} ({}) failed to start: {}",
+            entry.spec.type_name(),
+            peer_text(&reason, SHOWN_TEXT)
         );
         self.dead_letters.never_started(address.clone());
         if let Some(waiter) = entry.waiter {
@@ -985,7 +1022,10 @@ impl Admin {
         } = dead;
         // The admin protocol's own messages are about processes, never anyone's dead letters.
         if payload.type_name().starts_with(WIRE_PREFIX) {
-            log::debug!("discarding {} to dead {target}", payload.type_name());
+            log::debug!(
+                "discarding {} to dead {target}",
+                peer_text(&payload.type_name(), SHOWN_NAME)
+            );
             return;
         }
         match self.dead_letters.route(&target, sender, payload) {
@@ -1010,7 +1050,10 @@ impl Admin {
         let refusal =
             thespian_core::capabilities::check_change(&update.name, update.value.as_ref());
         if let Err(refused) = refusal {
-            log::warn!("admin: capability update from {sender} refused: {refused}");
+            log::warn!(
+                "admin: capability update from {sender} refused: {}",
+                peer_text(&refused.to_string(), SHOWN_TEXT)
+            );
             let now = CapabilitiesNow {
                 capabilities: self.capabilities.clone(),
             };
