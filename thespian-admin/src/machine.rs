@@ -73,6 +73,17 @@ pub(crate) fn peer_text(text: &str, max: usize) -> String {
     shown
 }
 
+/// A new status round's id: random, so that only the nodes asked (and whoever sees the
+/// questions) know it.
+fn round_id() -> u64 {
+    getrandom::u64().unwrap_or_else(|e| {
+        // The OS's source failed: std's randomly keyed hasher still gives an unguessable id.
+        log::warn!("no random round id from the OS ({e}); using a keyed hash");
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(0u8)
+    })
+}
+
 /// The driver's number for a process or thread that hosts actors.
 pub type HostId = u64;
 
@@ -481,6 +492,7 @@ impl Admin {
                 .count(),
             dead_letters: self.dead_letters.count(),
             pending_messages: None,
+            pending_unanswered: 0,
             poison_messages: self.poisoned,
         }
     }
@@ -563,7 +575,7 @@ impl Admin {
     }
 
     /// Reports that `host` is gone (exited, crashed or killed); its actors are gone with it.
-    pub fn host_exited(&mut self, _now: Instant, host: HostId, description: &str) {
+    pub fn host_exited(&mut self, now: Instant, host: HostId, description: &str) {
         if self.phase == Phase::Done {
             log::debug!("admin has exited; ignoring the exit of host {host}");
             return;
@@ -578,12 +590,13 @@ impl Admin {
             };
             match state {
                 ActorState::Starting => self.fail_start(
+                    now,
                     &address,
                     format!("its process exited before it started: {description}"),
                 ),
                 ActorState::Running => {
                     log::warn!("actor {address} died with its host: {description}");
-                    if let Some(entry) = self.forget(&address) {
+                    if let Some(entry) = self.forget(now, &address) {
                         if !entry.parent.is_admin() {
                             self.send(
                                 address.clone(),
@@ -668,21 +681,21 @@ impl Admin {
         }
         on!(payload, Hello, |_m| self.on_hello(sender));
         on!(payload, StatusRequest, |_m| {
-            let step = self
-                .status_rounds
-                .request(now, sender, self.actors.keys().cloned());
+            let step =
+                self.status_rounds
+                    .request(now, sender, self.actors.keys().cloned(), round_id);
             self.carry_out_round(step)
         });
         on!(payload, MailboxDepth, |m| {
-            let step = self.status_rounds.answer(&sender, m.round, m.depth);
+            let step = self.status_rounds.answer(now, &sender, m.round, m.depth);
             self.carry_out_round(step)
         });
         on!(payload, CreateActor, |m| self.on_create(sender, m));
         on!(payload, RemoteCreate, |m| self.on_create(sender, m.create));
         on!(payload, ActorStarted, |m| self.on_started(m.address));
-        on!(payload, ActorFailedToStart, |m| self.on_failed(m));
+        on!(payload, ActorFailedToStart, |m| self.on_failed(now, m));
         on!(payload, ActorExited, |m| {
-            self.on_exited(m.address);
+            self.on_exited(now, m.address);
             self.reply(sender.clone(), Payload::new(ExitNoted));
         });
         on!(payload, DeadLetter, |m| self.on_dead_letter(m));
@@ -937,9 +950,9 @@ impl Admin {
         }
     }
 
-    fn on_failed(&mut self, failed: ActorFailedToStart) {
+    fn on_failed(&mut self, now: Instant, failed: ActorFailedToStart) {
         match self.actors.get(&failed.address).map(|e| e.state) {
-            Some(ActorState::Starting) => self.fail_start(&failed.address, failed.reason),
+            Some(ActorState::Starting) => self.fail_start(now, &failed.address, failed.reason),
             Some(ActorState::Running) => log::warn!(
                 "admin: ActorFailedToStart for running {} ignored: {}",
                 failed.address,
@@ -954,8 +967,8 @@ impl Admin {
 
     /// The starting actor at `address` will never run: forget it, route later messages to it
     /// back as `Child Aborted` poison, and tell whoever is waiting (or its parent).
-    fn fail_start(&mut self, address: &ActorAddress, reason: String) {
-        let Some(entry) = self.forget(address) else {
+    fn fail_start(&mut self, now: Instant, address: &ActorAddress, reason: String) {
+        let Some(entry) = self.forget(now, address) else {
             return;
         };
         log::info!(
@@ -981,8 +994,8 @@ impl Admin {
         }
     }
 
-    fn on_exited(&mut self, address: ActorAddress) {
-        let Some(entry) = self.forget(&address) else {
+    fn on_exited(&mut self, now: Instant, address: ActorAddress) {
+        let Some(entry) = self.forget(now, &address) else {
             log::debug!("admin: ActorExited for unknown {address} ignored");
             return;
         };
@@ -1000,9 +1013,9 @@ impl Admin {
 
     /// Removes a recorded actor: frees its global name, unregisters it as dead-letter handler
     /// and takes it off its host (the host itself stays until it exits).
-    fn forget(&mut self, address: &ActorAddress) -> Option<ActorEntry> {
+    fn forget(&mut self, now: Instant, address: &ActorAddress) -> Option<ActorEntry> {
         let entry = self.actors.remove(address)?;
-        let step = self.status_rounds.gone(address);
+        let step = self.status_rounds.gone(now, address);
         self.carry_out_round(step);
         if let Some(on_host) = self.hosts.get_mut(&entry.host) {
             on_host.remove(address);
@@ -1186,7 +1199,8 @@ impl Admin {
                 pending,
             } => {
                 let mut status = self.status();
-                status.pending_messages = pending;
+                status.pending_messages = pending.map(|count| count.sum);
+                status.pending_unanswered = pending.map_or(0, |count| count.unanswered);
                 if fit_status(&mut status, self.config.max_reply) {
                     log::debug!(
                         "status reply lists {} of {} actors: the transport carries {} bytes",

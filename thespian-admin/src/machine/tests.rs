@@ -1514,10 +1514,47 @@ fn a_status_round_answers_at_its_deadline_without_the_silent_hosts() {
     assert_eq!(replies.len(), 2);
     assert!(replies
         .iter()
-        .all(|(_, _, s)| s.pending_messages == Some(3)));
+        .all(|(_, _, s)| s.pending_messages == Some(3) && s.pending_unanswered == 1));
     assert_eq!(h.admin.poll_timeout(), None);
     // b's late answer belongs to no round.
     assert!(h.handle(&b, MailboxDepth { round, depth: 1 }).is_empty());
+}
+
+/// A peer asking for the status in a loop makes the admin ask each actor at most once per
+/// round's wait: meanwhile it gets the last round's count.
+#[test]
+fn status_requests_in_a_loop_ask_each_actor_once_per_round_wait() {
+    use crate::status_round::ROUND_WAIT;
+    let mut h = Harness::new();
+    let (a, _) = h.spawn::<Plain>(&admin_addr(), None);
+    let (b, _) = h.spawn::<Plain>(&admin_addr(), None);
+    let actions = h.handle(&outside(), StatusRequest);
+    let questions = sent::<MailboxDepthQuery>(&actions);
+    assert_eq!(questions.len(), 2);
+    let round = questions[0].2.round;
+    assert!(h.handle(&a, MailboxDepth { round, depth: 2 }).is_empty());
+    let replies = sent::<SystemStatus>(&h.handle(&b, MailboxDepth { round, depth: 1 }));
+    assert_eq!(replies.len(), 1);
+    let ended = h.now;
+    for n in 0..1000u32 {
+        h.now = ended + ROUND_WAIT * n / 1000;
+        let actions = h.handle(&outside(), StatusRequest);
+        assert!(
+            sent::<MailboxDepthQuery>(&actions).is_empty(),
+            "request {n}"
+        );
+        let replies = sent::<SystemStatus>(&actions);
+        assert_eq!(replies.len(), 1);
+        assert_eq!(replies[0].2.pending_messages, Some(3));
+        assert_eq!(replies[0].2.pending_unanswered, 0);
+    }
+    h.now = ended + ROUND_WAIT;
+    let actions = h.handle(&outside(), StatusRequest);
+    let next = sent::<MailboxDepthQuery>(&actions);
+    assert_eq!(next.len(), 2);
+    // Random ids: the next round's is not the last one's plus one (odds 2^-64).
+    assert_ne!(next[0].2.round, round.wrapping_add(1));
+    assert_ne!(next[0].2.round, round);
 }
 
 #[test]
