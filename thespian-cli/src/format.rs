@@ -21,14 +21,7 @@ pub fn status(out: &mut dyn Write, attach: &Attach, status: &SystemStatus) -> io
     writeln!(out, "  admin:        {}", status.admin_address)?;
     writeln!(out, "  actors:       {}", status.live_actors)?;
     writeln!(out, "  processes:    {}", status.processes)?;
-    writeln!(
-        out,
-        "  pending:      {}",
-        status
-            .pending_messages
-            .map_or("n/a (see each actor's mailbox)".to_owned(), |n| n
-                .to_string())
-    )?;
+    writeln!(out, "  pending:      {}", pending(status))?;
     writeln!(out, "  dead letters: {}", status.dead_letters)?;
     writeln!(out, "  poison:       {}", status.poison_messages)?;
     writeln!(
@@ -95,6 +88,17 @@ pub fn status(out: &mut dyn Write, attach: &Attach, status: &SystemStatus) -> io
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// The status's pending count as people read it: a lower bound when some actors did not
+/// answer the admin in time.
+fn pending(status: &SystemStatus) -> String {
+    match (status.pending_messages, status.pending_unanswered) {
+        (None, _) => "n/a (see each actor's mailbox)".to_owned(),
+        (Some(n), 0) => n.to_string(),
+        (Some(n), 1) => format!("≥ {n} (1 actor did not answer)"),
+        (Some(n), k) => format!("≥ {n} ({k} actors did not answer)"),
+    }
 }
 
 /// `text` (a name a peer chose) with its control characters escaped, so that printing it
@@ -371,6 +375,37 @@ mod tests {
             }
             path.push(id);
         }
+    }
+
+    #[test]
+    fn a_partial_pending_count_says_so() {
+        let attach = Attach {
+            port: Some(1900),
+            udp: false,
+            secret_file: None,
+        };
+        let mut status = system(vec![summary(1, 0), summary(2, 0), summary(3, 0)]);
+        let text = |status: &SystemStatus| {
+            let mut out = Vec::new();
+            super::status(&mut out, &attach, status).expect("prints");
+            String::from_utf8(out).expect("utf-8")
+        };
+        status.pending_messages = Some(5);
+        assert!(
+            text(&status).contains("  pending:      5\n"),
+            "{}",
+            text(&status)
+        );
+        status.pending_unanswered = 2;
+        assert!(
+            text(&status).contains("  pending:      ≥ 5 (2 actors did not answer)\n"),
+            "{}",
+            text(&status)
+        );
+        status.pending_unanswered = 1;
+        assert!(text(&status).contains("≥ 5 (1 actor did not answer)"));
+        status.pending_messages = None;
+        assert!(text(&status).contains("pending:      n/a"));
     }
 
     #[test]
