@@ -339,8 +339,8 @@ pub struct Admin {
     /// Every address that said `Hello`: told `ShutdownComplete` too, so attached programs
     /// learn of a shutdown someone else asked for.
     attached: Vec<ActorAddress>,
-    /// Type names of unexpected messages already warned about (at most [`MAX_WARNED_TYPES`]:
-    /// a peer sending ever new names cannot grow it).
+    /// Type names of unexpected messages already warned about, clipped as logged (at most
+    /// [`MAX_WARNED_TYPES`] of them: a peer sending ever new names cannot grow it).
     warned: HashSet<String>,
     /// The convention's listing for status replies, kept current by the driver.
     convention: Option<ConventionStatus>,
@@ -716,9 +716,9 @@ impl Admin {
             "admin ignores ChildActorExited({}) from {sender}",
             m.child_address
         ));
-        let type_name = payload.type_name();
-        let shown = peer_text(&type_name, SHOWN_NAME);
-        if self.warned.len() < MAX_WARNED_TYPES && self.warned.insert(type_name.into_owned()) {
+        // Kept clipped too: a peer's names would otherwise fill the set with whole messages.
+        let shown = peer_text(&payload.type_name(), SHOWN_NAME);
+        if self.warned.len() < MAX_WARNED_TYPES && self.warned.insert(shown.clone()) {
             log::warn!("admin discards \"{shown}\" from {sender}");
         } else {
             log::debug!("admin discards \"{shown}\" from {sender}");

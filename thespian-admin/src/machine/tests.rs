@@ -334,6 +334,7 @@ fn an_unknown_type_name_is_logged_clipped_and_escaped() {
     assert!(!line.chars().any(char::is_control), "{line:?}");
     assert!(line.contains("app.\\u{1b}]0;owned\\u{7}\\nxxx"), "{line}");
     assert!(line.contains('…'), "{line}");
+    assert!(h.admin.warned.iter().all(|name| name.len() < 300));
 }
 
 /// A peer names the type to create: a refusal logs it clipped and escaped.
