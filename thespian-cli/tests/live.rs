@@ -249,6 +249,7 @@ fn every_subcommand(base: SystemBase, thread_mode: bool, base_name: &str) {
     assert!(json.global_actors.iter().any(|(name, _)| name == "echo"));
     assert_eq!(json.poison_messages, 0);
     assert_eq!(json.pending_messages, Some(0));
+    assert_eq!(json.pending_unanswered, 0, "every actor answered");
 
     let actors = ok(&daemon, &["actors"]);
     assert!(actors.starts_with("2 actors\n"), "{actors}");
