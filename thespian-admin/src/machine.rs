@@ -47,6 +47,43 @@ use crate::status_round::{RoundStep, StatusRounds};
 /// are logged at debug level only.
 const MAX_WARNED_TYPES: usize = 256;
 
+/// The most characters of a name a peer chose (a type name, a global name) that a log line
+/// shows.
+const SHOWN_NAME: usize = 80;
+
+/// The most characters of a peer's longer text (a reason, a refusal) that a log line shows.
+const SHOWN_TEXT: usize = 200;
+
+/// The most characters of a refused log level that the refusal echoes back.
+const SHOWN_LEVEL: usize = 40;
+
+/// A peer's `text` made fit for a log line or a reply: at most `max` of its characters, with
+/// control characters, quotes and backslashes escaped (so it cannot forge lines or drive the
+/// reader's terminal), and `…` after it when it was longer.
+pub(crate) fn peer_text(text: &str, max: usize) -> String {
+    let mut chars = text.chars();
+    let mut shown: String = chars
+        .by_ref()
+        .take(max)
+        .flat_map(char::escape_debug)
+        .collect();
+    if chars.next().is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
+/// A new status round's id: random, so that only the nodes asked (and whoever sees the
+/// questions) know it.
+fn round_id() -> u64 {
+    getrandom::u64().unwrap_or_else(|e| {
+        // The OS's source failed: std's randomly keyed hasher still gives an unguessable id.
+        log::warn!("no random round id from the OS ({e}); using a keyed hash");
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(0u8)
+    })
+}
+
 /// The driver's number for a process or thread that hosts actors.
 pub type HostId = u64;
 
@@ -302,8 +339,8 @@ pub struct Admin {
     /// Every address that said `Hello`: told `ShutdownComplete` too, so attached programs
     /// learn of a shutdown someone else asked for.
     attached: Vec<ActorAddress>,
-    /// Type names of unexpected messages already warned about (at most [`MAX_WARNED_TYPES`]:
-    /// a peer sending ever new names cannot grow it).
+    /// Type names of unexpected messages already warned about, clipped as logged (at most
+    /// [`MAX_WARNED_TYPES`] of them: a peer sending ever new names cannot grow it).
     warned: HashSet<String>,
     /// The convention's listing for status replies, kept current by the driver.
     convention: Option<ConventionStatus>,
@@ -455,6 +492,7 @@ impl Admin {
                 .count(),
             dead_letters: self.dead_letters.count(),
             pending_messages: None,
+            pending_unanswered: 0,
             poison_messages: self.poisoned,
         }
     }
@@ -473,7 +511,10 @@ impl Admin {
     /// Handles one message addressed to the admin (its sender is the envelope's).
     pub fn handle(&mut self, now: Instant, envelope: Envelope) {
         if self.phase == Phase::Done {
-            log::debug!("admin has exited; dropping {}", envelope.type_name());
+            log::debug!(
+                "admin has exited; dropping \"{}\"",
+                peer_text(&envelope.type_name(), SHOWN_NAME)
+            );
             return;
         }
         let (sender, payload) = envelope.into_parts();
@@ -534,7 +575,7 @@ impl Admin {
     }
 
     /// Reports that `host` is gone (exited, crashed or killed); its actors are gone with it.
-    pub fn host_exited(&mut self, _now: Instant, host: HostId, description: &str) {
+    pub fn host_exited(&mut self, now: Instant, host: HostId, description: &str) {
         if self.phase == Phase::Done {
             log::debug!("admin has exited; ignoring the exit of host {host}");
             return;
@@ -549,12 +590,13 @@ impl Admin {
             };
             match state {
                 ActorState::Starting => self.fail_start(
+                    now,
                     &address,
                     format!("its process exited before it started: {description}"),
                 ),
                 ActorState::Running => {
                     log::warn!("actor {address} died with its host: {description}");
-                    if let Some(entry) = self.forget(&address) {
+                    if let Some(entry) = self.forget(now, &address) {
                         if !entry.parent.is_admin() {
                             self.send(
                                 address.clone(),
@@ -639,21 +681,21 @@ impl Admin {
         }
         on!(payload, Hello, |_m| self.on_hello(sender));
         on!(payload, StatusRequest, |_m| {
-            let step = self
-                .status_rounds
-                .request(now, sender, self.actors.keys().cloned());
+            let step =
+                self.status_rounds
+                    .request(now, sender, self.actors.keys().cloned(), round_id);
             self.carry_out_round(step)
         });
         on!(payload, MailboxDepth, |m| {
-            let step = self.status_rounds.answer(&sender, m.round, m.depth);
+            let step = self.status_rounds.answer(now, &sender, m.round, m.depth);
             self.carry_out_round(step)
         });
         on!(payload, CreateActor, |m| self.on_create(sender, m));
         on!(payload, RemoteCreate, |m| self.on_create(sender, m.create));
         on!(payload, ActorStarted, |m| self.on_started(m.address));
-        on!(payload, ActorFailedToStart, |m| self.on_failed(m));
+        on!(payload, ActorFailedToStart, |m| self.on_failed(now, m));
         on!(payload, ActorExited, |m| {
-            self.on_exited(m.address);
+            self.on_exited(now, m.address);
             self.reply(sender.clone(), Payload::new(ExitNoted));
         });
         on!(payload, DeadLetter, |m| self.on_dead_letter(m));
@@ -674,11 +716,12 @@ impl Admin {
             "admin ignores ChildActorExited({}) from {sender}",
             m.child_address
         ));
-        let type_name = payload.type_name().into_owned();
-        if self.warned.len() < MAX_WARNED_TYPES && self.warned.insert(type_name.clone()) {
-            log::warn!("admin discards {type_name:?} from {sender}");
+        // Kept clipped too: a peer's names would otherwise fill the set with whole messages.
+        let shown = peer_text(&payload.type_name(), SHOWN_NAME);
+        if self.warned.len() < MAX_WARNED_TYPES && self.warned.insert(shown.clone()) {
+            log::warn!("admin discards \"{shown}\" from {sender}");
         } else {
-            log::debug!("admin discards {type_name:?} from {sender}");
+            log::debug!("admin discards \"{shown}\" from {sender}");
         }
     }
 
@@ -689,11 +732,10 @@ impl Admin {
                 level,
             }),
             Err(_) => {
-                // The asker's text comes back clipped: it is the peer's, of any length.
-                let shown: String = level.chars().take(40).collect();
                 let refusal = LogLevelSet {
                     result: Err(format!(
-                        "{shown:?} is not a log level (off, error, warn, info, debug, trace)"
+                        "\"{}\" is not a log level (off, error, warn, info, debug, trace)",
+                        peer_text(level, SHOWN_LEVEL)
                     )),
                 };
                 self.reply(sender, Payload::new(refusal));
@@ -753,7 +795,10 @@ impl Admin {
                     return;
                 }
                 let name = create.global_name.as_deref().unwrap_or_default();
-                log::error!("admin: global name {name:?} held by a lost launch; freed");
+                log::error!(
+                    "admin: global name \"{}\" held by a lost launch; freed",
+                    peer_text(name, SHOWN_NAME)
+                );
                 self.names.release(name, &owner);
                 return self.create_for(sender, create);
             }
@@ -762,7 +807,11 @@ impl Admin {
                 return;
             }
             Err(CreateRefusal::Type(reason)) => {
-                log::info!("admin: cannot create {:?}: {reason}", create.type_name);
+                log::info!(
+                    "admin: cannot create \"{}\": {}",
+                    peer_text(&create.type_name, SHOWN_NAME),
+                    peer_text(&reason, SHOWN_TEXT)
+                );
                 self.reply_create(
                     sender,
                     Err(CreateFailure::InvalidActorSpecification {
@@ -901,13 +950,13 @@ impl Admin {
         }
     }
 
-    fn on_failed(&mut self, failed: ActorFailedToStart) {
+    fn on_failed(&mut self, now: Instant, failed: ActorFailedToStart) {
         match self.actors.get(&failed.address).map(|e| e.state) {
-            Some(ActorState::Starting) => self.fail_start(&failed.address, failed.reason),
+            Some(ActorState::Starting) => self.fail_start(now, &failed.address, failed.reason),
             Some(ActorState::Running) => log::warn!(
                 "admin: ActorFailedToStart for running {} ignored: {}",
                 failed.address,
-                failed.reason
+                peer_text(&failed.reason, SHOWN_TEXT)
             ),
             None => log::debug!(
                 "admin: ActorFailedToStart for unknown {} ignored",
@@ -918,13 +967,14 @@ impl Admin {
 
     /// The starting actor at `address` will never run: forget it, route later messages to it
     /// back as `Child Aborted` poison, and tell whoever is waiting (or its parent).
-    fn fail_start(&mut self, address: &ActorAddress, reason: String) {
-        let Some(entry) = self.forget(address) else {
+    fn fail_start(&mut self, now: Instant, address: &ActorAddress, reason: String) {
+        let Some(entry) = self.forget(now, address) else {
             return;
         };
         log::info!(
-            "actor {address} ({}) failed to start: {reason}",
-            entry.spec.type_name()
+            "actor {address} ({}) failed to start: {}",
+            entry.spec.type_name(),
+            peer_text(&reason, SHOWN_TEXT)
         );
         self.dead_letters.never_started(address.clone());
         if let Some(waiter) = entry.waiter {
@@ -944,8 +994,8 @@ impl Admin {
         }
     }
 
-    fn on_exited(&mut self, address: ActorAddress) {
-        let Some(entry) = self.forget(&address) else {
+    fn on_exited(&mut self, now: Instant, address: ActorAddress) {
+        let Some(entry) = self.forget(now, &address) else {
             log::debug!("admin: ActorExited for unknown {address} ignored");
             return;
         };
@@ -963,9 +1013,9 @@ impl Admin {
 
     /// Removes a recorded actor: frees its global name, unregisters it as dead-letter handler
     /// and takes it off its host (the host itself stays until it exits).
-    fn forget(&mut self, address: &ActorAddress) -> Option<ActorEntry> {
+    fn forget(&mut self, now: Instant, address: &ActorAddress) -> Option<ActorEntry> {
         let entry = self.actors.remove(address)?;
-        let step = self.status_rounds.gone(address);
+        let step = self.status_rounds.gone(now, address);
         self.carry_out_round(step);
         if let Some(on_host) = self.hosts.get_mut(&entry.host) {
             on_host.remove(address);
@@ -985,7 +1035,10 @@ impl Admin {
         } = dead;
         // The admin protocol's own messages are about processes, never anyone's dead letters.
         if payload.type_name().starts_with(WIRE_PREFIX) {
-            log::debug!("discarding {} to dead {target}", payload.type_name());
+            log::debug!(
+                "discarding {} to dead {target}",
+                peer_text(&payload.type_name(), SHOWN_NAME)
+            );
             return;
         }
         match self.dead_letters.route(&target, sender, payload) {
@@ -1010,7 +1063,10 @@ impl Admin {
         let refusal =
             thespian_core::capabilities::check_change(&update.name, update.value.as_ref());
         if let Err(refused) = refusal {
-            log::warn!("admin: capability update from {sender} refused: {refused}");
+            log::warn!(
+                "admin: capability update from {sender} refused: {}",
+                peer_text(&refused.to_string(), SHOWN_TEXT)
+            );
             let now = CapabilitiesNow {
                 capabilities: self.capabilities.clone(),
             };
@@ -1143,7 +1199,8 @@ impl Admin {
                 pending,
             } => {
                 let mut status = self.status();
-                status.pending_messages = pending;
+                status.pending_messages = pending.map(|count| count.sum);
+                status.pending_unanswered = pending.map_or(0, |count| count.unanswered);
                 if fit_status(&mut status, self.config.max_reply) {
                     log::debug!(
                         "status reply lists {} of {} actors: the transport carries {} bytes",

@@ -2,10 +2,10 @@
 //! people (the `--json` forms are serde's). Kept apart so the shell and the subcommands print
 //! the same way, and so tests can read the exact text.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{self, Write};
 
-use thespian::{ActorAddress, ActorStatus, Envelope, SystemStatus};
+use thespian::{ActorAddress, ActorStatus, ActorSummary, Envelope, SystemStatus};
 
 use crate::args::Attach;
 
@@ -21,14 +21,7 @@ pub fn status(out: &mut dyn Write, attach: &Attach, status: &SystemStatus) -> io
     writeln!(out, "  admin:        {}", status.admin_address)?;
     writeln!(out, "  actors:       {}", status.live_actors)?;
     writeln!(out, "  processes:    {}", status.processes)?;
-    writeln!(
-        out,
-        "  pending:      {}",
-        status
-            .pending_messages
-            .map_or("n/a (see each actor's mailbox)".to_owned(), |n| n
-                .to_string())
-    )?;
+    writeln!(out, "  pending:      {}", pending(status))?;
     writeln!(out, "  dead letters: {}", status.dead_letters)?;
     writeln!(out, "  poison:       {}", status.poison_messages)?;
     writeln!(
@@ -97,6 +90,17 @@ pub fn status(out: &mut dyn Write, attach: &Attach, status: &SystemStatus) -> io
     Ok(())
 }
 
+/// The status's pending count as people read it: a lower bound when some actors did not
+/// answer the admin in time.
+fn pending(status: &SystemStatus) -> String {
+    match (status.pending_messages, status.pending_unanswered) {
+        (None, _) => "n/a (see each actor's mailbox)".to_owned(),
+        (Some(n), 0) => n.to_string(),
+        (Some(n), 1) => format!("≥ {n} (1 actor did not answer)"),
+        (Some(n), k) => format!("≥ {n} ({k} actors did not answer)"),
+    }
+}
+
 /// `text` (a name a peer chose) with its control characters escaped, so that printing it
 /// cannot send escape sequences to the operator's terminal.
 fn printable(text: &str) -> std::borrow::Cow<'_, str> {
@@ -139,10 +143,16 @@ pub fn actors(
     tree: bool,
 ) -> io::Result<Vec<ActorAddress>> {
     writeln!(out, "{} actors{}", status.actors.len(), unlisted(status))?;
+    // One index, so each line and each parent test is a lookup, not a scan of the listing.
+    let by_address: HashMap<&ActorAddress, &ActorSummary> = status
+        .actors
+        .iter()
+        .map(|actor| (&actor.address, actor))
+        .collect();
     let mut order = Vec::new();
     let mut line = |out: &mut dyn Write, address: &ActorAddress, depth: usize| {
         order.push(address.clone());
-        let summary = status.actors.iter().find(|a| &a.address == address);
+        let summary = by_address.get(address);
         let indent = "  ".repeat(depth);
         write!(out, "  #{:<3} {indent}{address}", order.len())?;
         if let Some(summary) = summary {
@@ -177,18 +187,17 @@ pub fn actors(
         return Ok(order);
     }
     // Children by parent; roots are those whose parent is not a listed actor (the admin).
-    let mut children: BTreeMap<&ActorAddress, Vec<&ActorAddress>> = BTreeMap::new();
+    let mut children: HashMap<&ActorAddress, Vec<&ActorAddress>> = HashMap::new();
     for actor in &status.actors {
         children
             .entry(&actor.parent)
             .or_default()
             .push(&actor.address);
     }
-    let listed = |a: &ActorAddress| status.actors.iter().any(|s| &s.address == a);
     let mut stack: Vec<(&ActorAddress, usize)> = status
         .actors
         .iter()
-        .filter(|a| !listed(&a.parent))
+        .filter(|a| !by_address.contains_key(&a.parent))
         .rev()
         .map(|a| (&a.address, 0))
         .collect();
@@ -259,7 +268,7 @@ fn display_or<'a>(text: &'a str, default: &'a str) -> &'a str {
 mod tests {
     use super::*;
     use thespian::core::SystemId;
-    use thespian::{ActorSummary, Payload};
+    use thespian::Payload;
 
     use crate::test_support::system_status;
 
@@ -292,6 +301,111 @@ mod tests {
         assert_eq!(order, vec![a(1), a(3), a(2)]);
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.contains("#2     ActorAddr-(ab|3)  T3"), "{text}");
+    }
+
+    #[test]
+    fn a_small_tree_prints_exactly_as_before() {
+        let status = system(vec![
+            summary(1, 0),
+            summary(2, 1),
+            summary(3, 0),
+            summary(4, 2),
+            summary(5, 1),
+        ]);
+        let mut statuses = HashMap::new();
+        statuses.insert(
+            a(2),
+            ActorStatus {
+                actor_address: a(2),
+                actor_type: "T2".into(),
+                admin_address: a(0),
+                parent_address: a(1),
+                global_name: None,
+                exiting: false,
+                child_actors: vec![a(4)],
+                pending_messages: 3,
+                received_messages: 7,
+                pending_wakeups: vec![],
+                failures: 1,
+                pid: None,
+                idle_for: None,
+            },
+        );
+        let mut out = Vec::new();
+        actors(&mut out, &status, &statuses, true).expect("prints");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(
+            text,
+            "5 actors\n\
+             \x20 #1   ActorAddr-(ab|1)  T1  (no status answer)\n\
+             \x20 #2     ActorAddr-(ab|2)  T2  handled 7  failures 1  mailbox 3\n\
+             \x20 #3       ActorAddr-(ab|4)  T4  (no status answer)\n\
+             \x20 #4     ActorAddr-(ab|5)  T5  (no status answer)\n\
+             \x20 #5   ActorAddr-(ab|3)  T3  (no status answer)\n"
+        );
+    }
+
+    /// A listing of many actors, each parent with two children (actor `n`'s parent is
+    /// `n / 2`), prints every actor once, under its parent, at its depth.
+    #[test]
+    fn a_large_tree_lists_every_actor_once_at_its_depth() {
+        const N: u64 = 50_000;
+        let status = system((1..=N).map(|id| summary(id, id / 2)).collect());
+        let mut out = Vec::new();
+        let order = actors(&mut out, &status, &HashMap::new(), true).expect("prints");
+        assert_eq!(order.len(), N as usize);
+        let mut seen = std::collections::HashSet::new();
+        assert!(order.iter().all(|address| seen.insert(address.clone())));
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(lines.len(), N as usize);
+        // Depth-first: each actor's parent is the last line before it one level up.
+        let ids: HashMap<ActorAddress, u64> = (1..=N).map(|id| (a(id), id)).collect();
+        let mut path: Vec<u64> = Vec::new();
+        for (address, line) in order.iter().zip(&lines) {
+            let id = ids[address];
+            let depth = u64::BITS - id.leading_zeros() - 1;
+            // "  #{number:<3} {indent}{address}"
+            let number = line[3..].chars().take_while(char::is_ascii_digit).count();
+            let indent = line.find("ActorAddr").expect("an address") - 3 - number.max(3) - 1;
+            assert_eq!(indent, 2 * depth as usize, "{line}");
+            path.truncate(depth as usize);
+            if depth > 0 {
+                assert_eq!(path.last(), Some(&(id / 2)), "{line}");
+            }
+            path.push(id);
+        }
+    }
+
+    #[test]
+    fn a_partial_pending_count_says_so() {
+        let attach = Attach {
+            port: Some(1900),
+            udp: false,
+            secret_file: None,
+        };
+        let mut status = system(vec![summary(1, 0), summary(2, 0), summary(3, 0)]);
+        let text = |status: &SystemStatus| {
+            let mut out = Vec::new();
+            super::status(&mut out, &attach, status).expect("prints");
+            String::from_utf8(out).expect("utf-8")
+        };
+        status.pending_messages = Some(5);
+        assert!(
+            text(&status).contains("  pending:      5\n"),
+            "{}",
+            text(&status)
+        );
+        status.pending_unanswered = 2;
+        assert!(
+            text(&status).contains("  pending:      ≥ 5 (2 actors did not answer)\n"),
+            "{}",
+            text(&status)
+        );
+        status.pending_unanswered = 1;
+        assert!(text(&status).contains("≥ 5 (1 actor did not answer)"));
+        status.pending_messages = None;
+        assert!(text(&status).contains("pending:      n/a"));
     }
 
     #[test]

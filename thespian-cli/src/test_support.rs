@@ -25,5 +25,6 @@ pub(crate) fn system_status(
         dead_letters: 0,
         pending_messages: None,
         poison_messages: 0,
+        pending_unanswered: 0,
     }
 }

@@ -245,6 +245,7 @@ fn system_messages() -> Vec<Payload> {
         dead_letters: 3,
         pending_messages: Some(4),
         poison_messages: 5,
+        pending_unanswered: 6,
     };
     vec![
         Payload::new(ActorExitRequest::new()),

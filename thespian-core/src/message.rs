@@ -351,7 +351,8 @@ impl Payload {
                 }
                 if w.decoded.get().is_none() {
                     let value: M = decode::<M>(&w.bytes)?;
-                    // A concurrent set cannot happen (`Payload` is not `Sync`); ignore the result.
+                    // `Payload` is `Sync`: another thread may have decoded and set it first;
+                    // then this value is dropped and both read that one, which is equal.
                     let _ = w.decoded.set(Box::new(value));
                 }
                 let decoded = w.decoded.get().expect("decoded value was just stored");

@@ -371,6 +371,7 @@ impl Registry {
             processes: 1,
             dead_letters: self.dead_letters.count(),
             pending_messages: None,
+            pending_unanswered: 0,
             poison_messages: self.poisoned.load(Ordering::Relaxed),
         }
     }

@@ -341,7 +341,8 @@ pub struct SystemStatus {
     /// Messages waiting in the system's mailboxes when the status was taken: the in-process
     /// bases sum their mailboxes; the multi-process admins ask each actor's node, which answers
     /// on arrival, and sum the answers that come within a second (an actor whose process does
-    /// not answer in time, busy or gone, is not counted). `None` where no count was taken: a
+    /// not answer in time, busy or gone, is not counted: see `pending_unanswered`); a request
+    /// within a second of the last count gets that count. `None` where no count was taken: a
     /// status taken directly from a registry or an admin machine, or a request beyond the
     /// number one gathering answers at once.
     pub pending_messages: Option<u64>,
@@ -351,6 +352,11 @@ pub struct SystemStatus {
     /// deliver to a live peer.
     #[serde(default)]
     pub poison_messages: u64,
+    /// Actors whose mailboxes `pending_messages` leaves out because their processes did not
+    /// answer in time (multi-process bases): when not 0, the count is a lower bound. Last, so
+    /// that a reader built before it still decodes the rest.
+    #[serde(default)]
+    pub pending_unanswered: usize,
 }
 
 /// A system's view of its convention, in a [`SystemStatus`].

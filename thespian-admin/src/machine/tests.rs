@@ -279,6 +279,81 @@ fn warnings_about_unknown_messages_are_bounded() {
     assert_eq!(h.admin.warned.len(), MAX_WARNED_TYPES);
 }
 
+/// Keeps the log lines of the thread that logs them, so a test reads what the admin logged.
+struct Capture;
+
+thread_local! {
+    static LINES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        LINES.with(|lines| lines.borrow_mut().push(record.args().to_string()));
+    }
+    fn flush(&self) {}
+}
+
+/// Runs `f` and returns what it logged on this thread.
+fn logged(f: impl FnOnce()) -> Vec<String> {
+    static CAPTURE: Capture = Capture;
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&CAPTURE).expect("the only logger of this test binary");
+        log::set_max_level(log::LevelFilter::Trace);
+    });
+    LINES.with(|lines| lines.borrow_mut().clear());
+    f();
+    LINES.with(|lines| lines.take())
+}
+
+#[test]
+fn peer_text_is_clipped_and_escaped() {
+    assert_eq!(peer_text("app.Thing", 80), "app.Thing");
+    assert_eq!(peer_text("abcdef", 3), "abc…");
+    assert_eq!(peer_text("a\u{1b}[2J\n\"b", 80), "a\\u{1b}[2J\\n\\\"b");
+    assert_eq!(peer_text("ééé", 2), "éé…");
+}
+
+/// A peer names its message types: what the admin logs of one is clipped and escaped.
+#[test]
+fn an_unknown_type_name_is_logged_clipped_and_escaped() {
+    let mut h = Harness::new();
+    let name = format!("app.\u{1b}]0;owned\u{7}\n{}", "x".repeat(100_000));
+    let lines = logged(|| {
+        let payload = Payload::from_wire(name.clone(), vec![0u8]);
+        h.admin.handle(h.now, Envelope::new(outside(), payload));
+    });
+    let line = lines
+        .iter()
+        .find(|line| line.starts_with("admin discards"))
+        .expect("the discard is logged");
+    assert!(line.len() < 300, "{} bytes", line.len());
+    assert!(!line.chars().any(char::is_control), "{line:?}");
+    assert!(line.contains("app.\\u{1b}]0;owned\\u{7}\\nxxx"), "{line}");
+    assert!(line.contains('…'), "{line}");
+    assert!(h.admin.warned.iter().all(|name| name.len() < 300));
+}
+
+/// A peer names the type to create: a refusal logs it clipped and escaped.
+#[test]
+fn a_refused_type_name_is_logged_clipped() {
+    let mut h = Harness::new();
+    let mut create = create_msg::<Plain>(&outside(), None, true);
+    create.type_name = format!("\u{1b}{}", "t".repeat(100_000));
+    let lines = logged(|| {
+        h.handle(&outside(), create);
+    });
+    let line = lines
+        .iter()
+        .find(|line| line.starts_with("admin: cannot create"))
+        .expect("the refusal is logged");
+    assert!(line.len() < 500, "{} bytes", line.len());
+    assert!(!line.chars().any(char::is_control), "{line:?}");
+}
+
 /// A peer that points the secret file elsewhere could stop every new actor process from
 /// starting or probe the owner's files: the update is refused and nothing changes.
 #[test]
@@ -1440,10 +1515,47 @@ fn a_status_round_answers_at_its_deadline_without_the_silent_hosts() {
     assert_eq!(replies.len(), 2);
     assert!(replies
         .iter()
-        .all(|(_, _, s)| s.pending_messages == Some(3)));
+        .all(|(_, _, s)| s.pending_messages == Some(3) && s.pending_unanswered == 1));
     assert_eq!(h.admin.poll_timeout(), None);
     // b's late answer belongs to no round.
     assert!(h.handle(&b, MailboxDepth { round, depth: 1 }).is_empty());
+}
+
+/// A peer asking for the status in a loop makes the admin ask each actor at most once per
+/// round's wait: meanwhile it gets the last round's count.
+#[test]
+fn status_requests_in_a_loop_ask_each_actor_once_per_round_wait() {
+    use crate::status_round::ROUND_WAIT;
+    let mut h = Harness::new();
+    let (a, _) = h.spawn::<Plain>(&admin_addr(), None);
+    let (b, _) = h.spawn::<Plain>(&admin_addr(), None);
+    let actions = h.handle(&outside(), StatusRequest);
+    let questions = sent::<MailboxDepthQuery>(&actions);
+    assert_eq!(questions.len(), 2);
+    let round = questions[0].2.round;
+    assert!(h.handle(&a, MailboxDepth { round, depth: 2 }).is_empty());
+    let replies = sent::<SystemStatus>(&h.handle(&b, MailboxDepth { round, depth: 1 }));
+    assert_eq!(replies.len(), 1);
+    let ended = h.now;
+    for n in 0..1000u32 {
+        h.now = ended + ROUND_WAIT * n / 1000;
+        let actions = h.handle(&outside(), StatusRequest);
+        assert!(
+            sent::<MailboxDepthQuery>(&actions).is_empty(),
+            "request {n}"
+        );
+        let replies = sent::<SystemStatus>(&actions);
+        assert_eq!(replies.len(), 1);
+        assert_eq!(replies[0].2.pending_messages, Some(3));
+        assert_eq!(replies[0].2.pending_unanswered, 0);
+    }
+    h.now = ended + ROUND_WAIT;
+    let actions = h.handle(&outside(), StatusRequest);
+    let next = sent::<MailboxDepthQuery>(&actions);
+    assert_eq!(next.len(), 2);
+    // Random ids: the next round's is not the last one's plus one (odds 2^-64).
+    assert_ne!(next[0].2.round, round.wrapping_add(1));
+    assert_ne!(next[0].2.round, round);
 }
 
 #[test]
