@@ -230,7 +230,7 @@ trait ErasedMessage: Send + Sync {
     fn as_any(&self) -> &dyn Any;
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
     fn wire_name(&self) -> Cow<'static, str>;
-    fn encode(&self) -> Result<Vec<u8>, MessageError>;
+    fn encode(&self) -> Result<Arc<[u8]>, MessageError>;
     fn clone_payload(&self) -> Payload;
     fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
 }
@@ -245,11 +245,22 @@ impl<M: Message> ErasedMessage for M {
     fn wire_name(&self) -> Cow<'static, str> {
         M::wire_name()
     }
-    fn encode(&self) -> Result<Vec<u8>, MessageError> {
-        postcard::to_allocvec(self).map_err(|e| MessageError::Encode {
+    fn encode(&self) -> Result<Arc<[u8]>, MessageError> {
+        let failed = |e: postcard::Error| MessageError::Encode {
             type_name: M::wire_name().into_owned(),
             reason: e.to_string(),
-        })
+        };
+        // Sized first, then encoded straight into the shared buffer: no growing `Vec` and no
+        // copy of it into the `Arc` (a 64 KiB payload would otherwise be copied twice).
+        let size = postcard::experimental::serialized_size(self).map_err(failed)?;
+        let mut bytes: Arc<[u8]> = std::iter::repeat_n(0u8, size).collect();
+        let buf = Arc::get_mut(&mut bytes).expect("a fresh Arc is unique");
+        match postcard::to_slice(self, buf) {
+            Ok(written) if written.len() == size => Ok(bytes),
+            // A value whose encoding changed between the two passes (a hand-written
+            // `Serialize`): encode it the plain way.
+            _ => postcard::to_allocvec(self).map(Arc::from).map_err(failed),
+        }
     }
     fn clone_payload(&self) -> Payload {
         Payload::from_message(self.clone())
@@ -387,7 +398,7 @@ impl Payload {
     /// The postcard encoding of the message (the bytes themselves for a wire payload).
     pub fn encode(&self) -> Result<Arc<[u8]>, MessageError> {
         match &self.0 {
-            Repr::Local(m) => m.get().encode().map(Arc::from),
+            Repr::Local(m) => m.get().encode(),
             Repr::Wire(w) => Ok(w.bytes.clone()),
         }
     }
@@ -397,7 +408,7 @@ impl Payload {
         match &self.0 {
             Repr::Local(m) => {
                 let m = m.get();
-                Ok((Arc::from(&*m.wire_name()), Arc::from(m.encode()?)))
+                Ok((Arc::from(&*m.wire_name()), m.encode()?))
             }
             Repr::Wire(w) => Ok((w.name.clone(), w.bytes.clone())),
         }
