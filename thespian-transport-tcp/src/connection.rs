@@ -81,6 +81,7 @@ use thespian_core::SystemId;
 pub use thespian_core::wire::MessageId;
 
 use crate::frame::{self, FrameDecoder, FrameError, HEADER_LEN};
+use crate::transmit::{RecordStart, Transmit};
 use crate::wire::{
     self, Control, Frame, GoodbyeReason, Handshake, HandshakeKind, PeerInfo, RejectKind, WireError,
     WireMessage, AUTH_PROTOCOL, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION,
@@ -585,14 +586,14 @@ impl Link {
 
     /// Starts this link's next record at the end of `out`, with the `Ack` due, if any. Only an
     /// established link writes records (before, nothing but handshake frames crosses it).
-    fn begin_record(&mut self, out: &mut Vec<u8>) -> usize {
+    fn begin_record(&mut self, out: &mut Transmit) -> RecordStart {
         debug_assert!(
             self.is_established(),
             "only an established link sends records"
         );
-        let start = wire::begin_record(out);
+        let start = wire::begin_record_in(out);
         if let Some(seq) = self.ack.take() {
-            wire::push_frame(out, &[&wire::encode_control(&Control::Ack { seq })]);
+            out.extend_from_slice(&wire::encode_control(&Control::Ack { seq }));
             self.ack_deadline = None;
             self.unacked_frames = 0;
             self.unacked_bytes = 0;
@@ -625,9 +626,9 @@ impl Link {
     }
 
     /// Seals the record started at `start` of `out` as this link's next record.
-    fn seal_record(&mut self, out: &mut Vec<u8>, start: usize) {
+    fn seal_record(&mut self, out: &mut Transmit, start: RecordStart) {
         if let LinkState::Established { keys } = &self.state {
-            wire::seal_record(out, start, &keys.send, self.sent_records);
+            wire::seal_record_in(out, start, &keys.send, self.sent_records);
             self.sent_records += 1;
         } else {
             out.truncate(start);
@@ -1532,11 +1533,11 @@ impl Connection {
         if let Some(link) = &mut self.link {
             self.farewell.append(&mut link.out);
             if link.is_established() {
-                let mut farewell = std::mem::take(&mut self.farewell);
+                let mut farewell = Transmit::from(std::mem::take(&mut self.farewell));
                 let start = link.begin_record(&mut farewell);
-                wire::push_frame(&mut farewell, &[&wire::encode_control(control)]);
+                farewell.extend_from_slice(&wire::encode_control(control));
                 link.seal_record(&mut farewell, start);
-                self.farewell = farewell;
+                self.farewell = farewell.to_vec();
             }
         }
     }
@@ -1689,14 +1690,23 @@ impl Connection {
     }
 
     /// The next bytes to write to the current link's socket (or, after an
-    /// [`Event::Closed`], the last bytes for the closed link's socket).
+    /// [`Event::Closed`], the last bytes for the closed link's socket), in one buffer: see
+    /// [`poll_transmit_vectored`](Self::poll_transmit_vectored), which this flattens.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.poll_transmit_vectored().map(|t| t.to_vec())
+    }
+
+    /// The next bytes to write to the current link's socket (or, after an
+    /// [`Event::Closed`], the last bytes for the closed link's socket), with large payloads
+    /// left in their own buffers for a vectored write.
     ///
     /// Call it until it returns `None` after every call that takes `now` (step 1 of the driver
     /// contract). A driver that cannot write everything keeps the rest and calls this again only
     /// when its socket buffer has drained: unsent messages stay queued here, where the queue
     /// bound applies.
     #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+    pub fn poll_transmit_vectored(&mut self) -> Option<Transmit> {
         let mut buf = std::mem::take(&mut self.farewell);
         if let Some(link) = &mut self.link {
             if buf.is_empty() {
@@ -1704,29 +1714,35 @@ impl Connection {
             } else {
                 buf.append(&mut link.out);
             }
+        }
+        let mut out = Transmit::from(buf);
+        if let Some(link) = &mut self.link {
             if link.is_established() && (link.ack_due_now(None) || self.sent < self.outbox.len()) {
                 // One record: the ack owed (delayed or not: it rides with data), then data
                 // frames while they total less than the batch.
                 let incarnation = self.peer.as_ref().map(|p| p.incarnation);
                 let batch = self.config.record_batch();
-                let start = link.begin_record(&mut buf);
+                let start = link.begin_record(&mut out);
+                // Nothing is written yet: the record's content is what was added since.
+                let before = out.remaining() - wire::record_content_len_in(&out, start);
                 while self.sent < self.outbox.len() {
-                    let content = wire::record_content_len(&buf, start);
+                    let content = out.remaining() - before;
                     if content > 0 && content >= batch {
                         break;
                     }
                     let o = &mut self.outbox[self.sent];
-                    wire::push_frame(&mut buf, &[&o.head, &o.payload]);
+                    out.extend_from_slice(&o.head);
+                    out.push_payload(&o.payload);
                     o.sent_to = incarnation;
                     self.sent += 1;
                 }
-                link.seal_record(&mut buf, start);
+                link.seal_record(&mut out, start);
             }
         }
-        if buf.is_empty() {
+        if out.is_empty() {
             None
         } else {
-            Some(buf)
+            Some(out)
         }
     }
 
