@@ -80,12 +80,15 @@ use thespian_core::SystemId;
 // path here.
 pub use thespian_core::wire::MessageId;
 
-use crate::frame::{self, FrameDecoder, FrameError, HEADER_LEN};
+use crate::frame::{self, FrameDecoder, FrameError, FrameReader, HEADER_LEN};
 use crate::transmit::{RecordStart, Transmit};
 use crate::wire::{
     self, Control, Frame, GoodbyeReason, Handshake, HandshakeKind, PeerInfo, RejectKind, WireError,
     WireMessage, AUTH_PROTOCOL, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION,
 };
+
+/// How much [`Connection::handle_input`] offers to copy at once between records.
+const INPUT_CHUNK: usize = 64 * 1024;
 
 /// The reason sent and reported when the peer's proof is wrong.
 pub const AUTH_FAILED: &str = "authentication failed: this system uses another secret";
@@ -544,7 +547,7 @@ struct Link {
     initiator: bool,
     state: LinkState,
     /// Handshake frames, then records; a record is a frame too, so its prefix bounds it.
-    decoder: FrameDecoder,
+    decoder: FrameReader,
     /// Handshake frames waiting for `poll_transmit`.
     out: Vec<u8>,
     /// The cumulative `Ack` for the next record, if one is owed.
@@ -568,7 +571,7 @@ impl Link {
             id,
             initiator,
             state,
-            decoder: FrameDecoder::new(max_frame),
+            decoder: FrameReader::new(max_frame),
             out: Vec::new(),
             ack: None,
             ack_deadline: None,
@@ -1211,21 +1214,57 @@ impl Connection {
         self.peer = Some(peer);
     }
 
-    /// Feeds bytes read from the current link's socket.
+    /// Feeds bytes read from the current link's socket (copying them into the link's read
+    /// buffer; a driver reads into [`input_buffer`](Self::input_buffer) instead).
     ///
     /// Call it with every chunk read, in order; then follow the driver contract.
     pub fn handle_input(&mut self, now: Instant, mut input: &[u8]) {
-        let mut ack_due = false;
         while !input.is_empty() {
-            let Some(link) = self.link.as_mut() else {
-                return;
-            };
-            if matches!(link.state, LinkState::Connecting { .. }) {
+            let Some(space) = self.input_buffer(INPUT_CHUNK) else {
                 log::debug!("input before the connect completed ignored");
                 return;
-            }
-            let body = match link.decoder.decode_borrowed(&mut input) {
-                Ok(Some(body)) => body,
+            };
+            let n = space.len().min(input.len());
+            space[..n].copy_from_slice(&input[..n]);
+            input = &input[n..];
+            self.input_filled(now, n);
+        }
+    }
+
+    /// Where the next bytes from the current link's socket go: the link's own read buffer,
+    /// offering the rest of the record in progress or, between records, at least `chunk`
+    /// bytes. `None` when there is no link or its connect has not completed (nothing is read
+    /// then). After a read, call [`input_filled`](Self::input_filled) with the byte count.
+    pub fn input_buffer(&mut self, chunk: usize) -> Option<&mut [u8]> {
+        let link = self.link.as_mut()?;
+        if matches!(link.state, LinkState::Connecting { .. }) {
+            return None;
+        }
+        Some(link.decoder.space(chunk))
+    }
+
+    /// Takes in `n` bytes read into [`input_buffer`](Self::input_buffer): every whole frame
+    /// among them is handled where it lies; a partial one stays buffered.
+    ///
+    /// Then follow the driver contract.
+    pub fn input_filled(&mut self, now: Instant, n: usize) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        link.decoder.filled(n);
+        let id = link.id;
+        // Frames are handled where they lie, in the reader, while the session changes: the
+        // reader leaves the link meanwhile (the placeholder takes any change of the maximum).
+        let placeholder = FrameReader::new(link.decoder.max_frame());
+        let mut reader = std::mem::replace(&mut link.decoder, placeholder);
+        let mut ack_due = false;
+        loop {
+            let Some(link) = self.link.as_mut().filter(|l| l.id == id) else {
+                return;
+            };
+            reader.set_max_frame(link.decoder.max_frame());
+            let range = match reader.next_frame() {
+                Ok(Some(range)) => range,
                 Ok(None) => break,
                 Err(e) if !link.is_established() => {
                     // Its first answer is no handshake: whatever listens there is not ours.
@@ -1243,14 +1282,20 @@ impl Connection {
             };
             link.frame_started = None;
             self.last_activity = now;
+            let body = reader.frame(range);
             if link.is_established() {
-                if !self.handle_record(now, &body, &mut ack_due) {
+                if !self.handle_record(now, body, &mut ack_due) {
                     return;
                 }
-            } else if !self.handle_welcome(now, &body) {
+            } else if !self.handle_welcome(now, body) {
                 return;
             }
         }
+        let Some(link) = self.link.as_mut().filter(|l| l.id == id) else {
+            return;
+        };
+        reader.set_max_frame(link.decoder.max_frame());
+        link.decoder = reader;
         if let Some(link) = self.link.as_mut() {
             // A frame in progress is timed from its first byte.
             if link.decoder.is_empty() {

@@ -1078,7 +1078,25 @@ impl TcpEndpoint {
                 }
                 break;
             }
-            match socket.stream.read(&mut buf[..allowance]) {
+            // A link's bytes go straight into its session's read buffer (a record longer than
+            // one read is never copied on its way); a handshake's into the shared one.
+            let link_input = match socket.role {
+                Role::Link { key, link } => self
+                    .sessions
+                    .get_mut(&key)
+                    .filter(|s| s.conn.link() == Some(link))
+                    .and_then(|s| s.conn.input_buffer(READ_CHUNK)),
+                Role::Incoming(_) => None,
+            };
+            let direct = link_input.is_some();
+            let read = match link_input {
+                Some(space) => {
+                    let allowance = allowance.min(space.len());
+                    socket.stream.read(&mut space[..allowance])
+                }
+                None => socket.stream.read(&mut buf[..allowance]),
+            };
+            match read {
                 Ok(0) => {
                     self.socket_failed(now, token, "closed by peer");
                     break;
@@ -1100,7 +1118,11 @@ impl TcpEndpoint {
                         }
                         Role::Link { key, .. } => {
                             if let Some(s) = self.sessions.get_mut(&key) {
-                                s.conn.handle_input(now, &buf[..n]);
+                                if direct {
+                                    s.conn.input_filled(now, n);
+                                } else {
+                                    s.conn.handle_input(now, &buf[..n]);
+                                }
                             }
                             self.account(token);
                             self.dirty.insert(key);
