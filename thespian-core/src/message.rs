@@ -7,6 +7,7 @@
 //! bytes, aligned to at most [`INLINE_ALIGN`]) is stored in the payload itself, with no heap
 //! allocation (see `inline.rs`).
 
+mod encode;
 mod inline;
 
 use std::any::Any;
@@ -246,21 +247,10 @@ impl<M: Message> ErasedMessage for M {
         M::wire_name()
     }
     fn encode(&self) -> Result<Arc<[u8]>, MessageError> {
-        let failed = |e: postcard::Error| MessageError::Encode {
+        encode::to_arc(self).map_err(|e| MessageError::Encode {
             type_name: M::wire_name().into_owned(),
             reason: e.to_string(),
-        };
-        // Sized first, then encoded straight into the shared buffer: no growing `Vec` and no
-        // copy of it into the `Arc` (a 64 KiB payload would otherwise be copied twice).
-        let size = postcard::experimental::serialized_size(self).map_err(failed)?;
-        let mut bytes: Arc<[u8]> = std::iter::repeat_n(0u8, size).collect();
-        let buf = Arc::get_mut(&mut bytes).expect("a fresh Arc is unique");
-        match postcard::to_slice(self, buf) {
-            Ok(written) if written.len() == size => Ok(bytes),
-            // A value whose encoding changed between the two passes (a hand-written
-            // `Serialize`): encode it the plain way.
-            _ => postcard::to_allocvec(self).map(Arc::from).map_err(failed),
-        }
+        })
     }
     fn clone_payload(&self) -> Payload {
         Payload::from_message(self.clone())
