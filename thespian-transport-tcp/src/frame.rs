@@ -317,7 +317,7 @@ impl FrameReader {
     }
 
     /// Bytes allocated for the buffer: at most twice the partial frame's bytes plus one read
-    /// (or [`RETAIN`]), never the announced length up front.
+    /// (or the 512 KiB it keeps between frames), never the announced length up front.
     pub fn allocated(&self) -> usize {
         self.buf.len()
     }
