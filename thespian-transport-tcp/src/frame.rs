@@ -262,6 +262,10 @@ fn announced_len(prefix: [u8; HEADER_LEN], max: usize) -> Result<usize, FrameErr
 /// A buffer past this size is given back when it empties (the next frames start small again).
 const RETAIN: usize = 512 * 1024;
 
+/// What a reader offers between frames at first; the offer doubles (up to the caller's chunk)
+/// each time a read fills it, so a link that carries little keeps a small buffer.
+const FIRST_READ: usize = 16 * 1024;
+
 /// A frame decoder that owns the buffer the socket is read into, so that no byte is copied
 /// on its way to a frame: the driver reads into [`space`](Self::space), reports how many bytes
 /// came with [`filled`](Self::filled), and takes whole frames out where they lie with
@@ -280,6 +284,8 @@ pub struct FrameReader {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// True when the last read filled all the room it was offered.
+    filled_all: bool,
     error: Option<FrameError>,
 }
 
@@ -291,6 +297,7 @@ impl FrameReader {
             buf: Vec::new(),
             start: 0,
             end: 0,
+            filled_all: false,
             error: None,
         }
     }
@@ -340,7 +347,8 @@ impl FrameReader {
     }
 
     /// Room to read the next bytes into: the rest of the frame in progress (at most what has
-    /// arrived of it, or `chunk`, at once), else at least `chunk` bytes. Never empty.
+    /// arrived of it, or `chunk`, at once), else the free room of the buffer, at first 16 KiB
+    /// and doubled (up to `chunk`) after each read that filled it. Never empty.
     pub fn space(&mut self, chunk: usize) -> &mut [u8] {
         let chunk = chunk.max(1);
         if self.is_empty() {
@@ -356,7 +364,11 @@ impl FrameReader {
             }
             _ => None,
         };
-        let want = exact.unwrap_or(chunk);
+        let want = exact.unwrap_or_else(|| {
+            let room = self.buf.len() - self.end;
+            let grown = if self.filled_all { 2 * room } else { room };
+            grown.max(FIRST_READ).min(chunk)
+        });
         if self.buf.len() - self.end < want {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -379,6 +391,7 @@ impl FrameReader {
     pub fn filled(&mut self, n: usize) {
         assert!(n <= self.buf.len() - self.end, "filled past the space");
         self.end += n;
+        self.filled_all = self.end == self.buf.len();
     }
 
     /// Takes out the next whole frame body among the bytes read, as its place in the buffer
@@ -609,6 +622,34 @@ mod tests {
             })
         ));
         assert!(reader.next_frame().is_err(), "poisoned");
+    }
+
+    #[test]
+    fn a_reader_that_reads_little_keeps_a_small_buffer_a_busy_one_grows() {
+        let chunk = 256 * 1024;
+        let mut reader = FrameReader::new(DEFAULT_MAX_FRAME);
+        let mut small = Vec::new();
+        encode_frame(&mut small, &[1; 96], DEFAULT_MAX_FRAME).unwrap();
+        for _ in 0..50 {
+            let space = reader.space(chunk);
+            space[..small.len()].copy_from_slice(&small);
+            reader.filled(small.len());
+            assert_eq!(reader.next_frame().unwrap().map(|r| r.len()), Some(96));
+        }
+        assert_eq!(reader.allocated(), FIRST_READ);
+        // Reads that fill what is offered: the offer doubles up to the chunk, no further.
+        let mut offers = Vec::new();
+        for _ in 0..8 {
+            let space = reader.space(chunk);
+            offers.push(space.len());
+            let n = space.len();
+            // Whole frames of zero bytes: four-byte prefixes of length 0.
+            space.fill(0);
+            reader.filled(n);
+            while reader.next_frame().unwrap().is_some() {}
+        }
+        assert_eq!(offers[..5], [16_384, 32_768, 65_536, 131_072, 262_144]);
+        assert!(offers[5..].iter().all(|&o| o == chunk));
     }
 
     #[test]
