@@ -45,7 +45,7 @@
 //!   from the peer can still arrive (after the transmit timeout plus the handshake timeout).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -349,14 +349,15 @@ impl Socket {
     fn flush(&mut self) -> io::Result<bool> {
         while !self.pending.is_empty() {
             let written = {
-                let mut slices = Vec::with_capacity(MAX_SLICES);
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let mut filled = 0;
                 for transmit in &self.pending {
-                    transmit.slices(&mut slices, MAX_SLICES);
-                    if slices.len() >= MAX_SLICES {
+                    filled += transmit.slices(&mut slices[filled..]);
+                    if filled == MAX_SLICES {
                         break;
                     }
                 }
-                self.stream.write_vectored(&slices)
+                self.stream.write_vectored(&slices[..filled])
             };
             match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

@@ -17,35 +17,23 @@ pub const SHARE_MIN: usize = 4096;
 /// At most this many slices go to one vectored write (well below every system's `IOV_MAX`).
 pub const MAX_SLICES: usize = 64;
 
-#[derive(Debug, Clone)]
-enum Piece {
-    /// Owned bytes `start..end` of `Transmit::bytes`.
-    Own { start: usize, end: usize },
-    /// A payload written from where it lies.
-    Shared(Arc<[u8]>),
-}
-
-impl Piece {
-    fn len(&self) -> usize {
-        match self {
-            Piece::Own { start, end } => end - start,
-            Piece::Shared(payload) => payload.len(),
-        }
-    }
-}
-
-/// Bytes to write to one socket, in order: owned bytes and shared payloads.
+/// Bytes to write to one socket, in order: owned bytes with shared payloads between them.
 ///
 /// Built by [`Connection::poll_transmit_vectored`](crate::Connection::poll_transmit_vectored);
-/// written by the driver with [`slices`](Self::slices) and [`advance`](Self::advance).
+/// written by the driver with [`slices`](Self::slices) and [`advance`](Self::advance). A
+/// transmit of owned bytes only (the usual one for small messages) allocates nothing beside
+/// its buffer.
 #[derive(Debug, Clone, Default)]
 pub struct Transmit {
     bytes: Vec<u8>,
-    pieces: VecDeque<Piece>,
+    /// Payloads written from where they lie, each after `bytes[..at]`, in order.
+    shared: VecDeque<(usize, Arc<[u8]>)>,
+    /// Bytes of `bytes` already written.
+    own_written: usize,
+    /// Bytes already written of the front shared payload (once `bytes` is written up to it).
+    shared_written: usize,
     /// Bytes not written yet.
     remaining: usize,
-    /// Bytes already written from the front piece.
-    front_written: usize,
     /// True once anything was written.
     started: bool,
 }
@@ -55,24 +43,17 @@ pub struct Transmit {
 pub struct RecordStart {
     /// Offset of its prefix in the owned bytes.
     prefix: usize,
-    /// Index of the piece holding the prefix.
-    piece: usize,
+    /// Index of the first shared payload after it.
+    shared: usize,
 }
 
 impl From<Vec<u8>> for Transmit {
     fn from(bytes: Vec<u8>) -> Transmit {
-        let mut transmit = Transmit {
+        Transmit {
             remaining: bytes.len(),
             bytes,
             ..Transmit::default()
-        };
-        if transmit.remaining > 0 {
-            transmit.pieces.push_back(Piece::Own {
-                start: 0,
-                end: transmit.remaining,
-            });
         }
-        transmit
     }
 }
 
@@ -89,17 +70,8 @@ impl Transmit {
 
     /// Appends owned bytes (copied).
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        let start = self.bytes.len();
         self.bytes.extend_from_slice(bytes);
         self.remaining += bytes.len();
-        let end = self.bytes.len();
-        match self.pieces.back_mut() {
-            Some(Piece::Own { end: last, .. }) if *last == start => *last = end,
-            _ => self.pieces.push_back(Piece::Own { start, end }),
-        }
     }
 
     /// Appends a payload: copied when shorter than [`SHARE_MIN`], else written from where it
@@ -109,87 +81,100 @@ impl Transmit {
             self.extend_from_slice(payload);
         } else {
             self.remaining += payload.len();
-            self.pieces.push_back(Piece::Shared(payload.clone()));
+            self.shared.push_back((self.bytes.len(), payload.clone()));
         }
     }
 
     /// Starts a record: a placeholder for its length prefix of `prefix_len` bytes, filled in
-    /// by [`record_parts`](Self::record_parts).
+    /// by [`with_record_parts`](Self::with_record_parts).
     pub(crate) fn begin_record(&mut self, prefix_len: usize) -> RecordStart {
         const ZEROS: [u8; 8] = [0; 8];
+        let start = RecordStart {
+            prefix: self.bytes.len(),
+            shared: self.shared.len(),
+        };
         self.extend_from_slice(&ZEROS[..prefix_len]);
-        RecordStart {
-            prefix: self.bytes.len() - prefix_len,
-            piece: self.pieces.len() - 1,
-        }
+        start
     }
 
     /// Bytes of the record started at `start` after its prefix of `prefix_len` bytes.
     pub(crate) fn record_content_len(&self, start: RecordStart, prefix_len: usize) -> usize {
-        let first = match &self.pieces[start.piece] {
-            Piece::Own { end, .. } => end - start.prefix - prefix_len,
-            Piece::Shared(_) => unreachable!("a record starts in owned bytes"),
-        };
-        first
-            + self
-                .pieces
-                .iter()
-                .skip(start.piece + 1)
-                .map(Piece::len)
-                .sum::<usize>()
+        let own = self.bytes.len() - start.prefix - prefix_len;
+        let shared: usize = self
+            .shared
+            .iter()
+            .skip(start.shared)
+            .map(|(_, payload)| payload.len())
+            .sum();
+        own + shared
     }
 
-    /// Writes the record's `prefix` and returns its content as the pieces where they lie, for
-    /// the MAC. Must be called before anything of the transmit is written.
-    pub(crate) fn record_parts(&mut self, start: RecordStart, prefix: &[u8]) -> Vec<&[u8]> {
+    /// Writes the record's `prefix` and hands `f` its content as the pieces where they lie (for
+    /// the MAC). Must be called before anything of the transmit is written.
+    pub(crate) fn with_record_parts<R>(
+        &mut self,
+        start: RecordStart,
+        prefix: &[u8],
+        f: impl FnOnce(&[&[u8]]) -> R,
+    ) -> R {
         assert!(!self.started, "a record is sealed before it is written");
         self.bytes[start.prefix..start.prefix + prefix.len()].copy_from_slice(prefix);
-        let mut parts = Vec::new();
-        for (i, piece) in self.pieces.iter().enumerate().skip(start.piece) {
-            let part = match piece {
-                // The first piece holds the prefix itself: the content starts after it.
-                Piece::Own { end, .. } if i == start.piece => {
-                    &self.bytes[start.prefix + prefix.len()..*end]
-                }
-                Piece::Own { start, end } => &self.bytes[*start..*end],
-                Piece::Shared(payload) => &payload[..],
-            };
-            if !part.is_empty() {
-                parts.push(part);
-            }
+        let content = start.prefix + prefix.len();
+        if self.shared.len() == start.shared {
+            // Owned bytes only: no list of parts to build.
+            return f(&[&self.bytes[content..]]);
         }
-        parts
+        let mut parts = Vec::with_capacity(2 * (self.shared.len() - start.shared) + 1);
+        let mut own = content;
+        for (at, payload) in self.shared.iter().skip(start.shared) {
+            if own < *at {
+                parts.push(&self.bytes[own..*at]);
+                own = *at;
+            }
+            parts.push(&payload[..]);
+        }
+        if own < self.bytes.len() {
+            parts.push(&self.bytes[own..]);
+        }
+        f(&parts)
     }
 
     /// Drops the record started at `start` and everything after it. Must be called before
     /// anything of the transmit is written.
     pub(crate) fn truncate(&mut self, start: RecordStart) {
         assert!(!self.started, "a record is dropped before it is written");
-        self.pieces.truncate(start.piece + 1);
-        if let Some(Piece::Own { start: first, end }) = self.pieces.back_mut() {
-            *end = start.prefix;
-            if *first == *end {
-                self.pieces.pop_back();
-            }
-        }
         self.bytes.truncate(start.prefix);
-        self.remaining = self.pieces.iter().map(Piece::len).sum();
+        self.shared.truncate(start.shared);
+        self.remaining = self.bytes.len() + self.shared.iter().map(|(_, p)| p.len()).sum::<usize>();
     }
 
-    /// Appends to `out` the next slices to write (at most `max` in all), from the write
-    /// position on.
-    pub fn slices<'a>(&'a self, out: &mut Vec<IoSlice<'a>>, max: usize) {
-        for (i, piece) in self.pieces.iter().enumerate() {
-            if out.len() >= max {
-                break;
+    /// Fills the start of `out` with the next slices to write, from the write position on;
+    /// returns how many it filled.
+    pub fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        let mut filled = 0;
+        let mut own = self.own_written;
+        let mut skip = self.shared_written;
+        for (at, payload) in &self.shared {
+            if own < *at {
+                if filled == out.len() {
+                    return filled;
+                }
+                out[filled] = IoSlice::new(&self.bytes[own..*at]);
+                filled += 1;
+                own = *at;
             }
-            let skip = if i == 0 { self.front_written } else { 0 };
-            let slice = match piece {
-                Piece::Own { start, end } => &self.bytes[start + skip..*end],
-                Piece::Shared(payload) => &payload[skip..],
-            };
-            out.push(IoSlice::new(slice));
+            if filled == out.len() {
+                return filled;
+            }
+            out[filled] = IoSlice::new(&payload[skip..]);
+            filled += 1;
+            skip = 0;
         }
+        if own < self.bytes.len() && filled < out.len() {
+            out[filled] = IoSlice::new(&self.bytes[own..]);
+            filled += 1;
+        }
+        filled
     }
 
     /// Records that the socket took `n` more bytes.
@@ -200,25 +185,32 @@ impl Transmit {
         self.started |= n > 0;
         self.remaining -= n;
         while n > 0 {
-            let front = self.pieces.front().expect("bytes remain");
-            let left = front.len() - self.front_written;
+            let next = self.shared.front().map_or(self.bytes.len(), |(at, _)| *at);
+            if self.own_written < next {
+                let take = n.min(next - self.own_written);
+                self.own_written += take;
+                n -= take;
+                continue;
+            }
+            let (_, payload) = self.shared.front().expect("bytes remain");
+            let left = payload.len() - self.shared_written;
             if n < left {
-                self.front_written += n;
+                self.shared_written += n;
                 return;
             }
             n -= left;
-            self.pieces.pop_front();
-            self.front_written = 0;
+            self.shared.pop_front();
+            self.shared_written = 0;
         }
     }
 
     /// All bytes still to write, in one buffer.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut slices = Vec::new();
-        self.slices(&mut slices, usize::MAX);
+        let mut slices = vec![IoSlice::new(&[]); 2 * self.shared.len() + 1];
+        let filled = self.slices(&mut slices);
         let mut out = Vec::with_capacity(self.remaining);
-        for slice in slices {
-            out.extend_from_slice(&slice);
+        for slice in &slices[..filled] {
+            out.extend_from_slice(slice);
         }
         out
     }
@@ -228,6 +220,20 @@ impl Transmit {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_dropped_record_leaves_what_came_before() {
+        let mut transmit = Transmit::from(b"before".to_vec());
+        transmit.push_payload(&Arc::from(vec![1u8; SHARE_MIN]));
+        let expected = transmit.to_vec();
+        let start = transmit.begin_record(4);
+        transmit.extend_from_slice(b"head");
+        transmit.push_payload(&Arc::from(vec![2u8; 2 * SHARE_MIN]));
+        transmit.extend_from_slice(b"tail");
+        transmit.truncate(start);
+        assert_eq!(transmit.remaining(), expected.len());
+        assert_eq!(transmit.to_vec(), expected);
+    }
 
     proptest! {
         /// Whatever the pieces and however the socket splits the writes, the bytes written are
@@ -254,11 +260,12 @@ mod tests {
             let mut written = Vec::new();
             let mut takes = takes.into_iter().cycle();
             while !transmit.is_empty() {
-                let mut slices = Vec::new();
-                transmit.slices(&mut slices, max);
-                prop_assert!(slices.len() <= max);
+                let mut slices = vec![IoSlice::new(&[]); max];
+                let filled = transmit.slices(&mut slices);
+                prop_assert!(filled > 0);
                 // A socket that takes some of what is offered (at least a byte).
-                let offered: Vec<u8> = slices.iter().flat_map(|s| s.iter().copied()).collect();
+                let offered: Vec<u8> =
+                    slices[..filled].iter().flat_map(|s| s.iter().copied()).collect();
                 let n = (takes.next().expect("cycles") % offered.len()).max(1);
                 written.extend_from_slice(&offered[..n]);
                 transmit.advance(n);

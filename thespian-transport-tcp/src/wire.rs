@@ -473,8 +473,9 @@ pub fn record_content_len_in(out: &Transmit, start: RecordStart) -> usize {
 /// from their own buffers are not copied to compute it).
 pub fn seal_record_in(out: &mut Transmit, start: RecordStart, key: &FrameKey, counter: u64) {
     let prefix = record_prefix(out.record_content_len(start, HEADER_LEN));
-    let content = out.record_parts(start, &prefix);
-    let tag = key.tag_pieces(counter, &[&[&prefix], &content]);
+    let tag = out.with_record_parts(start, &prefix, |content| {
+        key.tag_pieces(counter, &[&[&prefix], content])
+    });
     out.extend_from_slice(&tag);
 }
 
@@ -1020,9 +1021,10 @@ mod tests {
             prop_assert_eq!(gathered.to_vec(), copied.clone());
             let mut written = Vec::new();
             while !gathered.is_empty() {
-                let mut slices = Vec::new();
-                gathered.slices(&mut slices, 3);
-                let offered: Vec<u8> = slices.iter().flat_map(|s| s.iter().copied()).collect();
+                let mut slices = [std::io::IoSlice::new(&[]); 3];
+                let filled = gathered.slices(&mut slices);
+                let offered: Vec<u8> =
+                    slices[..filled].iter().flat_map(|s| s.iter().copied()).collect();
                 let n = take.min(offered.len());
                 written.extend_from_slice(&offered[..n]);
                 gathered.advance(n);
