@@ -344,8 +344,8 @@ impl Socket {
         }
     }
 
-    /// Writes as much as the socket takes, large payloads from where they lie (one vectored
-    /// write per turn of the loop). `Ok(true)` when everything was written.
+    /// Writes as much as the socket takes, large payloads from where they lie (vectored
+    /// writes of up to `MAX_SLICES` slices). `Ok(true)` when everything was written.
     fn flush(&mut self) -> io::Result<bool> {
         while !self.pending.is_empty() {
             let written = {
