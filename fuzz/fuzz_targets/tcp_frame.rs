@@ -1,10 +1,11 @@
 //! Fuzzes everything in `thespian-transport-tcp` that reads bytes from the network: the frame
-//! decoder (under arbitrary splits of the input, bounded as a record), the handshake and
-//! frame-body decoders, the record check and the splitting of a record into frames, the
-//! pre-handshake acceptor (`Incoming`, fresh and after its `Welcome`) and an authenticated
-//! session (`Connection`), fed both raw bytes (which fail authentication) and records sealed
-//! with the session's keys (which reach the record splitter and the frame decoder behind the
-//! check): some records hold the fuzz bytes as one frame, some as their raw content.
+//! decoder and the link's frame reader (under arbitrary splits of the input, bounded as a
+//! record), the handshake and frame-body decoders, the record check and the splitting of a
+//! record into frames, the pre-handshake acceptor (`Incoming`, fresh and after its `Welcome`)
+//! and an authenticated session (`Connection`), fed both raw bytes (which fail authentication)
+//! and records sealed with the session's keys (which reach the record splitter and the frame
+//! decoder behind the check): some records hold the fuzz bytes as one frame, some as their raw
+//! content.
 //! None of them may panic, and the decoder must never return a record above its maximum.
 #![no_main]
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use thespian_auth::{Nonce, Responder, Secret};
 use thespian_core::{ActorAddress, SystemId};
-use thespian_transport_tcp::frame::encode_frame;
+use thespian_transport_tcp::frame::{encode_frame, FrameReader};
 use thespian_transport_tcp::wire::{self, Handshake, HandshakeKind, PeerInfo};
 use thespian_transport_tcp::{
     Answer, Config, Connection, FrameDecoder, Incoming, IncomingOutcome, LocalIdentity,
@@ -77,6 +78,25 @@ fuzz_target!(|data: &[u8]| {
                 }
                 Ok(None) => break,
                 Err(_) => break 'frames,
+            }
+        }
+    }
+
+    // 1b. The reader that owns its buffer (the link's), read in pieces of `chunk` bytes at
+    // most: the same frames, never one above its maximum.
+    let mut reader = FrameReader::new(wire::record_limit(MAX));
+    let mut input = bytes;
+    'reads: while !input.is_empty() {
+        let space = reader.space(chunk);
+        let n = space.len().min(chunk).min(input.len());
+        space[..n].copy_from_slice(&input[..n]);
+        reader.filled(n);
+        input = &input[n..];
+        loop {
+            match reader.next_frame() {
+                Ok(Some(range)) => assert!(range.len() <= wire::record_limit(MAX)),
+                Ok(None) => break,
+                Err(_) => break 'reads,
             }
         }
     }

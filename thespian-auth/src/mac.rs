@@ -28,12 +28,25 @@ impl FrameKey {
 
     /// The tag of the frame made of `parts` (concatenated), the `counter`-th of its direction.
     pub fn tag(&self, counter: u64, parts: &[&[u8]]) -> Tag {
+        self.tag_parts(counter, parts.iter().map(std::slice::from_ref))
+    }
+
+    /// The same tag as [`tag`](Self::tag) of the parts each made of `pieces` (concatenated),
+    /// hashed where the pieces lie: a part need not be contiguous in memory.
+    pub fn tag_pieces(&self, counter: u64, parts: &[&[&[u8]]]) -> Tag {
+        self.tag_parts(counter, parts.iter().copied())
+    }
+
+    fn tag_parts<'a>(&self, counter: u64, parts: impl Iterator<Item = &'a [&'a [u8]]>) -> Tag {
         let mut hasher = blake3::Hasher::new_keyed(&self.key);
         hasher.update(&counter.to_le_bytes());
-        for part in parts {
+        for pieces in parts {
             // Length-prefixed, so moving bytes from one part to the next changes the tag.
-            hasher.update(&(part.len() as u64).to_le_bytes());
-            hasher.update(part);
+            let len: usize = pieces.iter().map(|piece| piece.len()).sum();
+            hasher.update(&(len as u64).to_le_bytes());
+            for piece in pieces {
+                hasher.update(piece);
+            }
         }
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&hasher.finalize().as_bytes()[..TAG_LEN]);
@@ -89,6 +102,29 @@ mod tests {
         );
         let other = FrameKey::from_bytes([8; 32]);
         assert!(!other.verify(3, &[b"head", b"payload"], &tag), "key");
+    }
+
+    proptest::proptest! {
+        /// Splitting a part into pieces anywhere never changes its tag.
+        #[test]
+        fn pieces_tag_as_their_concatenation(
+            head in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            cuts in proptest::collection::vec(0usize..3000, 0..6),
+            counter in proptest::prelude::any::<u64>(),
+        ) {
+            let key = FrameKey::from_bytes([9; 32]);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (body.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut start = 0;
+            for cut in cuts.into_iter().chain([body.len()]) {
+                pieces.push(&body[start..cut]);
+                start = cut;
+            }
+            let whole = key.tag(counter, &[&head, &body]);
+            proptest::prop_assert_eq!(key.tag_pieces(counter, &[&[&head], &pieces]), whole);
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! bytes, aligned to at most [`INLINE_ALIGN`]) is stored in the payload itself, with no heap
 //! allocation (see `inline.rs`).
 
+mod encode;
 mod inline;
 
 use std::any::Any;
@@ -230,7 +231,7 @@ trait ErasedMessage: Send + Sync {
     fn as_any(&self) -> &dyn Any;
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
     fn wire_name(&self) -> Cow<'static, str>;
-    fn encode(&self) -> Result<Vec<u8>, MessageError>;
+    fn encode(&self) -> Result<Arc<[u8]>, MessageError>;
     fn clone_payload(&self) -> Payload;
     fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
 }
@@ -245,8 +246,8 @@ impl<M: Message> ErasedMessage for M {
     fn wire_name(&self) -> Cow<'static, str> {
         M::wire_name()
     }
-    fn encode(&self) -> Result<Vec<u8>, MessageError> {
-        postcard::to_allocvec(self).map_err(|e| MessageError::Encode {
+    fn encode(&self) -> Result<Arc<[u8]>, MessageError> {
+        encode::to_arc(self).map_err(|e| MessageError::Encode {
             type_name: M::wire_name().into_owned(),
             reason: e.to_string(),
         })
@@ -388,7 +389,7 @@ impl Payload {
     /// The postcard encoding of the message (the bytes themselves for a wire payload).
     pub fn encode(&self) -> Result<Arc<[u8]>, MessageError> {
         match &self.0 {
-            Repr::Local(m) => m.get().encode().map(Arc::from),
+            Repr::Local(m) => m.get().encode(),
             Repr::Wire(w) => Ok(w.bytes.clone()),
         }
     }
@@ -398,7 +399,7 @@ impl Payload {
         match &self.0 {
             Repr::Local(m) => {
                 let m = m.get();
-                Ok((Arc::from(&*m.wire_name()), Arc::from(m.encode()?)))
+                Ok((Arc::from(&*m.wire_name()), m.encode()?))
             }
             Repr::Wire(w) => Ok((w.name.clone(), w.bytes.clone())),
         }

@@ -258,3 +258,43 @@ proptest! {
         let _ = postcard::from_bytes::<DeadEnvelope>(&bytes).map(|d| format!("{d:?}"));
     }
 }
+
+/// A message whose hand-written encoding grows by one byte each time it is serialised, so the
+/// size measured before encoding is never the size encoded.
+#[derive(Debug, Default)]
+struct Growing(std::sync::atomic::AtomicUsize);
+
+impl Clone for Growing {
+    fn clone(&self) -> Growing {
+        Growing(std::sync::atomic::AtomicUsize::new(
+            self.0.load(std::sync::atomic::Ordering::Relaxed),
+        ))
+    }
+}
+
+impl serde::Serialize for Growing {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        serializer.collect_seq(std::iter::repeat_n(7u8, n))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Growing {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Growing, D::Error> {
+        let bytes: Vec<u8> = serde::Deserialize::deserialize(deserializer)?;
+        Ok(Growing(std::sync::atomic::AtomicUsize::new(bytes.len())))
+    }
+}
+
+thespian_core::message!(Growing);
+
+#[test]
+fn an_encoding_that_changes_between_passes_is_still_whole() {
+    let payload = Payload::new(Growing::default());
+    for _ in 0..3 {
+        let (_, bytes) = payload.to_wire().expect("encodes");
+        let length = bytes[0] as usize;
+        assert_eq!(bytes.len(), 1 + length, "the bytes are one whole encoding");
+        assert!(bytes[1..].iter().all(|&b| b == 7));
+    }
+}

@@ -80,11 +80,15 @@ use thespian_core::SystemId;
 // path here.
 pub use thespian_core::wire::MessageId;
 
-use crate::frame::{self, FrameDecoder, FrameError, HEADER_LEN};
+use crate::frame::{self, FrameDecoder, FrameError, FrameReader, HEADER_LEN};
+use crate::transmit::{RecordStart, Transmit};
 use crate::wire::{
     self, Control, Frame, GoodbyeReason, Handshake, HandshakeKind, PeerInfo, RejectKind, WireError,
     WireMessage, AUTH_PROTOCOL, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION,
 };
+
+/// How much [`Connection::handle_input`] offers to copy at once between records.
+const INPUT_CHUNK: usize = 64 * 1024;
 
 /// The reason sent and reported when the peer's proof is wrong.
 pub const AUTH_FAILED: &str = "authentication failed: this system uses another secret";
@@ -543,7 +547,7 @@ struct Link {
     initiator: bool,
     state: LinkState,
     /// Handshake frames, then records; a record is a frame too, so its prefix bounds it.
-    decoder: FrameDecoder,
+    decoder: FrameReader,
     /// Handshake frames waiting for `poll_transmit`.
     out: Vec<u8>,
     /// The cumulative `Ack` for the next record, if one is owed.
@@ -567,7 +571,7 @@ impl Link {
             id,
             initiator,
             state,
-            decoder: FrameDecoder::new(max_frame),
+            decoder: FrameReader::new(max_frame),
             out: Vec::new(),
             ack: None,
             ack_deadline: None,
@@ -585,14 +589,14 @@ impl Link {
 
     /// Starts this link's next record at the end of `out`, with the `Ack` due, if any. Only an
     /// established link writes records (before, nothing but handshake frames crosses it).
-    fn begin_record(&mut self, out: &mut Vec<u8>) -> usize {
+    fn begin_record(&mut self, out: &mut Transmit) -> RecordStart {
         debug_assert!(
             self.is_established(),
             "only an established link sends records"
         );
-        let start = wire::begin_record(out);
+        let start = wire::begin_record_in(out);
         if let Some(seq) = self.ack.take() {
-            wire::push_frame(out, &[&wire::encode_control(&Control::Ack { seq })]);
+            out.extend_from_slice(&wire::encode_control(&Control::Ack { seq }));
             self.ack_deadline = None;
             self.unacked_frames = 0;
             self.unacked_bytes = 0;
@@ -625,9 +629,9 @@ impl Link {
     }
 
     /// Seals the record started at `start` of `out` as this link's next record.
-    fn seal_record(&mut self, out: &mut Vec<u8>, start: usize) {
+    fn seal_record(&mut self, out: &mut Transmit, start: RecordStart) {
         if let LinkState::Established { keys } = &self.state {
-            wire::seal_record(out, start, &keys.send, self.sent_records);
+            wire::seal_record_in(out, start, &keys.send, self.sent_records);
             self.sent_records += 1;
         } else {
             out.truncate(start);
@@ -1210,21 +1214,57 @@ impl Connection {
         self.peer = Some(peer);
     }
 
-    /// Feeds bytes read from the current link's socket.
+    /// Feeds bytes read from the current link's socket (copying them into the link's read
+    /// buffer; a driver reads into [`input_buffer`](Self::input_buffer) instead).
     ///
     /// Call it with every chunk read, in order; then follow the driver contract.
     pub fn handle_input(&mut self, now: Instant, mut input: &[u8]) {
-        let mut ack_due = false;
         while !input.is_empty() {
-            let Some(link) = self.link.as_mut() else {
-                return;
-            };
-            if matches!(link.state, LinkState::Connecting { .. }) {
+            let Some(space) = self.input_buffer(INPUT_CHUNK) else {
                 log::debug!("input before the connect completed ignored");
                 return;
-            }
-            let body = match link.decoder.decode_borrowed(&mut input) {
-                Ok(Some(body)) => body,
+            };
+            let n = space.len().min(input.len());
+            space[..n].copy_from_slice(&input[..n]);
+            input = &input[n..];
+            self.input_filled(now, n);
+        }
+    }
+
+    /// Where the next bytes from the current link's socket go: the link's own read buffer,
+    /// offering the rest of the record in progress or, between records, at least `chunk`
+    /// bytes. `None` when there is no link or its connect has not completed (nothing is read
+    /// then). After a read, call [`input_filled`](Self::input_filled) with the byte count.
+    pub fn input_buffer(&mut self, chunk: usize) -> Option<&mut [u8]> {
+        let link = self.link.as_mut()?;
+        if matches!(link.state, LinkState::Connecting { .. }) {
+            return None;
+        }
+        Some(link.decoder.space(chunk))
+    }
+
+    /// Takes in `n` bytes read into [`input_buffer`](Self::input_buffer): every whole frame
+    /// among them is handled where it lies; a partial one stays buffered.
+    ///
+    /// Then follow the driver contract.
+    pub fn input_filled(&mut self, now: Instant, n: usize) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        link.decoder.filled(n);
+        let id = link.id;
+        // Frames are handled where they lie, in the reader, while the session changes: the
+        // reader leaves the link meanwhile (the placeholder takes any change of the maximum).
+        let placeholder = FrameReader::new(link.decoder.max_frame());
+        let mut reader = std::mem::replace(&mut link.decoder, placeholder);
+        let mut ack_due = false;
+        loop {
+            let Some(link) = self.link.as_mut().filter(|l| l.id == id) else {
+                return;
+            };
+            reader.set_max_frame(link.decoder.max_frame());
+            let range = match reader.next_frame() {
+                Ok(Some(range)) => range,
                 Ok(None) => break,
                 Err(e) if !link.is_established() => {
                     // Its first answer is no handshake: whatever listens there is not ours.
@@ -1242,14 +1282,20 @@ impl Connection {
             };
             link.frame_started = None;
             self.last_activity = now;
+            let body = reader.frame(range);
             if link.is_established() {
-                if !self.handle_record(now, &body, &mut ack_due) {
+                if !self.handle_record(now, body, &mut ack_due) {
                     return;
                 }
-            } else if !self.handle_welcome(now, &body) {
+            } else if !self.handle_welcome(now, body) {
                 return;
             }
         }
+        let Some(link) = self.link.as_mut().filter(|l| l.id == id) else {
+            return;
+        };
+        reader.set_max_frame(link.decoder.max_frame());
+        link.decoder = reader;
         if let Some(link) = self.link.as_mut() {
             // A frame in progress is timed from its first byte.
             if link.decoder.is_empty() {
@@ -1532,11 +1578,11 @@ impl Connection {
         if let Some(link) = &mut self.link {
             self.farewell.append(&mut link.out);
             if link.is_established() {
-                let mut farewell = std::mem::take(&mut self.farewell);
+                let mut farewell = Transmit::from(std::mem::take(&mut self.farewell));
                 let start = link.begin_record(&mut farewell);
-                wire::push_frame(&mut farewell, &[&wire::encode_control(control)]);
+                farewell.extend_from_slice(&wire::encode_control(control));
                 link.seal_record(&mut farewell, start);
-                self.farewell = farewell;
+                self.farewell = farewell.to_vec();
             }
         }
     }
@@ -1689,14 +1735,23 @@ impl Connection {
     }
 
     /// The next bytes to write to the current link's socket (or, after an
-    /// [`Event::Closed`], the last bytes for the closed link's socket).
+    /// [`Event::Closed`], the last bytes for the closed link's socket), in one buffer: see
+    /// [`poll_transmit_vectored`](Self::poll_transmit_vectored), which this flattens.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.poll_transmit_vectored().map(|t| t.to_vec())
+    }
+
+    /// The next bytes to write to the current link's socket (or, after an
+    /// [`Event::Closed`], the last bytes for the closed link's socket), with large payloads
+    /// left in their own buffers for a vectored write.
     ///
     /// Call it until it returns `None` after every call that takes `now` (step 1 of the driver
     /// contract). A driver that cannot write everything keeps the rest and calls this again only
     /// when its socket buffer has drained: unsent messages stay queued here, where the queue
     /// bound applies.
     #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+    pub fn poll_transmit_vectored(&mut self) -> Option<Transmit> {
         let mut buf = std::mem::take(&mut self.farewell);
         if let Some(link) = &mut self.link {
             if buf.is_empty() {
@@ -1704,29 +1759,35 @@ impl Connection {
             } else {
                 buf.append(&mut link.out);
             }
+        }
+        let mut out = Transmit::from(buf);
+        if let Some(link) = &mut self.link {
             if link.is_established() && (link.ack_due_now(None) || self.sent < self.outbox.len()) {
                 // One record: the ack owed (delayed or not: it rides with data), then data
                 // frames while they total less than the batch.
                 let incarnation = self.peer.as_ref().map(|p| p.incarnation);
                 let batch = self.config.record_batch();
-                let start = link.begin_record(&mut buf);
+                let start = link.begin_record(&mut out);
+                // Nothing is written yet: the record's content is what was added since.
+                let before = out.remaining() - wire::record_content_len_in(&out, start);
                 while self.sent < self.outbox.len() {
-                    let content = wire::record_content_len(&buf, start);
+                    let content = out.remaining() - before;
                     if content > 0 && content >= batch {
                         break;
                     }
                     let o = &mut self.outbox[self.sent];
-                    wire::push_frame(&mut buf, &[&o.head, &o.payload]);
+                    out.extend_from_slice(&o.head);
+                    out.push_payload(&o.payload);
                     o.sent_to = incarnation;
                     self.sent += 1;
                 }
-                link.seal_record(&mut buf, start);
+                link.seal_record(&mut out, start);
             }
         }
-        if buf.is_empty() {
+        if out.is_empty() {
             None
         } else {
-            Some(buf)
+            Some(out)
         }
     }
 

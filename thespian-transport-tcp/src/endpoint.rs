@@ -44,8 +44,8 @@
 //! - **Forgetting.** A session with no link and nothing queued is forgotten once no retransmit
 //!   from the peer can still arrive (after the transmit timeout plus the handshake timeout).
 
-use std::collections::{HashMap, HashSet};
-use std::io::{self, Read, Write};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,6 +62,7 @@ use crate::connection::{
     IncomingOutcome, LinkId, LocalIdentity, MessageId, SendError,
 };
 use crate::frame::{InputBudget, Share, HEADER_LEN};
+use crate::transmit::{Transmit, MAX_SLICES};
 use crate::wire::{self, WireMessage};
 
 const LISTENER: Token = Token(0);
@@ -298,8 +299,8 @@ struct Socket {
     /// An outgoing connect not confirmed yet.
     connecting: bool,
     remote: SocketAddr,
-    write_buf: Vec<u8>,
-    write_pos: usize,
+    /// Bytes queued for the socket and not written yet, in order.
+    pending: VecDeque<Transmit>,
     /// When it was accepted or opened.
     opened: Instant,
     /// Its part of the input budget (bytes buffered and reserved for a frame in progress).
@@ -332,32 +333,56 @@ pub struct EndpointStats {
 
 impl Socket {
     fn has_pending_write(&self) -> bool {
-        self.write_pos < self.write_buf.len()
+        !self.pending.is_empty()
     }
 
-    /// Appends bytes to write (without copying when nothing is pending).
-    fn queue(&mut self, bytes: Vec<u8>) {
-        if !self.has_pending_write() {
-            self.write_buf = bytes;
-            self.write_pos = 0;
-        } else {
-            self.write_buf.extend_from_slice(&bytes);
+    /// Appends bytes to write.
+    fn queue(&mut self, bytes: impl Into<Transmit>) {
+        let bytes = bytes.into();
+        if !bytes.is_empty() {
+            self.pending.push_back(bytes);
         }
     }
 
-    /// Writes as much as the socket takes. `Ok(true)` when everything was written.
+    /// Writes as much as the socket takes, large payloads from where they lie (vectored
+    /// writes of up to `MAX_SLICES` slices). `Ok(true)` when everything was written.
     fn flush(&mut self) -> io::Result<bool> {
-        while self.has_pending_write() {
-            match self.stream.write(&self.write_buf[self.write_pos..]) {
+        while !self.pending.is_empty() {
+            let written = {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let mut filled = 0;
+                for transmit in &self.pending {
+                    filled += transmit.slices(&mut slices[filled..]);
+                    if filled == MAX_SLICES {
+                        break;
+                    }
+                }
+                if filled == 1 {
+                    // One buffer (small messages only): `send` costs the kernel less than
+                    // `writev`, which goes through the file layer.
+                    self.stream.write(&slices[0])
+                } else {
+                    self.stream.write_vectored(&slices[..filled])
+                }
+            };
+            match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.write_pos += n,
+                Ok(mut n) => {
+                    while n > 0 {
+                        let front = self.pending.front_mut().expect("written bytes were queued");
+                        let took = n.min(front.remaining());
+                        front.advance(took);
+                        n -= took;
+                        if front.is_empty() {
+                            self.pending.pop_front();
+                        }
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        self.write_buf.clear();
-        self.write_pos = 0;
         Ok(true)
     }
 }
@@ -823,8 +848,7 @@ impl TcpEndpoint {
                             })),
                             connecting: false,
                             remote,
-                            write_buf: Vec::new(),
-                            write_pos: 0,
+                            pending: VecDeque::new(),
                             opened: now,
                             share: Share::default(),
                         },
@@ -1061,7 +1085,25 @@ impl TcpEndpoint {
                 }
                 break;
             }
-            match socket.stream.read(&mut buf[..allowance]) {
+            // A link's bytes go straight into its session's read buffer (a record longer than
+            // one read is never copied on its way); a handshake's into the shared one.
+            let link_input = match socket.role {
+                Role::Link { key, link } => self
+                    .sessions
+                    .get_mut(&key)
+                    .filter(|s| s.conn.link() == Some(link))
+                    .and_then(|s| s.conn.input_buffer(READ_CHUNK)),
+                Role::Incoming(_) => None,
+            };
+            let direct = link_input.is_some();
+            let read = match link_input {
+                Some(space) => {
+                    let allowance = allowance.min(space.len());
+                    socket.stream.read(&mut space[..allowance])
+                }
+                None => socket.stream.read(&mut buf[..allowance]),
+            };
+            match read {
                 Ok(0) => {
                     self.socket_failed(now, token, "closed by peer");
                     break;
@@ -1083,7 +1125,11 @@ impl TcpEndpoint {
                         }
                         Role::Link { key, .. } => {
                             if let Some(s) = self.sessions.get_mut(&key) {
-                                s.conn.handle_input(now, &buf[..n]);
+                                if direct {
+                                    s.conn.input_filled(now, n);
+                                } else {
+                                    s.conn.handle_input(now, &buf[..n]);
+                                }
                             }
                             self.account(token);
                             self.dirty.insert(key);
@@ -1284,7 +1330,7 @@ impl TcpEndpoint {
                         if socket.has_pending_write() {
                             break;
                         }
-                        let Some(bytes) = session.conn.poll_transmit() else {
+                        let Some(bytes) = session.conn.poll_transmit_vectored() else {
                             break;
                         };
                         socket.queue(bytes);
@@ -1297,7 +1343,7 @@ impl TcpEndpoint {
                     }
                     None => {
                         // No socket: only a farewell for a socket already gone can be here.
-                        if session.conn.poll_transmit().is_none() {
+                        if session.conn.poll_transmit_vectored().is_none() {
                             break;
                         }
                     }
@@ -1322,7 +1368,7 @@ impl TcpEndpoint {
                             session.socket = None;
                             if let Some(socket) = self.sockets.get_mut(&token) {
                                 // The farewell (goodbye, error) for this link.
-                                while let Some(bytes) = session.conn.poll_transmit() {
+                                while let Some(bytes) = session.conn.poll_transmit_vectored() {
                                     socket.queue(bytes);
                                 }
                             }
@@ -1390,8 +1436,7 @@ impl TcpEndpoint {
                         role: Role::Link { key, link },
                         connecting: true,
                         remote: key,
-                        write_buf: Vec::new(),
-                        write_pos: 0,
+                        pending: VecDeque::new(),
                         opened: now,
                         share: Share::default(),
                     },

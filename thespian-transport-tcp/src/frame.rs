@@ -4,7 +4,9 @@
 //! exactly one place turns arbitrary chunks of bytes (however the kernel happens to split them)
 //! into whole frames, and so that a hostile or broken peer can never make us allocate what it
 //! claims: a frame is a `u32` big-endian body length followed by the body, and a length above
-//! the configured maximum is an error before any body byte is buffered.
+//! the configured maximum is an error before any body byte is buffered. [`FrameDecoder`] takes
+//! bytes the caller holds; [`FrameReader`] owns the buffer a socket is read into, so a link's
+//! records are never copied on their way in.
 //!
 //! Thespian used an ASCII decimal length and `'>'` (reference §5.1.2); a fixed 4-byte prefix is
 //! simpler to bound and to parse.
@@ -196,15 +198,13 @@ impl FrameDecoder {
                     if self.header_len < HEADER_LEN {
                         return Ok(None);
                     }
-                    let len = u32::from_be_bytes(self.header) as usize;
-                    if len > self.max {
-                        let error = FrameError::TooLarge {
-                            len: len as u64,
-                            max: self.max,
-                        };
-                        self.error = Some(error);
-                        return Err(error);
-                    }
+                    let len = match announced_len(self.header, self.max) {
+                        Ok(len) => len,
+                        Err(error) => {
+                            self.error = Some(error);
+                            return Err(error);
+                        }
+                    };
                     self.body_len = Some(len);
                     if len == 0 {
                         return Ok(Some(Cow::Owned(self.finish())));
@@ -244,6 +244,188 @@ impl FrameDecoder {
         self.header_len = 0;
         self.body_len = None;
         std::mem::take(&mut self.body)
+    }
+}
+
+/// The body length a frame's prefix announces, refused above `max`.
+fn announced_len(prefix: [u8; HEADER_LEN], max: usize) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge {
+            len: len as u64,
+            max,
+        });
+    }
+    Ok(len)
+}
+
+/// A buffer past this size is given back when it empties (the next frames start small again).
+const RETAIN: usize = 512 * 1024;
+
+/// What a reader offers between frames at first; the offer doubles (up to the caller's chunk)
+/// each time a read fills it, so a link that carries little keeps a small buffer.
+const FIRST_READ: usize = 16 * 1024;
+
+/// A frame decoder that owns the buffer the socket is read into, so that no byte is copied
+/// on its way to a frame: the driver reads into [`space`](Self::space), reports how many bytes
+/// came with [`filled`](Self::filled), and takes whole frames out where they lie with
+/// [`next_frame`](Self::next_frame).
+///
+/// When a frame is in progress, `space` offers exactly the rest of it (so a frame longer than
+/// one read completes at the end of the buffer and the next read starts afresh), growing the
+/// buffer at most by what has arrived of the frame (or by the read size), never to the
+/// announced length up front. Only the bytes of a frame cut by a read and not at the start of
+/// the buffer are ever moved, once, to its start. Frames and their bounds are as for
+/// [`FrameDecoder`]; after an error the reader is poisoned.
+#[derive(Debug)]
+pub struct FrameReader {
+    max: usize,
+    /// Bytes read are `buf[start..end]`; the rest is room for the next read.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// True when the last read filled all the room it was offered.
+    filled_all: bool,
+    error: Option<FrameError>,
+}
+
+impl FrameReader {
+    /// A reader that rejects bodies longer than `max` bytes (capped at `u32::MAX`).
+    pub fn new(max: usize) -> FrameReader {
+        FrameReader {
+            max: max.min(ABSOLUTE_MAX_FRAME),
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            filled_all: false,
+            error: None,
+        }
+    }
+
+    /// The maximum body length accepted.
+    pub fn max_frame(&self) -> usize {
+        self.max
+    }
+
+    /// Changes the maximum for frames whose prefix has not been checked yet.
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.max = max.min(ABSOLUTE_MAX_FRAME);
+    }
+
+    /// True when no partial frame is buffered (a clean frame boundary).
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Bytes of the partial frame buffered (prefix and body), once every whole frame was
+    /// taken out.
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Bytes allocated for the buffer: at most twice the partial frame's bytes plus one read
+    /// (or the 512 KiB it keeps between frames), never the announced length up front.
+    pub fn allocated(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The body length announced by the partial frame's prefix, once the prefix is complete.
+    pub fn announced(&self) -> Option<usize> {
+        let prefix = self.buf.get(self.start..self.start + HEADER_LEN)?;
+        if self.buffered() < HEADER_LEN {
+            return None;
+        }
+        announced_len(prefix.try_into().expect("four bytes"), self.max).ok()
+    }
+
+    /// How many more bytes complete the prefix or, once it is read, the frame.
+    pub fn wants(&self) -> usize {
+        match self.announced() {
+            Some(len) => (HEADER_LEN + len).saturating_sub(self.buffered()),
+            None => HEADER_LEN - self.buffered(),
+        }
+    }
+
+    /// Room to read the next bytes into: the rest of the frame in progress (at most what has
+    /// arrived of it, or `chunk`, at once), else the free room of the buffer, at first 16 KiB
+    /// and doubled (up to `chunk`) after each read that filled it. Never empty.
+    pub fn space(&mut self, chunk: usize) -> &mut [u8] {
+        let chunk = chunk.max(1);
+        if self.is_empty() {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > RETAIN.max(chunk) {
+                self.buf = Vec::new();
+            }
+        }
+        let exact = match self.announced() {
+            Some(_) if self.error.is_none() => {
+                Some(self.wants().min(self.buffered().max(chunk)).max(1))
+            }
+            _ => None,
+        };
+        let want = exact.unwrap_or_else(|| {
+            let room = self.buf.len() - self.end;
+            let grown = if self.filled_all { 2 * room } else { room };
+            grown.max(FIRST_READ).min(chunk)
+        });
+        if self.buf.len() - self.end < want {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() - self.end < want {
+                self.buf.resize(self.end + want, 0);
+            }
+        }
+        match exact {
+            Some(want) => &mut self.buf[self.end..self.end + want],
+            None => &mut self.buf[self.end..],
+        }
+    }
+
+    /// Records that `n` bytes were read into the start of [`space`](Self::space).
+    ///
+    /// Panics if `n` is more than the space offered.
+    pub fn filled(&mut self, n: usize) {
+        assert!(n <= self.buf.len() - self.end, "filled past the space");
+        self.end += n;
+        self.filled_all = self.end == self.buf.len();
+    }
+
+    /// Takes out the next whole frame body among the bytes read, as its place in the buffer
+    /// (read it with [`frame`](Self::frame)); `Ok(None)` when only a partial frame is left.
+    /// On `Err` the stream is unusable; close the connection.
+    pub fn next_frame(&mut self) -> Result<Option<std::ops::Range<usize>>, FrameError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        if self.buffered() < HEADER_LEN {
+            return Ok(None);
+        }
+        let prefix = self.buf[self.start..self.start + HEADER_LEN]
+            .try_into()
+            .expect("four bytes");
+        let len = match announced_len(prefix, self.max) {
+            Ok(len) => len,
+            Err(error) => {
+                self.error = Some(error);
+                return Err(error);
+            }
+        };
+        if self.buffered() - HEADER_LEN < len {
+            return Ok(None);
+        }
+        let body = self.start + HEADER_LEN..self.start + HEADER_LEN + len;
+        self.start = body.end;
+        Ok(Some(body))
+    }
+
+    /// The bytes at `range` (from [`next_frame`](Self::next_frame)), valid until the next
+    /// [`space`](Self::space).
+    pub fn frame(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.buf[range]
     }
 }
 
@@ -376,6 +558,124 @@ mod tests {
             start = end;
         }
         (frames, decoder.buffered())
+    }
+
+    /// Reads `wire` through a [`FrameReader`] as a socket would deliver it, `reads` bytes at
+    /// most at a time (cycled); returns the frames, the bytes left buffered and the largest
+    /// allocation.
+    fn read_split(
+        wire: &[u8],
+        reads: &[usize],
+        chunk: usize,
+        max: usize,
+    ) -> Result<(Vec<Vec<u8>>, usize, usize), FrameError> {
+        let mut reader = FrameReader::new(max);
+        let mut frames = Vec::new();
+        let mut input = wire;
+        let mut peak = 0;
+        for &read in reads.iter().cycle() {
+            if input.is_empty() {
+                break;
+            }
+            let space = reader.space(chunk);
+            assert!(!space.is_empty());
+            let n = space.len().min(read).min(input.len());
+            space[..n].copy_from_slice(&input[..n]);
+            reader.filled(n);
+            input = &input[n..];
+            peak = peak.max(reader.allocated());
+            while let Some(range) = reader.next_frame()? {
+                frames.push(reader.frame(range).to_vec());
+            }
+        }
+        Ok((frames, reader.buffered(), peak))
+    }
+
+    #[test]
+    fn the_reader_never_allocates_the_announced_length_up_front() {
+        let mut reader = FrameReader::new(DEFAULT_MAX_FRAME);
+        let space = reader.space(1024);
+        space[..HEADER_LEN].copy_from_slice(&(60_000_000u32).to_be_bytes());
+        space[HEADER_LEN..100].fill(1);
+        reader.filled(100);
+        assert_eq!(reader.next_frame(), Ok(None));
+        assert_eq!(reader.announced(), Some(60_000_000));
+        // Each offer is at most what arrived, or a chunk: the buffer doubles as bytes come.
+        for _ in 0..5 {
+            let arrived = reader.buffered();
+            let space = reader.space(1024);
+            assert!(space.len() <= arrived.max(1024));
+            let n = space.len();
+            reader.filled(n);
+            assert!(reader.allocated() <= 2 * reader.buffered() + 1024);
+        }
+        // An announcement above the maximum is refused before anything more is offered for it.
+        let mut reader = FrameReader::new(1000);
+        let space = reader.space(16);
+        space[..HEADER_LEN].copy_from_slice(&1001u32.to_be_bytes());
+        reader.filled(HEADER_LEN);
+        assert!(matches!(
+            reader.next_frame(),
+            Err(FrameError::TooLarge {
+                len: 1001,
+                max: 1000
+            })
+        ));
+        assert!(reader.next_frame().is_err(), "poisoned");
+    }
+
+    #[test]
+    fn a_reader_that_reads_little_keeps_a_small_buffer_a_busy_one_grows() {
+        let chunk = 256 * 1024;
+        let mut reader = FrameReader::new(DEFAULT_MAX_FRAME);
+        let mut small = Vec::new();
+        encode_frame(&mut small, &[1; 96], DEFAULT_MAX_FRAME).unwrap();
+        for _ in 0..50 {
+            let space = reader.space(chunk);
+            space[..small.len()].copy_from_slice(&small);
+            reader.filled(small.len());
+            assert_eq!(reader.next_frame().unwrap().map(|r| r.len()), Some(96));
+        }
+        assert_eq!(reader.allocated(), FIRST_READ);
+        // Reads that fill what is offered: the offer doubles up to the chunk, no further.
+        let mut offers = Vec::new();
+        for _ in 0..8 {
+            let space = reader.space(chunk);
+            offers.push(space.len());
+            let n = space.len();
+            // Whole frames of zero bytes: four-byte prefixes of length 0.
+            space.fill(0);
+            reader.filled(n);
+            while reader.next_frame().unwrap().is_some() {}
+        }
+        assert_eq!(offers[..5], [16_384, 32_768, 65_536, 131_072, 262_144]);
+        assert!(offers[5..].iter().all(|&o| o == chunk));
+    }
+
+    #[test]
+    fn a_frame_longer_than_a_read_completes_where_it_started() {
+        let frames = vec![vec![5; 10_000], vec![6; 10_000]];
+        let wire = encode_all(&frames, 20_000);
+        let mut reader = FrameReader::new(20_000);
+        let mut input = &wire[..];
+        let mut got = Vec::new();
+        let mut offers = Vec::new();
+        while !input.is_empty() {
+            let space = reader.space(4096);
+            offers.push(space.len());
+            let n = space.len().min(input.len());
+            space[..n].copy_from_slice(&input[..n]);
+            reader.filled(n);
+            input = &input[n..];
+            while let Some(range) = reader.next_frame().unwrap() {
+                assert_eq!(range.start, HEADER_LEN, "no frame was moved");
+                got.push(reader.frame(range).to_vec());
+            }
+        }
+        assert_eq!(got, frames);
+        // A chunk, then the rest of the first frame (at most what arrived at a time: never
+        // bytes of the next frame behind the end of one); then the whole buffer, kept.
+        assert_eq!(offers, vec![4096, 4096, 1812, 10_004]);
     }
 
     #[test]
@@ -591,6 +891,37 @@ mod tests {
             let (got, rest) = decode_split(&wire, &cuts, 1024);
             prop_assert_eq!(got, frames);
             prop_assert_eq!(rest, wire.len() - whole);
+        }
+
+        /// The reader that owns its buffer takes out the frames the decoder does, whatever the
+        /// reads' sizes and the chunk, and never allocates more than twice the partial frame's
+        /// bytes plus one chunk (or what it retains between frames).
+        #[test]
+        fn the_reader_reads_what_the_decoder_decodes(
+            frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 0..12),
+            reads in proptest::collection::vec(1usize..5000, 1..20),
+            chunk in 1usize..4096,
+            trailing in proptest::collection::vec(any::<u8>(), 0..3),
+        ) {
+            let mut wire = encode_all(&frames, 4096);
+            let whole = wire.len();
+            wire.extend_from_slice(&trailing);
+            let (got, rest, peak) = read_split(&wire, &reads, chunk, 4096).unwrap();
+            prop_assert_eq!(got, frames);
+            prop_assert_eq!(rest, wire.len() - whole);
+            prop_assert!(peak <= RETAIN.max(2 * 4100 + chunk), "allocated {}", peak);
+        }
+
+        /// Arbitrary bytes never panic the reader; it never hands out a frame above the max.
+        #[test]
+        fn arbitrary_bytes_never_panic_the_reader(
+            bytes in proptest::collection::vec(any::<u8>(), 0..2000),
+            reads in proptest::collection::vec(1usize..700, 1..10),
+            max in 0usize..600,
+        ) {
+            if let Ok((frames, _, _)) = read_split(&bytes, &reads, 64, max) {
+                prop_assert!(frames.iter().all(|f| f.len() <= max));
+            }
         }
 
         /// Arbitrary bytes never panic the decoder, and it never buffers more than the max.

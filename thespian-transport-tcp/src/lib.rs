@@ -15,6 +15,8 @@
 //!   else is accepted, a MAC on every later record, acknowledgement of every message,
 //!   retransmission with back-off, per-peer order, a bounded outbound queue, idle, handshake and
 //!   frame time-outs, peer restarts.
+//! - [`transmit`]: what one transmit writes: header bytes beside large payloads left where they
+//!   lie, for one vectored write, and the position across partial writes.
 //! - [`endpoint`]: the mio driver ([`TcpEndpoint`]): one listening socket, one connection per
 //!   peer reused in both directions, reconnects, dead-target reports, `EMFILE` handling, and a
 //!   cloneable [`EndpointSender`] for other threads.
@@ -54,6 +56,7 @@ pub mod connection;
 pub mod endpoint;
 pub mod frame;
 mod seam;
+pub mod transmit;
 pub mod wire;
 
 pub use connection::{

@@ -40,6 +40,7 @@ use thespian_io::preamble::{self, PreambleError};
 pub use thespian_core::wire::WireMessage;
 
 use crate::frame::{self, FrameError, HEADER_LEN};
+use crate::transmit::{RecordStart, Transmit};
 
 /// The four bytes every handshake starts with.
 pub const MAGIC: [u8; 4] = *b"THSP";
@@ -450,12 +451,39 @@ pub fn push_frame(out: &mut Vec<u8>, parts: &[&[u8]]) {
 /// Panics if the record is longer than a `u32` prefix can say (the sender bounds its frames by
 /// [`MAX_FRAME_IN_RECORD`] and its batches by [`MAX_RECORD_BATCH`], so it never is).
 pub fn seal_record(out: &mut Vec<u8>, start: usize, key: &FrameKey, counter: u64) {
-    let body = record_content_len(out, start) + TAG_LEN;
-    let prefix = u32::try_from(body).expect("a record fits a u32 prefix");
-    out[start..start + HEADER_LEN].copy_from_slice(&prefix.to_be_bytes());
-    let (prefix, content) = out[start..].split_at(HEADER_LEN);
-    let tag = key.tag(counter, &[prefix, content]);
+    let prefix = record_prefix(record_content_len(out, start));
+    out[start..start + HEADER_LEN].copy_from_slice(&prefix);
+    let content = &out[start + HEADER_LEN..];
+    let tag = key.tag_pieces(counter, &[&[&prefix], &[content]]);
     out.extend_from_slice(&tag);
+}
+
+/// Starts a record at the end of `out`, as [`begin_record`] does for a buffer.
+pub fn begin_record_in(out: &mut Transmit) -> RecordStart {
+    out.begin_record(HEADER_LEN)
+}
+
+/// Bytes of frames in the record that starts at `start` of `out`.
+pub fn record_content_len_in(out: &Transmit, start: RecordStart) -> usize {
+    out.record_content_len(start, HEADER_LEN)
+}
+
+/// Seals the record that starts at `start` of `out`, as [`seal_record`] does for a buffer: the
+/// same prefix and the same tag, hashed over the pieces where they lie (the payloads written
+/// from their own buffers are not copied to compute it).
+pub fn seal_record_in(out: &mut Transmit, start: RecordStart, key: &FrameKey, counter: u64) {
+    let prefix = record_prefix(out.record_content_len(start, HEADER_LEN));
+    let tag = out.with_record_parts(start, &prefix, |content| {
+        key.tag_pieces(counter, &[&[&prefix], content])
+    });
+    out.extend_from_slice(&tag);
+}
+
+/// The length prefix of a record whose frames total `content` bytes: it counts the tag too.
+fn record_prefix(content: usize) -> [u8; HEADER_LEN] {
+    u32::try_from(content + TAG_LEN)
+        .expect("a record fits a u32 prefix")
+        .to_be_bytes()
 }
 
 /// Appends one record holding the whole frames `frames`, sealed as the `counter`-th record.
@@ -950,6 +978,58 @@ mod tests {
                 seal_record(&mut wire, start, &send.send, counter as u64);
             }
             prop_assert_eq!(read_records(&wire, &cuts, &receive.receive, 300), Ok(records));
+        }
+
+        /// A record gathered with its large payloads left where they lie is, byte for byte and
+        /// tag for tag, the record copied into one buffer, however the socket takes it.
+        #[test]
+        fn a_gathered_record_is_the_copied_record(
+            records in proptest::collection::vec(
+                (proptest::option::of(0u64..1000),
+                 proptest::collection::vec(0usize..10_000, 0..5)),
+                1..4,
+            ),
+            before in proptest::collection::vec(any::<u8>(), 0..20),
+            take in 1usize..20_000,
+        ) {
+            let (send, _) = session_keys();
+            let mut copied = before.clone();
+            let mut gathered = Transmit::from(before);
+            for (counter, (ack, sizes)) in records.iter().enumerate() {
+                let start = begin_record(&mut copied);
+                let start_in = begin_record_in(&mut gathered);
+                if let Some(seq) = ack {
+                    let ack = encode_control(&Control::Ack { seq: *seq });
+                    push_frame(&mut copied, &[&ack]);
+                    gathered.extend_from_slice(&ack);
+                }
+                for (i, size) in sizes.iter().enumerate() {
+                    let payload: Arc<[u8]> = (0..*size).map(|b| (b + i) as u8).collect();
+                    let message = WireMessage { payload, ..message(b"") };
+                    let head = encode_data_head(counter as u64, &message, usize::MAX).unwrap();
+                    push_frame(&mut copied, &[&head, &message.payload]);
+                    gathered.extend_from_slice(&head);
+                    gathered.push_payload(&message.payload);
+                }
+                prop_assert_eq!(
+                    record_content_len_in(&gathered, start_in),
+                    record_content_len(&copied, start)
+                );
+                seal_record(&mut copied, start, &send.send, counter as u64);
+                seal_record_in(&mut gathered, start_in, &send.send, counter as u64);
+            }
+            prop_assert_eq!(gathered.to_vec(), copied.clone());
+            let mut written = Vec::new();
+            while !gathered.is_empty() {
+                let mut slices = [std::io::IoSlice::new(&[]); 3];
+                let filled = gathered.slices(&mut slices);
+                let offered: Vec<u8> =
+                    slices[..filled].iter().flat_map(|s| s.iter().copied()).collect();
+                let n = take.min(offered.len());
+                written.extend_from_slice(&offered[..n]);
+                gathered.advance(n);
+            }
+            prop_assert_eq!(&written, &copied);
         }
 
         /// Arbitrary bytes never panic the record decoder, nor get past the tag; and a changed
