@@ -605,11 +605,16 @@ impl TcpEndpoint {
         std::mem::take(&mut self.out)
     }
 
-    /// One iteration: wait for readiness or a timer, then do all the work that became due.
+    /// One iteration: send what was queued since the last one, wait for readiness or a timer,
+    /// then do all the work that became due.
     fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let now = Instant::now();
+        // Sends made on this thread since the last turn wrote no waker (the hand-off's
+        // contract): they go out before the wait, not after it.
+        self.drain_commands(now);
+        self.service_dirty(now);
         let mut wait = timeout;
-        if !self.read_again.is_empty() || !self.dirty.is_empty() {
+        if !self.read_again.is_empty() || !self.dirty.is_empty() || !self.out.is_empty() {
             wait = Some(Duration::ZERO);
         }
         if let Some(at) = self.next_timer() {
