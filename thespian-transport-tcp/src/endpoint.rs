@@ -72,6 +72,14 @@ const FIRST_SOCKET: usize = 2;
 const READ_BUDGET: usize = 4 * 1024 * 1024;
 /// Size of one `read` call.
 const READ_CHUNK: usize = 256 * 1024;
+/// Whether a read that filled less than its buffer proves the socket empty, so that more
+/// data raises a new edge-triggered event without a read to `WouldBlock` first. mio promises
+/// a new event only after `WouldBlock`; epoll (mio's selector on Linux and Android) signals
+/// every arrival to an edge-triggered watch, so there a short read saves the system call that
+/// would only say `EAGAIN` (tokio relies on the same, tokio-rs/tokio#5866). Elsewhere the
+/// loop reads on to `WouldBlock`.
+const SHORT_READ_EMPTIES: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
 /// Idle connections closed on `EMFILE` (Thespian closes its 3 oldest idle sockets).
 const EMFILE_CLOSE: usize = 3;
 /// Pause before accepting again when `EMFILE` persists.
@@ -304,6 +312,9 @@ struct Socket {
     opened: Instant,
     /// Its part of the input budget (bytes buffered and reserved for a frame in progress).
     share: Share,
+    /// The poll reported the peer's hang-up or an error: no new event will follow, so reads
+    /// go on to the end of the stream, never stopping at a short read.
+    hung_up: bool,
 }
 
 /// What an endpoint holds and refused: see [`TcpEndpoint::stats`].
@@ -627,7 +638,7 @@ impl TcpEndpoint {
             }
         }
         let now = Instant::now();
-        let ready: Vec<(Token, bool, bool)> = self
+        let ready: Vec<(Token, bool, bool, bool)> = self
             .mio_events
             .iter()
             .map(|e| {
@@ -635,10 +646,16 @@ impl TcpEndpoint {
                     e.token(),
                     e.is_readable() || e.is_read_closed() || e.is_error(),
                     e.is_writable() || e.is_write_closed() || e.is_error(),
+                    e.is_read_closed() || e.is_error(),
                 )
             })
             .collect();
-        for (token, readable, writable) in ready {
+        for (token, readable, writable, hung_up) in ready {
+            if hung_up {
+                if let Some(socket) = self.sockets.get_mut(&token) {
+                    socket.hung_up = true;
+                }
+            }
             match token {
                 LISTENER => self.accept_all(now),
                 WAKER => {}
@@ -832,6 +849,7 @@ impl TcpEndpoint {
                             write_pos: 0,
                             opened: now,
                             share: Share::default(),
+                            hung_up: false,
                         },
                     );
                     if !self.service_incoming(now, token) {
@@ -1094,6 +1112,11 @@ impl TcpEndpoint {
                             self.dirty.insert(key);
                             // Keep reading only while this socket is still the session's link.
                             self.service(now, key);
+                            let hung_up = self.sockets.get(&token).is_some_and(|s| s.hung_up);
+                            if n < allowance && SHORT_READ_EMPTIES && !hung_up {
+                                // The socket is empty: what arrives later raises a new event.
+                                break;
+                            }
                         }
                     }
                 }
@@ -1399,6 +1422,7 @@ impl TcpEndpoint {
                         write_pos: 0,
                         opened: now,
                         share: Share::default(),
+                        hung_up: false,
                     },
                 );
             }

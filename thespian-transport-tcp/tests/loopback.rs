@@ -893,3 +893,29 @@ fn a_send_on_the_driving_thread_goes_out_before_the_next_wait() {
     stop.store(true, Ordering::Release);
     assert_eq!(receiver.join().unwrap(), vec![7]);
 }
+
+/// A peer's last record and its hang-up (no goodbye: the process died) that arrive before
+/// one poll: reading stops at a short read only when no hang-up was reported, so the record is
+/// delivered and the hang-up is seen, with no later event to prompt it.
+#[test]
+fn a_last_record_and_the_hang_up_behind_it_are_both_seen() {
+    // No acknowledgement goes back within the test (writing one would draw a reset, a new
+    // event): only the read can see the hang-up.
+    let (a, _) = endpoint(|c| c.transport.ack_delay = 2 * DEADLINE);
+    let (b, _) = endpoint(|_| {});
+    let a_addr = a.local_addr();
+    let b_sender = b.sender();
+    let mut net = Net::new(vec![a, b]);
+    b_sender.send(a_addr, numbered(1)).unwrap();
+    net.until("the first message", |n| n.delivered(0).count() == 1);
+    b_sender.send(a_addr, numbered(2)).unwrap();
+    let mut b = net.endpoints.pop().unwrap();
+    net.events.pop();
+    // One turn writes the record (sends go out before the wait); dropping closes the socket.
+    b.poll_events(Some(Duration::ZERO)).unwrap();
+    drop(b);
+    net.until("the record and the hang-up", |n| {
+        n.delivered(0).count() == 2 && n.has(0, |e| matches!(e, Event::Closed { .. }))
+    });
+    assert_eq!(net.delivered(0).map(number).collect::<Vec<_>>(), [1, 2]);
+}
