@@ -173,6 +173,8 @@ pub struct UdpEndpoint {
     read_again: bool,
     /// A `MarkDead` or `Revive` met by the drain before the wait, carried out after it.
     held: Option<Command>,
+    /// The socket is watched for room (datagrams wait in `outgoing` after `EAGAIN`).
+    watch_writable: bool,
     recv: RecvBuffers,
     out: Vec<Event>,
     closed: bool,
@@ -221,7 +223,7 @@ impl UdpEndpoint {
             log::debug!("UDP endpoint {local_addr}: no ICMP error reports ({e})");
         }
         poll.registry()
-            .register(&mut socket, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+            .register(&mut socket, SOCKET, Interest::READABLE)?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         let handoff = Handoff::new(
             "UDP endpoint",
@@ -253,6 +255,7 @@ impl UdpEndpoint {
             outgoing: VecDeque::with_capacity(batch::SEND_BATCH),
             read_again: true,
             held: None,
+            watch_writable: false,
             recv: RecvBuffers::new(),
             out: Vec::new(),
             closed: false,
@@ -469,9 +472,33 @@ impl UdpEndpoint {
         self.read_again = true;
     }
 
+    /// Sends what the machine asks for, and watches for room in the socket only while some
+    /// of it waits: a UDP socket reports room after every datagram it sent, which would end
+    /// each wait early for nothing.
+    fn flush(&mut self) {
+        self.send_batches();
+        let stalled = !self.outgoing.is_empty();
+        if stalled != self.watch_writable {
+            let interest = if stalled {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            // Changing the interest re-checks readiness: room freed since the stall is seen.
+            match self
+                .poll
+                .registry()
+                .reregister(&mut self.socket, SOCKET, interest)
+            {
+                Ok(()) => self.watch_writable = stalled,
+                Err(e) => log::warn!("UDP endpoint {}: reregister: {e}", self.local_addr),
+            }
+        }
+    }
+
     /// Sends what the machine asks for, a batch per call, until it has nothing more or the
     /// socket is full.
-    fn flush(&mut self) {
+    fn send_batches(&mut self) {
         // The first datagram of the batch met an ICMP error of an earlier one and is tried once
         // more.
         let mut retried = false;
