@@ -9,9 +9,14 @@
 //! after a drain wakes it again. [`HandoffSender::interrupt`] makes the loop return to its
 //! caller, and closing refuses later sends. Each transport keeps its own command type and its
 //! own errors; this is the part they had both written.
+//!
+//! A send made on the thread that drives the loop writes no waker: that thread's next wait is
+//! a turn of the loop, and every driver drains its commands before it blocks (the contract of
+//! [`Handoff::begin_drain`]). In an actor process, where the actor runs on the loop's thread,
+//! that saves a system call and a spurious return from the poll per message.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
 use mio::Waker;
@@ -37,9 +42,21 @@ struct Shared {
     /// Set by [`HandoffSender::interrupt`]: the next poll returns even without events.
     interrupted: AtomicBool,
     closed: AtomicBool,
+    /// The [`thread_number`] of the thread that began the last drain (0: none yet).
+    loop_thread: AtomicU64,
     next_id: AtomicU64,
     /// Messages handed over and not yet settled (acknowledged or failed), per peer.
     budget: SendBudget<SocketAddr>,
+}
+
+/// A number for the calling thread, unique in the process and never 0 (`ThreadId` has no
+/// stable integer form to keep in an atomic).
+fn thread_number() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static NUMBER: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    NUMBER.with(|n| *n)
 }
 
 impl Shared {
@@ -106,6 +123,7 @@ impl<C> Handoff<C> {
                 woken: AtomicBool::new(false),
                 interrupted: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
+                loop_thread: AtomicU64::new(0),
                 next_id: AtomicU64::new(1),
                 budget: SendBudget::new(max_messages, max_bytes),
             }),
@@ -123,9 +141,19 @@ impl<C> Handoff<C> {
     }
 
     /// Starts a drain: clears the wake flag, so a command queued from now on wakes the loop
-    /// again. Then take the commands with [`next_command`](Self::next_command).
+    /// again, and makes the calling thread the loop's. Then take the commands with
+    /// [`next_command`](Self::next_command).
+    ///
+    /// The driver's contract: the thread that drains also drains again (after any handler it
+    /// ran) before it next blocks in the poll, since its own sends do not wake the poll.
     pub fn begin_drain(&self) {
         self.shared.woken.store(false, Ordering::Release);
+        self.shared
+            .loop_thread
+            .store(thread_number(), Ordering::Relaxed);
+        // Pairs with the fence in `HandoffSender::wake`: a sender that still saw itself as
+        // the loop's thread queued its command before this drain reads the channel.
+        fence(Ordering::SeqCst);
     }
 
     /// The oldest queued command, if any.
@@ -200,8 +228,15 @@ impl<C> HandoffSender<C> {
         self.shared.wake();
     }
 
-    /// Wakes the loop unless a wake since its last drain is still pending.
+    /// Wakes the loop unless a wake since its last drain is still pending, or the caller is
+    /// the loop's own thread (its next wait drains first). Called after the command is queued.
     fn wake(&self) {
+        // Pairs with the fence in `Handoff::begin_drain`: if another thread took the loop
+        // over, either it sees the command or this sees it took over and wakes it.
+        fence(Ordering::SeqCst);
+        if self.shared.loop_thread.load(Ordering::Relaxed) == thread_number() {
+            return;
+        }
         if !self.shared.woken.swap(true, Ordering::AcqRel) {
             self.shared.wake();
         }
@@ -241,11 +276,58 @@ mod tests {
         handoff.begin_drain();
         let drained: Vec<_> = std::iter::from_fn(|| handoff.next_command()).collect();
         assert_eq!(drained, vec![(peer(), a), (peer(), b)]);
-        // After a drain the next send wakes the loop again.
-        sender.send(peer(), 10, |id| (peer(), id)).unwrap();
+        // After a drain the next send from another thread wakes the loop again.
+        let other = sender.clone();
+        std::thread::spawn(move || other.send(peer(), 10, |id| (peer(), id)).unwrap())
+            .join()
+            .unwrap();
         poll.poll(&mut events, Some(Duration::from_secs(5)))
             .unwrap();
         assert_eq!(events.iter().count(), 1);
+    }
+
+    #[test]
+    fn a_send_on_the_loops_own_thread_writes_no_waker() {
+        let (mut poll, handoff) = handoff(8);
+        let sender = handoff.sender();
+        handoff.begin_drain();
+        let id = sender.send(peer(), 10, |id| (peer(), id)).unwrap();
+        sender.command((peer(), MessageId(0))).expect("queued");
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
+        assert_eq!(events.iter().count(), 0, "no wake from the loop's thread");
+        // Nothing is lost: the next drain (which the loop makes before it blocks) has both.
+        handoff.begin_drain();
+        let drained: Vec<_> = std::iter::from_fn(|| handoff.next_command()).collect();
+        assert_eq!(drained, vec![(peer(), id), (peer(), MessageId(0))]);
+        // Nor does it leave the wake flag set: another thread's send still wakes the loop.
+        let other = sender.clone();
+        std::thread::spawn(move || other.send(peer(), 10, |id| (peer(), id)).unwrap())
+            .join()
+            .unwrap();
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(events.iter().count(), 1);
+    }
+
+    #[test]
+    fn a_thread_that_took_the_loop_over_is_woken_by_the_former_one() {
+        let (mut poll, handoff) = handoff(8);
+        let sender = handoff.sender();
+        handoff.begin_drain();
+        // Another thread drives the loop from now on (its first drain claims it).
+        let handoff = std::thread::spawn(move || {
+            handoff.begin_drain();
+            handoff
+        })
+        .join()
+        .unwrap();
+        sender.send(peer(), 10, |id| (peer(), id)).unwrap();
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(events.iter().count(), 1, "the new loop thread is woken");
+        assert!(handoff.next_command().is_some());
     }
 
     #[test]

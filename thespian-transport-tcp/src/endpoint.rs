@@ -73,6 +73,14 @@ const FIRST_SOCKET: usize = 2;
 const READ_BUDGET: usize = 4 * 1024 * 1024;
 /// Size of one `read` call.
 const READ_CHUNK: usize = 256 * 1024;
+/// Whether a read that filled less than its buffer proves the socket empty, so that more
+/// data raises a new edge-triggered event without a read to `WouldBlock` first. mio promises
+/// a new event only after `WouldBlock`; epoll (mio's selector on Linux and Android) signals
+/// every arrival to an edge-triggered watch, so there a short read saves the system call that
+/// would only say `EAGAIN` (tokio relies on the same, tokio-rs/tokio#5866). Elsewhere the
+/// loop reads on to `WouldBlock`.
+const SHORT_READ_EMPTIES: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
 /// Idle connections closed on `EMFILE` (Thespian closes its 3 oldest idle sockets).
 const EMFILE_CLOSE: usize = 3;
 /// Pause before accepting again when `EMFILE` persists.
@@ -305,6 +313,9 @@ struct Socket {
     opened: Instant,
     /// Its part of the input budget (bytes buffered and reserved for a frame in progress).
     share: Share,
+    /// The poll reported the peer's hang-up or an error: no new event will follow, so reads
+    /// go on to the end of the stream, never stopping at a short read.
+    hung_up: bool,
 }
 
 /// What an endpoint holds and refused: see [`TcpEndpoint::stats`].
@@ -630,11 +641,16 @@ impl TcpEndpoint {
         std::mem::take(&mut self.out)
     }
 
-    /// One iteration: wait for readiness or a timer, then do all the work that became due.
+    /// One iteration: send what was queued since the last one, wait for readiness or a timer,
+    /// then do all the work that became due.
     fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let now = Instant::now();
+        // Sends made on this thread since the last turn wrote no waker (the hand-off's
+        // contract): they go out before the wait, not after it.
+        self.drain_commands(now);
+        self.service_dirty(now);
         let mut wait = timeout;
-        if !self.read_again.is_empty() || !self.dirty.is_empty() {
+        if !self.read_again.is_empty() || !self.dirty.is_empty() || !self.out.is_empty() {
             wait = Some(Duration::ZERO);
         }
         if let Some(at) = self.next_timer() {
@@ -647,7 +663,7 @@ impl TcpEndpoint {
             }
         }
         let now = Instant::now();
-        let ready: Vec<(Token, bool, bool)> = self
+        let ready: Vec<(Token, bool, bool, bool)> = self
             .mio_events
             .iter()
             .map(|e| {
@@ -655,10 +671,16 @@ impl TcpEndpoint {
                     e.token(),
                     e.is_readable() || e.is_read_closed() || e.is_error(),
                     e.is_writable() || e.is_write_closed() || e.is_error(),
+                    e.is_read_closed() || e.is_error(),
                 )
             })
             .collect();
-        for (token, readable, writable) in ready {
+        for (token, readable, writable, hung_up) in ready {
+            if hung_up {
+                if let Some(socket) = self.sockets.get_mut(&token) {
+                    socket.hung_up = true;
+                }
+            }
             match token {
                 LISTENER => self.accept_all(now),
                 WAKER => {}
@@ -851,6 +873,7 @@ impl TcpEndpoint {
                             pending: VecDeque::new(),
                             opened: now,
                             share: Share::default(),
+                            hung_up: false,
                         },
                     );
                     if !self.service_incoming(now, token) {
@@ -1135,6 +1158,11 @@ impl TcpEndpoint {
                             self.dirty.insert(key);
                             // Keep reading only while this socket is still the session's link.
                             self.service(now, key);
+                            let hung_up = self.sockets.get(&token).is_some_and(|s| s.hung_up);
+                            if n < allowance && SHORT_READ_EMPTIES && !hung_up {
+                                // The socket is empty: what arrives later raises a new event.
+                                break;
+                            }
                         }
                     }
                 }
@@ -1439,6 +1467,7 @@ impl TcpEndpoint {
                         pending: VecDeque::new(),
                         opened: now,
                         share: Share::default(),
+                        hung_up: false,
                     },
                 );
             }

@@ -881,3 +881,72 @@ fn warnings_about_rejected_strangers_are_rate_limited() {
     assert_eq!(net.endpoints[0].stats().unlogged_rejections, 15);
     drop(streams);
 }
+
+/// A send on the thread that drives the endpoint writes no waker: the endpoint must send it
+/// before its next wait. A fresh endpoint has no timer, so a wait that started with the send
+/// still queued would last the whole timeout: the acknowledgement proves it went first.
+#[test]
+fn a_send_on_the_driving_thread_goes_out_before_the_next_wait() {
+    let (mut a, _) = endpoint(|_| {});
+    let (mut b, b_addr) = endpoint(|_| {});
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let receiver = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + DEADLINE;
+            let mut delivered = Vec::new();
+            while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+                for event in b.poll_events(Some(Duration::from_millis(50))).unwrap() {
+                    if let EndpointEvent::Peer {
+                        event: Event::Delivered(m),
+                        ..
+                    } = event
+                    {
+                        delivered.push(number(&m));
+                    }
+                }
+            }
+            delivered
+        })
+    };
+    // This thread drives `a` from now on.
+    assert!(a.poll_events(Some(Duration::ZERO)).unwrap().is_empty());
+    let id = a.sender().send(b_addr, numbered(7)).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let mut acked = false;
+    while !acked {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "the message never left");
+        acked = a.poll_events(Some(left)).unwrap().iter().any(|e| {
+            matches!(e, EndpointEvent::Peer { event: Event::Acked(ids), .. } if ids.contains(&id))
+        });
+    }
+    stop.store(true, Ordering::Release);
+    assert_eq!(receiver.join().unwrap(), vec![7]);
+}
+
+/// A peer's last record and its hang-up (no goodbye: the process died) that arrive before
+/// one poll: reading stops at a short read only when no hang-up was reported, so the record is
+/// delivered and the hang-up is seen, with no later event to prompt it.
+#[test]
+fn a_last_record_and_the_hang_up_behind_it_are_both_seen() {
+    // No acknowledgement goes back within the test (writing one would draw a reset, a new
+    // event): only the read can see the hang-up.
+    let (a, _) = endpoint(|c| c.transport.ack_delay = 2 * DEADLINE);
+    let (b, _) = endpoint(|_| {});
+    let a_addr = a.local_addr();
+    let b_sender = b.sender();
+    let mut net = Net::new(vec![a, b]);
+    b_sender.send(a_addr, numbered(1)).unwrap();
+    net.until("the first message", |n| n.delivered(0).count() == 1);
+    b_sender.send(a_addr, numbered(2)).unwrap();
+    let mut b = net.endpoints.pop().unwrap();
+    net.events.pop();
+    // One turn writes the record (sends go out before the wait); dropping closes the socket.
+    b.poll_events(Some(Duration::ZERO)).unwrap();
+    drop(b);
+    net.until("the record and the hang-up", |n| {
+        n.delivered(0).count() == 2 && n.has(0, |e| matches!(e, Event::Closed { .. }))
+    });
+    assert_eq!(net.delivered(0).map(number).collect::<Vec<_>>(), [1, 2]);
+}

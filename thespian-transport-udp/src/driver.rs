@@ -171,6 +171,10 @@ pub struct UdpEndpoint {
     /// [`batch::SEND_BATCH`]; the rest waits in the machine).
     outgoing: VecDeque<(SocketAddr, Vec<u8>)>,
     read_again: bool,
+    /// A `MarkDead` or `Revive` met by the drain before the wait, carried out after it.
+    held: Option<Command>,
+    /// The socket is watched for room (datagrams wait in `outgoing` after `EAGAIN`).
+    watch_writable: bool,
     recv: RecvBuffers,
     out: Vec<Event>,
     closed: bool,
@@ -219,7 +223,7 @@ impl UdpEndpoint {
             log::debug!("UDP endpoint {local_addr}: no ICMP error reports ({e})");
         }
         poll.registry()
-            .register(&mut socket, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+            .register(&mut socket, SOCKET, Interest::READABLE)?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         let handoff = Handoff::new(
             "UDP endpoint",
@@ -250,6 +254,8 @@ impl UdpEndpoint {
             in_flight: HashMap::new(),
             outgoing: VecDeque::with_capacity(batch::SEND_BATCH),
             read_again: true,
+            held: None,
+            watch_writable: false,
             recv: RecvBuffers::new(),
             out: Vec::new(),
             closed: false,
@@ -320,11 +326,18 @@ impl UdpEndpoint {
         std::mem::take(&mut self.out)
     }
 
-    /// One iteration: wait for readiness or a timer, then do all the work that became due.
+    /// One iteration: send what was queued since the last one, wait for readiness or a timer,
+    /// then do all the work that became due.
     fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let now = Instant::now();
+        // Sends made on this thread since the last turn wrote no waker (the hand-off's
+        // contract): they go out before the wait, not after it.
+        if self.drain_sends(now) {
+            self.flush();
+            self.collect_events();
+        }
         let mut wait = timeout;
-        if self.read_again {
+        if self.read_again || self.held.is_some() || !self.out.is_empty() {
             wait = Some(Duration::ZERO);
         }
         if let Some(at) = self.machine.poll_timeout() {
@@ -362,33 +375,62 @@ impl UdpEndpoint {
         Ok(())
     }
 
+    /// Before the wait: hands queued sends to the machine, up to the first other command,
+    /// which is held for [`drain_commands`](Self::drain_commands) after the wait so that
+    /// refusals read there stay older than a `MarkDead` or `Revive` queued since. True when
+    /// it handed over a send.
+    fn drain_sends(&mut self, now: Instant) -> bool {
+        if self.held.is_some() {
+            return false;
+        }
+        self.handoff.begin_drain();
+        let mut sent = false;
+        while let Some(command) = self.handoff.next_command() {
+            if !matches!(command, Command::Send { .. }) {
+                self.held = Some(command);
+                break;
+            }
+            self.command(now, command);
+            sent = true;
+        }
+        sent
+    }
+
     /// Hands queued sends and commands to the machine.
     fn drain_commands(&mut self, now: Instant) {
         // Cleared first: a sender that queues after the drain wakes the loop again.
         self.handoff.begin_drain();
+        if let Some(command) = self.held.take() {
+            self.command(now, command);
+        }
         while let Some(command) = self.handoff.next_command() {
-            match command {
-                Command::Send {
-                    to,
-                    id,
-                    size,
-                    message,
-                } => {
-                    self.in_flight.insert(id, (to, size));
-                    if let Err((e, message)) = self.machine.send_or_return(now, to, id, message) {
-                        // Senders check size and window first; this is a closed machine.
-                        self.out.push(Event::Undeliverable {
-                            peer: to,
-                            id,
-                            message,
-                            reason: UndeliverableReason::Refused(e),
-                        });
-                        self.release(id);
-                    }
+            self.command(now, command);
+        }
+    }
+
+    /// Carries out one command from a sender.
+    fn command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Send {
+                to,
+                id,
+                size,
+                message,
+            } => {
+                self.in_flight.insert(id, (to, size));
+                if let Err((e, message)) = self.machine.send_or_return(now, to, id, message) {
+                    // Senders check size and window first; this is a closed machine.
+                    self.out.push(Event::Undeliverable {
+                        peer: to,
+                        id,
+                        message,
+                        reason: UndeliverableReason::Refused(e),
+                    });
+                    self.release(id);
                 }
-                Command::MarkDead(peer) => self.machine.mark_dead(now, peer),
-                Command::Revive(peer) => self.machine.revive(peer),
             }
+            Command::MarkDead(peer) => self.machine.mark_dead(now, peer),
+            Command::Revive(peer) => self.machine.revive(peer),
         }
     }
 
@@ -430,9 +472,33 @@ impl UdpEndpoint {
         self.read_again = true;
     }
 
+    /// Sends what the machine asks for, and watches for room in the socket only while some
+    /// of it waits: a UDP socket reports room after every datagram it sent, which would end
+    /// each wait early for nothing.
+    fn flush(&mut self) {
+        self.send_batches();
+        let stalled = !self.outgoing.is_empty();
+        if stalled != self.watch_writable {
+            let interest = if stalled {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            // Changing the interest re-checks readiness: room freed since the stall is seen.
+            match self
+                .poll
+                .registry()
+                .reregister(&mut self.socket, SOCKET, interest)
+            {
+                Ok(()) => self.watch_writable = stalled,
+                Err(e) => log::warn!("UDP endpoint {}: reregister: {e}", self.local_addr),
+            }
+        }
+    }
+
     /// Sends what the machine asks for, a batch per call, until it has nothing more or the
     /// socket is full.
-    fn flush(&mut self) {
+    fn send_batches(&mut self) {
         // The first datagram of the batch met an ICMP error of an earlier one and is tried once
         // more.
         let mut retried = false;

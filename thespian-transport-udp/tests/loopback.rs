@@ -995,3 +995,44 @@ fn spoofed_datagrams_change_nothing_in_a_live_session() {
     }
     assert!(net.endpoints[1].machine().stats().unauthenticated > 0);
 }
+
+/// A send on the thread that drives the endpoint writes no waker: the endpoint must send it
+/// before its next wait. A fresh endpoint has no timer, so a wait that started with the send
+/// still queued would last the whole timeout: the acknowledgement proves it went first.
+#[test]
+fn a_send_on_the_driving_thread_goes_out_before_the_next_wait() {
+    let (mut a, _) = endpoint(|_| {});
+    let (mut b, b_addr) = endpoint(|_| {});
+    let stop = Arc::new(AtomicBool::new(false));
+    let receiver = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + DEADLINE;
+            let mut delivered = Vec::new();
+            while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+                for event in b.poll_events(Some(Duration::from_millis(50))).unwrap() {
+                    if let Event::Delivered { message, .. } = event {
+                        delivered.push(flow_and_number(&message));
+                    }
+                }
+            }
+            delivered
+        })
+    };
+    // This thread drives `a` from now on.
+    assert!(a.poll_events(Some(Duration::ZERO)).unwrap().is_empty());
+    let id = a.sender().send(b_addr, numbered(1, 7)).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let mut acked = false;
+    while !acked {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "the message never left");
+        acked = a
+            .poll_events(Some(left))
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::Acked { ids, .. } if ids.contains(&id)));
+    }
+    stop.store(true, Ordering::Release);
+    assert_eq!(receiver.join().unwrap(), vec![(1, 7)]);
+}
