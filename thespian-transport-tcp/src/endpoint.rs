@@ -1119,12 +1119,13 @@ impl TcpEndpoint {
                 Role::Incoming(_) => None,
             };
             let direct = link_input.is_some();
+            // What this read asked for: fewer bytes back means the socket is empty.
+            let requested = link_input
+                .as_ref()
+                .map_or(allowance, |s| allowance.min(s.len()));
             let read = match link_input {
-                Some(space) => {
-                    let allowance = allowance.min(space.len());
-                    socket.stream.read(&mut space[..allowance])
-                }
-                None => socket.stream.read(&mut buf[..allowance]),
+                Some(space) => socket.stream.read(&mut space[..requested]),
+                None => socket.stream.read(&mut buf[..requested]),
             };
             match read {
                 Ok(0) => {
@@ -1159,7 +1160,7 @@ impl TcpEndpoint {
                             // Keep reading only while this socket is still the session's link.
                             self.service(now, key);
                             let hung_up = self.sockets.get(&token).is_some_and(|s| s.hung_up);
-                            if n < allowance && SHORT_READ_EMPTIES && !hung_up {
+                            if n < requested && SHORT_READ_EMPTIES && !hung_up {
                                 // The socket is empty: what arrives later raises a new event.
                                 break;
                             }
