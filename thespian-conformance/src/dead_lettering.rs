@@ -28,9 +28,17 @@ struct Relayed {
     text: String,
 }
 
+/// Asks a [`Relay`] to send `to` an `ActorExitRequest` and answer "relayed": after the texts
+/// it relayed there before, since messages from one actor to another keep their order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RelayedExit {
+    to: ActorAddress,
+}
+
 message!(
     DeadReport = "conformance.dead.DeadReport",
     Relayed = "conformance.dead.Relayed",
+    RelayedExit = "conformance.dead.RelayedExit",
 );
 
 /// Sends for its asker: messages from an actor to an actor, not from outside.
@@ -41,6 +49,9 @@ impl Actor for Relay {
     fn receive(&mut self, env: &Envelope, ctx: &mut Context<'_>) -> ActorResult {
         if let Ok(relayed) = env.get::<Relayed>() {
             ctx.send(&relayed.to, relayed.text.clone())?;
+            ctx.send(env.sender(), "relayed")?;
+        } else if let Ok(exit) = env.get::<RelayedExit>() {
+            ctx.send(&exit.to, ActorExitRequest::new())?;
             ctx.send(env.sender(), "relayed")?;
         }
         Ok(())
@@ -191,7 +202,11 @@ pub(crate) fn dead_letters_from_an_actor_that_sent_before(base: TestBase) {
     for i in 0..3 {
         relay_to(&format!("live {i}"));
     }
-    sys.tell(&target, ActorExitRequest::new()).expect("tell");
+    // The exit request goes the live texts' way: from the outside it could overtake the last
+    // of them (messages from different senders have no order), which would then be a dead
+    // letter too.
+    let exit = RelayedExit { to: target.clone() };
+    assert_eq!(ask::<String>(&sys, &relay, exit), "relayed");
     expect_child_gone(&sys, &watcher, &target);
     for i in 0..3 {
         let text = format!("lost {i}");
