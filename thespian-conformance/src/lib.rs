@@ -261,7 +261,7 @@ macro_rules! __with_scenarios {
             ten_thousand_messages_each_handled_once,
             pending_bound_sheds_load_as_poison,
             failing_work_returns_to_its_sender_as_poison,
-            keyed_work_stays_with_one_worker_in_order,
+            keyed_work_keeps_its_order,
         }
         typed_requests {
             request_returns_the_declared_reply,

@@ -508,7 +508,11 @@ pub(crate) fn failing_work_returns_to_its_sender_as_poison(base: TestBase) {
     assert_eq!(ask::<u32>(&sys, &troupe, 5u32), 5);
 }
 
-pub(crate) fn keyed_work_stays_with_one_worker_in_order(base: TestBase) {
+/// Work of one key is done in the order it was sent, whichever worker takes it. (That a key
+/// stays with its worker while work of it waits or is there, and is unbound after, is the
+/// policy's rule, checked by thespian-troupe's property tests: here the items of a key may
+/// find it unbound between two of them, as the transport spaces them.)
+pub(crate) fn keyed_work_keeps_its_order(base: TestBase) {
     let sys = start(base);
     let troupe = sys.create_actor::<Troupe<Member>>().expect("created");
     for seq in 0..10 {
@@ -517,20 +521,13 @@ pub(crate) fn keyed_work_stays_with_one_worker_in_order(base: TestBase) {
                 .expect("tell is accepted");
         }
     }
-    let mut by_key: BTreeMap<u64, (ActorAddress, u32)> = BTreeMap::new();
+    let mut next: BTreeMap<u64, u32> = BTreeMap::new();
     for _ in 0..30 {
         let done = expect::<KeyedDone>(listen_env(&sys));
-        match by_key.get_mut(&done.key) {
-            None => {
-                assert_eq!(done.seq, 0, "key {} out of order", done.key);
-                by_key.insert(done.key, (done.worker, 0));
-            }
-            Some((worker, last)) => {
-                assert_eq!(&done.worker, worker, "key {} changed worker", done.key);
-                assert_eq!(done.seq, *last + 1, "key {} out of order", done.key);
-                *last = done.seq;
-            }
-        }
+        let expected = next.entry(done.key).or_insert(0);
+        assert_eq!(done.seq, *expected, "key {} out of order", done.key);
+        *expected += 1;
     }
+    assert_eq!(next.values().copied().collect::<Vec<_>>(), [10, 10, 10]);
     listen_none(&sys);
 }
