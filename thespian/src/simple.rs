@@ -86,8 +86,13 @@ const TICK_EVERY: u32 = 16;
 struct World {
     registry: Registry,
     queue: VecDeque<(ActorAddress, Envelope)>,
-    /// What each sender has queued to each target, for the queue limit.
-    queued: QueuedCounts,
+    /// What each sender has queued to each target, for the queue limit: kept only while the
+    /// queue is long (`None` otherwise). A sender can have `queue_limit` messages queued to one
+    /// target only when the whole queue holds that many, so a shorter queue needs no count and
+    /// the usual short queue costs no map work per message. Counted from the queue when it
+    /// first reaches the limit at a check, dropped when it falls under half of it again: at
+    /// most one scan per `queue_limit / 2` messages.
+    queued: Option<QueuedCounts>,
     /// What one sender may have queued to one target (see `ActorSystemBuilder::queue_limit`).
     queue_limit: usize,
     endpoints: HashMap<ActorAddress, VecDeque<Envelope>>,
@@ -125,9 +130,20 @@ impl World {
         if to.system() != self.registry.admin_address().system() {
             return Err(not_issued_error(to));
         }
-        if !self.endpoints.contains_key(to) {
-            let queued = self.queued.get(&(from.id(), to.id())).copied().unwrap_or(0);
-            if queued >= self.queue_limit && !payload.is_system() {
+        if self.queue.len() >= self.queue_limit
+            && !payload.is_system()
+            && !self.endpoints.contains_key(to)
+        {
+            let queue = &self.queue;
+            let counts = self.queued.get_or_insert_with(|| {
+                let mut counts = QueuedCounts::default();
+                for (to, envelope) in queue {
+                    *counts.entry((envelope.sender().id(), to.id())).or_insert(0) += 1;
+                }
+                counts
+            });
+            let queued = counts.get(&(from.id(), to.id())).copied().unwrap_or(0);
+            if queued >= self.queue_limit {
                 return Err(ThespianError::QueueFull { target: to.clone() });
             }
         }
@@ -135,23 +151,28 @@ impl World {
         Ok(())
     }
 
-    /// Queues a message for an actor (or the admin), counting it for its sender.
+    /// Queues a message for an actor (or the admin), counting it for its sender while counts
+    /// are kept.
     fn push(&mut self, to: ActorAddress, envelope: Envelope) {
-        *self
-            .queued
-            .entry((envelope.sender().id(), to.id()))
-            .or_insert(0) += 1;
+        if let Some(counts) = &mut self.queued {
+            *counts.entry((envelope.sender().id(), to.id())).or_insert(0) += 1;
+        }
         self.queue.push_back((to, envelope));
     }
 
     /// Takes the next queued message, counting it down for its sender.
     fn pop(&mut self) -> Option<(ActorAddress, Envelope)> {
         let (to, envelope) = self.queue.pop_front()?;
-        let key = (envelope.sender().id(), to.id());
-        if let Some(count) = self.queued.get_mut(&key) {
-            *count -= 1;
-            if *count == 0 {
-                self.queued.remove(&key);
+        if let Some(counts) = &mut self.queued {
+            let key = (envelope.sender().id(), to.id());
+            if let Some(count) = counts.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&key);
+                }
+            }
+            if self.queue.is_empty() || self.queue.len() < self.queue_limit / 2 {
+                self.queued = None;
             }
         }
         Some((to, envelope))
@@ -160,7 +181,7 @@ impl World {
     /// Drops every queued message.
     fn clear_queue(&mut self) {
         self.queue.clear();
-        self.queued.clear();
+        self.queued = None;
     }
 
     fn construct(
@@ -513,7 +534,7 @@ impl SimpleBase {
         let world = World {
             registry: Registry::new(system, BASE_NAME, capabilities),
             queue: VecDeque::new(),
-            queued: QueuedCounts::default(),
+            queued: None,
             queue_limit,
             endpoints: HashMap::new(),
             timers: BinaryHeap::new(),
