@@ -1724,43 +1724,24 @@ impl Machine {
                     transmissions,
                     ..
                 }) => {
-                    if reopen && !waiting {
-                        // A re-opening: the session we have stands meanwhile.
-                        if transmissions <= self.config.max_retransmits {
-                            let transmissions = transmissions + 1;
-                            let due = now
-                                + backoff(&self.config, self.config.handshake_rto(), transmissions);
-                            self.transmits.push_back((addr, hello.clone()));
-                            self.handshakes.insert(
-                                addr,
-                                Handshake::Initiating {
-                                    initiator,
-                                    hello,
-                                    hello_to,
-                                    opening,
-                                    reopen,
-                                    transmissions,
-                                    due,
-                                },
-                            );
-                        }
-                        continue;
-                    }
-                    if !waiting {
+                    if !reopen && !waiting {
                         // Opened for a peer's data, not for ours: its retransmissions open
                         // it again if they need to.
                         continue;
                     }
                     if transmissions > self.config.max_retransmits {
-                        log::debug!(
-                            "UDP transport: no answer from {addr} to {transmissions} session \
-                             handshakes; giving it up"
-                        );
-                        self.give_up(
-                            now,
-                            addr,
-                            UndeliverableReason::RetriesExhausted { transmissions },
-                        );
+                        if waiting {
+                            log::debug!(
+                                "UDP transport: no answer from {addr} to {transmissions} \
+                                 session handshakes; giving it up"
+                            );
+                            self.give_up(
+                                now,
+                                addr,
+                                UndeliverableReason::RetriesExhausted { transmissions },
+                            );
+                        }
+                        // A re-opening with nothing waiting: the session we have stands.
                         continue;
                     }
                     let transmissions = transmissions + 1;
