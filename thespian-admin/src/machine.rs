@@ -30,6 +30,7 @@ use thespian_core::registry::{
     self, ActorTree, CreateRefusal, DeadLetterRoute, DeadLetters, GlobalNames, LiveActor,
     NameHolder, NamePlan,
 };
+use thespian_core::wire::peer_text;
 use thespian_core::{
     ActorAddress, ActorExitRequest, ActorSpec, ActorSummary, Capabilities, ChildActorExited,
     ConventionStatus, Envelope, Message, Payload, Requirements, StatusRequest, SystemStatus,
@@ -56,22 +57,6 @@ const SHOWN_TEXT: usize = 200;
 
 /// The most characters of a refused log level that the refusal echoes back.
 const SHOWN_LEVEL: usize = 40;
-
-/// A peer's `text` made fit for a log line or a reply: at most `max` of its characters, with
-/// control characters, quotes and backslashes escaped (so it cannot forge lines or drive the
-/// reader's terminal), and `…` after it when it was longer.
-pub(crate) fn peer_text(text: &str, max: usize) -> String {
-    let mut chars = text.chars();
-    let mut shown: String = chars
-        .by_ref()
-        .take(max)
-        .flat_map(char::escape_debug)
-        .collect();
-    if chars.next().is_some() {
-        shown.push('…');
-    }
-    shown
-}
 
 /// A new status round's id: random, so that only the nodes asked (and whoever sees the
 /// questions) know it.

@@ -133,8 +133,33 @@ impl<K: Hash + Eq> SendBudget<K> {
     }
 }
 
+/// A text a peer chose (a reason, a type name, a log level) made fit for a log line or a
+/// reply: at most `max` of its characters, with control characters, quotes and backslashes
+/// escaped (so it can neither forge lines nor drive the reader's terminal), and `…` after it
+/// when it was longer. Every crate that shows peer text uses this one rule.
+pub fn peer_text(text: &str, max: usize) -> String {
+    let mut chars = text.chars();
+    let mut shown: String = chars
+        .by_ref()
+        .take(max)
+        .flat_map(char::escape_debug)
+        .collect();
+    if chars.next().is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn peer_text_is_clipped_and_escaped() {
+        assert_eq!(peer_text("app.Thing", 80), "app.Thing");
+        assert_eq!(peer_text("abcdef", 3), "abc…");
+        assert_eq!(peer_text("a\u{1b}[2J\n\"b", 80), "a\\u{1b}[2J\\n\\\"b");
+        assert_eq!(peer_text("ééé", 2), "éé…");
+    }
+
     use super::*;
     use crate::address::SystemId;
 

@@ -27,6 +27,7 @@ use thespian_core::{
 };
 
 use thespian_core::transport::{FailureKind, TransportEvent, TransportPoll, TransportSend};
+use thespian_core::wire::peer_text;
 
 use crate::factory::{BoundSocket, TransportEndpoint};
 
@@ -627,7 +628,10 @@ impl Node {
                     self.admin_socket
                 ));
             } else {
-                log::warn!("a {} to the admin failed: {reason}", envelope.type_name());
+                log::warn!(
+                    "a {} to the admin failed: {reason}",
+                    peer_text(&envelope.type_name(), SHOWN_TYPE_NAME)
+                );
                 self.tell_requester(envelope.sender(), kind, reason);
             }
             return;
@@ -650,7 +654,10 @@ impl Node {
             self.dead_letter(&target, envelope);
             return;
         }
-        log::warn!("{} to {target} failed: {reason}", envelope.type_name());
+        log::warn!(
+            "{} to {target} failed: {reason}",
+            peer_text(&envelope.type_name(), SHOWN_TYPE_NAME)
+        );
         let (sender, payload) = envelope.into_parts();
         if payload.type_name().starts_with(WIRE_PREFIX) || payload.has_type::<PoisonMessage>() {
             return;
@@ -855,6 +862,10 @@ const FULL_WAIT: Duration = Duration::from_secs(1);
 const FULL_TURN: Duration = Duration::from_millis(10);
 
 /// How long a stopping node goes on settling what it sent and dead-lettering late arrivals.
+/// The most characters of a message's type name a log line shows (a relayed message's name
+/// is whatever its sender chose).
+const SHOWN_TYPE_NAME: usize = 200;
+
 const STOP_LINGER: Duration = Duration::from_secs(2);
 
 /// A [`Driving::Thread`] node's poll thread.

@@ -167,14 +167,7 @@ pub const MAX_PEER_TEXT: usize = 200;
 /// [`MAX_PEER_TEXT`] characters, control characters and quotes escaped (`{:?}` of the text,
 /// without the surrounding quotes), so it can neither forge log lines nor flood them.
 pub fn peer_text(text: &str) -> String {
-    let mut cut: String = text.chars().take(MAX_PEER_TEXT).collect();
-    let truncated = cut.len() < text.len();
-    cut = format!("{cut:?}");
-    let mut out = cut[1..cut.len() - 1].to_owned();
-    if truncated {
-        out.push('…');
-    }
-    out
+    thespian_core::wire::peer_text(text, MAX_PEER_TEXT)
 }
 
 /// What a side's transport binds to the authenticated session: the postcard bytes of its

@@ -309,14 +309,6 @@ fn logged(f: impl FnOnce()) -> Vec<String> {
     LINES.with(|lines| lines.take())
 }
 
-#[test]
-fn peer_text_is_clipped_and_escaped() {
-    assert_eq!(peer_text("app.Thing", 80), "app.Thing");
-    assert_eq!(peer_text("abcdef", 3), "abc…");
-    assert_eq!(peer_text("a\u{1b}[2J\n\"b", 80), "a\\u{1b}[2J\\n\\\"b");
-    assert_eq!(peer_text("ééé", 2), "éé…");
-}
-
 /// A peer names its message types: what the admin logs of one is clipped and escaped.
 #[test]
 fn an_unknown_type_name_is_logged_clipped_and_escaped() {
